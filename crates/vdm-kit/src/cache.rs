@@ -1,0 +1,280 @@
+//! A byte cache with one interface and two backends: Redis (through a
+//! deadpool pool) when `REDIS_URL` is set, a bounded in-process TTL cache
+//! otherwise.
+//!
+//! The cache is an optimization, never a source of truth: every Redis failure
+//! or timeout is logged, counted and treated as a miss, so an outage slows
+//! reads down without failing them. A delete that fails is remembered and
+//! retried, and until it succeeds this process reads that key from the
+//! database, so an entry written before an outage cannot serve stale data
+//! after a write made during it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use deadpool_redis::redis::AsyncCommands;
+use deadpool_redis::{Pool, PoolConfig, Runtime, Timeouts};
+use tracing::Instrument;
+
+use crate::config::CacheConfig;
+
+/// The cache backend could not be set up (a malformed Redis URL).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot set up the redis pool")]
+pub struct CacheSetupError(#[source] deadpool_redis::CreatePoolError);
+
+/// Where caches keep their entries; create it once per process and derive one
+/// [`Cache`] per use with [`CacheStore::cache`].
+#[derive(Clone)]
+pub struct CacheStore {
+    backend: StoreBackend,
+    prefix: String,
+    memory_capacity: u64,
+    timeout: Duration,
+}
+
+#[derive(Clone)]
+enum StoreBackend {
+    Memory,
+    Redis(Pool),
+}
+
+impl CacheStore {
+    /// Builds the store the config names. Redis connects lazily, so this
+    /// succeeds while Redis is down (reads then go to the database).
+    pub fn new(config: &CacheConfig) -> Result<CacheStore, CacheSetupError> {
+        let backend = match &config.redis_url {
+            None => StoreBackend::Memory,
+            Some(url) => {
+                let mut redis = deadpool_redis::Config::from_url(url.expose());
+                let mut pool = PoolConfig::new(64);
+                pool.timeouts = Timeouts {
+                    wait: Some(config.timeout),
+                    create: Some(config.timeout),
+                    recycle: Some(config.timeout),
+                };
+                redis.pool = Some(pool);
+                StoreBackend::Redis(redis.create_pool(Some(Runtime::Tokio1)).map_err(CacheSetupError)?)
+            }
+        };
+        Ok(CacheStore {
+            backend,
+            prefix: config.key_prefix.clone(),
+            memory_capacity: config.memory_capacity,
+            timeout: config.timeout,
+        })
+    }
+
+    /// Names the backend (`redis` or `memory`), for logs.
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            StoreBackend::Memory => "memory",
+            StoreBackend::Redis(_) => "redis",
+        }
+    }
+
+    /// Returns the Redis pool when the store uses Redis (for pub/sub users).
+    pub fn redis_pool(&self) -> Option<&Pool> {
+        match &self.backend {
+            StoreBackend::Redis(pool) => Some(pool),
+            StoreBackend::Memory => None,
+        }
+    }
+
+    /// Derives a named cache whose entries live for `ttl`. The name labels its
+    /// metrics and prefixes its keys.
+    pub fn cache(&self, name: &'static str, ttl: Duration) -> Cache {
+        let backend = match &self.backend {
+            StoreBackend::Memory => Backend::Memory(
+                moka::future::Cache::builder()
+                    .name(name)
+                    .max_capacity(self.memory_capacity)
+                    .time_to_live(ttl)
+                    .build(),
+            ),
+            StoreBackend::Redis(pool) => Backend::Redis(pool.clone()),
+        };
+        Cache {
+            inner: Arc::new(Inner {
+                name,
+                key_prefix: format!("{}:{name}:", self.prefix),
+                ttl,
+                timeout: self.timeout,
+                backend,
+                pending_deletes: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+}
+
+/// A named cache of byte values with one TTL.
+#[derive(Clone)]
+pub struct Cache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    name: &'static str,
+    key_prefix: String,
+    ttl: Duration,
+    timeout: Duration,
+    backend: Backend,
+    /// Keys whose delete failed, with when it failed; read through to the
+    /// database until the delete is retried successfully or the TTL passed.
+    pending_deletes: Mutex<HashMap<String, Instant>>,
+}
+
+enum Backend {
+    Memory(moka::future::Cache<String, Bytes>),
+    Redis(Pool),
+}
+
+#[derive(Debug, thiserror::Error)]
+enum RedisCallError {
+    #[error("no redis connection")]
+    Pool(#[from] deadpool_redis::PoolError),
+    #[error("redis command failed")]
+    Command(#[from] deadpool_redis::redis::RedisError),
+    #[error("redis call timed out")]
+    Timeout,
+}
+
+impl Cache {
+    /// Returns the cached value for `key`, or `None` on a miss or any failure.
+    pub async fn get(&self, key: &str) -> Option<Bytes> {
+        let inner = &*self.inner;
+        if inner.is_pending_delete(key) {
+            self.retry_delete(key).await;
+            record(inner.name, "bypass");
+            return None;
+        }
+        let value = match &inner.backend {
+            Backend::Memory(cache) => cache.get(key).await,
+            Backend::Redis(pool) => {
+                let full_key = inner.full_key(key);
+                let call = async {
+                    let mut conn = pool.get().await?;
+                    let value: Option<Vec<u8>> = conn.get(&full_key).await?;
+                    Ok::<_, RedisCallError>(value)
+                };
+                match self.bounded(call).instrument(cache_span("GET", inner.name)).await {
+                    Ok(value) => value.map(Bytes::from),
+                    Err(err) => {
+                        self.fail("get", &err);
+                        return None;
+                    }
+                }
+            }
+        };
+        record(inner.name, if value.is_some() { "hit" } else { "miss" });
+        value
+    }
+
+    /// Stores `value` under `key` for the cache's TTL; failures are logged and ignored.
+    pub async fn set(&self, key: &str, value: Bytes) {
+        let inner = &*self.inner;
+        if inner.is_pending_delete(key) {
+            return;
+        }
+        match &inner.backend {
+            Backend::Memory(cache) => cache.insert(key.to_owned(), value).await,
+            Backend::Redis(pool) => {
+                let full_key = inner.full_key(key);
+                let ttl_ms = u64::try_from(inner.ttl.as_millis()).unwrap_or(u64::MAX);
+                let call = async {
+                    let mut conn = pool.get().await?;
+                    let () = conn.pset_ex(&full_key, value.as_ref(), ttl_ms).await?;
+                    Ok::<_, RedisCallError>(())
+                };
+                if let Err(err) = self.bounded(call).instrument(cache_span("SET", inner.name)).await {
+                    self.fail("set", &err);
+                }
+            }
+        }
+    }
+
+    /// Removes `key`. When Redis cannot be reached, the key is remembered and
+    /// read through to the database until a later delete succeeds.
+    pub async fn delete(&self, key: &str) {
+        let inner = &*self.inner;
+        match &inner.backend {
+            Backend::Memory(cache) => cache.invalidate(key).await,
+            Backend::Redis(_) => {
+                if let Err(err) = self.redis_delete(key).await {
+                    self.fail("delete", &err);
+                    let mut pending = inner.pending_deletes.lock().unwrap_or_else(|e| e.into_inner());
+                    pending.insert(key.to_owned(), Instant::now());
+                }
+            }
+        }
+    }
+
+    async fn redis_delete(&self, key: &str) -> Result<(), RedisCallError> {
+        let inner = &*self.inner;
+        let Backend::Redis(pool) = &inner.backend else {
+            return Ok(());
+        };
+        let full_key = inner.full_key(key);
+        let call = async {
+            let mut conn = pool.get().await?;
+            let _: usize = conn.del(&full_key).await?;
+            Ok::<_, RedisCallError>(())
+        };
+        self.bounded(call).instrument(cache_span("DEL", inner.name)).await
+    }
+
+    async fn retry_delete(&self, key: &str) {
+        if self.redis_delete(key).await.is_ok() {
+            let mut pending = self.inner.pending_deletes.lock().unwrap_or_else(|e| e.into_inner());
+            pending.remove(key);
+            tracing::info!(cache = self.inner.name, "delayed cache invalidation succeeded");
+        }
+    }
+
+    async fn bounded<T>(&self, call: impl Future<Output = Result<T, RedisCallError>>) -> Result<T, RedisCallError> {
+        tokio::time::timeout(self.inner.timeout, call)
+            .await
+            .unwrap_or(Err(RedisCallError::Timeout))
+    }
+
+    fn fail(&self, op: &'static str, err: &RedisCallError) {
+        record(self.inner.name, "error");
+        tracing::warn!(cache = self.inner.name, op, error = %err, cause = ?std::error::Error::source(err), "cache call failed; using the database");
+    }
+}
+
+impl Inner {
+    fn full_key(&self, key: &str) -> String {
+        let mut full = String::with_capacity(self.key_prefix.len() + key.len());
+        full.push_str(&self.key_prefix);
+        full.push_str(key);
+        full
+    }
+
+    fn is_pending_delete(&self, key: &str) -> bool {
+        let mut pending = self.pending_deletes.lock().unwrap_or_else(|e| e.into_inner());
+        if pending.is_empty() {
+            return false;
+        }
+        // Past the TTL the stale entry has expired by itself.
+        let ttl = self.ttl;
+        pending.retain(|_, since| since.elapsed() < ttl);
+        pending.contains_key(key)
+    }
+}
+
+fn cache_span(op: &'static str, cache: &'static str) -> tracing::Span {
+    tracing::debug_span!(
+        "cache_call",
+        otel.name = op,
+        db.system.name = "redis",
+        db.operation.name = op,
+        cache
+    )
+}
+
+fn record(cache: &'static str, result: &'static str) {
+    metrics::counter!("vdm_cache_requests_total", "cache" => cache, "result" => result).increment(1);
+}

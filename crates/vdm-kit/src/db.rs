@@ -1,0 +1,159 @@
+//! Connecting to a service's database and bringing its schema up to date.
+//!
+//! Postgres: one schema per service (created when missing) selected through
+//! the connection's `search_path`, so a service's migrations and queries never
+//! name another service's tables. SQLite: one file per service, in WAL mode.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
+use sea_orm_migration::MigratorTrait;
+
+use crate::config::{DatabaseConfig, valid_identifier};
+
+/// A failure while connecting or migrating.
+#[derive(Debug, thiserror::Error)]
+pub enum DbSetupError {
+    /// The schema name cannot be used as an SQL identifier.
+    #[error("invalid schema name {0:?}")]
+    InvalidSchema(String),
+    /// The SQLite file's folder could not be created.
+    #[error("cannot create the data folder {path}")]
+    DataDir {
+        /// The folder.
+        path: String,
+        /// Why not.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The database refused or failed.
+    #[error("database {step} failed")]
+    Db {
+        /// What was being done.
+        step: &'static str,
+        /// The database's error.
+        #[source]
+        source: DbErr,
+    },
+}
+
+/// Opens the pool for one service, creates its Postgres schema if needed and
+/// runs `M`'s pending migrations when the config asks for it.
+///
+/// `pool_name` labels the pool in `/metrics`.
+pub async fn connect<M: MigratorTrait>(
+    config: &DatabaseConfig,
+    pool_name: &'static str,
+) -> Result<DatabaseConnection, DbSetupError> {
+    if !valid_identifier(&config.schema) {
+        return Err(DbSetupError::InvalidSchema(config.schema.clone()));
+    }
+    let url = config.url.expose();
+    if let Some(path) = sqlite_path(url)
+        && let Some(dir) = std::path::Path::new(path).parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(|source| DbSetupError::DataDir {
+            path: dir.display().to_string(),
+            source,
+        })?;
+    }
+
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .max_connections(config.max_connections)
+        .min_connections(1)
+        .acquire_timeout(config.acquire_timeout)
+        .connect_timeout(Duration::from_secs(5))
+        .idle_timeout(Duration::from_secs(300))
+        // An idle connection may have died with a database restart: check it
+        // before use rather than fail the request that draws it.
+        .test_before_acquire(true)
+        .sqlx_logging(false)
+        .set_schema_search_path(config.schema.clone())
+        .set_application_name(format!("vdm-{pool_name}"))
+        .map_sqlx_sqlite_opts(|opts| {
+            opts.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(5))
+                .foreign_keys(true)
+        });
+
+    let db = Database::connect(options).await.map_err(|source| DbSetupError::Db {
+        step: "connect",
+        source,
+    })?;
+    if db.get_database_backend() == DbBackend::Postgres {
+        create_schema(&db, &config.schema).await?;
+    }
+    if config.migrate_on_start {
+        M::up(&db, None).await.map_err(|source| DbSetupError::Db {
+            step: "migration",
+            source,
+        })?;
+        tracing::info!(pool = pool_name, "database migrations applied");
+    }
+    crate::metrics::register_db_pool(pool_name, Arc::new(db.clone()));
+    Ok(db)
+}
+
+/// Runs `M`'s pending migrations and returns; used by `vdm migrate`.
+pub async fn migrate<M: MigratorTrait>(config: &DatabaseConfig, pool_name: &'static str) -> Result<(), DbSetupError> {
+    let mut config = config.clone();
+    config.migrate_on_start = true;
+    let db = connect::<M>(&config, pool_name).await?;
+    let _ = db.close().await;
+    Ok(())
+}
+
+async fn create_schema(db: &DatabaseConnection, schema: &str) -> Result<(), DbSetupError> {
+    // Two replicas starting together may race on the catalog; the schema
+    // existing afterwards is all that matters.
+    let created = db
+        .execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+        .await;
+    if let Err(source) = created {
+        let exists = db
+            .query_one_raw(sea_orm::Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT 1 FROM information_schema.schemata WHERE schema_name = $1",
+                [schema.into()],
+            ))
+            .await
+            .map(|row| row.is_some())
+            .unwrap_or(false);
+        if !exists {
+            return Err(DbSetupError::Db {
+                step: "schema creation",
+                source,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then_some(path)
+}
+
+/// Tells whether a database error means the database is unreachable or
+/// overloaded (worth a retry) rather than a bad statement.
+pub fn is_unavailable(err: &DbErr) -> bool {
+    matches!(err, DbErr::ConnectionAcquire(_) | DbErr::Conn(_))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_sqlite_file() {
+        assert_eq!(sqlite_path("sqlite://data/quest.db?mode=rwc"), Some("data/quest.db"));
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("postgres://x/y"), None);
+    }
+}

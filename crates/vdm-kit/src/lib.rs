@@ -1,0 +1,38 @@
+//! Shared plumbing for every vdm process.
+//!
+//! # Layout
+//! - [`config`]: the [`config::Env`] snapshot, typed parsing that names the
+//!   bad variable, [`config::Secret`], database and cache settings.
+//! - [`error`]: [`ErrorCode`], the one table from failure class to gRPC code
+//!   and HTTP status.
+//! - [`db`]: connect to Postgres (schema per service) or SQLite (file per
+//!   service) and run migrations.
+//! - [`cache`]: one cache interface over Redis or an in-process TTL cache.
+//! - [`telemetry`]: the tracing subscriber, OTLP export, W3C propagation.
+//! - [`metrics`]: the Prometheus recorder and scrape-time gauges.
+//! - [`grpc`]: serve a service with health, reflection and observability;
+//!   connect to one.
+//! - [`tower`]: the gRPC server and client layers.
+//! - [`admin`]: `/health`, `/ready`, `/metrics` for service processes.
+//! - [`shutdown`]: the SIGTERM/Ctrl-C signal and the cancellation token.
+
+pub mod admin;
+pub mod cache;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod grpc;
+pub mod metrics;
+pub mod shutdown;
+pub mod telemetry;
+pub mod tower;
+
+pub use error::ErrorCode;
+
+/// Returns the current Unix time in milliseconds.
+pub fn now_ms() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,127 @@
+//! Observes every gRPC call a server handles: a span named after the method
+//! (`quest.v1.QuestService/GetQuest`) that continues the caller's W3C trace,
+//! and `grpc_server_handled_total` / `grpc_server_handling_seconds` by method
+//! and code.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
+use tracing::instrument::Instrumented;
+use tracing::{Instrument, Span};
+
+use super::{code_label, grpc_code_of, intern, rpc_name};
+use crate::telemetry;
+
+/// Wraps a gRPC server's routes in [`RpcServer`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RpcServerLayer;
+
+impl<S> Layer<S> for RpcServerLayer {
+    type Service = RpcServer<S>;
+
+    fn layer(&self, inner: S) -> RpcServer<S> {
+        RpcServer { inner }
+    }
+}
+
+/// The service [`RpcServerLayer`] builds.
+#[derive(Debug, Clone)]
+pub struct RpcServer<S> {
+    inner: S,
+}
+
+impl<S, B, R> Service<http::Request<B>> for RpcServer<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<R>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = RpcServerFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let uri = req.uri().clone();
+        let name = rpc_name(uri.path());
+        let (service, method) = name.split_once('/').unwrap_or((name, ""));
+        let span = tracing::info_span!(
+            "grpc_server",
+            otel.name = name,
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+            rpc.system = "grpc",
+            rpc.service = service,
+            rpc.method = method,
+            rpc.grpc.status_code = tracing::field::Empty,
+        );
+        telemetry::set_parent_from_headers(&span, req.headers());
+        RpcServerFuture {
+            inner: self.inner.call(req).instrument(span),
+            uri,
+            start: Instant::now(),
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`RpcServer`].
+    pub struct RpcServerFuture<F> {
+        #[pin]
+        inner: Instrumented<F>,
+        uri: http::Uri,
+        start: Instant,
+    }
+}
+
+impl<F, R, E> Future for RpcServerFuture<F>
+where
+    F: Future<Output = Result<http::Response<R>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let result = std::task::ready!(this.inner.as_mut().poll(cx));
+        let code = match &result {
+            Ok(response) => grpc_code_of(response.headers()),
+            Err(_) => tonic::Code::Internal,
+        };
+        record(
+            this.uri.path(),
+            code,
+            this.start.elapsed().as_secs_f64(),
+            this.inner.as_ref().get_ref().span(),
+        );
+        Poll::Ready(result)
+    }
+}
+
+fn record(path: &str, code: tonic::Code, seconds: f64, span: &Span) {
+    span.record("rpc.grpc.status_code", code as i32);
+    if is_server_fault(code) {
+        span.record("otel.status_code", "ERROR");
+    }
+    let method = if code == tonic::Code::Unimplemented {
+        "unknown"
+    } else {
+        intern(rpc_name(path))
+    };
+    let code = code_label(code);
+    metrics::counter!("grpc_server_handled_total", "grpc_method" => method, "grpc_code" => code).increment(1);
+    metrics::histogram!("grpc_server_handling_seconds", "grpc_method" => method).record(seconds);
+}
+
+/// Codes that mean the server failed, as OpenTelemetry's gRPC conventions
+/// define them for server spans (client mistakes leave the span unset).
+fn is_server_fault(code: tonic::Code) -> bool {
+    use tonic::Code::*;
+    matches!(
+        code,
+        Unknown | DeadlineExceeded | Unimplemented | Internal | Unavailable | DataLoss
+    )
+}

@@ -1,0 +1,17 @@
+//! Generated gRPC code for every vdm service, one module per proto package.
+//!
+//! The `.proto` files under the workspace's `proto/` folder are the contract;
+//! this crate only includes what `build.rs` generated from them, plus the
+//! encoded descriptor set that each server registers for reflection.
+
+/// The encoded `FileDescriptorSet` of every vdm proto, for gRPC server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/vdm_descriptor.bin"));
+
+/// Quest definitions and player quest progress (`vdm.quest.v1`).
+pub mod quest {
+    /// Version 1 of the quest contract.
+    pub mod v1 {
+        #![allow(missing_docs, clippy::all)]
+        tonic::include_proto!("vdm.quest.v1");
+    }
+}
