@@ -1,0 +1,129 @@
+//! The quest service's one error type and its mapping to `tonic::Status`.
+
+use sea_orm::DbErr;
+use vdm_kit::ErrorCode;
+
+use crate::domain::QuestStatus;
+
+/// Everything that can go wrong in the quest service.
+#[derive(Debug, thiserror::Error)]
+pub enum QuestError {
+    /// A field of the request is missing, malformed or out of range.
+    #[error("{0}")]
+    Invalid(String),
+    /// No quest has this id.
+    #[error("quest {0} not found")]
+    QuestNotFound(i64),
+    /// The player has never accepted this quest.
+    #[error("player {player_id} has not accepted quest {quest_id}")]
+    PlayerQuestNotFound {
+        /// The player.
+        player_id: i64,
+        /// The quest.
+        quest_id: i64,
+    },
+    /// The objective does not belong to the quest.
+    #[error("objective {objective_id} is not part of quest {quest_id}")]
+    ObjectiveNotFound {
+        /// The quest.
+        quest_id: i64,
+        /// The objective asked for.
+        objective_id: i64,
+    },
+    /// The state machine refuses this move.
+    #[error("cannot {action} quest {quest_id}: it is {status}")]
+    InvalidTransition {
+        /// The quest.
+        quest_id: i64,
+        /// What was asked (`accept`, `advance`, `abandon`).
+        action: &'static str,
+        /// The player quest's current status.
+        status: QuestStatus,
+    },
+    /// An idempotency key was reused with a different request.
+    #[error("idempotency key {0:?} was already used for a different request")]
+    IdempotencyConflict(String),
+    /// The database is unreachable or its pool is exhausted.
+    #[error("the quest database is unavailable")]
+    Unavailable(#[source] DbErr),
+    /// Concurrent writers kept changing the same row.
+    #[error("too many concurrent updates to quest {quest_id} of player {player_id}")]
+    Contended {
+        /// The player.
+        player_id: i64,
+        /// The quest.
+        quest_id: i64,
+    },
+    /// Any other database failure.
+    #[error("quest database error")]
+    Db(#[source] DbErr),
+    /// A stored value could not be decoded.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    /// Start-up could not reach or migrate the database.
+    #[error("quest database setup failed")]
+    DbSetup(#[from] vdm_kit::db::DbSetupError),
+    /// Start-up could not set up the cache.
+    #[error("quest cache setup failed")]
+    CacheSetup(#[from] vdm_kit::cache::CacheSetupError),
+    /// The gRPC listener could not be bound.
+    #[error("cannot bind the quest grpc listener on {addr}")]
+    Bind {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// Why not.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The gRPC server failed.
+    #[error("quest grpc server failed")]
+    Serve(#[from] vdm_kit::grpc::GrpcError),
+}
+
+/// The quest service's result type.
+pub type QuestResult<T> = Result<T, QuestError>;
+
+impl From<DbErr> for QuestError {
+    fn from(err: DbErr) -> QuestError {
+        if vdm_kit::db::is_unavailable(&err) {
+            QuestError::Unavailable(err)
+        } else {
+            QuestError::Db(err)
+        }
+    }
+}
+
+impl QuestError {
+    /// Returns the failure class of this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            QuestError::Invalid(_) => ErrorCode::InvalidArgument,
+            QuestError::QuestNotFound(_) | QuestError::PlayerQuestNotFound { .. } | QuestError::ObjectiveNotFound { .. } => {
+                ErrorCode::NotFound
+            }
+            QuestError::InvalidTransition { .. } => ErrorCode::FailedPrecondition,
+            QuestError::IdempotencyConflict(_) => ErrorCode::AlreadyExists,
+            QuestError::Unavailable(_) | QuestError::Contended { .. } => ErrorCode::Unavailable,
+            QuestError::Db(_)
+            | QuestError::Corrupt(_)
+            | QuestError::DbSetup(_)
+            | QuestError::CacheSetup(_)
+            | QuestError::Bind { .. }
+            | QuestError::Serve(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+impl From<QuestError> for tonic::Status {
+    fn from(err: QuestError) -> tonic::Status {
+        let code = err.code();
+        match code {
+            ErrorCode::Internal | ErrorCode::Unavailable => {
+                tracing::error!(error = %err, cause = ?std::error::Error::source(&err), "quest request failed");
+                // Internal causes stay in the logs; the client gets the class.
+                code.to_status(err.to_string())
+            }
+            _ => code.to_status(err.to_string()),
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! The quest service (`vdm.quest.v1`): quest definitions, and each player's
+//! progress through them.
+//!
+//! # Layout
+//! - [`config`]: the service's settings.
+//! - [`startup`]: [`App`] connects, migrates, binds and serves.
+//! - [`grpc`]: protobuf in, [`service`] call, protobuf out.
+//! - [`service`]: the use cases: validation, storage and the read-through
+//!   cache (quests by id, TTL 30 s, dropped on every write) composed.
+//! - [`domain`]: rules without IO: new-quest validation, the player quest
+//!   state machine, pagination cursors.
+//! - [`store`]: sea-orm entities, migrations and queries.
+//! - [`error`]: [`QuestError`] and its mapping to `tonic::Status`.
+
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod grpc;
+pub mod service;
+pub mod startup;
+pub mod store;
+
+pub use config::QuestConfig;
+pub use error::{QuestError, QuestResult};
+pub use startup::App;

@@ -1,0 +1,199 @@
+//! The quest service's use cases: validation (domain), storage (store) and
+//! the read-through cache, composed. Transport-free: `grpc.rs` converts
+//! protobuf messages to and from these calls.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use tracing::instrument;
+use vdm_kit::cache::{Cache, CacheStore};
+
+use crate::domain::{Page, PlayerQuest, Quest, QuestInput, QuestPatch, QuestStatus, positive_id};
+use crate::error::{QuestError, QuestResult};
+use crate::store::{Created, QuestFilter, QuestStore};
+
+/// How long a cached quest lives; every write to it also deletes it.
+pub const QUEST_CACHE_TTL: Duration = Duration::from_secs(30);
+/// Most ids one batch read may ask for.
+pub const MAX_BATCH: usize = 100;
+/// Attempts at a read-modify-write before giving up to a concurrent writer.
+const MAX_ATTEMPTS: usize = 5;
+
+/// Quests and player progress, backed by the database and a cache.
+#[derive(Clone)]
+pub struct QuestService {
+    store: QuestStore,
+    cache: Cache,
+}
+
+impl QuestService {
+    /// Builds the service over a store, deriving its cache from `caches`.
+    pub fn new(store: QuestStore, caches: &CacheStore) -> QuestService {
+        QuestService { store, cache: caches.cache("quest", QUEST_CACHE_TTL) }
+    }
+
+    /// Answers whether the database is reachable.
+    pub async fn ready(&self) -> QuestResult<()> {
+        self.store.ping().await
+    }
+
+    /// Creates a quest, or replays the result of an earlier request with the
+    /// same idempotency key. Returns the quest and whether it was a replay.
+    #[instrument(skip_all, fields(quest.id))]
+    pub async fn create(&self, input: QuestInput, idempotency_key: Option<&str>, now_ms: i64) -> QuestResult<(Quest, bool)> {
+        if let Some(key) = idempotency_key
+            && (key.len() > 128 || !key.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err(QuestError::Invalid("idempotency key must be 1 to 128 printable ASCII characters".to_owned()));
+        }
+        let new = crate::domain::NewQuest::parse(input)?;
+        let (quest, replayed) = match self.store.create(&new, idempotency_key, now_ms).await? {
+            Created::New(quest) => (quest, false),
+            Created::Replayed(quest) => (quest, true),
+        };
+        tracing::Span::current().record("quest.id", quest.id);
+        tracing::info!(quest.id = quest.id, replayed, "quest created");
+        Ok((quest, replayed))
+    }
+
+    /// Reads a quest through the cache.
+    #[instrument(skip_all, fields(quest.id = id))]
+    pub async fn get(&self, id: i64) -> QuestResult<Quest> {
+        positive_id("id", id)?;
+        let key = id.to_string();
+        if let Some(bytes) = self.cache.get(&key).await {
+            match rmp_serde::from_slice::<Quest>(&bytes) {
+                Ok(quest) => return Ok(quest),
+                // An entry from an older layout: read through and overwrite.
+                Err(err) => tracing::warn!(error = %err, "undecodable cached quest"),
+            }
+        }
+        let quest = self.store.get(id).await?.ok_or(QuestError::QuestNotFound(id))?;
+        if let Ok(bytes) = rmp_serde::to_vec(&quest) {
+            self.cache.set(&key, Bytes::from(bytes)).await;
+        }
+        Ok(quest)
+    }
+
+    /// Changes a quest and drops its cache entry.
+    #[instrument(skip_all, fields(quest.id = id))]
+    pub async fn update(&self, id: i64, patch: QuestPatch, now_ms: i64) -> QuestResult<Quest> {
+        positive_id("id", id)?;
+        let current = self.store.get(id).await?.ok_or(QuestError::QuestNotFound(id))?;
+        let updated = current.patched(patch, now_ms)?;
+        let found = self.store.update(&updated).await?;
+        self.cache.delete(&id.to_string()).await;
+        if !found {
+            return Err(QuestError::QuestNotFound(id));
+        }
+        tracing::info!("quest updated");
+        Ok(updated)
+    }
+
+    /// Deletes a quest and drops its cache entry.
+    #[instrument(skip_all, fields(quest.id = id))]
+    pub async fn delete(&self, id: i64) -> QuestResult<()> {
+        positive_id("id", id)?;
+        let found = self.store.delete(id).await?;
+        self.cache.delete(&id.to_string()).await;
+        if !found {
+            return Err(QuestError::QuestNotFound(id));
+        }
+        tracing::info!("quest deleted");
+        Ok(())
+    }
+
+    /// Reads up to [`MAX_BATCH`] quests; unknown ids are left out.
+    #[instrument(skip_all, fields(count = ids.len()))]
+    pub async fn batch_get(&self, ids: &[i64]) -> QuestResult<Vec<Quest>> {
+        if ids.len() > MAX_BATCH {
+            return Err(QuestError::Invalid(format!("ids may hold at most {MAX_BATCH} ids, got {}", ids.len())));
+        }
+        for id in ids {
+            positive_id("ids", *id)?;
+        }
+        self.store.get_many(ids).await
+    }
+
+    /// Lists quests by region and giver.
+    #[instrument(skip_all)]
+    pub async fn list(&self, filter: QuestFilter, limit: u32, cursor: &str) -> QuestResult<(Vec<Quest>, Option<String>)> {
+        for (field, value) in [("region_id", filter.region_id), ("giver_npc_id", filter.giver_npc_id)] {
+            if let Some(id) = value {
+                positive_id(field, id)?;
+            }
+        }
+        self.store.list(filter, Page::parse(limit, cursor)?).await
+    }
+
+    /// Accepts (or restarts) a quest for a player.
+    #[instrument(skip_all, fields(player.id = player_id, quest.id = quest_id))]
+    pub async fn accept(&self, player_id: i64, quest_id: i64, now_ms: i64) -> QuestResult<PlayerQuest> {
+        positive_id("player_id", player_id)?;
+        let quest = self.get(quest_id).await?;
+        for _ in 0..MAX_ATTEMPTS {
+            let existing = self.store.player_quest(player_id, quest_id).await?;
+            let version = existing.as_ref().map(|v| v.version);
+            let accepted = PlayerQuest::accept(existing.map(|v| v.quest), player_id, &quest, now_ms)?;
+            if self.store.save_player_quest(&accepted, version).await? {
+                tracing::info!("quest accepted");
+                return Ok(accepted);
+            }
+        }
+        Err(QuestError::Contended { player_id, quest_id })
+    }
+
+    /// Adds progress to an objective of a player's active quest.
+    #[instrument(skip_all, fields(player.id = player_id, quest.id = quest_id, objective.id = objective_id))]
+    pub async fn advance(&self, player_id: i64, quest_id: i64, objective_id: i64, amount: u32, now_ms: i64) -> QuestResult<PlayerQuest> {
+        self.modify(player_id, quest_id, |pq| pq.advance(objective_id, amount, now_ms)).await
+    }
+
+    /// Abandons a player's active quest.
+    #[instrument(skip_all, fields(player.id = player_id, quest.id = quest_id))]
+    pub async fn abandon(&self, player_id: i64, quest_id: i64, now_ms: i64) -> QuestResult<PlayerQuest> {
+        self.modify(player_id, quest_id, |pq| pq.abandon(now_ms)).await
+    }
+
+    /// Read-modify-write of a player quest, retried when a concurrent writer
+    /// changed the row in between (so no progress is ever lost).
+    async fn modify(
+        &self,
+        player_id: i64,
+        quest_id: i64,
+        change: impl Fn(&mut PlayerQuest) -> QuestResult<()>,
+    ) -> QuestResult<PlayerQuest> {
+        positive_id("player_id", player_id)?;
+        positive_id("quest_id", quest_id)?;
+        for _ in 0..MAX_ATTEMPTS {
+            let current = self
+                .store
+                .player_quest(player_id, quest_id)
+                .await?
+                .ok_or(QuestError::PlayerQuestNotFound { player_id, quest_id })?;
+            let mut pq = current.quest;
+            let before = pq.status;
+            change(&mut pq)?;
+            if self.store.save_player_quest(&pq, Some(current.version)).await? {
+                if pq.status != before {
+                    tracing::info!(from = %before, to = %pq.status, "player quest status changed");
+                }
+                return Ok(pq);
+            }
+        }
+        Err(QuestError::Contended { player_id, quest_id })
+    }
+
+    /// Lists a player's quests, optionally by status.
+    #[instrument(skip_all, fields(player.id = player_id))]
+    pub async fn list_player_quests(
+        &self,
+        player_id: i64,
+        status: Option<QuestStatus>,
+        limit: u32,
+        cursor: &str,
+    ) -> QuestResult<(Vec<PlayerQuest>, Option<String>)> {
+        positive_id("player_id", player_id)?;
+        self.store.list_player_quests(player_id, status, Page::parse(limit, cursor)?).await
+    }
+}

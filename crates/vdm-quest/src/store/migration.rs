@@ -1,0 +1,209 @@
+//! The quest service's tables. One migration per file name, as
+//! `DeriveMigrationName` names each after its module.
+
+use sea_orm_migration::prelude::*;
+
+/// Runs the quest service's migrations in order.
+pub struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261127_000001_create_quest_tables::Migration)]
+    }
+}
+
+mod m20261127_000001_create_quest_tables {
+    use sea_orm_migration::prelude::*;
+    use sea_orm_migration::schema::*;
+
+    #[derive(DeriveMigrationName)]
+    pub struct Migration;
+
+    #[derive(DeriveIden)]
+    enum Quests {
+        Table,
+        Id,
+        Title,
+        Description,
+        GiverNpcId,
+        RegionId,
+        LevelRequirement,
+        RewardGold,
+        RewardXp,
+        RewardItemIds,
+        CreatedAtMs,
+        UpdatedAtMs,
+    }
+
+    #[derive(DeriveIden)]
+    enum QuestObjectives {
+        Table,
+        Id,
+        QuestId,
+        Position,
+        Description,
+        TargetCount,
+    }
+
+    #[derive(DeriveIden)]
+    enum QuestIdempotencyKeys {
+        Table,
+        Key,
+        Fingerprint,
+        QuestId,
+        CreatedAtMs,
+    }
+
+    #[derive(DeriveIden)]
+    enum PlayerQuests {
+        Table,
+        PlayerId,
+        QuestId,
+        Status,
+        AcceptedAtMs,
+        UpdatedAtMs,
+        CompletedAtMs,
+        Progress,
+        Version,
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager
+                .create_table(
+                    Table::create()
+                        .table(Quests::Table)
+                        .if_not_exists()
+                        .col(big_pk_auto(Quests::Id))
+                        .col(string_len(Quests::Title, 200))
+                        .col(text(Quests::Description))
+                        .col(big_integer(Quests::GiverNpcId))
+                        .col(big_integer(Quests::RegionId))
+                        .col(integer(Quests::LevelRequirement))
+                        .col(big_integer(Quests::RewardGold))
+                        .col(big_integer(Quests::RewardXp))
+                        .col(text(Quests::RewardItemIds))
+                        .col(big_integer(Quests::CreatedAtMs))
+                        .col(big_integer(Quests::UpdatedAtMs))
+                        .to_owned(),
+                )
+                .await?;
+            // Keyset pages filter by region or giver and order by id.
+            manager
+                .create_index(
+                    Index::create()
+                        .if_not_exists()
+                        .name("quests_region_id_id")
+                        .table(Quests::Table)
+                        .col(Quests::RegionId)
+                        .col(Quests::Id)
+                        .to_owned(),
+                )
+                .await?;
+            manager
+                .create_index(
+                    Index::create()
+                        .if_not_exists()
+                        .name("quests_giver_npc_id_id")
+                        .table(Quests::Table)
+                        .col(Quests::GiverNpcId)
+                        .col(Quests::Id)
+                        .to_owned(),
+                )
+                .await?;
+
+            manager
+                .create_table(
+                    Table::create()
+                        .table(QuestObjectives::Table)
+                        .if_not_exists()
+                        .col(big_pk_auto(QuestObjectives::Id))
+                        .col(big_integer(QuestObjectives::QuestId))
+                        .col(integer(QuestObjectives::Position))
+                        .col(string_len(QuestObjectives::Description, 500))
+                        .col(integer(QuestObjectives::TargetCount))
+                        .foreign_key(
+                            ForeignKey::create()
+                                .name("quest_objectives_quest_id_fkey")
+                                .from(QuestObjectives::Table, QuestObjectives::QuestId)
+                                .to(Quests::Table, Quests::Id)
+                                .on_delete(ForeignKeyAction::Cascade),
+                        )
+                        .to_owned(),
+                )
+                .await?;
+            manager
+                .create_index(
+                    Index::create()
+                        .if_not_exists()
+                        .name("quest_objectives_quest_id_position")
+                        .table(QuestObjectives::Table)
+                        .col(QuestObjectives::QuestId)
+                        .col(QuestObjectives::Position)
+                        .to_owned(),
+                )
+                .await?;
+
+            manager
+                .create_table(
+                    Table::create()
+                        .table(QuestIdempotencyKeys::Table)
+                        .if_not_exists()
+                        .col(string_len(QuestIdempotencyKeys::Key, 128).primary_key())
+                        .col(string_len(QuestIdempotencyKeys::Fingerprint, 32))
+                        .col(big_integer(QuestIdempotencyKeys::QuestId))
+                        .col(big_integer(QuestIdempotencyKeys::CreatedAtMs))
+                        .to_owned(),
+                )
+                .await?;
+
+            manager
+                .create_table(
+                    Table::create()
+                        .table(PlayerQuests::Table)
+                        .if_not_exists()
+                        .col(big_integer(PlayerQuests::PlayerId))
+                        .col(big_integer(PlayerQuests::QuestId))
+                        .col(string_len(PlayerQuests::Status, 16))
+                        .col(big_integer(PlayerQuests::AcceptedAtMs))
+                        .col(big_integer(PlayerQuests::UpdatedAtMs))
+                        .col(big_integer_null(PlayerQuests::CompletedAtMs))
+                        .col(text(PlayerQuests::Progress))
+                        .col(big_integer(PlayerQuests::Version))
+                        .primary_key(Index::create().col(PlayerQuests::PlayerId).col(PlayerQuests::QuestId))
+                        .foreign_key(
+                            ForeignKey::create()
+                                .name("player_quests_quest_id_fkey")
+                                .from(PlayerQuests::Table, PlayerQuests::QuestId)
+                                .to(Quests::Table, Quests::Id)
+                                .on_delete(ForeignKeyAction::Cascade),
+                        )
+                        .to_owned(),
+                )
+                .await?;
+            // A player's quest log filtered by status, in quest id order.
+            manager
+                .create_index(
+                    Index::create()
+                        .if_not_exists()
+                        .name("player_quests_player_id_status_quest_id")
+                        .table(PlayerQuests::Table)
+                        .col(PlayerQuests::PlayerId)
+                        .col(PlayerQuests::Status)
+                        .col(PlayerQuests::QuestId)
+                        .to_owned(),
+                )
+                .await?;
+            Ok(())
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager.drop_table(Table::drop().table(PlayerQuests::Table).to_owned()).await?;
+            manager.drop_table(Table::drop().table(QuestIdempotencyKeys::Table).to_owned()).await?;
+            manager.drop_table(Table::drop().table(QuestObjectives::Table).to_owned()).await?;
+            manager.drop_table(Table::drop().table(Quests::Table).to_owned()).await?;
+            Ok(())
+        }
+    }
+}
