@@ -1,0 +1,30 @@
+//! The gateway: the Unity client's HTTP API under `/v1`, turned into gRPC
+//! calls to the vdm services. It is the only process that speaks the public
+//! HTTP API.
+//!
+//! # Layout
+//! - [`config`]: the gateway's settings.
+//! - [`startup`]: [`App`] binds and serves; the router and its middleware
+//!   stack (`layers`) are composed there.
+//! - [`state`]: what every handler shares (token keys, players, gRPC clients).
+//! - [`auth`]: device sign-in, session/refresh tokens, admin token, and the
+//!   `Player` / `Admin` / `Caller` extractors.
+//! - [`routes`]: one module per resource; handlers convert JSON ⇄ gRPC.
+//! - [`negotiate`]: JSON or MessagePack bodies, and extractors whose
+//!   rejections are JSON errors.
+//! - [`middleware`]: per-request span and metrics; uniform error bodies.
+//! - [`error`]: [`GatewayError`] and its HTTP mapping through
+//!   `vdm_kit::ErrorCode`.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod middleware;
+pub mod negotiate;
+pub mod routes;
+pub mod startup;
+pub mod state;
+
+pub use config::{GatewayConfig, Overrides};
+pub use error::{GatewayError, GatewayResult};
+pub use startup::App;

@@ -1,0 +1,155 @@
+//! The gateway's own middleware (the tower-http ones are composed in
+//! `startup::layers`).
+//!
+//! - [`observe`]: a span per request named by method and route template,
+//!   continuing the client's W3C trace; request metrics by route and status;
+//!   the trace id in an `x-trace-id` response header.
+//! - [`error_body`]: makes every error response carry the `{"error": ...}`
+//!   body, also those produced outside handlers (unknown route, 405, 413,
+//!   504), and re-encodes it as MessagePack when the client asked for that.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tracing::Instrument;
+use vdm_kit::ErrorCode;
+
+use crate::error::ErrorBody;
+use crate::negotiate::{Format, MSGPACK};
+
+/// See the module docs.
+pub async fn observe(request: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = request.method().clone();
+    let route: &str = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or("unmatched");
+    let route = route_label(route);
+    let span = tracing::info_span!(
+        "http_request",
+        otel.name = format_args!("{} {}", method, route),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = %method,
+        http.route = route,
+        http.response.status_code = tracing::field::Empty,
+        player.id = tracing::field::Empty,
+        quest.id = tracing::field::Empty,
+    );
+    vdm_kit::telemetry::set_parent_from_headers(&span, request.headers());
+    let trace_id = span.in_scope(vdm_kit::telemetry::current_trace_id);
+
+    let mut response = next.run(request).instrument(span.clone()).await;
+
+    let status = response.status();
+    span.record("http.response.status_code", status.as_u16());
+    if status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
+    if let Some(trace_id) = trace_id.and_then(|t| HeaderValue::from_str(&t).ok()) {
+        response.headers_mut().insert("x-trace-id", trace_id);
+    }
+    let method_label = method_label(&method);
+    let status_label = status_label(status.as_u16());
+    metrics::counter!("http_server_requests_total", "method" => method_label, "route" => route, "status" => status_label).increment(1);
+    metrics::histogram!("http_server_request_duration_seconds", "method" => method_label, "route" => route)
+        .record(start.elapsed().as_secs_f64());
+    response
+}
+
+/// See the module docs.
+pub async fn error_body(request: Request, next: Next) -> Response {
+    let format = Format::from_accept(request.headers());
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let body = response.extensions().get::<ErrorBody>().cloned();
+    match (body, format) {
+        // A handler's error, and JSON is what the client takes.
+        (Some(_), Format::Json) => response,
+        (Some(body), Format::Msgpack) => re_encode(response, &body),
+        // A layer or the router answered with its own (plain or empty) body.
+        (None, _) => {
+            let code = ErrorCode::from_http(status);
+            let message = match status.as_u16() {
+                404 => "no such route".to_owned(),
+                405 => "method not allowed on this route".to_owned(),
+                413 => "request body is larger than the server accepts".to_owned(),
+                408 | 504 => "the request took too long".to_owned(),
+                _ => status.canonical_reason().unwrap_or("error").to_lowercase(),
+            };
+            let (mut parts, _) = response.into_parts();
+            let mut fresh = ErrorBody::new(code, message).into_response_with(code);
+            // Keep headers the layer set (Allow, Retry-After, ...), but not
+            // the old body's framing.
+            parts.headers.remove(header::CONTENT_LENGTH);
+            parts.headers.remove(header::CONTENT_TYPE);
+            for (name, value) in parts.headers.iter() {
+                fresh.headers_mut().entry(name).or_insert_with(|| value.clone());
+            }
+            *fresh.status_mut() = status;
+            match format {
+                Format::Json => fresh,
+                Format::Msgpack => {
+                    let body = fresh.extensions().get::<ErrorBody>().cloned();
+                    match body {
+                        Some(body) => re_encode(fresh, &body),
+                        None => fresh,
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn re_encode(response: Response, body: &ErrorBody) -> Response {
+    let Ok(bytes) = rmp_serde::to_vec_named(body) else {
+        return response;
+    };
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(MSGPACK));
+    Response::from_parts(parts, axum::body::Body::from(bytes)).into_response()
+}
+
+/// A `'static` route template for metric labels: the router's templates are
+/// a fixed set, anything else is `unmatched`.
+fn route_label(route: &str) -> &'static str {
+    crate::startup::ROUTES.iter().find(|r| **r == route).copied().unwrap_or("unmatched")
+}
+
+fn method_label(method: &axum::http::Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+fn status_label(status: u16) -> &'static str {
+    const LABELS: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+    match status {
+        200 => "200",
+        201 => "201",
+        204 => "204",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        409 => "409",
+        413 => "413",
+        429 => "429",
+        500 => "500",
+        503 => "503",
+        504 => "504",
+        s => LABELS.get(usize::from(s / 100).saturating_sub(1)).copied().unwrap_or("other"),
+    }
+}

@@ -1,0 +1,176 @@
+//! Content negotiation: JSON by default, MessagePack when the client asks
+//! (`Accept` / `Content-Type: application/msgpack`), and extractors whose
+//! rejections are JSON errors naming what was wrong.
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use vdm_kit::ErrorCode;
+
+use crate::error::GatewayError;
+
+/// The media type of MessagePack bodies.
+pub const MSGPACK: &str = "application/msgpack";
+
+/// The encoding of a body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `application/json`.
+    Json,
+    /// `application/msgpack` (maps with field names, the same shape as JSON).
+    Msgpack,
+}
+
+impl Format {
+    /// The format a client accepts, from its `Accept` header.
+    pub fn from_accept(headers: &HeaderMap) -> Format {
+        let accepts_msgpack = headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.contains(MSGPACK) || v.contains("application/x-msgpack"));
+        if accepts_msgpack { Format::Msgpack } else { Format::Json }
+    }
+
+    fn content_type(self) -> HeaderValue {
+        match self {
+            Format::Json => HeaderValue::from_static("application/json"),
+            Format::Msgpack => HeaderValue::from_static(MSGPACK),
+        }
+    }
+
+    /// Encodes `value` in this format.
+    pub fn encode<T: Serialize>(self, value: &T) -> Result<Vec<u8>, GatewayError> {
+        match self {
+            Format::Json => serde_json::to_vec(value).map_err(|e| GatewayError::Internal(format!("json encoding: {e}"))),
+            Format::Msgpack => rmp_serde::to_vec_named(value).map_err(|e| GatewayError::Internal(format!("msgpack encoding: {e}"))),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Format {
+    type Rejection = GatewayError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Format, GatewayError> {
+        Ok(Format::from_accept(&parts.headers))
+    }
+}
+
+/// A response body encoded in the negotiated format.
+pub struct Reply<T> {
+    status: StatusCode,
+    format: Format,
+    body: T,
+}
+
+impl<T: Serialize> Reply<T> {
+    /// A 200 with `body`.
+    pub fn ok(format: Format, body: T) -> Reply<T> {
+        Reply { status: StatusCode::OK, format, body }
+    }
+
+    /// A 201 with `body`.
+    pub fn created(format: Format, body: T) -> Reply<T> {
+        Reply { status: StatusCode::CREATED, format, body }
+    }
+}
+
+impl<T: Serialize> IntoResponse for Reply<T> {
+    fn into_response(self) -> Response {
+        match self.format.encode(&self.body) {
+            Ok(bytes) => (self.status, [(header::CONTENT_TYPE, self.format.content_type())], bytes).into_response(),
+            Err(err) => err.into_response(),
+        }
+    }
+}
+
+/// A request body decoded from JSON or MessagePack by its `Content-Type`.
+pub struct Body<T>(pub T);
+
+impl<T, S> FromRequest<S> for Body<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = GatewayError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Body<T>, GatewayError> {
+        let format = match req.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("")) {
+            // A missing Content-Type is read as JSON, as most clients mean.
+            None => Format::Json,
+            Some(ct) if ct.starts_with("application/json") => Format::Json,
+            Some(ct) if ct.starts_with(MSGPACK) || ct.starts_with("application/x-msgpack") => Format::Msgpack,
+            Some(ct) => {
+                return Err(GatewayError::api(
+                    ErrorCode::UnsupportedMediaType,
+                    format!("content type {ct:?} is not supported; send application/json or {MSGPACK}"),
+                ));
+            }
+        };
+        let bytes = Bytes::from_request(req, state).await.map_err(body_rejection)?;
+        let value = match format {
+            Format::Json => serde_json::from_slice(&bytes).map_err(|e| GatewayError::invalid(format!("invalid JSON body: {e}")))?,
+            Format::Msgpack => {
+                rmp_serde::from_slice(&bytes).map_err(|e| GatewayError::invalid(format!("invalid MessagePack body: {e}")))?
+            }
+        };
+        Ok(Body(value))
+    }
+}
+
+fn body_rejection(rejection: BytesRejection) -> GatewayError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        GatewayError::api(ErrorCode::PayloadTooLarge, "request body is larger than the server accepts")
+    } else {
+        GatewayError::invalid(format!("cannot read the request body: {}", rejection.body_text()))
+    }
+}
+
+/// A positive integer id from the path's single `{id}` segment.
+pub struct PathId(pub i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathId {
+    type Rejection = GatewayError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<PathId, GatewayError> {
+        let axum::extract::Path(raw) = axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| GatewayError::invalid(e.body_text()))?;
+        match raw.parse::<i64>() {
+            Ok(id) if id > 0 => Ok(PathId(id)),
+            _ => Err(GatewayError::invalid(format!("path id must be a positive integer, got {raw:?}"))),
+        }
+    }
+}
+
+/// Query parameters, with a JSON 400 naming the bad parameter.
+pub struct QueryArgs<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryArgs<T> {
+    type Rejection = GatewayError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<QueryArgs<T>, GatewayError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| QueryArgs(v))
+            .map_err(|e| GatewayError::invalid(e.body_text()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn msgpack_only_when_asked() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(Format::from_accept(&headers), Format::Json);
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/msgpack, application/json;q=0.5"));
+        assert_eq!(Format::from_accept(&headers), Format::Msgpack);
+    }
+}

@@ -1,0 +1,58 @@
+//! Operational endpoints: `/health` (liveness: the process answers),
+//! `/ready` (readiness: the player database and every service answer, and
+//! the process is not shutting down) and `/metrics` (Prometheus text).
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+
+use crate::state::AppState;
+
+/// How long readiness waits for each dependency.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Liveness.
+pub async fn health() -> Response {
+    Json(json!({"status": "ok"})).into_response()
+}
+
+/// Readiness, with the failing dependencies named.
+pub async fn ready(State(state): State<AppState>) -> Response {
+    if state.shutdown.is_cancelled() {
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "shutting_down"}))).into_response();
+    }
+    let db = async {
+        match tokio::time::timeout(CHECK_TIMEOUT, state.players.ping()).await {
+            Ok(Ok(())) => None,
+            _ => Some("gateway database".to_owned()),
+        }
+    };
+    let services = futures_util::future::join_all(state.health.iter().map(|(name, client)| {
+        let mut client = client.clone();
+        async move {
+            let check = client.check(HealthCheckRequest { service: (*name).to_owned() });
+            match tokio::time::timeout(CHECK_TIMEOUT, check).await {
+                Ok(Ok(response)) if response.get_ref().status == ServingStatus::Serving as i32 => None,
+                _ => Some((*name).to_owned()),
+            }
+        }
+    }));
+    let (db, services) = tokio::join!(db, services);
+    let failing: Vec<String> = db.into_iter().chain(services.into_iter().flatten()).collect();
+    if failing.is_empty() {
+        Json(json!({"status": "ready"})).into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "not_ready", "failing": failing}))).into_response()
+    }
+}
+
+/// Prometheus text of the whole process.
+pub async fn metrics() -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], vdm_kit::metrics::render()).into_response()
+}

@@ -1,0 +1,376 @@
+//! Quest routes: definitions (`/v1/quests`) and the player's own quest log
+//! (`/v1/me/quests`). Each handler converts JSON to a gRPC request, calls
+//! the quest service and converts the answer back.
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::IntoResponse;
+use serde::{Deserialize, Serialize};
+use tonic::Request;
+use vdm_proto::quest::v1 as pb;
+
+use crate::auth::{Admin, Caller, Player};
+use crate::error::{GatewayError, GatewayResult};
+use crate::negotiate::{Body, Format, PathId, QueryArgs, Reply};
+use crate::state::AppState;
+
+/// The reward of a quest.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RewardJson {
+    /// Gold.
+    #[serde(default)]
+    pub gold: i64,
+    /// Experience points.
+    #[serde(default)]
+    pub xp: i64,
+    /// Item ids.
+    #[serde(default)]
+    pub item_ids: Vec<i64>,
+}
+
+/// An objective as submitted.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewObjectiveJson {
+    /// What to do.
+    pub description: String,
+    /// How many times.
+    pub target_count: u32,
+}
+
+/// `POST /v1/quests` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewQuestJson {
+    /// Short name.
+    pub title: String,
+    /// Longer text.
+    #[serde(default)]
+    pub description: String,
+    /// The NPC that offers it.
+    pub giver_npc_id: i64,
+    /// The region where it is offered.
+    pub region_id: i64,
+    /// The lowest level that may take it.
+    #[serde(default)]
+    pub level_requirement: u32,
+    /// What it gives.
+    #[serde(default)]
+    pub reward: RewardJson,
+    /// What must be done.
+    pub objectives: Vec<NewObjectiveJson>,
+}
+
+/// `PATCH /v1/quests/{id}` body: fields left out keep their value.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuestPatchJson {
+    title: Option<String>,
+    description: Option<String>,
+    giver_npc_id: Option<i64>,
+    region_id: Option<i64>,
+    level_requirement: Option<u32>,
+    reward: Option<RewardJson>,
+}
+
+/// A quest as the client sees it.
+#[derive(Debug, Serialize)]
+pub struct QuestJson {
+    id: i64,
+    title: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    description: String,
+    giver_npc_id: i64,
+    region_id: i64,
+    level_requirement: u32,
+    reward: RewardJson,
+    objectives: Vec<ObjectiveJson>,
+}
+
+/// An objective as the client sees it.
+#[derive(Debug, Serialize)]
+pub struct ObjectiveJson {
+    id: i64,
+    description: String,
+    target_count: u32,
+}
+
+/// A player's quest as the client sees it.
+#[derive(Debug, Serialize)]
+pub struct PlayerQuestJson {
+    quest_id: i64,
+    status: &'static str,
+    accepted_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    completed_at: Option<String>,
+    objectives: Vec<ProgressJson>,
+}
+
+/// Progress on one objective.
+#[derive(Debug, Serialize)]
+pub struct ProgressJson {
+    objective_id: i64,
+    progress: u32,
+    target_count: u32,
+}
+
+/// A page of a list.
+#[derive(Debug, Serialize)]
+pub struct ListJson<T> {
+    items: Vec<T>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+}
+
+/// `GET /v1/quests` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuestsQuery {
+    region_id: Option<i64>,
+    giver_npc_id: Option<i64>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// `GET /v1/me/quests` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListMineQuery {
+    status: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// `POST /v1/me/quests/{id}/progress` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProgressBody {
+    objective_id: i64,
+    #[serde(default = "one")]
+    amount: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// `POST /v1/quests:batchGet` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchGetBody {
+    ids: Vec<i64>,
+}
+
+/// Creates a quest (admin). Honours `Idempotency-Key`.
+pub async fn create(
+    State(state): State<AppState>,
+    _admin: Admin,
+    format: Format,
+    headers: HeaderMap,
+    Body(body): Body<NewQuestJson>,
+) -> GatewayResult<impl IntoResponse> {
+    let idempotency_key = match headers.get("idempotency-key") {
+        None => String::new(),
+        Some(v) => v.to_str().map_err(|_| GatewayError::invalid("Idempotency-Key must be printable ASCII"))?.to_owned(),
+    };
+    let request = pb::CreateQuestRequest {
+        quest: Some(pb::QuestSpec {
+            title: body.title,
+            description: body.description,
+            giver_npc_id: body.giver_npc_id,
+            region_id: body.region_id,
+            level_requirement: body.level_requirement,
+            reward: Some(reward_to_pb(body.reward)),
+            objectives: body
+                .objectives
+                .into_iter()
+                .map(|o| pb::ObjectiveSpec { description: o.description, target_count: o.target_count })
+                .collect(),
+        }),
+        idempotency_key,
+    };
+    let response = state.quest.clone().create_quest(Request::new(request)).await?.into_inner();
+    let quest = response.quest.ok_or_else(|| GatewayError::Internal("create_quest answered without a quest".into()))?;
+    let replayed = if response.replayed { "true" } else { "false" };
+    Ok(([("idempotent-replayed", replayed)], Reply::created(format, quest_json(quest))))
+}
+
+/// Reads one quest.
+pub async fn get(State(state): State<AppState>, _caller: Caller, format: Format, PathId(id): PathId) -> GatewayResult<Reply<QuestJson>> {
+    tracing::Span::current().record("quest.id", id);
+    let quest = state.quest.clone().get_quest(pb::GetQuestRequest { id }).await?.into_inner();
+    Ok(Reply::ok(format, quest_json(quest)))
+}
+
+/// Changes a quest's definition (admin).
+pub async fn update(
+    State(state): State<AppState>,
+    _admin: Admin,
+    format: Format,
+    PathId(id): PathId,
+    Body(body): Body<QuestPatchJson>,
+) -> GatewayResult<Reply<QuestJson>> {
+    let request = pb::UpdateQuestRequest {
+        id,
+        title: body.title,
+        description: body.description,
+        giver_npc_id: body.giver_npc_id,
+        region_id: body.region_id,
+        level_requirement: body.level_requirement,
+        reward: body.reward.map(reward_to_pb),
+    };
+    let quest = state.quest.clone().update_quest(request).await?.into_inner();
+    Ok(Reply::ok(format, quest_json(quest)))
+}
+
+/// Deletes a quest (admin).
+pub async fn delete(State(state): State<AppState>, _admin: Admin, PathId(id): PathId) -> GatewayResult<axum::http::StatusCode> {
+    state.quest.clone().delete_quest(pb::DeleteQuestRequest { id }).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+/// Reads many quests at once; unknown ids are left out.
+pub async fn batch_get(
+    State(state): State<AppState>,
+    _caller: Caller,
+    format: Format,
+    Body(body): Body<BatchGetBody>,
+) -> GatewayResult<Reply<ListJson<QuestJson>>> {
+    let quests = state.quest.clone().batch_get_quests(pb::BatchGetQuestsRequest { ids: body.ids }).await?.into_inner().quests;
+    Ok(Reply::ok(format, ListJson { items: quests.into_iter().map(quest_json).collect(), next_cursor: None }))
+}
+
+/// Lists quests by region and giver.
+pub async fn list(
+    State(state): State<AppState>,
+    _caller: Caller,
+    format: Format,
+    QueryArgs(q): QueryArgs<ListQuestsQuery>,
+) -> GatewayResult<Reply<ListJson<QuestJson>>> {
+    let request = pb::ListQuestsRequest {
+        region_id: q.region_id.unwrap_or(0),
+        giver_npc_id: q.giver_npc_id.unwrap_or(0),
+        limit: q.limit.unwrap_or(0),
+        cursor: q.cursor.unwrap_or_default(),
+    };
+    if q.limit == Some(0) {
+        return Err(GatewayError::invalid("limit must be between 1 and 100"));
+    }
+    let page = state.quest.clone().list_quests(request).await?.into_inner();
+    Ok(Reply::ok(
+        format,
+        ListJson { items: page.quests.into_iter().map(quest_json).collect(), next_cursor: non_empty(page.next_cursor) },
+    ))
+}
+
+/// Accepts a quest for the calling player.
+pub async fn accept(State(state): State<AppState>, Player(player_id): Player, format: Format, PathId(quest_id): PathId) -> GatewayResult<Reply<PlayerQuestJson>> {
+    let pq = state.quest.clone().accept_quest(pb::AcceptQuestRequest { player_id, quest_id }).await?.into_inner();
+    Ok(Reply::ok(format, player_quest_json(pq)))
+}
+
+/// Adds progress to an objective of the calling player's quest.
+pub async fn progress(
+    State(state): State<AppState>,
+    Player(player_id): Player,
+    format: Format,
+    PathId(quest_id): PathId,
+    Body(body): Body<ProgressBody>,
+) -> GatewayResult<Reply<PlayerQuestJson>> {
+    let request = pb::AdvanceObjectiveRequest { player_id, quest_id, objective_id: body.objective_id, amount: body.amount };
+    let pq = state.quest.clone().advance_objective(request).await?.into_inner();
+    Ok(Reply::ok(format, player_quest_json(pq)))
+}
+
+/// Abandons the calling player's quest.
+pub async fn abandon(State(state): State<AppState>, Player(player_id): Player, format: Format, PathId(quest_id): PathId) -> GatewayResult<Reply<PlayerQuestJson>> {
+    let pq = state.quest.clone().abandon_quest(pb::AbandonQuestRequest { player_id, quest_id }).await?.into_inner();
+    Ok(Reply::ok(format, player_quest_json(pq)))
+}
+
+/// Lists the calling player's quests.
+pub async fn list_mine(
+    State(state): State<AppState>,
+    Player(player_id): Player,
+    format: Format,
+    QueryArgs(q): QueryArgs<ListMineQuery>,
+) -> GatewayResult<Reply<ListJson<PlayerQuestJson>>> {
+    let status = match q.status.as_deref() {
+        None => pb::QuestStatus::Unspecified,
+        Some("active") => pb::QuestStatus::Active,
+        Some("completed") => pb::QuestStatus::Completed,
+        Some("failed") => pb::QuestStatus::Failed,
+        Some("abandoned") => pb::QuestStatus::Abandoned,
+        Some(other) => {
+            return Err(GatewayError::invalid(format!("status must be active, completed, failed or abandoned, got {other:?}")));
+        }
+    };
+    if q.limit == Some(0) {
+        return Err(GatewayError::invalid("limit must be between 1 and 100"));
+    }
+    let request = pb::ListPlayerQuestsRequest {
+        player_id,
+        status: status as i32,
+        limit: q.limit.unwrap_or(0),
+        cursor: q.cursor.unwrap_or_default(),
+    };
+    let page = state.quest.clone().list_player_quests(request).await?.into_inner();
+    Ok(Reply::ok(
+        format,
+        ListJson { items: page.quests.into_iter().map(player_quest_json).collect(), next_cursor: non_empty(page.next_cursor) },
+    ))
+}
+
+fn non_empty(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
+
+fn reward_to_pb(reward: RewardJson) -> pb::Reward {
+    pb::Reward { gold: reward.gold, xp: reward.xp, item_ids: reward.item_ids }
+}
+
+fn quest_json(quest: pb::Quest) -> QuestJson {
+    let reward = quest.reward.unwrap_or_default();
+    QuestJson {
+        id: quest.id,
+        title: quest.title,
+        description: quest.description,
+        giver_npc_id: quest.giver_npc_id,
+        region_id: quest.region_id,
+        level_requirement: quest.level_requirement,
+        reward: RewardJson { gold: reward.gold, xp: reward.xp, item_ids: reward.item_ids },
+        objectives: quest
+            .objectives
+            .into_iter()
+            .map(|o| ObjectiveJson { id: o.id, description: o.description, target_count: o.target_count })
+            .collect(),
+    }
+}
+
+fn player_quest_json(pq: pb::PlayerQuest) -> PlayerQuestJson {
+    let status = match pb::QuestStatus::try_from(pq.status) {
+        Ok(pb::QuestStatus::Completed) => "completed",
+        Ok(pb::QuestStatus::Failed) => "failed",
+        Ok(pb::QuestStatus::Abandoned) => "abandoned",
+        _ => "active",
+    };
+    PlayerQuestJson {
+        quest_id: pq.quest_id,
+        status,
+        accepted_at: rfc3339(pq.accepted_at_ms),
+        completed_at: (pq.completed_at_ms != 0).then(|| rfc3339(pq.completed_at_ms)),
+        objectives: pq
+            .objectives
+            .into_iter()
+            .map(|o| ProgressJson { objective_id: o.objective_id, progress: o.progress, target_count: o.target_count })
+            .collect(),
+    }
+}
+
+/// Formats Unix milliseconds as RFC 3339 UTC with milliseconds.
+pub fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

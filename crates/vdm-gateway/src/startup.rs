@@ -1,0 +1,138 @@
+//! Building and running the gateway: connect the player database, create
+//! one gRPC client per service, compose the router and its layers, serve.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+use tonic::codec::CompressionEncoding;
+use tonic_health::pb::health_client::HealthClient;
+use tower::ServiceBuilder;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, Predicate, SizeAbove};
+use tower_http::timeout::TimeoutLayer;
+use vdm_kit::shutdown::CancellationToken;
+use vdm_proto::quest::v1::quest_service_client::QuestServiceClient;
+
+use crate::auth::TokenKeys;
+use crate::auth::players::{PlayerStore, migration::Migrator};
+use crate::config::GatewayConfig;
+use crate::error::GatewayResult;
+use crate::routes::{ops, quests};
+use crate::state::{AppState, Shared};
+use crate::{auth, middleware};
+
+/// Every route template, for metric labels (anything else is `unmatched`).
+pub const ROUTES: &[&str] = &[
+    "/health",
+    "/ready",
+    "/metrics",
+    "/v1/auth/device",
+    "/v1/auth/refresh",
+    "/v1/quests",
+    "/v1/quests:batchGet",
+    "/v1/quests/{id}",
+    "/v1/quests/{id}/accept",
+    "/v1/me/quests",
+    "/v1/me/quests/{id}/progress",
+    "/v1/me/quests/{id}/abandon",
+];
+
+/// Responses smaller than this are not worth compressing.
+const COMPRESS_ABOVE_BYTES: u64 = 1024;
+
+/// A gateway that is connected and bound, ready to run.
+pub struct App {
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+}
+
+impl App {
+    /// Connects the player database (migrating it if configured), creates
+    /// the service clients (they connect lazily) and binds the listener.
+    pub async fn build(config: &GatewayConfig, shutdown: CancellationToken) -> GatewayResult<App> {
+        let db = vdm_kit::db::connect::<Migrator>(&config.database, "gateway").await?;
+        let quest_channel = vdm_kit::grpc::channel(&config.quest_url, config.request_timeout)?;
+        let quest = QuestServiceClient::new(quest_channel.clone())
+            .accept_compressed(CompressionEncoding::Gzip)
+            .accept_compressed(CompressionEncoding::Zstd);
+        let state: AppState = Arc::new(Shared {
+            tokens: TokenKeys::new(&config.jwt_secret, config.admin_token.clone(), config.session_ttl, config.refresh_ttl),
+            players: PlayerStore::new(db),
+            quest,
+            health: vec![(vdm_quest_service_name(), HealthClient::new(quest_channel))],
+            shutdown: shutdown.clone(),
+        });
+        vdm_kit::metrics::install();
+        let router = router(state, config);
+        let listener = TcpListener::bind(config.http_addr).await?;
+        Ok(App { listener, router, shutdown })
+    }
+
+    /// The address the HTTP server is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Serves until the shutdown token is cancelled, then lets in-flight
+    /// requests finish.
+    pub async fn run(self) -> GatewayResult<()> {
+        tracing::info!(addr = %self.local_addr(), "gateway listening");
+        let listener = self.listener.tap_io(|tcp| {
+            // Small request/response pairs: send without waiting for more.
+            let _ = tcp.set_nodelay(true);
+        });
+        axum::serve(listener, self.router).with_graceful_shutdown(self.shutdown.cancelled_owned()).await?;
+        tracing::info!("gateway stopped");
+        Ok(())
+    }
+}
+
+fn vdm_quest_service_name() -> &'static str {
+    "vdm.quest.v1.QuestService"
+}
+
+/// Builds the router with every route and the middleware stack.
+pub fn router(state: AppState, config: &GatewayConfig) -> Router {
+    let api = Router::new()
+        .route("/v1/auth/device", post(auth::routes::device))
+        .route("/v1/auth/refresh", post(auth::routes::refresh))
+        .route("/v1/quests", post(quests::create).get(quests::list))
+        .route("/v1/quests:batchGet", post(quests::batch_get))
+        .route("/v1/quests/{id}", get(quests::get).patch(quests::update).delete(quests::delete))
+        .route("/v1/quests/{id}/accept", post(quests::accept))
+        .route("/v1/me/quests", get(quests::list_mine))
+        .route("/v1/me/quests/{id}/progress", post(quests::progress))
+        .route("/v1/me/quests/{id}/abandon", post(quests::abandon))
+        .route("/health", get(ops::health))
+        .route("/ready", get(ops::ready))
+        .route("/metrics", get(ops::metrics))
+        .with_state(state);
+    layers(api, config)
+}
+
+/// The middleware stack, outermost first: each request passes the layers in
+/// this order and its response comes back through them in reverse.
+fn layers(router: Router, config: &GatewayConfig) -> Router {
+    router.layer(
+        ServiceBuilder::new()
+            // Span, trace id header and request metrics; outermost so the
+            // status it records is the one the client gets.
+            .layer(axum::middleware::from_fn(middleware::observe))
+            // Every error becomes `{"error": ...}` (JSON or MessagePack),
+            // including the bodiless ones of the layers below and the router.
+            .layer(axum::middleware::from_fn(middleware::error_body))
+            // gzip, Brotli or zstd by Accept-Encoding, for bodies worth it.
+            .layer(CompressionLayer::new().compress_when(DefaultPredicate::new().and(SizeAbove::new(COMPRESS_ABOVE_BYTES))))
+            // A request that takes longer than this gets a 504.
+            .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, config.request_timeout))
+            // Bodies are buffered up to this size; beyond it, 413.
+            .layer(DefaultBodyLimit::max(config.body_limit)),
+    )
+}

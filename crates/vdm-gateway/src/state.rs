@@ -1,0 +1,30 @@
+//! What every handler shares: token keys, the player store and one gRPC
+//! client per service, created once at start-up and cloned per request
+//! (a clone shares the underlying HTTP/2 connection).
+
+use std::sync::Arc;
+
+use tonic_health::pb::health_client::HealthClient;
+use vdm_kit::grpc::GrpcChannel;
+use vdm_kit::shutdown::CancellationToken;
+use vdm_proto::quest::v1::quest_service_client::QuestServiceClient;
+
+use crate::auth::TokenKeys;
+use crate::auth::players::PlayerStore;
+
+/// The state behind every route.
+pub type AppState = Arc<Shared>;
+
+/// See [`AppState`].
+pub struct Shared {
+    /// Signs and checks tokens.
+    pub tokens: TokenKeys,
+    /// Player accounts.
+    pub players: PlayerStore,
+    /// The quest service.
+    pub quest: QuestServiceClient<GrpcChannel>,
+    /// Health checks of each service, by gRPC service name.
+    pub health: Vec<(&'static str, HealthClient<GrpcChannel>)>,
+    /// Cancelled when the process begins to shut down.
+    pub shutdown: CancellationToken,
+}

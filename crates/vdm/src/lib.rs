@@ -1,0 +1,225 @@
+//! The one vdm binary's library: parse the subcommand, read the config,
+//! start the right apps, wait for a shutdown signal.
+//!
+//! # Layout
+//! - [`Command`]: the subcommands.
+//! - [`run`]: builds the runtime, telemetry and config, then dispatches.
+//! - [`embedded`]: `vdm all`: every service and the gateway in one process,
+//!   each service on its own loopback gRPC port, and the demo world.
+//! - [`demo`]: the demo world seeded on first start.
+
+pub mod demo;
+pub mod embedded;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use vdm_kit::config::{ConfigError, DatabaseConfig, Env};
+use vdm_kit::shutdown::CancellationToken;
+use vdm_kit::telemetry::TelemetryConfig;
+
+/// The command-line help.
+pub const USAGE: &str = "\
+usage: vdm [COMMAND]
+
+commands:
+  all                 run every service and the gateway in one process (default)
+  gateway             run the HTTP gateway
+  quest               run the quest service
+  migrate <service>   run a service's database migrations and exit (gateway, quest, all)
+  help                print this help
+
+Configuration is read from the environment (VDM_*, DATABASE_URL, REDIS_URL,
+OTEL_*); see the README.";
+
+/// What to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Every service and the gateway in one process.
+    All,
+    /// The gateway alone.
+    Gateway,
+    /// The quest service alone.
+    Quest,
+    /// Migrate one service's database (or all) and exit.
+    Migrate(String),
+    /// Print the help.
+    Help,
+    /// Print the version.
+    Version,
+}
+
+impl Command {
+    /// Parses the arguments after the program name.
+    pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Command, String> {
+        let command = match args.next().as_deref() {
+            None | Some("all") => Command::All,
+            Some("gateway") => Command::Gateway,
+            Some("quest") => Command::Quest,
+            Some("migrate") => Command::Migrate(args.next().ok_or("migrate needs a service name")?),
+            Some("help" | "-h" | "--help") => Command::Help,
+            Some("version" | "-V" | "--version") => Command::Version,
+            Some(other) => return Err(format!("unknown command {other:?}")),
+        };
+        match args.next() {
+            Some(extra) => Err(format!("unexpected argument {extra:?}")),
+            None => Ok(command),
+        }
+    }
+}
+
+/// Everything that can stop the binary.
+#[derive(Debug, thiserror::Error)]
+pub enum VdmError {
+    /// A setting is wrong.
+    #[error("configuration error")]
+    Config(#[from] ConfigError),
+    /// Telemetry could not start.
+    #[error("telemetry setup failed")]
+    Telemetry(#[from] vdm_kit::telemetry::TelemetryError),
+    /// The quest service failed.
+    #[error("quest service failed")]
+    Quest(#[from] vdm_quest::QuestError),
+    /// The gateway failed.
+    #[error("gateway failed")]
+    Gateway(#[from] vdm_gateway::GatewayError),
+    /// A database migration failed.
+    #[error("migration failed")]
+    Migrate(#[from] vdm_kit::db::DbSetupError),
+    /// An IO failure (runtime, admin listener).
+    #[error("io error")]
+    Io(#[from] std::io::Error),
+    /// A task panicked or the demo seed failed.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Formats an error with its whole cause chain on one line.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}
+
+/// Settings every subcommand shares.
+#[derive(Debug, Clone)]
+pub struct Common {
+    /// Where SQLite files live without `DATABASE_URL` (`VDM_DATA_DIR`, default `./data`).
+    pub data_dir: PathBuf,
+    /// Logging and tracing.
+    pub telemetry: TelemetryConfig,
+}
+
+impl Common {
+    fn from_env(env: &Env, service_name: &str) -> Result<Common, ConfigError> {
+        Ok(Common {
+            data_dir: env.string("VDM_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("data")),
+            telemetry: TelemetryConfig::from_env(env, service_name)?,
+        })
+    }
+}
+
+/// Runs a command to completion (until a shutdown signal for the servers).
+pub fn run(command: Command) -> Result<(), VdmError> {
+    match command {
+        Command::Help => {
+            println!("{USAGE}");
+            return Ok(());
+        }
+        Command::Version => {
+            println!("vdm {}", env!("CARGO_PKG_VERSION"));
+            return Ok(());
+        }
+        _ => {}
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(run_async(command))
+}
+
+async fn run_async(command: Command) -> Result<(), VdmError> {
+    let env = Env::from_process();
+    let service_name = match &command {
+        Command::All => "vdm",
+        Command::Gateway => "gateway",
+        Command::Quest => "quest",
+        _ => "vdm-migrate",
+    };
+    let common = Common::from_env(&env, service_name)?;
+    let _telemetry = vdm_kit::telemetry::init(&common.telemetry)?;
+    vdm_kit::metrics::install();
+    let shutdown = CancellationToken::new();
+    spawn_signal_watch(shutdown.clone());
+
+    match command {
+        Command::All => embedded::run(&env, &common, shutdown).await,
+        Command::Gateway => {
+            let config = vdm_gateway::GatewayConfig::from_env(&env, &common.data_dir, vdm_gateway::Overrides::default())?;
+            let app = vdm_gateway::App::build(&config, shutdown).await?;
+            app.run().await?;
+            Ok(())
+        }
+        Command::Quest => {
+            let grpc_addr: SocketAddr = env.parse_or("VDM_GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], 50051)))?;
+            let admin_addr: SocketAddr = env.parse_or("VDM_ADMIN_ADDR", SocketAddr::from(([0, 0, 0, 0], 9090)))?;
+            let config = vdm_quest::QuestConfig::from_env(&env, grpc_addr, &common.data_dir)?;
+            let app = vdm_quest::App::build(&config).await?;
+            let admin = tokio::net::TcpListener::bind(admin_addr).await?;
+            tracing::info!(addr = %admin_addr, "admin endpoints listening");
+            let admin = tokio::spawn(vdm_kit::admin::serve(admin, app.readiness(), shutdown.clone()));
+            app.run_until(shutdown.cancelled_owned()).await?;
+            admin.await.map_err(|e| VdmError::Other(format!("admin task: {e}")))??;
+            Ok(())
+        }
+        Command::Migrate(service) => migrate(&env, &common, &service).await,
+        Command::Help | Command::Version => Ok(()),
+    }
+}
+
+async fn migrate(env: &Env, common: &Common, service: &str) -> Result<(), VdmError> {
+    let targets: &[&str] = match service {
+        "all" => &["gateway", "quest"],
+        "gateway" => &["gateway"],
+        "quest" => &["quest"],
+        other => return Err(VdmError::Other(format!("unknown service {other:?}; expected gateway, quest or all"))),
+    };
+    for target in targets {
+        let config = DatabaseConfig::from_env(env, target, &common.data_dir)?;
+        match *target {
+            "gateway" => vdm_kit::db::migrate::<vdm_gateway::auth::players::migration::Migrator>(&config, "gateway").await?,
+            _ => vdm_kit::db::migrate::<vdm_quest::store::migration::Migrator>(&config, "quest").await?,
+        }
+        println!("migrated {target}");
+    }
+    Ok(())
+}
+
+fn spawn_signal_watch(shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        vdm_kit::shutdown::shutdown_signal().await;
+        shutdown.cancel();
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Command, String> {
+        Command::parse(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn parses_subcommands() {
+        assert_eq!(parse(&[]).unwrap(), Command::All);
+        assert_eq!(parse(&["quest"]).unwrap(), Command::Quest);
+        assert_eq!(parse(&["migrate", "quest"]).unwrap(), Command::Migrate("quest".into()));
+        assert!(parse(&["migrate"]).is_err());
+        assert!(parse(&["bogus"]).is_err());
+        assert!(parse(&["quest", "extra"]).is_err());
+    }
+}

@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+"""Writes values.schema.json of every vdm service chart (helm/vdm-<name>/).
+
+The service charts share their values (they render the same vdm-common
+templates), so their schemas are generated from this one description instead
+of being kept in step by hand. Every object sets "additionalProperties":
+false, so a misspelt value fails `helm install`/`helm template`.
+
+    python3 helm/gen-values-schema.py           # rewrite the schemas
+    python3 helm/gen-values-schema.py --check   # fail if one is out of date
+
+A new service chart: add it to CHARTS below (and to helm/vdm), then run it.
+"""
+
+import json
+import pathlib
+import sys
+
+HELM = pathlib.Path(__file__).resolve().parent
+
+# (component, is the HTTP gateway)
+CHARTS = [("gateway", True), ("quest", False)]
+
+
+def obj(props, required=None, additional=False, desc=None):
+    o = {"type": "object", "additionalProperties": additional, "properties": props}
+    if required: o["required"] = required
+    if desc: o["description"] = desc
+    return o
+
+def s(desc=None, **kw):
+    o = {"type": "string"}
+    if desc: o["description"] = desc
+    o.update(kw); return o
+
+def i(desc=None, minimum=None, maximum=None):
+    o = {"type": "integer"}
+    if desc: o["description"] = desc
+    if minimum is not None: o["minimum"] = minimum
+    if maximum is not None: o["maximum"] = maximum
+    return o
+
+def b(desc=None):
+    o = {"type": "boolean"}
+    if desc: o["description"] = desc
+    return o
+
+free = lambda desc: {"type": "object", "description": desc}
+freelist = lambda desc: {"type": "array", "description": desc, "items": {"type": "object"}}
+strmap = lambda desc: {"type": "object", "description": desc, "additionalProperties": {"type": "string"}}
+port = lambda desc: i(desc, 1, 65535)
+quantity = {"anyOf": [{"type": "string", "pattern": "^[0-9.]+([eE][0-9]+|[mkMGTPE]i?|[munKMGTPE])?$"}, {"type": "integer", "minimum": 0}]}
+intOrPercent = {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": "^[0-9]+%$"}]}
+duration = s("Prometheus duration", pattern="^[0-9]+(ms|s|m|h)$")
+probe = obj({
+    "initialDelaySeconds": i(minimum=0),
+    "periodSeconds": i(minimum=1),
+    "timeoutSeconds": i(minimum=1),
+    "failureThreshold": i(minimum=1),
+    "successThreshold": i(minimum=1),
+})
+resources = obj({
+    "requests": {"type": "object", "additionalProperties": quantity},
+    "limits": {"type": "object", "additionalProperties": quantity},
+}, desc="Kubernetes ResourceRequirements")
+
+def schema(component, gateway):
+    secret_ids = ["databaseUrl", "redisUrl"] + (["jwtSecret", "adminToken"] if gateway else [])
+    if gateway:
+        service = obj({
+            "type": s(enum=["ClusterIP", "NodePort", "LoadBalancer"]),
+            "httpPort": port("Public HTTP/WebSocket port, also /health, /ready, /metrics (VDM_HTTP_ADDR)"),
+            "annotations": strmap("Service annotations"),
+        }, required=["type", "httpPort"])
+    else:
+        service = obj({
+            "type": s(enum=["ClusterIP", "NodePort", "LoadBalancer"]),
+            "grpcPort": port("gRPC port (VDM_GRPC_ADDR)"),
+            "metricsPort": port("/health, /ready and /metrics port (VDM_ADMIN_ADDR)"),
+            "annotations": strmap("Service annotations"),
+        }, required=["type", "grpcPort", "metricsPort"])
+    props = {
+        "enabled": b("Read by the umbrella chart: deploy this service"),
+        "nameOverride": s(),
+        "fullnameOverride": s(pattern="^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$", maxLength=52),
+        "subcommand": s("vdm subcommand (default: %s)" % component, pattern="^([a-z][a-z0-9-]*)?$"),
+        "replicaCount": i(minimum=0),
+        "revisionHistoryLimit": i(minimum=0),
+        "image": obj({
+            "repository": s(),
+            "tag": s(),
+            "digest": s(pattern="^(sha256:[a-f0-9]{64})?$"),
+            "pullPolicy": s(enum=["Always", "IfNotPresent", "Never"]),
+        }, required=["pullPolicy"]),
+        "imagePullSecrets": {"type": "array", "items": obj({"name": s()}, required=["name"])},
+        "serviceAccountName": s(),
+        "podAnnotations": strmap("Pod annotations"),
+        "podLabels": strmap("Pod labels"),
+        "priorityClassName": s(),
+        "service": service,
+        "config": obj({
+            "environment": s("VDM_ENV"),
+            "log": s("VDM_LOG (EnvFilter directive)", minLength=1),
+            "logFormat": s("VDM_LOG_FORMAT", enum=["json", "text"]),
+            "dbSchema": s("VDM_DB_SCHEMA", pattern="^([a-z_][a-z0-9_]*)?$"),
+            "dbMaxConnections": i("VDM_DB_MAX_CONNECTIONS", minimum=1),
+            "cachePrefix": s("VDM_CACHE_PREFIX"),
+            "migrateOnStart": b("VDM_MIGRATE_ON_START"),
+        }, required=["log", "logFormat", "dbMaxConnections", "migrateOnStart"]),
+        "extraEnv": {"type": "array", "description": "Kubernetes EnvVar list",
+                     "items": {"type": "object", "required": ["name"], "properties": {"name": s(pattern="^[A-Za-z_][A-Za-z0-9_]*$")}}},
+        "secret": obj({
+            "existingSecret": s(),
+            "create": b(),
+            "keys": obj({k: s(minLength=1) for k in secret_ids}, required=secret_ids),
+            "values": obj({k: s() for k in secret_ids}),
+        }, required=["create", "keys"]),
+        "otel": obj({
+            "endpoint": s("OTEL_EXPORTER_OTLP_ENDPOINT", pattern="^(https?://.+)?$"),
+            "serviceName": s("OTEL_SERVICE_NAME"),
+            "resourceAttributes": {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}},
+            "sampler": s("OTEL_TRACES_SAMPLER", enum=["always_on", "always_off", "traceidratio",
+                         "parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio"]),
+            "samplerArg": {"description": "OTEL_TRACES_SAMPLER_ARG",
+                           "anyOf": [{"type": "string", "pattern": "^([0-9]*\\.?[0-9]+)?$"}, {"type": "number", "minimum": 0, "maximum": 1}]},
+        }, required=["sampler"]),
+        "probes": obj({"startup": probe, "liveness": probe, "readiness": probe},
+                      required=["startup", "liveness", "readiness"]),
+        "preStopSleepSeconds": i(minimum=0),
+        "terminationGracePeriodSeconds": i(minimum=1),
+        "resources": resources,
+        "autoscaling": obj({
+            "enabled": b(),
+            "minReplicas": i(minimum=1),
+            "maxReplicas": i(minimum=1),
+            "targetCPUUtilizationPercentage": i(minimum=1, maximum=1000),
+            "targetMemoryUtilizationPercentage": i(minimum=1, maximum=1000),
+            "behavior": free("autoscaling/v2 HorizontalPodAutoscalerBehavior"),
+        }, required=["enabled", "minReplicas", "maxReplicas", "targetCPUUtilizationPercentage"]),
+        "podDisruptionBudget": obj({
+            "enabled": b(),
+            "minAvailable": intOrPercent,
+            "maxUnavailable": intOrPercent,
+        }, required=["enabled"]),
+        "serviceMonitor": obj({
+            "enabled": b(),
+            "interval": duration,
+            "scrapeTimeout": duration,
+            "labels": strmap("ServiceMonitor labels"),
+        }, required=["enabled", "interval", "scrapeTimeout"]),
+        "migration": obj({
+            "enabled": b(),
+            "backoffLimit": i(minimum=0),
+            "activeDeadlineSeconds": i(minimum=1),
+            "resources": resources,
+        }, required=["enabled", "backoffLimit", "activeDeadlineSeconds"]),
+        "topologySpread": obj({
+            "enabled": b(),
+            "topologyKeys": {"type": "array", "items": s(minLength=1)},
+        }, required=["enabled"]),
+        "podSecurityContext": free("Kubernetes PodSecurityContext"),
+        "securityContext": free("Kubernetes SecurityContext of the container"),
+        "tmpSizeLimit": quantity,
+        "nodeSelector": strmap("Node labels"),
+        "tolerations": freelist("Kubernetes Toleration list"),
+        "affinity": free("Kubernetes Affinity"),
+        # Helm adds the library chart's (empty) values under its name.
+        "vdm-common": {"type": "object", "description": "Set by Helm: the vdm-common library has no values",
+                       "properties": {"global": {"type": "object"}}, "additionalProperties": False},
+        "global": {"type": "object", "description": "Values shared through the umbrella chart",
+                   "properties": {"vdm": obj({
+                       "image": obj({"repository": s(), "tag": s(), "digest": s(pattern="^(sha256:[a-f0-9]{64})?$")}),
+                       "environment": s(),
+                       "existingSecret": s(),
+                       "otlpEndpoint": s(pattern="^(https?://.+)?$"),
+                   })}},
+    }
+    if gateway:
+        props["upstreams"] = obj({"quest": s("VDM_QUEST_URL (default: the vdm-quest chart of this release); tpl is applied")},
+                                 desc="gRPC services the gateway calls, as http://host:port")
+    keys = list(props)
+    return {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "title": "vdm-%s values" % component,
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["image", "service", "config", "secret", "otel", "probes", "resources",
+                     "autoscaling", "podDisruptionBudget", "serviceMonitor", "migration",
+                     "preStopSleepSeconds", "terminationGracePeriodSeconds",
+                     "podSecurityContext", "securityContext", "tmpSizeLimit", "replicaCount"]
+                    + (["upstreams"] if gateway else []),
+        "properties": props,
+    }
+
+
+def main():
+    check = sys.argv[1:] == ["--check"]
+    if sys.argv[1:] not in ([], ["--check"]):
+        sys.exit("usage: gen-values-schema.py [--check]")
+    stale = []
+    for component, gateway in CHARTS:
+        path = HELM / ("vdm-%s" % component) / "values.schema.json"
+        text = json.dumps(schema(component, gateway), indent=2) + "\n"
+        if check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(str(path.relative_to(HELM.parent)))
+        else:
+            path.write_text(text)
+    if stale:
+        sys.exit("out of date: %s; run python3 helm/gen-values-schema.py" % ", ".join(stale))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,311 @@
+{{/*
+vdm-common: named templates shared by every vdm service chart.
+
+Each service chart (vdm-gateway, vdm-quest, ...) is a thin chart whose
+templates/ files only include the templates below with the chart's root
+context, so one change here reaches every service. What differs between
+services comes from the including chart:
+
+- the component ("quest") is the chart name without its "vdm-" prefix; it is
+  the subcommand (`vdm quest`), the migration target (`vdm migrate quest`),
+  the default database schema and the app.kubernetes.io/component label;
+- the chart named vdm-gateway is the HTTP gateway (one public HTTP port that
+  also serves /health, /ready and /metrics); every other chart is a gRPC
+  service (gRPC port plus the admin port with /health, /ready and /metrics);
+- `.Values.secret.keys` lists which Secret entries the service reads, and
+  `.Values.upstreams` (gateway only) which services it calls.
+*/}}
+
+{{/* The chart name, or nameOverride. */}}
+{{- define "vdm-common.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+The name of a chart's objects in a release, from a dict with "release" and
+"name". A release named like the chart, or whose name the chart name already
+starts with (release "vdm", chart "vdm-quest"), is not repeated, so release
+"vdm" gives vdm-quest and release "prod" gives prod-vdm-quest. The gateway
+uses this to find a service of the same release.
+*/}}
+{{- define "vdm-common.fullnameFor" -}}
+{{- $release := .release -}}
+{{- $name := .name -}}
+{{- if contains $name $release -}}
+{{- $release | trunc 63 | trimSuffix "-" -}}
+{{- else if hasPrefix (printf "%s-" $release) $name -}}
+{{- $name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" $release $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The name of this chart's objects: fullnameOverride, or fullnameFor. */}}
+{{- define "vdm-common.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- include "vdm-common.fullnameFor" (dict "release" .Release.Name "name" (include "vdm-common.name" .)) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The service this chart runs: "quest" for vdm-quest. */}}
+{{- define "vdm-common.component" -}}
+{{- .Chart.Name | trimPrefix "vdm-" -}}
+{{- end -}}
+
+{{/* "true" when this chart is the HTTP gateway, else "". */}}
+{{- define "vdm-common.isGateway" -}}
+{{- if eq (include "vdm-common.component" .) "gateway" -}}true{{- end -}}
+{{- end -}}
+
+{{/* The `vdm` subcommand the Deployment runs. */}}
+{{- define "vdm-common.subcommand" -}}
+{{- .Values.subcommand | default (include "vdm-common.component" .) -}}
+{{- end -}}
+
+{{/* The global.vdm values of an umbrella release (an empty dict when none). */}}
+{{- define "vdm-common.globalJson" -}}
+{{- $global := .Values.global | default dict -}}
+{{- get $global "vdm" | default dict | toJson -}}
+{{- end -}}
+
+{{/* The image tag: image.tag, then global.vdm.image.tag, then appVersion. */}}
+{{- define "vdm-common.imageTag" -}}
+{{- $g := include "vdm-common.globalJson" . | fromJson -}}
+{{- $gImage := get $g "image" | default dict -}}
+{{- .Values.image.tag | default (get $gImage "tag") | default .Chart.AppVersion | toString -}}
+{{- end -}}
+
+{{/* The image reference; image.digest, when set, wins over the tag. */}}
+{{- define "vdm-common.image" -}}
+{{- $g := include "vdm-common.globalJson" . | fromJson -}}
+{{- $gImage := get $g "image" | default dict -}}
+{{- $repository := .Values.image.repository | default (get $gImage "repository") | default "vdm" -}}
+{{- $digest := .Values.image.digest | default (get $gImage "digest") -}}
+{{- if $digest -}}
+{{- printf "%s@%s" $repository $digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repository (include "vdm-common.imageTag" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The deployment environment name (VDM_ENV), possibly empty. */}}
+{{- define "vdm-common.environment" -}}
+{{- $g := include "vdm-common.globalJson" . | fromJson -}}
+{{- .Values.config.environment | default (get $g "environment") -}}
+{{- end -}}
+
+{{/* Selector labels for a component: a dict with "ctx" and "component". */}}
+{{- define "vdm-common.selectorLabelsFor" -}}
+app.kubernetes.io/name: {{ include "vdm-common.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* All labels for a component: a dict with "ctx" and "component". */}}
+{{- define "vdm-common.labelsFor" -}}
+helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "vdm-common.selectorLabelsFor" . }}
+app.kubernetes.io/version: {{ regexReplaceAll "[^-A-Za-z0-9_.]" (include "vdm-common.imageTag" .ctx) "_" | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/part-of: vdm
+app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
+{{- end -}}
+
+{{/* Selector labels of the service's pods. */}}
+{{- define "vdm-common.selectorLabels" -}}
+{{- include "vdm-common.selectorLabelsFor" (dict "ctx" . "component" (include "vdm-common.component" .)) -}}
+{{- end -}}
+
+{{/* Labels of the service's objects. */}}
+{{- define "vdm-common.labels" -}}
+{{- include "vdm-common.labelsFor" (dict "ctx" . "component" (include "vdm-common.component" .)) -}}
+{{- end -}}
+
+{{/*
+The Secret the pods read DATABASE_URL, REDIS_URL and the gateway's secrets
+from: the chart's own when secret.create, else secret.existingSecret, else
+global.vdm.existingSecret, else one named like the chart's objects, which the
+operator creates (docs/DEPLOY.md).
+*/}}
+{{- define "vdm-common.secretName" -}}
+{{- $g := include "vdm-common.globalJson" . | fromJson -}}
+{{- if and .Values.secret.create .Values.secret.existingSecret -}}
+{{- fail "secret.create and secret.existingSecret exclude each other: create the Secret or name an existing one" -}}
+{{- end -}}
+{{- if .Values.secret.create -}}
+{{- include "vdm-common.fullname" . -}}
+{{- else -}}
+{{- .Values.secret.existingSecret | default (get $g "existingSecret") | default (include "vdm-common.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Secret entries a chart may list under secret.keys: the environment variable
+each one feeds, and whether the process starts without it.
+*/}}
+{{- define "vdm-common.secretEnvJson" -}}
+{{- dict
+  "databaseUrl" (dict "env" "DATABASE_URL" "optional" false)
+  "redisUrl" (dict "env" "REDIS_URL" "optional" true)
+  "jwtSecret" (dict "env" "VDM_JWT_SECRET" "optional" false)
+  "adminToken" (dict "env" "VDM_ADMIN_TOKEN" "optional" false)
+  | toJson -}}
+{{- end -}}
+
+{{/*
+Fails the render when the pod cannot drain in time: the kubelet kills the
+container terminationGracePeriodSeconds after deletion, which must cover the
+preStop sleep plus the ~20 s the binary takes at most to drain after SIGTERM.
+*/}}
+{{- define "vdm-common.checkTermination" -}}
+{{- $drainSeconds := 20 -}}
+{{- $need := add (int .Values.preStopSleepSeconds) $drainSeconds -}}
+{{- if lt (int .Values.terminationGracePeriodSeconds) (int $need) -}}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must be at least preStopSleepSeconds (%d) + %d s of drain" (int .Values.terminationGracePeriodSeconds) (int .Values.preStopSleepSeconds) $drainSeconds) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The listen ports of the container, as a list of ContainerPort. */}}
+{{- define "vdm-common.containerPorts" -}}
+{{- if include "vdm-common.isGateway" . }}
+- name: http
+  containerPort: {{ .Values.service.httpPort }}
+  protocol: TCP
+{{- else }}
+- name: grpc
+  containerPort: {{ .Values.service.grpcPort }}
+  protocol: TCP
+- name: metrics
+  containerPort: {{ .Values.service.metricsPort }}
+  protocol: TCP
+{{- end }}
+{{- end -}}
+
+{{/* The port name that serves /health, /ready and /metrics. */}}
+{{- define "vdm-common.adminPortName" -}}
+{{- if include "vdm-common.isGateway" . -}}http{{- else -}}metrics{{- end -}}
+{{- end -}}
+
+{{/*
+The container environment, shared by the Deployment and the migration Job.
+K8S_* come first so OTEL_RESOURCE_ATTRIBUTES can expand them.
+*/}}
+{{- define "vdm-common.env" -}}
+{{- $component := include "vdm-common.component" . -}}
+{{- $g := include "vdm-common.globalJson" . | fromJson -}}
+{{- $environment := include "vdm-common.environment" . -}}
+{{- $secretName := include "vdm-common.secretName" . -}}
+{{- $secretEnv := include "vdm-common.secretEnvJson" . | fromJson -}}
+- name: K8S_NAMESPACE
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
+- name: K8S_POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+{{- if $environment }}
+- name: VDM_ENV
+  value: {{ $environment | quote }}
+{{- end }}
+- name: VDM_LOG
+  value: {{ .Values.config.log | quote }}
+- name: VDM_LOG_FORMAT
+  value: {{ .Values.config.logFormat | quote }}
+{{- if include "vdm-common.isGateway" . }}
+- name: VDM_HTTP_ADDR
+  value: {{ printf "0.0.0.0:%d" (int .Values.service.httpPort) | quote }}
+{{- else }}
+- name: VDM_GRPC_ADDR
+  value: {{ printf "0.0.0.0:%d" (int .Values.service.grpcPort) | quote }}
+- name: VDM_ADMIN_ADDR
+  value: {{ printf "0.0.0.0:%d" (int .Values.service.metricsPort) | quote }}
+{{- end }}
+- name: VDM_DB_SCHEMA
+  value: {{ .Values.config.dbSchema | default $component | quote }}
+- name: VDM_DB_MAX_CONNECTIONS
+  value: {{ .Values.config.dbMaxConnections | quote }}
+{{- if .Values.config.cachePrefix }}
+- name: VDM_CACHE_PREFIX
+  value: {{ .Values.config.cachePrefix | quote }}
+{{- end }}
+- name: VDM_MIGRATE_ON_START
+  value: {{ .Values.config.migrateOnStart | quote }}
+{{- range $name, $url := (.Values.upstreams | default dict) }}
+- name: {{ printf "VDM_%s_URL" (upper $name) }}
+  value: {{ tpl ($url | default (printf "http://%s:50051" (include "vdm-common.fullnameFor" (dict "release" $.Release.Name "name" (printf "vdm-%s" $name))))) $ | quote }}
+{{- end }}
+{{- range $id, $key := .Values.secret.keys }}
+{{- $spec := get $secretEnv $id }}
+- name: {{ $spec.env }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secretName }}
+      key: {{ $key }}
+      {{- if $spec.optional }}
+      optional: true
+      {{- end }}
+{{- end }}
+- name: OTEL_SERVICE_NAME
+  value: {{ .Values.otel.serviceName | default (include "vdm-common.name" .) | quote }}
+{{- $endpoint := .Values.otel.endpoint | default (get $g "otlpEndpoint") }}
+{{- if $endpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ $endpoint | quote }}
+{{- end }}
+{{- $attributes := list "service.namespace=vdm" (printf "service.version=%s" (include "vdm-common.imageTag" .)) }}
+{{- if $environment }}
+{{- $attributes = append $attributes (printf "deployment.environment.name=%s" $environment) }}
+{{- end }}
+{{- $attributes = append $attributes "k8s.namespace.name=$(K8S_NAMESPACE)" }}
+{{- $attributes = append $attributes "k8s.pod.name=$(K8S_POD_NAME)" }}
+{{- range $key, $value := .Values.otel.resourceAttributes }}
+{{- $attributes = append $attributes (printf "%s=%s" $key (toString $value)) }}
+{{- end }}
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: {{ join "," $attributes | quote }}
+- name: OTEL_TRACES_SAMPLER
+  value: {{ .Values.otel.sampler | quote }}
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ .Values.otel.samplerArg | toString | quote }}
+{{- with .Values.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* Pod-level settings shared by the Deployment and the migration Job. */}}
+{{- define "vdm-common.podSpecCommon" -}}
+{{- with .Values.serviceAccountName }}
+serviceAccountName: {{ . }}
+{{- end }}
+automountServiceAccountToken: false
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+securityContext:
+  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- with .Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* The writable /tmp every container gets (the root filesystem is read-only). */}}
+{{- define "vdm-common.tmpVolume" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: {{ .Values.tmpSizeLimit }}
+{{- end -}}
+
+{{/* Pod annotations that roll the pods when the chart-created Secret changes. */}}
+{{- define "vdm-common.checksumAnnotations" -}}
+{{- if .Values.secret.create }}
+checksum/secret: {{ toJson .Values.secret.values | sha256sum }}
+{{- end }}
+{{- end -}}

@@ -1,0 +1,40 @@
+{{/* The NOTES.txt body of a service chart installed on its own. */}}
+{{- define "vdm-common.notes" -}}
+{{- $fullname := include "vdm-common.fullname" . -}}
+{{- $component := include "vdm-common.component" . -}}
+{{ $fullname }} ({{ include "vdm-common.image" . }}, `vdm {{ include "vdm-common.subcommand" . }}`) is installed in namespace {{ .Release.Namespace }}.
+{{- if .Values.migration.enabled }}
+
+The schema migration (`vdm migrate {{ $component }}`) ran as Job {{ $fullname }}-migrate before the pods
+started; a failed migration fails the install or upgrade and keeps its Job:
+  kubectl -n {{ .Release.Namespace }} logs job/{{ $fullname }}-migrate
+{{- end }}
+
+Credentials are read from Secret {{ include "vdm-common.secretName" . }}{{ if .Values.secret.create }} (made from secret.values; `helm uninstall` leaves it behind){{ end }}, keys: {{ values .Values.secret.keys | sortAlpha | join ", " }}.
+{{- if not (or .Values.secret.create .Values.secret.existingSecret) }}
+Create it before the pods can start, e.g.
+  kubectl -n {{ .Release.Namespace }} create secret generic {{ include "vdm-common.secretName" . }} --from-literal=DATABASE_URL='postgres://...'{{ if include "vdm-common.isGateway" . }} --from-literal=VDM_JWT_SECRET='...' --from-literal=VDM_ADMIN_TOKEN='...'{{ end }}
+{{- end }}
+
+Watch the rollout:
+  kubectl -n {{ .Release.Namespace }} rollout status deployment/{{ $fullname }}
+{{- if include "vdm-common.isGateway" . }}
+
+Try the gateway:
+  kubectl -n {{ .Release.Namespace }} port-forward service/{{ $fullname }} 8080:{{ .Values.service.httpPort }}
+  curl -s localhost:8080/ready
+{{- range $name, $url := (.Values.upstreams | default dict) }}
+It calls {{ $name }} at {{ tpl ($url | default (printf "http://%s:50051" (include "vdm-common.fullnameFor" (dict "release" $.Release.Name "name" (printf "vdm-%s" $name))))) $ }}.
+{{- end }}
+{{- else }}
+
+gRPC: {{ $fullname }}.{{ .Release.Namespace }}.svc:{{ .Values.service.grpcPort }}; /health, /ready and /metrics on port {{ .Values.service.metricsPort }}.
+{{- end }}
+{{- if .Values.autoscaling.enabled }}
+
+Replicas: {{ .Values.autoscaling.minReplicas }}-{{ .Values.autoscaling.maxReplicas }} (HorizontalPodAutoscaler).
+{{- else }}
+
+Replicas: {{ .Values.replicaCount }}; scale with --set replicaCount=N or autoscaling.enabled=true.
+{{- end }}
+{{- end -}}
