@@ -18,6 +18,9 @@ import sys
 
 HELM = pathlib.Path(__file__).resolve().parent
 
+# Minimum lengths the binary enforces, for secret.values (empty: not set).
+SECRET_PATTERNS = {"jwtSecret": "^(.{32,})?$", "adminToken": "^(.{16,})?$"}
+
 # (component, is the HTTP gateway)
 CHARTS = [("gateway", True), ("quest", False)]
 
@@ -113,7 +116,9 @@ def schema(component, gateway):
             "existingSecret": s(),
             "create": b(),
             "keys": obj({k: s(minLength=1) for k in secret_ids}, required=secret_ids),
-            "values": obj({k: s() for k in secret_ids}),
+            # The gateway refuses shorter secrets at start-up; fail at install instead.
+            "values": obj({k: s(pattern=SECRET_PATTERNS[k]) if k in SECRET_PATTERNS else s()
+                           for k in secret_ids}),
         }, required=["create", "keys"]),
         "otel": obj({
             "endpoint": s("OTEL_EXPORTER_OTLP_ENDPOINT", pattern="^(https?://.+)?$"),

@@ -132,8 +132,8 @@ render umbrella-secret-from-values "${umbrella}" \
   --set vdm-gateway.secret.create=true \
   --set vdm-gateway.secret.values.databaseUrl=postgres://vdm:vdm@postgres:5432/vdm \
   --set vdm-gateway.secret.values.redisUrl=redis://redis:6379 \
-  --set vdm-gateway.secret.values.jwtSecret=try-it-out-only \
-  --set vdm-gateway.secret.values.adminToken=try-it-out-only \
+  --set vdm-gateway.secret.values.jwtSecret=try-it-out-only-0123456789abcdef0123 \
+  --set vdm-gateway.secret.values.adminToken=try-it-out-only-0123 \
   --set vdm-quest.secret.create=true \
   --set vdm-quest.secret.values.databaseUrl=postgres://vdm:vdm@postgres:5432/vdm
 for chart in "${SERVICE_CHARTS[@]}"; do
@@ -220,6 +220,7 @@ expect_schema_error "an unknown top-level value" "${umbrella}" --set replicaCoun
 expect_schema_error "an unknown service value" "${umbrella}" --set vdm-quest.replicaCount2=3
 expect_schema_error "an unknown nested value" "${umbrella}" --set vdm-gateway.autoscaling.enable=true
 expect_schema_error "a value of the wrong type" "${umbrella}" --set vdm-quest.config.logFormat=xml
+expect_schema_error "a JWT secret shorter than the gateway accepts" "${umbrella}" --set vdm-gateway.secret.values.jwtSecret=too-short
 expect_schema_error "an unknown value (service chart alone)" "${charts}/vdm-quest" --set replicaCount2=3
 if "${HELM}" template "${RELEASE}" "${umbrella}" --set vdm-gateway.terminationGracePeriodSeconds=15 >/dev/null 2>"${work}/err"; then
   fail "helm template accepted a grace period shorter than preStop sleep + drain"

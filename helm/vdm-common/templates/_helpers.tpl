@@ -90,10 +90,14 @@ uses this to find a service of the same release.
 {{- end -}}
 {{- end -}}
 
-{{/* The deployment environment name (VDM_ENV), possibly empty. */}}
+{{/*
+The deployment environment name (VDM_ENV, and deployment.environment.name on
+traces): config.environment, then global.vdm.environment, then the release
+namespace (the binary's own default, "local", would mislabel a cluster).
+*/}}
 {{- define "vdm-common.environment" -}}
 {{- $g := include "vdm-common.globalJson" . | fromJson -}}
-{{- .Values.config.environment | default (get $g "environment") -}}
+{{- .Values.config.environment | default (get $g "environment") | default .Release.Namespace -}}
 {{- end -}}
 
 {{/* Selector labels for a component: a dict with "ctx" and "component". */}}
@@ -205,10 +209,8 @@ K8S_* come first so OTEL_RESOURCE_ATTRIBUTES can expand them.
   valueFrom:
     fieldRef:
       fieldPath: metadata.name
-{{- if $environment }}
 - name: VDM_ENV
   value: {{ $environment | quote }}
-{{- end }}
 - name: VDM_LOG
   value: {{ .Values.config.log | quote }}
 - name: VDM_LOG_FORMAT
@@ -254,11 +256,8 @@ K8S_* come first so OTEL_RESOURCE_ATTRIBUTES can expand them.
 - name: OTEL_EXPORTER_OTLP_ENDPOINT
   value: {{ $endpoint | quote }}
 {{- end }}
-{{- $attributes := list "service.namespace=vdm" (printf "service.version=%s" (include "vdm-common.imageTag" .)) }}
-{{- if $environment }}
-{{- $attributes = append $attributes (printf "deployment.environment.name=%s" $environment) }}
-{{- end }}
-{{- $attributes = append $attributes "k8s.namespace.name=$(K8S_NAMESPACE)" }}
+{{- /* service.version and deployment.environment.name come from the binary. */}}
+{{- $attributes := list "service.namespace=vdm" "k8s.namespace.name=$(K8S_NAMESPACE)" }}
 {{- $attributes = append $attributes "k8s.pod.name=$(K8S_POD_NAME)" }}
 {{- range $key, $value := .Values.otel.resourceAttributes }}
 {{- $attributes = append $attributes (printf "%s=%s" $key (toString $value)) }}
