@@ -25,34 +25,58 @@ SECRET_PATTERNS = {"jwtSecret": "^(.{32,})?$", "adminToken": "^(.{16,})?$"}
 CHARTS = [("gateway", True), ("quest", False)]
 
 
-def obj(props, required=None, additional=False, desc=None):
-    o = {"type": "object", "additionalProperties": additional, "properties": props}
-    if required: o["required"] = required
-    if desc: o["description"] = desc
-    return o
+def described(schema, desc):
+    if desc:
+        schema["description"] = desc
+    return schema
 
-def s(desc=None, **kw):
-    o = {"type": "string"}
-    if desc: o["description"] = desc
-    o.update(kw); return o
+
+def obj(props, required=None, additional=False, desc=None):
+    """An object that accepts only `props` (unless `additional`)."""
+    schema = {"type": "object", "additionalProperties": additional, "properties": props}
+    if required:
+        schema["required"] = required
+    return described(schema, desc)
+
+
+def s(desc=None, **constraints):
+    return described(dict({"type": "string"}, **constraints), desc)
+
 
 def i(desc=None, minimum=None, maximum=None):
-    o = {"type": "integer"}
-    if desc: o["description"] = desc
-    if minimum is not None: o["minimum"] = minimum
-    if maximum is not None: o["maximum"] = maximum
-    return o
+    schema = {"type": "integer"}
+    if minimum is not None:
+        schema["minimum"] = minimum
+    if maximum is not None:
+        schema["maximum"] = maximum
+    return described(schema, desc)
+
 
 def b(desc=None):
-    o = {"type": "boolean"}
-    if desc: o["description"] = desc
-    return o
+    return described({"type": "boolean"}, desc)
 
-free = lambda desc: {"type": "object", "description": desc}
-freelist = lambda desc: {"type": "array", "description": desc, "items": {"type": "object"}}
-strmap = lambda desc: {"type": "object", "description": desc, "additionalProperties": {"type": "string"}}
-port = lambda desc: i(desc, 1, 65535)
-quantity = {"anyOf": [{"type": "string", "pattern": "^[0-9.]+([eE][0-9]+|[mkMGTPE]i?|[munKMGTPE])?$"}, {"type": "integer", "minimum": 0}]}
+
+def free(desc):
+    """A Kubernetes object passed through as is (kubernetes-validate checks it once rendered)."""
+    return {"type": "object", "description": desc}
+
+
+def freelist(desc):
+    return {"type": "array", "description": desc, "items": {"type": "object"}}
+
+
+def strmap(desc):
+    return {"type": "object", "description": desc, "additionalProperties": {"type": "string"}}
+
+
+def port(desc):
+    return i(desc, 1, 65535)
+
+
+quantity = {"anyOf": [
+    {"type": "string", "pattern": "^[0-9.]+([eE][0-9]+|[mkMGTPE]i?|[munKMGTPE])?$"},
+    {"type": "integer", "minimum": 0},
+]}
 intOrPercent = {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": "^[0-9]+%$"}]}
 duration = s("Prometheus duration", pattern="^[0-9]+(ms|s|m|h)$")
 probe = obj({
@@ -66,6 +90,7 @@ resources = obj({
     "requests": {"type": "object", "additionalProperties": quantity},
     "limits": {"type": "object", "additionalProperties": quantity},
 }, desc="Kubernetes ResourceRequirements")
+
 
 def schema(component, gateway):
     secret_ids = ["databaseUrl", "redisUrl"] + (["jwtSecret", "adminToken"] if gateway else [])

@@ -48,10 +48,15 @@ impl GatewayConfig {
     pub fn from_env(env: &Env, data_dir: &Path, overrides: Overrides) -> Result<GatewayConfig, ConfigError> {
         let quest_url = match overrides.quest_url {
             Some(url) => url,
-            None => env.string("VDM_QUEST_URL").ok_or_else(|| ConfigError::new("VDM_QUEST_URL", "required: the quest service's http://host:port"))?,
+            None => env
+                .string("VDM_QUEST_URL")
+                .ok_or_else(|| ConfigError::new("VDM_QUEST_URL", "required: the quest service's http://host:port"))?,
         };
         if !(quest_url.starts_with("http://") || quest_url.starts_with("https://")) {
-            return Err(ConfigError::new("VDM_QUEST_URL", format!("expected http://host:port, got {quest_url:?}")));
+            return Err(ConfigError::new(
+                "VDM_QUEST_URL",
+                format!("expected http://host:port, got {quest_url:?}"),
+            ));
         }
         let admin_token = env
             .secret("VDM_ADMIN_TOKEN")
@@ -90,7 +95,9 @@ pub fn generate_secret(bytes: usize) -> Result<Secret, crate::GatewayError> {
     use base64::Engine;
     let mut buf = vec![0u8; bytes];
     getrandom::fill(&mut buf).map_err(|e| crate::GatewayError::Internal(format!("random source failed: {e}")))?;
-    Ok(Secret::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)))
+    Ok(Secret::new(
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf),
+    ))
 }
 
 #[cfg(test)]
@@ -107,6 +114,11 @@ mod tests {
             ("VDM_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
             ("VDM_HTTP_ADDR", "not-an-addr"),
         ]);
-        assert_eq!(GatewayConfig::from_env(&env, Path::new("d"), Overrides::default()).unwrap_err().var, "VDM_HTTP_ADDR");
+        assert_eq!(
+            GatewayConfig::from_env(&env, Path::new("d"), Overrides::default())
+                .unwrap_err()
+                .var,
+            "VDM_HTTP_ADDR"
+        );
     }
 }

@@ -52,7 +52,10 @@ pub type GatewayResult<T> = Result<T, GatewayError>;
 impl GatewayError {
     /// Builds a client-facing error.
     pub fn api(code: ErrorCode, message: impl Into<String>) -> GatewayError {
-        GatewayError::Api { code, message: message.into() }
+        GatewayError::Api {
+            code,
+            message: message.into(),
+        }
     }
 
     /// A 400 naming what was wrong.
@@ -124,17 +127,31 @@ pub struct ErrorDetail {
 impl ErrorBody {
     /// Builds the body for a class and message.
     pub fn new(code: ErrorCode, message: String) -> ErrorBody {
-        ErrorBody { error: ErrorDetail { code: code.as_str(), message, trace_id: vdm_kit::telemetry::current_trace_id() } }
+        ErrorBody {
+            error: ErrorDetail {
+                code: code.as_str(),
+                message,
+                trace_id: vdm_kit::telemetry::current_trace_id(),
+            },
+        }
     }
 
     /// Builds the JSON response for this body (re-encoded as MessagePack by
     /// the negotiation layer when the client asked for it).
     pub fn into_response_with(self, code: ErrorCode) -> Response {
         let status: StatusCode = code.http_status();
-        let bytes = serde_json::to_vec(&self).unwrap_or_else(|_| br#"{"error":{"code":"internal","message":"internal error"}}"#.to_vec());
-        let mut response = (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], bytes).into_response();
+        let bytes = serde_json::to_vec(&self)
+            .unwrap_or_else(|_| br#"{"error":{"code":"internal","message":"internal error"}}"#.to_vec());
+        let mut response = (
+            status,
+            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            bytes,
+        )
+            .into_response();
         if matches!(code, ErrorCode::Unavailable | ErrorCode::ResourceExhausted) {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
         }
         response.extensions_mut().insert(self);
         response

@@ -24,7 +24,11 @@ use crate::negotiate::{Format, MSGPACK};
 pub async fn observe(request: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = request.method().clone();
-    let route: &str = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or("unmatched");
+    let route: &str = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str)
+        .unwrap_or("unmatched");
     let route = route_label(route);
     let span = tracing::info_span!(
         "http_request",
@@ -111,14 +115,20 @@ fn re_encode(response: Response, body: &ErrorBody) -> Response {
     };
     let (mut parts, _) = response.into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);
-    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(MSGPACK));
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(MSGPACK));
     Response::from_parts(parts, axum::body::Body::from(bytes)).into_response()
 }
 
 /// A `'static` route template for metric labels: the router's templates are
 /// a fixed set, anything else is `unmatched`.
 fn route_label(route: &str) -> &'static str {
-    crate::startup::ROUTES.iter().find(|r| **r == route).copied().unwrap_or("unmatched")
+    crate::startup::ROUTES
+        .iter()
+        .find(|r| **r == route)
+        .copied()
+        .unwrap_or("unmatched")
 }
 
 fn method_label(method: &axum::http::Method) -> &'static str {
@@ -150,6 +160,9 @@ fn status_label(status: u16) -> &'static str {
         500 => "500",
         503 => "503",
         504 => "504",
-        s => LABELS.get(usize::from(s / 100).saturating_sub(1)).copied().unwrap_or("other"),
+        s => LABELS
+            .get(usize::from(s / 100).saturating_sub(1))
+            .copied()
+            .unwrap_or("other"),
     }
 }

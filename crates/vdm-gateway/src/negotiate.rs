@@ -47,8 +47,12 @@ impl Format {
     /// Encodes `value` in this format.
     pub fn encode<T: Serialize>(self, value: &T) -> Result<Vec<u8>, GatewayError> {
         match self {
-            Format::Json => serde_json::to_vec(value).map_err(|e| GatewayError::Internal(format!("json encoding: {e}"))),
-            Format::Msgpack => rmp_serde::to_vec_named(value).map_err(|e| GatewayError::Internal(format!("msgpack encoding: {e}"))),
+            Format::Json => {
+                serde_json::to_vec(value).map_err(|e| GatewayError::Internal(format!("json encoding: {e}")))
+            }
+            Format::Msgpack => {
+                rmp_serde::to_vec_named(value).map_err(|e| GatewayError::Internal(format!("msgpack encoding: {e}")))
+            }
         }
     }
 }
@@ -71,12 +75,20 @@ pub struct Reply<T> {
 impl<T: Serialize> Reply<T> {
     /// A 200 with `body`.
     pub fn ok(format: Format, body: T) -> Reply<T> {
-        Reply { status: StatusCode::OK, format, body }
+        Reply {
+            status: StatusCode::OK,
+            format,
+            body,
+        }
     }
 
     /// A 201 with `body`.
     pub fn created(format: Format, body: T) -> Reply<T> {
-        Reply { status: StatusCode::CREATED, format, body }
+        Reply {
+            status: StatusCode::CREATED,
+            format,
+            body,
+        }
     }
 }
 
@@ -100,7 +112,11 @@ where
     type Rejection = GatewayError;
 
     async fn from_request(req: Request, state: &S) -> Result<Body<T>, GatewayError> {
-        let format = match req.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("")) {
+        let format = match req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap_or(""))
+        {
             // A missing Content-Type is read as JSON, as most clients mean.
             None => Format::Json,
             Some(ct) if ct.starts_with("application/json") => Format::Json,
@@ -114,10 +130,11 @@ where
         };
         let bytes = Bytes::from_request(req, state).await.map_err(body_rejection)?;
         let value = match format {
-            Format::Json => serde_json::from_slice(&bytes).map_err(|e| GatewayError::invalid(format!("invalid JSON body: {e}")))?,
-            Format::Msgpack => {
-                rmp_serde::from_slice(&bytes).map_err(|e| GatewayError::invalid(format!("invalid MessagePack body: {e}")))?
+            Format::Json => {
+                serde_json::from_slice(&bytes).map_err(|e| GatewayError::invalid(format!("invalid JSON body: {e}")))?
             }
+            Format::Msgpack => rmp_serde::from_slice(&bytes)
+                .map_err(|e| GatewayError::invalid(format!("invalid MessagePack body: {e}")))?,
         };
         Ok(Body(value))
     }
@@ -125,7 +142,10 @@ where
 
 fn body_rejection(rejection: BytesRejection) -> GatewayError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        GatewayError::api(ErrorCode::PayloadTooLarge, "request body is larger than the server accepts")
+        GatewayError::api(
+            ErrorCode::PayloadTooLarge,
+            "request body is larger than the server accepts",
+        )
     } else {
         GatewayError::invalid(format!("cannot read the request body: {}", rejection.body_text()))
     }
@@ -143,7 +163,9 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
             .map_err(|e| GatewayError::invalid(e.body_text()))?;
         match raw.parse::<i64>() {
             Ok(id) if id > 0 => Ok(PathId(id)),
-            _ => Err(GatewayError::invalid(format!("path id must be a positive integer, got {raw:?}"))),
+            _ => Err(GatewayError::invalid(format!(
+                "path id must be a positive integer, got {raw:?}"
+            ))),
         }
     }
 }
@@ -170,7 +192,10 @@ mod tests {
     fn msgpack_only_when_asked() {
         let mut headers = HeaderMap::new();
         assert_eq!(Format::from_accept(&headers), Format::Json);
-        headers.insert(header::ACCEPT, HeaderValue::from_static("application/msgpack, application/json;q=0.5"));
+        headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("application/msgpack, application/json;q=0.5"),
+        );
         assert_eq!(Format::from_accept(&headers), Format::Msgpack);
     }
 }

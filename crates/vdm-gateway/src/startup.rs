@@ -63,7 +63,12 @@ impl App {
             .accept_compressed(CompressionEncoding::Gzip)
             .accept_compressed(CompressionEncoding::Zstd);
         let state: AppState = Arc::new(Shared {
-            tokens: TokenKeys::new(&config.jwt_secret, config.admin_token.clone(), config.session_ttl, config.refresh_ttl),
+            tokens: TokenKeys::new(
+                &config.jwt_secret,
+                config.admin_token.clone(),
+                config.session_ttl,
+                config.refresh_ttl,
+            ),
             players: PlayerStore::new(db),
             quest,
             health: vec![(vdm_quest_service_name(), HealthClient::new(quest_channel))],
@@ -72,12 +77,18 @@ impl App {
         vdm_kit::metrics::install();
         let router = router(state, config);
         let listener = TcpListener::bind(config.http_addr).await?;
-        Ok(App { listener, router, shutdown })
+        Ok(App {
+            listener,
+            router,
+            shutdown,
+        })
     }
 
     /// The address the HTTP server is bound to.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
     /// Serves until the shutdown token is cancelled, then lets in-flight
@@ -88,7 +99,9 @@ impl App {
             // Small request/response pairs: send without waiting for more.
             let _ = tcp.set_nodelay(true);
         });
-        axum::serve(listener, self.router).with_graceful_shutdown(self.shutdown.cancelled_owned()).await?;
+        axum::serve(listener, self.router)
+            .with_graceful_shutdown(self.shutdown.cancelled_owned())
+            .await?;
         tracing::info!("gateway stopped");
         Ok(())
     }
@@ -105,7 +118,10 @@ pub fn router(state: AppState, config: &GatewayConfig) -> Router {
         .route("/v1/auth/refresh", post(auth::routes::refresh))
         .route("/v1/quests", post(quests::create).get(quests::list))
         .route("/v1/quests:batchGet", post(quests::batch_get))
-        .route("/v1/quests/{id}", get(quests::get).patch(quests::update).delete(quests::delete))
+        .route(
+            "/v1/quests/{id}",
+            get(quests::get).patch(quests::update).delete(quests::delete),
+        )
         .route("/v1/quests/{id}/accept", post(quests::accept))
         .route("/v1/me/quests", get(quests::list_mine))
         .route("/v1/me/quests/{id}/progress", post(quests::progress))
@@ -129,9 +145,15 @@ fn layers(router: Router, config: &GatewayConfig) -> Router {
             // including the bodiless ones of the layers below and the router.
             .layer(axum::middleware::from_fn(middleware::error_body))
             // gzip, Brotli or zstd by Accept-Encoding, for bodies worth it.
-            .layer(CompressionLayer::new().compress_when(DefaultPredicate::new().and(SizeAbove::new(COMPRESS_ABOVE_BYTES))))
+            .layer(
+                CompressionLayer::new()
+                    .compress_when(DefaultPredicate::new().and(SizeAbove::new(COMPRESS_ABOVE_BYTES))),
+            )
             // A request that takes longer than this gets a 504.
-            .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, config.request_timeout))
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::GATEWAY_TIMEOUT,
+                config.request_timeout,
+            ))
             // Bodies are buffered up to this size; beyond it, 413.
             .layer(DefaultBodyLimit::max(config.body_limit)),
     )

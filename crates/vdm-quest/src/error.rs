@@ -98,9 +98,9 @@ impl QuestError {
     pub fn code(&self) -> ErrorCode {
         match self {
             QuestError::Invalid(_) => ErrorCode::InvalidArgument,
-            QuestError::QuestNotFound(_) | QuestError::PlayerQuestNotFound { .. } | QuestError::ObjectiveNotFound { .. } => {
-                ErrorCode::NotFound
-            }
+            QuestError::QuestNotFound(_)
+            | QuestError::PlayerQuestNotFound { .. }
+            | QuestError::ObjectiveNotFound { .. } => ErrorCode::NotFound,
             QuestError::InvalidTransition { .. } => ErrorCode::FailedPrecondition,
             QuestError::IdempotencyConflict(_) => ErrorCode::AlreadyExists,
             QuestError::Unavailable(_) | QuestError::Contended { .. } => ErrorCode::Unavailable,

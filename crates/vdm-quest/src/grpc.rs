@@ -33,12 +33,20 @@ impl QuestGrpc {
 
 #[tonic::async_trait]
 impl pb::quest_service_server::QuestService for QuestGrpc {
-    async fn create_quest(&self, request: Request<pb::CreateQuestRequest>) -> Result<Response<pb::CreateQuestResponse>, Status> {
+    async fn create_quest(
+        &self,
+        request: Request<pb::CreateQuestRequest>,
+    ) -> Result<Response<pb::CreateQuestResponse>, Status> {
         let request = request.into_inner();
-        let spec = request.quest.ok_or_else(|| QuestError::Invalid("quest is required".to_owned()))?;
+        let spec = request
+            .quest
+            .ok_or_else(|| QuestError::Invalid("quest is required".to_owned()))?;
         let key = Some(request.idempotency_key.as_str()).filter(|k| !k.is_empty());
         let (quest, replayed) = self.service.create(input_from(spec), key, vdm_kit::now_ms()).await?;
-        Ok(Response::new(pb::CreateQuestResponse { quest: Some(quest_to_pb(quest)), replayed }))
+        Ok(Response::new(pb::CreateQuestResponse {
+            quest: Some(quest_to_pb(quest)),
+            replayed,
+        }))
     }
 
     async fn get_quest(&self, request: Request<pb::GetQuestRequest>) -> Result<Response<pb::Quest>, Status> {
@@ -60,7 +68,10 @@ impl pb::quest_service_server::QuestService for QuestGrpc {
         Ok(Response::new(quest_to_pb(quest)))
     }
 
-    async fn delete_quest(&self, request: Request<pb::DeleteQuestRequest>) -> Result<Response<pb::DeleteQuestResponse>, Status> {
+    async fn delete_quest(
+        &self,
+        request: Request<pb::DeleteQuestRequest>,
+    ) -> Result<Response<pb::DeleteQuestResponse>, Status> {
         self.service.delete(request.into_inner().id).await?;
         Ok(Response::new(pb::DeleteQuestResponse {}))
     }
@@ -70,12 +81,20 @@ impl pb::quest_service_server::QuestService for QuestGrpc {
         request: Request<pb::BatchGetQuestsRequest>,
     ) -> Result<Response<pb::BatchGetQuestsResponse>, Status> {
         let quests = self.service.batch_get(&request.into_inner().ids).await?;
-        Ok(Response::new(pb::BatchGetQuestsResponse { quests: quests.into_iter().map(quest_to_pb).collect() }))
+        Ok(Response::new(pb::BatchGetQuestsResponse {
+            quests: quests.into_iter().map(quest_to_pb).collect(),
+        }))
     }
 
-    async fn list_quests(&self, request: Request<pb::ListQuestsRequest>) -> Result<Response<pb::ListQuestsResponse>, Status> {
+    async fn list_quests(
+        &self,
+        request: Request<pb::ListQuestsRequest>,
+    ) -> Result<Response<pb::ListQuestsResponse>, Status> {
         let r = request.into_inner();
-        let filter = QuestFilter { region_id: nonzero(r.region_id), giver_npc_id: nonzero(r.giver_npc_id) };
+        let filter = QuestFilter {
+            region_id: nonzero(r.region_id),
+            giver_npc_id: nonzero(r.giver_npc_id),
+        };
         let (quests, next) = self.service.list(filter, r.limit, &r.cursor).await?;
         Ok(Response::new(pb::ListQuestsResponse {
             quests: quests.into_iter().map(quest_to_pb).collect(),
@@ -83,7 +102,10 @@ impl pb::quest_service_server::QuestService for QuestGrpc {
         }))
     }
 
-    async fn accept_quest(&self, request: Request<pb::AcceptQuestRequest>) -> Result<Response<pb::PlayerQuest>, Status> {
+    async fn accept_quest(
+        &self,
+        request: Request<pb::AcceptQuestRequest>,
+    ) -> Result<Response<pb::PlayerQuest>, Status> {
         let r = request.into_inner();
         let pq = self.service.accept(r.player_id, r.quest_id, vdm_kit::now_ms()).await?;
         Ok(Response::new(player_quest_to_pb(pq)))
@@ -94,11 +116,17 @@ impl pb::quest_service_server::QuestService for QuestGrpc {
         request: Request<pb::AdvanceObjectiveRequest>,
     ) -> Result<Response<pb::PlayerQuest>, Status> {
         let r = request.into_inner();
-        let pq = self.service.advance(r.player_id, r.quest_id, r.objective_id, r.amount, vdm_kit::now_ms()).await?;
+        let pq = self
+            .service
+            .advance(r.player_id, r.quest_id, r.objective_id, r.amount, vdm_kit::now_ms())
+            .await?;
         Ok(Response::new(player_quest_to_pb(pq)))
     }
 
-    async fn abandon_quest(&self, request: Request<pb::AbandonQuestRequest>) -> Result<Response<pb::PlayerQuest>, Status> {
+    async fn abandon_quest(
+        &self,
+        request: Request<pb::AbandonQuestRequest>,
+    ) -> Result<Response<pb::PlayerQuest>, Status> {
         let r = request.into_inner();
         let pq = self.service.abandon(r.player_id, r.quest_id, vdm_kit::now_ms()).await?;
         Ok(Response::new(player_quest_to_pb(pq)))
@@ -114,7 +142,10 @@ impl pb::quest_service_server::QuestService for QuestGrpc {
             Ok(status) => Some(status_from_pb(status)),
             Err(_) => return Err(QuestError::Invalid(format!("unknown status {}", r.status)).into()),
         };
-        let (quests, next) = self.service.list_player_quests(r.player_id, status, r.limit, &r.cursor).await?;
+        let (quests, next) = self
+            .service
+            .list_player_quests(r.player_id, status, r.limit, &r.cursor)
+            .await?;
         Ok(Response::new(pb::ListPlayerQuestsResponse {
             quests: quests.into_iter().map(player_quest_to_pb).collect(),
             next_cursor: next.unwrap_or_default(),
@@ -134,12 +165,20 @@ fn input_from(spec: pb::QuestSpec) -> QuestInput {
         region_id: spec.region_id,
         level_requirement: spec.level_requirement,
         reward: spec.reward.map(reward_from).unwrap_or_default(),
-        objectives: spec.objectives.into_iter().map(|o| (o.description, o.target_count)).collect(),
+        objectives: spec
+            .objectives
+            .into_iter()
+            .map(|o| (o.description, o.target_count))
+            .collect(),
     }
 }
 
 fn reward_from(reward: pb::Reward) -> Reward {
-    Reward { gold: reward.gold, xp: reward.xp, item_ids: reward.item_ids }
+    Reward {
+        gold: reward.gold,
+        xp: reward.xp,
+        item_ids: reward.item_ids,
+    }
 }
 
 fn quest_to_pb(quest: Quest) -> pb::Quest {
@@ -150,11 +189,19 @@ fn quest_to_pb(quest: Quest) -> pb::Quest {
         giver_npc_id: quest.giver_npc_id,
         region_id: quest.region_id,
         level_requirement: quest.level_requirement,
-        reward: Some(pb::Reward { gold: quest.reward.gold, xp: quest.reward.xp, item_ids: quest.reward.item_ids }),
+        reward: Some(pb::Reward {
+            gold: quest.reward.gold,
+            xp: quest.reward.xp,
+            item_ids: quest.reward.item_ids,
+        }),
         objectives: quest
             .objectives
             .into_iter()
-            .map(|o| pb::Objective { id: o.id, description: o.description, target_count: o.target_count })
+            .map(|o| pb::Objective {
+                id: o.id,
+                description: o.description,
+                target_count: o.target_count,
+            })
             .collect(),
         created_at_ms: quest.created_at_ms,
         updated_at_ms: quest.updated_at_ms,
@@ -190,7 +237,11 @@ fn player_quest_to_pb(pq: PlayerQuest) -> pb::PlayerQuest {
         objectives: pq
             .objectives
             .into_iter()
-            .map(|o| pb::ObjectiveProgress { objective_id: o.objective_id, progress: o.progress, target_count: o.target_count })
+            .map(|o| pb::ObjectiveProgress {
+                objective_id: o.objective_id,
+                progress: o.progress,
+                target_count: o.target_count,
+            })
             .collect(),
     }
 }

@@ -2,9 +2,11 @@
 //! the read-through cache, composed. Transport-free: `grpc.rs` converts
 //! protobuf messages to and from these calls.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use tokio::sync::Mutex;
 use tracing::instrument;
 use vdm_kit::cache::{Cache, CacheStore};
 
@@ -19,17 +21,28 @@ pub const MAX_BATCH: usize = 100;
 /// Attempts at a read-modify-write before giving up to a concurrent writer.
 const MAX_ATTEMPTS: usize = 5;
 
+/// Lock stripes serializing writes to one player quest within a process.
+const WRITE_STRIPES: usize = 64;
+
 /// Quests and player progress, backed by the database and a cache.
 #[derive(Clone)]
 pub struct QuestService {
     store: QuestStore,
     cache: Cache,
+    /// Concurrent writes to the same player quest queue here instead of
+    /// failing their version check and retrying; the version check still
+    /// guards against writers in other replicas.
+    write_locks: Arc<[Mutex<()>]>,
 }
 
 impl QuestService {
     /// Builds the service over a store, deriving its cache from `caches`.
     pub fn new(store: QuestStore, caches: &CacheStore) -> QuestService {
-        QuestService { store, cache: caches.cache("quest", QUEST_CACHE_TTL) }
+        QuestService {
+            store,
+            cache: caches.cache("quest", QUEST_CACHE_TTL),
+            write_locks: (0..WRITE_STRIPES).map(|_| Mutex::new(())).collect(),
+        }
     }
 
     /// Answers whether the database is reachable.
@@ -40,11 +53,18 @@ impl QuestService {
     /// Creates a quest, or replays the result of an earlier request with the
     /// same idempotency key. Returns the quest and whether it was a replay.
     #[instrument(skip_all, fields(quest.id))]
-    pub async fn create(&self, input: QuestInput, idempotency_key: Option<&str>, now_ms: i64) -> QuestResult<(Quest, bool)> {
+    pub async fn create(
+        &self,
+        input: QuestInput,
+        idempotency_key: Option<&str>,
+        now_ms: i64,
+    ) -> QuestResult<(Quest, bool)> {
         if let Some(key) = idempotency_key
             && (key.len() > 128 || !key.bytes().all(|b| b.is_ascii_graphic()))
         {
-            return Err(QuestError::Invalid("idempotency key must be 1 to 128 printable ASCII characters".to_owned()));
+            return Err(QuestError::Invalid(
+                "idempotency key must be 1 to 128 printable ASCII characters".to_owned(),
+            ));
         }
         let new = crate::domain::NewQuest::parse(input)?;
         let (quest, replayed) = match self.store.create(&new, idempotency_key, now_ms).await? {
@@ -107,7 +127,10 @@ impl QuestService {
     #[instrument(skip_all, fields(count = ids.len()))]
     pub async fn batch_get(&self, ids: &[i64]) -> QuestResult<Vec<Quest>> {
         if ids.len() > MAX_BATCH {
-            return Err(QuestError::Invalid(format!("ids may hold at most {MAX_BATCH} ids, got {}", ids.len())));
+            return Err(QuestError::Invalid(format!(
+                "ids may hold at most {MAX_BATCH} ids, got {}",
+                ids.len()
+            )));
         }
         for id in ids {
             positive_id("ids", *id)?;
@@ -117,7 +140,12 @@ impl QuestService {
 
     /// Lists quests by region and giver.
     #[instrument(skip_all)]
-    pub async fn list(&self, filter: QuestFilter, limit: u32, cursor: &str) -> QuestResult<(Vec<Quest>, Option<String>)> {
+    pub async fn list(
+        &self,
+        filter: QuestFilter,
+        limit: u32,
+        cursor: &str,
+    ) -> QuestResult<(Vec<Quest>, Option<String>)> {
         for (field, value) in [("region_id", filter.region_id), ("giver_npc_id", filter.giver_npc_id)] {
             if let Some(id) = value {
                 positive_id(field, id)?;
@@ -131,6 +159,7 @@ impl QuestService {
     pub async fn accept(&self, player_id: i64, quest_id: i64, now_ms: i64) -> QuestResult<PlayerQuest> {
         positive_id("player_id", player_id)?;
         let quest = self.get(quest_id).await?;
+        let _serialized = self.lock(player_id, quest_id).await;
         for _ in 0..MAX_ATTEMPTS {
             let existing = self.store.player_quest(player_id, quest_id).await?;
             let version = existing.as_ref().map(|v| v.version);
@@ -145,8 +174,16 @@ impl QuestService {
 
     /// Adds progress to an objective of a player's active quest.
     #[instrument(skip_all, fields(player.id = player_id, quest.id = quest_id, objective.id = objective_id))]
-    pub async fn advance(&self, player_id: i64, quest_id: i64, objective_id: i64, amount: u32, now_ms: i64) -> QuestResult<PlayerQuest> {
-        self.modify(player_id, quest_id, |pq| pq.advance(objective_id, amount, now_ms)).await
+    pub async fn advance(
+        &self,
+        player_id: i64,
+        quest_id: i64,
+        objective_id: i64,
+        amount: u32,
+        now_ms: i64,
+    ) -> QuestResult<PlayerQuest> {
+        self.modify(player_id, quest_id, |pq| pq.advance(objective_id, amount, now_ms))
+            .await
     }
 
     /// Abandons a player's active quest.
@@ -165,6 +202,7 @@ impl QuestService {
     ) -> QuestResult<PlayerQuest> {
         positive_id("player_id", player_id)?;
         positive_id("quest_id", quest_id)?;
+        let _serialized = self.lock(player_id, quest_id).await;
         for _ in 0..MAX_ATTEMPTS {
             let current = self
                 .store
@@ -184,6 +222,11 @@ impl QuestService {
         Err(QuestError::Contended { player_id, quest_id })
     }
 
+    async fn lock(&self, player_id: i64, quest_id: i64) -> tokio::sync::MutexGuard<'_, ()> {
+        let mixed = (player_id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (quest_id as u64);
+        self.write_locks[(mixed % WRITE_STRIPES as u64) as usize].lock().await
+    }
+
     /// Lists a player's quests, optionally by status.
     #[instrument(skip_all, fields(player.id = player_id))]
     pub async fn list_player_quests(
@@ -194,6 +237,8 @@ impl QuestService {
         cursor: &str,
     ) -> QuestResult<(Vec<PlayerQuest>, Option<String>)> {
         positive_id("player_id", player_id)?;
-        self.store.list_player_quests(player_id, status, Page::parse(limit, cursor)?).await
+        self.store
+            .list_player_quests(player_id, status, Page::parse(limit, cursor)?)
+            .await
     }
 }

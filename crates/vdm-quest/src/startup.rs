@@ -30,15 +30,27 @@ impl App {
         let caches = CacheStore::new(&config.cache)?;
         let listener = TcpListener::bind(config.grpc_addr)
             .await
-            .map_err(|source| QuestError::Bind { addr: config.grpc_addr, source })?;
-        tracing::info!(cache = caches.backend_name(), postgres = config.database.is_postgres(), "quest service built");
-        Ok(App { listener, service: QuestService::new(QuestStore::new(db), &caches) })
+            .map_err(|source| QuestError::Bind {
+                addr: config.grpc_addr,
+                source,
+            })?;
+        tracing::info!(
+            cache = caches.backend_name(),
+            postgres = config.database.is_postgres(),
+            "quest service built"
+        );
+        Ok(App {
+            listener,
+            service: QuestService::new(QuestStore::new(db), &caches),
+        })
     }
 
     /// The address the gRPC server is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         // A bound listener always has a local address.
-        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
     /// The readiness check: the database answers.

@@ -30,7 +30,9 @@ impl Running {
     pub async fn wait(mut self) -> Result<(), VdmError> {
         let mut first_error = None;
         while let Some(joined) = self.tasks.join_next().await {
-            let result = joined.map_err(|e| VdmError::Other(format!("task failed: {e}"))).and_then(|r| r);
+            let result = joined
+                .map_err(|e| VdmError::Other(format!("task failed: {e}")))
+                .and_then(|r| r);
             if let Err(err) = result
                 && first_error.is_none()
             {
@@ -43,7 +45,11 @@ impl Running {
 
 /// Builds and starts the quest service and the gateway (pointed at it);
 /// both stop when `shutdown` is cancelled. Returns once both are bound.
-pub async fn start(quest: &QuestConfig, mut gateway: GatewayConfig, shutdown: CancellationToken) -> Result<Running, VdmError> {
+pub async fn start(
+    quest: &QuestConfig,
+    mut gateway: GatewayConfig,
+    shutdown: CancellationToken,
+) -> Result<Running, VdmError> {
     let quest_app = vdm_quest::App::build(quest).await?;
     let quest_addr = quest_app.local_addr();
     gateway.quest_url = format!("http://{quest_addr}");
@@ -52,7 +58,12 @@ pub async fn start(quest: &QuestConfig, mut gateway: GatewayConfig, shutdown: Ca
 
     let mut tasks = JoinSet::new();
     let stop = shutdown.clone();
-    tasks.spawn(async move { quest_app.run_until(stop.cancelled_owned()).await.map_err(VdmError::from) });
+    tasks.spawn(async move {
+        quest_app
+            .run_until(stop.cancelled_owned())
+            .await
+            .map_err(VdmError::from)
+    });
     let stop = shutdown.clone();
     tasks.spawn(async move {
         let result = gateway_app.run().await.map_err(VdmError::from);
@@ -60,7 +71,11 @@ pub async fn start(quest: &QuestConfig, mut gateway: GatewayConfig, shutdown: Ca
         stop.cancel();
         result
     });
-    Ok(Running { http_addr, quest_addr, tasks })
+    Ok(Running {
+        http_addr,
+        quest_addr,
+        tasks,
+    })
 }
 
 /// Runs `vdm all` until a shutdown signal.
@@ -94,15 +109,25 @@ pub async fn run(env: &Env, common: &Common, shutdown: CancellationToken) -> Res
 
     let url = format!("http://{}", running.http_addr);
     tracing::info!(%url, elapsed_ms = started.elapsed().as_millis() as u64, "vdm is ready");
-    println!("\nvdm is ready at {url}  (data: {}, cache: {})", common.data_dir.display(), cache_name(env));
+    println!(
+        "\nvdm is ready at {url}  (data: {}, cache: {})",
+        common.data_dir.display(),
+        cache_name(env)
+    );
     if generated_admin {
         println!("admin token (generated for this run): {}", admin_token.expose());
     }
-    println!("try:\n  curl -s -X POST {url}/v1/auth/device -H 'content-type: application/json' -d '{{\"device_id\":\"my-device\"}}'");
+    println!(
+        "try:\n  curl -s -X POST {url}/v1/auth/device -H 'content-type: application/json' -d '{{\"device_id\":\"my-device\"}}'"
+    );
     println!("  curl -s {url}/v1/quests?region_id=1 -H \"authorization: Bearer $TOKEN\"\n");
     running.wait().await
 }
 
 fn cache_name(env: &Env) -> &'static str {
-    if env.string("REDIS_URL").is_some() { "redis" } else { "in-process" }
+    if env.string("REDIS_URL").is_some() {
+        "redis"
+    } else {
+        "in-process"
+    }
 }

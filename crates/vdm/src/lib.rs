@@ -118,7 +118,10 @@ pub struct Common {
 impl Common {
     fn from_env(env: &Env, service_name: &str) -> Result<Common, ConfigError> {
         Ok(Common {
-            data_dir: env.string("VDM_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("data")),
+            data_dir: env
+                .string("VDM_DATA_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("data")),
             telemetry: TelemetryConfig::from_env(env, service_name)?,
         })
     }
@@ -158,7 +161,8 @@ async fn run_async(command: Command) -> Result<(), VdmError> {
     match command {
         Command::All => embedded::run(&env, &common, shutdown).await,
         Command::Gateway => {
-            let config = vdm_gateway::GatewayConfig::from_env(&env, &common.data_dir, vdm_gateway::Overrides::default())?;
+            let config =
+                vdm_gateway::GatewayConfig::from_env(&env, &common.data_dir, vdm_gateway::Overrides::default())?;
             let app = vdm_gateway::App::build(&config, shutdown).await?;
             app.run().await?;
             Ok(())
@@ -185,12 +189,18 @@ async fn migrate(env: &Env, common: &Common, service: &str) -> Result<(), VdmErr
         "all" => &["gateway", "quest"],
         "gateway" => &["gateway"],
         "quest" => &["quest"],
-        other => return Err(VdmError::Other(format!("unknown service {other:?}; expected gateway, quest or all"))),
+        other => {
+            return Err(VdmError::Other(format!(
+                "unknown service {other:?}; expected gateway, quest or all"
+            )));
+        }
     };
     for target in targets {
         let config = DatabaseConfig::from_env(env, target, &common.data_dir)?;
         match *target {
-            "gateway" => vdm_kit::db::migrate::<vdm_gateway::auth::players::migration::Migrator>(&config, "gateway").await?,
+            "gateway" => {
+                vdm_kit::db::migrate::<vdm_gateway::auth::players::migration::Migrator>(&config, "gateway").await?
+            }
             _ => vdm_kit::db::migrate::<vdm_quest::store::migration::Migrator>(&config, "quest").await?,
         }
         println!("migrated {target}");

@@ -94,7 +94,12 @@ impl TokenKeys {
 
     fn sign(&self, player_id: i64, kind: &str, ttl: Duration) -> Result<String, GatewayError> {
         let iat = unix_now();
-        let claims = Claims { sub: player_id.to_string(), kind: kind.to_owned(), iat, exp: iat + ttl.as_secs() };
+        let claims = Claims {
+            sub: player_id.to_string(),
+            kind: kind.to_owned(),
+            iat,
+            exp: iat + ttl.as_secs(),
+        };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| GatewayError::Internal(format!("token signing failed: {e}")))
     }
@@ -111,7 +116,10 @@ impl TokenKeys {
             GatewayError::api(ErrorCode::Unauthenticated, why)
         })?;
         if data.claims.kind != kind {
-            return Err(GatewayError::api(ErrorCode::Unauthenticated, format!("expected a {kind} token")));
+            return Err(GatewayError::api(
+                ErrorCode::Unauthenticated,
+                format!("expected a {kind} token"),
+            ));
         }
         data.claims
             .sub
@@ -179,7 +187,10 @@ impl FromRequestParts<AppState> for Player {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Player, GatewayError> {
         match Caller::from_request_parts(parts, state).await? {
             Caller::Player(id) => Ok(Player(id)),
-            Caller::Admin => Err(GatewayError::api(ErrorCode::PermissionDenied, "this route needs a player's session token, not the admin token")),
+            Caller::Admin => Err(GatewayError::api(
+                ErrorCode::PermissionDenied,
+                "this route needs a player's session token, not the admin token",
+            )),
         }
     }
 }
@@ -190,7 +201,10 @@ impl FromRequestParts<AppState> for Admin {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Admin, GatewayError> {
         match Caller::from_request_parts(parts, state).await? {
             Caller::Admin => Ok(Admin),
-            Caller::Player(_) => Err(GatewayError::api(ErrorCode::PermissionDenied, "this route needs the admin token")),
+            Caller::Player(_) => Err(GatewayError::api(
+                ErrorCode::PermissionDenied,
+                "this route needs the admin token",
+            )),
         }
     }
 }
@@ -200,7 +214,9 @@ fn bearer_token(parts: &Parts) -> Result<&str, GatewayError> {
         .headers
         .get(header::AUTHORIZATION)
         .ok_or_else(|| GatewayError::api(ErrorCode::Unauthenticated, "missing Authorization: Bearer token"))?;
-    let value = value.to_str().map_err(|_| GatewayError::api(ErrorCode::Unauthenticated, "Authorization header is not text"))?;
+    let value = value
+        .to_str()
+        .map_err(|_| GatewayError::api(ErrorCode::Unauthenticated, "Authorization header is not text"))?;
     let token = value
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))
@@ -218,7 +234,10 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -247,7 +266,12 @@ mod tests {
 
     #[test]
     fn a_token_signed_with_another_key_is_refused() {
-        let other = TokenKeys::new(&Secret::new("x".repeat(32)), Secret::new("a".repeat(16)), Duration::from_secs(60), Duration::from_secs(60));
+        let other = TokenKeys::new(
+            &Secret::new("x".repeat(32)),
+            Secret::new("a".repeat(16)),
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+        );
         let pair = other.issue(7).unwrap();
         assert!(keys().caller(&pair.session_token).is_err());
     }

@@ -93,7 +93,10 @@ impl PlayerStore {
     pub fn new(db: DatabaseConnection) -> PlayerStore {
         PlayerStore {
             db,
-            by_device: moka::future::Cache::builder().max_capacity(200_000).time_to_idle(Duration::from_secs(3600)).build(),
+            by_device: moka::future::Cache::builder()
+                .max_capacity(200_000)
+                .time_to_idle(Duration::from_secs(3600))
+                .build(),
         }
     }
 
@@ -133,7 +136,10 @@ impl PlayerStore {
     }
 
     async fn find(&self, device_id: &str) -> GatewayResult<Option<i64>> {
-        let row = entity::Entity::find().filter(entity::Column::DeviceId.eq(device_id)).one(&self.db).await?;
+        let row = entity::Entity::find()
+            .filter(entity::Column::DeviceId.eq(device_id))
+            .one(&self.db)
+            .await?;
         Ok(row.map(|r| r.id))
     }
 

@@ -26,24 +26,41 @@ pub struct Refresh {
 }
 
 /// Signs a device in, creating its player on first use.
-pub async fn device(State(state): State<AppState>, format: Format, Body(body): Body<DeviceSignIn>) -> GatewayResult<Reply<TokenPair>> {
+pub async fn device(
+    State(state): State<AppState>,
+    format: Format,
+    Body(body): Body<DeviceSignIn>,
+) -> GatewayResult<Reply<TokenPair>> {
     let device_id = body.device_id.trim();
     if device_id.is_empty() || device_id.len() > 128 || !device_id.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(GatewayError::invalid("device_id must be 1 to 128 printable ASCII characters"));
+        return Err(GatewayError::invalid(
+            "device_id must be 1 to 128 printable ASCII characters",
+        ));
     }
     let (player_id, created) = state.players.sign_in(device_id).await?;
     if created {
         tracing::info!(player.id = player_id, "player created");
     }
     let pair = state.tokens.issue(player_id)?;
-    Ok(if created { Reply::created(format, pair) } else { Reply::ok(format, pair) })
+    Ok(if created {
+        Reply::created(format, pair)
+    } else {
+        Reply::ok(format, pair)
+    })
 }
 
 /// Trades a refresh token for a new pair.
-pub async fn refresh(State(state): State<AppState>, format: Format, Body(body): Body<Refresh>) -> GatewayResult<Reply<TokenPair>> {
+pub async fn refresh(
+    State(state): State<AppState>,
+    format: Format,
+    Body(body): Body<Refresh>,
+) -> GatewayResult<Reply<TokenPair>> {
     let player_id = state.tokens.verify_refresh(body.refresh_token.trim())?;
     if !state.players.exists(player_id).await? {
-        return Err(GatewayError::api(ErrorCode::Unauthenticated, "the token's player no longer exists"));
+        return Err(GatewayError::api(
+            ErrorCode::Unauthenticated,
+            "the token's player no longer exists",
+        ));
     }
     Ok(Reply::ok(format, state.tokens.issue(player_id)?))
 }

@@ -25,7 +25,11 @@ pub async fn health() -> Response {
 /// Readiness, with the failing dependencies named.
 pub async fn ready(State(state): State<AppState>) -> Response {
     if state.shutdown.is_cancelled() {
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "shutting_down"}))).into_response();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "shutting_down"})),
+        )
+            .into_response();
     }
     let db = async {
         match tokio::time::timeout(CHECK_TIMEOUT, state.players.ping()).await {
@@ -36,7 +40,9 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     let services = futures_util::future::join_all(state.health.iter().map(|(name, client)| {
         let mut client = client.clone();
         async move {
-            let check = client.check(HealthCheckRequest { service: (*name).to_owned() });
+            let check = client.check(HealthCheckRequest {
+                service: (*name).to_owned(),
+            });
             match tokio::time::timeout(CHECK_TIMEOUT, check).await {
                 Ok(Ok(response)) if response.get_ref().status == ServingStatus::Serving as i32 => None,
                 _ => Some((*name).to_owned()),
@@ -48,11 +54,19 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     if failing.is_empty() {
         Json(json!({"status": "ready"})).into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "not_ready", "failing": failing}))).into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not_ready", "failing": failing})),
+        )
+            .into_response()
     }
 }
 
 /// Prometheus text of the whole process.
 pub async fn metrics() -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], vdm_kit::metrics::render()).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        vdm_kit::metrics::render(),
+    )
+        .into_response()
 }

@@ -172,7 +172,10 @@ pub async fn create(
 ) -> GatewayResult<impl IntoResponse> {
     let idempotency_key = match headers.get("idempotency-key") {
         None => String::new(),
-        Some(v) => v.to_str().map_err(|_| GatewayError::invalid("Idempotency-Key must be printable ASCII"))?.to_owned(),
+        Some(v) => v
+            .to_str()
+            .map_err(|_| GatewayError::invalid("Idempotency-Key must be printable ASCII"))?
+            .to_owned(),
     };
     let request = pb::CreateQuestRequest {
         quest: Some(pb::QuestSpec {
@@ -185,21 +188,44 @@ pub async fn create(
             objectives: body
                 .objectives
                 .into_iter()
-                .map(|o| pb::ObjectiveSpec { description: o.description, target_count: o.target_count })
+                .map(|o| pb::ObjectiveSpec {
+                    description: o.description,
+                    target_count: o.target_count,
+                })
                 .collect(),
         }),
         idempotency_key,
     };
-    let response = state.quest.clone().create_quest(Request::new(request)).await?.into_inner();
-    let quest = response.quest.ok_or_else(|| GatewayError::Internal("create_quest answered without a quest".into()))?;
+    let response = state
+        .quest
+        .clone()
+        .create_quest(Request::new(request))
+        .await?
+        .into_inner();
+    let quest = response
+        .quest
+        .ok_or_else(|| GatewayError::Internal("create_quest answered without a quest".into()))?;
     let replayed = if response.replayed { "true" } else { "false" };
-    Ok(([("idempotent-replayed", replayed)], Reply::created(format, quest_json(quest))))
+    Ok((
+        [("idempotent-replayed", replayed)],
+        Reply::created(format, quest_json(quest)),
+    ))
 }
 
 /// Reads one quest.
-pub async fn get(State(state): State<AppState>, _caller: Caller, format: Format, PathId(id): PathId) -> GatewayResult<Reply<QuestJson>> {
+pub async fn get(
+    State(state): State<AppState>,
+    _caller: Caller,
+    format: Format,
+    PathId(id): PathId,
+) -> GatewayResult<Reply<QuestJson>> {
     tracing::Span::current().record("quest.id", id);
-    let quest = state.quest.clone().get_quest(pb::GetQuestRequest { id }).await?.into_inner();
+    let quest = state
+        .quest
+        .clone()
+        .get_quest(pb::GetQuestRequest { id })
+        .await?
+        .into_inner();
     Ok(Reply::ok(format, quest_json(quest)))
 }
 
@@ -225,7 +251,11 @@ pub async fn update(
 }
 
 /// Deletes a quest (admin).
-pub async fn delete(State(state): State<AppState>, _admin: Admin, PathId(id): PathId) -> GatewayResult<axum::http::StatusCode> {
+pub async fn delete(
+    State(state): State<AppState>,
+    _admin: Admin,
+    PathId(id): PathId,
+) -> GatewayResult<axum::http::StatusCode> {
     state.quest.clone().delete_quest(pb::DeleteQuestRequest { id }).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
@@ -237,8 +267,20 @@ pub async fn batch_get(
     format: Format,
     Body(body): Body<BatchGetBody>,
 ) -> GatewayResult<Reply<ListJson<QuestJson>>> {
-    let quests = state.quest.clone().batch_get_quests(pb::BatchGetQuestsRequest { ids: body.ids }).await?.into_inner().quests;
-    Ok(Reply::ok(format, ListJson { items: quests.into_iter().map(quest_json).collect(), next_cursor: None }))
+    let quests = state
+        .quest
+        .clone()
+        .batch_get_quests(pb::BatchGetQuestsRequest { ids: body.ids })
+        .await?
+        .into_inner()
+        .quests;
+    Ok(Reply::ok(
+        format,
+        ListJson {
+            items: quests.into_iter().map(quest_json).collect(),
+            next_cursor: None,
+        },
+    ))
 }
 
 /// Lists quests by region and giver.
@@ -260,13 +302,26 @@ pub async fn list(
     let page = state.quest.clone().list_quests(request).await?.into_inner();
     Ok(Reply::ok(
         format,
-        ListJson { items: page.quests.into_iter().map(quest_json).collect(), next_cursor: non_empty(page.next_cursor) },
+        ListJson {
+            items: page.quests.into_iter().map(quest_json).collect(),
+            next_cursor: non_empty(page.next_cursor),
+        },
     ))
 }
 
 /// Accepts a quest for the calling player.
-pub async fn accept(State(state): State<AppState>, Player(player_id): Player, format: Format, PathId(quest_id): PathId) -> GatewayResult<Reply<PlayerQuestJson>> {
-    let pq = state.quest.clone().accept_quest(pb::AcceptQuestRequest { player_id, quest_id }).await?.into_inner();
+pub async fn accept(
+    State(state): State<AppState>,
+    Player(player_id): Player,
+    format: Format,
+    PathId(quest_id): PathId,
+) -> GatewayResult<Reply<PlayerQuestJson>> {
+    let pq = state
+        .quest
+        .clone()
+        .accept_quest(pb::AcceptQuestRequest { player_id, quest_id })
+        .await?
+        .into_inner();
     Ok(Reply::ok(format, player_quest_json(pq)))
 }
 
@@ -278,14 +333,29 @@ pub async fn progress(
     PathId(quest_id): PathId,
     Body(body): Body<ProgressBody>,
 ) -> GatewayResult<Reply<PlayerQuestJson>> {
-    let request = pb::AdvanceObjectiveRequest { player_id, quest_id, objective_id: body.objective_id, amount: body.amount };
+    let request = pb::AdvanceObjectiveRequest {
+        player_id,
+        quest_id,
+        objective_id: body.objective_id,
+        amount: body.amount,
+    };
     let pq = state.quest.clone().advance_objective(request).await?.into_inner();
     Ok(Reply::ok(format, player_quest_json(pq)))
 }
 
 /// Abandons the calling player's quest.
-pub async fn abandon(State(state): State<AppState>, Player(player_id): Player, format: Format, PathId(quest_id): PathId) -> GatewayResult<Reply<PlayerQuestJson>> {
-    let pq = state.quest.clone().abandon_quest(pb::AbandonQuestRequest { player_id, quest_id }).await?.into_inner();
+pub async fn abandon(
+    State(state): State<AppState>,
+    Player(player_id): Player,
+    format: Format,
+    PathId(quest_id): PathId,
+) -> GatewayResult<Reply<PlayerQuestJson>> {
+    let pq = state
+        .quest
+        .clone()
+        .abandon_quest(pb::AbandonQuestRequest { player_id, quest_id })
+        .await?
+        .into_inner();
     Ok(Reply::ok(format, player_quest_json(pq)))
 }
 
@@ -303,7 +373,9 @@ pub async fn list_mine(
         Some("failed") => pb::QuestStatus::Failed,
         Some("abandoned") => pb::QuestStatus::Abandoned,
         Some(other) => {
-            return Err(GatewayError::invalid(format!("status must be active, completed, failed or abandoned, got {other:?}")));
+            return Err(GatewayError::invalid(format!(
+                "status must be active, completed, failed or abandoned, got {other:?}"
+            )));
         }
     };
     if q.limit == Some(0) {
@@ -318,7 +390,10 @@ pub async fn list_mine(
     let page = state.quest.clone().list_player_quests(request).await?.into_inner();
     Ok(Reply::ok(
         format,
-        ListJson { items: page.quests.into_iter().map(player_quest_json).collect(), next_cursor: non_empty(page.next_cursor) },
+        ListJson {
+            items: page.quests.into_iter().map(player_quest_json).collect(),
+            next_cursor: non_empty(page.next_cursor),
+        },
     ))
 }
 
@@ -327,7 +402,11 @@ fn non_empty(s: String) -> Option<String> {
 }
 
 fn reward_to_pb(reward: RewardJson) -> pb::Reward {
-    pb::Reward { gold: reward.gold, xp: reward.xp, item_ids: reward.item_ids }
+    pb::Reward {
+        gold: reward.gold,
+        xp: reward.xp,
+        item_ids: reward.item_ids,
+    }
 }
 
 fn quest_json(quest: pb::Quest) -> QuestJson {
@@ -339,11 +418,19 @@ fn quest_json(quest: pb::Quest) -> QuestJson {
         giver_npc_id: quest.giver_npc_id,
         region_id: quest.region_id,
         level_requirement: quest.level_requirement,
-        reward: RewardJson { gold: reward.gold, xp: reward.xp, item_ids: reward.item_ids },
+        reward: RewardJson {
+            gold: reward.gold,
+            xp: reward.xp,
+            item_ids: reward.item_ids,
+        },
         objectives: quest
             .objectives
             .into_iter()
-            .map(|o| ObjectiveJson { id: o.id, description: o.description, target_count: o.target_count })
+            .map(|o| ObjectiveJson {
+                id: o.id,
+                description: o.description,
+                target_count: o.target_count,
+            })
             .collect(),
     }
 }
@@ -363,7 +450,11 @@ fn player_quest_json(pq: pb::PlayerQuest) -> PlayerQuestJson {
         objectives: pq
             .objectives
             .into_iter()
-            .map(|o| ProgressJson { objective_id: o.objective_id, progress: o.progress, target_count: o.target_count })
+            .map(|o| ProgressJson {
+                objective_id: o.objective_id,
+                progress: o.progress,
+                target_count: o.target_count,
+            })
             .collect(),
     }
 }

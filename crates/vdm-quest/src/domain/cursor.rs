@@ -27,7 +27,10 @@ impl Cursor {
         let bad = || QuestError::Invalid(format!("cursor {raw:?} is not a cursor this service issued"));
         let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| bad())?;
         let text = std::str::from_utf8(&bytes).map_err(|_| bad())?;
-        let after_id = text.strip_prefix("a:").and_then(|v| v.parse::<i64>().ok()).ok_or_else(bad)?;
+        let after_id = text
+            .strip_prefix("a:")
+            .and_then(|v| v.parse::<i64>().ok())
+            .ok_or_else(bad)?;
         Ok(Cursor { after_id })
     }
 
@@ -54,7 +57,10 @@ impl Page {
             n if n > MAX_PAGE => return Err(QuestError::Invalid(format!("limit must be between 1 and {MAX_PAGE}"))),
             n => n,
         };
-        Ok(Page { cursor: Cursor::decode(cursor)?, limit })
+        Ok(Page {
+            cursor: Cursor::decode(cursor)?,
+            limit,
+        })
     }
 
     /// Splits `rows` (fetched with `limit + 1`) into the page and the next

@@ -92,11 +92,20 @@ pub struct PlayerQuest {
 
 impl PlayerQuest {
     /// Accepts `quest` for a player, given what the player has on it already.
-    pub fn accept(existing: Option<PlayerQuest>, player_id: i64, quest: &Quest, now_ms: i64) -> QuestResult<PlayerQuest> {
+    pub fn accept(
+        existing: Option<PlayerQuest>,
+        player_id: i64,
+        quest: &Quest,
+        now_ms: i64,
+    ) -> QuestResult<PlayerQuest> {
         if let Some(existing) = existing
             && matches!(existing.status, QuestStatus::Active | QuestStatus::Completed)
         {
-            return Err(QuestError::InvalidTransition { quest_id: quest.id, action: "accept", status: existing.status });
+            return Err(QuestError::InvalidTransition {
+                quest_id: quest.id,
+                action: "accept",
+                status: existing.status,
+            });
         }
         Ok(PlayerQuest {
             player_id,
@@ -108,7 +117,11 @@ impl PlayerQuest {
             objectives: quest
                 .objectives
                 .iter()
-                .map(|o| ObjectiveProgress { objective_id: o.id, progress: 0, target_count: o.target_count })
+                .map(|o| ObjectiveProgress {
+                    objective_id: o.id,
+                    progress: 0,
+                    target_count: o.target_count,
+                })
                 .collect(),
         })
     }
@@ -117,10 +130,16 @@ impl PlayerQuest {
     /// quest when every objective is done.
     pub fn advance(&mut self, objective_id: i64, amount: u32, now_ms: i64) -> QuestResult<()> {
         if !(1..=MAX_ADVANCE).contains(&amount) {
-            return Err(QuestError::Invalid(format!("amount must be between 1 and {MAX_ADVANCE}")));
+            return Err(QuestError::Invalid(format!(
+                "amount must be between 1 and {MAX_ADVANCE}"
+            )));
         }
         if self.status != QuestStatus::Active {
-            return Err(QuestError::InvalidTransition { quest_id: self.quest_id, action: "advance", status: self.status });
+            return Err(QuestError::InvalidTransition {
+                quest_id: self.quest_id,
+                action: "advance",
+                status: self.status,
+            });
         }
         let quest_id = self.quest_id;
         let objective = self
@@ -140,7 +159,11 @@ impl PlayerQuest {
     /// Gives up an active quest.
     pub fn abandon(&mut self, now_ms: i64) -> QuestResult<()> {
         if self.status != QuestStatus::Active {
-            return Err(QuestError::InvalidTransition { quest_id: self.quest_id, action: "abandon", status: self.status });
+            return Err(QuestError::InvalidTransition {
+                quest_id: self.quest_id,
+                action: "abandon",
+                status: self.status,
+            });
         }
         self.status = QuestStatus::Abandoned;
         self.updated_at_ms = now_ms;
@@ -163,8 +186,16 @@ mod tests {
             level_requirement: 0,
             reward: Reward::default(),
             objectives: vec![
-                Objective { id: 10, description: "a".into(), target_count: 2 },
-                Objective { id: 11, description: "b".into(), target_count: 1 },
+                Objective {
+                    id: 10,
+                    description: "a".into(),
+                    target_count: 2,
+                },
+                Objective {
+                    id: 11,
+                    description: "b".into(),
+                    target_count: 1,
+                },
             ],
             created_at_ms: 0,
             updated_at_ms: 0,
@@ -186,12 +217,21 @@ mod tests {
     fn refuses_invalid_moves() {
         let q = quest();
         let mut pq = PlayerQuest::accept(None, 5, &q, 100).unwrap();
-        assert!(matches!(PlayerQuest::accept(Some(pq.clone()), 5, &q, 1), Err(QuestError::InvalidTransition { .. })));
-        assert!(matches!(pq.advance(99, 1, 1), Err(QuestError::ObjectiveNotFound { .. })));
+        assert!(matches!(
+            PlayerQuest::accept(Some(pq.clone()), 5, &q, 1),
+            Err(QuestError::InvalidTransition { .. })
+        ));
+        assert!(matches!(
+            pq.advance(99, 1, 1),
+            Err(QuestError::ObjectiveNotFound { .. })
+        ));
         assert!(matches!(pq.advance(10, 0, 1), Err(QuestError::Invalid(_))));
         pq.abandon(101).unwrap();
         assert!(matches!(pq.abandon(102), Err(QuestError::InvalidTransition { .. })));
-        assert!(matches!(pq.advance(10, 1, 102), Err(QuestError::InvalidTransition { .. })));
+        assert!(matches!(
+            pq.advance(10, 1, 102),
+            Err(QuestError::InvalidTransition { .. })
+        ));
         let restarted = PlayerQuest::accept(Some(pq), 5, &q, 103).unwrap();
         assert_eq!(restarted.status, QuestStatus::Active);
         assert!(restarted.objectives.iter().all(|o| o.progress == 0));

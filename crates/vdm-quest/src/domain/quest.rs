@@ -127,7 +127,9 @@ impl NewQuest {
             return Err(invalid(format!("reward.xp must be between 0 and {MAX_REWARD}")));
         }
         if reward.item_ids.len() > MAX_REWARD_ITEMS {
-            return Err(invalid(format!("reward.item_ids may hold at most {MAX_REWARD_ITEMS} items")));
+            return Err(invalid(format!(
+                "reward.item_ids may hold at most {MAX_REWARD_ITEMS} items"
+            )));
         }
         if let Some(bad) = reward.item_ids.iter().find(|id| **id <= 0) {
             return Err(invalid(format!("reward.item_ids must be positive ids, got {bad}")));
@@ -136,7 +138,9 @@ impl NewQuest {
             return Err(invalid("objectives must hold at least one objective".to_owned()));
         }
         if input.objectives.len() > MAX_OBJECTIVES {
-            return Err(invalid(format!("objectives may hold at most {MAX_OBJECTIVES} objectives")));
+            return Err(invalid(format!(
+                "objectives may hold at most {MAX_OBJECTIVES} objectives"
+            )));
         }
         let objectives = input
             .objectives
@@ -145,9 +149,14 @@ impl NewQuest {
             .map(|(i, (description, target_count))| {
                 let description = text_field(&format!("objectives[{i}].description"), description, 1, 500)?;
                 if !(1..=MAX_TARGET_COUNT).contains(&target_count) {
-                    return Err(invalid(format!("objectives[{i}].target_count must be between 1 and {MAX_TARGET_COUNT}")));
+                    return Err(invalid(format!(
+                        "objectives[{i}].target_count must be between 1 and {MAX_TARGET_COUNT}"
+                    )));
                 }
-                Ok(NewObjective { description, target_count })
+                Ok(NewObjective {
+                    description,
+                    target_count,
+                })
             })
             .collect::<QuestResult<Vec<_>>>()?;
         Ok(NewQuest {
@@ -211,7 +220,11 @@ impl Quest {
             region_id: patch.region_id.unwrap_or(self.region_id),
             level_requirement: patch.level_requirement.unwrap_or(self.level_requirement),
             reward: patch.reward.unwrap_or_else(|| self.reward.clone()),
-            objectives: self.objectives.iter().map(|o| (o.description.clone(), o.target_count)).collect(),
+            objectives: self
+                .objectives
+                .iter()
+                .map(|o| (o.description.clone(), o.target_count))
+                .collect(),
         };
         let valid = NewQuest::parse(input)?;
         Ok(Quest {
@@ -244,7 +257,9 @@ fn text_field(field: &str, value: String, min_chars: usize, max_chars: usize) ->
         return Err(invalid(format!("{field} must not be empty")));
     }
     if chars > max_chars {
-        return Err(invalid(format!("{field} must be at most {max_chars} characters, got {chars}")));
+        return Err(invalid(format!(
+            "{field} must be at most {max_chars} characters, got {chars}"
+        )));
     }
     if trimmed.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
         return Err(invalid(format!("{field} must not contain control characters")));
@@ -293,7 +308,11 @@ mod tests {
             giver_npc_id: 7,
             region_id: 2,
             level_requirement: 3,
-            reward: Reward { gold: 50, xp: 120, item_ids: vec![4] },
+            reward: Reward {
+                gold: 50,
+                xp: 120,
+                item_ids: vec![4],
+            },
             objectives: vec![("Slay wolves".into(), 5)],
         }
     }

@@ -199,10 +199,18 @@ mod m20261127_000001_create_quest_tables {
         }
 
         async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-            manager.drop_table(Table::drop().table(PlayerQuests::Table).to_owned()).await?;
-            manager.drop_table(Table::drop().table(QuestIdempotencyKeys::Table).to_owned()).await?;
-            manager.drop_table(Table::drop().table(QuestObjectives::Table).to_owned()).await?;
-            manager.drop_table(Table::drop().table(Quests::Table).to_owned()).await?;
+            manager
+                .drop_table(Table::drop().table(PlayerQuests::Table).to_owned())
+                .await?;
+            manager
+                .drop_table(Table::drop().table(QuestIdempotencyKeys::Table).to_owned())
+                .await?;
+            manager
+                .drop_table(Table::drop().table(QuestObjectives::Table).to_owned())
+                .await?;
+            manager
+                .drop_table(Table::drop().table(Quests::Table).to_owned())
+                .await?;
             Ok(())
         }
     }

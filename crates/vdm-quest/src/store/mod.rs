@@ -87,17 +87,16 @@ impl QuestStore {
             ..Default::default()
         };
         let quest_row = quest::Entity::insert(row).exec_with_returning(&txn).await?;
-        let objective_rows = objective::Entity::insert_many(new.objectives.iter().enumerate().map(|(i, o)| {
-            objective::ActiveModel {
+        let objective_rows =
+            objective::Entity::insert_many(new.objectives.iter().enumerate().map(|(i, o)| objective::ActiveModel {
                 quest_id: Set(quest_row.id),
                 position: Set(i as i32),
                 description: Set(o.description.clone()),
                 target_count: Set(to_i32(o.target_count)),
                 ..Default::default()
-            }
-        }))
-        .exec_with_returning(&txn)
-        .await?;
+            }))
+            .exec_with_returning(&txn)
+            .await?;
 
         if let Some(key) = idempotency_key {
             let inserted = idempotency_key::Entity::insert(idempotency_key::ActiveModel {
@@ -136,10 +135,16 @@ impl QuestStore {
             .col_expr(quest::Column::Description, Expr::value(quest.description.clone()))
             .col_expr(quest::Column::GiverNpcId, Expr::value(quest.giver_npc_id))
             .col_expr(quest::Column::RegionId, Expr::value(quest.region_id))
-            .col_expr(quest::Column::LevelRequirement, Expr::value(to_i32(quest.level_requirement)))
+            .col_expr(
+                quest::Column::LevelRequirement,
+                Expr::value(to_i32(quest.level_requirement)),
+            )
             .col_expr(quest::Column::RewardGold, Expr::value(quest.reward.gold))
             .col_expr(quest::Column::RewardXp, Expr::value(quest.reward.xp))
-            .col_expr(quest::Column::RewardItemIds, Expr::value(encode_json(&quest.reward.item_ids)))
+            .col_expr(
+                quest::Column::RewardItemIds,
+                Expr::value(encode_json(&quest.reward.item_ids)),
+            )
             .col_expr(quest::Column::UpdatedAtMs, Expr::value(quest.updated_at_ms))
             .filter(quest::Column::Id.eq(quest.id))
             .exec(&self.db)
@@ -151,16 +156,28 @@ impl QuestStore {
     /// Returns `false` when there was no such quest.
     pub async fn delete(&self, id: i64) -> QuestResult<bool> {
         let txn = self.db.begin().await?;
-        player_quest::Entity::delete_many().filter(player_quest::Column::QuestId.eq(id)).exec(&txn).await?;
-        objective::Entity::delete_many().filter(objective::Column::QuestId.eq(id)).exec(&txn).await?;
-        idempotency_key::Entity::delete_many().filter(idempotency_key::Column::QuestId.eq(id)).exec(&txn).await?;
+        player_quest::Entity::delete_many()
+            .filter(player_quest::Column::QuestId.eq(id))
+            .exec(&txn)
+            .await?;
+        objective::Entity::delete_many()
+            .filter(objective::Column::QuestId.eq(id))
+            .exec(&txn)
+            .await?;
+        idempotency_key::Entity::delete_many()
+            .filter(idempotency_key::Column::QuestId.eq(id))
+            .exec(&txn)
+            .await?;
         let deleted = quest::Entity::delete_by_id(id).exec(&txn).await?;
         txn.commit().await?;
         Ok(deleted.rows_affected == 1)
     }
 
     async fn replay(&self, key: &str, fingerprint: &str) -> QuestResult<Option<Quest>> {
-        let Some(row) = idempotency_key::Entity::find_by_id(key.to_owned()).one(&self.db).await? else {
+        let Some(row) = idempotency_key::Entity::find_by_id(key.to_owned())
+            .one(&self.db)
+            .await?
+        else {
             return Ok(None);
         };
         if row.fingerprint != fingerprint {
@@ -168,7 +185,10 @@ impl QuestStore {
         }
         match self.get(row.quest_id).await? {
             Some(quest) => Ok(Some(quest)),
-            None => Err(QuestError::Corrupt(format!("idempotency key {key:?} names missing quest {}", row.quest_id))),
+            None => Err(QuestError::Corrupt(format!(
+                "idempotency key {key:?} names missing quest {}",
+                row.quest_id
+            ))),
         }
     }
 
@@ -183,7 +203,10 @@ impl QuestStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = quest::Entity::find().filter(quest::Column::Id.is_in(ids.iter().copied())).all(&self.db).await?;
+        let rows = quest::Entity::find()
+            .filter(quest::Column::Id.is_in(ids.iter().copied()))
+            .all(&self.db)
+            .await?;
         let mut quests = self.with_objectives(rows).await?;
         let order: HashMap<i64, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
         quests.sort_by_key(|q| order.get(&q.id).copied().unwrap_or(usize::MAX));
@@ -199,21 +222,29 @@ impl QuestStore {
         if let Some(giver) = filter.giver_npc_id {
             query = query.filter(quest::Column::GiverNpcId.eq(giver));
         }
-        let rows = query.order_by_asc(quest::Column::Id).limit(u64::from(page.limit) + 1).all(&self.db).await?;
+        let rows = query
+            .order_by_asc(quest::Column::Id)
+            .limit(u64::from(page.limit) + 1)
+            .all(&self.db)
+            .await?;
         let (rows, next) = page.finish(rows, |r| r.id);
         Ok((self.with_objectives(rows).await?, next))
     }
 
     async fn with_objectives(&self, rows: Vec<quest::Model>) -> QuestResult<Vec<Quest>> {
         let mut by_quest = self.objectives_of(rows.iter().map(|r| r.id)).await?;
-        rows.into_iter().map(|row| {
-            let objectives = by_quest.remove(&row.id).unwrap_or_default();
-            to_quest(row, objectives)
-        })
-        .collect()
+        rows.into_iter()
+            .map(|row| {
+                let objectives = by_quest.remove(&row.id).unwrap_or_default();
+                to_quest(row, objectives)
+            })
+            .collect()
     }
 
-    async fn objectives_of(&self, quest_ids: impl Iterator<Item = i64>) -> QuestResult<HashMap<i64, Vec<objective::Model>>> {
+    async fn objectives_of(
+        &self,
+        quest_ids: impl Iterator<Item = i64>,
+    ) -> QuestResult<HashMap<i64, Vec<objective::Model>>> {
         let ids: Vec<i64> = quest_ids.collect();
         let mut by_quest: HashMap<i64, Vec<objective::Model>> = HashMap::with_capacity(ids.len());
         if ids.is_empty() {
@@ -233,19 +264,34 @@ impl QuestStore {
 
     /// Reads a player's quest with its row version.
     pub async fn player_quest(&self, player_id: i64, quest_id: i64) -> QuestResult<Option<Versioned>> {
-        let Some(row) = player_quest::Entity::find_by_id((player_id, quest_id)).one(&self.db).await? else {
+        let Some(row) = player_quest::Entity::find_by_id((player_id, quest_id))
+            .one(&self.db)
+            .await?
+        else {
             return Ok(None);
         };
-        let targets = self.objectives_of(std::iter::once(quest_id)).await?.remove(&quest_id).unwrap_or_default();
+        let targets = self
+            .objectives_of(std::iter::once(quest_id))
+            .await?
+            .remove(&quest_id)
+            .unwrap_or_default();
         let version = row.version;
-        Ok(Some(Versioned { quest: to_player_quest(row, &targets)?, version }))
+        Ok(Some(Versioned {
+            quest: to_player_quest(row, &targets)?,
+            version,
+        }))
     }
 
     /// Writes a player quest if its row is still at `expected` (`None`: the
     /// row must not exist yet). Returns `false` when another writer got there
     /// first, so the caller can re-read and retry.
     pub async fn save_player_quest(&self, pq: &PlayerQuest, expected: Option<i64>) -> QuestResult<bool> {
-        let progress = encode_json(&pq.objectives.iter().map(|o| (o.objective_id, o.progress)).collect::<Vec<_>>());
+        let progress = encode_json(
+            &pq.objectives
+                .iter()
+                .map(|o| (o.objective_id, o.progress))
+                .collect::<Vec<_>>(),
+        );
         match expected {
             None => {
                 let inserted = player_quest::Entity::insert(player_quest::ActiveModel {
@@ -297,7 +343,11 @@ impl QuestStore {
         if let Some(status) = status {
             query = query.filter(player_quest::Column::Status.eq(status.as_str()));
         }
-        let rows = query.order_by_asc(player_quest::Column::QuestId).limit(u64::from(page.limit) + 1).all(&self.db).await?;
+        let rows = query
+            .order_by_asc(player_quest::Column::QuestId)
+            .limit(u64::from(page.limit) + 1)
+            .all(&self.db)
+            .await?;
         let (rows, next) = page.finish(rows, |r| r.quest_id);
         let mut targets = self.objectives_of(rows.iter().map(|r| r.quest_id)).await?;
         let quests = rows
@@ -319,10 +369,18 @@ fn to_quest(row: quest::Model, objectives: Vec<objective::Model>) -> QuestResult
         giver_npc_id: row.giver_npc_id,
         region_id: row.region_id,
         level_requirement: to_u32(row.level_requirement),
-        reward: Reward { gold: row.reward_gold, xp: row.reward_xp, item_ids: decode_json(&row.reward_item_ids)? },
+        reward: Reward {
+            gold: row.reward_gold,
+            xp: row.reward_xp,
+            item_ids: decode_json(&row.reward_item_ids)?,
+        },
         objectives: objectives
             .into_iter()
-            .map(|o| Objective { id: o.id, description: o.description, target_count: to_u32(o.target_count) })
+            .map(|o| Objective {
+                id: o.id,
+                description: o.description,
+                target_count: to_u32(o.target_count),
+            })
             .collect(),
         created_at_ms: row.created_at_ms,
         updated_at_ms: row.updated_at_ms,
@@ -330,7 +388,8 @@ fn to_quest(row: quest::Model, objectives: Vec<objective::Model>) -> QuestResult
 }
 
 fn to_player_quest(row: player_quest::Model, objectives: &[objective::Model]) -> QuestResult<PlayerQuest> {
-    let status = QuestStatus::parse(&row.status).ok_or_else(|| QuestError::Corrupt(format!("unknown status {:?}", row.status)))?;
+    let status = QuestStatus::parse(&row.status)
+        .ok_or_else(|| QuestError::Corrupt(format!("unknown status {:?}", row.status)))?;
     let progress: HashMap<i64, u32> = decode_json::<Vec<(i64, u32)>>(&row.progress)?.into_iter().collect();
     Ok(PlayerQuest {
         player_id: row.player_id,

@@ -1,0 +1,10 @@
+//! End-to-end tests: HTTP through the gateway, gRPC to the quest service,
+//! SQLite or Postgres, in-process cache or Redis. Every test runs on both
+//! back ends (`sqlite::` and `postgres::`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod auth;
+mod helpers;
+mod negotiation;
+mod quests;

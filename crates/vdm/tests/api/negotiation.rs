@@ -1,0 +1,255 @@
+//! Bad input, MessagePack, compression, and the uniform error body.
+
+use http::Method;
+use serde_json::{Value, json};
+
+use crate::backend_tests;
+use crate::helpers::{ADMIN_TOKEN, Backend, spawn_app, wolves};
+
+backend_tests!(
+    malformed_and_mistyped_json_are_400_naming_the_problem,
+    unknown_ids_and_routes_are_404,
+    oversize_bodies_are_413,
+    messagepack_round_trip,
+    garbage_messagepack_is_400,
+    unsupported_content_type_is_415,
+    responses_are_compressed_on_request,
+    validation_names_the_field,
+    health_ready_and_metrics_answer,
+);
+
+async fn admin_post(app: &crate::helpers::TestApp, content_type: &str, body: Vec<u8>) -> crate::helpers::TestResponse {
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    app.send(
+        Method::POST,
+        "/v1/quests",
+        &[("content-type", content_type), ("authorization", &auth)],
+        body,
+    )
+    .await
+}
+
+async fn malformed_and_mistyped_json_are_400_naming_the_problem(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let msg = admin_post(&app, "application/json", b"{\"title\": ".to_vec())
+        .await
+        .assert_error(400, "invalid_argument");
+    assert!(msg.contains("invalid JSON"), "{msg}");
+    let mut wrong = wolves();
+    wrong["level_requirement"] = json!("three");
+    let msg = admin_post(&app, "application/json", serde_json::to_vec(&wrong).unwrap())
+        .await
+        .assert_error(400, "invalid_argument");
+    assert!(msg.contains("invalid type"), "{msg}");
+    let mut negative = wolves();
+    negative["level_requirement"] = json!(-1);
+    admin_post(&app, "application/json", serde_json::to_vec(&negative).unwrap())
+        .await
+        .assert_error(400, "invalid_argument");
+    let mut missing = wolves();
+    missing.as_object_mut().unwrap().remove("title");
+    let msg = admin_post(&app, "application/json", serde_json::to_vec(&missing).unwrap())
+        .await
+        .assert_error(400, "invalid_argument");
+    assert!(msg.contains("title"), "{msg}");
+    let mut unknown = wolves();
+    unknown["titel"] = json!("typo");
+    let msg = admin_post(&app, "application/json", serde_json::to_vec(&unknown).unwrap())
+        .await
+        .assert_error(400, "invalid_argument");
+    assert!(msg.contains("titel"), "{msg}");
+    let msg = admin_post(&app, "application/json", vec![0xff, 0xfe, b'{'])
+        .await
+        .assert_error(400, "invalid_argument");
+    assert!(msg.contains("JSON"), "{msg}");
+    app.finish().await;
+}
+
+async fn unknown_ids_and_routes_are_404(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let (_, token) = app.sign_in("lost").await;
+    app.get("/v1/quests/987654", &token)
+        .await
+        .assert_error(404, "not_found");
+    app.get("/v1/nothing-here", &token).await.assert_error(404, "not_found");
+    let msg = app
+        .get("/v1/quests/abc", &token)
+        .await
+        .assert_error(400, "invalid_argument");
+    assert!(msg.contains("abc"), "{msg}");
+    app.get("/v1/quests/0", &token)
+        .await
+        .assert_error(400, "invalid_argument");
+    app.get("/v1/quests/99999999999999999999999", &token)
+        .await
+        .assert_error(400, "invalid_argument");
+    let wrong_method = app
+        .send(
+            Method::PUT,
+            "/v1/me/quests",
+            &[("authorization", &format!("Bearer {token}"))],
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(wrong_method.status, 405);
+    assert_eq!(wrong_method.json()["error"]["code"], "not_found");
+    app.finish().await;
+}
+
+async fn oversize_bodies_are_413(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let mut huge = wolves();
+    huge["description"] = json!("x".repeat(100 * 1024));
+    let msg = admin_post(&app, "application/json", serde_json::to_vec(&huge).unwrap())
+        .await
+        .assert_error(413, "payload_too_large");
+    assert!(msg.contains("larger"), "{msg}");
+    app.finish().await;
+}
+
+async fn messagepack_round_trip(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let body = rmp_serde::to_vec_named(&wolves()).unwrap();
+    let created = app
+        .send(
+            Method::POST,
+            "/v1/quests",
+            &[
+                ("content-type", "application/msgpack"),
+                ("accept", "application/msgpack"),
+                ("authorization", &auth),
+            ],
+            body,
+        )
+        .await;
+    assert_eq!(created.status, 201);
+    assert_eq!(created.header("content-type"), Some("application/msgpack"));
+    let decoded: Value = rmp_serde::from_slice(&created.body).unwrap();
+    assert_eq!(decoded["title"], "Wolves at the Mill");
+    assert_eq!(decoded["objectives"][1]["target_count"], 1);
+
+    let (_, token) = app.sign_in("packer").await;
+    let id = decoded["id"].as_i64().unwrap();
+    let as_json = app.get(&format!("/v1/quests/{id}"), &token).await.json();
+    assert_eq!(as_json, decoded, "MessagePack and JSON carry the same object");
+
+    // Errors follow the negotiated format too.
+    let bearer = format!("Bearer {token}");
+    let missing = app
+        .send(
+            Method::GET,
+            "/v1/quests/999999",
+            &[("accept", "application/msgpack"), ("authorization", &bearer)],
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.header("content-type"), Some("application/msgpack"));
+    let error: Value = rmp_serde::from_slice(&missing.body).unwrap();
+    assert_eq!(error["error"]["code"], "not_found");
+    app.finish().await;
+}
+
+async fn garbage_messagepack_is_400(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let msg = admin_post(&app, "application/msgpack", vec![0xc1, 0x00, 0xff, 0x13])
+        .await
+        .assert_error(400, "invalid_argument");
+    assert!(msg.contains("MessagePack"), "{msg}");
+    let full = rmp_serde::to_vec_named(&wolves()).unwrap();
+    admin_post(&app, "application/msgpack", full[..full.len() / 2].to_vec())
+        .await
+        .assert_error(400, "invalid_argument");
+    app.finish().await;
+}
+
+async fn unsupported_content_type_is_415(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let msg = admin_post(&app, "text/xml", b"<quest/>".to_vec())
+        .await
+        .assert_error(415, "unsupported_media_type");
+    assert!(msg.contains("application/json"), "{msg}");
+    app.finish().await;
+}
+
+async fn responses_are_compressed_on_request(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    for _ in 0..8 {
+        app.create_quest(&wolves()).await;
+    }
+    let (_, token) = app.sign_in("squeezer").await;
+    let bearer = format!("Bearer {token}");
+    let plain = app
+        .send(
+            Method::GET,
+            "/v1/quests?limit=8",
+            &[("authorization", &bearer)],
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(plain.status, 200);
+    assert!(plain.header("content-encoding").is_none());
+    for encoding in ["gzip", "br", "zstd"] {
+        let packed = app
+            .send(
+                Method::GET,
+                "/v1/quests?limit=8",
+                &[("authorization", &bearer), ("accept-encoding", encoding)],
+                Vec::new(),
+            )
+            .await;
+        assert_eq!(packed.status, 200);
+        assert_eq!(packed.header("content-encoding"), Some(encoding));
+        assert!(
+            packed.body.len() < plain.body.len() / 2,
+            "{encoding}: {} vs {} bytes",
+            packed.body.len(),
+            plain.body.len()
+        );
+    }
+    app.finish().await;
+}
+
+async fn validation_names_the_field(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let cases = [
+        ("title", json!("   ")),
+        ("giver_npc_id", json!(0)),
+        ("objectives", json!([])),
+        ("title", json!("t".repeat(201))),
+    ];
+    for (field, value) in cases {
+        let mut body = wolves();
+        body[field] = value;
+        let msg = app
+            .post_json("/v1/quests", Some(ADMIN_TOKEN), &body)
+            .await
+            .assert_error(400, "invalid_argument");
+        assert!(msg.starts_with(field), "{msg} should name {field}");
+    }
+    let mut zero_target = wolves();
+    zero_target["objectives"][0]["target_count"] = json!(0);
+    let msg = app
+        .post_json("/v1/quests", Some(ADMIN_TOKEN), &zero_target)
+        .await
+        .assert_error(400, "invalid_argument");
+    assert!(msg.contains("objectives[0].target_count"), "{msg}");
+    app.finish().await;
+}
+
+async fn health_ready_and_metrics_answer(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let health = app.send(Method::GET, "/health", &[], Vec::new()).await;
+    assert_eq!(health.status, 200);
+    let ready = app.send(Method::GET, "/ready", &[], Vec::new()).await;
+    assert_eq!(ready.status, 200, "{}", String::from_utf8_lossy(&ready.body));
+    let metrics = app.send(Method::GET, "/metrics", &[], Vec::new()).await;
+    assert_eq!(metrics.status, 200);
+    let text = String::from_utf8_lossy(&metrics.body);
+    assert!(text.contains("http_server_requests_total"), "{text}");
+    assert!(text.contains("route=\"/health\""), "{text}");
+    assert!(text.contains("process_resident_memory_bytes"));
+    assert!(text.contains("vdm_db_pool_connections"));
+    app.finish().await;
+}
