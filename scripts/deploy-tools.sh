@@ -91,7 +91,7 @@ deploy_tools_install_kubernetes_validate() {
     && [[ "$(cat "${venv}/requirements.txt")" == "${wanted}" ]]; then
     return 0
   fi
-  deploy_tools_log "installing kubernetes-validate ${DEPLOY_TOOLS_KUBERNETES_VALIDATE_VERSION} from PyPI"
+  deploy_tools_log "installing kubernetes-validate ${DEPLOY_TOOLS_KUBERNETES_VALIDATE_VERSION} (and its pinned dependencies, dockerfile) from PyPI into a venv"
   rm -rf "${venv}"
   python3 -m venv "${venv}"
   printf '%s\n' "${wanted}" >"${venv}/requirements.in"
