@@ -21,14 +21,21 @@ SERVICE_CHARTS=(vdm-gateway vdm-quest)
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${repo}"
-# shellcheck source=scripts/deploy-tools.sh
+# shellcheck source-path=SCRIPTDIR source=deploy-tools.sh
 source "${repo}/scripts/deploy-tools.sh"
 
 step() { printf '\n==> %s\n' "$*"; }
 ok() { printf '    ok: %s\n' "$*"; }
 fail() { printf '\nFAILED: %s\n' "$*" >&2; exit 1; }
 work="$(mktemp -d)"
-trap 'status=$?; rm -rf "${work}"; [[ ${status} -eq 0 ]] || printf "\ndeploy-check: failed (exit %d)\n" "${status}" >&2' EXIT
+on_exit() {
+  local status=$?
+  rm -rf "${work}"
+  if [[ ${status} -ne 0 ]]; then
+    printf '\ndeploy-check: failed (exit %d)\n' "${status}" >&2
+  fi
+}
+trap on_exit EXIT
 started=${SECONDS}
 
 step "tools (pinned, cached in .cache/deploy-tools)"

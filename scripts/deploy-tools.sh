@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # HELM, KUBERNETES_VALIDATE, ... are for the sourcing scripts.
 # Pinned deployment tools, shared by scripts/deploy-check.sh and
 # scripts/render-k8s.sh (source it; it defines functions and variables only).
 #

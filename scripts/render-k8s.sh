@@ -25,7 +25,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-# shellcheck source=scripts/deploy-tools.sh
+# shellcheck source-path=SCRIPTDIR source=deploy-tools.sh
 source "${repo}/scripts/deploy-tools.sh"
 deploy_tools_install
 
