@@ -326,7 +326,8 @@ mod tests {
 
     #[test]
     fn names_the_field_at_fault() {
-        let cases: Vec<(fn(&mut QuestInput), &str)> = vec![
+        type Mutation = fn(&mut QuestInput);
+        let cases: Vec<(Mutation, &str)> = vec![
             (|q| q.title = " ".into(), "title"),
             (|q| q.giver_npc_id = 0, "giver_npc_id"),
             (|q| q.region_id = -1, "region_id"),

@@ -1,3 +1,5 @@
+#![allow(dead_code)]
+
 //! Spawns the quest service and the gateway in this process on port 0 (no
 //! sleeps: both are bound before `spawn_app` returns) and drives HTTP.
 //!
