@@ -17,7 +17,10 @@ async fn counter(app: &TestApp, result: &str) -> u64 {
     let text = app.send(Method::GET, "/metrics", &[], Vec::new()).await.body;
     let text = String::from_utf8_lossy(&text);
     let prefix = format!("vdm_cache_requests_total{{cache=\"quest\",result=\"{result}\"}} ");
-    text.lines().find_map(|line| line.strip_prefix(&prefix)).map(|v| v.trim().parse().unwrap()).unwrap_or(0)
+    text.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0)
 }
 
 async fn hit_then_invalidate(backend: Backend) {
@@ -28,16 +31,26 @@ async fn hit_then_invalidate(backend: Backend) {
 
     let (hits, misses) = (counter(&app, "hit").await, counter(&app, "miss").await);
     app.get(&path, &token).await;
-    assert_eq!(counter(&app, "miss").await, misses + 1, "{backend:?}: first read misses");
+    assert_eq!(
+        counter(&app, "miss").await,
+        misses + 1,
+        "{backend:?}: first read misses"
+    );
     app.get(&path, &token).await;
     app.get(&path, &token).await;
     assert_eq!(counter(&app, "hit").await, hits + 2, "{backend:?}: next reads hit");
 
-    let patched = app.json_request(Method::PATCH, &path, Some(ADMIN_TOKEN), &json!({"title": "Changed"})).await;
+    let patched = app
+        .json_request(Method::PATCH, &path, Some(ADMIN_TOKEN), &json!({"title": "Changed"}))
+        .await;
     assert_eq!(patched.status, 200);
     let read = app.get(&path, &token).await.json();
     assert_eq!(read["title"], "Changed");
-    assert_eq!(counter(&app, "miss").await, misses + 2, "{backend:?}: the write invalidated the entry");
+    assert_eq!(
+        counter(&app, "miss").await,
+        misses + 2,
+        "{backend:?}: the write invalidated the entry"
+    );
     assert_eq!(counter(&app, "hit").await, hits + 2);
     app.get(&path, &token).await;
     assert_eq!(counter(&app, "hit").await, hits + 3, "{backend:?}: cached again");

@@ -1,0 +1,239 @@
+//! The request engine: N keep-alive HTTP/1.1 connections, each sending one
+//! request at a time (closed loop) or on a schedule (`--rate`), recording
+//! every latency in microseconds.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Method, Request};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// What to run.
+pub struct Plan {
+    /// `host:port` of the server.
+    pub authority: String,
+    /// Concurrent connections.
+    pub connections: usize,
+    /// Measured time.
+    pub duration: Duration,
+    /// Time before measuring starts (requests sent, not recorded).
+    pub warmup: Duration,
+    /// Total requests per second, or `None` for as fast as possible.
+    pub rate: Option<f64>,
+}
+
+/// Builds the n-th request.
+#[derive(Clone)]
+pub enum RequestFactory {
+    /// GET a path template with `{id}` from a range, scrambled.
+    Get {
+        template: Arc<str>,
+        ids: (u64, u64),
+        auth: Option<Arc<str>>,
+    },
+    /// POST /v1/auth/device for one of `devices` device ids.
+    DeviceAuth { devices: u64 },
+}
+
+impl RequestFactory {
+    /// See [`RequestFactory::Get`].
+    pub fn get(template: String, ids: (u64, u64), auth: Option<String>) -> RequestFactory {
+        RequestFactory::Get {
+            template: template.into(),
+            ids,
+            auth: auth.map(Into::into),
+        }
+    }
+
+    /// See [`RequestFactory::DeviceAuth`].
+    pub fn device_auth(devices: u64) -> RequestFactory {
+        RequestFactory::DeviceAuth {
+            devices: devices.max(1),
+        }
+    }
+
+    fn build(&self, authority: &str, n: u64) -> Request<Full<Bytes>> {
+        let builder = Request::builder().header(http::header::HOST, authority);
+        let request = match self {
+            RequestFactory::Get { template, ids, auth } => {
+                let span = ids.1 - ids.0 + 1;
+                // A multiplicative scramble spreads consecutive n over the range.
+                let id = ids.0 + (n.wrapping_mul(2_654_435_761) % span);
+                let path = template.replace("{id}", &id.to_string());
+                let mut b = builder.method(Method::GET).uri(path);
+                if let Some(auth) = auth {
+                    b = b.header(http::header::AUTHORIZATION, auth.as_ref());
+                }
+                b.body(Full::new(Bytes::new()))
+            }
+            RequestFactory::DeviceAuth { devices } => {
+                let body = format!(r#"{{"device_id":"load-device-{}"}}"#, n % devices);
+                builder
+                    .method(Method::POST)
+                    .uri("/v1/auth/device")
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .body(Full::new(Bytes::from(body)))
+            }
+        };
+        request.unwrap_or_else(|_| Request::new(Full::new(Bytes::new())))
+    }
+}
+
+struct Shared {
+    sent: AtomicU64,
+    done: AtomicU64,
+    errors: AtomicU64,
+    recording: AtomicBool,
+    stop: AtomicBool,
+}
+
+/// Runs the plan, prints progress and a summary; `Ok(true)` when no request failed.
+pub async fn run(plan: Plan, factory: RequestFactory) -> Result<bool, String> {
+    let shared = Arc::new(Shared {
+        sent: AtomicU64::new(0),
+        done: AtomicU64::new(0),
+        errors: AtomicU64::new(0),
+        recording: AtomicBool::new(plan.warmup.is_zero()),
+        stop: AtomicBool::new(false),
+    });
+    let per_connection_interval = plan.rate.map(|r| Duration::from_secs_f64(plan.connections as f64 / r));
+    let mut tasks = Vec::with_capacity(plan.connections);
+    for c in 0..plan.connections {
+        let stream = TcpStream::connect(&plan.authority)
+            .await
+            .map_err(|e| format!("connect {}: {e}", plan.authority))?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(connection);
+        let (shared, factory, authority) = (shared.clone(), factory.clone(), plan.authority.clone());
+        // Stagger paced connections so their sends interleave.
+        let offset = per_connection_interval.map(|i| i.mul_f64(c as f64 / plan.connections as f64));
+        tasks.push(tokio::spawn(connection_loop(
+            sender,
+            shared,
+            factory,
+            authority,
+            c as u64,
+            per_connection_interval,
+            offset,
+        )));
+    }
+
+    let started = Instant::now();
+    let progress = {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.tick().await;
+            let mut last = 0;
+            loop {
+                tick.tick().await;
+                let done = shared.done.load(Ordering::Relaxed);
+                eprintln!(
+                    "  [{:>4.0}s] {:>8} req/s  errors {}",
+                    started.elapsed().as_secs_f64(),
+                    done - last,
+                    shared.errors.load(Ordering::Relaxed)
+                );
+                last = done;
+            }
+        })
+    };
+    tokio::time::sleep(plan.warmup).await;
+    shared.done.store(0, Ordering::Relaxed);
+    shared.errors.store(0, Ordering::Relaxed);
+    shared.recording.store(true, Ordering::Relaxed);
+    let measured_from = Instant::now();
+    tokio::time::sleep(plan.duration).await;
+    shared.stop.store(true, Ordering::Relaxed);
+    let elapsed = measured_from.elapsed();
+    progress.abort();
+
+    let mut latencies = Vec::new();
+    for task in tasks {
+        if let Ok(mut l) = task.await {
+            latencies.append(&mut l);
+        }
+    }
+    latencies.sort_unstable();
+    let errors = shared.errors.load(Ordering::Relaxed);
+    let count = latencies.len() as u64;
+    let pct = |p: f64| -> f64 {
+        if latencies.is_empty() {
+            return 0.0;
+        }
+        let i = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
+        latencies[i] as f64 / 1000.0
+    };
+    let rps = count as f64 / elapsed.as_secs_f64();
+    println!(
+        "requests {count}  rate {rps:.0} req/s  p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  max {:.3} ms  errors {errors}  (connections {}, {:.0} s{})",
+        pct(0.50),
+        pct(0.90),
+        pct(0.99),
+        pct(1.0),
+        plan.connections,
+        elapsed.as_secs_f64(),
+        plan.rate.map(|r| format!(", target {r:.0} req/s")).unwrap_or_default(),
+    );
+    let _ = shared.sent.load(Ordering::Relaxed);
+    Ok(errors == 0 && count > 0)
+}
+
+async fn connection_loop(
+    mut sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    shared: Arc<Shared>,
+    factory: RequestFactory,
+    authority: String,
+    connection: u64,
+    interval: Option<Duration>,
+    offset: Option<Duration>,
+) -> Vec<u32> {
+    let mut latencies = Vec::with_capacity(1 << 16);
+    let mut n = connection.wrapping_mul(1_000_003);
+    let mut next_send = Instant::now() + offset.unwrap_or_default();
+    while !shared.stop.load(Ordering::Relaxed) {
+        let scheduled = match interval {
+            Some(interval) => {
+                tokio::time::sleep_until(next_send.into()).await;
+                let at = next_send;
+                next_send += interval;
+                at
+            }
+            None => Instant::now(),
+        };
+        if sender.ready().await.is_err() {
+            shared.errors.fetch_add(1, Ordering::Relaxed);
+            break;
+        }
+        let request = factory.build(&authority, n);
+        n += 1;
+        shared.sent.fetch_add(1, Ordering::Relaxed);
+        let ok = match sender.send_request(request).await {
+            Ok(response) => {
+                let status = response.status();
+                let body = response.into_body().collect().await;
+                status.is_success() && body.is_ok()
+            }
+            Err(_) => false,
+        };
+        let micros = u32::try_from(scheduled.elapsed().as_micros()).unwrap_or(u32::MAX);
+        if shared.recording.load(Ordering::Relaxed) && !shared.stop.load(Ordering::Relaxed) {
+            shared.done.fetch_add(1, Ordering::Relaxed);
+            if ok {
+                latencies.push(micros);
+            } else {
+                shared.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        } else {
+            shared.done.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    latencies
+}
