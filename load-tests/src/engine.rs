@@ -201,10 +201,18 @@ async fn connection_loop(
     while !shared.stop.load(Ordering::Relaxed) {
         let scheduled = match interval {
             Some(interval) => {
-                tokio::time::sleep_until(next_send.into()).await;
-                let at = next_send;
+                let due = next_send;
                 next_send += interval;
-                at
+                if Instant::now() >= due {
+                    // Behind schedule because the server was slow: count from
+                    // when the request was due (no coordinated omission).
+                    due
+                } else {
+                    // Ahead of schedule: the timer's own lag (tokio timers
+                    // tick in milliseconds) is not the server's latency.
+                    tokio::time::sleep_until(due.into()).await;
+                    Instant::now()
+                }
             }
             None => Instant::now(),
         };

@@ -6,10 +6,13 @@
 
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Channel, Endpoint};
 use tonic_health::ServingStatus;
 
 use crate::tower::rpc_client::{RpcClient, RpcClientLayer};
@@ -71,25 +74,86 @@ pub async fn serve(
 }
 
 /// A gRPC channel with trace propagation and client metrics.
-pub type GrpcChannel = RpcClient<Channel>;
+pub type GrpcChannel = RpcClient<HttpChannel>;
 
 /// Creates a lazily connecting channel to `address` (`http://host:port`).
 ///
 /// The channel reconnects by itself after the service restarts; every call
-/// gets `timeout` as its deadline.
+/// gets `timeout` as its deadline, and a call that cannot reach the service
+/// fails with `Unavailable`.
 pub fn channel(address: &str, timeout: Duration) -> Result<GrpcChannel, GrpcError> {
-    let endpoint = Endpoint::from_shared(address.to_owned())
-        .map_err(|_| GrpcError::InvalidAddress(address.to_owned()))?
-        .connect_timeout(Duration::from_secs(2))
-        .timeout(timeout)
-        .tcp_nodelay(true)
+    let invalid = || GrpcError::InvalidAddress(address.to_owned());
+    let uri: http::Uri = address.parse().map_err(|_| invalid())?;
+    let (Some(scheme), Some(authority)) = (uri.scheme().cloned(), uri.authority().cloned()) else {
+        return Err(invalid());
+    };
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(Duration::from_secs(2)));
+    connector.enforce_http(scheme == http::uri::Scheme::HTTP);
+    let client = Client::builder(TokioExecutor::new())
+        .http2_only(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_while_idle(true);
-    Ok(RpcClientLayer.layer_channel(endpoint.connect_lazy()))
+        .http2_keep_alive_while_idle(true)
+        .timer(hyper_util::rt::TokioTimer::new())
+        .pool_idle_timeout(Duration::from_secs(300))
+        .build(connector);
+    let channel = HttpChannel {
+        client,
+        scheme,
+        authority,
+        timeout,
+    };
+    Ok(tower::Layer::layer(&RpcClientLayer, channel))
 }
 
-impl RpcClientLayer {
-    fn layer_channel(self, channel: Channel) -> GrpcChannel {
-        tower::Layer::layer(&self, channel)
+/// The transport under [`GrpcChannel`]: a pooled HTTP/2 client that sends
+/// each call straight to the connection (no extra buffer task between the
+/// caller and the socket), stamping the service's address on each request.
+#[derive(Clone)]
+pub struct HttpChannel {
+    client: Client<HttpConnector, tonic::body::Body>,
+    scheme: http::uri::Scheme,
+    authority: http::uri::Authority,
+    timeout: Duration,
+}
+
+impl tower::Service<http::Request<tonic::body::Body>> for HttpChannel {
+    type Response = http::Response<hyper::body::Incoming>;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, _cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut request: http::Request<tonic::body::Body>) -> Self::Future {
+        let mut parts = std::mem::take(request.uri_mut()).into_parts();
+        parts.scheme = Some(self.scheme.clone());
+        parts.authority = Some(self.authority.clone());
+        match http::Uri::from_parts(parts) {
+            Ok(uri) => *request.uri_mut() = uri,
+            Err(err) => {
+                return Box::pin(async move { Err(tonic::Status::internal(format!("bad rpc uri: {err}")).into()) });
+            }
+        }
+        let authority = self.authority.clone();
+        let call = self.client.request(request);
+        let timeout = self.timeout;
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, call).await {
+                Ok(Ok(response)) => Ok(response),
+                Ok(Err(err)) => {
+                    let cause = std::error::Error::source(&err)
+                        .map(|c| c.to_string())
+                        .unwrap_or_default();
+                    Err(tonic::Status::unavailable(format!("{authority} unreachable: {err} {cause}")).into())
+                }
+                Err(_) => Err(tonic::Status::deadline_exceeded(format!(
+                    "{authority} did not answer within {timeout:?}"
+                ))
+                .into()),
+            }
+        })
     }
 }

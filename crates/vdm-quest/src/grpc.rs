@@ -20,14 +20,15 @@ pub struct QuestGrpc {
 }
 
 impl QuestGrpc {
-    /// Wraps the service for tonic, with gzip and zstd accepted and offered.
+    /// Wraps the service for tonic. Compressed requests are accepted;
+    /// answers go uncompressed, since quest messages are a few hundred bytes
+    /// on a data-centre network and compressing them costs more CPU than
+    /// the bytes saved (measured in docs/PERFORMANCE.md).
     pub fn server(service: QuestService) -> QuestServiceServer<QuestGrpc> {
         use tonic::codec::CompressionEncoding;
         QuestServiceServer::new(QuestGrpc { service })
             .accept_compressed(CompressionEncoding::Gzip)
             .accept_compressed(CompressionEncoding::Zstd)
-            .send_compressed(CompressionEncoding::Gzip)
-            .send_compressed(CompressionEncoding::Zstd)
     }
 }
 

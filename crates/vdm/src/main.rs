@@ -4,6 +4,12 @@
 
 use std::process::ExitCode;
 
+// The request path allocates many small, short-lived buffers across
+// threads; mimalloc serves them faster than glibc's malloc
+// (docs/PERFORMANCE.md has the side-by-side numbers).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let command = match vdm::Command::parse(std::env::args().skip(1)) {
         Ok(command) => command,
