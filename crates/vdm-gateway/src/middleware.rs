@@ -75,6 +75,8 @@ pub async fn error_body(request: Request, next: Next) -> Response {
         // A handler's error, and JSON is what the client takes.
         (Some(_), Format::Json) => response,
         (Some(body), Format::Msgpack) => re_encode(response, &body),
+        // A handler's own structured answer (readiness, for one).
+        (None, _) if is_structured(&response) => response,
         // A layer or the router answered with its own (plain or empty) body.
         (None, _) => {
             let code = ErrorCode::from_http(status);
@@ -107,6 +109,14 @@ pub async fn error_body(request: Request, next: Next) -> Response {
             }
         }
     }
+}
+
+fn is_structured(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json") || ct.starts_with(MSGPACK))
 }
 
 fn re_encode(response: Response, body: &ErrorBody) -> Response {

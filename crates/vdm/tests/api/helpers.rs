@@ -266,6 +266,42 @@ async fn prune_old_schemas(url: &str) {
         .await;
 }
 
+/// Starts only the gateway (SQLite), pointed at a quest service address where
+/// nothing listens, as when the service is down.
+pub async fn spawn_gateway_without_services() -> TestApp {
+    let dir = std::env::temp_dir().join(format!("vdm-test-{}", random_suffix()));
+    // Bind and drop a listener: its port is then (almost surely) closed.
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let gateway = GatewayConfig {
+        http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        quest_url: format!("http://127.0.0.1:{closed_port}"),
+        admin_token: Secret::new(ADMIN_TOKEN),
+        jwt_secret: Secret::new(JWT_SECRET),
+        session_ttl: Duration::from_secs(600),
+        refresh_ttl: Duration::from_secs(3600),
+        request_timeout: Duration::from_secs(5),
+        body_limit: 64 * 1024,
+        database: DatabaseConfig::sqlite_file(&dir, "gateway"),
+    };
+    let shutdown = CancellationToken::new();
+    let app = vdm_gateway::App::build(&gateway, shutdown.clone())
+        .await
+        .expect("gateway builds");
+    let addr = app.local_addr();
+    tokio::spawn(app.run());
+    TestApp {
+        addr,
+        client: Client::builder(TokioExecutor::new()).build_http(),
+        shutdown,
+        running: None,
+        cleanup: Cleanup::Dir(dir),
+    }
+}
+
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)

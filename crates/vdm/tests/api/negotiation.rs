@@ -4,7 +4,7 @@ use http::Method;
 use serde_json::{Value, json};
 
 use crate::backend_tests;
-use crate::helpers::{ADMIN_TOKEN, Backend, spawn_app, wolves};
+use crate::helpers::{ADMIN_TOKEN, Backend, spawn_app, spawn_gateway_without_services, wolves};
 
 backend_tests!(
     malformed_and_mistyped_json_are_400_naming_the_problem,
@@ -251,5 +251,32 @@ async fn health_ready_and_metrics_answer(backend: Backend) {
     assert!(text.contains("route=\"/health\""), "{text}");
     assert!(text.contains("process_resident_memory_bytes"));
     assert!(text.contains("vdm_db_pool_connections"));
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_that_is_down_gives_503_with_retry_after() {
+    let app = spawn_gateway_without_services().await;
+    let (_, token) = app.sign_in("stranded").await;
+    let started = std::time::Instant::now();
+    let response = app.get("/v1/quests/1", &token).await;
+    let msg = response.assert_error(503, "unavailable");
+    assert!(msg.contains("retry"), "{msg}");
+    assert_eq!(response.header("retry-after"), Some("1"));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "answers at once, no hang"
+    );
+    let ready = app.send(Method::GET, "/ready", &[], Vec::new()).await;
+    assert_eq!(ready.status, 503);
+    assert!(
+        ready.json()["failing"]
+            .to_string()
+            .contains("vdm.quest.v1.QuestService"),
+        "{}",
+        ready.json()
+    );
+    // Routes that need no service keep working.
+    assert_eq!(app.send(Method::GET, "/health", &[], Vec::new()).await.status, 200);
     app.finish().await;
 }
