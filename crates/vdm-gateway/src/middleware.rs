@@ -40,9 +40,14 @@ pub async fn observe(request: Request, next: Next) -> Response {
         http.response.status_code = tracing::field::Empty,
         player.id = tracing::field::Empty,
         quest.id = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
     );
     vdm_kit::telemetry::set_parent_from_headers(&span, request.headers());
     let trace_id = span.in_scope(vdm_kit::telemetry::current_trace_id);
+    if let Some(trace_id) = &trace_id {
+        // Every log line of the request then carries the id to find it in Jaeger.
+        span.record("trace_id", trace_id.as_str());
+    }
 
     let mut response = next.run(request).instrument(span.clone()).await;
 

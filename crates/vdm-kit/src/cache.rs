@@ -151,7 +151,7 @@ impl Cache {
             return None;
         }
         let value = match &inner.backend {
-            Backend::Memory(cache) => cache.get(key).await,
+            Backend::Memory(cache) => cache.get(key).instrument(cache_span("GET", inner.name, "memory")).await,
             Backend::Redis(pool) => {
                 let full_key = inner.full_key(key);
                 let call = async {
@@ -159,7 +159,11 @@ impl Cache {
                     let value: Option<Vec<u8>> = conn.get(&full_key).await?;
                     Ok::<_, RedisCallError>(value)
                 };
-                match self.bounded(call).instrument(cache_span("GET", inner.name)).await {
+                match self
+                    .bounded(call)
+                    .instrument(cache_span("GET", inner.name, "redis"))
+                    .await
+                {
                     Ok(value) => value.map(Bytes::from),
                     Err(err) => {
                         self.fail("get", &err);
@@ -188,7 +192,11 @@ impl Cache {
                     let () = conn.pset_ex(&full_key, value.as_ref(), ttl_ms).await?;
                     Ok::<_, RedisCallError>(())
                 };
-                if let Err(err) = self.bounded(call).instrument(cache_span("SET", inner.name)).await {
+                if let Err(err) = self
+                    .bounded(call)
+                    .instrument(cache_span("SET", inner.name, "redis"))
+                    .await
+                {
                     self.fail("set", &err);
                 }
             }
@@ -222,7 +230,9 @@ impl Cache {
             let _: usize = conn.del(&full_key).await?;
             Ok::<_, RedisCallError>(())
         };
-        self.bounded(call).instrument(cache_span("DEL", inner.name)).await
+        self.bounded(call)
+            .instrument(cache_span("DEL", inner.name, "redis"))
+            .await
     }
 
     async fn retry_delete(&self, key: &str) {
@@ -265,11 +275,12 @@ impl Inner {
     }
 }
 
-fn cache_span(op: &'static str, cache: &'static str) -> tracing::Span {
-    tracing::debug_span!(
+fn cache_span(op: &'static str, cache: &'static str, system: &'static str) -> tracing::Span {
+    tracing::info_span!(
         "cache_call",
         otel.name = op,
-        db.system.name = "redis",
+        otel.kind = "client",
+        db.system.name = system,
         db.operation.name = op,
         cache
     )

@@ -72,6 +72,9 @@ pub async fn connect<M: MigratorTrait>(
         // before use rather than fail the request that draws it.
         .test_before_acquire(true)
         .sqlx_logging(false)
+        // Statements carry placeholders, never values: safe in traces, and
+        // they name the table an SRE is looking for.
+        .record_stmt_in_spans(true)
         .set_schema_search_path(config.schema.clone())
         .set_application_name(format!("vdm-{pool_name}"))
         .map_sqlx_sqlite_opts(|opts| {
