@@ -3,11 +3,11 @@
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` is set, and W3C trace-context propagation
 //! helpers for HTTP headers and gRPC metadata.
 
-use opentelemetry::propagation::{Extractor, Injector};
+use opentelemetry::propagation::{Extractor, Injector, TextMapCompositePropagator};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::{KeyValue, global};
 use opentelemetry_otlp::WithExportConfig;
-use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
@@ -93,7 +93,11 @@ pub enum TelemetryError {
 /// Installs the process-wide subscriber. Call it once, inside the tokio
 /// runtime (the exporter spawns its batch task there).
 pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> {
-    global::set_text_map_propagator(TraceContextPropagator::new());
+    // W3C traceparent/tracestate and baggage, in and out.
+    global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
+        Box::new(TraceContextPropagator::new()),
+        Box::new(BaggagePropagator::new()),
+    ]));
     let filter = EnvFilter::try_new(&config.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let fmt_layer = if config.log_json {
         tracing_subscriber::fmt::layer().json().with_current_span(true).boxed()
@@ -142,7 +146,7 @@ pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> 
 
 /// Makes `span` a child of the W3C trace context carried in `headers`, if any.
 pub fn set_parent_from_headers(span: &tracing::Span, headers: &http::HeaderMap) {
-    if headers.contains_key("traceparent") {
+    if headers.contains_key("traceparent") || headers.contains_key("baggage") {
         let cx = global::get_text_map_propagator(|p| p.extract(&HeaderCarrier(headers)));
         // A span that is disabled or already started keeps its own parent.
         let _ = span.set_parent(cx);
