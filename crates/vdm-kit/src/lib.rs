@@ -8,6 +8,7 @@
 //! - [`db`]: connect to Postgres (schema per service) or SQLite (file per
 //!   service) and run migrations.
 //! - [`cache`]: one cache interface over Redis or an in-process TTL cache.
+//! - [`bus`]: events from services to gateways (Redis pub/sub or in-process).
 //! - [`telemetry`]: the tracing subscriber, OTLP export, W3C propagation.
 //! - [`metrics`]: the Prometheus recorder and scrape-time gauges.
 //! - [`grpc`]: serve a service with health, reflection and observability;
@@ -17,6 +18,7 @@
 //! - [`shutdown`]: the SIGTERM/Ctrl-C signal and the cancellation token.
 
 pub mod admin;
+pub mod bus;
 pub mod cache;
 pub mod config;
 pub mod db;
@@ -35,4 +37,12 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Formats Unix milliseconds as RFC 3339 UTC with milliseconds
+/// (`2026-11-27T07:35:37.023Z`), the form every API timestamp takes.
+pub fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::Mutex;
 use tracing::instrument;
+use vdm_kit::bus::{Event, EventBus};
 use vdm_kit::cache::{Cache, CacheStore};
 
 use crate::domain::{Page, PlayerQuest, Quest, QuestInput, QuestPatch, QuestStatus, positive_id};
@@ -29,6 +30,7 @@ const WRITE_STRIPES: usize = 64;
 pub struct QuestService {
     store: QuestStore,
     cache: Cache,
+    events: EventBus,
     /// Concurrent writes to the same player quest queue here instead of
     /// failing their version check and retrying; the version check still
     /// guards against writers in other replicas.
@@ -37,9 +39,10 @@ pub struct QuestService {
 
 impl QuestService {
     /// Builds the service over a store, deriving its cache from `caches`.
-    pub fn new(store: QuestStore, caches: &CacheStore) -> QuestService {
+    pub fn new(store: QuestStore, caches: &CacheStore, events: EventBus) -> QuestService {
         QuestService {
             store,
+            events,
             cache: caches.cache("quest", QUEST_CACHE_TTL),
             write_locks: (0..WRITE_STRIPES).map(|_| Mutex::new(())).collect(),
         }
@@ -166,6 +169,7 @@ impl QuestService {
             let accepted = PlayerQuest::accept(existing.map(|v| v.quest), player_id, &quest, now_ms)?;
             if self.store.save_player_quest(&accepted, version).await? {
                 tracing::info!("quest accepted");
+                self.publish_update(&accepted).await;
                 return Ok(accepted);
             }
         }
@@ -216,10 +220,35 @@ impl QuestService {
                 if pq.status != before {
                     tracing::info!(from = %before, to = %pq.status, "player quest status changed");
                 }
+                self.publish_update(&pq).await;
                 return Ok(pq);
             }
         }
         Err(QuestError::Contended { player_id, quest_id })
+    }
+
+    /// Tells the player's sockets (`quest.updated`), after the write committed.
+    async fn publish_update(&self, pq: &PlayerQuest) {
+        let mut payload = serde_json::json!({
+            "quest_id": pq.quest_id,
+            "status": pq.status.as_str(),
+            "accepted_at": vdm_kit::rfc3339(pq.accepted_at_ms),
+            "objectives": pq.objectives.iter().map(|o| serde_json::json!({
+                "objective_id": o.objective_id,
+                "progress": o.progress,
+                "target_count": o.target_count,
+            })).collect::<Vec<_>>(),
+        });
+        if let Some(done) = pq.completed_at_ms {
+            payload["completed_at"] = vdm_kit::rfc3339(done).into();
+        }
+        let event = Event {
+            kind: "quest.updated".to_owned(),
+            player_id: Some(pq.player_id),
+            region_ids: Vec::new(),
+            payload,
+        };
+        self.events.publish(event).await;
     }
 
     async fn lock(&self, player_id: i64, quest_id: i64) -> tokio::sync::MutexGuard<'_, ()> {

@@ -7,6 +7,7 @@ use futures_util::FutureExt;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 use vdm_kit::admin::ReadinessCheck;
+use vdm_kit::bus::EventBus;
 use vdm_kit::cache::CacheStore;
 
 use crate::config::QuestConfig;
@@ -39,9 +40,11 @@ impl App {
             postgres = config.database.is_postgres(),
             "quest service built"
         );
+        let redis_url = config.cache.redis_url.as_ref().map(|url| url.expose());
+        let events = EventBus::new(&caches, redis_url, &config.cache.key_prefix);
         Ok(App {
             listener,
-            service: QuestService::new(QuestStore::new(db), &caches),
+            service: QuestService::new(QuestStore::new(db), &caches, events),
         })
     }
 

@@ -445,8 +445,8 @@ fn player_quest_json(pq: pb::PlayerQuest) -> PlayerQuestJson {
     PlayerQuestJson {
         quest_id: pq.quest_id,
         status,
-        accepted_at: rfc3339(pq.accepted_at_ms),
-        completed_at: (pq.completed_at_ms != 0).then(|| rfc3339(pq.completed_at_ms)),
+        accepted_at: vdm_kit::rfc3339(pq.accepted_at_ms),
+        completed_at: (pq.completed_at_ms != 0).then(|| vdm_kit::rfc3339(pq.completed_at_ms)),
         objectives: pq
             .objectives
             .into_iter()
@@ -457,11 +457,4 @@ fn player_quest_json(pq: pb::PlayerQuest) -> PlayerQuestJson {
             })
             .collect(),
     }
-}
-
-/// Formats Unix milliseconds as RFC 3339 UTC with milliseconds.
-pub fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
