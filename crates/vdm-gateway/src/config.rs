@@ -4,7 +4,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use vdm_kit::config::{ConfigError, DatabaseConfig, Env, Secret};
+use vdm_kit::config::{CacheConfig, ConfigError, DatabaseConfig, Env, Secret};
+
+use crate::realtime::RealtimeConfig;
 
 /// Everything the gateway needs to start.
 #[derive(Debug, Clone)]
@@ -27,6 +29,10 @@ pub struct GatewayConfig {
     pub body_limit: usize,
     /// Where player accounts are kept (schema `gateway`).
     pub database: DatabaseConfig,
+    /// Redis (for the event bus) or the in-process default.
+    pub cache: CacheConfig,
+    /// WebSocket settings.
+    pub realtime: RealtimeConfig,
 }
 
 /// Settings that stay unset in the embedded default until the binary fills
@@ -86,8 +92,31 @@ impl GatewayConfig {
             request_timeout: env.millis_or("VDM_REQUEST_TIMEOUT_MS", Duration::from_secs(10))?,
             body_limit,
             database: DatabaseConfig::from_env(env, "gateway", data_dir)?,
+            cache: CacheConfig::from_env(env)?,
+            realtime: realtime_from_env(env)?,
         })
     }
+}
+
+/// Reads `VDM_WS_HEARTBEAT_MS`, `VDM_WS_MAX_FRAME_BYTES`, `VDM_WS_QUEUE`,
+/// `VDM_WS_MAX_PER_PLAYER`, `VDM_WS_RESUME_SECS` and `VDM_WS_RESUME_MESSAGES`.
+fn realtime_from_env(env: &Env) -> Result<RealtimeConfig, ConfigError> {
+    let defaults = RealtimeConfig::default();
+    let positive = |var: &str, default: usize| -> Result<usize, ConfigError> {
+        match env.parse_or(var, default)? {
+            0 => Err(ConfigError::new(var, "must be at least 1")),
+            n => Ok(n),
+        }
+    };
+    Ok(RealtimeConfig {
+        heartbeat: env.millis_or("VDM_WS_HEARTBEAT_MS", defaults.heartbeat)?,
+        max_frame_bytes: positive("VDM_WS_MAX_FRAME_BYTES", defaults.max_frame_bytes)?,
+        queue: positive("VDM_WS_QUEUE", defaults.queue)?,
+        max_per_player: positive("VDM_WS_MAX_PER_PLAYER", defaults.max_per_player)?,
+        resume_window: env.secs_or("VDM_WS_RESUME_SECS", defaults.resume_window)?,
+        resume_messages: positive("VDM_WS_RESUME_MESSAGES", defaults.resume_messages)?,
+        max_in_flight: defaults.max_in_flight,
+    })
 }
 
 /// Generates a random secret of `bytes` random bytes, URL-safe base64 encoded.

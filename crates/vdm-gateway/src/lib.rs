@@ -12,6 +12,8 @@
 //! - [`routes`]: one module per resource; handlers convert JSON ⇄ gRPC.
 //! - [`negotiate`]: JSON or MessagePack bodies, and extractors whose
 //!   rejections are JSON errors.
+//! - [`realtime`]: the `/v1/ws` socket: requests through the same router,
+//!   pushes from the event bus, heartbeats, resume.
 //! - [`middleware`]: per-request span and metrics; uniform error bodies.
 //! - [`error`]: [`GatewayError`] and its HTTP mapping through
 //!   `vdm_kit::ErrorCode`.
@@ -21,6 +23,7 @@ pub mod config;
 pub mod error;
 pub mod middleware;
 pub mod negotiate;
+pub mod realtime;
 pub mod routes;
 pub mod startup;
 pub mod state;

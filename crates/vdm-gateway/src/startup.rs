@@ -2,7 +2,7 @@
 //! one gRPC client per service, compose the router and its layers, serve.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -16,13 +16,18 @@ use tower::ServiceBuilder;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{DefaultPredicate, Predicate, SizeAbove};
 use tower_http::timeout::TimeoutLayer;
+use vdm_kit::bus::EventBus;
+use vdm_kit::cache::CacheStore;
 use vdm_kit::shutdown::CancellationToken;
 use vdm_proto::quest::v1::quest_service_client::QuestServiceClient;
 
 use crate::auth::TokenKeys;
 use crate::auth::players::{PlayerStore, migration::Migrator};
 use crate::config::GatewayConfig;
-use crate::error::GatewayResult;
+use crate::error::{GatewayError, GatewayResult};
+use crate::realtime::hub::Hub;
+use crate::realtime::resume::ResumeStore;
+use crate::realtime::{self, Realtime};
 use crate::routes::{ops, quests};
 use crate::state::{AppState, Shared};
 use crate::{auth, middleware};
@@ -41,6 +46,7 @@ pub const ROUTES: &[&str] = &[
     "/v1/me/quests",
     "/v1/me/quests/{id}/progress",
     "/v1/me/quests/{id}/abandon",
+    "/v1/ws",
 ];
 
 /// Responses smaller than this are not worth compressing.
@@ -62,6 +68,19 @@ impl App {
         let quest = QuestServiceClient::new(quest_channel.clone())
             .accept_compressed(CompressionEncoding::Gzip)
             .accept_compressed(CompressionEncoding::Zstd);
+        let caches = CacheStore::new(&config.cache).map_err(|e| GatewayError::Internal(format!("cache setup: {e}")))?;
+        let redis_url = config.cache.redis_url.as_ref().map(|url| url.expose());
+        let bus = EventBus::new(&caches, redis_url, &config.cache.key_prefix);
+        let realtime = Arc::new(Realtime {
+            config: config.realtime.clone(),
+            hub: Arc::new(Hub::default()),
+            resume: ResumeStore::new(config.realtime.resume_window, config.realtime.resume_messages),
+            router: OnceLock::new(),
+        });
+        realtime
+            .hub
+            .clone()
+            .spawn(bus, realtime.resume.clone(), shutdown.clone());
         let state: AppState = Arc::new(Shared {
             tokens: TokenKeys::new(
                 &config.jwt_secret,
@@ -73,9 +92,12 @@ impl App {
             quest,
             health: vec![(vdm_quest_service_name(), HealthClient::new(quest_channel))],
             shutdown: shutdown.clone(),
+            realtime: realtime.clone(),
         });
         vdm_kit::metrics::install();
         let router = router(state, config);
+        // Socket requests go through this same router (and its layers).
+        let _ = realtime.router.set(router.clone());
         let listener = TcpListener::bind(config.http_addr).await?;
         Ok(App {
             listener,
@@ -126,6 +148,7 @@ pub fn router(state: AppState, config: &GatewayConfig) -> Router {
         .route("/v1/me/quests", get(quests::list_mine))
         .route("/v1/me/quests/{id}/progress", post(quests::progress))
         .route("/v1/me/quests/{id}/abandon", post(quests::abandon))
+        .route("/v1/ws", get(realtime::connect))
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))

@@ -11,6 +11,7 @@ use vdm_proto::quest::v1::quest_service_client::QuestServiceClient;
 
 use crate::auth::TokenKeys;
 use crate::auth::players::PlayerStore;
+use crate::realtime::Realtime;
 
 /// The state behind every route.
 pub type AppState = Arc<Shared>;
@@ -27,4 +28,6 @@ pub struct Shared {
     pub health: Vec<(&'static str, HealthClient<GrpcChannel>)>,
     /// Cancelled when the process begins to shut down.
     pub shutdown: CancellationToken,
+    /// Sockets, subscriptions and push delivery.
+    pub realtime: Arc<Realtime>,
 }

@@ -7,6 +7,11 @@
 /// The encoded `FileDescriptorSet` of every vdm proto, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/vdm_descriptor.bin"));
 
+/// The contract version: `v1-` and a hash of every proto file. The gateway
+/// announces it on its WebSocket so a client built against another contract
+/// is told at connect.
+pub const CONTRACT: &str = include_str!(concat!(env!("OUT_DIR"), "/contract.txt"));
+
 /// Quest definitions and player quest progress (`vdm.quest.v1`).
 pub mod quest {
     /// Version 1 of the quest contract.

@@ -25,6 +25,7 @@ use sea_orm::{ConnectionTrait, Database};
 use serde_json::Value;
 use vdm::embedded::Running;
 use vdm_gateway::GatewayConfig;
+use vdm_gateway::realtime::RealtimeConfig;
 use vdm_kit::config::{CacheConfig, DatabaseConfig, Secret};
 use vdm_kit::shutdown::CancellationToken;
 use vdm_quest::QuestConfig;
@@ -64,6 +65,7 @@ macro_rules! backend_tests {
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    gateway_config: Option<GatewayConfig>,
     client: Client<HttpConnector, Full<Bytes>>,
     shutdown: CancellationToken,
     running: Option<Running>,
@@ -71,6 +73,7 @@ pub struct TestApp {
 }
 
 enum Cleanup {
+    None,
     Dir(PathBuf),
     Schemas { url: String, schemas: Vec<String> },
 }
@@ -203,6 +206,7 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
             )
         }
     };
+    let gateway_cache = cache.clone();
     let quest = QuestConfig {
         grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         database: database.0,
@@ -218,13 +222,22 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
         request_timeout: Duration::from_secs(10),
         body_limit: 64 * 1024,
         database: database.1,
+        cache: gateway_cache,
+        realtime: RealtimeConfig {
+            heartbeat: Duration::from_millis(500),
+            queue: 64,
+            ..RealtimeConfig::default()
+        },
     };
     let shutdown = CancellationToken::new();
+    let mut second_config = gateway.clone();
     let running = vdm::embedded::start(&quest, gateway, shutdown.clone())
         .await
         .expect("apps start");
+    second_config.quest_url = format!("http://{}", running.quest_addr);
     Some(TestApp {
         addr: running.http_addr,
+        gateway_config: Some(second_config),
         client: Client::builder(TokioExecutor::new()).build_http(),
         shutdown,
         running: Some(running),
@@ -286,6 +299,8 @@ pub async fn spawn_gateway_without_services() -> TestApp {
         request_timeout: Duration::from_secs(5),
         body_limit: 64 * 1024,
         database: DatabaseConfig::sqlite_file(&dir, "gateway"),
+        cache: CacheConfig::in_process(),
+        realtime: RealtimeConfig::default(),
     };
     let shutdown = CancellationToken::new();
     let app = vdm_gateway::App::build(&gateway, shutdown.clone())
@@ -295,6 +310,7 @@ pub async fn spawn_gateway_without_services() -> TestApp {
     tokio::spawn(app.run());
     TestApp {
         addr,
+        gateway_config: None,
         client: Client::builder(TokioExecutor::new()).build_http(),
         shutdown,
         running: None,
@@ -303,6 +319,26 @@ pub async fn spawn_gateway_without_services() -> TestApp {
 }
 
 impl TestApp {
+    /// Starts another gateway replica in front of the same services, cache
+    /// and event bus (cleaned up by this app's `finish`).
+    pub async fn spawn_second_gateway(&self) -> TestApp {
+        let config = self.gateway_config.clone().expect("a full app");
+        let shutdown = CancellationToken::new();
+        let app = vdm_gateway::App::build(&config, shutdown.clone())
+            .await
+            .expect("second gateway builds");
+        let addr = app.local_addr();
+        tokio::spawn(app.run());
+        TestApp {
+            addr,
+            gateway_config: None,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            shutdown,
+            running: None,
+            cleanup: Cleanup::None,
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
@@ -385,6 +421,7 @@ impl TestApp {
             running.wait().await.expect("apps stop cleanly");
         }
         match &self.cleanup {
+            Cleanup::None => {}
             Cleanup::Dir(dir) => {
                 let _ = std::fs::remove_dir_all(dir);
             }

@@ -8,3 +8,4 @@ mod auth;
 mod helpers;
 mod negotiation;
 mod quests;
+mod realtime;

@@ -1,0 +1,204 @@
+//! The Unity client's one WebSocket, `/v1/ws`.
+//!
+//! - [`envelope`]: the messages (`request`/`response`, `subscribe`,
+//!   `event` pushes with a per-session `seq`, `welcome`, `error`) in JSON
+//!   (`vdm.v1.json`) or MessagePack (`vdm.v1.msgpack`).
+//! - [`hub`]: which sockets are open, for which player and regions; routes
+//!   bus events to them through bounded queues (a slow consumer is cut off).
+//! - [`session`]: one socket's loop: frames in, requests dispatched to the
+//!   same router as REST (one handler per operation, two transports),
+//!   pushes and replies out, heartbeats.
+//! - [`resume`]: the per-session replay log that lets a reconnecting client
+//!   get the pushes it missed.
+
+pub mod envelope;
+pub mod hub;
+pub mod resume;
+pub mod session;
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use vdm_kit::ErrorCode;
+
+use crate::auth::Caller;
+use crate::error::GatewayError;
+use crate::state::AppState;
+
+/// The subprotocol of JSON sockets (text frames).
+pub const JSON_PROTOCOL: &str = "vdm.v1.json";
+/// The subprotocol of MessagePack sockets (binary frames).
+pub const MSGPACK_PROTOCOL: &str = "vdm.v1.msgpack";
+
+/// Close codes the gateway sends, besides the standard ones.
+pub mod close {
+    /// The client's contract version differs from the server's.
+    pub const INCOMPATIBLE_CONTRACT: u16 = 4001;
+    /// The client stopped answering heartbeats.
+    pub const HEARTBEAT_TIMEOUT: u16 = 4002;
+    /// The client did not read its pushes fast enough.
+    pub const SLOW_CONSUMER: u16 = 4008;
+    /// A frame was not a valid envelope (RFC 6455: invalid payload data).
+    pub const INVALID_PAYLOAD: u16 = 1007;
+    /// The server is restarting; reconnect (and resume).
+    pub const SERVICE_RESTART: u16 = 1012;
+    /// A frame or message was larger than the server accepts.
+    pub const TOO_BIG: u16 = 1009;
+    /// The client broke the WebSocket protocol.
+    pub const PROTOCOL_ERROR: u16 = 1002;
+}
+
+/// WebSocket settings.
+#[derive(Debug, Clone)]
+pub struct RealtimeConfig {
+    /// How often the server pings; two silent intervals close the socket.
+    pub heartbeat: Duration,
+    /// The largest frame or message accepted.
+    pub max_frame_bytes: usize,
+    /// Messages queued per socket before it counts as a slow consumer.
+    pub queue: usize,
+    /// Open sockets allowed per player.
+    pub max_per_player: usize,
+    /// How long missed pushes are kept for a reconnecting client.
+    pub resume_window: Duration,
+    /// How many missed pushes are kept per session.
+    pub resume_messages: usize,
+    /// Requests one socket may have in flight.
+    pub max_in_flight: usize,
+}
+
+impl Default for RealtimeConfig {
+    fn default() -> RealtimeConfig {
+        RealtimeConfig {
+            heartbeat: Duration::from_secs(15),
+            max_frame_bytes: 64 * 1024,
+            queue: 256,
+            max_per_player: 4,
+            resume_window: Duration::from_secs(120),
+            resume_messages: 1000,
+            max_in_flight: 16,
+        }
+    }
+}
+
+/// The realtime side of the gateway, shared by every socket.
+pub struct Realtime {
+    /// Settings.
+    pub config: RealtimeConfig,
+    /// Open sockets and their subscriptions.
+    pub hub: Arc<hub::Hub>,
+    /// Missed pushes kept for resuming clients.
+    pub resume: resume::ResumeStore,
+    /// The router requests are dispatched to (set once it is built).
+    pub router: OnceLock<Router>,
+}
+
+/// `GET /v1/ws` query parameters.
+#[derive(Debug, serde::Deserialize)]
+pub struct ConnectQuery {
+    /// The session token, for clients that cannot set headers (WebGL).
+    token: Option<String>,
+    /// The contract the client was built against.
+    contract: Option<String>,
+    /// A resume token from an earlier socket's welcome.
+    resume: Option<String>,
+    /// The last push `seq` the client processed.
+    last_seq: Option<u64>,
+}
+
+/// Upgrades to a WebSocket after authenticating the player.
+pub async fn connect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => {
+            return GatewayError::invalid(format!("expected a WebSocket upgrade: {}", rejection.body_text()))
+                .into_response();
+        }
+    };
+    let query = match parse_query(query) {
+        Ok(query) => query,
+        Err(err) => return err.into_response(),
+    };
+    let token = bearer_from(&headers).or(query.token.clone());
+    let Some(token) = token else {
+        return GatewayError::api(
+            ErrorCode::Unauthenticated,
+            "missing session token (Authorization: Bearer or ?token=)",
+        )
+        .into_response();
+    };
+    let player_id = match state.tokens.caller(&token) {
+        Ok(Caller::Player(id)) => id,
+        Ok(Caller::Admin) => {
+            return GatewayError::api(
+                ErrorCode::PermissionDenied,
+                "sockets are for players; the admin token cannot open one",
+            )
+            .into_response();
+        }
+        Err(err) => return err.into_response(),
+    };
+    let realtime = state.realtime.clone();
+    if realtime.hub.sockets_of(player_id) >= realtime.config.max_per_player {
+        return GatewayError::api(
+            ErrorCode::ResourceExhausted,
+            format!("at most {} sockets per player", realtime.config.max_per_player),
+        )
+        .into_response();
+    }
+    let upgrade = upgrade
+        .protocols([JSON_PROTOCOL, MSGPACK_PROTOCOL])
+        .max_frame_size(realtime.config.max_frame_bytes)
+        .max_message_size(realtime.config.max_frame_bytes);
+    // Without a subprotocol the client gets JSON.
+    let format = match upgrade.selected_protocol().and_then(|p| p.to_str().ok()) {
+        Some(MSGPACK_PROTOCOL) => envelope::Wire::Msgpack,
+        _ => envelope::Wire::Json,
+    };
+    let shutdown = state.shutdown.clone();
+    upgrade.on_upgrade(move |socket| {
+        session::run(
+            socket,
+            session::Start {
+                player_id,
+                token,
+                format,
+                query,
+                realtime,
+                shutdown,
+            },
+        )
+    })
+}
+
+fn parse_query(raw: HashMap<String, String>) -> Result<ConnectQuery, GatewayError> {
+    let last_seq = match raw.get("last_seq") {
+        None => None,
+        Some(v) => Some(
+            v.parse::<u64>()
+                .map_err(|_| GatewayError::invalid(format!("last_seq must be a number, got {v:?}")))?,
+        ),
+    };
+    Ok(ConnectQuery {
+        token: raw.get("token").cloned(),
+        contract: raw.get("contract").cloned(),
+        resume: raw.get("resume").cloned(),
+        last_seq,
+    })
+}
+
+fn bearer_from(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    value.strip_prefix("Bearer ").map(|t| t.trim().to_owned())
+}

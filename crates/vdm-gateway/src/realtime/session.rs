@@ -1,0 +1,387 @@
+//! One socket: the welcome (and replay on resume), then a loop over frames
+//! in, pushes and replies out, heartbeats, and the reasons to close.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::sync::{Semaphore, mpsc};
+use tower::ServiceExt;
+use vdm_kit::ErrorCode;
+use vdm_kit::shutdown::CancellationToken;
+
+use super::envelope::{Incoming, Outgoing, Wire, decode};
+use super::resume::{ResumeRefused, push};
+use super::{ConnectQuery, Realtime, close};
+use crate::error::ErrorBody;
+
+/// How long a closing socket waits for the client's close frame.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What an upgraded socket starts with.
+pub struct Start {
+    /// The authenticated player.
+    pub player_id: i64,
+    /// The session token, sent on every dispatched request.
+    pub token: String,
+    /// The socket's encoding.
+    pub format: Wire,
+    /// The connect parameters.
+    pub query: ConnectQuery,
+    /// Shared realtime state.
+    pub realtime: Arc<Realtime>,
+    /// Cancelled when the gateway shuts down.
+    pub shutdown: CancellationToken,
+}
+
+/// Runs a socket until it closes.
+pub async fn run(socket: WebSocket, start: Start) {
+    let Start {
+        player_id,
+        token,
+        format,
+        query,
+        realtime,
+        shutdown,
+    } = start;
+    let (mut sink, mut stream) = socket.split();
+    let config = realtime.config.clone();
+
+    if let Some(contract) = &query.contract
+        && contract != vdm_proto::CONTRACT
+    {
+        let reason = format!(
+            "incompatible contract: server {}, client {contract}",
+            vdm_proto::CONTRACT
+        );
+        let _ = sink.send(close_message(close::INCOMPATIBLE_CONTRACT, &reason)).await;
+        return;
+    }
+
+    // A new session, or the continuation of one.
+    let resumed = match &query.resume {
+        Some(resume_token) => match realtime
+            .resume
+            .claim(resume_token, player_id, query.last_seq.unwrap_or(0))
+        {
+            Ok(resumed) => Some((resume_token.clone(), resumed)),
+            Err(refused) => {
+                tracing::info!(
+                    player.id = player_id,
+                    ?refused,
+                    "resume refused; starting a new session"
+                );
+                metrics::counter!("vdm_ws_resumes_total", "result" => refused_label(&refused)).increment(1);
+                None
+            }
+        },
+        None => None,
+    };
+    let (resume_token, regions, last_seq, replay, was_resumed) = match resumed {
+        Some((resume_token, r)) => {
+            metrics::counter!("vdm_ws_resumes_total", "result" => "ok").increment(1);
+            (resume_token, r.regions, r.last_seq, r.replay, true)
+        }
+        None => {
+            let fresh = random_token();
+            realtime.resume.open(&fresh, player_id);
+            (fresh, Default::default(), 0, Vec::new(), false)
+        }
+    };
+    let welcome = Outgoing::Welcome {
+        resume_token: resume_token.clone(),
+        player_id,
+        contract: vdm_proto::CONTRACT,
+        heartbeat_ms: u64::try_from(config.heartbeat.as_millis()).unwrap_or(u64::MAX),
+        resumed: was_resumed,
+        last_seq,
+    };
+    for message in std::iter::once(welcome).chain(replay) {
+        if let Some(frame) = message.encode(format)
+            && sink.send(frame).await.is_err()
+        {
+            return;
+        }
+    }
+
+    let (push_tx, mut pushes) = mpsc::channel(config.queue);
+    let (reply_tx, mut replies) = mpsc::channel::<Outgoing>(config.queue);
+    let kill = CancellationToken::new();
+    let attached = realtime
+        .hub
+        .attach(player_id, &resume_token, regions, push_tx, kill.clone());
+    let in_flight = Arc::new(Semaphore::new(config.max_in_flight));
+    let mut heartbeat = tokio::time::interval(config.heartbeat);
+    heartbeat.tick().await;
+    let mut last_heard = Instant::now();
+    tracing::info!(player.id = player_id, resumed = was_resumed, "socket opened");
+
+    let closing: Option<(u16, String)> = loop {
+        tokio::select! {
+            frame = stream.next() => {
+                let message = match frame {
+                    None => break None,
+                    Some(Err(err)) => break read_failure(err),
+                    Some(Ok(message)) => message,
+                };
+                last_heard = Instant::now();
+                if let Message::Close(_) = message {
+                    break None;
+                }
+                match decode(&message) {
+                    Err(problem) => break Some((close::INVALID_PAYLOAD, problem)),
+                    Ok(None) => {}
+                    Ok(Some(incoming)) => {
+                        metrics::counter!("vdm_ws_messages_total", "direction" => "in").increment(1);
+                        let ctx = Ctx { realtime: &realtime, conn: attached.id, token: &token, resume_token: &resume_token, in_flight: &in_flight, replies: &reply_tx };
+                        if let Some(reply) = handle(ctx, incoming)
+                            && let Some(frame) = reply.encode(format)
+                            && sink.send(frame).await.is_err()
+                        {
+                            break None;
+                        }
+                    }
+                }
+            }
+            Some(event) = pushes.recv() => {
+                let seq = realtime.resume.record(&resume_token, &event);
+                metrics::counter!("vdm_ws_messages_total", "direction" => "out").increment(1);
+                if let Some(frame) = push(seq, &event).encode(format)
+                    && sink.send(frame).await.is_err()
+                {
+                    break None;
+                }
+            }
+            Some(reply) = replies.recv() => {
+                if let Some(frame) = reply.encode(format)
+                    && sink.send(frame).await.is_err()
+                {
+                    break None;
+                }
+            }
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > config.heartbeat * 2 {
+                    break Some((close::HEARTBEAT_TIMEOUT, "no answer to heartbeats".to_owned()));
+                }
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    break None;
+                }
+            }
+            () = kill.cancelled() => break Some((close::SLOW_CONSUMER, "pushes were not read fast enough; reconnect and resume".to_owned())),
+            () = shutdown.cancelled() => break Some((close::SERVICE_RESTART, "server restarting; reconnect and resume".to_owned())),
+        }
+    };
+    if let Some((code, reason)) = &closing {
+        let _ = sink.send(close_message(*code, reason)).await;
+        // Complete the closing handshake: let the client read everything
+        // up to the close frame before the connection goes.
+        let _ = tokio::time::timeout(CLOSE_GRACE, async {
+            while let Some(Ok(message)) = stream.next().await {
+                if let Message::Close(_) = message {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+    pushes.close();
+    realtime
+        .hub
+        .detach(attached.id, Instant::now() + config.resume_window, || {
+            while let Ok(event) = pushes.try_recv() {
+                realtime.resume.record(&resume_token, &event);
+            }
+        });
+    tracing::info!(
+        player.id = player_id,
+        close = closing.as_ref().map(|(c, _)| *c),
+        "socket closed"
+    );
+}
+
+struct Ctx<'a> {
+    realtime: &'a Arc<Realtime>,
+    conn: u64,
+    token: &'a str,
+    resume_token: &'a str,
+    in_flight: &'a Arc<Semaphore>,
+    replies: &'a mpsc::Sender<Outgoing>,
+}
+
+/// Handles one client message; returns an immediate reply, if any (request
+/// replies come later through the reply queue).
+fn handle(ctx: Ctx<'_>, incoming: Incoming) -> Option<Outgoing> {
+    let id = incoming.id.clone();
+    match incoming.kind.as_str() {
+        "request" => {
+            let Ok(permit) = ctx.in_flight.clone().try_acquire_owned() else {
+                return Some(error_reply(
+                    id,
+                    ErrorCode::ResourceExhausted,
+                    "too many requests in flight on this socket",
+                ));
+            };
+            let Some(router) = ctx.realtime.router.get().cloned() else {
+                return Some(error_reply(id, ErrorCode::Unavailable, "the gateway is starting"));
+            };
+            let (token, replies) = (ctx.token.to_owned(), ctx.replies.clone());
+            tokio::spawn(async move {
+                let reply = dispatch(router, &token, incoming).await;
+                let _ = replies.send(reply).await;
+                drop(permit);
+            });
+            None
+        }
+        "subscribe" | "unsubscribe" => {
+            let Some(regions) = incoming.regions else {
+                return Some(error_reply(id, ErrorCode::InvalidArgument, "regions is required"));
+            };
+            if let Some(bad) = regions.iter().find(|r| **r <= 0) {
+                return Some(error_reply(
+                    id,
+                    ErrorCode::InvalidArgument,
+                    &format!("regions must be positive ids, got {bad}"),
+                ));
+            }
+            let now = if incoming.kind == "subscribe" {
+                match ctx.realtime.hub.subscribe(ctx.conn, &regions) {
+                    Ok(now) => now,
+                    Err(message) => return Some(error_reply(id, ErrorCode::InvalidArgument, &message)),
+                }
+            } else {
+                ctx.realtime.hub.unsubscribe(ctx.conn, &regions)
+            };
+            ctx.realtime.resume.set_regions(ctx.resume_token, &now);
+            Some(Outgoing::Response {
+                id,
+                status: 200,
+                body: json!({ "regions": now }),
+            })
+        }
+        "ping" => Some(Outgoing::Response {
+            id,
+            status: 200,
+            body: Value::Null,
+        }),
+        other => Some(error_reply(
+            id,
+            ErrorCode::InvalidArgument,
+            &format!("unknown message type {other:?}; expected request, subscribe, unsubscribe or ping"),
+        )),
+    }
+}
+
+/// Runs a request through the REST router with the socket's credentials.
+async fn dispatch(router: axum::Router, token: &str, incoming: Incoming) -> Outgoing {
+    let id = incoming.id.clone();
+    let method = match incoming.method.as_deref().map(str::to_ascii_uppercase).as_deref() {
+        Some(m @ ("GET" | "POST" | "PATCH" | "PUT" | "DELETE")) => m.to_owned(),
+        Some(other) => {
+            return error_reply(
+                id,
+                ErrorCode::InvalidArgument,
+                &format!("method {other:?} is not supported"),
+            );
+        }
+        None => return error_reply(id, ErrorCode::InvalidArgument, "method is required"),
+    };
+    let path = match incoming.path.as_deref() {
+        Some(path) if path.starts_with("/v1/") && !path.starts_with("/v1/ws") => path.to_owned(),
+        Some(path) => {
+            return error_reply(
+                id,
+                ErrorCode::InvalidArgument,
+                &format!("path must be a /v1/ REST path, got {path:?}"),
+            );
+        }
+        None => return error_reply(id, ErrorCode::InvalidArgument, "path is required"),
+    };
+    let body = match &incoming.body {
+        None | Some(Value::Null) => Vec::new(),
+        Some(body) => serde_json::to_vec(body).unwrap_or_default(),
+    };
+    let mut request = axum::http::Request::builder()
+        .method(method.as_str())
+        .uri(&path)
+        .header(axum::http::header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(axum::http::header::ACCEPT, "application/json");
+    if !body.is_empty() {
+        request = request.header(axum::http::header::CONTENT_TYPE, "application/json");
+    }
+    if let Some(traceparent) = &incoming.traceparent {
+        request = request.header("traceparent", traceparent);
+    }
+    let request = match request.body(Body::from(body)) {
+        Ok(request) => request,
+        Err(err) => return error_reply(id, ErrorCode::InvalidArgument, &format!("invalid request: {err}")),
+    };
+    let response = match router.oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    };
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap_or_default();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+    };
+    Outgoing::Response { id, status, body }
+}
+
+fn error_reply(id: Option<String>, code: ErrorCode, message: &str) -> Outgoing {
+    let body = serde_json::to_value(ErrorBody::new(code, message.to_owned())).unwrap_or(Value::Null);
+    Outgoing::Response {
+        id,
+        status: code.http_status().as_u16(),
+        body,
+    }
+}
+
+fn close_message(code: u16, reason: &str) -> Message {
+    // Close reasons are limited to 123 bytes.
+    let mut reason = reason.to_owned();
+    while reason.len() > 123 {
+        reason.pop();
+    }
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
+}
+
+/// The close to send after a failed read (if the socket can still take one).
+fn read_failure(err: axum::Error) -> Option<(u16, String)> {
+    use tokio_tungstenite::tungstenite::Error;
+    match err.into_inner().downcast_ref::<Error>() {
+        Some(Error::Capacity(problem)) => Some((close::TOO_BIG, format!("frame too large: {problem}"))),
+        Some(Error::Protocol(problem)) => Some((close::PROTOCOL_ERROR, format!("protocol error: {problem}"))),
+        _ => None,
+    }
+}
+
+fn refused_label(refused: &ResumeRefused) -> &'static str {
+    match refused {
+        ResumeRefused::Unknown => "unknown",
+        ResumeRefused::NotYours => "not_yours",
+        ResumeRefused::Gap => "gap",
+    }
+}
+
+fn random_token() -> String {
+    let mut bytes = [0u8; 18];
+    if getrandom::fill(&mut bytes).is_err() {
+        // Extremely unlikely; a time-based token still identifies the session.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        return format!("t{nanos:x}");
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

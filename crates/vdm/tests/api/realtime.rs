@@ -1,0 +1,296 @@
+//! The `/v1/ws` socket through the gateway: requests and their replies,
+//! pushes in `seq` order, MessagePack, auth, bad frames, heartbeats, resume,
+//! and a push crossing gateway replicas.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::backend_tests;
+use crate::helpers::{Backend, TestApp, spawn_app, wolves};
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+backend_tests!(
+    requests_replies_and_pushes_in_order,
+    messagepack_socket_carries_the_same_conversation,
+    resume_replays_exactly_the_missed_pushes,
+    a_push_reaches_a_socket_on_another_gateway,
+);
+
+async fn connect(
+    app: &TestApp,
+    query: &str,
+    token: Option<&str>,
+    protocol: &str,
+) -> Result<Socket, tungstenite::Error> {
+    let mut request = format!("ws://{}/v1/ws{query}", app.addr).into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", protocol.parse().unwrap());
+    if let Some(token) = token {
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    tokio_tungstenite::connect_async(request)
+        .await
+        .map(|(socket, _)| socket)
+}
+
+/// The next envelope (JSON text or MessagePack binary), skipping pings.
+async fn next(socket: &mut Socket) -> Value {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .expect("a message within 5 s");
+        match frame.expect("socket open").expect("frame") {
+            Message::Text(text) => return serde_json::from_str(text.as_str()).unwrap(),
+            Message::Binary(bytes) => return rmp_serde::from_slice(&bytes).unwrap(),
+            Message::Close(frame) => panic!("closed: {frame:?}"),
+            _ => continue,
+        }
+    }
+}
+
+/// Reads until the close frame; returns its code.
+async fn close_code(socket: &mut Socket) -> Option<CloseCode> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .expect("closes within 5 s")
+        {
+            Some(Ok(Message::Close(frame))) => return frame.map(|f| f.code),
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => return None,
+        }
+    }
+}
+
+async fn send(socket: &mut Socket, value: Value) {
+    socket.send(Message::Text(value.to_string().into())).await.unwrap();
+}
+
+/// Collects messages until the response with `id` and `pushes` pushes came.
+async fn collect(socket: &mut Socket, id: &str, pushes: usize) -> (Value, Vec<Value>) {
+    let (mut response, mut events) = (None, Vec::new());
+    while response.is_none() || events.len() < pushes {
+        let message = next(socket).await;
+        match message["type"].as_str() {
+            Some("response") if message["id"] == id => response = Some(message),
+            Some("event") => events.push(message),
+            _ => panic!("unexpected {message}"),
+        }
+    }
+    (response.unwrap(), events)
+}
+
+async fn requests_replies_and_pushes_in_order(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let quest = app.create_quest(&wolves()).await;
+    let id = quest["id"].as_i64().unwrap();
+    let objective = quest["objectives"][0]["id"].as_i64().unwrap();
+    let (player_id, token) = app.sign_in("socket-player").await;
+    let mut socket = connect(&app, "", Some(&token), "vdm.v1.json").await.unwrap();
+    let welcome = next(&mut socket).await;
+    assert_eq!(welcome["type"], "welcome");
+    assert_eq!(welcome["player_id"], player_id);
+    assert_eq!(welcome["resumed"], false);
+    assert!(welcome["contract"].as_str().unwrap().starts_with("v1-"));
+
+    send(
+        &mut socket,
+        json!({"id": "c1", "type": "request", "method": "POST", "path": format!("/v1/quests/{id}/accept")}),
+    )
+    .await;
+    let (reply, pushes) = collect(&mut socket, "c1", 1).await;
+    assert_eq!(reply["status"], 200);
+    assert_eq!(reply["body"]["status"], "active", "the same body REST answers");
+    assert_eq!(pushes[0]["event"], "quest.updated");
+    assert_eq!(pushes[0]["seq"], 1);
+    assert_eq!(pushes[0]["payload"]["quest_id"], id);
+
+    for (n, amount) in [(2, 2), (3, 3)] {
+        let body = json!({"objective_id": objective, "amount": amount});
+        send(&mut socket, json!({"id": format!("p{n}"), "type": "request", "method": "POST", "path": format!("/v1/me/quests/{id}/progress"), "body": body})).await;
+        let (reply, pushes) = collect(&mut socket, &format!("p{n}"), 1).await;
+        assert_eq!(reply["status"], 200);
+        assert_eq!(pushes[0]["seq"], n, "pushes arrive in seq order without gaps");
+    }
+
+    // Errors come back with the REST status and error body.
+    send(
+        &mut socket,
+        json!({"id": "e1", "type": "request", "method": "GET", "path": "/v1/quests/999999"}),
+    )
+    .await;
+    let (reply, _) = collect(&mut socket, "e1", 0).await;
+    assert_eq!(reply["status"], 404);
+    assert_eq!(reply["body"]["error"]["code"], "not_found");
+    send(
+        &mut socket,
+        json!({"id": "e2", "type": "request", "method": "POST", "path": "/v1/quests", "body": wolves()}),
+    )
+    .await;
+    let (reply, _) = collect(&mut socket, "e2", 0).await;
+    assert_eq!(
+        reply["status"], 403,
+        "a player cannot create quests over the socket either"
+    );
+    send(&mut socket, json!({"id": "e3", "type": "teleport"})).await;
+    let (reply, _) = collect(&mut socket, "e3", 0).await;
+    assert_eq!(reply["status"], 400);
+    send(&mut socket, json!({"id": "s1", "type": "subscribe", "regions": [2, 5]})).await;
+    let (reply, _) = collect(&mut socket, "s1", 0).await;
+    assert_eq!(reply["body"]["regions"], json!([2, 5]));
+    send(&mut socket, json!({"id": "s2", "type": "unsubscribe", "regions": [2]})).await;
+    let (reply, _) = collect(&mut socket, "s2", 0).await;
+    assert_eq!(reply["body"]["regions"], json!([5]));
+
+    // Garbage ends the socket with "invalid payload", never a panic.
+    socket.send(Message::Text("{not json".into())).await.unwrap();
+    assert_eq!(close_code(&mut socket).await, Some(CloseCode::Invalid));
+    app.finish().await;
+}
+
+async fn messagepack_socket_carries_the_same_conversation(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let id = app.create_quest(&wolves()).await["id"].as_i64().unwrap();
+    let (_, token) = app.sign_in("packed-socket").await;
+    let mut socket = connect(&app, "", Some(&token), "vdm.v1.msgpack").await.unwrap();
+    let welcome = socket.next().await.unwrap().unwrap();
+    assert!(
+        matches!(welcome, Message::Binary(_)),
+        "binary frames on a msgpack socket"
+    );
+    let request = json!({"id": "m1", "type": "request", "method": "POST", "path": format!("/v1/quests/{id}/accept")});
+    socket
+        .send(Message::Binary(rmp_serde::to_vec_named(&request).unwrap().into()))
+        .await
+        .unwrap();
+    let (reply, pushes) = collect(&mut socket, "m1", 1).await;
+    assert_eq!(reply["status"], 200);
+    assert_eq!(reply["body"]["quest_id"], id);
+    assert_eq!(pushes[0]["seq"], 1);
+    app.finish().await;
+}
+
+async fn resume_replays_exactly_the_missed_pushes(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let quest = app.create_quest(&wolves()).await;
+    let id = quest["id"].as_i64().unwrap();
+    let objective = quest["objectives"][0]["id"].as_i64().unwrap();
+    let (_, token) = app.sign_in("flaky-network").await;
+    let mut socket = connect(&app, "", Some(&token), "vdm.v1.json").await.unwrap();
+    let resume_token = next(&mut socket).await["resume_token"].as_str().unwrap().to_owned();
+    send(
+        &mut socket,
+        json!({"id": "a", "type": "request", "method": "POST", "path": format!("/v1/quests/{id}/accept")}),
+    )
+    .await;
+    let (_, pushes) = collect(&mut socket, "a", 1).await;
+    assert_eq!(pushes[0]["seq"], 1);
+    drop(socket);
+
+    // While the socket is gone, two more updates happen (through REST).
+    for amount in [1, 2] {
+        let progress = app
+            .post_json(
+                &format!("/v1/me/quests/{id}/progress"),
+                Some(&token),
+                &json!({"objective_id": objective, "amount": amount}),
+            )
+            .await;
+        assert_eq!(progress.status, 200);
+    }
+    let query = format!("?resume={resume_token}&last_seq=1");
+    let mut socket = connect(&app, &query, Some(&token), "vdm.v1.json").await.unwrap();
+    let welcome = next(&mut socket).await;
+    assert_eq!(welcome["resumed"], true, "{welcome}");
+    assert_eq!(welcome["last_seq"], 3);
+    let (second, third) = (next(&mut socket).await, next(&mut socket).await);
+    assert_eq!((second["seq"].as_u64(), third["seq"].as_u64()), (Some(2), Some(3)));
+    assert_eq!(second["payload"]["objectives"][0]["progress"], 1);
+    assert_eq!(third["payload"]["objectives"][0]["progress"], 3);
+
+    // A resume token is the player's own: another player starts fresh.
+    let (_, other) = app.sign_in("someone-else").await;
+    let mut stranger = connect(&app, &query, Some(&other), "vdm.v1.json").await.unwrap();
+    let welcome = next(&mut stranger).await;
+    assert_eq!(welcome["resumed"], false);
+    assert_ne!(welcome["resume_token"], resume_token.as_str());
+    app.finish().await;
+}
+
+async fn a_push_reaches_a_socket_on_another_gateway(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let second = app.spawn_second_gateway().await;
+    let id = app.create_quest(&wolves()).await["id"].as_i64().unwrap();
+    let (_, token) = app.sign_in("two-gateways").await;
+    let mut socket = connect(&second, "", Some(&token), "vdm.v1.json").await.unwrap();
+    next(&mut socket).await;
+    // The write goes through the first gateway; the socket is on the second.
+    let accepted = app
+        .post_json(&format!("/v1/quests/{id}/accept"), Some(&token), &json!({}))
+        .await;
+    assert_eq!(accepted.status, 200);
+    let push = next(&mut socket).await;
+    assert_eq!(push["event"], "quest.updated");
+    assert_eq!(push["payload"]["quest_id"], id);
+    second.finish().await;
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sockets_refuse_bad_credentials_frames_and_contracts() {
+    let app = spawn_app(Backend::Embedded).await.unwrap();
+    let (_, token) = app.sign_in("careful").await;
+    let refused = |result: Result<Socket, tungstenite::Error>| match result {
+        Err(tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Err(other) => panic!("expected an HTTP refusal, got {other}"),
+        Ok(_) => panic!("expected a refusal"),
+    };
+    assert_eq!(refused(connect(&app, "", None, "vdm.v1.json").await), 401);
+    assert_eq!(
+        refused(connect(&app, "", Some("tampered.token.value"), "vdm.v1.json").await),
+        401
+    );
+    assert_eq!(
+        refused(connect(&app, "", Some(crate::helpers::ADMIN_TOKEN), "vdm.v1.json").await),
+        403
+    );
+    assert_eq!(
+        refused(connect(&app, "?last_seq=x", Some(&token), "vdm.v1.json").await),
+        400
+    );
+
+    // WebGL clients pass the token as a query parameter.
+    let mut socket = connect(&app, &format!("?token={token}"), None, "vdm.v1.json")
+        .await
+        .unwrap();
+    assert_eq!(next(&mut socket).await["type"], "welcome");
+
+    // A frame over the limit closes the socket with "message too big".
+    let huge = json!({"id": "h", "type": "ping", "pad": "x".repeat(100 * 1024)});
+    let _ = socket.send(Message::Text(huge.to_string().into())).await;
+    assert_eq!(close_code(&mut socket).await, Some(CloseCode::Size));
+
+    // A client built against another contract is told so at connect.
+    let mut socket = connect(&app, "?contract=v1-0000000000000000", Some(&token), "vdm.v1.json")
+        .await
+        .unwrap();
+    assert_eq!(close_code(&mut socket).await, Some(CloseCode::Library(4001)));
+
+    // A client that stops answering heartbeats (500 ms here) is closed.
+    let mut socket = connect(&app, "", Some(&token), "vdm.v1.json").await.unwrap();
+    next(&mut socket).await;
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    assert_eq!(close_code(&mut socket).await, Some(CloseCode::Library(4002)));
+    app.finish().await;
+}
