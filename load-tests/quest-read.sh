@@ -7,6 +7,7 @@
 #   4. the same at half of the maximum measured in 3 (paced), for p99;
 #   5. POST /v1/auth/device over 1,000 devices.
 # Rounds 2 and 3 alternate twice so drift on a noisy machine shows.
+# Rate limits are off (VDM_RATE_LIMITS=off): one token drives the load.
 #
 #   load-tests/quest-read.sh [duration_s] [connections]
 set -euo pipefail
@@ -34,7 +35,7 @@ echo
 
 start_ns=$(date +%s%N)
 VDM_DATA_DIR="${work}/data" VDM_HTTP_ADDR="127.0.0.1:${port}" VDM_ADMIN_TOKEN="${admin}" \
-  VDM_JWT_SECRET="bench-jwt-secret-0123456789abcdef0123456789" VDM_LOG=warn \
+  VDM_JWT_SECRET="bench-jwt-secret-0123456789abcdef0123456789" VDM_LOG=warn VDM_RATE_LIMITS=off \
   "${vdm}" >"${work}/vdm.log" 2>&1 &
 vdm_pid=$!
 until curl -fs "http://127.0.0.1:${port}/ready" >/dev/null 2>&1; do sleep 0.005; done

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use vdm_kit::config::{CacheConfig, ConfigError, DatabaseConfig, Env, Secret};
 
+use crate::rate_limit::{Rate, RateLimits};
 use crate::realtime::RealtimeConfig;
 
 /// Everything the gateway needs to start.
@@ -33,6 +34,11 @@ pub struct GatewayConfig {
     pub cache: CacheConfig,
     /// WebSocket settings.
     pub realtime: RealtimeConfig,
+    /// Request rate limits; `None` turns them off.
+    pub rate_limits: Option<RateLimits>,
+    /// Origins allowed by CORS (`VDM_CORS_ORIGINS`, comma-separated, `*` for
+    /// any); empty: no CORS headers (native clients need none).
+    pub cors_origins: Vec<String>,
 }
 
 /// Settings that stay unset in the embedded default until the binary fills
@@ -94,6 +100,16 @@ impl GatewayConfig {
             database: DatabaseConfig::from_env(env, "gateway", data_dir)?,
             cache: CacheConfig::from_env(env)?,
             realtime: realtime_from_env(env)?,
+            rate_limits: rate_limits_from_env(env)?,
+            cors_origins: env
+                .string("VDM_CORS_ORIGINS")
+                .map(|v| {
+                    v.split(',')
+                        .map(|o| o.trim().to_owned())
+                        .filter(|o| !o.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
 }
@@ -117,6 +133,35 @@ fn realtime_from_env(env: &Env) -> Result<RealtimeConfig, ConfigError> {
         resume_messages: positive("VDM_WS_RESUME_MESSAGES", defaults.resume_messages)?,
         max_in_flight: defaults.max_in_flight,
     })
+}
+
+/// Reads `VDM_RATE_LIMITS` (`on`/`off`), `VDM_RATE_AUTH`, `VDM_RATE_WRITE`,
+/// `VDM_RATE_READ` (each `per_second/burst`, e.g. `20/40`) and
+/// `VDM_TRUST_FORWARDED_FOR`.
+fn rate_limits_from_env(env: &Env) -> Result<Option<RateLimits>, ConfigError> {
+    if !env.bool_or("VDM_RATE_LIMITS", true)? {
+        return Ok(None);
+    }
+    let defaults = RateLimits::default();
+    let rate = |var: &str, default: Rate| -> Result<Rate, ConfigError> {
+        let Some(raw) = env.string(var) else { return Ok(default) };
+        let parsed = raw
+            .split_once('/')
+            .and_then(|(r, b)| {
+                Some(Rate {
+                    per_second: r.trim().parse().ok()?,
+                    burst: b.trim().parse().ok()?,
+                })
+            })
+            .filter(|r| r.per_second > 0.0 && r.burst >= 1.0);
+        parsed.ok_or_else(|| ConfigError::new(var, format!("expected per_second/burst such as 20/40, got {raw:?}")))
+    };
+    Ok(Some(RateLimits {
+        auth: rate("VDM_RATE_AUTH", defaults.auth)?,
+        write: rate("VDM_RATE_WRITE", defaults.write)?,
+        read: rate("VDM_RATE_READ", defaults.read)?,
+        trust_forwarded_for: env.bool_or("VDM_TRUST_FORWARDED_FOR", false)?,
+    }))
 }
 
 /// Generates a random secret of `bytes` random bytes, URL-safe base64 encoded.

@@ -14,6 +14,7 @@
 //!   rejections are JSON errors.
 //! - [`realtime`]: the `/v1/ws` socket: requests through the same router,
 //!   pushes from the event bus, heartbeats, resume.
+//! - [`rate_limit`]: token buckets per caller and route class (429).
 //! - [`middleware`]: per-request span and metrics; uniform error bodies.
 //! - [`error`]: [`GatewayError`] and its HTTP mapping through
 //!   `vdm_kit::ErrorCode`.
@@ -23,6 +24,7 @@ pub mod config;
 pub mod error;
 pub mod middleware;
 pub mod negotiate;
+pub mod rate_limit;
 pub mod realtime;
 pub mod routes;
 pub mod startup;

@@ -181,3 +181,32 @@ fn status_label(status: u16) -> &'static str {
             .unwrap_or("other"),
     }
 }
+
+/// Makes request ids: a per-process random prefix and a counter, unique
+/// across replicas without a UUID crate.
+#[derive(Clone)]
+pub struct RequestIds {
+    prefix: std::sync::Arc<str>,
+    next: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Default for RequestIds {
+    fn default() -> RequestIds {
+        let mut bytes = [0u8; 6];
+        let _ = getrandom::fill(&mut bytes);
+        let prefix: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        RequestIds {
+            prefix: prefix.into(),
+            next: Default::default(),
+        }
+    }
+}
+
+impl tower_http::request_id::MakeRequestId for RequestIds {
+    fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<tower_http::request_id::RequestId> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        HeaderValue::from_str(&format!("{}-{n:x}", self.prefix))
+            .ok()
+            .map(tower_http::request_id::RequestId::new)
+    }
+}

@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
@@ -15,6 +16,8 @@ use tonic_health::pb::health_client::HealthClient;
 use tower::ServiceBuilder;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{DefaultPredicate, Predicate, SizeAbove};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use vdm_kit::bus::EventBus;
 use vdm_kit::cache::CacheStore;
@@ -25,6 +28,7 @@ use crate::auth::TokenKeys;
 use crate::auth::players::{PlayerStore, migration::Migrator};
 use crate::config::GatewayConfig;
 use crate::error::{GatewayError, GatewayResult};
+use crate::rate_limit::{self, Limiter};
 use crate::realtime::hub::Hub;
 use crate::realtime::resume::ResumeStore;
 use crate::realtime::{self, Realtime};
@@ -121,7 +125,8 @@ impl App {
             // Small request/response pairs: send without waiting for more.
             let _ = tcp.set_nodelay(true);
         });
-        axum::serve(listener, self.router)
+        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, service)
             .with_graceful_shutdown(self.shutdown.cancelled_owned())
             .await?;
         tracing::info!("gateway stopped");
@@ -156,17 +161,52 @@ pub fn router(state: AppState, config: &GatewayConfig) -> Router {
     layers(api, config)
 }
 
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::ACCEPT,
+                HeaderName::from_static("idempotency-key"),
+            ])
+            .expose_headers([
+                HeaderName::from_static("x-trace-id"),
+                HeaderName::from_static("x-request-id"),
+                header::RETRY_AFTER,
+            ]),
+    )
+}
+
 /// The middleware stack, outermost first: each request passes the layers in
 /// this order and its response comes back through them in reverse.
 fn layers(router: Router, config: &GatewayConfig) -> Router {
+    let limiter = config.rate_limits.clone().map(|limits| Arc::new(Limiter::new(limits)));
     router.layer(
         ServiceBuilder::new()
             // Span, trace id header and request metrics; outermost so the
             // status it records is the one the client gets.
             .layer(axum::middleware::from_fn(middleware::observe))
+            // x-request-id: the client's, or a new one; echoed on the response.
+            .layer(SetRequestIdLayer::x_request_id(middleware::RequestIds::default()))
+            .layer(PropagateRequestIdLayer::x_request_id())
+            // Browser (WebGL) clients: the configured origins only.
+            .option_layer(cors(&config.cors_origins))
             // Every error becomes `{"error": ...}` (JSON or MessagePack),
             // including the bodiless ones of the layers below and the router.
             .layer(axum::middleware::from_fn(middleware::error_body))
+            // Token buckets per caller and route class: 429 + Retry-After.
+            .layer(axum::middleware::from_fn_with_state(limiter, rate_limit::limit))
             // gzip, Brotli or zstd by Accept-Encoding, for bodies worth it.
             .layer(
                 CompressionLayer::new()

@@ -56,17 +56,19 @@ pub struct Attached {
 }
 
 impl Hub {
-    /// Registers an open socket. `regions` are those its session had.
-    pub fn attach(
+    /// Registers an open socket. `session` runs under the hub's lock (so no
+    /// push is delivered or recorded while it runs) and names the session's
+    /// resume token and regions; its other result is handed back.
+    pub fn attach<T>(
         &self,
         player_id: i64,
-        resume_token: &str,
-        regions: HashSet<i64>,
         tx: mpsc::Sender<Arc<Event>>,
         kill: CancellationToken,
-    ) -> Attached {
+        session: impl FnOnce() -> (String, HashSet<i64>, T),
+    ) -> (Attached, T) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut state = self.lock();
+        let (resume_token, regions, extra) = session();
         state.detached.retain(|d| d.resume_token != resume_token);
         for region in &regions {
             state.by_region.entry(*region).or_default().insert(id);
@@ -76,14 +78,14 @@ impl Hub {
             id,
             Conn {
                 player_id,
-                resume_token: resume_token.to_owned(),
+                resume_token,
                 tx,
                 kill,
                 regions,
             },
         );
         metrics::gauge!("vdm_ws_connections").set(state.conns.len() as f64);
-        Attached { id }
+        (Attached { id }, extra)
     }
 
     /// Forgets a closed socket; its session keeps recording until `until`.
@@ -168,11 +170,7 @@ impl Hub {
                     received = events.recv() => received,
                 };
                 match event {
-                    Ok(event) => {
-                        for token in self.deliver(&event) {
-                            resume.record(&token, &event);
-                        }
-                    }
+                    Ok(event) => self.deliver(&event, &resume),
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
                         tracing::error!(missed, "push delivery fell behind the event bus; events dropped");
                         metrics::counter!("vdm_ws_events_dropped_total").increment(missed);
@@ -183,9 +181,10 @@ impl Hub {
         });
     }
 
-    /// Queues an event for every socket it concerns; returns the resume
-    /// tokens of detached sessions that should record it.
-    fn deliver(&self, event: &Arc<Event>) -> Vec<String> {
+    /// Queues an event for every socket it concerns, and records it in the
+    /// log of every detached session it concerns (under the lock, so a
+    /// socket resuming that session sees it either replayed or live).
+    fn deliver(&self, event: &Arc<Event>, resume: &ResumeStore) {
         let mut state = self.lock();
         let mut targets: HashSet<u64> = HashSet::new();
         if let Some(player) = event.player_id
@@ -214,12 +213,13 @@ impl Hub {
         }
         let now = Instant::now();
         state.detached.retain(|d| d.until > now);
-        state
-            .detached
-            .iter()
-            .filter(|d| event.player_id == Some(d.player_id) || event.region_ids.iter().any(|r| d.regions.contains(r)))
-            .map(|d| d.resume_token.clone())
-            .collect()
+        for detached in &state.detached {
+            if event.player_id == Some(detached.player_id)
+                || event.region_ids.iter().any(|r| detached.regions.contains(r))
+            {
+                resume.record(&detached.resume_token, event);
+            }
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -240,17 +240,30 @@ mod tests {
         })
     }
 
+    fn attach(
+        hub: &Hub,
+        player: i64,
+        token: &str,
+        regions: &[i64],
+        tx: mpsc::Sender<Arc<Event>>,
+        kill: CancellationToken,
+    ) -> u64 {
+        let regions = regions.iter().copied().collect();
+        hub.attach(player, tx, kill, || (token.to_owned(), regions, ())).0.id
+    }
+
     #[test]
     fn a_full_queue_cuts_off_only_that_socket() {
         let hub = Hub::default();
+        let resume = ResumeStore::new(std::time::Duration::from_secs(60), 10);
         let (slow_tx, _slow_rx) = mpsc::channel(1);
         let (fast_tx, mut fast_rx) = mpsc::channel(8);
         let (slow_kill, fast_kill) = (CancellationToken::new(), CancellationToken::new());
-        hub.attach(1, "slow", HashSet::new(), slow_tx, slow_kill.clone());
-        hub.attach(2, "fast", HashSet::from([7]), fast_tx, fast_kill.clone());
-        hub.deliver(&event(1, vec![]));
+        attach(&hub, 1, "slow", &[], slow_tx, slow_kill.clone());
+        attach(&hub, 2, "fast", &[7], fast_tx, fast_kill.clone());
+        hub.deliver(&event(1, vec![]), &resume);
         assert!(!slow_kill.is_cancelled());
-        hub.deliver(&event(1, vec![7]));
+        hub.deliver(&event(1, vec![7]), &resume);
         assert!(slow_kill.is_cancelled(), "the second push did not fit");
         assert!(!fast_kill.is_cancelled());
         assert!(fast_rx.try_recv().is_ok(), "the region subscriber got the region push");
@@ -259,16 +272,17 @@ mod tests {
     #[test]
     fn detached_sessions_record_what_concerns_them() {
         let hub = Hub::default();
+        let resume = ResumeStore::new(std::time::Duration::from_secs(60), 10);
+        resume.open("token-1", 1);
         let (tx, _rx) = mpsc::channel(8);
-        let attached = hub.attach(1, "token-1", HashSet::from([3]), tx, CancellationToken::new());
-        hub.detach(attached.id, Instant::now() + std::time::Duration::from_secs(60), || {});
+        let id = attach(&hub, 1, "token-1", &[3], tx, CancellationToken::new());
+        hub.detach(id, Instant::now() + std::time::Duration::from_secs(60), || {});
         assert_eq!(hub.sockets_of(1), 0);
-        assert_eq!(hub.deliver(&event(1, vec![])), vec!["token-1".to_owned()]);
-        assert_eq!(
-            hub.deliver(&event(9, vec![3])),
-            vec!["token-1".to_owned()],
-            "its regions too"
-        );
-        assert!(hub.deliver(&event(9, vec![4])).is_empty());
+        hub.deliver(&event(1, vec![]), &resume);
+        hub.deliver(&event(9, vec![3]), &resume);
+        hub.deliver(&event(9, vec![4]), &resume);
+        let resumed = resume.claim("token-1", 1, 0).unwrap();
+        assert_eq!(resumed.last_seq, 2, "its own and its regions' pushes, not others");
+        assert_eq!(resumed.replay.len(), 2);
     }
 }

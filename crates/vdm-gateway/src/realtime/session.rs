@@ -61,36 +61,16 @@ pub async fn run(socket: WebSocket, start: Start) {
         return;
     }
 
-    // A new session, or the continuation of one.
-    let resumed = match &query.resume {
-        Some(resume_token) => match realtime
-            .resume
-            .claim(resume_token, player_id, query.last_seq.unwrap_or(0))
-        {
-            Ok(resumed) => Some((resume_token.clone(), resumed)),
-            Err(refused) => {
-                tracing::info!(
-                    player.id = player_id,
-                    ?refused,
-                    "resume refused; starting a new session"
-                );
-                metrics::counter!("vdm_ws_resumes_total", "result" => refused_label(&refused)).increment(1);
-                None
-            }
-        },
-        None => None,
-    };
-    let (resume_token, regions, last_seq, replay, was_resumed) = match resumed {
-        Some((resume_token, r)) => {
-            metrics::counter!("vdm_ws_resumes_total", "result" => "ok").increment(1);
-            (resume_token, r.regions, r.last_seq, r.replay, true)
-        }
-        None => {
-            let fresh = random_token();
-            realtime.resume.open(&fresh, player_id);
-            (fresh, Default::default(), 0, Vec::new(), false)
-        }
-    };
+    // A new session, or the continuation of one, claimed while the hub
+    // holds pushes back: each push is then either in the replay or queued
+    // live behind it, never lost between the two.
+    let (push_tx, mut pushes) = mpsc::channel(config.queue);
+    let (reply_tx, mut replies) = mpsc::channel::<Outgoing>(config.queue);
+    let kill = CancellationToken::new();
+    let (attached, (resume_token, last_seq, replay, was_resumed)) =
+        realtime.hub.attach(player_id, push_tx, kill.clone(), || {
+            claim_or_open(&realtime, player_id, &query)
+        });
     let welcome = Outgoing::Welcome {
         resume_token: resume_token.clone(),
         player_id,
@@ -103,16 +83,13 @@ pub async fn run(socket: WebSocket, start: Start) {
         if let Some(frame) = message.encode(format)
             && sink.send(frame).await.is_err()
         {
+            realtime
+                .hub
+                .detach(attached.id, Instant::now() + config.resume_window, || {});
             return;
         }
     }
 
-    let (push_tx, mut pushes) = mpsc::channel(config.queue);
-    let (reply_tx, mut replies) = mpsc::channel::<Outgoing>(config.queue);
-    let kill = CancellationToken::new();
-    let attached = realtime
-        .hub
-        .attach(player_id, &resume_token, regions, push_tx, kill.clone());
     let in_flight = Arc::new(Semaphore::new(config.max_in_flight));
     let mut heartbeat = tokio::time::interval(config.heartbeat);
     heartbeat.tick().await;
@@ -200,6 +177,47 @@ pub async fn run(socket: WebSocket, start: Start) {
         close = closing.as_ref().map(|(c, _)| *c),
         "socket closed"
     );
+}
+
+/// Resumes the session the client names, or opens a new one. Returns the
+/// resume token, its regions, and (last seq, pushes to replay, resumed?).
+#[allow(clippy::type_complexity)]
+fn claim_or_open(
+    realtime: &Realtime,
+    player_id: i64,
+    query: &ConnectQuery,
+) -> (
+    String,
+    std::collections::HashSet<i64>,
+    (String, u64, Vec<Outgoing>, bool),
+) {
+    if let Some(resume_token) = &query.resume {
+        match realtime
+            .resume
+            .claim(resume_token, player_id, query.last_seq.unwrap_or(0))
+        {
+            Ok(resumed) => {
+                metrics::counter!("vdm_ws_resumes_total", "result" => "ok").increment(1);
+                let token = resume_token.clone();
+                return (
+                    token.clone(),
+                    resumed.regions,
+                    (token, resumed.last_seq, resumed.replay, true),
+                );
+            }
+            Err(refused) => {
+                tracing::info!(
+                    player.id = player_id,
+                    ?refused,
+                    "resume refused; starting a new session"
+                );
+                metrics::counter!("vdm_ws_resumes_total", "result" => refused_label(&refused)).increment(1);
+            }
+        }
+    }
+    let fresh = random_token();
+    realtime.resume.open(&fresh, player_id);
+    (fresh.clone(), Default::default(), (fresh, 0, Vec::new(), false))
 }
 
 struct Ctx<'a> {

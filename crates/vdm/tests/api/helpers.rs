@@ -25,6 +25,7 @@ use sea_orm::{ConnectionTrait, Database};
 use serde_json::Value;
 use vdm::embedded::Running;
 use vdm_gateway::GatewayConfig;
+use vdm_gateway::rate_limit::RateLimits;
 use vdm_gateway::realtime::RealtimeConfig;
 use vdm_kit::config::{CacheConfig, DatabaseConfig, Secret};
 use vdm_kit::shutdown::CancellationToken;
@@ -228,6 +229,8 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
             queue: 64,
             ..RealtimeConfig::default()
         },
+        rate_limits: Some(RateLimits::default()),
+        cors_origins: vec!["https://play.example".to_owned()],
     };
     let shutdown = CancellationToken::new();
     let mut second_config = gateway.clone();
@@ -301,6 +304,8 @@ pub async fn spawn_gateway_without_services() -> TestApp {
         database: DatabaseConfig::sqlite_file(&dir, "gateway"),
         cache: CacheConfig::in_process(),
         realtime: RealtimeConfig::default(),
+        rate_limits: None,
+        cors_origins: Vec::new(),
     };
     let shutdown = CancellationToken::new();
     let app = vdm_gateway::App::build(&gateway, shutdown.clone())

@@ -16,6 +16,8 @@ backend_tests!(
     responses_are_compressed_on_request,
     validation_names_the_field,
     health_ready_and_metrics_answer,
+    rate_limits_answer_429_with_retry_after,
+    request_ids_and_cors,
 );
 
 async fn admin_post(app: &crate::helpers::TestApp, content_type: &str, body: Vec<u8>) -> crate::helpers::TestResponse {
@@ -278,5 +280,100 @@ async fn a_service_that_is_down_gives_503_with_retry_after() {
     );
     // Routes that need no service keep working.
     assert_eq!(app.send(Method::GET, "/health", &[], Vec::new()).await.status, 200);
+    app.finish().await;
+}
+
+async fn rate_limits_answer_429_with_retry_after(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let (_, greedy) = app.sign_in("greedy").await;
+    let (_, patient) = app.sign_in("patient").await;
+    let mut limited = None;
+    for _ in 0..600 {
+        let response = app.get("/v1/me/quests", &greedy).await;
+        if response.status == 429 {
+            limited = Some(response);
+            break;
+        }
+        assert_eq!(response.status, 200);
+    }
+    let limited = limited.expect("reads are limited per player");
+    let msg = limited.assert_error(429, "resource_exhausted");
+    assert!(msg.contains("read"), "{msg}");
+    assert!(
+        limited
+            .header("retry-after")
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|s| s >= 1)
+    );
+    assert_eq!(
+        app.get("/v1/me/quests", &patient).await.status,
+        200,
+        "other players keep their own budget"
+    );
+
+    // Sign-ins are limited per client address.
+    let mut auth_limited = false;
+    for i in 0..60 {
+        let response = app
+            .post_json("/v1/auth/device", None, &json!({"device_id": format!("flood-{i}")}))
+            .await;
+        if response.status == 429 {
+            auth_limited = true;
+            assert!(response.header("retry-after").is_some());
+            break;
+        }
+    }
+    assert!(auth_limited, "device sign-in floods are limited");
+    app.finish().await;
+}
+
+async fn request_ids_and_cors(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let response = app.send(Method::GET, "/health", &[], Vec::new()).await;
+    let generated = response
+        .header("x-request-id")
+        .expect("a request id is assigned")
+        .to_owned();
+    let again = app.send(Method::GET, "/health", &[], Vec::new()).await;
+    assert_ne!(again.header("x-request-id"), Some(generated.as_str()), "ids are unique");
+    let echoed = app
+        .send(
+            Method::GET,
+            "/health",
+            &[("x-request-id", "client-chosen-7")],
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(echoed.header("x-request-id"), Some("client-chosen-7"));
+
+    let preflight = app
+        .send(
+            Method::OPTIONS,
+            "/v1/quests",
+            &[
+                ("origin", "https://play.example"),
+                ("access-control-request-method", "POST"),
+                ("access-control-request-headers", "authorization,content-type"),
+            ],
+            Vec::new(),
+        )
+        .await;
+    assert!(preflight.status.is_success(), "{}", preflight.status);
+    assert_eq!(
+        preflight.header("access-control-allow-origin"),
+        Some("https://play.example")
+    );
+    let foreign = app
+        .send(
+            Method::GET,
+            "/health",
+            &[("origin", "https://evil.example")],
+            Vec::new(),
+        )
+        .await;
+    assert!(
+        foreign.header("access-control-allow-origin").is_none(),
+        "unlisted origins get no CORS grant"
+    );
     app.finish().await;
 }

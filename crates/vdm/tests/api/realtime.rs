@@ -213,7 +213,9 @@ async fn resume_replays_exactly_the_missed_pushes(backend: Backend) {
     let mut socket = connect(&app, &query, Some(&token), "vdm.v1.json").await.unwrap();
     let welcome = next(&mut socket).await;
     assert_eq!(welcome["resumed"], true, "{welcome}");
-    assert_eq!(welcome["last_seq"], 3);
+    // Pushes travel the event bus asynchronously: the last one may still be
+    // on its way, arriving live instead of replayed. Either way: 2 then 3.
+    assert!(matches!(welcome["last_seq"].as_u64(), Some(2 | 3)), "{welcome}");
     let (second, third) = (next(&mut socket).await, next(&mut socket).await);
     assert_eq!((second["seq"].as_u64(), third["seq"].as_u64()), (Some(2), Some(3)));
     assert_eq!(second["payload"]["objectives"][0]["progress"], 1);
