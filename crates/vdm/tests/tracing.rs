@@ -293,10 +293,20 @@ async fn a_request_is_one_trace_across_gateway_quest_and_database() {
         Some("/v1/quests/{id}")
     );
 
+    let client_span = trace
+        .iter()
+        .find(|s| {
+            s.service == "gateway"
+                && s.name == "quest.v1.QuestService/GetQuest"
+                && s.parent_span_id == http_span.span_id
+        })
+        .unwrap_or_else(|| panic!("the gateway's client span of the call is missing; spans: {names:?}"));
     let rpc_span = trace
         .iter()
         .find(|s| {
-            s.service == "quest" && s.name == "quest.v1.QuestService/GetQuest" && s.parent_span_id == http_span.span_id
+            s.service == "quest"
+                && s.name == "quest.v1.QuestService/GetQuest"
+                && s.parent_span_id == client_span.span_id
         })
         .unwrap_or_else(|| panic!("quest rpc span under the gateway span missing; spans: {names:?}"));
     assert_eq!(rpc_span.attributes.get("rpc.system").map(String::as_str), Some("grpc"));

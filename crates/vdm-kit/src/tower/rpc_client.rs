@@ -9,6 +9,8 @@ use std::time::Instant;
 
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
+use tracing::Instrument;
+use tracing::instrument::Instrumented;
 
 use super::{code_label, grpc_code_of, intern, rpc_name};
 use crate::telemetry;
@@ -44,10 +46,21 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
-        telemetry::inject_context(&tracing::Span::current(), req.headers_mut());
         let method = intern(rpc_name(req.uri().path()));
+        let (service, rpc) = method.split_once('/').unwrap_or((method, ""));
+        // The client side of the call, as its own span: the callee's span
+        // becomes its child, so the time spent on the wire shows.
+        let span = tracing::info_span!(
+            "grpc_client",
+            otel.name = method,
+            otel.kind = "client",
+            rpc.system = "grpc",
+            rpc.service = service,
+            rpc.method = rpc,
+        );
+        telemetry::inject_context(&span, req.headers_mut());
         RpcClientFuture {
-            inner: self.inner.call(req),
+            inner: self.inner.call(req).instrument(span),
             method,
             start: Instant::now(),
         }
@@ -58,7 +71,7 @@ pin_project! {
     /// The response future of [`RpcClient`].
     pub struct RpcClientFuture<F> {
         #[pin]
-        inner: F,
+        inner: Instrumented<F>,
         method: &'static str,
         start: Instant,
     }
