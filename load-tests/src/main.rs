@@ -5,6 +5,9 @@
 //! vdm-load device-auth URL [options]          POST /v1/auth/device
 //! vdm-load seed URL --admin-token T --count N  create N quests (idempotent)
 //! vdm-load baseline --addr A --body-file F     a bare axum server returning F
+//! vdm-load sockets URL --sockets N [--pid P]  N idle sockets; gateway RSS per socket
+//! vdm-load sockets URL --sockets N --push-url U --admin-token T --region R
+//!                                             region pushes to N sockets; delivery latency
 //! ```
 //!
 //! `PATH_TEMPLATE` may hold `{id}`, replaced by ids from `--ids A-B` in a
@@ -19,6 +22,7 @@
 mod baseline;
 mod engine;
 mod seed;
+mod sockets;
 
 use std::time::Duration;
 
@@ -108,8 +112,9 @@ async fn run(args: Vec<String>) -> Result<bool, String> {
             engine::run(plan(url, &options)?, RequestFactory::device_auth(devices)).await
         }
         "seed" => seed::run(&options).await,
+        "sockets" => sockets::run(&options).await,
         "baseline" => baseline::run(&options).await,
-        _ => Err("usage: vdm-load get|device-auth|seed|baseline ... (see the source's header)".to_owned()),
+        _ => Err("usage: vdm-load get|device-auth|seed|baseline|sockets ... (see the source's header)".to_owned()),
     }
 }
 

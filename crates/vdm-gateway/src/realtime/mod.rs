@@ -160,7 +160,15 @@ pub async fn connect(
     let upgrade = upgrade
         .protocols([JSON_PROTOCOL, MSGPACK_PROTOCOL])
         .max_frame_size(realtime.config.max_frame_bytes)
-        .max_message_size(realtime.config.max_frame_bytes);
+        .max_message_size(realtime.config.max_frame_bytes)
+        // Idle sockets dominate: tungstenite's default 128 KiB read and
+        // write buffers per socket would cost ~140 KB each (measured in
+        // docs/PERFORMANCE.md). Reads grow past 4 KiB when a frame needs it;
+        // writes go out at once, so a slow reader backs up into the bounded
+        // push queue, where it is detected.
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(realtime.config.max_frame_bytes * 4);
     // Without a subprotocol the client gets JSON.
     let format = match upgrade.selected_protocol().and_then(|p| p.to_str().ok()) {
         Some(MSGPACK_PROTOCOL) => envelope::Wire::Msgpack,

@@ -65,7 +65,7 @@ pub async fn run(socket: WebSocket, start: Start) {
     // holds pushes back: each push is then either in the replay or queued
     // live behind it, never lost between the two.
     let (push_tx, mut pushes) = mpsc::channel(config.queue);
-    let (reply_tx, mut replies) = mpsc::channel::<Outgoing>(config.queue);
+    let (reply_tx, mut replies) = mpsc::channel::<Box<Outgoing>>(config.queue);
     let kill = CancellationToken::new();
     let (attached, (resume_token, last_seq, replay, was_resumed)) =
         realtime.hub.attach(player_id, push_tx, kill.clone(), || {
@@ -226,7 +226,7 @@ struct Ctx<'a> {
     token: &'a str,
     resume_token: &'a str,
     in_flight: &'a Arc<Semaphore>,
-    replies: &'a mpsc::Sender<Outgoing>,
+    replies: &'a mpsc::Sender<Box<Outgoing>>,
 }
 
 /// Handles one client message; returns an immediate reply, if any (request
@@ -248,7 +248,7 @@ fn handle(ctx: Ctx<'_>, incoming: Incoming) -> Option<Outgoing> {
             let (token, replies) = (ctx.token.to_owned(), ctx.replies.clone());
             tokio::spawn(async move {
                 let reply = dispatch(router, &token, incoming).await;
-                let _ = replies.send(reply).await;
+                let _ = replies.send(Box::new(reply)).await;
                 drop(permit);
             });
             None

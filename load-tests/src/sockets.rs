@@ -1,0 +1,248 @@
+//! Socket scenarios against `/v1/ws`:
+//!
+//! - idle: sign N devices in, open one socket each, hold them, and report
+//!   the gateway's RSS growth per socket (`--pid` of the gateway process);
+//! - push: the same sockets subscribed to `--region`, then `--pushes` region
+//!   events triggered through `--push-url` (an admin POST whose body carries
+//!   `sent_at_us`), reporting delivery latency over every socket.
+//!
+//! Sockets are spread over the local addresses 127.0.0.1..127.0.0.N
+//! (`--sources`) so one client process is not bound by one source address's
+//! ephemeral ports.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::StreamExt;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::Mutex;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::Options;
+
+/// Runs the scenario; `Ok(true)` when every socket opened (and, for
+/// pushes, every push arrived).
+pub async fn run(options: &Options) -> Result<bool, String> {
+    let url = options.positional.first().ok_or("missing URL")?;
+    let authority = url
+        .strip_prefix("http://")
+        .ok_or("URL must start with http://")?
+        .trim_end_matches('/')
+        .to_owned();
+    let addr: SocketAddr = authority.parse().map_err(|_| "URL must be http://ip:port")?;
+    let sockets: usize = options.num("sockets", 1000)?;
+    let sources: u8 = options.num("sources", 4)?;
+    let hold: f64 = options.num("hold", 5.0)?;
+    let pid: Option<u32> = options
+        .get("pid")
+        .map(|p| p.parse().map_err(|_| "--pid: not a number"))
+        .transpose()?;
+    let region: i64 = options.num("region", 1)?;
+    let pushes: usize = options.num("pushes", 0)?;
+
+    let started = Instant::now();
+    let tokens = sign_in(addr, &authority, sockets).await?;
+    eprintln!(
+        "  {} devices signed in in {:.1} s",
+        tokens.len(),
+        started.elapsed().as_secs_f64()
+    );
+    // Measured after the sign-ins, so only the sockets' own memory counts.
+    let rss_before = pid.and_then(rss_kb);
+
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(sockets * pushes.max(1))));
+    let received = Arc::new(AtomicU64::new(0));
+    let opened = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(sockets);
+    for (i, token) in tokens.into_iter().enumerate() {
+        let source = std::net::Ipv4Addr::new(127, 0, 0, 1 + (i % usize::from(sources.max(1))) as u8);
+        let (latencies, received, opened, authority) =
+            (latencies.clone(), received.clone(), opened.clone(), authority.clone());
+        tasks.push(tokio::spawn(async move {
+            let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
+            socket
+                .bind(SocketAddr::new(source.into(), 0))
+                .map_err(|e| e.to_string())?;
+            let stream = socket.connect(addr).await.map_err(|e| format!("connect: {e}"))?;
+            let mut request = format!("ws://{authority}/v1/ws")
+                .into_client_request()
+                .map_err(|e| e.to_string())?;
+            let bearer = format!("Bearer {token}").parse().map_err(|_| "token header")?;
+            request.headers_mut().insert("authorization", bearer);
+            let (mut ws, _) = tokio_tungstenite::client_async(request, stream)
+                .await
+                .map_err(|e| format!("upgrade: {e}"))?;
+            let subscribe = format!(r#"{{"id":"s","type":"subscribe","regions":[{region}]}}"#);
+            futures_util::SinkExt::send(&mut ws, Message::Text(subscribe.into()))
+                .await
+                .map_err(|e| e.to_string())?;
+            opened.fetch_add(1, Ordering::Relaxed);
+            while let Some(Ok(message)) = ws.next().await {
+                if let Message::Text(text) = message
+                    && let Some(at) = sent_at(text.as_str())
+                {
+                    let now = now_us();
+                    latencies.lock().await.push(now.saturating_sub(at));
+                    received.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Ok::<(), String>(())
+        }));
+    }
+    while (opened.load(Ordering::Relaxed) as usize) < sockets && started.elapsed() < Duration::from_secs(120) {
+        if tasks.iter().any(|t| t.is_finished()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let open = opened.load(Ordering::Relaxed) as usize;
+    println!(
+        "sockets open {open}/{sockets} in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    tokio::time::sleep(Duration::from_secs_f64(hold)).await;
+    if let (Some(before), Some(after)) = (rss_before, pid.and_then(rss_kb)) {
+        let per = (after.saturating_sub(before)) as f64 * 1024.0 / open.max(1) as f64;
+        println!(
+            "gateway RSS {:.1} MB -> {:.1} MB: {:.1} KB per idle socket",
+            before as f64 / 1024.0,
+            after as f64 / 1024.0,
+            per / 1024.0
+        );
+    }
+
+    let mut ok = open == sockets;
+    if pushes > 0 {
+        let push_url = options.get("push-url").ok_or("--push-url is required with --pushes")?;
+        let admin = options
+            .get("admin-token")
+            .ok_or("--admin-token is required with --pushes")?;
+        for n in 0..pushes {
+            let body = format!(
+                r#"{{"kind":"load_test","text":"push {n}","region_ids":[{region}],"payload":{{"sent_at_us":{}}}}}"#,
+                now_us()
+            );
+            post(addr, &authority, push_url, Some(admin), body).await?;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let expected = (open * pushes) as u64;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while received.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut latencies = latencies.lock().await.clone();
+        latencies.sort_unstable();
+        let pct = |p: f64| {
+            latencies
+                .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or(0) as f64
+                / 1000.0
+        };
+        println!(
+            "pushes delivered {}/{expected}  p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+            latencies.len(),
+            pct(0.5),
+            pct(0.99),
+            pct(1.0)
+        );
+        ok &= latencies.len() as u64 == expected;
+    }
+    for task in tasks {
+        task.abort();
+    }
+    Ok(ok)
+}
+
+fn sent_at(text: &str) -> Option<u64> {
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    if value["type"] != "event" {
+        return None;
+    }
+    value["payload"]["payload"]["sent_at_us"]
+        .as_u64()
+        .or_else(|| value["payload"]["sent_at_us"].as_u64())
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+fn rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+async fn sign_in(addr: SocketAddr, authority: &str, count: usize) -> Result<Vec<String>, String> {
+    let next = Arc::new(AtomicU64::new(0));
+    let tokens = Arc::new(Mutex::new(vec![String::new(); count]));
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let (next, tokens, authority) = (next.clone(), tokens.clone(), authority.to_owned());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                if i >= count {
+                    return Ok::<(), String>(());
+                }
+                let body = format!(r#"{{"device_id":"socket-load-{i}"}}"#);
+                let answer = post(addr, &authority, "/v1/auth/device", None, body).await?;
+                let value: serde_json::Value = serde_json::from_slice(&answer).map_err(|e| e.to_string())?;
+                let token = value["session_token"].as_str().ok_or("no session token")?.to_owned();
+                tokens.lock().await[i] = token;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.map_err(|e| e.to_string())??;
+    }
+    let tokens = tokens.lock().await.clone();
+    Ok(tokens)
+}
+
+async fn post(
+    addr: SocketAddr,
+    authority: &str,
+    path: &str,
+    token: Option<&str>,
+    body: String,
+) -> Result<bytes::Bytes, String> {
+    let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let mut request = http::Request::post(path)
+        .header(http::header::HOST, authority)
+        .header(http::header::CONTENT_TYPE, "application/json");
+    if let Some(token) = token {
+        request = request.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let request = request
+        .body(Full::new(bytes::Bytes::from(body)))
+        .map_err(|e| e.to_string())?;
+    let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    if !status.is_success() {
+        return Err(format!("POST {path}: {status} {}", String::from_utf8_lossy(&bytes)));
+    }
+    Ok(bytes)
+}
