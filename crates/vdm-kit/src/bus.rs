@@ -14,6 +14,7 @@ use deadpool_redis::redis::AsyncCommands;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
+use tracing::Instrument;
 
 use crate::cache::CacheStore;
 
@@ -79,6 +80,18 @@ impl EventBus {
 
     /// Publishes an event; failures are logged and counted, never returned.
     pub async fn publish(&self, event: Event) {
+        let span = tracing::info_span!(
+            "event_publish",
+            otel.name = "PUBLISH events",
+            otel.kind = "producer",
+            messaging.system = if self.redis.is_some() { "redis" } else { "in_process" },
+            messaging.destination.name = "events",
+            event = %event.kind,
+        );
+        self.publish_in(event).instrument(span).await
+    }
+
+    async fn publish_in(&self, event: Event) {
         let kind = event.kind.clone();
         match &self.redis {
             None => {

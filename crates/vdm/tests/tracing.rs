@@ -268,6 +268,18 @@ async fn a_request_is_one_trace_across_gateway_quest_and_database() {
     assert_eq!(status, 404);
     assert_eq!(error["error"]["trace_id"], client_trace);
 
+    // A write publishes its event inside the same trace.
+    let write_trace = "0af7651916cd43dd8448eb211c80319c";
+    let write_parent = format!("00-{write_trace}-b7ad6b7169203331-01");
+    let (status, _, _) = http(
+        "POST",
+        &format!("{base}/v1/quests/{id}/accept"),
+        &[("authorization", &token), ("traceparent", &write_parent)],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+
     gateway.stop();
     quest.stop();
     let spans = flatten(&receiver.requests.lock().unwrap());
@@ -349,5 +361,24 @@ async fn a_request_is_one_trace_across_gateway_quest_and_database() {
     assert!(
         trace.iter().any(|s| s.service == "gateway"
             && s.attributes.get("http.response.status_code").map(String::as_str) == Some("404"))
+    );
+
+    let publish = spans
+        .iter()
+        .find(|s| s.trace_id == write_trace && s.name == "PUBLISH events");
+    let publish = publish.unwrap_or_else(|| {
+        panic!(
+            "no publish span in the write's trace: {:?}",
+            spans
+                .iter()
+                .filter(|s| s.trace_id == write_trace)
+                .map(|s| &s.name)
+                .collect::<Vec<_>>()
+        )
+    });
+    assert_eq!(publish.service, "quest");
+    assert_eq!(
+        publish.attributes.get("event").map(String::as_str),
+        Some("quest.updated")
     );
 }

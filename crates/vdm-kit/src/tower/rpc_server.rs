@@ -58,8 +58,13 @@ where
             rpc.service = service,
             rpc.method = method,
             rpc.grpc.status_code = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
         );
         telemetry::set_parent_from_headers(&span, req.headers());
+        if let Some(trace_id) = span.in_scope(telemetry::current_trace_id) {
+            // Every log line of the call carries the id to find it in Jaeger.
+            span.record("trace_id", trace_id.as_str());
+        }
         RpcServerFuture {
             inner: self.inner.call(req).instrument(span),
             uri,
