@@ -92,9 +92,27 @@ pub const NPCS: &[(&str, i64, i64, f32, f32, f32)] = &[
 
 /// (NPC index + 1, kind, text, importance, subject NPC indexes + 1).
 pub const MEMORIES: &[(usize, &str, &str, f32, &[usize])] = &[
-    (1, "saw", "Wolves circling the mill after dark, bolder every night.", 0.7, &[]),
-    (7, "heard", "A bell ringing under the lake at dusk, where no chapel ever stood.", 0.6, &[]),
-    (14, "heard", "Someone in the harbour guard takes Syndicate coin.", 0.9, &[15]),
+    (
+        1,
+        "saw",
+        "Wolves circling the mill after dark, bolder every night.",
+        0.7,
+        &[],
+    ),
+    (
+        7,
+        "heard",
+        "A bell ringing under the lake at dusk, where no chapel ever stood.",
+        0.6,
+        &[],
+    ),
+    (
+        14,
+        "heard",
+        "Someone in the harbour guard takes Syndicate coin.",
+        0.9,
+        &[15],
+    ),
     (20, "talked", "Promised the guild its money by the new moon.", 0.8, &[]),
 ];
 
@@ -110,8 +128,16 @@ pub const EVENTS: &[(&str, &str, &[i64])] = &[
         "A storm rolls off Mirrormere; boats stay moored and the harbour bells ring.",
         &[2, 3],
     ),
-    ("bounty", "The Crown Wardens post a bounty on smugglers working the harbour.", &[3]),
-    ("omen", "Green lights dance over the Ember Dunes three nights running.", &[4, 1]),
+    (
+        "bounty",
+        "The Crown Wardens post a bounty on smugglers working the harbour.",
+        &[3],
+    ),
+    (
+        "omen",
+        "Green lights dance over the Ember Dunes three nights running.",
+        &[4, 1],
+    ),
 ];
 
 /// (title, description, giver NPC, region, level, gold, xp, items, objectives)
@@ -456,7 +482,11 @@ mod tests {
         // Every quest's giver is an NPC of the quest's region.
         for quest in QUESTS {
             let giver = NPCS[(quest.2 - 1) as usize];
-            assert_eq!(giver.1, quest.3, "{}: giver {} is in region {}", quest.0, giver.0, giver.1);
+            assert_eq!(
+                giver.1, quest.3,
+                "{}: giver {} is in region {}",
+                quest.0, giver.0, giver.1
+            );
         }
         // No two regions share a cell.
         let mut seen = std::collections::HashSet::new();

@@ -65,7 +65,11 @@ impl Running {
 /// Builds and starts the services (world first, then NPC pointed at it,
 /// then quest) and the gateway pointed at them; all stop when `shutdown`
 /// is cancelled. Returns once every one is bound.
-pub async fn start(services: &Services, mut gateway: GatewayConfig, shutdown: CancellationToken) -> Result<Running, VdmError> {
+pub async fn start(
+    services: &Services,
+    mut gateway: GatewayConfig,
+    shutdown: CancellationToken,
+) -> Result<Running, VdmError> {
     let mut tasks = JoinSet::new();
 
     let world_addr = match &services.world {
@@ -131,14 +135,22 @@ pub async fn run(env: &Env, common: &Common, shutdown: CancellationToken) -> Res
     // Filled in by `start` once each service is bound.
     let placeholder = || Some("http://127.0.0.1:0".to_owned());
     let services = Services {
-        world: Some(WorldConfig::from_env(env, loopback("VDM_WORLD_GRPC_ADDR")?, &common.data_dir)?),
+        world: Some(WorldConfig::from_env(
+            env,
+            loopback("VDM_WORLD_GRPC_ADDR")?,
+            &common.data_dir,
+        )?),
         npc: Some(NpcConfig::from_env(
             env,
             loopback("VDM_NPC_GRPC_ADDR")?,
             &common.data_dir,
             placeholder(),
         )?),
-        quest: Some(QuestConfig::from_env(env, loopback("VDM_QUEST_GRPC_ADDR")?, &common.data_dir)?),
+        quest: Some(QuestConfig::from_env(
+            env,
+            loopback("VDM_QUEST_GRPC_ADDR")?,
+            &common.data_dir,
+        )?),
     };
 
     let generated_admin = env.secret("VDM_ADMIN_TOKEN").is_none();

@@ -126,7 +126,11 @@ pub async fn bootstrap(
 ) -> GatewayResult<Reply<BootstrapJson>> {
     let region_id = match q.region_id {
         Some(id) if id > 0 => id,
-        Some(id) => return Err(GatewayError::invalid(format!("region_id must be a positive id, got {id}"))),
+        Some(id) => {
+            return Err(GatewayError::invalid(format!(
+                "region_id must be a positive id, got {id}"
+            )));
+        }
         None => return Err(GatewayError::invalid("region_id is required")),
     };
     tracing::Span::current().record("region.id", region_id);

@@ -213,10 +213,13 @@ pub fn closed_port_url() -> String {
     format!("http://127.0.0.1:{port}")
 }
 
+/// Each service's database, by service name.
+type DbFor = Box<dyn Fn(&str) -> DatabaseConfig>;
+
 /// [`spawn_app`] with [`Options`].
 pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestApp> {
     let suffix = random_suffix();
-    let (db, cache, cleanup): (Box<dyn Fn(&str) -> DatabaseConfig>, CacheConfig, Cleanup) = match backend {
+    let (db, cache, cleanup): (DbFor, CacheConfig, Cleanup) = match backend {
         Backend::Embedded => {
             let dir = std::env::temp_dir().join(format!("vdm-test-{suffix}"));
             let db_dir = dir.clone();
