@@ -41,6 +41,8 @@ pub async fn observe(request: Request, next: Next) -> Response {
         player.id = tracing::field::Empty,
         quest.id = tracing::field::Empty,
         trace_id = tracing::field::Empty,
+        npc.id = tracing::field::Empty,
+        region.id = tracing::field::Empty,
     );
     vdm_kit::telemetry::set_parent_from_headers(&span, request.headers());
     let trace_id = span.in_scope(vdm_kit::telemetry::current_trace_id);

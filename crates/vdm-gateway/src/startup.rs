@@ -2,7 +2,7 @@
 //! one gRPC client per service, compose the router and its layers, serve.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -22,7 +22,9 @@ use tower_http::timeout::TimeoutLayer;
 use vdm_kit::bus::EventBus;
 use vdm_kit::cache::CacheStore;
 use vdm_kit::shutdown::CancellationToken;
+use vdm_proto::npc::v1::npc_service_client::NpcServiceClient;
 use vdm_proto::quest::v1::quest_service_client::QuestServiceClient;
+use vdm_proto::world::v1::world_service_client::WorldServiceClient;
 
 use crate::auth::TokenKeys;
 use crate::auth::players::{PlayerStore, migration::Migrator};
@@ -32,7 +34,7 @@ use crate::rate_limit::{self, Limiter};
 use crate::realtime::hub::Hub;
 use crate::realtime::resume::ResumeStore;
 use crate::realtime::{self, Realtime};
-use crate::routes::{ops, quests};
+use crate::routes::{bootstrap, npcs, ops, quests, world};
 use crate::state::{AppState, Shared};
 use crate::{auth, middleware};
 
@@ -51,6 +53,18 @@ pub const ROUTES: &[&str] = &[
     "/v1/me/quests/{id}/progress",
     "/v1/me/quests/{id}/abandon",
     "/v1/ws",
+    "/v1/world/regions",
+    "/v1/world/regions/{id}",
+    "/v1/world/factions",
+    "/v1/world/time",
+    "/v1/world/events",
+    "/v1/npcs",
+    "/v1/npcs:batchGet",
+    "/v1/npcs/{id}",
+    "/v1/npcs/{id}/move",
+    "/v1/npcs/{id}/memories",
+    "/v1/me/npcs/{id}/disposition",
+    "/v1/bootstrap",
 ];
 
 /// Responses smaller than this are not worth compressing.
@@ -79,12 +93,20 @@ impl App {
             config: config.realtime.clone(),
             hub: Arc::new(Hub::default()),
             resume: ResumeStore::new(config.realtime.resume_window, config.realtime.resume_messages),
-            router: OnceLock::new(),
+            router: Mutex::new(None),
         });
         realtime
             .hub
             .clone()
             .spawn(bus, realtime.resume.clone(), shutdown.clone());
+        let npc_channel = vdm_kit::grpc::channel(&config.npc_url, config.request_timeout)?;
+        let npc = NpcServiceClient::new(npc_channel.clone())
+            .accept_compressed(CompressionEncoding::Gzip)
+            .accept_compressed(CompressionEncoding::Zstd);
+        let world_channel = vdm_kit::grpc::channel(&config.world_url, config.request_timeout)?;
+        let world = WorldServiceClient::new(world_channel.clone())
+            .accept_compressed(CompressionEncoding::Gzip)
+            .accept_compressed(CompressionEncoding::Zstd);
         let state: AppState = Arc::new(Shared {
             tokens: TokenKeys::new(
                 &config.jwt_secret,
@@ -94,14 +116,28 @@ impl App {
             ),
             players: PlayerStore::new(db),
             quest,
-            health: vec![(vdm_quest_service_name(), HealthClient::new(quest_channel))],
+            npc,
+            world,
+            bootstrap_budget: config.bootstrap_budget,
+            health: vec![
+                ("vdm.quest.v1.QuestService", HealthClient::new(quest_channel)),
+                ("vdm.npc.v1.NpcService", HealthClient::new(npc_channel)),
+                ("vdm.world.v1.WorldService", HealthClient::new(world_channel)),
+            ],
             shutdown: shutdown.clone(),
             realtime: realtime.clone(),
         });
         vdm_kit::metrics::install();
         let router = router(state, config);
         // Socket requests go through this same router (and its layers).
-        let _ = realtime.router.set(router.clone());
+        realtime.set_router(Some(router.clone()));
+        let (stopping, held) = (shutdown.clone(), realtime.clone());
+        tokio::spawn(async move {
+            stopping.cancelled().await;
+            // Breaks the router -> state -> realtime -> router cycle, so the
+            // state (and its database pool) is freed once the server stops.
+            held.set_router(None);
+        });
         let listener = TcpListener::bind(config.http_addr).await?;
         Ok(App {
             listener,
@@ -134,10 +170,6 @@ impl App {
     }
 }
 
-fn vdm_quest_service_name() -> &'static str {
-    "vdm.quest.v1.QuestService"
-}
-
 /// Builds the router with every route and the middleware stack.
 pub fn router(state: AppState, config: &GatewayConfig) -> Router {
     let api = Router::new()
@@ -154,6 +186,18 @@ pub fn router(state: AppState, config: &GatewayConfig) -> Router {
         .route("/v1/me/quests/{id}/progress", post(quests::progress))
         .route("/v1/me/quests/{id}/abandon", post(quests::abandon))
         .route("/v1/ws", get(realtime::connect))
+        .route("/v1/world/regions", get(world::regions))
+        .route("/v1/world/regions/{id}", get(world::region))
+        .route("/v1/world/factions", get(world::factions))
+        .route("/v1/world/time", get(world::time))
+        .route("/v1/world/events", post(world::publish_event).get(world::events))
+        .route("/v1/npcs", post(npcs::create).get(npcs::list))
+        .route("/v1/npcs:batchGet", post(npcs::batch_get))
+        .route("/v1/npcs/{id}", get(npcs::get))
+        .route("/v1/npcs/{id}/move", post(npcs::move_to))
+        .route("/v1/npcs/{id}/memories", get(npcs::memories).post(npcs::record_memory))
+        .route("/v1/me/npcs/{id}/disposition", get(npcs::disposition))
+        .route("/v1/bootstrap", get(bootstrap::bootstrap))
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))

@@ -3,11 +3,14 @@
 //! (a clone shares the underlying HTTP/2 connection).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tonic_health::pb::health_client::HealthClient;
 use vdm_kit::grpc::GrpcChannel;
 use vdm_kit::shutdown::CancellationToken;
+use vdm_proto::npc::v1::npc_service_client::NpcServiceClient;
 use vdm_proto::quest::v1::quest_service_client::QuestServiceClient;
+use vdm_proto::world::v1::world_service_client::WorldServiceClient;
 
 use crate::auth::TokenKeys;
 use crate::auth::players::PlayerStore;
@@ -24,6 +27,12 @@ pub struct Shared {
     pub players: PlayerStore,
     /// The quest service.
     pub quest: QuestServiceClient<GrpcChannel>,
+    /// The NPC service.
+    pub npc: NpcServiceClient<GrpcChannel>,
+    /// The world service.
+    pub world: WorldServiceClient<GrpcChannel>,
+    /// The budget of each service call of the game bootstrap.
+    pub bootstrap_budget: Duration,
     /// Health checks of each service, by gRPC service name.
     pub health: Vec<(&'static str, HealthClient<GrpcChannel>)>,
     /// Cancelled when the process begins to shut down.

@@ -15,6 +15,7 @@ use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
+use crate::tower::delay::DelayLayer;
 use crate::tower::rpc_client::{RpcClient, RpcClientLayer};
 use crate::tower::rpc_server::RpcServerLayer;
 
@@ -32,6 +33,14 @@ pub enum GrpcError {
     InvalidAddress(String),
 }
 
+/// How a server runs, beyond what every server gets.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServeOptions {
+    /// Holds every call back this long before handling it. Tests only: it
+    /// makes a service slow on purpose. `None` in every real configuration.
+    pub artificial_delay: Option<Duration>,
+}
+
 /// Serves `routes` (one vdm service) on `listener` until `shutdown`
 /// completes, then drains in-flight calls.
 ///
@@ -43,6 +52,17 @@ pub async fn serve(
     service_name: &'static str,
     routes: Routes,
     shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), GrpcError> {
+    serve_with(listener, service_name, routes, shutdown, ServeOptions::default()).await
+}
+
+/// [`serve`], with [`ServeOptions`].
+pub async fn serve_with(
+    listener: TcpListener,
+    service_name: &'static str,
+    routes: Routes,
+    shutdown: impl Future<Output = ()> + Send,
+    options: ServeOptions,
 ) -> Result<(), GrpcError> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
@@ -66,7 +86,9 @@ pub async fn serve(
     };
     tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        // Outermost: the span and metrics see the whole call, delay included.
         .layer(RpcServerLayer)
+        .layer(DelayLayer::new(options.artificial_delay))
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;

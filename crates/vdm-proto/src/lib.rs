@@ -20,3 +20,21 @@ pub mod quest {
         tonic::include_proto!("vdm.quest.v1");
     }
 }
+
+/// NPCs, their dispositions and memories (`vdm.npc.v1`).
+pub mod npc {
+    /// Version 1 of the NPC contract.
+    pub mod v1 {
+        #![allow(missing_docs, clippy::all)]
+        tonic::include_proto!("vdm.npc.v1");
+    }
+}
+
+/// Regions, factions, the world clock and world events (`vdm.world.v1`).
+pub mod world {
+    /// Version 1 of the world contract.
+    pub mod v1 {
+        #![allow(missing_docs, clippy::all)]
+        tonic::include_proto!("vdm.world.v1");
+    }
+}

@@ -1,10 +1,10 @@
 //! `vdm all`: every service and the gateway in one process.
 //!
 //! Each service listens on its own loopback gRPC port (picked by the OS
-//! unless configured) and the gateway reaches it over gRPC, so the same code
-//! path runs as in Kubernetes. With no configuration it uses SQLite files
-//! under `./data`, the in-process cache, generated secrets, and seeds the
-//! demo world.
+//! unless configured) and the gateway, and the NPC service for the world,
+//! reach it over gRPC, so the same code path runs as in Kubernetes. With no
+//! configuration it uses SQLite files under `./data`, the in-process cache,
+//! generated secrets, and seeds the demo world.
 
 use std::net::SocketAddr;
 
@@ -12,16 +12,35 @@ use tokio::task::JoinSet;
 use vdm_gateway::{GatewayConfig, Overrides};
 use vdm_kit::config::Env;
 use vdm_kit::shutdown::CancellationToken;
+use vdm_npc::NpcConfig;
 use vdm_quest::QuestConfig;
+use vdm_world::WorldConfig;
 
 use crate::{Common, VdmError};
+
+/// The services [`start`] runs. One left out (`None`) is not started, and
+/// its callers keep the address their own config names for it (tests point
+/// that at a closed port to play a service that is down).
+#[derive(Debug, Clone)]
+pub struct Services {
+    /// The world service.
+    pub world: Option<WorldConfig>,
+    /// The NPC service; its `world_url` is replaced when the world runs here.
+    pub npc: Option<NpcConfig>,
+    /// The quest service.
+    pub quest: Option<QuestConfig>,
+}
 
 /// The running apps of one process.
 pub struct Running {
     /// Where the gateway serves HTTP.
     pub http_addr: SocketAddr,
-    /// Where the quest service serves gRPC.
-    pub quest_addr: SocketAddr,
+    /// Where the world service serves gRPC, when started.
+    pub world_addr: Option<SocketAddr>,
+    /// Where the NPC service serves gRPC, when started.
+    pub npc_addr: Option<SocketAddr>,
+    /// Where the quest service serves gRPC, when started.
+    pub quest_addr: Option<SocketAddr>,
     tasks: JoinSet<Result<(), VdmError>>,
 }
 
@@ -43,27 +62,56 @@ impl Running {
     }
 }
 
-/// Builds and starts the quest service and the gateway (pointed at it);
-/// both stop when `shutdown` is cancelled. Returns once both are bound.
+/// Builds and starts the services (world first, then NPC pointed at it,
+/// then quest) and the gateway pointed at them; all stop when `shutdown`
+/// is cancelled. Returns once every one is bound.
 pub async fn start(
-    quest: &QuestConfig,
+    services: &Services,
     mut gateway: GatewayConfig,
     shutdown: CancellationToken,
 ) -> Result<Running, VdmError> {
-    let quest_app = vdm_quest::App::build(quest).await?;
-    let quest_addr = quest_app.local_addr();
-    gateway.quest_url = format!("http://{quest_addr}");
+    let mut tasks = JoinSet::new();
+
+    let world_addr = match &services.world {
+        Some(config) => {
+            let app = vdm_world::App::build(config).await?;
+            let addr = app.local_addr();
+            gateway.world_url = format!("http://{addr}");
+            let stop = shutdown.clone();
+            tasks.spawn(async move { app.run_until(stop.cancelled_owned()).await.map_err(VdmError::from) });
+            Some(addr)
+        }
+        None => None,
+    };
+    let npc_addr = match &services.npc {
+        Some(config) => {
+            let mut config = config.clone();
+            if let Some(world) = world_addr {
+                config.world_url = format!("http://{world}");
+            }
+            let app = vdm_npc::App::build(&config).await?;
+            let addr = app.local_addr();
+            gateway.npc_url = format!("http://{addr}");
+            let stop = shutdown.clone();
+            tasks.spawn(async move { app.run_until(stop.cancelled_owned()).await.map_err(VdmError::from) });
+            Some(addr)
+        }
+        None => None,
+    };
+    let quest_addr = match &services.quest {
+        Some(config) => {
+            let app = vdm_quest::App::build(config).await?;
+            let addr = app.local_addr();
+            gateway.quest_url = format!("http://{addr}");
+            let stop = shutdown.clone();
+            tasks.spawn(async move { app.run_until(stop.cancelled_owned()).await.map_err(VdmError::from) });
+            Some(addr)
+        }
+        None => None,
+    };
+
     let gateway_app = vdm_gateway::App::build(&gateway, shutdown.clone()).await?;
     let http_addr = gateway_app.local_addr();
-
-    let mut tasks = JoinSet::new();
-    let stop = shutdown.clone();
-    tasks.spawn(async move {
-        quest_app
-            .run_until(stop.cancelled_owned())
-            .await
-            .map_err(VdmError::from)
-    });
     let stop = shutdown.clone();
     tasks.spawn(async move {
         let result = gateway_app.run().await.map_err(VdmError::from);
@@ -73,6 +121,8 @@ pub async fn start(
     });
     Ok(Running {
         http_addr,
+        world_addr,
+        npc_addr,
         quest_addr,
         tasks,
     })
@@ -81,13 +131,33 @@ pub async fn start(
 /// Runs `vdm all` until a shutdown signal.
 pub async fn run(env: &Env, common: &Common, shutdown: CancellationToken) -> Result<(), VdmError> {
     let started = std::time::Instant::now();
-    let quest_addr = env.parse_or("VDM_QUEST_GRPC_ADDR", SocketAddr::from(([127, 0, 0, 1], 0)))?;
-    let quest = QuestConfig::from_env(env, quest_addr, &common.data_dir)?;
+    let loopback = |var: &str| env.parse_or(var, SocketAddr::from(([127, 0, 0, 1], 0)));
+    // Filled in by `start` once each service is bound.
+    let placeholder = || Some("http://127.0.0.1:0".to_owned());
+    let services = Services {
+        world: Some(WorldConfig::from_env(
+            env,
+            loopback("VDM_WORLD_GRPC_ADDR")?,
+            &common.data_dir,
+        )?),
+        npc: Some(NpcConfig::from_env(
+            env,
+            loopback("VDM_NPC_GRPC_ADDR")?,
+            &common.data_dir,
+            placeholder(),
+        )?),
+        quest: Some(QuestConfig::from_env(
+            env,
+            loopback("VDM_QUEST_GRPC_ADDR")?,
+            &common.data_dir,
+        )?),
+    };
 
     let generated_admin = env.secret("VDM_ADMIN_TOKEN").is_none();
     let overrides = Overrides {
-        // Filled in by `start` once the quest service is bound.
-        quest_url: Some("http://127.0.0.1:0".to_owned()),
+        quest_url: placeholder(),
+        npc_url: placeholder(),
+        world_url: placeholder(),
         admin_token: Some(vdm_gateway::config::generate_secret(18)?),
         jwt_secret: Some(vdm_gateway::config::generate_secret(32)?),
     };
@@ -96,10 +166,13 @@ pub async fn run(env: &Env, common: &Common, shutdown: CancellationToken) -> Res
     }
     let gateway = GatewayConfig::from_env(env, &common.data_dir, overrides)?;
     let admin_token = gateway.admin_token.clone();
-    let running = start(&quest, gateway, shutdown.clone()).await?;
+    let running = start(&services, gateway, shutdown.clone()).await?;
 
     if env.bool_or("VDM_SEED_DEMO", true)? {
-        let seeded = crate::demo::seed(running.quest_addr).await;
+        let seeded = match (running.world_addr, running.npc_addr, running.quest_addr) {
+            (Some(world), Some(npc), Some(quest)) => crate::demo::seed(world, npc, quest).await,
+            _ => Err(VdmError::Other("demo seed: a service did not start".to_owned())),
+        };
         if let Err(err) = seeded {
             shutdown.cancel();
             let _ = running.wait().await;
@@ -120,7 +193,7 @@ pub async fn run(env: &Env, common: &Common, shutdown: CancellationToken) -> Res
     println!(
         "try:\n  curl -s -X POST {url}/v1/auth/device -H 'content-type: application/json' -d '{{\"device_id\":\"my-device\"}}'"
     );
-    println!("  curl -s {url}/v1/quests?region_id=1 -H \"authorization: Bearer $TOKEN\"\n");
+    println!("  curl -s '{url}/v1/bootstrap?region_id=1' -H \"authorization: Bearer $TOKEN\"\n");
     running.wait().await
 }
 

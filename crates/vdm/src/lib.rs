@@ -26,7 +26,10 @@ commands:
   all                 run every service and the gateway in one process (default)
   gateway             run the HTTP gateway
   quest               run the quest service
-  migrate <service>   run a service's database migrations and exit (gateway, quest, all)
+  npc                 run the NPC service
+  world               run the world service
+  migrate <service>   run a service's database migrations and exit
+                      (gateway, quest, npc, world, all)
   help                print this help
 
 Configuration is read from the environment (VDM_*, DATABASE_URL, REDIS_URL,
@@ -41,6 +44,10 @@ pub enum Command {
     Gateway,
     /// The quest service alone.
     Quest,
+    /// The NPC service alone.
+    Npc,
+    /// The world service alone.
+    World,
     /// Migrate one service's database (or all) and exit.
     Migrate(String),
     /// Print the help.
@@ -56,6 +63,8 @@ impl Command {
             None | Some("all") => Command::All,
             Some("gateway") => Command::Gateway,
             Some("quest") => Command::Quest,
+            Some("npc") => Command::Npc,
+            Some("world") => Command::World,
             Some("migrate") => Command::Migrate(args.next().ok_or("migrate needs a service name")?),
             Some("help" | "-h" | "--help") => Command::Help,
             Some("version" | "-V" | "--version") => Command::Version,
@@ -80,6 +89,12 @@ pub enum VdmError {
     /// The quest service failed.
     #[error("quest service failed")]
     Quest(#[from] vdm_quest::QuestError),
+    /// The NPC service failed.
+    #[error("npc service failed")]
+    Npc(#[from] vdm_npc::NpcError),
+    /// The world service failed.
+    #[error("world service failed")]
+    World(#[from] vdm_world::WorldError),
     /// The gateway failed.
     #[error("gateway failed")]
     Gateway(#[from] vdm_gateway::GatewayError),
@@ -150,6 +165,8 @@ async fn run_async(command: Command) -> Result<(), VdmError> {
         Command::All => "vdm",
         Command::Gateway => "gateway",
         Command::Quest => "quest",
+        Command::Npc => "npc",
+        Command::World => "world",
         _ => "vdm-migrate",
     };
     let common = Common::from_env(&env, service_name)?;
@@ -168,32 +185,80 @@ async fn run_async(command: Command) -> Result<(), VdmError> {
             Ok(())
         }
         Command::Quest => {
-            let grpc_addr: SocketAddr = env.parse_or("VDM_GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], 50051)))?;
-            let admin_addr: SocketAddr = env.parse_or("VDM_ADMIN_ADDR", SocketAddr::from(([0, 0, 0, 0], 9090)))?;
-            let config = vdm_quest::QuestConfig::from_env(&env, grpc_addr, &common.data_dir)?;
+            let config = vdm_quest::QuestConfig::from_env(&env, grpc_addr(&env)?, &common.data_dir)?;
             let app = vdm_quest::App::build(&config).await?;
-            let admin = tokio::net::TcpListener::bind(admin_addr).await?;
-            tracing::info!(addr = %admin_addr, "admin endpoints listening");
-            let admin = tokio::spawn(vdm_kit::admin::serve(admin, app.readiness(), shutdown.clone()));
-            app.run_until(shutdown.cancelled_owned()).await?;
-            admin.await.map_err(|e| VdmError::Other(format!("admin task: {e}")))??;
-            Ok(())
+            let readiness = app.readiness();
+            let stop = shutdown.clone();
+            serve_one(&env, readiness, shutdown, async move {
+                app.run_until(stop.cancelled_owned()).await.map_err(VdmError::from)
+            })
+            .await
+        }
+        Command::Npc => {
+            let config = vdm_npc::NpcConfig::from_env(&env, grpc_addr(&env)?, &common.data_dir, None)?;
+            let app = vdm_npc::App::build(&config).await?;
+            let readiness = app.readiness();
+            let stop = shutdown.clone();
+            serve_one(&env, readiness, shutdown, async move {
+                app.run_until(stop.cancelled_owned()).await.map_err(VdmError::from)
+            })
+            .await
+        }
+        Command::World => {
+            let config = vdm_world::WorldConfig::from_env(&env, grpc_addr(&env)?, &common.data_dir)?;
+            let app = vdm_world::App::build(&config).await?;
+            let readiness = app.readiness();
+            let stop = shutdown.clone();
+            serve_one(&env, readiness, shutdown, async move {
+                app.run_until(stop.cancelled_owned()).await.map_err(VdmError::from)
+            })
+            .await
         }
         Command::Migrate(service) => migrate(&env, &common, &service).await,
         Command::Help | Command::Version => Ok(()),
     }
 }
 
+/// The gRPC listen address of a one-service process (`VDM_GRPC_ADDR`).
+fn grpc_addr(env: &Env) -> Result<SocketAddr, ConfigError> {
+    env.parse_or("VDM_GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], 50051)))
+}
+
+/// Runs one service (`run`, which stops when `shutdown` is cancelled) next
+/// to its admin listener (`VDM_ADMIN_ADDR`: `/health`, `/ready`, `/metrics`).
+async fn serve_one(
+    env: &Env,
+    readiness: vdm_kit::admin::ReadinessCheck,
+    shutdown: CancellationToken,
+    run: impl Future<Output = Result<(), VdmError>>,
+) -> Result<(), VdmError> {
+    let admin_addr: SocketAddr = env.parse_or("VDM_ADMIN_ADDR", SocketAddr::from(([0, 0, 0, 0], 9090)))?;
+    let admin = tokio::net::TcpListener::bind(admin_addr).await?;
+    tracing::info!(addr = %admin_addr, "admin endpoints listening");
+    let admin = tokio::spawn(vdm_kit::admin::serve(admin, readiness, shutdown.clone()));
+    let result = run.await;
+    // The admin listener stops with the same token; make sure it does when
+    // the service stopped on its own.
+    shutdown.cancel();
+    admin.await.map_err(|e| VdmError::Other(format!("admin task: {e}")))??;
+    result
+}
+
+/// Every service `vdm migrate` knows, in the order `all` migrates them.
+const MIGRATABLE: &[&str] = &["gateway", "quest", "npc", "world"];
+
 async fn migrate(env: &Env, common: &Common, service: &str) -> Result<(), VdmError> {
     let targets: &[&str] = match service {
-        "all" => &["gateway", "quest"],
-        "gateway" => &["gateway"],
-        "quest" => &["quest"],
-        other => {
-            return Err(VdmError::Other(format!(
-                "unknown service {other:?}; expected gateway, quest or all"
-            )));
-        }
+        "all" => MIGRATABLE,
+        one => match MIGRATABLE.iter().position(|s| *s == one) {
+            Some(i) => &MIGRATABLE[i..=i],
+            None => {
+                return Err(VdmError::Other(format!(
+                    "unknown service {one:?}; expected one of {} or all",
+                    MIGRATABLE.join(", ")
+                )));
+            }
+        },
     };
     for target in targets {
         let config = DatabaseConfig::from_env(env, target, &common.data_dir)?;
@@ -201,6 +266,8 @@ async fn migrate(env: &Env, common: &Common, service: &str) -> Result<(), VdmErr
             "gateway" => {
                 vdm_kit::db::migrate::<vdm_gateway::auth::players::migration::Migrator>(&config, "gateway").await?
             }
+            "npc" => vdm_kit::db::migrate::<vdm_npc::store::migration::Migrator>(&config, "npc").await?,
+            "world" => vdm_kit::db::migrate::<vdm_world::store::migration::Migrator>(&config, "world").await?,
             _ => vdm_kit::db::migrate::<vdm_quest::store::migration::Migrator>(&config, "quest").await?,
         }
         println!("migrated {target}");
@@ -227,6 +294,9 @@ mod tests {
     fn parses_subcommands() {
         assert_eq!(parse(&[]).unwrap(), Command::All);
         assert_eq!(parse(&["quest"]).unwrap(), Command::Quest);
+        assert_eq!(parse(&["npc"]).unwrap(), Command::Npc);
+        assert_eq!(parse(&["world"]).unwrap(), Command::World);
+        assert_eq!(parse(&["migrate", "world"]).unwrap(), Command::Migrate("world".into()));
         assert_eq!(parse(&["migrate", "quest"]).unwrap(), Command::Migrate("quest".into()));
         assert!(parse(&["migrate"]).is_err());
         assert!(parse(&["bogus"]).is_err());

@@ -1,6 +1,6 @@
 //! `vdm`: run every service and the gateway in one process (`vdm all`, the
-//! default), or one of them (`vdm gateway`, `vdm quest`), or migrate a
-//! service's database (`vdm migrate <service>`).
+//! default), or one of them (`vdm gateway`, `vdm quest`, `vdm npc`,
+//! `vdm world`), or migrate a service's database (`vdm migrate <service>`).
 
 use std::process::ExitCode;
 

@@ -208,7 +208,20 @@ async fn a_request_is_one_trace_across_gateway_quest_and_database() {
     quest_env.push(("VDM_GRPC_ADDR", format!("127.0.0.1:{grpc}")));
     quest_env.push(("VDM_ADMIN_ADDR", format!("127.0.0.1:{admin_port}")));
     let quest = Process::spawn(&["quest"], &quest_env);
+    // The gateway is ready only when every service it fronts answers.
+    let (world_grpc, world_admin, npc_grpc, npc_admin) = (free_port(), free_port(), free_port(), free_port());
+    let mut world_env = common("world");
+    world_env.push(("VDM_GRPC_ADDR", format!("127.0.0.1:{world_grpc}")));
+    world_env.push(("VDM_ADMIN_ADDR", format!("127.0.0.1:{world_admin}")));
+    let world = Process::spawn(&["world"], &world_env);
+    let mut npc_env = common("npc");
+    npc_env.push(("VDM_GRPC_ADDR", format!("127.0.0.1:{npc_grpc}")));
+    npc_env.push(("VDM_ADMIN_ADDR", format!("127.0.0.1:{npc_admin}")));
+    npc_env.push(("VDM_WORLD_URL", format!("http://127.0.0.1:{world_grpc}")));
+    let npc = Process::spawn(&["npc"], &npc_env);
     let mut gateway_env = common("gateway");
+    gateway_env.push(("VDM_WORLD_URL", format!("http://127.0.0.1:{world_grpc}")));
+    gateway_env.push(("VDM_NPC_URL", format!("http://127.0.0.1:{npc_grpc}")));
     gateway_env.push(("VDM_HTTP_ADDR", format!("127.0.0.1:{http_port}")));
     gateway_env.push(("VDM_QUEST_URL", format!("http://127.0.0.1:{grpc}")));
     gateway_env.push(("VDM_ADMIN_TOKEN", ADMIN.to_owned()));
@@ -282,6 +295,8 @@ async fn a_request_is_one_trace_across_gateway_quest_and_database() {
 
     gateway.stop();
     quest.stop();
+    npc.stop();
+    world.stop();
     let spans = flatten(&receiver.requests.lock().unwrap());
     server.abort();
     let _ = std::fs::remove_dir_all(&dir);

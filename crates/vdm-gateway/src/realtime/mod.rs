@@ -17,7 +17,7 @@ pub mod resume;
 pub mod session;
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -95,8 +95,22 @@ pub struct Realtime {
     pub hub: Arc<hub::Hub>,
     /// Missed pushes kept for resuming clients.
     pub resume: resume::ResumeStore,
-    /// The router requests are dispatched to (set once it is built).
-    pub router: OnceLock<Router>,
+    /// The router requests are dispatched to: set once it is built, taken
+    /// when the gateway stops (the router holds the state that holds this,
+    /// so keeping it would keep both alive forever).
+    pub router: Mutex<Option<Router>>,
+}
+
+impl Realtime {
+    /// The router to dispatch socket requests to, while the gateway runs.
+    pub fn router(&self) -> Option<Router> {
+        self.router.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Sets (or, with `None`, drops) the dispatch router.
+    pub fn set_router(&self, router: Option<Router>) {
+        *self.router.lock().unwrap_or_else(|e| e.into_inner()) = router;
+    }
 }
 
 /// `GET /v1/ws` query parameters.

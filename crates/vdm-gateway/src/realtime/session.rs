@@ -242,7 +242,7 @@ fn handle(ctx: Ctx<'_>, incoming: Incoming) -> Option<Outgoing> {
                     "too many requests in flight on this socket",
                 ));
             };
-            let Some(router) = ctx.realtime.router.get().cloned() else {
+            let Some(router) = ctx.realtime.router() else {
                 return Some(error_reply(id, ErrorCode::Unavailable, "the gateway is starting"));
             };
             let (token, replies) = (ctx.token.to_owned(), ctx.replies.clone());

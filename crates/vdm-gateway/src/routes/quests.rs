@@ -123,6 +123,16 @@ pub struct ListJson<T> {
     next_cursor: Option<String>,
 }
 
+impl<T> ListJson<T> {
+    /// A page; an empty cursor means the last page.
+    pub fn new(items: Vec<T>, next_cursor: String) -> ListJson<T> {
+        ListJson {
+            items,
+            next_cursor: non_empty(next_cursor),
+        }
+    }
+}
+
 /// `GET /v1/quests` query.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -397,7 +407,7 @@ pub async fn list_mine(
     ))
 }
 
-fn non_empty(s: String) -> Option<String> {
+pub(crate) fn non_empty(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
@@ -409,7 +419,7 @@ fn reward_to_pb(reward: RewardJson) -> pb::Reward {
     }
 }
 
-fn quest_json(quest: pb::Quest) -> QuestJson {
+pub(crate) fn quest_json(quest: pb::Quest) -> QuestJson {
     let reward = quest.reward.unwrap_or_default();
     QuestJson {
         id: quest.id,
@@ -435,7 +445,7 @@ fn quest_json(quest: pb::Quest) -> QuestJson {
     }
 }
 
-fn player_quest_json(pq: pb::PlayerQuest) -> PlayerQuestJson {
+pub(crate) fn player_quest_json(pq: pb::PlayerQuest) -> PlayerQuestJson {
     let status = match pb::QuestStatus::try_from(pq.status) {
         Ok(pb::QuestStatus::Completed) => "completed",
         Ok(pb::QuestStatus::Failed) => "failed",

@@ -4,7 +4,9 @@
 //!   every gRPC call a service serves.
 //! - [`rpc_client`]: trace-context injection and metrics around every gRPC
 //!   call the gateway (or a service) makes.
+//! - [`delay`]: an artificial, configured delay before every call (tests).
 
+pub mod delay;
 pub mod rpc_client;
 pub mod rpc_server;
 

@@ -1,7 +1,9 @@
 #![allow(dead_code)]
 
-//! Spawns the quest service and the gateway in this process on port 0 (no
-//! sleeps: both are bound before `spawn_app` returns) and drives HTTP.
+//! Spawns the world, NPC and quest services and the gateway in this process
+//! on port 0 (no sleeps: all are bound before `spawn_app` returns) and drives
+//! HTTP. `spawn_app_with` can leave a service down (its callers get a closed
+//! port), slow services down on purpose, and seed the demo world.
 //!
 //! Two back ends: `Embedded` (SQLite files in a temp folder, in-process cache)
 //! and `External` (Postgres and Redis at `VDM_TEST_DATABASE_URL` /
@@ -23,13 +25,18 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::Value;
-use vdm::embedded::Running;
+use vdm::embedded::{Running, Services};
 use vdm_gateway::GatewayConfig;
 use vdm_gateway::rate_limit::RateLimits;
 use vdm_gateway::realtime::RealtimeConfig;
 use vdm_kit::config::{CacheConfig, DatabaseConfig, Secret};
+use vdm_kit::grpc::GrpcChannel;
 use vdm_kit::shutdown::CancellationToken;
+use vdm_npc::NpcConfig;
+use vdm_proto::npc::v1::npc_service_client::NpcServiceClient;
+use vdm_proto::world::v1::world_service_client::WorldServiceClient;
 use vdm_quest::QuestConfig;
+use vdm_world::WorldConfig;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 pub const JWT_SECRET: &str = "test-jwt-secret-0123456789abcdef0123456789";
@@ -64,13 +71,42 @@ macro_rules! backend_tests {
     };
 }
 
+/// How `spawn_app_with` sets the apps up; the default is what `spawn_app`
+/// starts: every service up, no delays, no demo data.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Leave the world service down (its callers get a closed port).
+    pub world_down: bool,
+    /// Leave the NPC service down.
+    pub npc_down: bool,
+    /// Leave the quest service down.
+    pub quest_down: bool,
+    /// Hold every world RPC back this long.
+    pub world_delay: Option<Duration>,
+    /// Hold every NPC RPC back this long.
+    pub npc_delay: Option<Duration>,
+    /// The gateway's bootstrap budget (default 300 ms, as in production).
+    pub bootstrap_budget: Option<Duration>,
+    /// Memories each NPC keeps (default 50).
+    pub memory_cap: Option<u32>,
+    /// The world clock's rate (default 60).
+    pub clock_rate: Option<f64>,
+    /// Seed the demo world through the services before returning.
+    pub seed_demo: bool,
+}
+
 pub struct TestApp {
     pub addr: SocketAddr,
-    gateway_config: Option<GatewayConfig>,
+    /// The services' gRPC addresses (None: left down).
+    pub world_addr: Option<SocketAddr>,
+    pub npc_addr: Option<SocketAddr>,
+    pub quest_addr: Option<SocketAddr>,
     client: Client<HttpConnector, Full<Bytes>>,
     shutdown: CancellationToken,
     running: Option<Running>,
     cleanup: Cleanup,
+    /// What started the apps, to start them again on the same data.
+    setup: Option<(Services, GatewayConfig)>,
 }
 
 enum Cleanup {
@@ -167,13 +203,35 @@ fn unix_secs() -> u64 {
 /// Builds and starts the apps; `None` when the back end is unavailable and
 /// not required (the skip is printed).
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, Options::default()).await
+}
+
+/// A local port where nothing listens (bound, then released).
+pub fn closed_port_url() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("http://127.0.0.1:{port}")
+}
+
+/// Each service's database, by service name.
+type DbFor = Box<dyn Fn(&str) -> DatabaseConfig>;
+
+/// [`spawn_app`] with [`Options`].
+pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestApp> {
     let suffix = random_suffix();
-    let (database, cache, cleanup) = match backend {
+    let (db, cache, cleanup): (DbFor, CacheConfig, Cleanup) = match backend {
         Backend::Embedded => {
             let dir = std::env::temp_dir().join(format!("vdm-test-{suffix}"));
-            let db = |service: &str| DatabaseConfig::sqlite_file(&dir, service);
+            let db_dir = dir.clone();
             let cache = CacheConfig::in_process();
-            ((db("quest"), db("gateway")), cache, Cleanup::Dir(dir))
+            (
+                Box::new(move |service: &str| DatabaseConfig::sqlite_file(&db_dir, service)),
+                cache,
+                Cleanup::Dir(dir),
+            )
         }
         Backend::External => {
             if let Err(why) = external_available() {
@@ -186,44 +244,70 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
             let (pg, redis) = external_urls();
             prune_old_schemas(&pg).await;
             let prefix = format!("t{}_{suffix}", unix_secs());
-            let db = |service: &str| DatabaseConfig {
-                url: Secret::new(pg.clone()),
-                schema: format!("{prefix}_{service}"),
-                max_connections: 5,
-                acquire_timeout: Duration::from_secs(5),
-                migrate_on_start: true,
-            };
             let cache = CacheConfig {
                 redis_url: Some(Secret::new(redis)),
                 key_prefix: prefix.clone(),
                 memory_capacity: 1000,
                 timeout: Duration::from_millis(500),
             };
-            let schemas = vec![format!("{prefix}_quest"), format!("{prefix}_gateway")];
+            let schemas = ["quest", "npc", "world", "gateway"]
+                .iter()
+                .map(|s| format!("{prefix}_{s}"))
+                .collect();
+            let url = pg.clone();
             (
-                (db("quest"), db("gateway")),
+                Box::new(move |service: &str| DatabaseConfig {
+                    url: Secret::new(url.clone()),
+                    schema: format!("{prefix}_{service}"),
+                    max_connections: 5,
+                    acquire_timeout: Duration::from_secs(5),
+                    migrate_on_start: true,
+                }),
                 cache,
                 Cleanup::Schemas { url: pg, schemas },
             )
         }
     };
-    let gateway_cache = cache.clone();
-    let quest = QuestConfig {
-        grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        database: database.0,
-        cache,
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let services = Services {
+        world: (!options.world_down).then(|| WorldConfig {
+            grpc_addr: loopback,
+            database: db("world"),
+            cache: cache.clone(),
+            clock_rate: options.clock_rate.unwrap_or(60.0),
+            artificial_delay: options.world_delay,
+        }),
+        npc: (!options.npc_down).then(|| NpcConfig {
+            grpc_addr: loopback,
+            database: db("npc"),
+            cache: cache.clone(),
+            // Replaced by the world's address when the world runs.
+            world_url: closed_port_url(),
+            world_timeout: Duration::from_secs(2),
+            memory_cap: options.memory_cap.unwrap_or(50),
+            artificial_delay: options.npc_delay,
+        }),
+        quest: (!options.quest_down).then(|| QuestConfig {
+            grpc_addr: loopback,
+            database: db("quest"),
+            cache: cache.clone(),
+        }),
     };
     let gateway = GatewayConfig {
-        http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        quest_url: String::new(),
+        http_addr: loopback,
+        // Those of the services that run are replaced by their addresses.
+        quest_url: closed_port_url(),
+        npc_url: closed_port_url(),
+        world_url: closed_port_url(),
+        bootstrap_budget: options.bootstrap_budget.unwrap_or(Duration::from_millis(300)),
         admin_token: Secret::new(ADMIN_TOKEN),
         jwt_secret: Secret::new(JWT_SECRET),
         session_ttl: Duration::from_secs(600),
         refresh_ttl: Duration::from_secs(3600),
         request_timeout: Duration::from_secs(10),
         body_limit: 64 * 1024,
-        database: database.1,
-        cache: gateway_cache,
+        database: db("gateway"),
+        cache: cache.clone(),
         realtime: RealtimeConfig {
             heartbeat: Duration::from_millis(500),
             queue: 64,
@@ -233,18 +317,28 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
         cors_origins: vec!["https://play.example".to_owned()],
     };
     let shutdown = CancellationToken::new();
-    let mut second_config = gateway.clone();
-    let running = vdm::embedded::start(&quest, gateway, shutdown.clone())
+    let running = vdm::embedded::start(&services, gateway.clone(), shutdown.clone())
         .await
         .expect("apps start");
-    second_config.quest_url = format!("http://{}", running.quest_addr);
+    if options.seed_demo {
+        vdm::demo::seed(
+            running.world_addr.expect("the demo needs the world service"),
+            running.npc_addr.expect("the demo needs the npc service"),
+            running.quest_addr.expect("the demo needs the quest service"),
+        )
+        .await
+        .expect("demo world seeds");
+    }
     Some(TestApp {
         addr: running.http_addr,
-        gateway_config: Some(second_config),
+        world_addr: running.world_addr,
+        npc_addr: running.npc_addr,
+        quest_addr: running.quest_addr,
         client: Client::builder(TokioExecutor::new()).build_http(),
         shutdown,
         running: Some(running),
         cleanup,
+        setup: Some((services, gateway)),
     })
 }
 
@@ -295,6 +389,9 @@ pub async fn spawn_gateway_without_services() -> TestApp {
     let gateway = GatewayConfig {
         http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         quest_url: format!("http://127.0.0.1:{closed_port}"),
+        npc_url: format!("http://127.0.0.1:{closed_port}"),
+        world_url: format!("http://127.0.0.1:{closed_port}"),
+        bootstrap_budget: Duration::from_millis(300),
         admin_token: Secret::new(ADMIN_TOKEN),
         jwt_secret: Secret::new(JWT_SECRET),
         session_ttl: Duration::from_secs(600),
@@ -315,11 +412,14 @@ pub async fn spawn_gateway_without_services() -> TestApp {
     tokio::spawn(app.run());
     TestApp {
         addr,
-        gateway_config: None,
+        world_addr: None,
+        npc_addr: None,
+        quest_addr: None,
         client: Client::builder(TokioExecutor::new()).build_http(),
         shutdown,
         running: None,
         cleanup: Cleanup::Dir(dir),
+        setup: None,
     }
 }
 
@@ -327,7 +427,11 @@ impl TestApp {
     /// Starts another gateway replica in front of the same services, cache
     /// and event bus (cleaned up by this app's `finish`).
     pub async fn spawn_second_gateway(&self) -> TestApp {
-        let config = self.gateway_config.clone().expect("a full app");
+        let (_, mut config) = self.setup.clone().expect("a full app");
+        let url = |addr: Option<SocketAddr>| addr.map(|a| format!("http://{a}")).unwrap_or_else(closed_port_url);
+        config.quest_url = url(self.quest_addr);
+        config.npc_url = url(self.npc_addr);
+        config.world_url = url(self.world_addr);
         let shutdown = CancellationToken::new();
         let app = vdm_gateway::App::build(&config, shutdown.clone())
             .await
@@ -336,11 +440,14 @@ impl TestApp {
         tokio::spawn(app.run());
         TestApp {
             addr,
-            gateway_config: None,
+            world_addr: None,
+            npc_addr: None,
+            quest_addr: None,
             client: Client::builder(TokioExecutor::new()).build_http(),
             shutdown,
             running: None,
             cleanup: Cleanup::None,
+            setup: None,
         }
     }
 
@@ -419,6 +526,44 @@ impl TestApp {
         response.json()
     }
 
+    /// A gRPC client of the world service.
+    pub fn world(&self) -> WorldServiceClient<GrpcChannel> {
+        let addr = self.world_addr.expect("the world service runs");
+        WorldServiceClient::new(vdm_kit::grpc::channel(&format!("http://{addr}"), Duration::from_secs(10)).unwrap())
+    }
+
+    /// A gRPC client of the NPC service.
+    pub fn npc(&self) -> NpcServiceClient<GrpcChannel> {
+        let addr = self.npc_addr.expect("the npc service runs");
+        NpcServiceClient::new(vdm_kit::grpc::channel(&format!("http://{addr}"), Duration::from_secs(10)).unwrap())
+    }
+
+    /// Stops every app and starts them again on the same data (new ports),
+    /// as a restart of the processes would.
+    pub async fn restart(mut self) -> TestApp {
+        self.shutdown.cancel();
+        if let Some(running) = self.running.take() {
+            running.wait().await.expect("apps stop cleanly");
+        }
+        let (services, gateway) = self.setup.take().expect("spawned by spawn_app");
+        let shutdown = CancellationToken::new();
+        let running = vdm::embedded::start(&services, gateway.clone(), shutdown.clone())
+            .await
+            .expect("apps start again");
+        let cleanup = std::mem::replace(&mut self.cleanup, Cleanup::Dir(PathBuf::new()));
+        TestApp {
+            addr: running.http_addr,
+            world_addr: running.world_addr,
+            npc_addr: running.npc_addr,
+            quest_addr: running.quest_addr,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            shutdown,
+            running: Some(running),
+            cleanup,
+            setup: Some((services, gateway)),
+        }
+    }
+
     /// Stops the apps, waits for them, and removes the test's data.
     pub async fn finish(mut self) {
         self.shutdown.cancel();
@@ -427,9 +572,10 @@ impl TestApp {
         }
         match &self.cleanup {
             Cleanup::None => {}
-            Cleanup::Dir(dir) => {
+            Cleanup::Dir(dir) if !dir.as_os_str().is_empty() => {
                 let _ = std::fs::remove_dir_all(dir);
             }
+            Cleanup::Dir(_) => {}
             Cleanup::Schemas { url, schemas } => {
                 if let Ok(db) = Database::connect(url.as_str()).await {
                     for schema in schemas {

@@ -1,11 +1,14 @@
-//! End-to-end tests: HTTP through the gateway, gRPC to the quest service,
-//! SQLite or Postgres, in-process cache or Redis. Every test runs on both
-//! back ends (`sqlite::` and `postgres::`).
+//! End-to-end tests: HTTP through the gateway, gRPC to the world, NPC and
+//! quest services, SQLite or Postgres, in-process cache or Redis. Every test
+//! runs on both back ends (`sqlite::` and `postgres::`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod auth;
+mod bootstrap;
 mod helpers;
 mod negotiation;
+mod npcs;
 mod quests;
 mod realtime;
+mod world;

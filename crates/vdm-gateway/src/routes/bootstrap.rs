@@ -1,0 +1,301 @@
+//! `GET /v1/bootstrap?region_id=`: everything the client needs to render a
+//! region, in one round trip.
+//!
+//! The gateway asks the services for every part at once (one `tokio::join!`,
+//! so the answer takes about as long as the slowest call, not the sum), and
+//! gives each call the same budget (`VDM_BOOTSTRAP_BUDGET_MS`). A part whose
+//! service is down, fails, or is slower than the budget is left out and named
+//! in `missing`; the rest still comes back (200). Only when every part is
+//! missing is the answer a 503. A request the services refuse (an unknown
+//! region, a bad id) is still that 4xx.
+//!
+//! The payload is the largest the client takes, so it is lean: NPCs without
+//! their traits (the rumor service's business), the disposition inside each
+//! NPC and only when not neutral, and every empty list, absent cursor and
+//! empty `missing` left out.
+//!
+//! Rumors the player has heard join when the rumor service exists
+//! (issue 4): one more call in the `tokio::join!` below (`ListKnownRumors`
+//! for the player, in the region), one more [`Part`] (`Rumors`) and one more
+//! field of [`BootstrapJson`], on the same budget and missing rules.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use tonic::Code;
+use vdm_kit::ErrorCode;
+use vdm_proto::npc::v1 as npc_pb;
+use vdm_proto::quest::v1 as quest_pb;
+use vdm_proto::world::v1 as world_pb;
+
+use super::quests::{PlayerQuestJson, QuestJson, non_empty, player_quest_json, quest_json};
+use super::world::{RegionJson, WorldTimeJson, region_json, time_json};
+use crate::auth::Player;
+use crate::error::{GatewayError, GatewayResult};
+use crate::negotiate::{Format, QueryArgs, Reply};
+use crate::state::AppState;
+
+/// The most NPCs, offered quests and active quests the bootstrap carries;
+/// past it, the `*_next_cursor` fields continue on the list routes.
+const PART_LIMIT: u32 = 100;
+
+/// The parts of the bootstrap, as `missing` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// The region (world service).
+    Region,
+    /// The world clock (world service).
+    Time,
+    /// The NPCs in the region (NPC service).
+    Npcs,
+    /// The player's dispositions with those NPCs (NPC service).
+    Dispositions,
+    /// The quests offered in the region (quest service).
+    Quests,
+    /// The player's active quests (quest service).
+    ActiveQuests,
+}
+
+impl Part {
+    /// The name clients see in `missing`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Part::Region => "region",
+            Part::Time => "time",
+            Part::Npcs => "npcs",
+            Part::Dispositions => "dispositions",
+            Part::Quests => "quests",
+            Part::ActiveQuests => "active_quests",
+        }
+    }
+}
+
+/// `GET /v1/bootstrap` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootstrapQuery {
+    region_id: Option<i64>,
+}
+
+/// The bootstrap answer. Absent parts are left out; `missing` names the
+/// ones that failed.
+#[derive(Debug, Serialize)]
+pub struct BootstrapJson {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    region: Option<RegionJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    time: Option<WorldTimeJson>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    npcs: Vec<BootstrapNpcJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    npcs_next_cursor: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    quests: Vec<QuestJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quests_next_cursor: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    active_quests: Vec<PlayerQuestJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    active_quests_next_cursor: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    missing: Vec<&'static str>,
+}
+
+/// An NPC as the bootstrap carries it: where it stands, its faction, and
+/// the player's disposition with it when not neutral (-100..=100).
+#[derive(Debug, Serialize)]
+pub struct BootstrapNpcJson {
+    id: i64,
+    name: String,
+    q: i32,
+    r: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    faction_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disposition: Option<i32>,
+}
+
+/// See the module docs.
+pub async fn bootstrap(
+    State(state): State<AppState>,
+    Player(player_id): Player,
+    format: Format,
+    QueryArgs(q): QueryArgs<BootstrapQuery>,
+) -> GatewayResult<Reply<BootstrapJson>> {
+    let region_id = match q.region_id {
+        Some(id) if id > 0 => id,
+        Some(id) => {
+            return Err(GatewayError::invalid(format!(
+                "region_id must be a positive id, got {id}"
+            )));
+        }
+        None => return Err(GatewayError::invalid("region_id is required")),
+    };
+    tracing::Span::current().record("region.id", region_id);
+    let budget = state.bootstrap_budget;
+    let (mut world_a, mut world_b) = (state.world.clone(), state.world.clone());
+    let (mut npc_a, mut npc_b) = (state.npc.clone(), state.npc.clone());
+    let (mut quest_a, mut quest_b) = (state.quest.clone(), state.quest.clone());
+
+    // Every call starts now; none waits for another.
+    let (region, time, npcs, dispositions, quests, active) = tokio::join!(
+        within(budget, world_a.get_region(world_pb::GetRegionRequest { id: region_id })),
+        within(budget, world_b.get_world_time(world_pb::GetWorldTimeRequest {})),
+        within(
+            budget,
+            npc_a.list_npcs(npc_pb::ListNpcsRequest {
+                region_id,
+                faction_id: 0,
+                limit: PART_LIMIT,
+                cursor: String::new(),
+            })
+        ),
+        within(
+            budget,
+            npc_b.batch_get_dispositions(npc_pb::BatchGetDispositionsRequest {
+                player_id,
+                npc_ids: Vec::new(),
+                region_id,
+            })
+        ),
+        within(
+            budget,
+            quest_a.list_quests(quest_pb::ListQuestsRequest {
+                region_id,
+                giver_npc_id: 0,
+                limit: PART_LIMIT,
+                cursor: String::new(),
+            })
+        ),
+        within(
+            budget,
+            quest_b.list_player_quests(quest_pb::ListPlayerQuestsRequest {
+                player_id,
+                status: quest_pb::QuestStatus::Active as i32,
+                limit: PART_LIMIT,
+                cursor: String::new(),
+            })
+        ),
+    );
+
+    let mut missing = Vec::new();
+    let region = part(Part::Region, region, &mut missing)?;
+    let time = part(Part::Time, time, &mut missing)?;
+    let npcs = part(Part::Npcs, npcs, &mut missing)?;
+    let dispositions = part(Part::Dispositions, dispositions, &mut missing)?;
+    let quests = part(Part::Quests, quests, &mut missing)?;
+    let active = part(Part::ActiveQuests, active, &mut missing)?;
+    if missing.len() == 6 {
+        return Err(GatewayError::api(
+            ErrorCode::Unavailable,
+            "no part of the bootstrap could be loaded; retry shortly",
+        ));
+    }
+
+    let scores: HashMap<i64, i32> = dispositions
+        .map(|d| d.dispositions.into_iter().map(|d| (d.npc_id, d.score)).collect())
+        .unwrap_or_default();
+    let (npcs, npcs_next_cursor) = match npcs {
+        Some(page) => (
+            page.npcs
+                .into_iter()
+                .map(|npc| {
+                    let position = npc.position.unwrap_or_default();
+                    BootstrapNpcJson {
+                        disposition: scores.get(&npc.id).copied().filter(|s| *s != 0),
+                        id: npc.id,
+                        name: npc.name,
+                        q: position.q,
+                        r: position.r,
+                        faction_id: (npc.faction_id != 0).then_some(npc.faction_id),
+                    }
+                })
+                .collect(),
+            non_empty(page.next_cursor),
+        ),
+        None => (Vec::new(), None),
+    };
+    let (quests, quests_next_cursor) = match quests {
+        Some(page) => (
+            page.quests.into_iter().map(quest_json).collect(),
+            non_empty(page.next_cursor),
+        ),
+        None => (Vec::new(), None),
+    };
+    let (active_quests, active_quests_next_cursor) = match active {
+        Some(page) => (
+            page.quests.into_iter().map(player_quest_json).collect(),
+            non_empty(page.next_cursor),
+        ),
+        None => (Vec::new(), None),
+    };
+    Ok(Reply::ok(
+        format,
+        BootstrapJson {
+            region: region.map(region_json),
+            time: time.map(time_json),
+            npcs,
+            npcs_next_cursor,
+            quests,
+            quests_next_cursor,
+            active_quests,
+            active_quests_next_cursor,
+            missing,
+        },
+    ))
+}
+
+/// Awaits one service call for at most `budget`.
+async fn within<T>(
+    budget: Duration,
+    call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<T, tonic::Status> {
+    match tokio::time::timeout(budget, call).await {
+        Ok(answer) => answer.map(tonic::Response::into_inner),
+        Err(_) => Err(tonic::Status::deadline_exceeded(format!(
+            "no answer within the bootstrap budget of {budget:?}"
+        ))),
+    }
+}
+
+/// Sorts a part's outcome: its value, `None` (and its name in `missing`)
+/// when the service failed or was too slow, or the whole request's error
+/// when the service refused the request itself (a 4xx).
+fn part<T>(
+    which: Part,
+    outcome: Result<T, tonic::Status>,
+    missing: &mut Vec<&'static str>,
+) -> GatewayResult<Option<T>> {
+    match outcome {
+        Ok(value) => Ok(Some(value)),
+        Err(status) if is_request_error(status.code()) => Err(GatewayError::Grpc(status)),
+        Err(status) => {
+            tracing::warn!(
+                part = which.as_str(),
+                grpc.code = ?status.code(),
+                grpc.message = status.message(),
+                "bootstrap part missing"
+            );
+            metrics::counter!("vdm_bootstrap_missing_total", "part" => which.as_str()).increment(1);
+            missing.push(which.as_str());
+            Ok(None)
+        }
+    }
+}
+
+/// Codes that say the request is wrong, not the service: retrying the same
+/// bootstrap would fail the same way, so the client should see them.
+fn is_request_error(code: Code) -> bool {
+    matches!(
+        code,
+        Code::InvalidArgument
+            | Code::NotFound
+            | Code::AlreadyExists
+            | Code::PermissionDenied
+            | Code::Unauthenticated
+            | Code::FailedPrecondition
+            | Code::OutOfRange
+    )
+}

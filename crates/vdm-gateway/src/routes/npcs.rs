@@ -1,0 +1,364 @@
+//! NPC routes: NPCs (`/v1/npcs`), their memories, and the player's own
+//! disposition with one (`/v1/me/npcs/{id}/disposition`). Each handler
+//! converts JSON to a gRPC request, calls the NPC service and converts the
+//! answer back.
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::IntoResponse;
+use serde::{Deserialize, Serialize};
+use vdm_proto::npc::v1 as pb;
+
+use super::quests::ListJson;
+use super::{check_limit, idempotency_key};
+use crate::auth::{Admin, Caller, Player};
+use crate::error::{GatewayError, GatewayResult};
+use crate::negotiate::{Body, Format, PathId, QueryArgs, Reply};
+use crate::state::AppState;
+
+/// An NPC's personality, each 0..=1.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraitsJson {
+    #[serde(default = "half")]
+    gullibility: f32,
+    #[serde(default = "half")]
+    talkativeness: f32,
+    #[serde(default = "half")]
+    honesty: f32,
+}
+
+fn half() -> f32 {
+    0.5
+}
+
+/// An NPC as the client sees it.
+#[derive(Debug, Serialize)]
+pub struct NpcJson {
+    id: i64,
+    name: String,
+    region_id: i64,
+    q: i32,
+    r: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    faction_id: Option<i64>,
+    traits: TraitsJson,
+}
+
+/// `POST /v1/npcs` body. `q` and `r` go together; without them the NPC
+/// stands on the region's first cell.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewNpcJson {
+    name: String,
+    region_id: i64,
+    q: Option<i32>,
+    r: Option<i32>,
+    faction_id: Option<i64>,
+    traits: Option<TraitsJson>,
+}
+
+/// `POST /v1/npcs/{id}/move` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MoveJson {
+    q: i32,
+    r: i32,
+}
+
+/// `GET /v1/npcs` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListNpcsQuery {
+    region_id: Option<i64>,
+    faction_id: Option<i64>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// `POST /v1/npcs:batchGet` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchGetBody {
+    ids: Vec<i64>,
+}
+
+/// A memory as the client sees it.
+#[derive(Debug, Serialize)]
+pub struct MemoryJson {
+    id: i64,
+    kind: String,
+    text: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    subject_ids: Vec<i64>,
+    importance: f32,
+    game_time_ms: i64,
+    at: String,
+}
+
+/// `POST /v1/npcs/{id}/memories` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewMemoryJson {
+    kind: String,
+    text: String,
+    #[serde(default)]
+    subject_ids: Vec<i64>,
+    importance: f32,
+    /// When it happened; the world clock's now when absent.
+    game_time_ms: Option<i64>,
+}
+
+/// `POST /v1/npcs/{id}/memories` answer.
+#[derive(Debug, Serialize)]
+pub struct RecordedJson {
+    memory: MemoryJson,
+    /// Memories forgotten to stay within the cap (this one, when it was the
+    /// least important).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    dropped_memory_ids: Vec<i64>,
+}
+
+/// `GET /v1/npcs/{id}/memories` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoriesQuery {
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// The player's disposition with an NPC.
+#[derive(Debug, Serialize)]
+pub struct DispositionJson {
+    npc_id: i64,
+    /// -100 (hostile) ..= 100 (devoted); 0 is neutral.
+    score: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    updated_at: Option<String>,
+}
+
+/// Creates an NPC (admin). Honours `Idempotency-Key`.
+pub async fn create(
+    State(state): State<AppState>,
+    _admin: Admin,
+    format: Format,
+    headers: HeaderMap,
+    Body(body): Body<NewNpcJson>,
+) -> GatewayResult<impl IntoResponse> {
+    if body.faction_id.is_some_and(|id| id <= 0) {
+        return Err(GatewayError::invalid("faction_id must be a positive id"));
+    }
+    let position = match (body.q, body.r) {
+        (Some(q), Some(r)) => Some(pb::Hex { q, r }),
+        (None, None) => None,
+        _ => return Err(GatewayError::invalid("q and r go together: give both or neither")),
+    };
+    let request = pb::CreateNpcRequest {
+        npc: Some(pb::NpcSpec {
+            name: body.name,
+            region_id: body.region_id,
+            position,
+            faction_id: body.faction_id.unwrap_or(0),
+            traits: body.traits.map(|t| pb::Traits {
+                gullibility: t.gullibility,
+                talkativeness: t.talkativeness,
+                honesty: t.honesty,
+            }),
+        }),
+        idempotency_key: idempotency_key(&headers)?,
+    };
+    let response = state.npc.clone().create_npc(request).await?.into_inner();
+    let npc = response
+        .npc
+        .ok_or_else(|| GatewayError::Internal("create_npc answered without an npc".into()))?;
+    let replayed = if response.replayed { "true" } else { "false" };
+    Ok((
+        [("idempotent-replayed", replayed)],
+        Reply::created(format, npc_json(npc)),
+    ))
+}
+
+/// Reads one NPC.
+pub async fn get(
+    State(state): State<AppState>,
+    _caller: Caller,
+    format: Format,
+    PathId(id): PathId,
+) -> GatewayResult<Reply<NpcJson>> {
+    tracing::Span::current().record("npc.id", id);
+    let npc = state.npc.clone().get_npc(pb::GetNpcRequest { id }).await?.into_inner();
+    Ok(Reply::ok(format, npc_json(npc)))
+}
+
+/// Reads many NPCs at once (one query); unknown ids are left out.
+pub async fn batch_get(
+    State(state): State<AppState>,
+    _caller: Caller,
+    format: Format,
+    Body(body): Body<BatchGetBody>,
+) -> GatewayResult<Reply<ListJson<NpcJson>>> {
+    let npcs = state
+        .npc
+        .clone()
+        .batch_get_npcs(pb::BatchGetNpcsRequest { ids: body.ids })
+        .await?
+        .into_inner()
+        .npcs;
+    Ok(Reply::ok(
+        format,
+        ListJson::new(npcs.into_iter().map(npc_json).collect(), String::new()),
+    ))
+}
+
+/// Lists NPCs by region and faction.
+pub async fn list(
+    State(state): State<AppState>,
+    _caller: Caller,
+    format: Format,
+    QueryArgs(q): QueryArgs<ListNpcsQuery>,
+) -> GatewayResult<Reply<ListJson<NpcJson>>> {
+    for (field, value) in [("region_id", q.region_id), ("faction_id", q.faction_id)] {
+        if value.is_some_and(|id| id <= 0) {
+            return Err(GatewayError::invalid(format!("{field} must be a positive id")));
+        }
+    }
+    let request = pb::ListNpcsRequest {
+        region_id: q.region_id.unwrap_or(0),
+        faction_id: q.faction_id.unwrap_or(0),
+        limit: check_limit(q.limit)?,
+        cursor: q.cursor.unwrap_or_default(),
+    };
+    let page = state.npc.clone().list_npcs(request).await?.into_inner();
+    Ok(Reply::ok(
+        format,
+        ListJson::new(page.npcs.into_iter().map(npc_json).collect(), page.next_cursor),
+    ))
+}
+
+/// Moves an NPC to a hex on the map (admin).
+pub async fn move_to(
+    State(state): State<AppState>,
+    _admin: Admin,
+    format: Format,
+    PathId(id): PathId,
+    Body(body): Body<MoveJson>,
+) -> GatewayResult<Reply<NpcJson>> {
+    tracing::Span::current().record("npc.id", id);
+    let request = pb::MoveNpcRequest {
+        id,
+        to: Some(pb::Hex { q: body.q, r: body.r }),
+    };
+    let npc = state.npc.clone().move_npc(request).await?.into_inner();
+    Ok(Reply::ok(format, npc_json(npc)))
+}
+
+/// Lists an NPC's memories, newest first.
+pub async fn memories(
+    State(state): State<AppState>,
+    _caller: Caller,
+    format: Format,
+    PathId(id): PathId,
+    QueryArgs(q): QueryArgs<MemoriesQuery>,
+) -> GatewayResult<Reply<ListJson<MemoryJson>>> {
+    tracing::Span::current().record("npc.id", id);
+    let request = pb::ListMemoriesRequest {
+        npc_id: id,
+        limit: check_limit(q.limit)?,
+        cursor: q.cursor.unwrap_or_default(),
+    };
+    let page = state.npc.clone().list_memories(request).await?.into_inner();
+    Ok(Reply::ok(
+        format,
+        ListJson::new(page.memories.into_iter().map(memory_json).collect(), page.next_cursor),
+    ))
+}
+
+/// Records a memory of an NPC (admin). Honours `Idempotency-Key`.
+pub async fn record_memory(
+    State(state): State<AppState>,
+    _admin: Admin,
+    format: Format,
+    headers: HeaderMap,
+    PathId(id): PathId,
+    Body(body): Body<NewMemoryJson>,
+) -> GatewayResult<impl IntoResponse> {
+    tracing::Span::current().record("npc.id", id);
+    let request = pb::RecordMemoryRequest {
+        npc_id: id,
+        kind: body.kind,
+        text: body.text,
+        subject_ids: body.subject_ids,
+        importance: body.importance,
+        game_time_ms: body.game_time_ms,
+        idempotency_key: idempotency_key(&headers)?,
+    };
+    let response = state.npc.clone().record_memory(request).await?.into_inner();
+    let memory = response
+        .memory
+        .ok_or_else(|| GatewayError::Internal("record_memory answered without a memory".into()))?;
+    let replayed = if response.replayed { "true" } else { "false" };
+    Ok((
+        [("idempotent-replayed", replayed)],
+        Reply::created(
+            format,
+            RecordedJson {
+                memory: memory_json(memory),
+                dropped_memory_ids: response.dropped_memory_ids,
+            },
+        ),
+    ))
+}
+
+/// The calling player's disposition with an NPC.
+pub async fn disposition(
+    State(state): State<AppState>,
+    Player(player_id): Player,
+    format: Format,
+    PathId(npc_id): PathId,
+) -> GatewayResult<Reply<DispositionJson>> {
+    tracing::Span::current().record("npc.id", npc_id);
+    let d = state
+        .npc
+        .clone()
+        .get_disposition(pb::GetDispositionRequest { npc_id, player_id })
+        .await?
+        .into_inner();
+    Ok(Reply::ok(
+        format,
+        DispositionJson {
+            npc_id: d.npc_id,
+            score: d.score,
+            updated_at: (d.updated_at_ms != 0).then(|| vdm_kit::rfc3339(d.updated_at_ms)),
+        },
+    ))
+}
+
+fn npc_json(npc: pb::Npc) -> NpcJson {
+    let position = npc.position.unwrap_or_default();
+    let traits = npc.traits.unwrap_or_default();
+    NpcJson {
+        id: npc.id,
+        name: npc.name,
+        region_id: npc.region_id,
+        q: position.q,
+        r: position.r,
+        faction_id: (npc.faction_id != 0).then_some(npc.faction_id),
+        traits: TraitsJson {
+            gullibility: traits.gullibility,
+            talkativeness: traits.talkativeness,
+            honesty: traits.honesty,
+        },
+    }
+}
+
+fn memory_json(m: pb::Memory) -> MemoryJson {
+    MemoryJson {
+        id: m.id,
+        kind: m.kind,
+        text: m.text,
+        subject_ids: m.subject_ids,
+        importance: m.importance,
+        game_time_ms: m.game_time_ms,
+        at: vdm_kit::rfc3339(m.created_at_ms),
+    }
+}

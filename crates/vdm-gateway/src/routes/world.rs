@@ -1,0 +1,288 @@
+//! World routes (`/v1/world/...`): the map's regions, factions and their
+//! relations, the world clock, and world events. Each handler converts JSON
+//! to a gRPC request, calls the world service and converts the answer back.
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::IntoResponse;
+use serde::{Deserialize, Serialize};
+use vdm_proto::world::v1 as pb;
+
+use super::quests::ListJson;
+use super::{check_limit, idempotency_key};
+use crate::auth::{Admin, Caller};
+use crate::error::{GatewayError, GatewayResult};
+use crate::negotiate::{Body, Format, PathId, QueryArgs, Reply};
+use crate::state::AppState;
+
+/// A region as the client sees it; cells are `[q, r]` pairs.
+#[derive(Debug, Serialize)]
+pub struct RegionJson {
+    id: i64,
+    name: String,
+    biome: String,
+    cells: Vec<[i32; 2]>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    neighbor_ids: Vec<i64>,
+}
+
+/// A faction.
+#[derive(Debug, Serialize)]
+pub struct FactionJson {
+    id: i64,
+    name: String,
+}
+
+/// The relation of two factions (`a < b`), -100..=100.
+#[derive(Debug, Serialize)]
+pub struct RelationJson {
+    a: i64,
+    b: i64,
+    score: i32,
+}
+
+/// `GET /v1/world/factions`: every faction, and the score of every pair.
+#[derive(Debug, Serialize)]
+pub struct FactionsJson {
+    items: Vec<FactionJson>,
+    relations: Vec<RelationJson>,
+}
+
+/// The world clock.
+#[derive(Debug, Serialize)]
+pub struct WorldTimeJson {
+    game_time_ms: i64,
+    day: u32,
+    hour: u32,
+    minute: u32,
+    /// Game seconds per real second.
+    rate: f64,
+}
+
+/// A world event.
+#[derive(Debug, Serialize)]
+pub struct EventJson {
+    id: i64,
+    kind: String,
+    text: String,
+    region_ids: Vec<i64>,
+    game_time_ms: i64,
+    at: String,
+}
+
+/// `POST /v1/world/events` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewEventJson {
+    kind: String,
+    text: String,
+    region_ids: Vec<i64>,
+}
+
+/// `GET /v1/world/events` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    region_id: Option<i64>,
+    /// Unix milliseconds, or an RFC 3339 time.
+    since: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// Lists every region of the map.
+pub async fn regions(
+    State(state): State<AppState>,
+    _caller: Caller,
+    format: Format,
+) -> GatewayResult<Reply<ListJson<RegionJson>>> {
+    let regions = state
+        .world
+        .clone()
+        .list_regions(pb::ListRegionsRequest {})
+        .await?
+        .into_inner()
+        .regions;
+    Ok(Reply::ok(
+        format,
+        ListJson::new(regions.into_iter().map(region_json).collect(), String::new()),
+    ))
+}
+
+/// Reads one region.
+pub async fn region(
+    State(state): State<AppState>,
+    _caller: Caller,
+    format: Format,
+    PathId(id): PathId,
+) -> GatewayResult<Reply<RegionJson>> {
+    tracing::Span::current().record("region.id", id);
+    let region = state
+        .world
+        .clone()
+        .get_region(pb::GetRegionRequest { id })
+        .await?
+        .into_inner();
+    Ok(Reply::ok(format, region_json(region)))
+}
+
+/// Lists the factions and the relation of every pair.
+pub async fn factions(
+    State(state): State<AppState>,
+    _caller: Caller,
+    format: Format,
+) -> GatewayResult<Reply<FactionsJson>> {
+    let (mut for_factions, mut for_relations) = (state.world.clone(), state.world.clone());
+    let (factions, relations) = tokio::join!(
+        for_factions.list_factions(pb::ListFactionsRequest {}),
+        for_relations.get_faction_relations(pb::GetFactionRelationsRequest { faction_id: 0 }),
+    );
+    Ok(Reply::ok(
+        format,
+        FactionsJson {
+            items: factions?
+                .into_inner()
+                .factions
+                .into_iter()
+                .map(|f| FactionJson { id: f.id, name: f.name })
+                .collect(),
+            relations: relations?
+                .into_inner()
+                .relations
+                .into_iter()
+                .map(|r| RelationJson {
+                    a: r.faction_a,
+                    b: r.faction_b,
+                    score: r.score,
+                })
+                .collect(),
+        },
+    ))
+}
+
+/// The world clock now.
+pub async fn time(
+    State(state): State<AppState>,
+    _caller: Caller,
+    format: Format,
+) -> GatewayResult<Reply<WorldTimeJson>> {
+    let time = state
+        .world
+        .clone()
+        .get_world_time(pb::GetWorldTimeRequest {})
+        .await?
+        .into_inner();
+    Ok(Reply::ok(format, time_json(time)))
+}
+
+/// Publishes a world event (admin). Honours `Idempotency-Key`.
+pub async fn publish_event(
+    State(state): State<AppState>,
+    _admin: Admin,
+    format: Format,
+    headers: HeaderMap,
+    Body(body): Body<NewEventJson>,
+) -> GatewayResult<impl IntoResponse> {
+    let request = pb::PublishWorldEventRequest {
+        kind: body.kind,
+        text: body.text,
+        region_ids: body.region_ids,
+        idempotency_key: idempotency_key(&headers)?,
+    };
+    let response = state.world.clone().publish_world_event(request).await?.into_inner();
+    let event = response
+        .event
+        .ok_or_else(|| GatewayError::Internal("publish_world_event answered without an event".into()))?;
+    let replayed = if response.replayed { "true" } else { "false" };
+    Ok((
+        [("idempotent-replayed", replayed)],
+        Reply::created(format, event_json(event)),
+    ))
+}
+
+/// Lists events oldest first, by region and since a time.
+pub async fn events(
+    State(state): State<AppState>,
+    _caller: Caller,
+    format: Format,
+    QueryArgs(q): QueryArgs<EventsQuery>,
+) -> GatewayResult<Reply<ListJson<EventJson>>> {
+    let request = pb::ListWorldEventsRequest {
+        region_id: q.region_id.unwrap_or(0),
+        since_ms: match q.since.as_deref() {
+            None => 0,
+            Some(raw) => parse_since(raw)?,
+        },
+        limit: check_limit(q.limit)?,
+        cursor: q.cursor.unwrap_or_default(),
+    };
+    if q.region_id.is_some_and(|id| id <= 0) {
+        return Err(GatewayError::invalid("region_id must be a positive id"));
+    }
+    let page = state.world.clone().list_world_events(request).await?.into_inner();
+    Ok(Reply::ok(
+        format,
+        ListJson::new(page.events.into_iter().map(event_json).collect(), page.next_cursor),
+    ))
+}
+
+/// Reads `since` as Unix milliseconds or an RFC 3339 time.
+fn parse_since(raw: &str) -> GatewayResult<i64> {
+    if let Ok(ms) = raw.parse::<i64>() {
+        if ms < 0 {
+            return Err(GatewayError::invalid("since must not be negative"));
+        }
+        return Ok(ms);
+    }
+    chrono::DateTime::parse_from_rfc3339(raw)
+        .map(|t| t.timestamp_millis().max(0))
+        .map_err(|_| {
+            GatewayError::invalid(format!(
+                "since must be Unix milliseconds or an RFC 3339 time (2026-01-31T12:00:00Z), got {raw:?}"
+            ))
+        })
+}
+
+pub(crate) fn region_json(region: pb::Region) -> RegionJson {
+    RegionJson {
+        id: region.id,
+        name: region.name,
+        biome: region.biome,
+        cells: region.cells.into_iter().map(|c| [c.q, c.r]).collect(),
+        neighbor_ids: region.neighbor_ids,
+    }
+}
+
+pub(crate) fn time_json(time: pb::WorldTime) -> WorldTimeJson {
+    WorldTimeJson {
+        game_time_ms: time.game_time_ms,
+        day: time.day,
+        hour: time.hour,
+        minute: time.minute,
+        rate: time.rate,
+    }
+}
+
+fn event_json(event: pb::WorldEvent) -> EventJson {
+    EventJson {
+        id: event.id,
+        kind: event.kind,
+        text: event.text,
+        region_ids: event.region_ids,
+        game_time_ms: event.game_time_ms,
+        at: vdm_kit::rfc3339(event.created_at_ms),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_takes_millis_or_rfc3339() {
+        assert_eq!(parse_since("1500").unwrap(), 1500);
+        assert_eq!(parse_since("1970-01-01T00:00:01Z").unwrap(), 1000);
+        assert!(parse_since("-1").is_err());
+        assert!(parse_since("yesterday").is_err());
+    }
+}

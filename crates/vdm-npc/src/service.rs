@@ -1,0 +1,265 @@
+//! The NPC service's use cases: validation (domain), the world checks (over
+//! gRPC), storage (store) and the read-through cache, composed.
+//! Transport-free: `grpc.rs` converts protobuf messages to and from these
+//! calls.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use tracing::instrument;
+use vdm_kit::cache::{Cache, CacheStore};
+
+use crate::domain::{
+    Disposition, Hex, Memory, MemoryInput, NewMemory, NewNpc, Npc, NpcInput, Order, Page, adjusted_score,
+    check_idempotency_key, positive_id,
+};
+use crate::error::{NpcError, NpcResult};
+use crate::store::{Created, NpcFilter, NpcRow, NpcStore, Recorded};
+use crate::world::WorldClient;
+
+/// How long a cached NPC lives; every write to it also deletes it.
+pub const NPC_CACHE_TTL: Duration = Duration::from_secs(30);
+/// Most ids one batch read may ask for.
+pub const MAX_BATCH: usize = 100;
+
+/// Where a batch of dispositions comes from.
+#[derive(Debug, Clone)]
+pub enum DispositionScope {
+    /// These NPCs (every known one, 0 where never adjusted).
+    Npcs(Vec<i64>),
+    /// The NPCs now in a region (only those ever adjusted).
+    Region(i64),
+}
+
+/// NPCs, dispositions and memories, backed by the database, a cache and
+/// the world service.
+#[derive(Clone)]
+pub struct NpcService {
+    store: NpcStore,
+    cache: Cache,
+    world: WorldClient,
+    memory_cap: usize,
+}
+
+impl NpcService {
+    /// Builds the service over a store and the world client, deriving its
+    /// cache from `caches`.
+    pub fn new(store: NpcStore, caches: &CacheStore, world: WorldClient, memory_cap: u32) -> NpcService {
+        NpcService {
+            store,
+            cache: caches.cache("npc", NPC_CACHE_TTL),
+            world,
+            memory_cap: memory_cap as usize,
+        }
+    }
+
+    /// Answers whether the database is reachable. The world service is not
+    /// part of readiness: reads work without it, and writes that need it
+    /// answer Unavailable on their own.
+    pub async fn ready(&self) -> NpcResult<()> {
+        self.store.ping().await
+    }
+
+    /// Creates an NPC after checking its region, cell and faction with the
+    /// world service, or replays the result of an earlier request with the
+    /// same idempotency key. Returns the NPC and whether it was a replay.
+    #[instrument(skip_all, fields(npc.id))]
+    pub async fn create(&self, input: NpcInput, idempotency_key: Option<&str>, now_ms: i64) -> NpcResult<(Npc, bool)> {
+        check_idempotency_key(idempotency_key)?;
+        let new = NewNpc::parse(input)?;
+        let fingerprint = new.fingerprint();
+        if let Some(key) = idempotency_key
+            && let Some(npc) = self.store.replay(key, &fingerprint).await?
+        {
+            return Ok((npc, true));
+        }
+        let cells = self.world.region_cells(new.region_id).await?;
+        let position = match new.position {
+            Some(hex) if cells.contains(&hex) => hex,
+            Some(hex) => {
+                return Err(NpcError::NotInRegion {
+                    hex,
+                    region_id: new.region_id,
+                });
+            }
+            None => *cells.first().ok_or(NpcError::UnknownRegion(new.region_id))?,
+        };
+        if let Some(faction_id) = new.faction_id
+            && !self.world.faction_exists(faction_id).await?
+        {
+            return Err(NpcError::UnknownFaction(faction_id));
+        }
+        let row = NpcRow {
+            name: new.name,
+            region_id: new.region_id,
+            position,
+            faction_id: new.faction_id,
+            traits: new.traits,
+        };
+        let key = idempotency_key.map(|k| (k, fingerprint.as_str()));
+        let (npc, replayed) = match self.store.create(&row, key, now_ms).await? {
+            Created::New(npc) => (npc, false),
+            Created::Replayed(npc) => (npc, true),
+        };
+        tracing::Span::current().record("npc.id", npc.id);
+        tracing::info!(npc.id = npc.id, replayed, "npc created");
+        Ok((npc, replayed))
+    }
+
+    /// Reads an NPC through the cache.
+    #[instrument(skip_all, fields(npc.id = id))]
+    pub async fn get(&self, id: i64) -> NpcResult<Npc> {
+        positive_id("id", id)?;
+        let key = id.to_string();
+        if let Some(bytes) = self.cache.get(&key).await {
+            match rmp_serde::from_slice::<Npc>(&bytes) {
+                Ok(npc) => return Ok(npc),
+                // An entry from an older layout: read through and overwrite.
+                Err(err) => tracing::warn!(error = %err, "undecodable cached npc"),
+            }
+        }
+        let npc = self.store.get(id).await?.ok_or(NpcError::NpcNotFound(id))?;
+        if let Ok(bytes) = rmp_serde::to_vec(&npc) {
+            self.cache.set(&key, Bytes::from(bytes)).await;
+        }
+        Ok(npc)
+    }
+
+    /// Reads up to [`MAX_BATCH`] NPCs in one query; unknown ids are left out.
+    #[instrument(skip_all, fields(count = ids.len()))]
+    pub async fn batch_get(&self, ids: &[i64]) -> NpcResult<Vec<Npc>> {
+        check_batch("ids", ids)?;
+        let mut unique = ids.to_vec();
+        let mut seen = std::collections::HashSet::new();
+        unique.retain(|id| seen.insert(*id));
+        self.store.get_many(&unique).await
+    }
+
+    /// Lists NPCs by region and faction.
+    #[instrument(skip_all)]
+    pub async fn list(&self, filter: NpcFilter, limit: u32, cursor: &str) -> NpcResult<(Vec<Npc>, Option<String>)> {
+        for (field, value) in [("region_id", filter.region_id), ("faction_id", filter.faction_id)] {
+            if let Some(id) = value {
+                positive_id(field, id)?;
+            }
+        }
+        self.store
+            .list(filter, Page::parse(limit, cursor, Order::Ascending)?)
+            .await
+    }
+
+    /// Moves an NPC to a hex on the map (asked of the world service) and
+    /// drops its cache entry.
+    #[instrument(skip_all, fields(npc.id = id, hex.q = to.q, hex.r = to.r))]
+    pub async fn move_to(&self, id: i64, to: Hex, now_ms: i64) -> NpcResult<Npc> {
+        positive_id("id", id)?;
+        if !to.in_bounds() {
+            return Err(NpcError::OutsideMap(to));
+        }
+        // Unknown NPCs fail before the world is asked.
+        self.get(id).await?;
+        let region_id = self.world.region_at(to).await?;
+        let moved = self.store.move_to(id, region_id, to, now_ms).await;
+        self.cache.delete(&id.to_string()).await;
+        let npc = moved?.ok_or(NpcError::NpcNotFound(id))?;
+        tracing::info!(region.id = region_id, "npc moved");
+        Ok(npc)
+    }
+
+    /// Adds `delta` to a player's disposition with an NPC.
+    #[instrument(skip_all, fields(npc.id = npc_id, player.id = player_id, delta))]
+    pub async fn adjust_disposition(
+        &self,
+        npc_id: i64,
+        player_id: i64,
+        delta: i32,
+        now_ms: i64,
+    ) -> NpcResult<Disposition> {
+        positive_id("npc_id", npc_id)?;
+        positive_id("player_id", player_id)?;
+        adjusted_score(0, delta)?;
+        let disposition = self
+            .store
+            .change_disposition(npc_id, player_id, |current| adjusted_score(current, delta), now_ms)
+            .await?;
+        tracing::info!(score = disposition.score, "disposition adjusted");
+        Ok(disposition)
+    }
+
+    /// A player's disposition with an NPC (0 when never adjusted).
+    #[instrument(skip_all, fields(npc.id = npc_id, player.id = player_id))]
+    pub async fn disposition(&self, npc_id: i64, player_id: i64) -> NpcResult<Disposition> {
+        positive_id("player_id", player_id)?;
+        self.get(npc_id).await?;
+        Ok(self.store.disposition(npc_id, player_id).await?.unwrap_or(Disposition {
+            npc_id,
+            player_id,
+            score: 0,
+            updated_at_ms: 0,
+        }))
+    }
+
+    /// A player's dispositions with many NPCs.
+    #[instrument(skip_all, fields(player.id = player_id))]
+    pub async fn dispositions(&self, player_id: i64, scope: DispositionScope) -> NpcResult<Vec<Disposition>> {
+        positive_id("player_id", player_id)?;
+        match scope {
+            DispositionScope::Npcs(ids) => {
+                check_batch("npc_ids", &ids)?;
+                self.store.dispositions_of(player_id, &ids).await
+            }
+            DispositionScope::Region(region_id) => {
+                positive_id("region_id", region_id)?;
+                self.store.dispositions_in_region(player_id, region_id).await
+            }
+        }
+    }
+
+    /// Records a memory (at the world clock's time when none is given) and
+    /// forgets what the cap asks.
+    #[instrument(skip_all, fields(npc.id = input.npc_id))]
+    pub async fn record_memory(
+        &self,
+        input: MemoryInput,
+        idempotency_key: Option<&str>,
+        now_ms: i64,
+    ) -> NpcResult<Recorded> {
+        check_idempotency_key(idempotency_key)?;
+        let new = NewMemory::parse(input)?;
+        // Unknown NPCs fail before the world is asked.
+        self.get(new.npc_id).await?;
+        let game_time_ms = match new.game_time_ms {
+            Some(t) => t,
+            None => self.world.game_time_ms().await?,
+        };
+        let recorded = self
+            .store
+            .record_memory(&new, game_time_ms, idempotency_key, self.memory_cap, now_ms)
+            .await?;
+        if !recorded.dropped_ids.is_empty() {
+            tracing::info!(dropped = recorded.dropped_ids.len(), "npc forgot memories over its cap");
+        }
+        Ok(recorded)
+    }
+
+    /// Lists an NPC's memories, newest first.
+    #[instrument(skip_all, fields(npc.id = npc_id))]
+    pub async fn memories(&self, npc_id: i64, limit: u32, cursor: &str) -> NpcResult<(Vec<Memory>, Option<String>)> {
+        let page = Page::parse(limit, cursor, Order::Descending)?;
+        self.get(npc_id).await?;
+        self.store.list_memories(npc_id, page).await
+    }
+}
+
+fn check_batch(field: &str, ids: &[i64]) -> NpcResult<()> {
+    if ids.len() > MAX_BATCH {
+        return Err(NpcError::Invalid(format!(
+            "{field} may hold at most {MAX_BATCH} ids, got {}",
+            ids.len()
+        )));
+    }
+    for id in ids {
+        positive_id(field, *id)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,21 @@
+//! World rules with no IO: hex geometry, region, faction and event
+//! validation, relation scores, the clock, pagination cursors.
+
+mod clock;
+mod cursor;
+mod event;
+mod faction;
+mod hex;
+mod region;
+mod text;
+
+pub use clock::{Clock, MAX_CLOCK_RATE, START_GAME_MS, WorldTime};
+pub use cursor::{Cursor, Page};
+pub use event::{EventInput, NewEvent, WorldEvent};
+pub use faction::{
+    Faction, FactionRelation, MAX_DELTA, MAX_SCORE, MIN_SCORE, adjusted_score, all_pairs, check_score, pair,
+    parse_faction,
+};
+pub use hex::{BoundingBox, Hex, MAX_COORD};
+pub use region::{MAX_CELLS, NewRegion, Region, RegionInput, neighbor_ids};
+pub use text::{fingerprint, positive_id};
