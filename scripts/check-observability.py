@@ -801,12 +801,24 @@ def exercise(binary: str, promtool: str) -> dict[str, dict[str, set[str]]]:
             otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{otlp}"}
             procs.start("quest", ["quest"], {**otel, "OTEL_SERVICE_NAME": "vdm-quest",
                                              "VDM_GRPC_ADDR": f"127.0.0.1:{grpc}", "VDM_ADMIN_ADDR": f"127.0.0.1:{admin}"})
+            world_grpc, world_admin, npc_grpc, npc_admin = free_port(), free_port(), free_port(), free_port()
+            procs.start("world", ["world"], {**otel, "OTEL_SERVICE_NAME": "vdm-world",
+                                             "VDM_GRPC_ADDR": f"127.0.0.1:{world_grpc}",
+                                             "VDM_ADMIN_ADDR": f"127.0.0.1:{world_admin}"})
+            procs.start("npc", ["npc"], {**otel, "OTEL_SERVICE_NAME": "vdm-npc",
+                                         "VDM_GRPC_ADDR": f"127.0.0.1:{npc_grpc}",
+                                         "VDM_ADMIN_ADDR": f"127.0.0.1:{npc_admin}",
+                                         "VDM_WORLD_URL": f"http://127.0.0.1:{world_grpc}"})
             procs.start("gateway", ["gateway"], {**otel, "OTEL_SERVICE_NAME": "vdm-gateway",
                                                  "VDM_HTTP_ADDR": f"127.0.0.1:{http_port}",
                                                  "VDM_QUEST_URL": f"http://127.0.0.1:{grpc}",
+                                                 "VDM_NPC_URL": f"http://127.0.0.1:{npc_grpc}",
+                                                 "VDM_WORLD_URL": f"http://127.0.0.1:{world_grpc}",
                                                  "VDM_ADMIN_TOKEN": ADMIN_TOKEN, "VDM_JWT_SECRET": JWT_SECRET})
             base = f"http://127.0.0.1:{http_port}"
             if not (procs.wait_ready("quest", f"http://127.0.0.1:{admin}/ready")
+                    and procs.wait_ready("world", f"http://127.0.0.1:{world_admin}/ready")
+                    and procs.wait_ready("npc", f"http://127.0.0.1:{npc_admin}/ready")
                     and procs.wait_ready("gateway", f"{base}/ready")):
                 return metrics
             started = time.monotonic()
