@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tracing::instrument;
+use vdm_kit::bus::{Event, EventBus};
 use vdm_kit::cache::{Cache, CacheStore};
 
 use crate::domain::{
@@ -39,14 +40,22 @@ pub struct NpcService {
     cache: Cache,
     world: WorldClient,
     memory_cap: usize,
+    events: EventBus,
 }
 
 impl NpcService {
     /// Builds the service over a store and the world client, deriving its
     /// cache from `caches`.
-    pub fn new(store: NpcStore, caches: &CacheStore, world: WorldClient, memory_cap: u32) -> NpcService {
+    pub fn new(
+        store: NpcStore,
+        caches: &CacheStore,
+        world: WorldClient,
+        memory_cap: u32,
+        events: EventBus,
+    ) -> NpcService {
         NpcService {
             store,
+            events,
             cache: caches.cache("npc", NPC_CACHE_TTL),
             world,
             memory_cap: memory_cap as usize,
@@ -157,12 +166,30 @@ impl NpcService {
             return Err(NpcError::OutsideMap(to));
         }
         // Unknown NPCs fail before the world is asked.
-        self.get(id).await?;
+        let before = self.get(id).await?;
         let region_id = self.world.region_at(to).await?;
         let moved = self.store.move_to(id, region_id, to, now_ms).await;
         self.cache.delete(&id.to_string()).await;
         let npc = moved?.ok_or(NpcError::NpcNotFound(id))?;
         tracing::info!(region.id = region_id, "npc moved");
+        // Subscribers of the region it left and of the one it entered.
+        let mut regions = vec![before.region_id, npc.region_id];
+        regions.dedup();
+        let payload = serde_json::json!({
+            "npc_id": npc.id,
+            "from_region_id": before.region_id,
+            "region_id": npc.region_id,
+            "q": npc.position.q,
+            "r": npc.position.r,
+        });
+        self.events
+            .publish(Event {
+                kind: "npc.moved".to_owned(),
+                player_id: None,
+                region_ids: regions,
+                payload,
+            })
+            .await;
         Ok(npc)
     }
 

@@ -7,6 +7,7 @@ use futures_util::FutureExt;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 use vdm_kit::admin::ReadinessCheck;
+use vdm_kit::bus::EventBus;
 use vdm_kit::cache::CacheStore;
 use vdm_kit::grpc::ServeOptions;
 
@@ -32,6 +33,8 @@ impl App {
     pub async fn build(config: &NpcConfig) -> NpcResult<App> {
         let db = vdm_kit::db::connect::<Migrator>(&config.database, "npc").await?;
         let caches = CacheStore::new(&config.cache)?;
+        let redis_url = config.cache.redis_url.as_ref().map(|url| url.expose());
+        let events = EventBus::new(&caches, redis_url, &config.cache.key_prefix);
         let world = WorldClient::connect(&config.world_url, config.world_timeout)?;
         let listener = TcpListener::bind(config.grpc_addr)
             .await
@@ -48,7 +51,7 @@ impl App {
         );
         Ok(App {
             listener,
-            service: NpcService::new(NpcStore::new(db), &caches, world, config.memory_cap),
+            service: NpcService::new(NpcStore::new(db), &caches, world, config.memory_cap, events),
             options: ServeOptions {
                 artificial_delay: config.artificial_delay,
             },

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::instrument;
+use vdm_kit::bus::{Event, EventBus};
 use vdm_kit::cache::{Cache, CacheStore};
 
 use crate::domain::{
@@ -42,14 +43,16 @@ pub struct WorldService {
     /// Factions and stored relations.
     factions: Cache,
     clock: Clock,
+    events: EventBus,
 }
 
 impl WorldService {
     /// Builds the service over a store and the loaded clock, deriving its
     /// caches from `caches`.
-    pub fn new(store: WorldStore, caches: &CacheStore, clock: Clock) -> WorldService {
+    pub fn new(store: WorldStore, caches: &CacheStore, clock: Clock, events: EventBus) -> WorldService {
         WorldService {
             store,
+            events,
             regions: caches.cache("world_region", WORLD_CACHE_TTL),
             hexes: caches.cache("world_hex", WORLD_CACHE_TTL),
             factions: caches.cache("world_faction", WORLD_CACHE_TTL),
@@ -255,6 +258,23 @@ impl WorldService {
         };
         tracing::Span::current().record("event.id", event.id);
         tracing::info!(event.id = event.id, replayed, kind = %event.kind, "world event published");
+        if !replayed {
+            // Players subscribed to any affected region get it pushed.
+            let payload = serde_json::json!({
+                "id": event.id,
+                "kind": event.kind,
+                "text": event.text,
+                "region_ids": event.region_ids,
+                "at": vdm_kit::rfc3339(event.created_at_ms),
+            });
+            let push = Event {
+                kind: "world.event".to_owned(),
+                player_id: None,
+                region_ids: event.region_ids.clone(),
+                payload,
+            };
+            self.events.publish(push).await;
+        }
         Ok((event, replayed))
     }
 

@@ -8,6 +8,7 @@ use futures_util::FutureExt;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 use vdm_kit::admin::ReadinessCheck;
+use vdm_kit::bus::EventBus;
 use vdm_kit::cache::CacheStore;
 use vdm_kit::grpc::ServeOptions;
 
@@ -34,6 +35,8 @@ impl App {
     pub async fn build(config: &WorldConfig) -> WorldResult<App> {
         let db = vdm_kit::db::connect::<Migrator>(&config.database, "world").await?;
         let caches = CacheStore::new(&config.cache)?;
+        let redis_url = config.cache.redis_url.as_ref().map(|url| url.expose());
+        let events = EventBus::new(&caches, redis_url, &config.cache.key_prefix);
         let store = WorldStore::new(db);
         let now = vdm_kit::now_ms();
         let mut clock = store.load_clock(Clock::start(now, config.clock_rate)).await?;
@@ -57,7 +60,7 @@ impl App {
         );
         Ok(App {
             listener,
-            service: WorldService::new(store, &caches, clock),
+            service: WorldService::new(store, &caches, clock, events),
             options: ServeOptions {
                 artificial_delay: config.artificial_delay,
             },

@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::backend_tests;
-use crate::helpers::{Backend, TestApp, spawn_app, wolves};
+use crate::helpers::{ADMIN_TOKEN, Backend, Options, TestApp, spawn_app, spawn_app_with, wolves};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -22,6 +22,7 @@ backend_tests!(
     messagepack_socket_carries_the_same_conversation,
     resume_replays_exactly_the_missed_pushes,
     a_push_reaches_a_socket_on_another_gateway,
+    region_pushes_reach_their_subscribers_only,
 );
 
 async fn connect(
@@ -294,5 +295,67 @@ async fn sockets_refuse_bad_credentials_frames_and_contracts() {
     next(&mut socket).await;
     tokio::time::sleep(Duration::from_millis(1600)).await;
     assert_eq!(close_code(&mut socket).await, Some(CloseCode::Library(4002)));
+    app.finish().await;
+}
+
+async fn region_pushes_reach_their_subscribers_only(backend: Backend) {
+    let options = Options {
+        seed_demo: true,
+        ..Options::default()
+    };
+    let Some(app) = spawn_app_with(backend, options).await else {
+        return;
+    };
+    let (_, in_two) = app.sign_in("lives-in-region-2").await;
+    let (_, in_three) = app.sign_in("lives-in-region-3").await;
+    let mut two = connect(&app, "", Some(&in_two), "vdm.v1.json").await.unwrap();
+    let mut three = connect(&app, "", Some(&in_three), "vdm.v1.json").await.unwrap();
+    for (socket, region) in [(&mut two, 2), (&mut three, 3)] {
+        next(socket).await;
+        send(socket, json!({"id": "s", "type": "subscribe", "regions": [region]})).await;
+        collect(socket, "s", 0).await;
+    }
+
+    let storm = json!({"kind": "storm", "text": "A storm rolls over the lake.", "region_ids": [2]});
+    assert_eq!(
+        app.post_json("/v1/world/events", Some(ADMIN_TOKEN), &storm)
+            .await
+            .status,
+        201
+    );
+    let push = next(&mut two).await;
+    assert_eq!(
+        (push["event"].as_str(), push["seq"].as_u64()),
+        (Some("world.event"), Some(1))
+    );
+    assert_eq!(push["payload"]["text"], "A storm rolls over the lake.");
+
+    // NPC 1 walks from region 1 into region 2: region 2's subscribers see it.
+    let moved = app
+        .post_json("/v1/npcs/1/move", Some(ADMIN_TOKEN), &json!({"q": 6, "r": -4}))
+        .await;
+    assert_eq!(moved.status, 200, "{}", String::from_utf8_lossy(&moved.body));
+    let push = next(&mut two).await;
+    assert_eq!(push["event"], "npc.moved");
+    assert_eq!(push["seq"], 2);
+    assert_eq!(
+        (
+            push["payload"]["npc_id"].as_i64(),
+            push["payload"]["region_id"].as_i64()
+        ),
+        (Some(1), Some(2))
+    );
+
+    // Region 3 got neither: its first push is the one for region 3.
+    let fair = json!({"kind": "festival", "text": "Lanterns on the quay.", "region_ids": [3]});
+    assert_eq!(
+        app.post_json("/v1/world/events", Some(ADMIN_TOKEN), &fair).await.status,
+        201
+    );
+    let push = next(&mut three).await;
+    assert_eq!(
+        (push["seq"].as_u64(), push["payload"]["text"].as_str()),
+        (Some(1), Some("Lanterns on the quay."))
+    );
     app.finish().await;
 }
