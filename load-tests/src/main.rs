@@ -5,6 +5,7 @@
 //! vdm-load device-auth URL [options]          POST /v1/auth/device
 //! vdm-load seed URL --admin-token T --count N  create N quests (idempotent)
 //! vdm-load baseline --addr A --body-file F     a bare axum server returning F
+//! vdm-load payload URL PATH [--token T]        bytes of PATH as JSON/MessagePack, each compressed
 //! ```
 //!
 //! `PATH_TEMPLATE` may hold `{id}`, replaced by ids from `--ids A-B` in a
@@ -18,6 +19,7 @@
 
 mod baseline;
 mod engine;
+mod payload;
 mod seed;
 
 use std::time::Duration;
@@ -109,7 +111,8 @@ async fn run(args: Vec<String>) -> Result<bool, String> {
         }
         "seed" => seed::run(&options).await,
         "baseline" => baseline::run(&options).await,
-        _ => Err("usage: vdm-load get|device-auth|seed|baseline ... (see the source's header)".to_owned()),
+        "payload" => payload::run(&options).await,
+        _ => Err("usage: vdm-load get|device-auth|seed|baseline|payload ... (see the source's header)".to_owned()),
     }
 }
 
