@@ -63,7 +63,12 @@ pub async fn run(options: &Options) -> Result<bool, String> {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("")
                 .to_owned();
-            let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?
+                .to_bytes();
             if !status.is_success() || got_coding != coding || !got_type.starts_with(media_type) {
                 eprintln!(
                     "{name} {coding}: got {status}, {got_type}, content-encoding {got_coding}: {}",
