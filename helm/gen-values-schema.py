@@ -21,8 +21,13 @@ HELM = pathlib.Path(__file__).resolve().parent
 # Minimum lengths the binary enforces, for secret.values (empty: not set).
 SECRET_PATTERNS = {"jwtSecret": "^(.{32,})?$", "adminToken": "^(.{16,})?$"}
 
-# (component, is the HTTP gateway)
-CHARTS = [("gateway", True), ("quest", False)]
+# (component, is the HTTP gateway, the services it calls: VDM_<NAME>_URL)
+CHARTS = [
+    ("gateway", True, ["quest", "npc", "world"]),
+    ("quest", False, []),
+    ("npc", False, ["world"]),
+    ("world", False, []),
+]
 
 
 def described(schema, desc):
@@ -92,7 +97,7 @@ resources = obj({
 }, desc="Kubernetes ResourceRequirements")
 
 
-def schema(component, gateway):
+def schema(component, gateway, upstreams):
     secret_ids = ["databaseUrl", "redisUrl"] + (["jwtSecret", "adminToken"] if gateway else [])
     if gateway:
         service = obj({
@@ -205,9 +210,11 @@ def schema(component, gateway):
                        "otlpEndpoint": s(pattern="^(https?://.+)?$"),
                    })}},
     }
-    if gateway:
-        props["upstreams"] = obj({"quest": s("VDM_QUEST_URL (default: the vdm-quest chart of this release); tpl is applied")},
-                                 desc="gRPC services the gateway calls, as http://host:port")
+    if upstreams:
+        props["upstreams"] = obj(
+            {name: s("VDM_%s_URL (default: the vdm-%s chart of this release); tpl is applied" % (name.upper(), name))
+             for name in upstreams},
+            desc="gRPC services this one calls, as http://host:port")
     keys = list(props)
     return {
         "$schema": "http://json-schema.org/draft-07/schema#",
@@ -218,7 +225,7 @@ def schema(component, gateway):
                      "autoscaling", "podDisruptionBudget", "serviceMonitor", "migration",
                      "preStopSleepSeconds", "terminationGracePeriodSeconds",
                      "podSecurityContext", "securityContext", "tmpSizeLimit", "replicaCount"]
-                    + (["upstreams"] if gateway else []),
+                    + (["upstreams"] if upstreams else []),
         "properties": props,
     }
 
@@ -228,9 +235,9 @@ def main():
     if sys.argv[1:] not in ([], ["--check"]):
         sys.exit("usage: gen-values-schema.py [--check]")
     stale = []
-    for component, gateway in CHARTS:
+    for component, gateway, upstreams in CHARTS:
         path = HELM / ("vdm-%s" % component) / "values.schema.json"
-        text = json.dumps(schema(component, gateway), indent=2) + "\n"
+        text = json.dumps(schema(component, gateway, upstreams), indent=2) + "\n"
         if check:
             if not path.exists() or path.read_text() != text:
                 stale.append(str(path.relative_to(HELM.parent)))

@@ -17,7 +17,7 @@ set -euo pipefail
 KUBERNETES_VERSION="1.33.0"
 RELEASE="vdm"
 NAMESPACE="vdm"
-SERVICE_CHARTS=(vdm-gateway vdm-quest)
+SERVICE_CHARTS=(vdm-gateway vdm-quest vdm-npc vdm-world)
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${repo}"
@@ -134,7 +134,7 @@ render() {
 }
 render umbrella-default "${umbrella}"
 render umbrella-production "${umbrella}" -f helm/values-production.yaml
-# Trying it out: both charts create their Secret from values.
+# Trying it out: every chart creates its Secret from values.
 render umbrella-secret-from-values "${umbrella}" \
   --set vdm-gateway.secret.create=true \
   --set vdm-gateway.secret.values.databaseUrl=postgres://vdm:vdm@postgres:5432/vdm \
@@ -142,7 +142,11 @@ render umbrella-secret-from-values "${umbrella}" \
   --set vdm-gateway.secret.values.jwtSecret=try-it-out-only-0123456789abcdef0123 \
   --set vdm-gateway.secret.values.adminToken=try-it-out-only-0123 \
   --set vdm-quest.secret.create=true \
-  --set vdm-quest.secret.values.databaseUrl=postgres://vdm:vdm@postgres:5432/vdm
+  --set vdm-quest.secret.values.databaseUrl=postgres://vdm:vdm@postgres:5432/vdm \
+  --set vdm-npc.secret.create=true \
+  --set vdm-npc.secret.values.databaseUrl=postgres://vdm:vdm@postgres:5432/vdm \
+  --set vdm-world.secret.create=true \
+  --set vdm-world.secret.values.databaseUrl=postgres://vdm:vdm@postgres:5432/vdm
 for chart in "${SERVICE_CHARTS[@]}"; do
   render "${chart}-default" "${charts}/${chart}"
 done
@@ -229,6 +233,7 @@ expect_schema_error "an unknown nested value" "${umbrella}" --set vdm-gateway.au
 expect_schema_error "a value of the wrong type" "${umbrella}" --set vdm-quest.config.logFormat=xml
 expect_schema_error "a JWT secret shorter than the gateway accepts" "${umbrella}" --set vdm-gateway.secret.values.jwtSecret=too-short
 expect_schema_error "an unknown value (service chart alone)" "${charts}/vdm-quest" --set replicaCount2=3
+expect_schema_error "an unknown upstream of the NPC service" "${umbrella}" --set vdm-npc.upstreams.quest=http://q:50051
 if "${HELM}" template "${RELEASE}" "${umbrella}" --set vdm-gateway.terminationGracePeriodSeconds=15 >/dev/null 2>"${work}/err"; then
   fail "helm template accepted a grace period shorter than preStop sleep + drain"
 fi

@@ -8,6 +8,7 @@
 //! vdm-load sockets URL --sockets N [--pid P]  N idle sockets; gateway RSS per socket
 //! vdm-load sockets URL --sockets N --push-url U --admin-token T --region R
 //!                                             region pushes to N sockets; delivery latency
+//! vdm-load payload URL PATH [--token T]        bytes of PATH as JSON/MessagePack, each compressed
 //! ```
 //!
 //! `PATH_TEMPLATE` may hold `{id}`, replaced by ids from `--ids A-B` in a
@@ -21,6 +22,7 @@
 
 mod baseline;
 mod engine;
+mod payload;
 mod seed;
 mod sockets;
 
@@ -114,7 +116,10 @@ async fn run(args: Vec<String>) -> Result<bool, String> {
         "seed" => seed::run(&options).await,
         "sockets" => sockets::run(&options).await,
         "baseline" => baseline::run(&options).await,
-        _ => Err("usage: vdm-load get|device-auth|seed|baseline|sockets ... (see the source's header)".to_owned()),
+        "payload" => payload::run(&options).await,
+        _ => Err(
+            "usage: vdm-load get|device-auth|seed|baseline|sockets|payload ... (see the source's header)".to_owned(),
+        ),
     }
 }
 

@@ -2,9 +2,11 @@
 //!
 //! - idle: sign N devices in, open one socket each, hold them, and report
 //!   the gateway's RSS growth per socket (`--pid` of the gateway process);
-//! - push: the same sockets subscribed to `--region`, then `--pushes` region
-//!   events triggered through `--push-url` (an admin POST whose body carries
-//!   `sent_at_us`), reporting delivery latency over every socket.
+//! - push: the same sockets subscribed to `--region`, then `--pushes` world
+//!   events for that region posted to `--push-url` (`/v1/world/events`,
+//!   admin), reporting delivery latency over every socket: from the event's
+//!   `at` (stamped by the world service, millisecond resolution) to its
+//!   arrival.
 //!
 //! Sockets are spread over the local addresses 127.0.0.1..127.0.0.N
 //! (`--sources`) so one client process is not bound by one source address's
@@ -124,10 +126,7 @@ pub async fn run(options: &Options) -> Result<bool, String> {
             .get("admin-token")
             .ok_or("--admin-token is required with --pushes")?;
         for n in 0..pushes {
-            let body = format!(
-                r#"{{"kind":"load_test","text":"push {n}","region_ids":[{region}],"payload":{{"sent_at_us":{}}}}}"#,
-                now_us()
-            );
+            let body = format!(r#"{{"kind":"storm","text":"load test push {n}","region_ids":[{region}]}}"#);
             post(addr, &authority, push_url, Some(admin), body).await?;
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
@@ -165,9 +164,28 @@ fn sent_at(text: &str) -> Option<u64> {
     if value["type"] != "event" {
         return None;
     }
-    value["payload"]["payload"]["sent_at_us"]
-        .as_u64()
-        .or_else(|| value["payload"]["sent_at_us"].as_u64())
+    value["payload"]["at"].as_str().and_then(rfc3339_us)
+}
+
+/// Microseconds since the epoch of `2026-11-27T08:55:00.123Z` (the form the
+/// backend writes: UTC, milliseconds).
+fn rfc3339_us(raw: &str) -> Option<u64> {
+    let (date, time) = raw.strip_suffix('Z')?.split_once('T')?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut t = hms.split(':').map(|p| p.parse::<i64>().ok());
+    let (hh, mm, ss) = (t.next()??, t.next()??, t.next()??);
+    let millis: i64 = format!("{frac:0<3}")[..3].parse().ok()?;
+    // Days from the civil date (proleptic Gregorian), Howard Hinnant's way.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
+    u64::try_from((secs * 1000 + millis) * 1000).ok()
 }
 
 fn now_us() -> u64 {

@@ -13,7 +13,8 @@ services comes from the including chart:
   also serves /health, /ready and /metrics); every other chart is a gRPC
   service (gRPC port plus the admin port with /health, /ready and /metrics);
 - `.Values.secret.keys` lists which Secret entries the service reads, and
-  `.Values.upstreams` (gateway only) which services it calls.
+  `.Values.upstreams` (the gateway, and a service that calls another, as
+  vdm-npc calls vdm-world) which services it calls.
 */}}
 
 {{/* The chart name, or nameOverride. */}}

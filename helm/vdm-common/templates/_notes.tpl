@@ -23,12 +23,12 @@ Watch the rollout:
 Try the gateway:
   kubectl -n {{ .Release.Namespace }} port-forward service/{{ $fullname }} 8080:{{ .Values.service.httpPort }}
   curl -s localhost:8080/ready
-{{- range $name, $url := (.Values.upstreams | default dict) }}
-It calls {{ $name }} at {{ tpl ($url | default (printf "http://%s:50051" (include "vdm-common.fullnameFor" (dict "release" $.Release.Name "name" (printf "vdm-%s" $name))))) $ }}.
-{{- end }}
 {{- else }}
 
 gRPC: {{ $fullname }}.{{ .Release.Namespace }}.svc:{{ .Values.service.grpcPort }}; /health, /ready and /metrics on port {{ .Values.service.metricsPort }}.
+{{- end }}
+{{- range $name, $url := (.Values.upstreams | default dict) }}
+It calls {{ $name }} at {{ tpl ($url | default (printf "http://%s:50051" (include "vdm-common.fullnameFor" (dict "release" $.Release.Name "name" (printf "vdm-%s" $name))))) $ }}.
 {{- end }}
 {{- if .Values.autoscaling.enabled }}
 

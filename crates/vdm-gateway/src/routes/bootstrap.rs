@@ -59,6 +59,16 @@ pub enum Part {
 }
 
 impl Part {
+    /// Every part, in the order `missing` lists them.
+    pub const ALL: [Part; 6] = [
+        Part::Region,
+        Part::Time,
+        Part::Npcs,
+        Part::Dispositions,
+        Part::Quests,
+        Part::ActiveQuests,
+    ];
+
     /// The name clients see in `missing`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -187,7 +197,7 @@ pub async fn bootstrap(
     let dispositions = part(Part::Dispositions, dispositions, &mut missing)?;
     let quests = part(Part::Quests, quests, &mut missing)?;
     let active = part(Part::ActiveQuests, active, &mut missing)?;
-    if missing.len() == 6 {
+    if missing.len() == Part::ALL.len() {
         return Err(GatewayError::api(
             ErrorCode::Unavailable,
             "no part of the bootstrap could be loaded; retry shortly",

@@ -7,7 +7,7 @@ mod memory;
 mod npc;
 mod text;
 
-pub use cursor::{Order, Page};
+pub use cursor::{DEFAULT_PAGE, MAX_PAGE, Order, Page};
 pub use disposition::{Disposition, MAX_DELTA, MAX_SCORE, MIN_SCORE, adjusted_score};
 pub use memory::{Memory, MemoryInput, MemoryRank, NewMemory, memories_to_drop};
 pub use npc::{Hex, MAX_COORD, NewNpc, Npc, NpcInput, Traits};

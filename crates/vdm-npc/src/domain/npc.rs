@@ -25,7 +25,7 @@ impl Hex {
 
     /// Tells whether the coordinates are within what any map can hold.
     pub fn in_bounds(self) -> bool {
-        self.q.abs() <= MAX_COORD && self.r.abs() <= MAX_COORD
+        (-MAX_COORD..=MAX_COORD).contains(&self.q) && (-MAX_COORD..=MAX_COORD).contains(&self.r)
     }
 }
 

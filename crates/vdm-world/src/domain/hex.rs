@@ -27,7 +27,7 @@ impl Hex {
 
     /// Tells whether both coordinates are within [`MAX_COORD`].
     pub fn in_bounds(self) -> bool {
-        self.q.abs() <= MAX_COORD && self.r.abs() <= MAX_COORD
+        (-MAX_COORD..=MAX_COORD).contains(&self.q) && (-MAX_COORD..=MAX_COORD).contains(&self.r)
     }
 
     /// The six cells around this one (saturating at the i32 range, which
@@ -117,5 +117,7 @@ mod tests {
         let b = BoundingBox::around(&[Hex::new(1, 2), Hex::new(-1, 5)], 1).unwrap();
         assert_eq!((b.min_q, b.max_q, b.min_r, b.max_r), (-2, 2, 1, 6));
         assert!(BoundingBox::around(&[], 1).is_none());
+        assert!(!Hex::new(i32::MIN, 0).in_bounds(), "no overflow at the edge of i32");
+        assert!(Hex::new(-MAX_COORD, MAX_COORD).in_bounds());
     }
 }

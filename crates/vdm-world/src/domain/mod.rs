@@ -10,7 +10,7 @@ mod region;
 mod text;
 
 pub use clock::{Clock, MAX_CLOCK_RATE, START_GAME_MS, WorldTime};
-pub use cursor::{Cursor, Page};
+pub use cursor::{Cursor, DEFAULT_PAGE, MAX_PAGE, Page};
 pub use event::{EventInput, NewEvent, WorldEvent};
 pub use faction::{
     Faction, FactionRelation, MAX_DELTA, MAX_SCORE, MIN_SCORE, adjusted_score, all_pairs, check_score, pair,

@@ -1,5 +1,6 @@
-//! The world service's tables. One migration per file name, as
-//! `DeriveMigrationName` names each after its module.
+//! The world service's tables. Each migration names itself after its module:
+//! `DeriveMigrationName` would name it after this file, so every migration
+//! added here would be "migration" too.
 
 use sea_orm_migration::prelude::*;
 
@@ -16,8 +17,13 @@ mod m20261201_000001_create_world_tables {
     use sea_orm_migration::prelude::*;
     use sea_orm_migration::schema::*;
 
-    #[derive(DeriveMigrationName)]
     pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261201_000001_create_world_tables"
+        }
+    }
 
     #[derive(DeriveIden)]
     enum Regions {

@@ -259,7 +259,10 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
                 Box::new(move |service: &str| DatabaseConfig {
                     url: Secret::new(url.clone()),
                     schema: format!("{prefix}_{service}"),
-                    max_connections: 5,
+                    // Two tests at a time, four pools each, on a Postgres
+                    // other suites share: the NPC and world pools (few
+                    // concurrent writes in these tests) stay small.
+                    max_connections: if matches!(service, "npc" | "world") { 3 } else { 5 },
                     acquire_timeout: Duration::from_secs(5),
                     migrate_on_start: true,
                 }),

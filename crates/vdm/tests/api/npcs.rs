@@ -250,9 +250,11 @@ async fn moves_are_checked_by_the_world_and_show_at_once(backend: Backend) {
         .await
         .assert_error(400, "invalid_argument");
     assert!(msg.contains("hex (40, 40) is outside the map"), "{msg}");
-    app.post_json("/v1/npcs/1/move", Some(ADMIN_TOKEN), &json!({"q": i32::MAX, "r": 0}))
-        .await
-        .assert_error(400, "invalid_argument");
+    for (q, r) in [(i32::MAX, 0), (i32::MIN, 0), (0, i32::MIN)] {
+        app.post_json("/v1/npcs/1/move", Some(ADMIN_TOKEN), &json!({"q": q, "r": r}))
+            .await
+            .assert_error(400, "invalid_argument");
+    }
     app.post_json("/v1/npcs/1/move", Some(ADMIN_TOKEN), &json!({"q": 1}))
         .await
         .assert_error(400, "invalid_argument");
