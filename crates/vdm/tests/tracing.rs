@@ -231,6 +231,9 @@ async fn a_request_is_one_trace_across_gateway_quest_and_database() {
     ));
     let gateway = Process::spawn(&["gateway"], &gateway_env);
     let base = format!("http://127.0.0.1:{http_port}");
+    for admin in [admin_port, world_admin, npc_admin] {
+        wait_ready(&format!("http://127.0.0.1:{admin}/ready")).await;
+    }
     wait_ready(&format!("{base}/ready")).await;
 
     let quest_body = json!({"title": "Traced", "giver_npc_id": 1, "region_id": 1, "objectives": [{"description": "Be seen", "target_count": 1}]});

@@ -1,6 +1,6 @@
 //! Operational endpoints: `/health` (liveness: the process answers),
-//! `/ready` (readiness: the player database and every service answer, and
-//! the process is not shutting down) and `/metrics` (Prometheus text).
+//! `/ready` (readiness: the player database answers and the process is not
+//! shutting down; services that do not answer make it `degraded`) and `/metrics` (Prometheus text).
 
 use std::time::Duration;
 
@@ -22,7 +22,8 @@ pub async fn health() -> Response {
     Json(json!({"status": "ok"})).into_response()
 }
 
-/// Readiness, with the failing dependencies named.
+/// Readiness: fails without the gateway's own database (or while shutting
+/// down); services that do not answer are named (`degraded`), not fatal.
 pub async fn ready(State(state): State<AppState>) -> Response {
     if state.shutdown.is_cancelled() {
         return (
@@ -50,15 +51,25 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         }
     }));
     let (db, services) = tokio::join!(db, services);
-    let failing: Vec<String> = db.into_iter().chain(services.into_iter().flatten()).collect();
-    if failing.is_empty() {
-        Json(json!({"status": "ready"})).into_response()
-    } else {
-        (
+    let failing: Vec<String> = services.into_iter().flatten().collect();
+    if let Some(db) = db {
+        // Without its own database the gateway cannot sign anyone in.
+        let mut failing = failing;
+        failing.insert(0, db);
+        return (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"status": "not_ready", "failing": failing})),
         )
-            .into_response()
+            .into_response();
+    }
+    if failing.is_empty() {
+        Json(json!({"status": "ready"})).into_response()
+    } else {
+        // A down service degrades its own routes (503 with Retry-After, or
+        // a partial bootstrap) but the gateway keeps serving the rest:
+        // taking every gateway out of rotation would turn one outage into
+        // a total one.
+        Json(json!({"status": "degraded", "failing": failing})).into_response()
     }
 }
 
