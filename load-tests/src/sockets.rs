@@ -57,7 +57,9 @@ pub async fn run(options: &Options) -> Result<bool, String> {
     // Measured after the sign-ins, so only the sockets' own memory counts.
     let rss_before = pid.and_then(rss_kb);
 
-    let latencies = Arc::new(Mutex::new(Vec::with_capacity(sockets * pushes.max(1))));
+    // Sharded so that thousands of sockets recording at once do not queue
+    // on one lock (the client shares the machine with the server).
+    let latencies: Arc<Vec<std::sync::Mutex<Vec<u64>>>> = Arc::new((0..64).map(|_| Default::default()).collect());
     let received = Arc::new(AtomicU64::new(0));
     let opened = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -90,7 +92,9 @@ pub async fn run(options: &Options) -> Result<bool, String> {
                     && let Some(at) = sent_at(text.as_str())
                 {
                     let now = now_us();
-                    latencies.lock().await.push(now.saturating_sub(at));
+                    if let Ok(mut shard) = latencies[i % 64].lock() {
+                        shard.push(now.saturating_sub(at));
+                    }
                     received.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -135,7 +139,11 @@ pub async fn run(options: &Options) -> Result<bool, String> {
         while received.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let mut latencies = latencies.lock().await.clone();
+        let mut latencies: Vec<u64> = latencies
+            .iter()
+            .filter_map(|l| l.lock().ok())
+            .flat_map(|l| l.clone())
+            .collect();
         latencies.sort_unstable();
         let pct = |p: f64| {
             latencies
@@ -160,11 +168,13 @@ pub async fn run(options: &Options) -> Result<bool, String> {
 }
 
 fn sent_at(text: &str) -> Option<u64> {
-    let value: serde_json::Value = serde_json::from_str(text).ok()?;
-    if value["type"] != "event" {
+    // A substring scan, not a JSON parse: the client must not be the
+    // bottleneck it measures.
+    if !text.starts_with(r#"{"type":"event""#) {
         return None;
     }
-    value["payload"]["at"].as_str().and_then(rfc3339_us)
+    let start = text.find(r#""at":""#)? + 6;
+    rfc3339_us(text.get(start..start + 24)?)
 }
 
 /// Microseconds since the epoch of `2026-11-27T08:55:00.123Z` (the form the

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Semaphore, mpsc};
 use tower::ServiceExt;
 use vdm_kit::ErrorCode;
+use vdm_kit::bus::Event;
 use vdm_kit::shutdown::CancellationToken;
 
 use super::envelope::{Incoming, Outgoing, Wire, decode};
@@ -126,7 +127,7 @@ pub async fn run(socket: WebSocket, start: Start) {
             Some(event) = pushes.recv() => {
                 let seq = realtime.resume.record(&resume_token, &event);
                 metrics::counter!("vdm_ws_messages_total", "direction" => "out").increment(1);
-                if let Some(frame) = push(seq, &event).encode(format)
+                if let Some(frame) = push_frame(seq, &event, format)
                     && sink.send(frame).await.is_err()
                 {
                     break None;
@@ -350,6 +351,33 @@ async fn dispatch(router: axum::Router, token: &str, incoming: Incoming) -> Outg
         serde_json::from_slice(&bytes).unwrap_or(Value::Null)
     };
     Outgoing::Response { id, status, body }
+}
+
+/// The frame of a push. A region push goes to thousands of sockets at once:
+/// its payload is serialized once (the last event's JSON is kept) and only
+/// the envelope around it, with each socket's `seq`, is written per socket.
+fn push_frame(seq: u64, event: &Arc<Event>, format: Wire) -> Option<Message> {
+    if format == Wire::Msgpack {
+        return push(seq, event).encode(format);
+    }
+    static LAST: std::sync::Mutex<Option<(std::sync::Weak<Event>, Arc<str>)>> = std::sync::Mutex::new(None);
+    let payload = {
+        let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+        // The Weak keeps the event's allocation, so its address cannot be
+        // reused by another event while it is cached.
+        match last.as_ref() {
+            Some((weak, json)) if std::ptr::eq(weak.as_ptr(), Arc::as_ptr(event)) => json.clone(),
+            _ => {
+                let json: Arc<str> = serde_json::to_string(&event.payload).ok()?.into();
+                *last = Some((Arc::downgrade(event), json.clone()));
+                json
+            }
+        }
+    };
+    let kind = serde_json::to_string(&event.kind).ok()?;
+    Some(Message::Text(
+        format!(r#"{{"type":"event","seq":{seq},"event":{kind},"payload":{payload}}}"#).into(),
+    ))
 }
 
 fn error_reply(id: Option<String>, code: ErrorCode, message: &str) -> Outgoing {
