@@ -11,6 +11,7 @@
 //! - [`bus`]: events from services to gateways (Redis pub/sub or in-process).
 //! - [`telemetry`]: the tracing subscriber, OTLP export, W3C propagation.
 //! - [`metrics`]: the Prometheus recorder and scrape-time gauges.
+//! - [`page`]: opaque keyset-pagination cursors and page limits.
 //! - [`grpc`]: serve a service with health, reflection and observability;
 //!   connect to one.
 //! - [`tower`]: the gRPC server and client layers.
@@ -25,6 +26,7 @@ pub mod db;
 pub mod error;
 pub mod grpc;
 pub mod metrics;
+pub mod page;
 pub mod shutdown;
 pub mod telemetry;
 pub mod tower;

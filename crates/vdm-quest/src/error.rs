@@ -127,3 +127,9 @@ impl From<QuestError> for tonic::Status {
         }
     }
 }
+
+impl From<vdm_kit::page::PageError> for QuestError {
+    fn from(err: vdm_kit::page::PageError) -> QuestError {
+        QuestError::Invalid(err.0)
+    }
+}

@@ -114,3 +114,9 @@ impl From<WorldError> for tonic::Status {
         }
     }
 }
+
+impl From<vdm_kit::page::PageError> for WorldError {
+    fn from(err: vdm_kit::page::PageError) -> WorldError {
+        WorldError::Invalid(err.0)
+    }
+}

@@ -2,7 +2,6 @@
 //! validation, relation scores, the clock, pagination cursors.
 
 mod clock;
-mod cursor;
 mod event;
 mod faction;
 mod hex;
@@ -10,7 +9,6 @@ mod region;
 mod text;
 
 pub use clock::{Clock, MAX_CLOCK_RATE, START_GAME_MS, WorldTime};
-pub use cursor::{Cursor, DEFAULT_PAGE, MAX_PAGE, Page};
 pub use event::{EventInput, NewEvent, WorldEvent};
 pub use faction::{
     Faction, FactionRelation, MAX_DELTA, MAX_SCORE, MIN_SCORE, adjusted_score, all_pairs, check_score, pair,
@@ -19,3 +17,4 @@ pub use faction::{
 pub use hex::{BoundingBox, Hex, MAX_COORD};
 pub use region::{MAX_CELLS, NewRegion, Region, RegionInput, neighbor_ids};
 pub use text::{fingerprint, positive_id};
+pub use vdm_kit::page::{Cursor, DEFAULT_PAGE, MAX_PAGE, Page};

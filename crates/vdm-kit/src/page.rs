@@ -1,10 +1,14 @@
-//! Opaque keyset-pagination cursors: a page continues after the last id of
+//! Opaque keyset-pagination cursors, shared by every service that lists in
+//! id order: a page continues after the last id of
 //! the previous one, so pages stay stable while rows are added.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::error::{WorldError, WorldResult};
+/// A limit or cursor a client sent that cannot be used; the message names it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PageError(pub String);
 
 /// Largest page a client may ask for.
 pub const MAX_PAGE: u32 = 100;
@@ -20,11 +24,11 @@ pub struct Cursor {
 
 impl Cursor {
     /// Decodes a client's cursor; an empty string is the first page.
-    pub fn decode(raw: &str) -> WorldResult<Cursor> {
+    pub fn decode(raw: &str) -> Result<Cursor, PageError> {
         if raw.is_empty() {
             return Ok(Cursor::default());
         }
-        let bad = || WorldError::Invalid(format!("cursor {raw:?} is not a cursor this service issued"));
+        let bad = || PageError(format!("cursor {raw:?} is not a cursor this service issued"));
         let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| bad())?;
         let text = std::str::from_utf8(&bytes).map_err(|_| bad())?;
         let after_id = text
@@ -51,10 +55,10 @@ pub struct Page {
 
 impl Page {
     /// Validates a client's limit (0 means the default) and cursor.
-    pub fn parse(limit: u32, cursor: &str) -> WorldResult<Page> {
+    pub fn parse(limit: u32, cursor: &str) -> Result<Page, PageError> {
         let limit = match limit {
             0 => DEFAULT_PAGE,
-            n if n > MAX_PAGE => return Err(WorldError::Invalid(format!("limit must be between 1 and {MAX_PAGE}"))),
+            n if n > MAX_PAGE => return Err(PageError(format!("limit must be between 1 and {MAX_PAGE}"))),
             n => n,
         };
         Ok(Page {
