@@ -16,6 +16,7 @@
 //!   connect to one.
 //! - [`tower`]: the gRPC server and client layers.
 //! - [`admin`]: `/health`, `/ready`, `/metrics` for service processes.
+//! - [`validate`]: field checks naming the field, request fingerprints.
 //! - [`shutdown`]: the SIGTERM/Ctrl-C signal and the cancellation token.
 
 pub mod admin;
@@ -30,6 +31,7 @@ pub mod page;
 pub mod shutdown;
 pub mod telemetry;
 pub mod tower;
+pub mod validate;
 
 pub use error::ErrorCode;
 

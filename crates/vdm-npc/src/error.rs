@@ -121,3 +121,9 @@ impl From<NpcError> for tonic::Status {
         }
     }
 }
+
+impl From<vdm_kit::validate::Invalid> for NpcError {
+    fn from(err: vdm_kit::validate::Invalid) -> NpcError {
+        NpcError::Invalid(err.0)
+    }
+}

@@ -133,3 +133,9 @@ impl From<vdm_kit::page::PageError> for QuestError {
         QuestError::Invalid(err.0)
     }
 }
+
+impl From<vdm_kit::validate::Invalid> for QuestError {
+    fn from(err: vdm_kit::validate::Invalid) -> QuestError {
+        QuestError::Invalid(err.0)
+    }
+}

@@ -120,3 +120,9 @@ impl From<vdm_kit::page::PageError> for WorldError {
         WorldError::Invalid(err.0)
     }
 }
+
+impl From<vdm_kit::validate::Invalid> for WorldError {
+    fn from(err: vdm_kit::validate::Invalid) -> WorldError {
+        WorldError::Invalid(err.0)
+    }
+}

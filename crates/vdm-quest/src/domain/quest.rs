@@ -242,30 +242,7 @@ impl Quest {
     }
 }
 
-/// Checks that an id is positive.
-pub fn positive_id(field: &str, id: i64) -> QuestResult<()> {
-    if id <= 0 {
-        return Err(invalid(format!("{field} must be a positive id, got {id}")));
-    }
-    Ok(())
-}
-
-fn text_field(field: &str, value: String, min_chars: usize, max_chars: usize) -> QuestResult<String> {
-    let trimmed = value.trim();
-    let chars = trimmed.chars().count();
-    if chars < min_chars {
-        return Err(invalid(format!("{field} must not be empty")));
-    }
-    if chars > max_chars {
-        return Err(invalid(format!(
-            "{field} must be at most {max_chars} characters, got {chars}"
-        )));
-    }
-    if trimmed.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return Err(invalid(format!("{field} must not contain control characters")));
-    }
-    Ok(trimmed.to_owned())
-}
+pub use vdm_kit::validate::{positive_id, text_field};
 
 fn invalid(message: String) -> QuestError {
     QuestError::Invalid(message)
