@@ -93,6 +93,8 @@ pub struct Options {
     pub clock_rate: Option<f64>,
     /// Seed the demo world through the services before returning.
     pub seed_demo: bool,
+    /// The gateway's rate limits (default: the production defaults).
+    pub rate_limits: Option<RateLimits>,
 }
 
 pub struct TestApp {
@@ -316,7 +318,7 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
             queue: 64,
             ..RealtimeConfig::default()
         },
-        rate_limits: Some(RateLimits::default()),
+        rate_limits: Some(options.rate_limits.clone().unwrap_or_default()),
         cors_origins: vec!["https://play.example".to_owned()],
     };
     let shutdown = CancellationToken::new();

@@ -4,7 +4,10 @@ use http::Method;
 use serde_json::{Value, json};
 
 use crate::backend_tests;
-use crate::helpers::{ADMIN_TOKEN, Backend, spawn_app, spawn_gateway_without_services, wolves};
+use crate::helpers::{
+    ADMIN_TOKEN, Backend, Options, spawn_app, spawn_app_with, spawn_gateway_without_services, wolves,
+};
+use vdm_gateway::rate_limit::{Rate, RateLimits};
 
 backend_tests!(
     malformed_and_mistyped_json_are_400_naming_the_problem,
@@ -288,11 +291,32 @@ async fn a_service_that_is_down_gives_503_with_retry_after() {
 }
 
 async fn rate_limits_answer_429_with_retry_after(backend: Backend) {
-    let Some(app) = spawn_app(backend).await else { return };
+    // Small buckets that barely refill, so the test does not depend on how
+    // fast this machine sends requests.
+    let slow = Rate {
+        per_second: 0.2,
+        burst: 5.0,
+    };
+    let limits = RateLimits {
+        auth: Rate {
+            per_second: 0.2,
+            burst: 8.0,
+        },
+        write: slow,
+        read: slow,
+        trust_forwarded_for: false,
+    };
+    let options = Options {
+        rate_limits: Some(limits),
+        ..Options::default()
+    };
+    let Some(app) = spawn_app_with(backend, options).await else {
+        return;
+    };
     let (_, greedy) = app.sign_in("greedy").await;
     let (_, patient) = app.sign_in("patient").await;
     let mut limited = None;
-    for _ in 0..600 {
+    for _ in 0..20 {
         let response = app.get("/v1/me/quests", &greedy).await;
         if response.status == 429 {
             limited = Some(response);
