@@ -95,6 +95,8 @@ pub struct Options {
     pub seed_demo: bool,
     /// The gateway's rate limits (default: the production defaults).
     pub rate_limits: Option<RateLimits>,
+    /// With the embedded back end: cache in this Redis instead of in process.
+    pub redis_url: Option<String>,
 }
 
 pub struct TestApp {
@@ -228,7 +230,15 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
         Backend::Embedded => {
             let dir = std::env::temp_dir().join(format!("vdm-test-{suffix}"));
             let db_dir = dir.clone();
-            let cache = CacheConfig::in_process();
+            let cache = match &options.redis_url {
+                None => CacheConfig::in_process(),
+                Some(url) => CacheConfig {
+                    redis_url: Some(Secret::new(url.clone())),
+                    key_prefix: format!("t{}_{suffix}", unix_secs()),
+                    memory_capacity: 1000,
+                    timeout: Duration::from_millis(250),
+                },
+            };
             (
                 Box::new(move |service: &str| DatabaseConfig::sqlite_file(&db_dir, service)),
                 cache,
