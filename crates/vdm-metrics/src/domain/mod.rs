@@ -1,0 +1,14 @@
+//! The metrics service's rules, without IO.
+//!
+//! - [`telemetry`]: a client batch as uploaded, and [`ClientBatch::parse`],
+//!   which checks every field and names the first bad one.
+//! - [`labels`]: label values folded into a bounded set.
+//! - [`percentile`]: nearest-rank percentiles.
+
+pub mod labels;
+pub mod percentile;
+pub mod telemetry;
+
+pub use labels::LabelCap;
+pub use percentile::{Percentiles, percentiles};
+pub use telemetry::{ClientBatch, ClientBatchInput, ClientSample};
