@@ -20,6 +20,10 @@ pub struct GatewayConfig {
     pub npc_url: String,
     /// The world service's gRPC address (`VDM_WORLD_URL`).
     pub world_url: String,
+    /// The metrics service's gRPC address (`VDM_METRICS_URL`); optional, so
+    /// a gateway deployed without the metrics service still starts, and
+    /// answers the telemetry routes with 503.
+    pub metrics_url: Option<String>,
     /// How long each service call of `GET /v1/bootstrap` may take before its
     /// part is reported missing (`VDM_BOOTSTRAP_BUDGET_MS`, default 300 ms).
     pub bootstrap_budget: Duration,
@@ -58,6 +62,8 @@ pub struct Overrides {
     pub npc_url: Option<String>,
     /// The world service's address when it runs in the same process.
     pub world_url: Option<String>,
+    /// The metrics service's address when it runs in the same process.
+    pub metrics_url: Option<String>,
     /// A generated admin token when none is configured.
     pub admin_token: Option<Secret>,
     /// A generated signing key when none is configured.
@@ -72,6 +78,10 @@ impl GatewayConfig {
         let quest_url = service_url(env, "VDM_QUEST_URL", "quest", overrides.quest_url)?;
         let npc_url = service_url(env, "VDM_NPC_URL", "NPC", overrides.npc_url)?;
         let world_url = service_url(env, "VDM_WORLD_URL", "world", overrides.world_url)?;
+        let metrics_url = match overrides.metrics_url.or_else(|| env.string("VDM_METRICS_URL")) {
+            Some(url) => Some(service_url(env, "VDM_METRICS_URL", "metrics", Some(url))?),
+            None => None,
+        };
         let admin_token = env
             .secret("VDM_ADMIN_TOKEN")
             .or(overrides.admin_token)
@@ -95,6 +105,7 @@ impl GatewayConfig {
             quest_url,
             npc_url,
             world_url,
+            metrics_url,
             bootstrap_budget: env.millis_or("VDM_BOOTSTRAP_BUDGET_MS", Duration::from_millis(300))?,
             admin_token,
             jwt_secret,

@@ -82,6 +82,15 @@ impl<T: Serialize> Reply<T> {
         }
     }
 
+    /// A 202 with `body`: taken in, with effects that are not read back.
+    pub fn accepted(format: Format, body: T) -> Reply<T> {
+        Reply {
+            status: StatusCode::ACCEPTED,
+            format,
+            body,
+        }
+    }
+
     /// A 201 with `body`.
     pub fn created(format: Format, body: T) -> Reply<T> {
         Reply {

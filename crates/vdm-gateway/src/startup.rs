@@ -22,6 +22,7 @@ use tower_http::timeout::TimeoutLayer;
 use vdm_kit::bus::EventBus;
 use vdm_kit::cache::CacheStore;
 use vdm_kit::shutdown::CancellationToken;
+use vdm_proto::metrics::v1::metrics_service_client::MetricsServiceClient;
 use vdm_proto::npc::v1::npc_service_client::NpcServiceClient;
 use vdm_proto::quest::v1::quest_service_client::QuestServiceClient;
 use vdm_proto::world::v1::world_service_client::WorldServiceClient;
@@ -34,7 +35,7 @@ use crate::rate_limit::{self, Limiter};
 use crate::realtime::hub::Hub;
 use crate::realtime::resume::ResumeStore;
 use crate::realtime::{self, Realtime};
-use crate::routes::{bootstrap, npcs, ops, quests, world};
+use crate::routes::{bootstrap, npcs, ops, quests, telemetry, world};
 use crate::state::{AppState, Shared};
 use crate::{auth, middleware};
 
@@ -65,6 +66,8 @@ pub const ROUTES: &[&str] = &[
     "/v1/npcs/{id}/memories",
     "/v1/me/npcs/{id}/disposition",
     "/v1/bootstrap",
+    "/v1/telemetry/client",
+    "/v1/stats/client",
 ];
 
 /// Responses smaller than this are not worth compressing.
@@ -107,6 +110,24 @@ impl App {
         let world = WorldServiceClient::new(world_channel.clone())
             .accept_compressed(CompressionEncoding::Gzip)
             .accept_compressed(CompressionEncoding::Zstd);
+        let metrics_channel = match &config.metrics_url {
+            Some(url) => Some(vdm_kit::grpc::channel(url, config.request_timeout)?),
+            None => None,
+        };
+        // Batches of 500 samples are worth compressing on the way in.
+        let metrics = metrics_channel.clone().map(|channel| {
+            MetricsServiceClient::new(channel)
+                .send_compressed(CompressionEncoding::Gzip)
+                .accept_compressed(CompressionEncoding::Gzip)
+        });
+        let mut health = vec![
+            ("vdm.quest.v1.QuestService", HealthClient::new(quest_channel)),
+            ("vdm.npc.v1.NpcService", HealthClient::new(npc_channel)),
+            ("vdm.world.v1.WorldService", HealthClient::new(world_channel)),
+        ];
+        if let Some(channel) = metrics_channel {
+            health.push(("vdm.metrics.v1.MetricsService", HealthClient::new(channel)));
+        }
         let state: AppState = Arc::new(Shared {
             tokens: TokenKeys::new(
                 &config.jwt_secret,
@@ -118,12 +139,9 @@ impl App {
             quest,
             npc,
             world,
+            metrics,
             bootstrap_budget: config.bootstrap_budget,
-            health: vec![
-                ("vdm.quest.v1.QuestService", HealthClient::new(quest_channel)),
-                ("vdm.npc.v1.NpcService", HealthClient::new(npc_channel)),
-                ("vdm.world.v1.WorldService", HealthClient::new(world_channel)),
-            ],
+            health,
             shutdown: shutdown.clone(),
             realtime: realtime.clone(),
         });
@@ -198,6 +216,8 @@ pub fn router(state: AppState, config: &GatewayConfig) -> Router {
         .route("/v1/npcs/{id}/memories", get(npcs::memories).post(npcs::record_memory))
         .route("/v1/me/npcs/{id}/disposition", get(npcs::disposition))
         .route("/v1/bootstrap", get(bootstrap::bootstrap))
+        .route("/v1/telemetry/client", post(telemetry::upload))
+        .route("/v1/stats/client", get(telemetry::stats))
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))

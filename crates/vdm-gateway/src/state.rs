@@ -8,6 +8,7 @@ use std::time::Duration;
 use tonic_health::pb::health_client::HealthClient;
 use vdm_kit::grpc::GrpcChannel;
 use vdm_kit::shutdown::CancellationToken;
+use vdm_proto::metrics::v1::metrics_service_client::MetricsServiceClient;
 use vdm_proto::npc::v1::npc_service_client::NpcServiceClient;
 use vdm_proto::quest::v1::quest_service_client::QuestServiceClient;
 use vdm_proto::world::v1::world_service_client::WorldServiceClient;
@@ -31,6 +32,8 @@ pub struct Shared {
     pub npc: NpcServiceClient<GrpcChannel>,
     /// The world service.
     pub world: WorldServiceClient<GrpcChannel>,
+    /// The metrics service, when configured.
+    pub metrics: Option<MetricsServiceClient<GrpcChannel>>,
     /// The budget of each service call of the game bootstrap.
     pub bootstrap_budget: Duration,
     /// Health checks of each service, by gRPC service name.

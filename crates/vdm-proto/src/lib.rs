@@ -38,3 +38,12 @@ pub mod world {
         tonic::include_proto!("vdm.world.v1");
     }
 }
+
+/// Client telemetry and backend stats (`vdm.metrics.v1`).
+pub mod metrics {
+    /// Version 1 of the metrics contract.
+    pub mod v1 {
+        #![allow(missing_docs, clippy::all)]
+        tonic::include_proto!("vdm.metrics.v1");
+    }
+}

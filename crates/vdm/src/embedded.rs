@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 use vdm_gateway::{GatewayConfig, Overrides};
 use vdm_kit::config::Env;
 use vdm_kit::shutdown::CancellationToken;
+use vdm_metrics::MetricsConfig;
 use vdm_npc::NpcConfig;
 use vdm_quest::QuestConfig;
 use vdm_world::WorldConfig;
@@ -29,6 +30,8 @@ pub struct Services {
     pub npc: Option<NpcConfig>,
     /// The quest service.
     pub quest: Option<QuestConfig>,
+    /// The metrics service.
+    pub metrics: Option<MetricsConfig>,
 }
 
 /// The running apps of one process.
@@ -41,6 +44,8 @@ pub struct Running {
     pub npc_addr: Option<SocketAddr>,
     /// Where the quest service serves gRPC, when started.
     pub quest_addr: Option<SocketAddr>,
+    /// Where the metrics service serves gRPC, when started.
+    pub metrics_addr: Option<SocketAddr>,
     tasks: JoinSet<Result<(), VdmError>>,
 }
 
@@ -63,7 +68,7 @@ impl Running {
 }
 
 /// Builds and starts the services (world first, then NPC pointed at it,
-/// then quest) and the gateway pointed at them; all stop when `shutdown`
+/// then quest, then metrics) and the gateway pointed at them; all stop when `shutdown`
 /// is cancelled. Returns once every one is bound.
 pub async fn start(
     services: &Services,
@@ -110,6 +115,18 @@ pub async fn start(
         None => None,
     };
 
+    let metrics_addr = match &services.metrics {
+        Some(config) => {
+            let app = vdm_metrics::App::build(config).await?;
+            let addr = app.local_addr();
+            gateway.metrics_url = Some(format!("http://{addr}"));
+            let stop = shutdown.clone();
+            tasks.spawn(async move { app.run_until(stop.cancelled_owned()).await.map_err(VdmError::from) });
+            Some(addr)
+        }
+        None => None,
+    };
+
     let gateway_app = vdm_gateway::App::build(&gateway, shutdown.clone()).await?;
     let http_addr = gateway_app.local_addr();
     let stop = shutdown.clone();
@@ -124,6 +141,7 @@ pub async fn start(
         world_addr,
         npc_addr,
         quest_addr,
+        metrics_addr,
         tasks,
     })
 }
@@ -151,6 +169,11 @@ pub async fn run(env: &Env, common: &Common, shutdown: CancellationToken) -> Res
             loopback("VDM_QUEST_GRPC_ADDR")?,
             &common.data_dir,
         )?),
+        metrics: Some(MetricsConfig::from_env(
+            env,
+            loopback("VDM_METRICS_GRPC_ADDR")?,
+            &common.data_dir,
+        )?),
     };
 
     let generated_admin = env.secret("VDM_ADMIN_TOKEN").is_none();
@@ -158,6 +181,7 @@ pub async fn run(env: &Env, common: &Common, shutdown: CancellationToken) -> Res
         quest_url: placeholder(),
         npc_url: placeholder(),
         world_url: placeholder(),
+        metrics_url: placeholder(),
         admin_token: Some(vdm_gateway::config::generate_secret(18)?),
         jwt_secret: Some(vdm_gateway::config::generate_secret(32)?),
     };

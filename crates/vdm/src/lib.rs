@@ -28,8 +28,9 @@ commands:
   quest               run the quest service
   npc                 run the NPC service
   world               run the world service
+  metrics             run the metrics service
   migrate <service>   run a service's database migrations and exit
-                      (gateway, quest, npc, world, all)
+                      (gateway, quest, npc, world, metrics, all)
   help                print this help
 
 Configuration is read from the environment (VDM_*, DATABASE_URL, REDIS_URL,
@@ -48,6 +49,8 @@ pub enum Command {
     Npc,
     /// The world service alone.
     World,
+    /// The metrics service alone.
+    Metrics,
     /// Migrate one service's database (or all) and exit.
     Migrate(String),
     /// Print the help.
@@ -65,6 +68,7 @@ impl Command {
             Some("quest") => Command::Quest,
             Some("npc") => Command::Npc,
             Some("world") => Command::World,
+            Some("metrics") => Command::Metrics,
             Some("migrate") => Command::Migrate(args.next().ok_or("migrate needs a service name")?),
             Some("help" | "-h" | "--help") => Command::Help,
             Some("version" | "-V" | "--version") => Command::Version,
@@ -95,6 +99,9 @@ pub enum VdmError {
     /// The world service failed.
     #[error("world service failed")]
     World(#[from] vdm_world::WorldError),
+    /// The metrics service failed.
+    #[error("metrics service failed")]
+    Metrics(#[from] vdm_metrics::MetricsError),
     /// The gateway failed.
     #[error("gateway failed")]
     Gateway(#[from] vdm_gateway::GatewayError),
@@ -167,6 +174,7 @@ async fn run_async(command: Command) -> Result<(), VdmError> {
         Command::Quest => "quest",
         Command::Npc => "npc",
         Command::World => "world",
+        Command::Metrics => "metrics",
         _ => "vdm-migrate",
     };
     let common = Common::from_env(&env, service_name)?;
@@ -214,6 +222,16 @@ async fn run_async(command: Command) -> Result<(), VdmError> {
             })
             .await
         }
+        Command::Metrics => {
+            let config = vdm_metrics::MetricsConfig::from_env(&env, grpc_addr(&env)?, &common.data_dir)?;
+            let app = vdm_metrics::App::build(&config).await?;
+            let readiness = app.readiness();
+            let stop = shutdown.clone();
+            serve_one(&env, readiness, shutdown, async move {
+                app.run_until(stop.cancelled_owned()).await.map_err(VdmError::from)
+            })
+            .await
+        }
         Command::Migrate(service) => migrate(&env, &common, &service).await,
         Command::Help | Command::Version => Ok(()),
     }
@@ -245,7 +263,7 @@ async fn serve_one(
 }
 
 /// Every service `vdm migrate` knows, in the order `all` migrates them.
-const MIGRATABLE: &[&str] = &["gateway", "quest", "npc", "world"];
+const MIGRATABLE: &[&str] = &["gateway", "quest", "npc", "world", "metrics"];
 
 async fn migrate(env: &Env, common: &Common, service: &str) -> Result<(), VdmError> {
     let targets: &[&str] = match service {
@@ -268,6 +286,7 @@ async fn migrate(env: &Env, common: &Common, service: &str) -> Result<(), VdmErr
             }
             "npc" => vdm_kit::db::migrate::<vdm_npc::store::migration::Migrator>(&config, "npc").await?,
             "world" => vdm_kit::db::migrate::<vdm_world::store::migration::Migrator>(&config, "world").await?,
+            "metrics" => vdm_kit::db::migrate::<vdm_metrics::store::migration::Migrator>(&config, "metrics").await?,
             _ => vdm_kit::db::migrate::<vdm_quest::store::migration::Migrator>(&config, "quest").await?,
         }
         println!("migrated {target}");
@@ -296,6 +315,11 @@ mod tests {
         assert_eq!(parse(&["quest"]).unwrap(), Command::Quest);
         assert_eq!(parse(&["npc"]).unwrap(), Command::Npc);
         assert_eq!(parse(&["world"]).unwrap(), Command::World);
+        assert_eq!(parse(&["metrics"]).unwrap(), Command::Metrics);
+        assert_eq!(
+            parse(&["migrate", "metrics"]).unwrap(),
+            Command::Migrate("metrics".into())
+        );
         assert_eq!(parse(&["migrate", "world"]).unwrap(), Command::Migrate("world".into()));
         assert_eq!(parse(&["migrate", "quest"]).unwrap(), Command::Migrate("quest".into()));
         assert!(parse(&["migrate"]).is_err());

@@ -32,6 +32,7 @@ use vdm_gateway::realtime::RealtimeConfig;
 use vdm_kit::config::{CacheConfig, DatabaseConfig, Secret};
 use vdm_kit::grpc::GrpcChannel;
 use vdm_kit::shutdown::CancellationToken;
+use vdm_metrics::MetricsConfig;
 use vdm_npc::NpcConfig;
 use vdm_proto::npc::v1::npc_service_client::NpcServiceClient;
 use vdm_proto::world::v1::world_service_client::WorldServiceClient;
@@ -105,6 +106,7 @@ pub struct TestApp {
     pub world_addr: Option<SocketAddr>,
     pub npc_addr: Option<SocketAddr>,
     pub quest_addr: Option<SocketAddr>,
+    pub metrics_addr: Option<SocketAddr>,
     client: Client<HttpConnector, Full<Bytes>>,
     shutdown: CancellationToken,
     running: Option<Running>,
@@ -262,7 +264,7 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
                 memory_capacity: 1000,
                 timeout: Duration::from_millis(500),
             };
-            let schemas = ["quest", "npc", "world", "gateway"]
+            let schemas = ["quest", "npc", "world", "gateway", "metrics"]
                 .iter()
                 .map(|s| format!("{prefix}_{s}"))
                 .collect();
@@ -307,6 +309,10 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
             database: db("quest"),
             cache: cache.clone(),
         }),
+        metrics: Some(MetricsConfig {
+            grpc_addr: loopback,
+            database: db("metrics"),
+        }),
     };
     let gateway = GatewayConfig {
         http_addr: loopback,
@@ -314,6 +320,7 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
         quest_url: closed_port_url(),
         npc_url: closed_port_url(),
         world_url: closed_port_url(),
+        metrics_url: Some(closed_port_url()),
         bootstrap_budget: options.bootstrap_budget.unwrap_or(Duration::from_millis(300)),
         admin_token: Secret::new(ADMIN_TOKEN),
         jwt_secret: Secret::new(JWT_SECRET),
@@ -349,6 +356,7 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
         world_addr: running.world_addr,
         npc_addr: running.npc_addr,
         quest_addr: running.quest_addr,
+        metrics_addr: running.metrics_addr,
         client: Client::builder(TokioExecutor::new()).build_http(),
         shutdown,
         running: Some(running),
@@ -406,6 +414,7 @@ pub async fn spawn_gateway_without_services() -> TestApp {
         quest_url: format!("http://127.0.0.1:{closed_port}"),
         npc_url: format!("http://127.0.0.1:{closed_port}"),
         world_url: format!("http://127.0.0.1:{closed_port}"),
+        metrics_url: Some(format!("http://127.0.0.1:{closed_port}")),
         bootstrap_budget: Duration::from_millis(300),
         admin_token: Secret::new(ADMIN_TOKEN),
         jwt_secret: Secret::new(JWT_SECRET),
@@ -430,6 +439,7 @@ pub async fn spawn_gateway_without_services() -> TestApp {
         world_addr: None,
         npc_addr: None,
         quest_addr: None,
+        metrics_addr: None,
         client: Client::builder(TokioExecutor::new()).build_http(),
         shutdown,
         running: None,
@@ -447,6 +457,7 @@ impl TestApp {
         config.quest_url = url(self.quest_addr);
         config.npc_url = url(self.npc_addr);
         config.world_url = url(self.world_addr);
+        config.metrics_url = Some(url(self.metrics_addr));
         let shutdown = CancellationToken::new();
         let app = vdm_gateway::App::build(&config, shutdown.clone())
             .await
@@ -458,6 +469,7 @@ impl TestApp {
             world_addr: None,
             npc_addr: None,
             quest_addr: None,
+            metrics_addr: None,
             client: Client::builder(TokioExecutor::new()).build_http(),
             shutdown,
             running: None,
@@ -571,6 +583,7 @@ impl TestApp {
             world_addr: running.world_addr,
             npc_addr: running.npc_addr,
             quest_addr: running.quest_addr,
+            metrics_addr: running.metrics_addr,
             client: Client::builder(TokioExecutor::new()).build_http(),
             shutdown,
             running: Some(running),

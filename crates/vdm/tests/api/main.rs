@@ -11,4 +11,5 @@ mod negotiation;
 mod npcs;
 mod quests;
 mod realtime;
+mod telemetry;
 mod world;

@@ -1,0 +1,153 @@
+//! Unity client telemetry: a player uploads batches of its own performance
+//! samples (`POST /v1/telemetry/client`); anyone signed in reads their
+//! percentiles (`GET /v1/stats/client`). The metrics service checks every
+//! field; its 400 names the first bad one.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use vdm_kit::ErrorCode;
+use vdm_kit::grpc::GrpcChannel;
+use vdm_proto::metrics::v1 as pb;
+use vdm_proto::metrics::v1::metrics_service_client::MetricsServiceClient;
+
+use crate::auth::{Caller, Player};
+use crate::error::{GatewayError, GatewayResult};
+use crate::negotiate::{Body, Format, QueryArgs, Reply};
+use crate::state::AppState;
+
+/// `POST /v1/telemetry/client` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientBatchJson {
+    /// The client build (`1.4.2`).
+    pub client_version: String,
+    /// The device class (`desktop`, `mobile`, ...).
+    pub device_class: String,
+    /// The samples, 1 to 500.
+    pub samples: Vec<ClientSampleJson>,
+}
+
+/// One frame's measurements; all but the frame time are optional.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSampleJson {
+    /// Frame time.
+    pub frame_time_ms: f64,
+    /// GC collections during the frame (a whole number).
+    pub gc_collections: Option<f64>,
+    /// GC pause time.
+    pub gc_pause_ms: Option<f64>,
+    /// Managed memory.
+    pub memory_mb: Option<f64>,
+    /// Input-to-action latency.
+    pub input_latency_ms: Option<f64>,
+    /// Event dispatch latency.
+    pub event_dispatch_ms: Option<f64>,
+    /// Update time per named system.
+    #[serde(default)]
+    pub systems: BTreeMap<String, f64>,
+}
+
+/// The answer to an upload.
+#[derive(Debug, Serialize)]
+pub struct AcceptedJson {
+    accepted: u32,
+}
+
+/// `GET /v1/stats/client` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsQuery {
+    system: Option<String>,
+    client_version: Option<String>,
+}
+
+/// Percentiles of stored client samples.
+#[derive(Debug, Serialize)]
+pub struct ClientStatsJson {
+    metric: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_version: Option<String>,
+    count: u64,
+    p50: Option<f64>,
+    p95: Option<f64>,
+    p99: Option<f64>,
+}
+
+/// Stores a batch of the calling player's samples (202).
+pub async fn upload(
+    State(state): State<AppState>,
+    Player(player_id): Player,
+    format: Format,
+    Body(body): Body<ClientBatchJson>,
+) -> GatewayResult<Reply<AcceptedJson>> {
+    let request = pb::RecordClientSamplesRequest {
+        player_id,
+        client_version: body.client_version,
+        device_class: body.device_class,
+        samples: body
+            .samples
+            .into_iter()
+            .map(|s| pb::ClientSample {
+                frame_time_ms: s.frame_time_ms,
+                gc_collections: s.gc_collections,
+                gc_pause_ms: s.gc_pause_ms,
+                memory_mb: s.memory_mb,
+                input_latency_ms: s.input_latency_ms,
+                event_dispatch_ms: s.event_dispatch_ms,
+                systems: s.systems.into_iter().collect(),
+            })
+            .collect(),
+    };
+    let response = client(&state)?.record_client_samples(request).await?.into_inner();
+    Ok(Reply::accepted(
+        format,
+        AcceptedJson {
+            accepted: response.accepted,
+        },
+    ))
+}
+
+/// p50/p95/p99 of frame time, or of one system's update time.
+pub async fn stats(
+    State(state): State<AppState>,
+    _caller: Caller,
+    format: Format,
+    QueryArgs(query): QueryArgs<StatsQuery>,
+) -> GatewayResult<Reply<ClientStatsJson>> {
+    let system = query.system.filter(|s| !s.is_empty());
+    let client_version = query.client_version.filter(|s| !s.is_empty());
+    let response = client(&state)?
+        .client_stats(pb::ClientStatsRequest {
+            system: system.clone().unwrap_or_default(),
+            client_version: client_version.clone().unwrap_or_default(),
+        })
+        .await?
+        .into_inner();
+    Ok(Reply::ok(
+        format,
+        ClientStatsJson {
+            metric: response.metric,
+            system,
+            client_version,
+            count: response.count,
+            p50: response.p50,
+            p95: response.p95,
+            p99: response.p99,
+        },
+    ))
+}
+
+/// The metrics service's client; a gateway without `VDM_METRICS_URL` has none.
+fn client(state: &AppState) -> GatewayResult<MetricsServiceClient<GrpcChannel>> {
+    state.metrics.clone().ok_or_else(|| {
+        GatewayError::api(
+            ErrorCode::Unavailable,
+            "client telemetry is not enabled on this gateway (VDM_METRICS_URL is not set)",
+        )
+    })
+}

@@ -1,0 +1,17 @@
+//! The metrics service's rules, without IO.
+//!
+//! - [`telemetry`]: a client batch as uploaded, and [`ClientBatch::parse`],
+//!   which checks every field and names the first bad one.
+//! - [`labels`]: label values folded into a bounded set.
+//! - [`percentile`]: nearest-rank percentiles.
+//! - [`scrape`]: a service's `/metrics` text reduced to a backend stats
+//!   snapshot (memory, CPU, requests, errors, throughput, p50/p99).
+
+pub mod labels;
+pub mod percentile;
+pub mod scrape;
+pub mod telemetry;
+
+pub use labels::LabelCap;
+pub use percentile::{Percentiles, percentiles};
+pub use telemetry::{ClientBatch, ClientBatchInput, ClientSample};

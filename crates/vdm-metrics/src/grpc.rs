@@ -1,0 +1,78 @@
+//! The gRPC face of the metrics service: convert the request, call
+//! [`MetricsService`], convert the answer back. Protobuf types stop here.
+
+use tonic::{Request, Response, Status};
+use vdm_proto::metrics::v1 as pb;
+use vdm_proto::metrics::v1::metrics_service_server::MetricsServiceServer;
+
+use crate::domain::ClientBatchInput;
+use crate::domain::telemetry::ClientSampleInput;
+use crate::service::MetricsService;
+
+/// The full gRPC name of the service, as health checks report it.
+pub const SERVICE_NAME: &str = "vdm.metrics.v1.MetricsService";
+
+/// Implements `vdm.metrics.v1.MetricsService` over [`MetricsService`].
+#[derive(Clone)]
+pub struct MetricsGrpc {
+    service: MetricsService,
+}
+
+impl MetricsGrpc {
+    /// Wraps the service for tonic; batches may arrive compressed.
+    pub fn server(service: MetricsService) -> MetricsServiceServer<MetricsGrpc> {
+        use tonic::codec::CompressionEncoding;
+        MetricsServiceServer::new(MetricsGrpc { service })
+            .accept_compressed(CompressionEncoding::Gzip)
+            .accept_compressed(CompressionEncoding::Zstd)
+    }
+}
+
+#[tonic::async_trait]
+impl pb::metrics_service_server::MetricsService for MetricsGrpc {
+    async fn record_client_samples(
+        &self,
+        request: Request<pb::RecordClientSamplesRequest>,
+    ) -> Result<Response<pb::RecordClientSamplesResponse>, Status> {
+        let r = request.into_inner();
+        let input = ClientBatchInput {
+            player_id: r.player_id,
+            client_version: r.client_version,
+            device_class: r.device_class,
+            samples: r
+                .samples
+                .into_iter()
+                .map(|s| ClientSampleInput {
+                    frame_time_ms: s.frame_time_ms,
+                    gc_collections: s.gc_collections,
+                    gc_pause_ms: s.gc_pause_ms,
+                    memory_mb: s.memory_mb,
+                    input_latency_ms: s.input_latency_ms,
+                    event_dispatch_ms: s.event_dispatch_ms,
+                    systems: s.systems.into_iter().collect(),
+                })
+                .collect(),
+        };
+        let accepted = self.service.record_client_samples(input, vdm_kit::now_ms()).await?;
+        Ok(Response::new(pb::RecordClientSamplesResponse {
+            accepted: u32::try_from(accepted).unwrap_or(u32::MAX),
+        }))
+    }
+
+    async fn client_stats(
+        &self,
+        request: Request<pb::ClientStatsRequest>,
+    ) -> Result<Response<pb::ClientStatsResponse>, Status> {
+        let r = request.into_inner();
+        let system = Some(r.system.as_str()).filter(|s| !s.is_empty());
+        let version = Some(r.client_version.as_str()).filter(|s| !s.is_empty());
+        let (metric, p) = self.service.client_stats(system, version).await?;
+        Ok(Response::new(pb::ClientStatsResponse {
+            metric: metric.name().to_owned(),
+            count: p.count,
+            p50: p.p50,
+            p95: p.p95,
+            p99: p.p99,
+        }))
+    }
+}

@@ -1,0 +1,25 @@
+//! The metrics service (`vdm.metrics.v1`): Unity client telemetry, validated,
+//! stored, exposed as Prometheus histograms and summarized as percentiles.
+//!
+//! # Layout
+//! - [`config`]: the service's settings.
+//! - [`startup`]: [`App`] connects, migrates, binds and serves.
+//! - [`grpc`]: protobuf in, [`service`] call, protobuf out.
+//! - [`service`]: the use cases: validate a batch, store it, record its
+//!   histograms (with bounded label values); percentiles of stored samples.
+//! - [`domain`]: rules without IO: batch validation, label folding,
+//!   nearest-rank percentiles.
+//! - [`store`]: sea-orm entities, migrations and queries.
+//! - [`error`]: [`MetricsError`] and its mapping to `tonic::Status`.
+
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod grpc;
+pub mod service;
+pub mod startup;
+pub mod store;
+
+pub use config::MetricsConfig;
+pub use error::{MetricsError, MetricsResult};
+pub use startup::App;

@@ -1,0 +1,170 @@
+//! The metrics service's use cases: check a client batch (domain), store it
+//! (store) and record it in the process's Prometheus histograms; percentiles
+//! of stored samples. Transport-free: `grpc.rs` converts protobuf messages.
+
+use std::sync::{Arc, Mutex};
+
+use tracing::instrument;
+
+use crate::domain::labels::device_label;
+use crate::domain::{ClientBatch, ClientBatchInput, LabelCap, Percentiles, percentiles};
+use crate::error::{MetricsError, MetricsResult};
+use crate::store::MetricsStore;
+
+/// Distinct client versions kept as label values; newer ones are `other`.
+pub const MAX_VERSION_LABELS: usize = 20;
+/// Distinct system names kept as label values; newer ones are `other`.
+pub const MAX_SYSTEM_LABELS: usize = 64;
+
+/// What [`MetricsService::client_stats`] summarizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatsMetric {
+    /// Frame time of every sample.
+    FrameTime,
+    /// One system's update time.
+    SystemUpdate,
+}
+
+impl StatsMetric {
+    /// The metric's name in answers.
+    pub fn name(self) -> &'static str {
+        match self {
+            StatsMetric::FrameTime => "frame_time_ms",
+            StatsMetric::SystemUpdate => "system_update_ms",
+        }
+    }
+}
+
+/// Client telemetry, backed by the database and the process's recorder.
+#[derive(Clone)]
+pub struct MetricsService {
+    store: MetricsStore,
+    labels: Arc<Mutex<Labels>>,
+}
+
+/// The label values admitted so far. A std mutex: held only to look up or
+/// insert a string, never across an await.
+struct Labels {
+    versions: LabelCap,
+    systems: LabelCap,
+}
+
+impl MetricsService {
+    /// Builds the service over a store.
+    pub fn new(store: MetricsStore) -> MetricsService {
+        MetricsService {
+            store,
+            labels: Arc::new(Mutex::new(Labels {
+                versions: LabelCap::new(MAX_VERSION_LABELS),
+                systems: LabelCap::new(MAX_SYSTEM_LABELS),
+            })),
+        }
+    }
+
+    /// Answers whether the database is reachable.
+    pub async fn ready(&self) -> MetricsResult<()> {
+        self.store.ping().await
+    }
+
+    /// Checks, stores and records one batch; returns how many samples.
+    #[instrument(skip_all, fields(player.id = input.player_id, samples = input.samples.len()))]
+    pub async fn record_client_samples(&self, input: ClientBatchInput, now_ms: i64) -> MetricsResult<usize> {
+        let batch = ClientBatch::parse(input).map_err(MetricsError::Invalid)?;
+        self.store.insert_batch(&batch, now_ms).await?;
+        self.record_histograms(&batch);
+        Ok(batch.samples.len())
+    }
+
+    /// Percentiles of the newest stored frame times, or of one system's
+    /// update times; optionally of one client version.
+    #[instrument(skip_all)]
+    pub async fn client_stats(
+        &self,
+        system: Option<&str>,
+        client_version: Option<&str>,
+    ) -> MetricsResult<(StatsMetric, Percentiles)> {
+        if let Some(system) = system
+            && (system.len() > 32
+                || !system
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+        {
+            return Err(MetricsError::Invalid(
+                "system must be 1 to 32 characters of [a-z0-9_]".to_owned(),
+            ));
+        }
+        if let Some(version) = client_version
+            && version.len() > 32
+        {
+            return Err(MetricsError::Invalid(
+                "client_version must be at most 32 characters".to_owned(),
+            ));
+        }
+        let (metric, mut values) = match system {
+            Some(system) => (
+                StatsMetric::SystemUpdate,
+                self.store.system_times(system, client_version).await?,
+            ),
+            None => (StatsMetric::FrameTime, self.store.frame_times(client_version).await?),
+        };
+        values.sort_by(f64::total_cmp);
+        Ok((metric, percentiles(&values)))
+    }
+
+    fn record_histograms(&self, batch: &ClientBatch) {
+        let device = device_label(&batch.device_class).to_owned();
+        let (version, systems) = {
+            let mut labels = self.labels.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let version = labels.versions.admit(&batch.client_version);
+            let mut names: Vec<(String, String)> = Vec::new();
+            for sample in &batch.samples {
+                for name in sample.systems.keys() {
+                    if !names.iter().any(|(n, _)| n == name) {
+                        names.push((name.clone(), labels.systems.admit(name)));
+                    }
+                }
+            }
+            (version, names)
+        };
+        let frame = metrics::histogram!(
+            "vdm_client_frame_time_ms",
+            "client_version" => version.clone(),
+            "device_class" => device.clone()
+        );
+        let gc_pause = metrics::histogram!(
+            "vdm_client_gc_pause_ms",
+            "client_version" => version.clone(),
+            "device_class" => device.clone()
+        );
+        let input_latency = metrics::histogram!(
+            "vdm_client_input_latency_ms",
+            "client_version" => version.clone(),
+            "device_class" => device.clone()
+        );
+        let dispatch = metrics::histogram!(
+            "vdm_client_event_dispatch_ms",
+            "client_version" => version,
+            "device_class" => device
+        );
+        for sample in &batch.samples {
+            frame.record(sample.frame_time_ms);
+            if let Some(v) = sample.gc_pause_ms {
+                gc_pause.record(v);
+            }
+            if let Some(v) = sample.input_latency_ms {
+                input_latency.record(v);
+            }
+            if let Some(v) = sample.event_dispatch_ms {
+                dispatch.record(v);
+            }
+            for (name, ms) in &sample.systems {
+                let label = systems
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map_or("other", |(_, label)| label.as_str());
+                metrics::histogram!("vdm_client_system_update_ms", "system" => label.to_owned()).record(*ms);
+            }
+        }
+        metrics::counter!("vdm_client_samples_total").increment(batch.samples.len() as u64);
+    }
+}

@@ -1,0 +1,122 @@
+//! The metrics service's tables. One migration per file name, as
+//! `DeriveMigrationName` names each after its module.
+
+use sea_orm_migration::prelude::*;
+
+/// Runs the metrics service's migrations in order.
+pub struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261127_000001_create_client_tables::Migration)]
+    }
+}
+
+mod m20261127_000001_create_client_tables {
+    use sea_orm_migration::prelude::*;
+    use sea_orm_migration::schema::*;
+
+    #[derive(DeriveMigrationName)]
+    pub struct Migration;
+
+    #[derive(DeriveIden)]
+    enum ClientSamples {
+        Table,
+        Id,
+        PlayerId,
+        ClientVersion,
+        DeviceClass,
+        RecordedAtMs,
+        FrameTimeMs,
+        GcCollections,
+        GcPauseMs,
+        MemoryMb,
+        InputLatencyMs,
+        EventDispatchMs,
+    }
+
+    #[derive(DeriveIden)]
+    enum ClientSystemTimes {
+        Table,
+        Id,
+        ClientVersion,
+        DeviceClass,
+        System,
+        RecordedAtMs,
+        UpdateMs,
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager
+                .create_table(
+                    Table::create()
+                        .table(ClientSamples::Table)
+                        .if_not_exists()
+                        .col(big_pk_auto(ClientSamples::Id))
+                        .col(big_integer(ClientSamples::PlayerId))
+                        .col(string_len(ClientSamples::ClientVersion, 32))
+                        .col(string_len(ClientSamples::DeviceClass, 32))
+                        .col(big_integer(ClientSamples::RecordedAtMs))
+                        .col(double(ClientSamples::FrameTimeMs))
+                        .col(integer_null(ClientSamples::GcCollections))
+                        .col(double_null(ClientSamples::GcPauseMs))
+                        .col(double_null(ClientSamples::MemoryMb))
+                        .col(double_null(ClientSamples::InputLatencyMs))
+                        .col(double_null(ClientSamples::EventDispatchMs))
+                        .to_owned(),
+                )
+                .await?;
+            // Stats by version read the newest rows of one version.
+            manager
+                .create_index(
+                    Index::create()
+                        .if_not_exists()
+                        .name("client_samples_client_version_id")
+                        .table(ClientSamples::Table)
+                        .col(ClientSamples::ClientVersion)
+                        .col(ClientSamples::Id)
+                        .to_owned(),
+                )
+                .await?;
+            manager
+                .create_table(
+                    Table::create()
+                        .table(ClientSystemTimes::Table)
+                        .if_not_exists()
+                        .col(big_pk_auto(ClientSystemTimes::Id))
+                        .col(string_len(ClientSystemTimes::ClientVersion, 32))
+                        .col(string_len(ClientSystemTimes::DeviceClass, 32))
+                        .col(string_len(ClientSystemTimes::System, 32))
+                        .col(big_integer(ClientSystemTimes::RecordedAtMs))
+                        .col(double(ClientSystemTimes::UpdateMs))
+                        .to_owned(),
+                )
+                .await?;
+            // Stats by system (and version) read the newest rows of one system.
+            manager
+                .create_index(
+                    Index::create()
+                        .if_not_exists()
+                        .name("client_system_times_system_id")
+                        .table(ClientSystemTimes::Table)
+                        .col(ClientSystemTimes::System)
+                        .col(ClientSystemTimes::Id)
+                        .to_owned(),
+                )
+                .await?;
+            Ok(())
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager
+                .drop_table(Table::drop().table(ClientSystemTimes::Table).to_owned())
+                .await?;
+            manager
+                .drop_table(Table::drop().table(ClientSamples::Table).to_owned())
+                .await?;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! Reading and writing the metrics tables. A batch is stored with one
+//! multi-row insert per table (chunked below the databases' bind-parameter
+//! limits), in one transaction.
+
+pub mod entities;
+pub mod migration;
+
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
+};
+
+use self::entities::{client_sample, client_system_time};
+use crate::domain::ClientBatch;
+use crate::error::{MetricsError, MetricsResult};
+
+/// Rows per insert statement: 11 columns × 2000 stays under SQLite's and
+/// Postgres's bind-parameter limits.
+const ROWS_PER_INSERT: usize = 2000;
+
+/// Most recent rows a percentile query reads.
+pub const MAX_STATS_ROWS: u64 = 100_000;
+
+/// The metrics tables behind one database pool.
+#[derive(Clone)]
+pub struct MetricsStore {
+    db: DatabaseConnection,
+}
+
+impl MetricsStore {
+    /// Wraps a connected, migrated pool.
+    pub fn new(db: DatabaseConnection) -> MetricsStore {
+        MetricsStore { db }
+    }
+
+    /// Answers whether the database answers a trivial query.
+    pub async fn ping(&self) -> MetricsResult<()> {
+        self.db.ping().await.map_err(MetricsError::from)
+    }
+
+    /// Stores a checked batch: its samples, then its per-system times.
+    pub async fn insert_batch(&self, batch: &ClientBatch, now_ms: i64) -> MetricsResult<()> {
+        let samples: Vec<client_sample::ActiveModel> = batch
+            .samples
+            .iter()
+            .map(|s| client_sample::ActiveModel {
+                player_id: Set(batch.player_id),
+                client_version: Set(batch.client_version.clone()),
+                device_class: Set(batch.device_class.clone()),
+                recorded_at_ms: Set(now_ms),
+                frame_time_ms: Set(s.frame_time_ms),
+                gc_collections: Set(s.gc_collections),
+                gc_pause_ms: Set(s.gc_pause_ms),
+                memory_mb: Set(s.memory_mb),
+                input_latency_ms: Set(s.input_latency_ms),
+                event_dispatch_ms: Set(s.event_dispatch_ms),
+                ..Default::default()
+            })
+            .collect();
+        let systems: Vec<client_system_time::ActiveModel> = batch
+            .samples
+            .iter()
+            .flat_map(|s| s.systems.iter())
+            .map(|(name, ms)| client_system_time::ActiveModel {
+                client_version: Set(batch.client_version.clone()),
+                device_class: Set(batch.device_class.clone()),
+                system: Set(name.clone()),
+                recorded_at_ms: Set(now_ms),
+                update_ms: Set(*ms),
+                ..Default::default()
+            })
+            .collect();
+
+        let txn = self.db.begin().await?;
+        for chunk in samples.chunks(ROWS_PER_INSERT) {
+            client_sample::Entity::insert_many(chunk.to_vec())
+                .exec_without_returning(&txn)
+                .await?;
+        }
+        for chunk in systems.chunks(ROWS_PER_INSERT) {
+            client_system_time::Entity::insert_many(chunk.to_vec())
+                .exec_without_returning(&txn)
+                .await?;
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// The frame times of the newest samples (of one version, if given).
+    pub async fn frame_times(&self, client_version: Option<&str>) -> MetricsResult<Vec<f64>> {
+        let mut query = client_sample::Entity::find()
+            .select_only()
+            .column(client_sample::Column::FrameTimeMs);
+        if let Some(version) = client_version {
+            query = query.filter(client_sample::Column::ClientVersion.eq(version));
+        }
+        let values = query
+            .order_by_desc(client_sample::Column::Id)
+            .limit(MAX_STATS_ROWS)
+            .into_tuple::<f64>()
+            .all(&self.db)
+            .await?;
+        Ok(values)
+    }
+
+    /// The update times of one system in the newest samples (of one
+    /// version, if given).
+    pub async fn system_times(&self, system: &str, client_version: Option<&str>) -> MetricsResult<Vec<f64>> {
+        let mut query = client_system_time::Entity::find()
+            .select_only()
+            .column(client_system_time::Column::UpdateMs)
+            .filter(client_system_time::Column::System.eq(system));
+        if let Some(version) = client_version {
+            query = query.filter(client_system_time::Column::ClientVersion.eq(version));
+        }
+        let values = query
+            .order_by_desc(client_system_time::Column::Id)
+            .limit(MAX_STATS_ROWS)
+            .into_tuple::<f64>()
+            .all(&self.db)
+            .await?;
+        Ok(values)
+    }
+}

@@ -1,0 +1,196 @@
+//! Unity client telemetry through the gateway: uploads checked field by
+//! field, stored, and summarized as percentiles.
+
+use serde_json::{Value, json};
+
+use crate::backend_tests;
+use crate::helpers::{ADMIN_TOKEN, Backend, spawn_app};
+
+backend_tests!(
+    a_good_batch_is_accepted,
+    bad_batches_get_a_400_naming_the_problem,
+    stats_percentiles_come_from_the_stored_samples,
+    only_players_upload,
+);
+
+fn sample(frame_time_ms: f64) -> Value {
+    json!({
+        "frame_time_ms": frame_time_ms,
+        "gc_collections": 1,
+        "gc_pause_ms": 0.8,
+        "memory_mb": 812,
+        "input_latency_ms": 22.0,
+        "event_dispatch_ms": 0.3,
+        "systems": {"animation": 2.1, "quest": 0.4}
+    })
+}
+
+fn batch(samples: Vec<Value>) -> Value {
+    json!({"client_version": "1.4.2", "device_class": "desktop", "samples": samples})
+}
+
+async fn a_good_batch_is_accepted(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let (_, token) = app.sign_in("telemetry-good").await;
+    let response = app
+        .post_json(
+            "/v1/telemetry/client",
+            Some(&token),
+            &batch(vec![sample(14.2), sample(16.0)]),
+        )
+        .await;
+    assert_eq!(
+        response.status,
+        202,
+        "body: {}",
+        String::from_utf8_lossy(&response.body)
+    );
+    assert_eq!(response.json()["accepted"], 2);
+
+    // Only the frame time is required.
+    let minimal = json!({"client_version": "1.4.2", "device_class": "mobile",
+        "samples": [{"frame_time_ms": 33.0}]});
+    let response = app.post_json("/v1/telemetry/client", Some(&token), &minimal).await;
+    assert_eq!(response.status, 202);
+
+    // The histograms are in /metrics.
+    let metrics = app.get("/metrics", &token).await;
+    let text = String::from_utf8_lossy(&metrics.body);
+    assert!(text.contains("vdm_client_frame_time_ms_bucket"), "{text}");
+    assert!(text.contains("vdm_client_system_update_ms_bucket{system=\"animation\""));
+    app.finish().await;
+}
+
+async fn bad_batches_get_a_400_naming_the_problem(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let (_, token) = app.sign_in("telemetry-bad").await;
+    let with_sample = |field: &str, value: Value| {
+        let mut s = sample(10.0);
+        s[field] = value;
+        batch(vec![sample(10.0), s])
+    };
+    let too_many_systems: serde_json::Map<String, Value> =
+        (0..33).map(|i| (format!("system_{i}"), json!(1.0))).collect();
+    let cases: Vec<(Value, &str)> = vec![
+        (batch(vec![json!({"frame_time_ms": 1.0}); 501]), "at most 500"),
+        (batch(vec![]), "at least one sample"),
+        (with_sample("frame_time_ms", json!(-1.0)), "samples[1].frame_time_ms"),
+        (with_sample("frame_time_ms", json!(1e9)), "samples[1].frame_time_ms"),
+        (with_sample("gc_collections", json!(1.5)), "samples[1].gc_collections"),
+        (with_sample("memory_mb", json!(-3)), "samples[1].memory_mb"),
+        (
+            with_sample("input_latency_ms", json!(1e7)),
+            "samples[1].input_latency_ms",
+        ),
+        (with_sample("systems", json!({"Anim!": 1.0})), "system name"),
+        (
+            with_sample("systems", json!({"animation": -2.0})),
+            "samples[1].systems.animation",
+        ),
+        (
+            with_sample("systems", json!({"a_very_long_system_name_beyond_32_chars": 1.0})),
+            "system name",
+        ),
+        (with_sample("systems", Value::Object(too_many_systems)), "at most 32"),
+        (with_sample("frame_time_ms", json!("fast")), "invalid JSON body"),
+        (with_sample("fps", json!(60)), "unknown field `fps`"),
+        (
+            json!({"client_version": "1.4.2 beta", "device_class": "desktop", "samples": [sample(1.0)]}),
+            "client_version",
+        ),
+        (
+            json!({"client_version": "x".repeat(33), "device_class": "desktop", "samples": [sample(1.0)]}),
+            "client_version",
+        ),
+        (
+            json!({"client_version": "1.4.2", "device_class": "Desk Top", "samples": [sample(1.0)]}),
+            "device_class",
+        ),
+        (
+            json!({"client_version": "1.4.2", "samples": [sample(1.0)]}),
+            "missing field `device_class`",
+        ),
+    ];
+    for (body, expected) in cases {
+        let response = app.post_json("/v1/telemetry/client", Some(&token), &body).await;
+        let message = response.assert_error(400, "invalid_argument");
+        assert!(message.contains(expected), "expected {expected:?} in {message:?}");
+    }
+    // Nothing of the refused batches was stored.
+    let stats = app.get("/v1/stats/client", &token).await;
+    assert_eq!(stats.status, 200);
+    assert_eq!(stats.json()["count"], 0);
+    app.finish().await;
+}
+
+async fn stats_percentiles_come_from_the_stored_samples(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let (_, token) = app.sign_in("telemetry-stats").await;
+    // Frame times 1..=100 ms in two batches; animation takes a tenth of each.
+    for chunk in [1..=50, 51..=100] {
+        let samples = chunk
+            .map(|i| json!({"frame_time_ms": f64::from(i), "systems": {"animation": f64::from(i) / 10.0}}))
+            .collect();
+        let response = app
+            .post_json("/v1/telemetry/client", Some(&token), &batch(samples))
+            .await;
+        assert_eq!(response.status, 202);
+    }
+    // Another version, kept apart by the filter.
+    let other = json!({"client_version": "2.0.0", "device_class": "console",
+        "samples": [{"frame_time_ms": 500.0, "systems": {"animation": 50.0}}]});
+    assert_eq!(
+        app.post_json("/v1/telemetry/client", Some(&token), &other).await.status,
+        202
+    );
+
+    let frame = app.get("/v1/stats/client?client_version=1.4.2", &token).await.json();
+    assert_eq!(frame["metric"], "frame_time_ms");
+    assert_eq!(frame["count"], 100);
+    assert_eq!(
+        (frame["p50"].as_f64(), frame["p95"].as_f64(), frame["p99"].as_f64()),
+        (Some(50.0), Some(95.0), Some(99.0))
+    );
+
+    let all = app.get("/v1/stats/client", &token).await.json();
+    assert_eq!(all["count"], 101);
+    assert_eq!(all["p99"], 100.0);
+
+    let system = app
+        .get("/v1/stats/client?system=animation&client_version=1.4.2", &token)
+        .await
+        .json();
+    assert_eq!(system["metric"], "system_update_ms");
+    assert_eq!(system["system"], "animation");
+    assert_eq!(system["count"], 100);
+    assert_eq!((system["p50"].as_f64(), system["p95"].as_f64()), (Some(5.0), Some(9.5)));
+
+    let unknown = app.get("/v1/stats/client?system=physics", &token).await.json();
+    assert_eq!(unknown["count"], 0);
+    assert_eq!(unknown["p50"], Value::Null);
+
+    let bad = app.get("/v1/stats/client?system=Bad%20Name", &token).await;
+    bad.assert_error(400, "invalid_argument");
+    let bad = app.get("/v1/stats/client?frames=1", &token).await;
+    bad.assert_error(400, "invalid_argument");
+    app.finish().await;
+}
+
+async fn only_players_upload(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let body = batch(vec![sample(10.0)]);
+    app.post_json("/v1/telemetry/client", None, &body)
+        .await
+        .assert_error(401, "unauthenticated");
+    app.post_json("/v1/telemetry/client", Some(ADMIN_TOKEN), &body)
+        .await
+        .assert_error(403, "permission_denied");
+    app.post_json("/v1/telemetry/client", Some("not-a-token"), &body)
+        .await
+        .assert_error(401, "unauthenticated");
+    let response = app
+        .send(http::Method::GET, "/v1/stats/client", &[], bytes::Bytes::new())
+        .await;
+    response.assert_error(401, "unauthenticated");
+    app.finish().await;
+}
