@@ -18,6 +18,22 @@ use crate::shutdown::CancellationToken;
 /// Answers whether a process can serve: `Err` names what is missing.
 pub type ReadinessCheck = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
 
+/// Builds a readiness check that runs `check` on a clone of `service`,
+/// naming `dependency` in the failure (`"quest database: ..."`).
+pub fn readiness_check<S, F, Fut, E>(dependency: &'static str, service: S, check: F) -> ReadinessCheck
+where
+    S: Clone + Send + Sync + 'static,
+    F: Fn(S) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    let check = Arc::new(check);
+    Arc::new(move || {
+        let (service, check) = (service.clone(), check.clone());
+        Box::pin(async move { check(service).await.map_err(|e| format!("{dependency}: {e}")) })
+    })
+}
+
 #[derive(Clone)]
 struct AdminState {
     ready: ReadinessCheck,

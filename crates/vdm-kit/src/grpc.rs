@@ -95,6 +95,13 @@ pub async fn serve_with(
     Ok(())
 }
 
+/// The address a listener is bound to (a bound listener always has one).
+pub fn bound_addr(listener: &TcpListener) -> std::net::SocketAddr {
+    listener
+        .local_addr()
+        .unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+}
+
 /// A gRPC channel with trace propagation and client metrics.
 pub type GrpcChannel = RpcClient<HttpChannel>;
 

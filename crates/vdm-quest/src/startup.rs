@@ -1,9 +1,7 @@
 //! Building and running the quest service: connect, migrate, bind, serve.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
-use futures_util::FutureExt;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 use vdm_kit::admin::ReadinessCheck;
@@ -50,18 +48,13 @@ impl App {
 
     /// The address the gRPC server is bound to.
     pub fn local_addr(&self) -> SocketAddr {
-        // A bound listener always has a local address.
-        self.listener
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+        vdm_kit::grpc::bound_addr(&self.listener)
     }
 
     /// The readiness check: the database answers.
     pub fn readiness(&self) -> ReadinessCheck {
-        let service = self.service.clone();
-        Arc::new(move || {
-            let service = service.clone();
-            async move { service.ready().await.map_err(|e| format!("quest database: {e}")) }.boxed()
+        vdm_kit::admin::readiness_check("quest database", self.service.clone(), |service| async move {
+            service.ready().await
         })
     }
 
