@@ -47,3 +47,12 @@ pub mod metrics {
         tonic::include_proto!("vdm.metrics.v1");
     }
 }
+
+/// Rumors, their variants and who knows them (`vdm.rumor.v1`).
+pub mod rumor {
+    /// Version 1 of the rumor contract.
+    pub mod v1 {
+        #![allow(missing_docs, clippy::all)]
+        tonic::include_proto!("vdm.rumor.v1");
+    }
+}

@@ -24,6 +24,9 @@ pub enum WorldError {
     /// No faction has this id.
     #[error("faction {0} not found")]
     FactionNotFound(i64),
+    /// No world event has this id.
+    #[error("world event {0} not found")]
+    EventNotFound(i64),
     /// A cell asked for belongs to another region.
     #[error("hex {hex} already belongs to region {owner}")]
     CellTaken {
@@ -85,7 +88,10 @@ impl WorldError {
     pub fn code(&self) -> ErrorCode {
         match self {
             WorldError::Invalid(_) | WorldError::UnknownRegion(_) => ErrorCode::InvalidArgument,
-            WorldError::RegionNotFound(_) | WorldError::OutsideMap(_) | WorldError::FactionNotFound(_) => {
+            WorldError::RegionNotFound(_)
+            | WorldError::OutsideMap(_)
+            | WorldError::FactionNotFound(_)
+            | WorldError::EventNotFound(_) => {
                 ErrorCode::NotFound
             }
             WorldError::CellTaken { .. } => ErrorCode::FailedPrecondition,

@@ -188,6 +188,14 @@ impl pb::world_service_server::WorldService for WorldGrpc {
             next_cursor: next.unwrap_or_default(),
         }))
     }
+
+    async fn get_world_event(
+        &self,
+        request: Request<pb::GetWorldEventRequest>,
+    ) -> Result<Response<pb::WorldEvent>, Status> {
+        let event = self.service.get_event(request.into_inner().id).await?;
+        Ok(Response::new(event_to_pb(event)))
+    }
 }
 
 fn hex_from(hex: pb::Hex) -> Hex {

@@ -278,6 +278,13 @@ impl WorldService {
         Ok((event, replayed))
     }
 
+    /// Reads one event.
+    #[instrument(skip_all, fields(event.id = id))]
+    pub async fn get_event(&self, id: i64) -> WorldResult<WorldEvent> {
+        positive_id("id", id)?;
+        self.store.get_event(id).await?.ok_or(WorldError::EventNotFound(id))
+    }
+
     /// Lists events by region and since a real time.
     #[instrument(skip_all)]
     pub async fn list_events(

@@ -473,6 +473,14 @@ impl WorldStore {
         Ok((self.with_regions(rows).await?, next))
     }
 
+    /// Reads one event with its regions.
+    pub async fn get_event(&self, id: i64) -> WorldResult<Option<WorldEvent>> {
+        let Some(row) = event::Entity::find_by_id(id).one(&self.db).await? else {
+            return Ok(None);
+        };
+        Ok(self.with_regions(vec![row]).await?.pop())
+    }
+
     async fn with_regions(&self, rows: Vec<event::Model>) -> WorldResult<Vec<WorldEvent>> {
         if rows.is_empty() {
             return Ok(Vec::new());

@@ -1,0 +1,171 @@
+//! The gRPC face of the rumor service: convert the request, call
+//! [`RumorService`], convert the answer back. Protobuf types of
+//! `vdm.rumor.v1` stop here.
+
+use tonic::{Request, Response, Status};
+use vdm_proto::rumor::v1 as pb;
+use vdm_proto::rumor::v1::rumor_service_server::RumorServiceServer;
+
+use crate::domain::{Holder, Known, Origin, Rumor, RumorInput, Variant};
+use crate::error::RumorError;
+use crate::service::RumorService;
+
+/// The full gRPC name of the service, as health checks report it.
+pub const SERVICE_NAME: &str = "vdm.rumor.v1.RumorService";
+
+/// Implements `vdm.rumor.v1.RumorService` over [`RumorService`].
+#[derive(Clone)]
+pub struct RumorGrpc {
+    service: RumorService,
+}
+
+impl RumorGrpc {
+    /// Wraps the service for tonic. Compressed requests are accepted;
+    /// answers go uncompressed (small messages on a data-centre network).
+    pub fn server(service: RumorService) -> RumorServiceServer<RumorGrpc> {
+        use tonic::codec::CompressionEncoding;
+        RumorServiceServer::new(RumorGrpc { service })
+            .accept_compressed(CompressionEncoding::Gzip)
+            .accept_compressed(CompressionEncoding::Zstd)
+    }
+}
+
+#[tonic::async_trait]
+impl pb::rumor_service_server::RumorService for RumorGrpc {
+    async fn create_rumor(
+        &self,
+        request: Request<pb::CreateRumorRequest>,
+    ) -> Result<Response<pb::CreateRumorResponse>, Status> {
+        let r = request.into_inner();
+        let key = Some(r.idempotency_key.as_str()).filter(|k| !k.is_empty());
+        let input = RumorInput {
+            text: r.text,
+            origin_npc_id: r.origin_npc_id,
+            origin_event_id: r.origin_event_id,
+            region_id: r.region_id,
+            truth: r.truth,
+        };
+        let (rumor, replayed) = self.service.create(input, key, vdm_kit::now_ms()).await?;
+        Ok(Response::new(pb::CreateRumorResponse {
+            rumor: Some(rumor_to_pb(rumor)),
+            replayed,
+        }))
+    }
+
+    async fn get_rumor(&self, request: Request<pb::GetRumorRequest>) -> Result<Response<pb::Rumor>, Status> {
+        let rumor = self.service.get(request.into_inner().id).await?;
+        Ok(Response::new(rumor_to_pb(rumor)))
+    }
+
+    async fn spread_rumor(
+        &self,
+        request: Request<pb::SpreadRumorRequest>,
+    ) -> Result<Response<pb::SpreadRumorResponse>, Status> {
+        let r = request.into_inner();
+        let (variant, already_known) = self
+            .service
+            .spread(r.rumor_id, r.from_npc_id, r.to_npc_id, r.seed, vdm_kit::now_ms())
+            .await?;
+        Ok(Response::new(pb::SpreadRumorResponse {
+            variant: Some(variant_to_pb(variant)),
+            already_known,
+        }))
+    }
+
+    async fn list_known_rumors(
+        &self,
+        request: Request<pb::ListKnownRumorsRequest>,
+    ) -> Result<Response<pb::ListKnownRumorsResponse>, Status> {
+        let r = request.into_inner();
+        let holder = match (r.npc_id, r.player_id) {
+            (npc, 0) if npc != 0 => Holder::Npc(npc),
+            (0, player) if player != 0 => Holder::Player(player),
+            _ => return Err(RumorError::Invalid("give exactly one of npc_id and player_id".to_owned()).into()),
+        };
+        let region_id = (r.region_id != 0).then_some(r.region_id);
+        let (known, next) = self.service.list_known(holder, region_id, r.limit, &r.cursor).await?;
+        Ok(Response::new(pb::ListKnownRumorsResponse {
+            known: known.into_iter().map(known_to_pb).collect(),
+            next_cursor: next.unwrap_or_default(),
+        }))
+    }
+
+    async fn tell_player(
+        &self,
+        request: Request<pb::TellPlayerRequest>,
+    ) -> Result<Response<pb::TellPlayerResponse>, Status> {
+        let r = request.into_inner();
+        let told = self.service.tell_player(r.npc_id, r.player_id, vdm_kit::now_ms()).await?;
+        Ok(Response::new(match told {
+            Some((variant, first_time)) => pb::TellPlayerResponse {
+                told: true,
+                variant: Some(variant_to_pb(variant)),
+                first_time,
+            },
+            None => pb::TellPlayerResponse::default(),
+        }))
+    }
+
+    async fn spread_tick(
+        &self,
+        request: Request<pb::SpreadTickRequest>,
+    ) -> Result<Response<pb::SpreadTickResponse>, Status> {
+        let r = request.into_inner();
+        let report = self
+            .service
+            .tick(r.region_id, r.max_tellings, r.seed, vdm_kit::now_ms())
+            .await?;
+        Ok(Response::new(pb::SpreadTickResponse {
+            npcs: report.npcs,
+            tellings: report.tellings,
+            knowers: report.knowers,
+        }))
+    }
+}
+
+fn rumor_to_pb(rumor: Rumor) -> pb::Rumor {
+    let (origin_npc_id, origin_event_id) = match rumor.origin {
+        Origin::Npc(id) => (id, 0),
+        Origin::Event(id) => (0, id),
+    };
+    pb::Rumor {
+        id: rumor.id,
+        text: rumor.text,
+        origin_npc_id,
+        origin_event_id,
+        region_id: rumor.region_id,
+        truth: rumor.truth,
+        root_variant_id: rumor.root_variant_id,
+        variant_count: rumor.variant_count,
+        created_at_ms: rumor.created_at_ms,
+    }
+}
+
+fn variant_to_pb(v: Variant) -> pb::Variant {
+    let (listener_npc_id, listener_player_id) = match v.listener {
+        Some(Holder::Npc(id)) => (id, 0),
+        Some(Holder::Player(id)) => (0, id),
+        None => (0, 0),
+    };
+    pb::Variant {
+        id: v.id,
+        rumor_id: v.rumor_id,
+        parent_id: v.parent_id.unwrap_or(0),
+        teller_npc_id: v.teller_npc_id.unwrap_or(0),
+        listener_npc_id,
+        listener_player_id,
+        text: v.text,
+        distortion: v.distortion,
+        truth: v.truth,
+        transformer: v.transformer,
+        created_at_ms: v.created_at_ms,
+    }
+}
+
+fn known_to_pb(k: Known) -> pb::Known {
+    pb::Known {
+        variant: Some(variant_to_pb(k.variant)),
+        region_id: k.region_id,
+        since_ms: k.since_ms,
+    }
+}

@@ -1,0 +1,350 @@
+//! The rumor service's use cases: validation (domain), the NPC and world
+//! checks (over gRPC), the transformer pipeline and storage, composed.
+//! Transport-free: `grpc.rs` converts protobuf messages to and from these
+//! calls.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use tracing::instrument;
+use vdm_kit::bus::{Event, EventBus};
+use vdm_kit::page::Page;
+use vdm_kit::validate::positive_id;
+
+use crate::config::{MAX_TICK_TELLINGS, TickConfig};
+use crate::domain::{
+    Holder, Known, NewRumor, Origin, Rng, Rumor, RumorInput, Traits, Variant, distortion_step, hash_parts,
+    plan_tick, retold_distortion, truth_at,
+};
+use crate::error::{RumorError, RumorResult};
+use crate::peers::Peers;
+use crate::store::{NewVariant, RumorStore, Told};
+use crate::transform::{Ask, Pipeline};
+
+/// Knowledge rows one tick reads at most (newest rumors first).
+const TICK_KNOWLEDGE_ROWS: u64 = 20_000;
+/// NPCs of the region who know a rumor born of a world event from the start.
+const EVENT_WITNESSES: u32 = 3;
+/// Rumors an NPC considers when a player talks to it (newest first).
+const TALK_CANDIDATES: u32 = 100;
+
+/// What one tick did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TickReport {
+    /// NPCs of the region considered.
+    pub npcs: u32,
+    /// NPCs that knew something.
+    pub knowers: u32,
+    /// Retellings stored.
+    pub tellings: u32,
+}
+
+/// Rumors, their variants and who knows them.
+#[derive(Clone)]
+pub struct RumorService {
+    store: RumorStore,
+    peers: Peers,
+    pipeline: Pipeline,
+    events: EventBus,
+    tick: TickConfig,
+}
+
+impl RumorService {
+    /// Builds the service.
+    pub fn new(store: RumorStore, peers: Peers, pipeline: Pipeline, events: EventBus, tick: TickConfig) -> RumorService {
+        RumorService {
+            store,
+            peers,
+            pipeline,
+            events,
+            tick,
+        }
+    }
+
+    /// Answers whether the database is reachable (the NPC and world
+    /// services are not part of readiness: reads work without them).
+    pub async fn ready(&self) -> RumorResult<()> {
+        self.store.ping().await
+    }
+
+    /// Creates a rumor after checking its region and origin with the world
+    /// and NPC services, or replays an earlier create with the same key.
+    #[instrument(skip_all, fields(rumor.id))]
+    pub async fn create(
+        &self,
+        input: RumorInput,
+        idempotency_key: Option<&str>,
+        now_ms: i64,
+    ) -> RumorResult<(Rumor, bool)> {
+        vdm_kit::validate::idempotency_key(idempotency_key)?;
+        let new = NewRumor::parse(input)?;
+        let fingerprint = new.fingerprint();
+        if let Some(key) = idempotency_key
+            && let Some(rumor) = self.store.replay(key, &fingerprint).await?
+        {
+            return Ok((rumor, true));
+        }
+        self.peers.check_region(new.region_id).await?;
+        match new.origin {
+            Origin::Npc(id) => match self.peers.npc(id).await {
+                Err(RumorError::NpcNotFound(id)) => {
+                    return Err(RumorError::Invalid(format!("origin_npc_id names unknown npc {id}")));
+                }
+                other => drop(other?),
+            },
+            Origin::Event(id) => self.peers.check_event(id).await?,
+        }
+        // A rumor born of a world event starts with the NPCs who saw it: the
+        // first few of its region.
+        let witnesses: Vec<i64> = match new.origin {
+            Origin::Npc(id) => vec![id],
+            Origin::Event(_) => self
+                .peers
+                .npcs_in_region(new.region_id, EVENT_WITNESSES)
+                .await?
+                .into_iter()
+                .map(|n| n.id)
+                .collect(),
+        };
+        let key = idempotency_key.map(|k| (k, fingerprint.as_str()));
+        let (rumor, replayed) = self.store.create(&new, &witnesses, key, now_ms).await?;
+        tracing::Span::current().record("rumor.id", rumor.id);
+        tracing::info!(rumor.id = rumor.id, region.id = rumor.region_id, replayed, "rumor created");
+        Ok((rumor, replayed))
+    }
+
+    /// Reads one rumor.
+    #[instrument(skip_all, fields(rumor.id = id))]
+    pub async fn get(&self, id: i64) -> RumorResult<Rumor> {
+        positive_id("id", id)?;
+        self.store.get(id).await?.ok_or(RumorError::RumorNotFound(id))
+    }
+
+    /// One NPC tells another a rumor it knows. Returns the listener's
+    /// variant and whether it knew the rumor already.
+    #[instrument(skip_all, fields(rumor.id = rumor_id, teller.id = from, listener.id = to))]
+    pub async fn spread(&self, rumor_id: i64, from: i64, to: i64, seed: u64, now_ms: i64) -> RumorResult<(Variant, bool)> {
+        positive_id("rumor_id", rumor_id)?;
+        positive_id("from_npc_id", from)?;
+        positive_id("to_npc_id", to)?;
+        if from == to {
+            return Err(RumorError::Invalid("from_npc_id and to_npc_id must differ".to_owned()));
+        }
+        let rumor = self.get(rumor_id).await?;
+        let (teller, listener) = self.peers.npc_pair(from, to).await?;
+        let parent = self
+            .store
+            .known_variant(Holder::Npc(from), rumor_id)
+            .await?
+            .ok_or(RumorError::NotKnown { npc_id: from, rumor_id })?;
+        if let Some(known) = self.store.known_variant(Holder::Npc(to), rumor_id).await? {
+            return Ok((known, true));
+        }
+        let names = self.peers.names_in(rumor.region_id).await?;
+        let places = self.peers.places().await?;
+        let seed = hash_parts(&[&parent.id.to_le_bytes(), b"npc", &to.to_le_bytes(), &seed.to_le_bytes()]);
+        let new = self
+            .retell(&rumor, &parent, (from, teller.traits), Holder::Npc(to), listener.traits, seed, &names, &places)
+            .await;
+        let told = self.store.tell(&new, now_ms).await?;
+        Ok(self.told(told, "spread"))
+    }
+
+    /// An NPC tells a player something it knows: the newest rumor the player
+    /// has not heard, else the newest it knows. `None` when it knows
+    /// nothing. The retelling to a player does not depend on which player
+    /// asks, so every player hearing the same NPC shares one transform.
+    #[instrument(skip_all, fields(npc.id = npc_id, player.id = player_id))]
+    pub async fn tell_player(&self, npc_id: i64, player_id: i64, now_ms: i64) -> RumorResult<Option<(Variant, bool)>> {
+        positive_id("npc_id", npc_id)?;
+        positive_id("player_id", player_id)?;
+        let npc = self.peers.npc(npc_id).await?;
+        let page = Page::parse(TALK_CANDIDATES, "")?;
+        let (known, _) = self.store.list_known(Holder::Npc(npc_id), None, page).await?;
+        let Some(newest) = known.first() else {
+            return Ok(None);
+        };
+        let player = Holder::Player(player_id);
+        let ids: Vec<i64> = known.iter().map(|k| k.variant.rumor_id).collect();
+        let heard: HashSet<i64> = self.store.known_rumor_ids(player, &ids).await?.into_iter().collect();
+        let Some(fresh) = known.iter().find(|k| !heard.contains(&k.variant.rumor_id)) else {
+            // Everything it knows, the player has heard: it repeats the newest.
+            let again = self.store.known_variant(player, newest.variant.rumor_id).await?;
+            return Ok(again.map(|v| (v, false)));
+        };
+        let rumor = self.get(fresh.variant.rumor_id).await?;
+        let names = self.peers.names_in(rumor.region_id).await?;
+        let places = self.peers.places().await?;
+        let seed = hash_parts(&[&fresh.variant.id.to_le_bytes(), b"player"]);
+        let new = self
+            .retell(&rumor, &fresh.variant, (npc_id, npc.traits), player, Traits::PLAYER, seed, &names, &places)
+            .await;
+        let told = self.store.tell(&new, now_ms).await?;
+        let (variant, already) = self.told(told, "player");
+        Ok(Some((variant, !already)))
+    }
+
+    /// What an NPC or a player knows, newest rumor first.
+    #[instrument(skip_all, fields(holder.kind = holder.kind(), holder.id = holder.id()))]
+    pub async fn list_known(
+        &self,
+        holder: Holder,
+        region_id: Option<i64>,
+        limit: u32,
+        cursor: &str,
+    ) -> RumorResult<(Vec<Known>, Option<String>)> {
+        let field = match holder {
+            Holder::Npc(_) => "npc_id",
+            Holder::Player(_) => "player_id",
+        };
+        positive_id(field, holder.id())?;
+        if let Some(region_id) = region_id {
+            positive_id("region_id", region_id)?;
+        }
+        let page = Page::parse(limit, cursor)?;
+        self.store.list_known(holder, region_id, page).await
+    }
+
+    /// One step of spreading in a region (see `domain::plan_tick`): reads
+    /// the region's NPCs (NPC service), what they know (one query), the
+    /// parent variants and rumors (two queries), transforms every retelling
+    /// through the pipeline (batched), and stores them all in one
+    /// transaction of two inserts.
+    #[instrument(skip_all, fields(region.id = region_id, tellings))]
+    pub async fn tick(&self, region_id: i64, max_tellings: u32, seed: u64, now_ms: i64) -> RumorResult<TickReport> {
+        positive_id("region_id", region_id)?;
+        if max_tellings > MAX_TICK_TELLINGS {
+            return Err(RumorError::Invalid(format!(
+                "max_tellings must be at most {MAX_TICK_TELLINGS}, got {max_tellings}"
+            )));
+        }
+        let max_tellings = if max_tellings == 0 { self.tick.max_tellings } else { max_tellings };
+        let started = Instant::now();
+        let npcs = self.peers.npcs_in_region(region_id, self.tick.max_npcs).await?;
+        let ids: Vec<i64> = npcs.iter().map(|n| n.id).collect();
+        let rows = self.store.knowledge_of_npcs(&ids, TICK_KNOWLEDGE_ROWS).await?;
+        let mut known: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
+        for (npc, rumor, variant) in rows {
+            known.entry(npc).or_default().push((rumor, variant));
+        }
+        let mut report = TickReport {
+            npcs: npcs.len() as u32,
+            knowers: known.len() as u32,
+            tellings: 0,
+        };
+        let seed = if seed == 0 { now_ms as u64 } else { seed };
+        let tick_npcs: Vec<_> = npcs.iter().map(|n| n.tick_npc()).collect();
+        let plan = plan_tick(&tick_npcs, &known, max_tellings as usize, seed);
+        if plan.is_empty() {
+            return Ok(report);
+        }
+
+        let parent_ids: Vec<i64> = plan.iter().map(|t| t.parent_variant_id).collect();
+        let rumor_ids: Vec<i64> = plan.iter().map(|t| t.rumor_id).collect::<HashSet<_>>().into_iter().collect();
+        let parents = self.store.variants(&parent_ids).await?;
+        let rumors = self.store.rumors(&rumor_ids).await?;
+        let traits: HashMap<i64, Traits> = npcs.iter().map(|n| (n.id, n.traits)).collect();
+        let names = self.peers.learn_names(region_id, &npcs);
+        // Without the world, retellings just swap no places.
+        let places = self.peers.places().await.unwrap_or_default();
+
+        let mut pending = Vec::with_capacity(plan.len());
+        for telling in &plan {
+            let (Some(parent), Some(rumor)) = (parents.get(&telling.parent_variant_id), rumors.get(&telling.rumor_id))
+            else {
+                continue;
+            };
+            let teller = traits.get(&telling.teller).copied().unwrap_or(Traits::PLAYER);
+            let listener = traits.get(&telling.listener).copied().unwrap_or(Traits::PLAYER);
+            let seed = hash_parts(&[
+                &parent.id.to_le_bytes(),
+                b"npc",
+                &telling.listener.to_le_bytes(),
+                &seed.to_le_bytes(),
+            ]);
+            pending.push(self.retell(
+                rumor,
+                parent,
+                (telling.teller, teller),
+                Holder::Npc(telling.listener),
+                listener,
+                seed,
+                &names,
+                &places,
+            ));
+        }
+        let tellings: Vec<NewVariant> = futures_util::future::join_all(pending).await;
+        let learnt = self.store.tell_many(&tellings, now_ms).await?;
+        report.tellings = learnt as u32;
+        metrics::counter!("vdm_rumor_tellings_total", "via" => "tick").increment(learnt);
+        metrics::histogram!("vdm_rumor_tick_duration_seconds").record(started.elapsed().as_secs_f64());
+        tracing::Span::current().record("tellings", report.tellings);
+        tracing::info!(
+            npcs = report.npcs,
+            knowers = report.knowers,
+            tellings = report.tellings,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "rumor tick done"
+        );
+        if learnt > 0 {
+            self.events
+                .publish(Event {
+                    kind: "rumor.spread".to_owned(),
+                    player_id: None,
+                    region_ids: vec![region_id],
+                    payload: serde_json::json!({"region_id": region_id, "tellings": report.tellings}),
+                })
+                .await;
+        }
+        Ok(report)
+    }
+
+    /// The new variant a retelling of `parent` makes for `listener`.
+    #[allow(clippy::too_many_arguments)]
+    async fn retell(
+        &self,
+        rumor: &Rumor,
+        parent: &Variant,
+        (teller_id, teller): (i64, Traits),
+        listener: Holder,
+        listener_traits: Traits,
+        seed: u64,
+        names: &[String],
+        places: &[String],
+    ) -> NewVariant {
+        let step = distortion_step(teller, listener_traits, &mut Rng::new(seed));
+        let ask = Ask {
+            text: parent.text.clone(),
+            teller,
+            listener: listener_traits,
+            intensity: step,
+            seed,
+            names: names.to_vec(),
+            places: places.to_vec(),
+        };
+        let (transformed, _) = self.pipeline.transform(ask).await;
+        let distortion = retold_distortion(parent.distortion, step);
+        NewVariant {
+            rumor_id: rumor.id,
+            region_id: rumor.region_id,
+            parent_id: parent.id,
+            teller_npc_id: teller_id,
+            listener,
+            text: transformed.text,
+            distortion,
+            truth: truth_at(rumor.truth, distortion),
+            transformer: transformed.by,
+        }
+    }
+
+    fn told(&self, told: Told, via: &'static str) -> (Variant, bool) {
+        match told {
+            Told::New(variant) => {
+                metrics::counter!("vdm_rumor_tellings_total", "via" => via).increment(1);
+                tracing::info!(variant.id = variant.id, distortion = variant.distortion, "rumor retold");
+                (variant, false)
+            }
+            Told::AlreadyKnown(variant) => (variant, true),
+        }
+    }
+}
