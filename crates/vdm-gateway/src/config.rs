@@ -20,6 +20,11 @@ pub struct GatewayConfig {
     pub npc_url: String,
     /// The world service's gRPC address (`VDM_WORLD_URL`).
     pub world_url: String,
+    /// The rumor service's gRPC address (`VDM_RUMOR_URL`); optional, so a
+    /// gateway deployed before the rumor service still starts: its rumor
+    /// routes answer 503 naming the variable, and the bootstrap lists
+    /// `rumors` as missing.
+    pub rumor_url: Option<String>,
     /// The metrics service's gRPC address (`VDM_METRICS_URL`); optional, so
     /// a gateway deployed without the metrics service still starts, and
     /// answers the telemetry routes with 503.
@@ -62,6 +67,8 @@ pub struct Overrides {
     pub npc_url: Option<String>,
     /// The world service's address when it runs in the same process.
     pub world_url: Option<String>,
+    /// The rumor service's address when it runs in the same process.
+    pub rumor_url: Option<String>,
     /// The metrics service's address when it runs in the same process.
     pub metrics_url: Option<String>,
     /// A generated admin token when none is configured.
@@ -78,6 +85,10 @@ impl GatewayConfig {
         let quest_url = service_url(env, "VDM_QUEST_URL", "quest", overrides.quest_url)?;
         let npc_url = service_url(env, "VDM_NPC_URL", "NPC", overrides.npc_url)?;
         let world_url = service_url(env, "VDM_WORLD_URL", "world", overrides.world_url)?;
+        let rumor_url = match overrides.rumor_url.or_else(|| env.string("VDM_RUMOR_URL")) {
+            Some(url) => Some(service_url(env, "VDM_RUMOR_URL", "rumor", Some(url))?),
+            None => None,
+        };
         let metrics_url = match overrides.metrics_url.or_else(|| env.string("VDM_METRICS_URL")) {
             Some(url) => Some(service_url(env, "VDM_METRICS_URL", "metrics", Some(url))?),
             None => None,
@@ -105,6 +116,7 @@ impl GatewayConfig {
             quest_url,
             npc_url,
             world_url,
+            rumor_url,
             metrics_url,
             bootstrap_budget: env.millis_or("VDM_BOOTSTRAP_BUDGET_MS", Duration::from_millis(300))?,
             admin_token,

@@ -42,6 +42,7 @@ pub async fn observe(request: Request, next: Next) -> Response {
         quest.id = tracing::field::Empty,
         trace_id = tracing::field::Empty,
         npc.id = tracing::field::Empty,
+        rumor.id = tracing::field::Empty,
         region.id = tracing::field::Empty,
     );
     vdm_kit::telemetry::set_parent_from_headers(&span, request.headers());

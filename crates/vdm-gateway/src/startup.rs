@@ -25,6 +25,7 @@ use vdm_kit::shutdown::CancellationToken;
 use vdm_proto::metrics::v1::metrics_service_client::MetricsServiceClient;
 use vdm_proto::npc::v1::npc_service_client::NpcServiceClient;
 use vdm_proto::quest::v1::quest_service_client::QuestServiceClient;
+use vdm_proto::rumor::v1::rumor_service_client::RumorServiceClient;
 use vdm_proto::world::v1::world_service_client::WorldServiceClient;
 
 use crate::auth::TokenKeys;
@@ -35,7 +36,7 @@ use crate::rate_limit::{self, Limiter};
 use crate::realtime::hub::Hub;
 use crate::realtime::resume::ResumeStore;
 use crate::realtime::{self, Realtime};
-use crate::routes::{bootstrap, npcs, ops, quests, telemetry, world};
+use crate::routes::{bootstrap, npcs, ops, quests, rumors, telemetry, world};
 use crate::state::{AppState, Shared};
 use crate::{auth, middleware};
 
@@ -65,6 +66,13 @@ pub const ROUTES: &[&str] = &[
     "/v1/npcs/{id}/move",
     "/v1/npcs/{id}/memories",
     "/v1/me/npcs/{id}/disposition",
+    "/v1/npcs/{id}/rumors",
+    "/v1/npcs/{id}/talk",
+    "/v1/rumors",
+    "/v1/rumors:tick",
+    "/v1/rumors/{id}",
+    "/v1/rumors/{id}/spread",
+    "/v1/me/rumors",
     "/v1/bootstrap",
     "/v1/telemetry/client",
     "/v1/stats/client",
@@ -110,6 +118,15 @@ impl App {
         let world = WorldServiceClient::new(world_channel.clone())
             .accept_compressed(CompressionEncoding::Gzip)
             .accept_compressed(CompressionEncoding::Zstd);
+        let rumor_channel = match &config.rumor_url {
+            Some(url) => Some(vdm_kit::grpc::channel(url, config.request_timeout)?),
+            None => None,
+        };
+        let rumor = rumor_channel.clone().map(|channel| {
+            RumorServiceClient::new(channel)
+                .accept_compressed(CompressionEncoding::Gzip)
+                .accept_compressed(CompressionEncoding::Zstd)
+        });
         let metrics_channel = match &config.metrics_url {
             Some(url) => Some(vdm_kit::grpc::channel(url, config.request_timeout)?),
             None => None,
@@ -125,6 +142,9 @@ impl App {
             ("vdm.npc.v1.NpcService", HealthClient::new(npc_channel)),
             ("vdm.world.v1.WorldService", HealthClient::new(world_channel)),
         ];
+        if let Some(channel) = rumor_channel {
+            health.push(("vdm.rumor.v1.RumorService", HealthClient::new(channel)));
+        }
         if let Some(channel) = metrics_channel {
             health.push(("vdm.metrics.v1.MetricsService", HealthClient::new(channel)));
         }
@@ -139,6 +159,7 @@ impl App {
             quest,
             npc,
             world,
+            rumor,
             metrics,
             bootstrap_budget: config.bootstrap_budget,
             health,
@@ -215,6 +236,13 @@ pub fn router(state: AppState, config: &GatewayConfig) -> Router {
         .route("/v1/npcs/{id}/move", post(npcs::move_to))
         .route("/v1/npcs/{id}/memories", get(npcs::memories).post(npcs::record_memory))
         .route("/v1/me/npcs/{id}/disposition", get(npcs::disposition))
+        .route("/v1/npcs/{id}/rumors", get(rumors::known_by_npc))
+        .route("/v1/npcs/{id}/talk", post(rumors::talk))
+        .route("/v1/rumors", post(rumors::create))
+        .route("/v1/rumors:tick", post(rumors::tick))
+        .route("/v1/rumors/{id}", get(rumors::get))
+        .route("/v1/rumors/{id}/spread", post(rumors::spread))
+        .route("/v1/me/rumors", get(rumors::mine))
         .route("/v1/bootstrap", get(bootstrap::bootstrap))
         .route("/v1/telemetry/client", post(telemetry::upload))
         .route("/v1/stats/client", get(telemetry::stats))

@@ -11,6 +11,7 @@ use vdm_kit::shutdown::CancellationToken;
 use vdm_proto::metrics::v1::metrics_service_client::MetricsServiceClient;
 use vdm_proto::npc::v1::npc_service_client::NpcServiceClient;
 use vdm_proto::quest::v1::quest_service_client::QuestServiceClient;
+use vdm_proto::rumor::v1::rumor_service_client::RumorServiceClient;
 use vdm_proto::world::v1::world_service_client::WorldServiceClient;
 
 use crate::auth::TokenKeys;
@@ -32,6 +33,8 @@ pub struct Shared {
     pub npc: NpcServiceClient<GrpcChannel>,
     /// The world service.
     pub world: WorldServiceClient<GrpcChannel>,
+    /// The rumor service, when configured.
+    pub rumor: Option<RumorServiceClient<GrpcChannel>>,
     /// The metrics service, when configured.
     pub metrics: Option<MetricsServiceClient<GrpcChannel>>,
     /// The budget of each service call of the game bootstrap.

@@ -1,7 +1,8 @@
 //! The demo world the embedded default seeds on first start, through the
 //! services' own gRPC APIs: four regions of hex cells, five factions and
 //! their relations, 32 NPCs with traits (the first 24 give the quests), a few
-//! memories and world events, and eight quests. Regions and factions are
+//! memories and world events, eight quests, and four rumors for the NPCs
+//! to spread. Regions and factions are
 //! upserted by id and relations set to fixed scores; every create carries a
 //! fixed idempotency key. So seeding again on a later start creates nothing.
 
@@ -13,6 +14,8 @@ use vdm_proto::npc::v1 as npc_pb;
 use vdm_proto::npc::v1::npc_service_client::NpcServiceClient;
 use vdm_proto::quest::v1 as pb;
 use vdm_proto::quest::v1::quest_service_client::QuestServiceClient;
+use vdm_proto::rumor::v1 as rumor_pb;
+use vdm_proto::rumor::v1::rumor_service_client::RumorServiceClient;
 use vdm_proto::world::v1 as world_pb;
 use vdm_proto::world::v1::world_service_client::WorldServiceClient;
 
@@ -88,6 +91,30 @@ pub const NPCS: &[(&str, i64, i64, f32, f32, f32)] = &[
     ("Deacon Fell", 3, 3, 0.30, 0.45, 0.70),
     ("Zahra the Nomad", 4, 0, 0.40, 0.50, 0.65),
     ("Corporal Dunn", 4, 1, 0.55, 0.60, 0.70),
+];
+
+/// (origin NPC index + 1, text, truth): each starts in its NPC's region.
+pub const RUMORS: &[(usize, &str, f32)] = &[
+    (
+        4,
+        "Wolves took 3 sheep from the Millbrook pasture, and Hilda the Miller counted 12 of them at the mill.",
+        0.6,
+    ),
+    (
+        11,
+        "Lady Ysolde Marr pays 40 gold to anyone who keeps quiet about what sank in Mirrormere.",
+        0.3,
+    ),
+    (
+        16,
+        "The Harbour Syndicate hid 7 crates of Crown silver under the Saltmarsh fish market.",
+        0.5,
+    ),
+    (
+        22,
+        "The Ember Dunes glowed red for 2 nights; Imra the Diviner says a buried city is waking.",
+        0.2,
+    ),
 ];
 
 /// (NPC index + 1, kind, text, importance, subject NPC indexes + 1).
@@ -263,7 +290,12 @@ pub fn region_cells(centre: (i32, i32)) -> Vec<(i32, i32)> {
 }
 
 /// Seeds the demo world through the world, NPC and quest services.
-pub async fn seed(world_addr: SocketAddr, npc_addr: SocketAddr, quest_addr: SocketAddr) -> Result<(), VdmError> {
+pub async fn seed(
+    world_addr: SocketAddr,
+    npc_addr: SocketAddr,
+    quest_addr: SocketAddr,
+    rumor_addr: Option<SocketAddr>,
+) -> Result<(), VdmError> {
     let channel = |addr: SocketAddr| {
         vdm_kit::grpc::channel(&format!("http://{addr}"), Duration::from_secs(10))
             .map_err(|e| VdmError::Other(format!("demo seed: {e}")))
@@ -275,6 +307,9 @@ pub async fn seed(world_addr: SocketAddr, npc_addr: SocketAddr, quest_addr: Sock
     seed_world(&mut world, &mut created).await?;
     let npc_ids = seed_npcs(&mut npcs, &mut created).await?;
     seed_quests(&mut quests, &npc_ids, &mut created).await?;
+    if let Some(addr) = rumor_addr {
+        seed_rumors(&mut RumorServiceClient::new(channel(addr)?), &npc_ids, &mut created).await?;
+    }
     if created.any() {
         tracing::info!(
             regions = created.regions,
@@ -283,6 +318,7 @@ pub async fn seed(world_addr: SocketAddr, npc_addr: SocketAddr, quest_addr: Sock
             memories = created.memories,
             events = created.events,
             quests = created.quests,
+            rumors = created.rumors,
             "demo world seeded"
         );
     }
@@ -298,16 +334,43 @@ struct Counts {
     memories: usize,
     events: usize,
     quests: usize,
+    rumors: usize,
 }
 
 impl Counts {
     fn any(&self) -> bool {
-        self.regions + self.factions + self.npcs + self.memories + self.events + self.quests > 0
+        self.regions + self.factions + self.npcs + self.memories + self.events + self.quests + self.rumors > 0
     }
 }
 
 fn failed(what: String) -> impl FnOnce(tonic::Status) -> VdmError {
     move |status| VdmError::Other(format!("demo seed: {what}: {}", status.message()))
+}
+
+async fn seed_rumors(
+    rumors: &mut RumorServiceClient<GrpcChannel>,
+    npc_ids: &[i64],
+    created: &mut Counts,
+) -> Result<(), VdmError> {
+    for (i, (npc, text, truth)) in RUMORS.iter().enumerate() {
+        let (origin, region_id) = match (npc_ids.get(npc.wrapping_sub(1)), NPCS.get(npc.wrapping_sub(1))) {
+            (Some(id), Some(spec)) => (*id, spec.1),
+            _ => return Err(VdmError::Other(format!("demo seed: rumor {i}: no demo npc {npc}"))),
+        };
+        let response = rumors
+            .create_rumor(rumor_pb::CreateRumorRequest {
+                text: (*text).to_owned(),
+                origin_npc_id: origin,
+                origin_event_id: 0,
+                region_id,
+                truth: *truth,
+                idempotency_key: format!("demo-rumor-{}", i + 1),
+            })
+            .await
+            .map_err(failed(format!("rumor {i}")))?;
+        created.rumors += usize::from(!response.into_inner().replayed);
+    }
+    Ok(())
 }
 
 async fn seed_world(world: &mut WorldServiceClient<GrpcChannel>, created: &mut Counts) -> Result<(), VdmError> {

@@ -15,6 +15,7 @@ use vdm_kit::shutdown::CancellationToken;
 use vdm_metrics::MetricsConfig;
 use vdm_npc::NpcConfig;
 use vdm_quest::QuestConfig;
+use vdm_rumor::RumorConfig;
 use vdm_world::WorldConfig;
 
 use crate::{Common, VdmError};
@@ -30,6 +31,9 @@ pub struct Services {
     pub npc: Option<NpcConfig>,
     /// The quest service.
     pub quest: Option<QuestConfig>,
+    /// The rumor service; its NPC and world URLs are replaced when those
+    /// run here.
+    pub rumor: Option<RumorConfig>,
     /// The metrics service.
     pub metrics: Option<MetricsConfig>,
 }
@@ -44,6 +48,8 @@ pub struct Running {
     pub npc_addr: Option<SocketAddr>,
     /// Where the quest service serves gRPC, when started.
     pub quest_addr: Option<SocketAddr>,
+    /// Where the rumor service serves gRPC, when started.
+    pub rumor_addr: Option<SocketAddr>,
     /// Where the metrics service serves gRPC, when started.
     pub metrics_addr: Option<SocketAddr>,
     tasks: JoinSet<Result<(), VdmError>>,
@@ -68,7 +74,7 @@ impl Running {
 }
 
 /// Builds and starts the services (world first, then NPC pointed at it,
-/// then quest, then metrics) and the gateway pointed at them; all stop when `shutdown`
+/// then quest, then rumor pointed at NPC and world, then metrics) and the gateway pointed at them; all stop when `shutdown`
 /// is cancelled. Returns once every one is bound.
 pub async fn start(
     services: &Services,
@@ -114,6 +120,24 @@ pub async fn start(
         }
         None => None,
     };
+    let rumor_addr = match &services.rumor {
+        Some(config) => {
+            let mut config = config.clone();
+            if let Some(world) = world_addr {
+                config.world_url = format!("http://{world}");
+            }
+            if let Some(npc) = npc_addr {
+                config.npc_url = format!("http://{npc}");
+            }
+            let app = vdm_rumor::App::build(&config).await?;
+            let addr = app.local_addr();
+            gateway.rumor_url = Some(format!("http://{addr}"));
+            let stop = shutdown.clone();
+            tasks.spawn(async move { app.run_until(stop.cancelled_owned()).await.map_err(VdmError::from) });
+            Some(addr)
+        }
+        None => None,
+    };
 
     let metrics_addr = match &services.metrics {
         Some(config) => {
@@ -141,6 +165,7 @@ pub async fn start(
         world_addr,
         npc_addr,
         quest_addr,
+        rumor_addr,
         metrics_addr,
         tasks,
     })
@@ -169,6 +194,13 @@ pub async fn run(env: &Env, common: &Common, shutdown: CancellationToken) -> Res
             loopback("VDM_QUEST_GRPC_ADDR")?,
             &common.data_dir,
         )?),
+        rumor: Some(RumorConfig::from_env(
+            env,
+            loopback("VDM_RUMOR_GRPC_ADDR")?,
+            &common.data_dir,
+            placeholder(),
+            placeholder(),
+        )?),
         metrics: Some(MetricsConfig::from_env(
             env,
             loopback("VDM_METRICS_GRPC_ADDR")?,
@@ -181,6 +213,7 @@ pub async fn run(env: &Env, common: &Common, shutdown: CancellationToken) -> Res
         quest_url: placeholder(),
         npc_url: placeholder(),
         world_url: placeholder(),
+        rumor_url: placeholder(),
         metrics_url: placeholder(),
         admin_token: Some(vdm_gateway::config::generate_secret(18)?),
         jwt_secret: Some(vdm_gateway::config::generate_secret(32)?),
@@ -194,7 +227,9 @@ pub async fn run(env: &Env, common: &Common, shutdown: CancellationToken) -> Res
 
     if env.bool_or("VDM_SEED_DEMO", true)? {
         let seeded = match (running.world_addr, running.npc_addr, running.quest_addr) {
-            (Some(world), Some(npc), Some(quest)) => crate::demo::seed(world, npc, quest).await,
+            (Some(world), Some(npc), Some(quest)) => {
+                crate::demo::seed(world, npc, quest, running.rumor_addr).await
+            }
             _ => Err(VdmError::Other("demo seed: a service did not start".to_owned())),
         };
         if let Err(err) = seeded {

@@ -27,10 +27,11 @@ commands:
   gateway             run the HTTP gateway
   quest               run the quest service
   npc                 run the NPC service
+  rumor               run the rumor service
   world               run the world service
   metrics             run the metrics service
   migrate <service>   run a service's database migrations and exit
-                      (gateway, quest, npc, world, metrics, all)
+                      (gateway, quest, npc, world, rumor, metrics, all)
   help                print this help
 
 Configuration is read from the environment (VDM_*, DATABASE_URL, REDIS_URL,
@@ -47,6 +48,8 @@ pub enum Command {
     Quest,
     /// The NPC service alone.
     Npc,
+    /// The rumor service alone.
+    Rumor,
     /// The world service alone.
     World,
     /// The metrics service alone.
@@ -67,6 +70,7 @@ impl Command {
             Some("gateway") => Command::Gateway,
             Some("quest") => Command::Quest,
             Some("npc") => Command::Npc,
+            Some("rumor") => Command::Rumor,
             Some("world") => Command::World,
             Some("metrics") => Command::Metrics,
             Some("migrate") => Command::Migrate(args.next().ok_or("migrate needs a service name")?),
@@ -96,6 +100,9 @@ pub enum VdmError {
     /// The NPC service failed.
     #[error("npc service failed")]
     Npc(#[from] vdm_npc::NpcError),
+    /// The rumor service failed.
+    #[error("rumor service failed")]
+    Rumor(#[from] vdm_rumor::RumorError),
     /// The world service failed.
     #[error("world service failed")]
     World(#[from] vdm_world::WorldError),
@@ -173,6 +180,7 @@ async fn run_async(command: Command) -> Result<(), VdmError> {
         Command::Gateway => "gateway",
         Command::Quest => "quest",
         Command::Npc => "npc",
+        Command::Rumor => "rumor",
         Command::World => "world",
         Command::Metrics => "metrics",
         _ => "vdm-migrate",
@@ -205,6 +213,16 @@ async fn run_async(command: Command) -> Result<(), VdmError> {
         Command::Npc => {
             let config = vdm_npc::NpcConfig::from_env(&env, grpc_addr(&env)?, &common.data_dir, None)?;
             let app = vdm_npc::App::build(&config).await?;
+            let readiness = app.readiness();
+            let stop = shutdown.clone();
+            serve_one(&env, readiness, shutdown, async move {
+                app.run_until(stop.cancelled_owned()).await.map_err(VdmError::from)
+            })
+            .await
+        }
+        Command::Rumor => {
+            let config = vdm_rumor::RumorConfig::from_env(&env, grpc_addr(&env)?, &common.data_dir, None, None)?;
+            let app = vdm_rumor::App::build(&config).await?;
             let readiness = app.readiness();
             let stop = shutdown.clone();
             serve_one(&env, readiness, shutdown, async move {
@@ -263,7 +281,7 @@ async fn serve_one(
 }
 
 /// Every service `vdm migrate` knows, in the order `all` migrates them.
-const MIGRATABLE: &[&str] = &["gateway", "quest", "npc", "world", "metrics"];
+const MIGRATABLE: &[&str] = &["gateway", "quest", "npc", "world", "rumor", "metrics"];
 
 async fn migrate(env: &Env, common: &Common, service: &str) -> Result<(), VdmError> {
     let targets: &[&str] = match service {
@@ -286,6 +304,7 @@ async fn migrate(env: &Env, common: &Common, service: &str) -> Result<(), VdmErr
             }
             "npc" => vdm_kit::db::migrate::<vdm_npc::store::migration::Migrator>(&config, "npc").await?,
             "world" => vdm_kit::db::migrate::<vdm_world::store::migration::Migrator>(&config, "world").await?,
+            "rumor" => vdm_kit::db::migrate::<vdm_rumor::store::migration::Migrator>(&config, "rumor").await?,
             "metrics" => vdm_kit::db::migrate::<vdm_metrics::store::migration::Migrator>(&config, "metrics").await?,
             _ => vdm_kit::db::migrate::<vdm_quest::store::migration::Migrator>(&config, "quest").await?,
         }
@@ -314,6 +333,7 @@ mod tests {
         assert_eq!(parse(&[]).unwrap(), Command::All);
         assert_eq!(parse(&["quest"]).unwrap(), Command::Quest);
         assert_eq!(parse(&["npc"]).unwrap(), Command::Npc);
+        assert_eq!(parse(&["rumor"]).unwrap(), Command::Rumor);
         assert_eq!(parse(&["world"]).unwrap(), Command::World);
         assert_eq!(parse(&["metrics"]).unwrap(), Command::Metrics);
         assert_eq!(

@@ -14,10 +14,8 @@
 //! NPC and only when not neutral, and every empty list, absent cursor and
 //! empty `missing` left out.
 //!
-//! Rumors the player has heard join when the rumor service exists
-//! (issue 4): one more call in the `tokio::join!` below (`ListKnownRumors`
-//! for the player, in the region), one more [`Part`] (`Rumors`) and one more
-//! field of [`BootstrapJson`], on the same budget and missing rules.
+//! The rumors the player has heard in the region come from the rumor
+//! service (`rumors`); a gateway without `VDM_RUMOR_URL` lists them missing.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -28,6 +26,7 @@ use tonic::Code;
 use vdm_kit::ErrorCode;
 use vdm_proto::npc::v1 as npc_pb;
 use vdm_proto::quest::v1 as quest_pb;
+use vdm_proto::rumor::v1 as rumor_pb;
 use vdm_proto::world::v1 as world_pb;
 
 use super::quests::{PlayerQuestJson, QuestJson, non_empty, player_quest_json, quest_json};
@@ -56,17 +55,20 @@ pub enum Part {
     Quests,
     /// The player's active quests (quest service).
     ActiveQuests,
+    /// The rumors the player has heard in the region (rumor service).
+    Rumors,
 }
 
 impl Part {
     /// Every part, in the order `missing` lists them.
-    pub const ALL: [Part; 6] = [
+    pub const ALL: [Part; 7] = [
         Part::Region,
         Part::Time,
         Part::Npcs,
         Part::Dispositions,
         Part::Quests,
         Part::ActiveQuests,
+        Part::Rumors,
     ];
 
     /// The name clients see in `missing`.
@@ -78,6 +80,7 @@ impl Part {
             Part::Dispositions => "dispositions",
             Part::Quests => "quests",
             Part::ActiveQuests => "active_quests",
+            Part::Rumors => "rumors",
         }
     }
 }
@@ -110,7 +113,21 @@ pub struct BootstrapJson {
     #[serde(skip_serializing_if = "Option::is_none")]
     active_quests_next_cursor: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    rumors: Vec<HeardJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rumors_next_cursor: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     missing: Vec<&'static str>,
+}
+
+/// A rumor the player has heard, as the bootstrap carries it: which rumor,
+/// the words they heard, and from whom.
+#[derive(Debug, Serialize)]
+pub struct HeardJson {
+    rumor_id: i64,
+    text: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from_npc_id: Option<i64>,
 }
 
 /// An NPC as the bootstrap carries it: where it stands, its faction, and
@@ -148,9 +165,10 @@ pub async fn bootstrap(
     let (mut world_a, mut world_b) = (state.world.clone(), state.world.clone());
     let (mut npc_a, mut npc_b) = (state.npc.clone(), state.npc.clone());
     let (mut quest_a, mut quest_b) = (state.quest.clone(), state.quest.clone());
+    let rumor = state.rumor.clone();
 
     // Every call starts now; none waits for another.
-    let (region, time, npcs, dispositions, quests, active) = tokio::join!(
+    let (region, time, npcs, dispositions, quests, active, heard) = tokio::join!(
         within(budget, world_a.get_region(world_pb::GetRegionRequest { id: region_id })),
         within(budget, world_b.get_world_time(world_pb::GetWorldTimeRequest {})),
         within(
@@ -188,6 +206,22 @@ pub async fn bootstrap(
                 cursor: String::new(),
             })
         ),
+        async {
+            let Some(mut rumor) = rumor else {
+                return Err(tonic::Status::unavailable("VDM_RUMOR_URL is not set"));
+            };
+            within(
+                budget,
+                rumor.list_known_rumors(rumor_pb::ListKnownRumorsRequest {
+                    npc_id: 0,
+                    player_id,
+                    region_id,
+                    limit: PART_LIMIT,
+                    cursor: String::new(),
+                }),
+            )
+            .await
+        },
     );
 
     let mut missing = Vec::new();
@@ -197,6 +231,7 @@ pub async fn bootstrap(
     let dispositions = part(Part::Dispositions, dispositions, &mut missing)?;
     let quests = part(Part::Quests, quests, &mut missing)?;
     let active = part(Part::ActiveQuests, active, &mut missing)?;
+    let heard = part(Part::Rumors, heard, &mut missing)?;
     if missing.len() == Part::ALL.len() {
         return Err(GatewayError::api(
             ErrorCode::Unavailable,
@@ -241,6 +276,21 @@ pub async fn bootstrap(
         ),
         None => (Vec::new(), None),
     };
+    let (rumors, rumors_next_cursor) = match heard {
+        Some(page) => (
+            page.known
+                .into_iter()
+                .filter_map(|k| k.variant)
+                .map(|v| HeardJson {
+                    rumor_id: v.rumor_id,
+                    text: v.text,
+                    from_npc_id: (v.teller_npc_id != 0).then_some(v.teller_npc_id),
+                })
+                .collect(),
+            non_empty(page.next_cursor),
+        ),
+        None => (Vec::new(), None),
+    };
     Ok(Reply::ok(
         format,
         BootstrapJson {
@@ -252,6 +302,8 @@ pub async fn bootstrap(
             quests_next_cursor,
             active_quests,
             active_quests_next_cursor,
+            rumors,
+            rumors_next_cursor,
             missing,
         },
     ))

@@ -348,9 +348,14 @@ async fn reseeding_the_demo_creates_nothing(backend: Backend) {
     };
     let (_, token) = app.sign_in("auditor").await;
     let before = snapshot(&app, &token).await;
-    vdm::demo::seed(app.world_addr.unwrap(), app.npc_addr.unwrap(), app.quest_addr.unwrap())
-        .await
-        .unwrap();
+    vdm::demo::seed(
+        app.world_addr.unwrap(),
+        app.npc_addr.unwrap(),
+        app.quest_addr.unwrap(),
+        app.rumor_addr,
+    )
+    .await
+    .unwrap();
     assert_eq!(snapshot(&app, &token).await, before);
     assert_eq!(before[3]["items"].as_array().unwrap().len(), 32);
     assert_eq!(before[6]["items"].as_array().unwrap().len(), 8);

@@ -37,6 +37,8 @@ use vdm_npc::NpcConfig;
 use vdm_proto::npc::v1::npc_service_client::NpcServiceClient;
 use vdm_proto::world::v1::world_service_client::WorldServiceClient;
 use vdm_quest::QuestConfig;
+use vdm_rumor::RumorConfig;
+use vdm_rumor::config::{LlmConfig, TickConfig, TransformConfig};
 use vdm_world::WorldConfig;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
@@ -78,6 +80,13 @@ macro_rules! backend_tests {
 pub struct Options {
     /// Leave the world service down (its callers get a closed port).
     pub world_down: bool,
+    /// Leave the rumor service down.
+    pub rumor_down: bool,
+    /// The rumor service's OpenAI-compatible upstream (local transformer
+    /// when `None`).
+    pub llm: Option<LlmConfig>,
+    /// The rumor pipeline's batch size and window (16 and 10 ms when `None`).
+    pub rumor_batch: Option<(usize, Duration)>,
     /// Leave the NPC service down.
     pub npc_down: bool,
     /// Leave the quest service down.
@@ -106,6 +115,7 @@ pub struct TestApp {
     pub world_addr: Option<SocketAddr>,
     pub npc_addr: Option<SocketAddr>,
     pub quest_addr: Option<SocketAddr>,
+    pub rumor_addr: Option<SocketAddr>,
     pub metrics_addr: Option<SocketAddr>,
     client: Client<HttpConnector, Full<Bytes>>,
     shutdown: CancellationToken,
@@ -264,7 +274,7 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
                 memory_capacity: 1000,
                 timeout: Duration::from_millis(500),
             };
-            let schemas = ["quest", "npc", "world", "gateway", "metrics"]
+            let schemas = ["quest", "npc", "world", "gateway", "metrics", "rumor"]
                 .iter()
                 .map(|s| format!("{prefix}_{s}"))
                 .collect();
@@ -276,7 +286,7 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
                     // Two tests at a time, four pools each, on a Postgres
                     // other suites share: the NPC and world pools (few
                     // concurrent writes in these tests) stay small.
-                    max_connections: if matches!(service, "npc" | "world") { 3 } else { 5 },
+                    max_connections: if matches!(service, "npc" | "world" | "rumor") { 3 } else { 5 },
                     acquire_timeout: Duration::from_secs(5),
                     migrate_on_start: true,
                 }),
@@ -309,6 +319,33 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
             database: db("quest"),
             cache: cache.clone(),
         }),
+        rumor: (!options.rumor_down).then(|| {
+            let defaults = TransformConfig::default();
+            let (batch_size, batch_window) = options
+                .rumor_batch
+                .unwrap_or((defaults.batch_size, defaults.batch_window));
+            RumorConfig {
+                grpc_addr: loopback,
+                database: db("rumor"),
+                cache: cache.clone(),
+                // Replaced by the NPC and world addresses when they run.
+                npc_url: closed_port_url(),
+                world_url: closed_port_url(),
+                peer_timeout: Duration::from_secs(2),
+                transform: TransformConfig {
+                    llm: options.llm.clone(),
+                    batch_size,
+                    batch_window,
+                    ..defaults
+                },
+                // Tests tick on demand (POST /v1/rumors:tick).
+                tick: TickConfig {
+                    interval: None,
+                    ..TickConfig::default()
+                },
+                artificial_delay: None,
+            }
+        }),
         metrics: Some(MetricsConfig {
             grpc_addr: loopback,
             database: db("metrics"),
@@ -320,6 +357,7 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
         quest_url: closed_port_url(),
         npc_url: closed_port_url(),
         world_url: closed_port_url(),
+        rumor_url: Some(closed_port_url()),
         metrics_url: Some(closed_port_url()),
         bootstrap_budget: options.bootstrap_budget.unwrap_or(Duration::from_millis(300)),
         admin_token: Secret::new(ADMIN_TOKEN),
@@ -347,6 +385,7 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
             running.world_addr.expect("the demo needs the world service"),
             running.npc_addr.expect("the demo needs the npc service"),
             running.quest_addr.expect("the demo needs the quest service"),
+            running.rumor_addr,
         )
         .await
         .expect("demo world seeds");
@@ -356,6 +395,7 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
         world_addr: running.world_addr,
         npc_addr: running.npc_addr,
         quest_addr: running.quest_addr,
+        rumor_addr: running.rumor_addr,
         metrics_addr: running.metrics_addr,
         client: Client::builder(TokioExecutor::new()).build_http(),
         shutdown,
@@ -414,6 +454,7 @@ pub async fn spawn_gateway_without_services() -> TestApp {
         quest_url: format!("http://127.0.0.1:{closed_port}"),
         npc_url: format!("http://127.0.0.1:{closed_port}"),
         world_url: format!("http://127.0.0.1:{closed_port}"),
+        rumor_url: Some(format!("http://127.0.0.1:{closed_port}")),
         metrics_url: Some(format!("http://127.0.0.1:{closed_port}")),
         bootstrap_budget: Duration::from_millis(300),
         admin_token: Secret::new(ADMIN_TOKEN),
@@ -439,6 +480,7 @@ pub async fn spawn_gateway_without_services() -> TestApp {
         world_addr: None,
         npc_addr: None,
         quest_addr: None,
+        rumor_addr: None,
         metrics_addr: None,
         client: Client::builder(TokioExecutor::new()).build_http(),
         shutdown,
@@ -457,6 +499,7 @@ impl TestApp {
         config.quest_url = url(self.quest_addr);
         config.npc_url = url(self.npc_addr);
         config.world_url = url(self.world_addr);
+        config.rumor_url = Some(url(self.rumor_addr));
         config.metrics_url = Some(url(self.metrics_addr));
         let shutdown = CancellationToken::new();
         let app = vdm_gateway::App::build(&config, shutdown.clone())
@@ -469,6 +512,7 @@ impl TestApp {
             world_addr: None,
             npc_addr: None,
             quest_addr: None,
+            rumor_addr: None,
             metrics_addr: None,
             client: Client::builder(TokioExecutor::new()).build_http(),
             shutdown,
@@ -583,6 +627,7 @@ impl TestApp {
             world_addr: running.world_addr,
             npc_addr: running.npc_addr,
             quest_addr: running.quest_addr,
+            rumor_addr: running.rumor_addr,
             metrics_addr: running.metrics_addr,
             client: Client::builder(TokioExecutor::new()).build_http(),
             shutdown,

@@ -1,0 +1,365 @@
+//! Rumor routes: rumors (`/v1/rumors`), what an NPC knows
+//! (`/v1/npcs/{id}/rumors`), talking to an NPC (`/v1/npcs/{id}/talk`: the
+//! player hears a rumor), what the player has heard (`/v1/me/rumors`), and
+//! one spreading tick of a region on demand (`/v1/rumors:tick`, admin). Each
+//! handler converts JSON to a gRPC request, calls the rumor service and
+//! converts the answer back.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use serde::{Deserialize, Serialize};
+use vdm_kit::ErrorCode;
+use vdm_kit::grpc::GrpcChannel;
+use vdm_proto::rumor::v1 as pb;
+use vdm_proto::rumor::v1::rumor_service_client::RumorServiceClient;
+
+use super::quests::ListJson;
+use super::{check_limit, idempotency_key};
+use crate::auth::{Admin, Caller, Player};
+use crate::error::{GatewayError, GatewayResult};
+use crate::negotiate::{Body, Format, PathId, QueryArgs, Reply};
+use crate::state::AppState;
+
+/// `POST /v1/rumors` body: one of `origin_npc_id` and `origin_event_id`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRumorJson {
+    text: String,
+    origin_npc_id: Option<i64>,
+    origin_event_id: Option<i64>,
+    region_id: i64,
+    truth: f32,
+}
+
+/// A rumor as the client sees it.
+#[derive(Debug, Serialize)]
+pub struct RumorJson {
+    id: i64,
+    text: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    origin_npc_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    origin_event_id: Option<i64>,
+    region_id: i64,
+    truth: f32,
+    root_variant_id: i64,
+    variant_count: i64,
+    created_at: String,
+}
+
+/// One telling of a rumor: the text as its listener heard it.
+#[derive(Debug, Serialize)]
+pub struct VariantJson {
+    id: i64,
+    rumor_id: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_id: Option<i64>,
+    text: String,
+    distortion: f32,
+    truth: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    teller_npc_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    listener_npc_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    listener_player_id: Option<i64>,
+    transformer: String,
+    at: String,
+}
+
+/// `POST /v1/rumors/{id}/spread` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpreadJson {
+    from_npc_id: i64,
+    to_npc_id: i64,
+    /// Varies the retelling; the same seed gives the same text.
+    seed: Option<u64>,
+}
+
+/// `POST /v1/rumors/{id}/spread` answer: the listener's variant.
+#[derive(Debug, Serialize)]
+pub struct SpreadAnswerJson {
+    #[serde(flatten)]
+    variant: VariantJson,
+    /// True when the listener already knew the rumor (nothing retold).
+    already_known: bool,
+}
+
+/// A variant someone knows, and since when.
+#[derive(Debug, Serialize)]
+pub struct KnownJson {
+    #[serde(flatten)]
+    variant: VariantJson,
+    region_id: i64,
+    since: String,
+}
+
+/// `GET .../rumors` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KnownQuery {
+    region_id: Option<i64>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// `POST /v1/npcs/{id}/talk` answer.
+#[derive(Debug, Serialize)]
+pub struct TalkJson {
+    npc_id: i64,
+    /// False when the NPC knows nothing to tell.
+    told: bool,
+    /// What the player heard.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rumor: Option<VariantJson>,
+    /// True when the player had not heard this rumor before.
+    first_time: bool,
+}
+
+/// `POST /v1/rumors:tick` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TickJson {
+    region_id: i64,
+    max_tellings: Option<u32>,
+    seed: Option<u64>,
+}
+
+/// `POST /v1/rumors:tick` answer.
+#[derive(Debug, Serialize)]
+pub struct TickReportJson {
+    region_id: i64,
+    npcs: u32,
+    knowers: u32,
+    tellings: u32,
+}
+
+/// Creates a rumor (admin). Honours `Idempotency-Key`.
+pub async fn create(
+    State(state): State<AppState>,
+    _admin: Admin,
+    format: Format,
+    headers: HeaderMap,
+    Body(body): Body<NewRumorJson>,
+) -> GatewayResult<impl IntoResponse> {
+    let request = pb::CreateRumorRequest {
+        text: body.text,
+        origin_npc_id: nonzero_id("origin_npc_id", body.origin_npc_id)?,
+        origin_event_id: nonzero_id("origin_event_id", body.origin_event_id)?,
+        region_id: body.region_id,
+        truth: body.truth,
+        idempotency_key: idempotency_key(&headers)?,
+    };
+    let response = client(&state)?.create_rumor(request).await?.into_inner();
+    let rumor = response
+        .rumor
+        .ok_or_else(|| GatewayError::Internal("create_rumor answered without a rumor".into()))?;
+    tracing::Span::current().record("rumor.id", rumor.id);
+    let replayed = if response.replayed { "true" } else { "false" };
+    Ok((
+        [("idempotent-replayed", replayed)],
+        Reply::created(format, rumor_json(rumor)),
+    ))
+}
+
+/// Reads one rumor.
+pub async fn get(
+    State(state): State<AppState>,
+    _caller: Caller,
+    format: Format,
+    PathId(id): PathId,
+) -> GatewayResult<Reply<RumorJson>> {
+    tracing::Span::current().record("rumor.id", id);
+    let rumor = client(&state)?.get_rumor(pb::GetRumorRequest { id }).await?.into_inner();
+    Ok(Reply::ok(format, rumor_json(rumor)))
+}
+
+/// One NPC tells another a rumor (admin): 201 with the listener's new
+/// variant, or 200 with the one it had when it knew the rumor already.
+pub async fn spread(
+    State(state): State<AppState>,
+    _admin: Admin,
+    format: Format,
+    PathId(id): PathId,
+    Body(body): Body<SpreadJson>,
+) -> GatewayResult<impl IntoResponse> {
+    tracing::Span::current().record("rumor.id", id);
+    let request = pb::SpreadRumorRequest {
+        rumor_id: id,
+        from_npc_id: body.from_npc_id,
+        to_npc_id: body.to_npc_id,
+        seed: body.seed.unwrap_or(0),
+    };
+    let response = client(&state)?.spread_rumor(request).await?.into_inner();
+    let variant = response
+        .variant
+        .ok_or_else(|| GatewayError::Internal("spread_rumor answered without a variant".into()))?;
+    let answer = SpreadAnswerJson {
+        variant: variant_json(variant),
+        already_known: response.already_known,
+    };
+    let status = if response.already_known {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Reply::ok(format, answer)))
+}
+
+/// What an NPC knows, newest rumor first.
+pub async fn known_by_npc(
+    State(state): State<AppState>,
+    _caller: Caller,
+    format: Format,
+    PathId(id): PathId,
+    QueryArgs(q): QueryArgs<KnownQuery>,
+) -> GatewayResult<Reply<ListJson<KnownJson>>> {
+    tracing::Span::current().record("npc.id", id);
+    list_known(&state, format, id, 0, q).await
+}
+
+/// What the calling player has heard, newest rumor first.
+pub async fn mine(
+    State(state): State<AppState>,
+    Player(player_id): Player,
+    format: Format,
+    QueryArgs(q): QueryArgs<KnownQuery>,
+) -> GatewayResult<Reply<ListJson<KnownJson>>> {
+    list_known(&state, format, 0, player_id, q).await
+}
+
+async fn list_known(
+    state: &AppState,
+    format: Format,
+    npc_id: i64,
+    player_id: i64,
+    q: KnownQuery,
+) -> GatewayResult<Reply<ListJson<KnownJson>>> {
+    let request = pb::ListKnownRumorsRequest {
+        npc_id,
+        player_id,
+        region_id: nonzero_id("region_id", q.region_id)?,
+        limit: check_limit(q.limit)?,
+        cursor: q.cursor.unwrap_or_default(),
+    };
+    let page = client(state)?.list_known_rumors(request).await?.into_inner();
+    let items = page
+        .known
+        .into_iter()
+        .filter_map(|k| {
+            k.variant.map(|v| KnownJson {
+                variant: variant_json(v),
+                region_id: k.region_id,
+                since: vdm_kit::rfc3339(k.since_ms),
+            })
+        })
+        .collect();
+    Ok(Reply::ok(format, ListJson::new(items, page.next_cursor)))
+}
+
+/// The calling player talks to an NPC, which tells a rumor it knows: the
+/// newest the player has not heard, else the newest.
+pub async fn talk(
+    State(state): State<AppState>,
+    Player(player_id): Player,
+    format: Format,
+    PathId(npc_id): PathId,
+) -> GatewayResult<Reply<TalkJson>> {
+    tracing::Span::current().record("npc.id", npc_id);
+    let response = client(&state)?
+        .tell_player(pb::TellPlayerRequest { npc_id, player_id })
+        .await?
+        .into_inner();
+    Ok(Reply::ok(
+        format,
+        TalkJson {
+            npc_id,
+            told: response.told,
+            rumor: response.variant.map(variant_json),
+            first_time: response.first_time,
+        },
+    ))
+}
+
+/// Runs one spreading tick of a region now (admin); the background ticker
+/// does the same every `VDM_RUMOR_TICK_INTERVAL_MS`.
+pub async fn tick(
+    State(state): State<AppState>,
+    _admin: Admin,
+    format: Format,
+    Body(body): Body<TickJson>,
+) -> GatewayResult<Reply<TickReportJson>> {
+    tracing::Span::current().record("region.id", body.region_id);
+    let request = pb::SpreadTickRequest {
+        region_id: body.region_id,
+        max_tellings: match body.max_tellings {
+            Some(0) => return Err(GatewayError::invalid("max_tellings must be at least 1")),
+            other => other.unwrap_or(0),
+        },
+        seed: body.seed.unwrap_or(0),
+    };
+    let report = client(&state)?.spread_tick(request).await?.into_inner();
+    Ok(Reply::ok(
+        format,
+        TickReportJson {
+            region_id: body.region_id,
+            npcs: report.npcs,
+            knowers: report.knowers,
+            tellings: report.tellings,
+        },
+    ))
+}
+
+/// The rumor service's client; a gateway without `VDM_RUMOR_URL` has none.
+pub(crate) fn client(state: &AppState) -> GatewayResult<RumorServiceClient<GrpcChannel>> {
+    state.rumor.clone().ok_or_else(|| {
+        GatewayError::api(
+            ErrorCode::Unavailable,
+            "rumors are not enabled on this gateway (VDM_RUMOR_URL is not set)",
+        )
+    })
+}
+
+/// An optional id: absent is 0 (the services' "not given"); present must be
+/// positive.
+fn nonzero_id(field: &str, id: Option<i64>) -> GatewayResult<i64> {
+    match id {
+        None => Ok(0),
+        Some(id) if id > 0 => Ok(id),
+        Some(id) => Err(GatewayError::invalid(format!("{field} must be a positive id, got {id}"))),
+    }
+}
+
+fn rumor_json(r: pb::Rumor) -> RumorJson {
+    RumorJson {
+        id: r.id,
+        text: r.text,
+        origin_npc_id: (r.origin_npc_id != 0).then_some(r.origin_npc_id),
+        origin_event_id: (r.origin_event_id != 0).then_some(r.origin_event_id),
+        region_id: r.region_id,
+        truth: r.truth,
+        root_variant_id: r.root_variant_id,
+        variant_count: r.variant_count,
+        created_at: vdm_kit::rfc3339(r.created_at_ms),
+    }
+}
+
+/// A variant as clients see it (the bootstrap uses it too).
+pub(crate) fn variant_json(v: pb::Variant) -> VariantJson {
+    let some = |id: i64| (id != 0).then_some(id);
+    VariantJson {
+        id: v.id,
+        rumor_id: v.rumor_id,
+        parent_id: some(v.parent_id),
+        text: v.text,
+        distortion: v.distortion,
+        truth: v.truth,
+        teller_npc_id: some(v.teller_npc_id),
+        listener_npc_id: some(v.listener_npc_id),
+        listener_player_id: some(v.listener_player_id),
+        transformer: v.transformer,
+        at: vdm_kit::rfc3339(v.created_at_ms),
+    }
+}
