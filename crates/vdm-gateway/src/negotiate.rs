@@ -140,12 +140,30 @@ where
         let bytes = Bytes::from_request(req, state).await.map_err(body_rejection)?;
         let value = match format {
             Format::Json => {
-                serde_json::from_slice(&bytes).map_err(|e| GatewayError::invalid(format!("invalid JSON body: {e}")))?
+                let mut de = serde_json::Deserializer::from_slice(&bytes);
+                let value = serde_path_to_error::deserialize(&mut de).map_err(|e| invalid_body("JSON", e))?;
+                de.end()
+                    .map_err(|e| GatewayError::invalid(format!("invalid JSON body: {e}")))?;
+                value
             }
-            Format::Msgpack => rmp_serde::from_slice(&bytes)
-                .map_err(|e| GatewayError::invalid(format!("invalid MessagePack body: {e}")))?,
+            Format::Msgpack => {
+                let mut de = rmp_serde::Deserializer::from_read_ref(&bytes[..]);
+                serde_path_to_error::deserialize(&mut de).map_err(|e| invalid_body("MessagePack", e))?
+            }
         };
         Ok(Body(value))
+    }
+}
+
+/// A body that does not decode: the message names the field at fault
+/// (`truth: invalid type: string "very", expected f32`) when there is one.
+fn invalid_body<E: std::fmt::Display>(format: &str, err: serde_path_to_error::Error<E>) -> GatewayError {
+    let path = err.path().to_string();
+    let inner = err.into_inner();
+    if path == "." || path.is_empty() {
+        GatewayError::invalid(format!("invalid {format} body: {inner}"))
+    } else {
+        GatewayError::invalid(format!("invalid {format} body: {path}: {inner}"))
     }
 }
 

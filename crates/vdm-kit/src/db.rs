@@ -84,10 +84,17 @@ pub async fn connect<M: MigratorTrait>(
                 .foreign_keys(true)
         });
 
-    let db = Database::connect(options).await.map_err(|source| DbSetupError::Db {
+    let mut db = Database::connect(options).await.map_err(|source| DbSetupError::Db {
         step: "connect",
         source,
     })?;
+    // Every statement's duration, by pool and outcome: the latency an SRE
+    // compares with the RPC's, and the count that shows an N+1.
+    db.set_metric_callback(move |info| {
+        let result = if info.failed { "error" } else { "ok" };
+        metrics::histogram!("vdm_db_query_duration_seconds", "pool" => pool_name, "result" => result)
+            .record(info.elapsed.as_secs_f64());
+    });
     if db.get_database_backend() == DbBackend::Postgres {
         create_schema(&db, &config.schema).await?;
     }

@@ -27,6 +27,7 @@ pub fn install() -> PrometheusHandle {
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), LATENCY_BUCKETS)
                 .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_ms".to_owned()), CLIENT_MS_BUCKETS))
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_batch_size".to_owned()), BATCH_BUCKETS))
                 .map(|b| b.build_recorder());
             match recorder {
                 Ok(recorder) => {
@@ -46,6 +47,9 @@ pub fn install() -> PrometheusHandle {
         })
         .clone()
 }
+
+/// Batch sizes (items per batch).
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
 
 /// Client-side timings are milliseconds (as Unity reports them); buckets
 /// around a 60 fps frame budget.

@@ -220,6 +220,7 @@ impl RumorService {
         }
         let max_tellings = if max_tellings == 0 { self.tick.max_tellings } else { max_tellings };
         let started = Instant::now();
+        self.peers.check_region(region_id).await?;
         let npcs = self.peers.npcs_in_region(region_id, self.tick.max_npcs).await?;
         let ids: Vec<i64> = npcs.iter().map(|n| n.id).collect();
         let rows = self.store.knowledge_of_npcs(&ids, TICK_KNOWLEDGE_ROWS).await?;

@@ -1,5 +1,5 @@
-//! End-to-end tests: HTTP through the gateway, gRPC to the world, NPC and
-//! quest services, SQLite or Postgres, in-process cache or Redis. Every test
+//! End-to-end tests: HTTP through the gateway, gRPC to the world, NPC,
+//! quest, rumor and metrics services, SQLite or Postgres, in-process cache or Redis. Every test
 //! runs on both back ends (`sqlite::` and `postgres::`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -11,5 +11,6 @@ mod negotiation;
 mod npcs;
 mod quests;
 mod realtime;
+mod rumors;
 mod telemetry;
 mod world;
