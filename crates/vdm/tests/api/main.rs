@@ -12,5 +12,6 @@ mod npcs;
 mod quests;
 mod realtime;
 mod rumors;
+mod rumors_llm;
 mod telemetry;
 mod world;
