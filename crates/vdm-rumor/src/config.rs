@@ -154,7 +154,9 @@ fn transform_from_env(env: &Env) -> Result<TransformConfig, ConfigError> {
             if !url.starts_with("http://") {
                 return Err(ConfigError::new(
                     "VDM_LLM_URL",
-                    format!("expected http://host:port/path (put a TLS-terminating proxy in front of an https upstream), got {url:?}"),
+                    format!(
+                        "expected http://host:port/path (put a TLS-terminating proxy in front of an https upstream), got {url:?}"
+                    ),
                 ));
             }
             let retries = env.parse_or("VDM_LLM_RETRIES", 2u32)?;
@@ -238,7 +240,12 @@ mod tests {
         ] {
             let (n, w) = peers();
             let env = Env::from_pairs([(var, value)]);
-            assert_eq!(RumorConfig::from_env(&env, addr(), Path::new("d"), n, w).unwrap_err().var, var);
+            assert_eq!(
+                RumorConfig::from_env(&env, addr(), Path::new("d"), n, w)
+                    .unwrap_err()
+                    .var,
+                var
+            );
         }
         let (n, w) = peers();
         let env = Env::from_pairs([

@@ -95,7 +95,10 @@ impl pb::rumor_service_server::RumorService for RumorGrpc {
         request: Request<pb::TellPlayerRequest>,
     ) -> Result<Response<pb::TellPlayerResponse>, Status> {
         let r = request.into_inner();
-        let told = self.service.tell_player(r.npc_id, r.player_id, vdm_kit::now_ms()).await?;
+        let told = self
+            .service
+            .tell_player(r.npc_id, r.player_id, vdm_kit::now_ms())
+            .await?;
         Ok(Response::new(match told {
             Some((variant, first_time)) => pb::TellPlayerResponse {
                 told: true,

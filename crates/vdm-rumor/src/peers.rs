@@ -179,7 +179,11 @@ impl Peers {
 
     /// Remembers the names of a region's NPCs a tick has just read.
     pub fn learn_names(&self, region_id: i64, npcs: &[NpcInfo]) -> Arc<Vec<String>> {
-        remember(&self.names, region_id, npcs.iter().take(100).map(|n| n.name.clone()).collect())
+        remember(
+            &self.names,
+            region_id,
+            npcs.iter().take(100).map(|n| n.name.clone()).collect(),
+        )
     }
 
     /// The names of every region (reused for a minute).

@@ -13,8 +13,8 @@ use vdm_kit::validate::positive_id;
 
 use crate::config::{MAX_TICK_TELLINGS, TickConfig};
 use crate::domain::{
-    Holder, Known, NewRumor, Origin, Rng, Rumor, RumorInput, Traits, Variant, distortion_step, hash_parts,
-    plan_tick, retold_distortion, truth_at,
+    Holder, Known, NewRumor, Origin, Rng, Rumor, RumorInput, Traits, Variant, distortion_step, hash_parts, plan_tick,
+    retold_distortion, truth_at,
 };
 use crate::error::{RumorError, RumorResult};
 use crate::peers::Peers;
@@ -51,7 +51,13 @@ pub struct RumorService {
 
 impl RumorService {
     /// Builds the service.
-    pub fn new(store: RumorStore, peers: Peers, pipeline: Pipeline, events: EventBus, tick: TickConfig) -> RumorService {
+    pub fn new(
+        store: RumorStore,
+        peers: Peers,
+        pipeline: Pipeline,
+        events: EventBus,
+        tick: TickConfig,
+    ) -> RumorService {
         RumorService {
             store,
             peers,
@@ -109,7 +115,12 @@ impl RumorService {
         let key = idempotency_key.map(|k| (k, fingerprint.as_str()));
         let (rumor, replayed) = self.store.create(&new, &witnesses, key, now_ms).await?;
         tracing::Span::current().record("rumor.id", rumor.id);
-        tracing::info!(rumor.id = rumor.id, region.id = rumor.region_id, replayed, "rumor created");
+        tracing::info!(
+            rumor.id = rumor.id,
+            region.id = rumor.region_id,
+            replayed,
+            "rumor created"
+        );
         Ok((rumor, replayed))
     }
 
@@ -123,7 +134,14 @@ impl RumorService {
     /// One NPC tells another a rumor it knows. Returns the listener's
     /// variant and whether it knew the rumor already.
     #[instrument(skip_all, fields(rumor.id = rumor_id, teller.id = from, listener.id = to))]
-    pub async fn spread(&self, rumor_id: i64, from: i64, to: i64, seed: u64, now_ms: i64) -> RumorResult<(Variant, bool)> {
+    pub async fn spread(
+        &self,
+        rumor_id: i64,
+        from: i64,
+        to: i64,
+        seed: u64,
+        now_ms: i64,
+    ) -> RumorResult<(Variant, bool)> {
         positive_id("rumor_id", rumor_id)?;
         positive_id("from_npc_id", from)?;
         positive_id("to_npc_id", to)?;
@@ -144,7 +162,16 @@ impl RumorService {
         let places = self.peers.places().await?;
         let seed = hash_parts(&[&parent.id.to_le_bytes(), b"npc", &to.to_le_bytes(), &seed.to_le_bytes()]);
         let new = self
-            .retell(&rumor, &parent, (from, teller.traits), Holder::Npc(to), listener.traits, seed, &names, &places)
+            .retell(
+                &rumor,
+                &parent,
+                (from, teller.traits),
+                Holder::Npc(to),
+                listener.traits,
+                seed,
+                &names,
+                &places,
+            )
             .await;
         let told = self.store.tell(&new, now_ms).await?;
         Ok(self.told(told, "spread"))
@@ -177,7 +204,16 @@ impl RumorService {
         let places = self.peers.places().await?;
         let seed = hash_parts(&[&fresh.variant.id.to_le_bytes(), b"player"]);
         let new = self
-            .retell(&rumor, &fresh.variant, (npc_id, npc.traits), player, Traits::PLAYER, seed, &names, &places)
+            .retell(
+                &rumor,
+                &fresh.variant,
+                (npc_id, npc.traits),
+                player,
+                Traits::PLAYER,
+                seed,
+                &names,
+                &places,
+            )
             .await;
         let told = self.store.tell(&new, now_ms).await?;
         let (variant, already) = self.told(told, "player");
@@ -218,7 +254,11 @@ impl RumorService {
                 "max_tellings must be at most {MAX_TICK_TELLINGS}, got {max_tellings}"
             )));
         }
-        let max_tellings = if max_tellings == 0 { self.tick.max_tellings } else { max_tellings };
+        let max_tellings = if max_tellings == 0 {
+            self.tick.max_tellings
+        } else {
+            max_tellings
+        };
         let started = Instant::now();
         self.peers.check_region(region_id).await?;
         let npcs = self.peers.npcs_in_region(region_id, self.tick.max_npcs).await?;
@@ -241,7 +281,12 @@ impl RumorService {
         }
 
         let parent_ids: Vec<i64> = plan.iter().map(|t| t.parent_variant_id).collect();
-        let rumor_ids: Vec<i64> = plan.iter().map(|t| t.rumor_id).collect::<HashSet<_>>().into_iter().collect();
+        let rumor_ids: Vec<i64> = plan
+            .iter()
+            .map(|t| t.rumor_id)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
         let parents = self.store.variants(&parent_ids).await?;
         let rumors = self.store.rumors(&rumor_ids).await?;
         let traits: HashMap<i64, Traits> = npcs.iter().map(|n| (n.id, n.traits)).collect();

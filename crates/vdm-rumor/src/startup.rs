@@ -41,7 +41,7 @@ impl App {
         let events = EventBus::new(&caches, redis_url, &config.cache.key_prefix);
         let peers = Peers::connect(&config.npc_url, &config.world_url, config.peer_timeout)?;
         let transformer = match &config.transform.llm {
-            Some(llm) => Transformer::Llm(LlmClient::new(llm).map_err(RumorError::Invalid)?),
+            Some(llm) => Transformer::Llm(Box::new(LlmClient::new(llm).map_err(RumorError::Invalid)?)),
             None => Transformer::Local(LocalTransformer),
         };
         let pipeline = Pipeline::new(transformer, &caches, &config.transform);

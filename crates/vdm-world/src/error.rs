@@ -91,9 +91,7 @@ impl WorldError {
             WorldError::RegionNotFound(_)
             | WorldError::OutsideMap(_)
             | WorldError::FactionNotFound(_)
-            | WorldError::EventNotFound(_) => {
-                ErrorCode::NotFound
-            }
+            | WorldError::EventNotFound(_) => ErrorCode::NotFound,
             WorldError::CellTaken { .. } => ErrorCode::FailedPrecondition,
             WorldError::IdempotencyConflict(_) => ErrorCode::AlreadyExists,
             WorldError::Unavailable(_) | WorldError::Contended(_) => ErrorCode::Unavailable,

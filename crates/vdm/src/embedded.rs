@@ -227,9 +227,7 @@ pub async fn run(env: &Env, common: &Common, shutdown: CancellationToken) -> Res
 
     if env.bool_or("VDM_SEED_DEMO", true)? {
         let seeded = match (running.world_addr, running.npc_addr, running.quest_addr) {
-            (Some(world), Some(npc), Some(quest)) => {
-                crate::demo::seed(world, npc, quest, running.rumor_addr).await
-            }
+            (Some(world), Some(npc), Some(quest)) => crate::demo::seed(world, npc, quest, running.rumor_addr).await,
             _ => Err(VdmError::Other("demo seed: a service did not start".to_owned())),
         };
         if let Err(err) = seeded {

@@ -64,10 +64,7 @@ async fn a_tick_runs_a_fixed_number_of_statements(backend: Backend) {
                 npc: Some(npc_pb::NpcSpec {
                     name: format!("Villager {i}"),
                     region_id: 1,
-                    position: Some(npc_pb::Hex {
-                        q: (i % 5) as i32 - 2,
-                        r: 0,
-                    }),
+                    position: Some(npc_pb::Hex { q: (i % 5) - 2, r: 0 }),
                     faction_id: 0,
                     traits: Some(npc_pb::Traits {
                         gullibility: 0.5,
@@ -83,7 +80,8 @@ async fn a_tick_runs_a_fixed_number_of_statements(backend: Backend) {
         new_ids.push(created.npc.unwrap().id);
     }
     for (i, id) in new_ids.iter().take(40).enumerate() {
-        let body = json!({"text": format!("Villager gossip number {i}"), "origin_npc_id": id, "region_id": 1, "truth": 0.5});
+        let body =
+            json!({"text": format!("Villager gossip number {i}"), "origin_npc_id": id, "region_id": 1, "truth": 0.5});
         let response = app.post_json("/v1/rumors", Some(ADMIN_TOKEN), &body).await;
         assert_eq!(response.status, 201, "{}", String::from_utf8_lossy(&response.body));
     }

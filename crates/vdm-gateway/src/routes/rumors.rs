@@ -172,7 +172,10 @@ pub async fn get(
     PathId(id): PathId,
 ) -> GatewayResult<Reply<RumorJson>> {
     tracing::Span::current().record("rumor.id", id);
-    let rumor = client(&state)?.get_rumor(pb::GetRumorRequest { id }).await?.into_inner();
+    let rumor = client(&state)?
+        .get_rumor(pb::GetRumorRequest { id })
+        .await?
+        .into_inner();
     Ok(Reply::ok(format, rumor_json(rumor)))
 }
 
@@ -328,7 +331,9 @@ fn nonzero_id(field: &str, id: Option<i64>) -> GatewayResult<i64> {
     match id {
         None => Ok(0),
         Some(id) if id > 0 => Ok(id),
-        Some(id) => Err(GatewayError::invalid(format!("{field} must be a positive id, got {id}"))),
+        Some(id) => Err(GatewayError::invalid(format!(
+            "{field} must be a positive id, got {id}"
+        ))),
     }
 }
 

@@ -164,9 +164,7 @@ impl NewRumor {
                 Origin::Event(event)
             }
             _ => {
-                return Err(Invalid(
-                    "give only one of origin_npc_id and origin_event_id".to_owned(),
-                ));
+                return Err(Invalid("give only one of origin_npc_id and origin_event_id".to_owned()));
             }
         };
         positive_id("region_id", input.region_id)?;
@@ -184,7 +182,10 @@ impl NewRumor {
             Origin::Npc(id) => (id, 0),
             Origin::Event(id) => (0, id),
         };
-        vdm_kit::validate::fingerprint(&[&self.text], &[npc, event, self.region_id, self.truth.to_bits().into()])
+        vdm_kit::validate::fingerprint(
+            &[&self.text],
+            &[npc, event, self.region_id, self.truth.to_bits().into()],
+        )
     }
 }
 
@@ -224,7 +225,8 @@ mod tests {
         let ok = NewRumor::parse(input()).unwrap();
         assert_eq!(ok.text, "The bridge at Ashford fell");
         assert_eq!(ok.origin, Origin::Npc(3));
-        let cases: [(fn(&mut RumorInput), &str); 6] = [
+        type Change = fn(&mut RumorInput);
+        let cases: [(Change, &str); 6] = [
             (|i| i.text = " ".into(), "text"),
             (|i| i.origin_npc_id = 0, "origin"),
             (|i| i.origin_event_id = 4, "only one"),

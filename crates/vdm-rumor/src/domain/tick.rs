@@ -45,7 +45,12 @@ fn hex_distance(a: &TickNpc, b: &TickNpc) -> i32 {
 /// (ties: lower id). `known` maps an NPC to the (rumor, variant) pairs it
 /// knows. At most `max_tellings`; a listener learns a rumor at most once.
 /// The same inputs and seed give the same plan.
-pub fn plan_tick(npcs: &[TickNpc], known: &HashMap<i64, Vec<(i64, i64)>>, max_tellings: usize, seed: u64) -> Vec<Telling> {
+pub fn plan_tick(
+    npcs: &[TickNpc],
+    known: &HashMap<i64, Vec<(i64, i64)>>,
+    max_tellings: usize,
+    seed: u64,
+) -> Vec<Telling> {
     let mut rng = Rng::new(seed);
     let mut knows: HashSet<(i64, i64)> = known
         .iter()

@@ -156,7 +156,16 @@ impl RumorStore {
         .exec_without_returning(&txn)
         .await?;
         txn.commit().await?;
-        Ok((to_rumor(rumor::Model { root_variant_id: root.id, ..row }, 1), false))
+        Ok((
+            to_rumor(
+                rumor::Model {
+                    root_variant_id: root.id,
+                    ..row
+                },
+                1,
+            ),
+            false,
+        ))
     }
 
     /// Reads one rumor with its variant count.

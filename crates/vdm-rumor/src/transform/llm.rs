@@ -307,7 +307,10 @@ mod tests {
     fn parses_objects_lists_and_fences_and_refuses_the_rest() {
         assert_eq!(parse_answer(&answer(r#"{"texts":["a","b"]}"#), 2).unwrap(), ["a", "b"]);
         assert_eq!(parse_answer(&answer(r#"["a"]"#), 1).unwrap(), ["a"]);
-        assert_eq!(parse_answer(&answer("```json\n{\"texts\":[\"a\"]}\n```"), 1).unwrap(), ["a"]);
+        assert_eq!(
+            parse_answer(&answer("```json\n{\"texts\":[\"a\"]}\n```"), 1).unwrap(),
+            ["a"]
+        );
         for bad in [
             answer(r#"{"texts":["a"]}"#),
             answer("sure! here you go"),

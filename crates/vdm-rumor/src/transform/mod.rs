@@ -65,7 +65,7 @@ pub enum Transformer {
     /// Local and deterministic.
     Local(LocalTransformer),
     /// An OpenAI-compatible upstream, falling back to local.
-    Llm(LlmClient),
+    Llm(Box<LlmClient>),
 }
 
 impl Transformer {

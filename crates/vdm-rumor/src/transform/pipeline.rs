@@ -184,7 +184,10 @@ async fn complete(inner: &Inner, batch: Vec<(u64, Ask)>, results: Vec<Transforme
     for (i, (digest, ask)) in batch.into_iter().enumerate() {
         // One result per ask; should one be missing, the ask is answered
         // locally rather than left waiting.
-        let result = results.get(i).cloned().unwrap_or_else(|| LocalTransformer.transform(&ask));
+        let result = results
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| LocalTransformer.transform(&ask));
         let key = format!("{}:{digest:016x}", inner.id);
         // A fallback is not cached: the upstream may answer next time.
         if !result.by.ends_with("(fallback)")

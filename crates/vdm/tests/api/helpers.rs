@@ -286,7 +286,11 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
                     // Two tests at a time, four pools each, on a Postgres
                     // other suites share: the NPC and world pools (few
                     // concurrent writes in these tests) stay small.
-                    max_connections: if matches!(service, "npc" | "world" | "rumor") { 3 } else { 5 },
+                    max_connections: if matches!(service, "npc" | "world" | "rumor") {
+                        3
+                    } else {
+                        5
+                    },
                     acquire_timeout: Duration::from_secs(5),
                     migrate_on_start: true,
                 }),

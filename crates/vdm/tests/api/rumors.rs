@@ -93,7 +93,11 @@ async fn create_read_spread_and_list_what_npcs_know(backend: Backend) {
 
     // The listener passes it on; distortion only grows along the chain.
     let second = app
-        .post_json(&path, Some(ADMIN_TOKEN), &json!({"from_npc_id": 2, "to_npc_id": 5, "seed": 42}))
+        .post_json(
+            &path,
+            Some(ADMIN_TOKEN),
+            &json!({"from_npc_id": 2, "to_npc_id": 5, "seed": 42}),
+        )
         .await;
     assert_eq!(second.status, 201);
     let second = second.json();
@@ -154,7 +158,10 @@ async fn bad_rumor_input_is_a_400_naming_the_field(backend: Backend) {
         (with(json!({"origin_event_id": 1})), "only one"),
         (with(json!({"origin_npc_id": -1})), "origin_npc_id"),
         (with(json!({"origin_npc_id": 999})), "origin_npc_id"),
-        (with(json!({"origin_npc_id": null, "origin_event_id": 999})), "origin_event_id"),
+        (
+            with(json!({"origin_npc_id": null, "origin_event_id": 999})),
+            "origin_event_id",
+        ),
         (with(json!({"truth": 1.5})), "truth"),
         (with(json!({"region_id": 0})), "region_id"),
         (with(json!({"region_id": 99})), "region"),
@@ -166,19 +173,52 @@ async fn bad_rumor_input_is_a_400_naming_the_field(backend: Backend) {
         assert!(message.contains(field), "{body}: {message:?} should name {field}");
     }
     for (path, body, status, field) in [
-        ("/v1/rumors/1/spread", json!({"from_npc_id": 4, "to_npc_id": 4}), 400, "differ"),
-        ("/v1/rumors/1/spread", json!({"from_npc_id": 4, "to_npc_id": 0}), 400, "to_npc_id"),
+        (
+            "/v1/rumors/1/spread",
+            json!({"from_npc_id": 4, "to_npc_id": 4}),
+            400,
+            "differ",
+        ),
+        (
+            "/v1/rumors/1/spread",
+            json!({"from_npc_id": 4, "to_npc_id": 0}),
+            400,
+            "to_npc_id",
+        ),
         ("/v1/rumors/1/spread", json!({"from_npc_id": 4}), 400, "to_npc_id"),
-        ("/v1/rumors/1/spread", json!({"from_npc_id": 4, "to_npc_id": 999}), 404, "999"),
-        ("/v1/rumors/77/spread", json!({"from_npc_id": 4, "to_npc_id": 5}), 404, "rumor 77"),
-        ("/v1/rumors:tick", json!({"region_id": 1, "max_tellings": 0}), 400, "max_tellings"),
-        ("/v1/rumors:tick", json!({"region_id": 1, "max_tellings": 100000}), 400, "max_tellings"),
+        (
+            "/v1/rumors/1/spread",
+            json!({"from_npc_id": 4, "to_npc_id": 999}),
+            404,
+            "999",
+        ),
+        (
+            "/v1/rumors/77/spread",
+            json!({"from_npc_id": 4, "to_npc_id": 5}),
+            404,
+            "rumor 77",
+        ),
+        (
+            "/v1/rumors:tick",
+            json!({"region_id": 1, "max_tellings": 0}),
+            400,
+            "max_tellings",
+        ),
+        (
+            "/v1/rumors:tick",
+            json!({"region_id": 1, "max_tellings": 100000}),
+            400,
+            "max_tellings",
+        ),
         ("/v1/rumors:tick", json!({"region_id": -3}), 400, "region_id"),
     ] {
         let response = app.post_json(path, Some(ADMIN_TOKEN), &body).await;
         assert_eq!(response.status, status, "{path} {body}");
         let message = response.json()["error"]["message"].as_str().unwrap().to_owned();
-        assert!(message.contains(field), "{path} {body}: {message:?} should name {field}");
+        assert!(
+            message.contains(field),
+            "{path} {body}: {message:?} should name {field}"
+        );
     }
     for (path, status) in [
         ("/v1/rumors/0", 400),
@@ -190,7 +230,12 @@ async fn bad_rumor_input_is_a_400_naming_the_field(backend: Backend) {
         ("/v1/me/rumors?region_id=-1", 400),
     ] {
         let response = app.get(path, &token).await;
-        assert_eq!(response.status, status, "{path}: {}", String::from_utf8_lossy(&response.body));
+        assert_eq!(
+            response.status,
+            status,
+            "{path}: {}",
+            String::from_utf8_lossy(&response.body)
+        );
         assert!(response.json()["error"]["message"].is_string());
     }
     let response = app.post_json("/v1/npcs/999/talk", Some(&token), &json!({})).await;
@@ -216,18 +261,27 @@ async fn players_hear_rumors_by_talking_and_in_the_bootstrap(backend: Backend) {
     let text = heard["rumor"]["text"].as_str().unwrap().to_owned();
 
     // Asked again, Tobin repeats what Ana already heard.
-    let again = app.post_json("/v1/npcs/4/talk", Some(&ana_token), &json!({})).await.json();
+    let again = app
+        .post_json("/v1/npcs/4/talk", Some(&ana_token), &json!({}))
+        .await
+        .json();
     assert_eq!(again["first_time"], false);
     assert_eq!(again["rumor"]["id"], heard["rumor"]["id"]);
 
     // Bo hears the same words from Tobin (one retelling serves every player).
-    let bo = app.post_json("/v1/npcs/4/talk", Some(&bo_token), &json!({})).await.json();
+    let bo = app
+        .post_json("/v1/npcs/4/talk", Some(&bo_token), &json!({}))
+        .await
+        .json();
     assert_eq!(bo["first_time"], true);
     assert_eq!(bo["rumor"]["text"], text.as_str());
     assert_ne!(bo["rumor"]["id"], heard["rumor"]["id"]);
 
     // Brother Aldo (NPC 2) knows nothing yet.
-    let silent = app.post_json("/v1/npcs/2/talk", Some(&ana_token), &json!({})).await.json();
+    let silent = app
+        .post_json("/v1/npcs/2/talk", Some(&ana_token), &json!({}))
+        .await
+        .json();
     assert_eq!(silent, json!({"npc_id": 2, "told": false, "first_time": false}));
 
     let mine = app.get("/v1/me/rumors", &ana_token).await.json();
@@ -236,7 +290,11 @@ async fn players_hear_rumors_by_talking_and_in_the_bootstrap(backend: Backend) {
     let boot = app.get("/v1/bootstrap?region_id=1", &ana_token).await;
     assert_eq!(boot.status, 200);
     let boot = boot.json();
-    assert_eq!(boot["rumors"], json!([{"rumor_id": 1, "text": text, "from_npc_id": 4}]), "{boot}");
+    assert_eq!(
+        boot["rumors"],
+        json!([{"rumor_id": 1, "text": text, "from_npc_id": 4}]),
+        "{boot}"
+    );
     assert!(boot.get("missing").is_none(), "{boot}");
     let elsewhere = app.get("/v1/bootstrap?region_id=2", &ana_token).await.json();
     assert!(elsewhere.get("rumors").is_none(), "{elsewhere}");

@@ -29,10 +29,10 @@ backend_tests!(
 
 const OK: usize = 0;
 const FAIL: usize = 1;
-const SLOW: usize = 2;
-const GARBLED: usize = 3;
+const GARBLED: usize = 2;
 
-/// The fake upstream's switches and what it saw.
+/// The fake upstream's switches (mode: OK, FAIL or GARBLED; a delay before
+/// any answer) and what it saw.
 #[derive(Default)]
 struct Upstream {
     mode: AtomicUsize,
@@ -83,7 +83,11 @@ async fn start_upstream() -> (Arc<Upstream>, String) {
     (upstream, format!("http://{addr}/v1"))
 }
 
-async fn app_with_upstream(backend: Backend, timeout: Duration, batch: (usize, Duration)) -> Option<(TestApp, Arc<Upstream>)> {
+async fn app_with_upstream(
+    backend: Backend,
+    timeout: Duration,
+    batch: (usize, Duration),
+) -> Option<(TestApp, Arc<Upstream>)> {
     let (upstream, url) = start_upstream().await;
     let generous = Rate {
         per_second: 10_000.0,
@@ -116,13 +120,16 @@ async fn app_with_upstream(backend: Backend, timeout: Duration, batch: (usize, D
 }
 
 async fn talk(app: &TestApp, token: &str, npc: i64) -> Value {
-    let response = app.post_json(&format!("/v1/npcs/{npc}/talk"), Some(token), &json!({})).await;
+    let response = app
+        .post_json(&format!("/v1/npcs/{npc}/talk"), Some(token), &json!({}))
+        .await;
     assert_eq!(response.status, 200, "{}", String::from_utf8_lossy(&response.body));
     response.json()
 }
 
 async fn identical_concurrent_asks_make_one_upstream_call_and_then_hit_the_cache(backend: Backend) {
-    let Some((app, upstream)) = app_with_upstream(backend, Duration::from_secs(5), (16, Duration::from_millis(20))).await
+    let Some((app, upstream)) =
+        app_with_upstream(backend, Duration::from_secs(5), (16, Duration::from_millis(20))).await
     else {
         return;
     };
@@ -151,7 +158,8 @@ async fn identical_concurrent_asks_make_one_upstream_call_and_then_hit_the_cache
 }
 
 async fn distinct_asks_arriving_together_go_upstream_in_batches(backend: Backend) {
-    let Some((app, upstream)) = app_with_upstream(backend, Duration::from_secs(5), (8, Duration::from_millis(100))).await
+    let Some((app, upstream)) =
+        app_with_upstream(backend, Duration::from_secs(5), (8, Duration::from_millis(100))).await
     else {
         return;
     };
@@ -183,7 +191,10 @@ async fn distinct_asks_arriving_together_go_upstream_in_batches(backend: Backend
     let sizes = upstream.batch_sizes.lock().unwrap().clone();
     assert_eq!(sizes.iter().sum::<usize>(), 16, "{sizes:?}");
     assert!(sizes.iter().all(|s| *s <= 8), "batch size cap: {sizes:?}");
-    assert!(sizes.len() <= 4, "16 asks within the window take a few calls, not 16: {sizes:?}");
+    assert!(
+        sizes.len() <= 4,
+        "16 asks within the window take a few calls, not 16: {sizes:?}"
+    );
     assert!(sizes.iter().any(|s| *s > 1), "{sizes:?}");
     app.finish().await;
 }
@@ -202,7 +213,11 @@ async fn a_failing_slow_or_garbled_upstream_falls_back_to_the_local_transformer(
     let answer = talk(&app, &a, 4).await;
     assert_eq!(answer["rumor"]["transformer"], fallback);
     assert_eq!(upstream.calls(), 3, "one call and two retries");
-    assert!(started.elapsed() < timeout + Duration::from_millis(700), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < timeout + Duration::from_millis(700),
+        "{:?}",
+        started.elapsed()
+    );
     let local_text = answer["rumor"]["text"].as_str().unwrap().to_owned();
     assert!(!local_text.starts_with("(as the bard"), "{local_text}");
 
@@ -214,7 +229,10 @@ async fn a_failing_slow_or_garbled_upstream_falls_back_to_the_local_transformer(
     let answer = talk(&app, &b, 4).await;
     let took = started.elapsed();
     assert_eq!(answer["rumor"]["transformer"], fallback);
-    assert!(took < timeout + Duration::from_millis(700), "answered within the timeout: {took:?}");
+    assert!(
+        took < timeout + Duration::from_millis(700),
+        "answered within the timeout: {took:?}"
+    );
     // The local transformer is deterministic: the same words as before.
     assert_eq!(answer["rumor"]["text"], local_text.as_str());
 
