@@ -9,6 +9,9 @@
 //! vdm-load sockets URL --sockets N --push-url U --admin-token T --region R
 //!                                             region pushes to N sockets; delivery latency
 //! vdm-load payload URL PATH [--token T]        bytes of PATH as JSON/MessagePack, each compressed
+//! vdm-load mock-llm --addr A [--delay-ms D]    a slow chat-completions upstream that counts calls
+//! vdm-load talk URL --players A-B --npcs C-D [--stats-url U]
+//!                                             every player talks to every NPC; latency, upstream calls
 //! ```
 //!
 //! `PATH_TEMPLATE` may hold `{id}`, replaced by ids from `--ids A-B` in a
@@ -23,6 +26,7 @@
 mod baseline;
 mod engine;
 mod payload;
+mod rumors;
 mod seed;
 mod sockets;
 
@@ -117,8 +121,10 @@ async fn run(args: Vec<String>) -> Result<bool, String> {
         "sockets" => sockets::run(&options).await,
         "baseline" => baseline::run(&options).await,
         "payload" => payload::run(&options).await,
+        "mock-llm" => rumors::mock(&options).await,
+        "talk" => rumors::talk(&options).await,
         _ => Err(
-            "usage: vdm-load get|device-auth|seed|baseline|sockets|payload ... (see the source's header)".to_owned(),
+            "usage: vdm-load get|device-auth|seed|baseline|sockets|payload|mock-llm|talk ... (see the source's header)".to_owned(),
         ),
     }
 }
