@@ -809,16 +809,24 @@ def exercise(binary: str, promtool: str) -> dict[str, dict[str, set[str]]]:
                                          "VDM_GRPC_ADDR": f"127.0.0.1:{npc_grpc}",
                                          "VDM_ADMIN_ADDR": f"127.0.0.1:{npc_admin}",
                                          "VDM_WORLD_URL": f"http://127.0.0.1:{world_grpc}"})
+            rumor_grpc, rumor_admin = free_port(), free_port()
+            procs.start("rumor", ["rumor"], {**otel, "OTEL_SERVICE_NAME": "vdm-rumor",
+                                             "VDM_GRPC_ADDR": f"127.0.0.1:{rumor_grpc}",
+                                             "VDM_ADMIN_ADDR": f"127.0.0.1:{rumor_admin}",
+                                             "VDM_NPC_URL": f"http://127.0.0.1:{npc_grpc}",
+                                             "VDM_WORLD_URL": f"http://127.0.0.1:{world_grpc}"})
             procs.start("gateway", ["gateway"], {**otel, "OTEL_SERVICE_NAME": "vdm-gateway",
                                                  "VDM_HTTP_ADDR": f"127.0.0.1:{http_port}",
                                                  "VDM_QUEST_URL": f"http://127.0.0.1:{grpc}",
                                                  "VDM_NPC_URL": f"http://127.0.0.1:{npc_grpc}",
                                                  "VDM_WORLD_URL": f"http://127.0.0.1:{world_grpc}",
+                                                 "VDM_RUMOR_URL": f"http://127.0.0.1:{rumor_grpc}",
                                                  "VDM_ADMIN_TOKEN": ADMIN_TOKEN, "VDM_JWT_SECRET": JWT_SECRET})
             base = f"http://127.0.0.1:{http_port}"
             if not (procs.wait_ready("quest", f"http://127.0.0.1:{admin}/ready")
                     and procs.wait_ready("world", f"http://127.0.0.1:{world_admin}/ready")
                     and procs.wait_ready("npc", f"http://127.0.0.1:{npc_admin}/ready")
+                    and procs.wait_ready("rumor", f"http://127.0.0.1:{rumor_admin}/ready")
                     and procs.wait_ready("gateway", f"{base}/ready")):
                 return metrics
             started = time.monotonic()
@@ -845,6 +853,11 @@ def exercise(binary: str, promtool: str) -> dict[str, dict[str, set[str]]]:
             else:
                 R.ok(f"with OTEL_EXPORTER_OTLP_ENDPOINT set, a 404 carries x-trace-id {trace} and the same error.trace_id")
             answers.append(http("GET", f"{base}/no-such-route")[0])
+            # The rumor service reads its database (and counts the statement).
+            rumor_read = http("GET", f"{base}/v1/rumors/987654321", token=token)[0]
+            if rumor_read != 404:
+                R.fail(f"GET /v1/rumors/987654321 answered {rumor_read}, expected 404")
+            rumor_metrics = scrape(f"http://127.0.0.1:{rumor_admin}/metrics", "vdm rumor admin port")
             # Accepting publishes quest.updated (the events counter).
             answers.append(http("POST", f"{base}/v1/quests/{qid}/accept", token=token)[0])
             if answers != [200, 200, 404, 404, 200]:
@@ -864,10 +877,11 @@ def exercise(binary: str, promtool: str) -> dict[str, dict[str, set[str]]]:
             gateway_metrics = scrape(f"{base}/metrics", "vdm gateway")
             R.ok(f"vdm quest + vdm gateway served create, sign-in, 2 reads, a 404, an unknown route, an accept, "
                  f"a WebSocket request, and a 503 with quest down in {time.monotonic() - started:.2f} s")
-            for name, found in (("quest (admin port)", quest_metrics), ("gateway (HTTP port)", gateway_metrics)):
+            for name, found in (("quest (admin port)", quest_metrics), ("rumor (admin port)", rumor_metrics),
+                                ("gateway (HTTP port)", gateway_metrics)):
                 families = sorted({re.sub(r"_(bucket|sum|count)$", "", n) for n in found})
                 R.ok(f"{name} /metrics: {len(families)} families: {', '.join(families)}")
-            for source in (quest_metrics, gateway_metrics):
+            for source in (quest_metrics, rumor_metrics, gateway_metrics):
                 for sample, labels in source.items():
                     into = metrics.setdefault(sample, {})
                     for k, v in labels.items():
