@@ -23,10 +23,11 @@ SECRET_PATTERNS = {"jwtSecret": "^(.{32,})?$", "adminToken": "^(.{16,})?$"}
 
 # (component, is the HTTP gateway, the services it calls: VDM_<NAME>_URL)
 CHARTS = [
-    ("gateway", True, ["quest", "npc", "world"]),
+    ("gateway", True, ["quest", "npc", "world", "rumor"]),
     ("quest", False, []),
     ("npc", False, ["world"]),
     ("world", False, []),
+    ("rumor", False, ["npc", "world"]),
 ]
 
 
@@ -97,8 +98,42 @@ resources = obj({
 }, desc="Kubernetes ResourceRequirements")
 
 
+def settings(component):
+    """Values only one service has: (extra `config` properties, extra
+    top-level properties, extra secret.keys ids). vdm-common's
+    settingsEnvJson names the variable each one feeds."""
+    if component != "rumor":
+        return {}, {}, []
+    config = {"peerTimeoutMs": i("VDM_PEER_TIMEOUT_MS", minimum=1)}
+    top = {
+        "llm": obj({
+            # The binary refuses https://: a TLS-terminating proxy goes in front.
+            "url": s("VDM_LLM_URL (http:// only; empty: the built-in transformer only)",
+                     pattern="^(http://.+)?$"),
+            "model": s("VDM_LLM_MODEL", minLength=1),
+            "timeoutMs": i("VDM_LLM_TIMEOUT_MS", minimum=1),
+            "retries": i("VDM_LLM_RETRIES", 0, 10),
+            "backoffMs": i("VDM_LLM_BACKOFF_MS", minimum=1),
+        }, required=["url", "model", "timeoutMs", "retries", "backoffMs"],
+            desc="OpenAI-compatible upstream; the API key comes from the Secret (secret.keys.llmApiKey)"),
+        "pipeline": obj({
+            "batchSize": i("VDM_RUMOR_BATCH_SIZE", 1, 256),
+            "batchWindowMs": i("VDM_RUMOR_BATCH_WINDOW_MS", minimum=1),
+            "cacheTtlSecs": i("VDM_RUMOR_CACHE_TTL_SECS", minimum=1),
+        }, required=["batchSize", "batchWindowMs", "cacheTtlSecs"]),
+        "ticker": obj({
+            "intervalMs": i("VDM_RUMOR_TICK_INTERVAL_MS (0: no ticker)", minimum=0),
+            "maxTellings": i("VDM_RUMOR_TICK_MAX_TELLINGS", 1, 5000),
+            "maxNpcs": i("VDM_RUMOR_TICK_MAX_NPCS", 1, 10000),
+        }, required=["intervalMs", "maxTellings", "maxNpcs"]),
+    }
+    return config, top, ["llmApiKey"]
+
+
 def schema(component, gateway, upstreams):
-    secret_ids = ["databaseUrl", "redisUrl"] + (["jwtSecret", "adminToken"] if gateway else [])
+    extra_config, extra_top, extra_secrets = settings(component)
+    secret_ids = (["databaseUrl", "redisUrl"] + (["jwtSecret", "adminToken"] if gateway else [])
+                  + extra_secrets)
     if gateway:
         service = obj({
             "type": s(enum=["ClusterIP", "NodePort", "LoadBalancer"]),
@@ -139,6 +174,7 @@ def schema(component, gateway, upstreams):
             "dbMaxConnections": i("VDM_DB_MAX_CONNECTIONS", minimum=1),
             "cachePrefix": s("VDM_CACHE_PREFIX"),
             "migrateOnStart": b("VDM_MIGRATE_ON_START"),
+            **extra_config,
         }, required=["log", "logFormat", "dbMaxConnections", "migrateOnStart"]),
         "extraEnv": {"type": "array", "description": "Kubernetes EnvVar list",
                      "items": {"type": "object", "required": ["name"], "properties": {"name": s(pattern="^[A-Za-z_][A-Za-z0-9_]*$")}}},
@@ -210,6 +246,7 @@ def schema(component, gateway, upstreams):
                        "otlpEndpoint": s(pattern="^(https?://.+)?$"),
                    })}},
     }
+    props.update(extra_top)
     if upstreams:
         props["upstreams"] = obj(
             {name: s("VDM_%s_URL (default: the vdm-%s chart of this release); tpl is applied" % (name.upper(), name))
@@ -225,7 +262,7 @@ def schema(component, gateway, upstreams):
                      "autoscaling", "podDisruptionBudget", "serviceMonitor", "migration",
                      "preStopSleepSeconds", "terminationGracePeriodSeconds",
                      "podSecurityContext", "securityContext", "tmpSizeLimit", "replicaCount"]
-                    + (["upstreams"] if upstreams else []),
+                    + (["upstreams"] if upstreams else []) + list(extra_top),
         "properties": props,
     }
 

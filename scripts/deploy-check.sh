@@ -17,7 +17,7 @@ set -euo pipefail
 KUBERNETES_VERSION="1.33.0"
 RELEASE="vdm"
 NAMESPACE="vdm"
-SERVICE_CHARTS=(vdm-gateway vdm-quest vdm-npc vdm-world)
+SERVICE_CHARTS=(vdm-gateway vdm-quest vdm-npc vdm-world vdm-rumor)
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${repo}"
@@ -146,10 +146,111 @@ render umbrella-secret-from-values "${umbrella}" \
   --set vdm-npc.secret.create=true \
   --set vdm-npc.secret.values.databaseUrl=postgres://vdm:vdm@postgres:5432/vdm \
   --set vdm-world.secret.create=true \
-  --set vdm-world.secret.values.databaseUrl=postgres://vdm:vdm@postgres:5432/vdm
+  --set vdm-world.secret.values.databaseUrl=postgres://vdm:vdm@postgres:5432/vdm \
+  --set vdm-rumor.secret.create=true \
+  --set vdm-rumor.secret.values.databaseUrl=postgres://vdm:vdm@postgres:5432/vdm \
+  --set vdm-rumor.secret.values.llmApiKey=sk-try-it-out-only \
+  --set vdm-rumor.llm.url=http://llm-proxy:8080/v1
 for chart in "${SERVICE_CHARTS[@]}"; do
   render "${chart}-default" "${charts}/${chart}"
 done
+
+step "services are wired to each other, secrets come from Secrets"
+# Every render above: each service gets the VDM_<NAME>_URL of the services it
+# calls, pointing at the right Service of the release, and the secret
+# variables only ever come from a secretKeyRef, never from a plain value.
+"${DEPLOY_TOOLS_PYTHON}" - "${rendered}" "${RELEASE}" <<'PY' || fail "service wiring or secret variables (see above)"
+import pathlib
+import sys
+
+import yaml
+
+rendered, release = pathlib.Path(sys.argv[1]), sys.argv[2]
+# Who calls whom (VDM_<NAME>_URL), as in helm/gen-values-schema.py.
+CALLS = {
+    "gateway": ["quest", "npc", "world", "rumor"],
+    "npc": ["world"],
+    "rumor": ["npc", "world"],
+}
+SECRET_VARS = {"DATABASE_URL", "REDIS_URL", "VDM_JWT_SECRET", "VDM_ADMIN_TOKEN", "VDM_LLM_API_KEY"}
+# Variables each service must get, whatever the values.
+REQUIRED = {
+    "rumor": {"VDM_GRPC_ADDR", "VDM_ADMIN_ADDR", "VDM_DB_SCHEMA", "VDM_PEER_TIMEOUT_MS",
+              "VDM_RUMOR_BATCH_SIZE", "VDM_RUMOR_BATCH_WINDOW_MS", "VDM_RUMOR_CACHE_TTL_SECS",
+              "VDM_RUMOR_TICK_INTERVAL_MS", "VDM_RUMOR_TICK_MAX_TELLINGS", "VDM_RUMOR_TICK_MAX_NPCS",
+              "VDM_LLM_API_KEY"},
+}
+
+
+def fullname_for(name):
+    """vdm-common.fullnameFor: the name of chart `name`'s objects in the release."""
+    if name in release:
+        return release
+    if name.startswith(release + "-"):
+        return name
+    return "%s-%s" % (release, name)
+
+
+problems = []
+checked = 0
+for path in sorted(rendered.glob("*.yaml")):
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    for doc in docs:
+        if doc.get("kind") not in ("Deployment", "Job"):
+            continue
+        where = "%s: %s %s" % (path.name, doc["kind"], doc["metadata"]["name"])
+        # The chart name (also on the migration Jobs), vdm-<component>.
+        component = doc["metadata"]["labels"]["app.kubernetes.io/name"].removeprefix("vdm-")
+        for container in doc["spec"]["template"]["spec"]["containers"]:
+            env = {e["name"]: e for e in container.get("env", [])}
+            for name in sorted(SECRET_VARS & env.keys()):
+                ref = (env[name].get("valueFrom") or {}).get("secretKeyRef")
+                if "value" in env[name] or not ref:
+                    problems.append("%s: %s must come from a secretKeyRef" % (where, name))
+            for name in sorted(REQUIRED.get(component, set()) - env.keys()):
+                problems.append("%s: no %s" % (where, name))
+            if component == "rumor" and "VDM_LLM_API_KEY" in env:
+                ref = (env["VDM_LLM_API_KEY"].get("valueFrom") or {}).get("secretKeyRef") or {}
+                if ref.get("optional") is not True:
+                    problems.append("%s: VDM_LLM_API_KEY must be optional (no key: no bearer token)" % where)
+            for peer in CALLS.get(component, []):
+                var = "VDM_%s_URL" % peer.upper()
+                # Empty upstreams: the peer's chart in the same release.
+                want = "http://%s:50051" % fullname_for("vdm-" + peer)
+                got = env.get(var, {}).get("value")
+                if got != want:
+                    problems.append("%s: %s is %r, expected %r" % (where, var, got, want))
+            checked += 1
+for p in problems:
+    print("    " + p, file=sys.stderr)
+if not problems:
+    print("    ok: %d Deployments and Jobs: VDM_<NAME>_URL of every peer (rumor: VDM_NPC_URL, VDM_WORLD_URL; "
+          "gateway: VDM_RUMOR_URL too), secrets only by secretKeyRef (VDM_LLM_API_KEY optional)" % checked)
+sys.exit(1 if problems else 0)
+PY
+# The chart-created Secret carries the LLM key, and llm.url reaches the pods.
+"${DEPLOY_TOOLS_PYTHON}" - "${rendered}/umbrella-secret-from-values.yaml" <<'PY' || fail "vdm-rumor with secret.create and llm.url (see above)"
+import sys
+
+import yaml
+
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+secret = next((d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"] == "vdm-rumor"), None)
+deployment = next((d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "vdm-rumor"), None)
+problems = []
+if not secret or secret.get("stringData", {}).get("VDM_LLM_API_KEY") != "sk-try-it-out-only":
+    problems.append("the vdm-rumor Secret has no VDM_LLM_API_KEY from secret.values.llmApiKey")
+env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]} if deployment else {}
+if env.get("VDM_LLM_URL", {}).get("value") != "http://llm-proxy:8080/v1":
+    problems.append("the vdm-rumor Deployment has no VDM_LLM_URL from llm.url")
+ref = env.get("VDM_LLM_API_KEY", {}).get("valueFrom", {}).get("secretKeyRef", {})
+if (ref.get("name"), ref.get("key")) != ("vdm-rumor", "VDM_LLM_API_KEY"):
+    problems.append("VDM_LLM_API_KEY does not come from Secret vdm-rumor, key VDM_LLM_API_KEY: %r" % ref)
+for p in problems:
+    print("    " + p, file=sys.stderr)
+sys.exit(1 if problems else 0)
+PY
+ok "vdm-rumor: secret.values.llmApiKey lands in its Secret, llm.url in VDM_LLM_URL"
 
 step "kubernetes-validate --strict (Kubernetes ${KUBERNETES_VERSION})"
 # kubernetes-validate only warns, and passes, on a kind it has no schema
@@ -234,6 +335,10 @@ expect_schema_error "a value of the wrong type" "${umbrella}" --set vdm-quest.co
 expect_schema_error "a JWT secret shorter than the gateway accepts" "${umbrella}" --set vdm-gateway.secret.values.jwtSecret=too-short
 expect_schema_error "an unknown value (service chart alone)" "${charts}/vdm-quest" --set replicaCount2=3
 expect_schema_error "an unknown upstream of the NPC service" "${umbrella}" --set vdm-npc.upstreams.quest=http://q:50051
+expect_schema_error "an https LLM upstream (the rumor service takes http:// only)" "${umbrella}" --set vdm-rumor.llm.url=https://api.example.com/v1
+expect_schema_error "an LLM API key as a plain value" "${umbrella}" --set vdm-rumor.llm.apiKey=sk-plain
+expect_schema_error "a rumor batch size over 256" "${umbrella}" --set vdm-rumor.pipeline.batchSize=1000
+expect_schema_error "a misspelt ticker value" "${umbrella}" --set vdm-rumor.ticker.interval=5000
 if "${HELM}" template "${RELEASE}" "${umbrella}" --set vdm-gateway.terminationGracePeriodSeconds=15 >/dev/null 2>"${work}/err"; then
   fail "helm template accepted a grace period shorter than preStop sleep + drain"
 fi

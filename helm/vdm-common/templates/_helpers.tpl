@@ -12,9 +12,11 @@ services comes from the including chart:
 - the chart named vdm-gateway is the HTTP gateway (one public HTTP port that
   also serves /health, /ready and /metrics); every other chart is a gRPC
   service (gRPC port plus the admin port with /health, /ready and /metrics);
-- `.Values.secret.keys` lists which Secret entries the service reads, and
+- `.Values.secret.keys` lists which Secret entries the service reads,
   `.Values.upstreams` (the gateway, and a service that calls another, as
-  vdm-npc calls vdm-world) which services it calls.
+  vdm-npc calls vdm-world) which services it calls, and the values named in
+  settingsEnvJson (vdm-rumor's llm, pipeline and ticker) the settings only
+  that service has.
 */}}
 
 {{/* The chart name, or nameOverride. */}}
@@ -155,7 +157,56 @@ each one feeds, and whether the process starts without it.
   "redisUrl" (dict "env" "REDIS_URL" "optional" true)
   "jwtSecret" (dict "env" "VDM_JWT_SECRET" "optional" false)
   "adminToken" (dict "env" "VDM_ADMIN_TOKEN" "optional" false)
+  "llmApiKey" (dict "env" "VDM_LLM_API_KEY" "optional" true)
   | toJson -}}
+{{- end -}}
+
+{{/*
+Settings only some services have, as [value path, environment variable]: a
+chart opts in by having the value (vdm-rumor has config.peerTimeoutMs, llm.*,
+pipeline.* and ticker.*), and its schema types it. An empty string or a
+missing value leaves the variable unset, so the binary's default applies.
+*/}}
+{{- define "vdm-common.settingsEnvJson" -}}
+{{- list
+  (list "config.peerTimeoutMs" "VDM_PEER_TIMEOUT_MS")
+  (list "llm.url" "VDM_LLM_URL")
+  (list "llm.model" "VDM_LLM_MODEL")
+  (list "llm.timeoutMs" "VDM_LLM_TIMEOUT_MS")
+  (list "llm.retries" "VDM_LLM_RETRIES")
+  (list "llm.backoffMs" "VDM_LLM_BACKOFF_MS")
+  (list "pipeline.batchSize" "VDM_RUMOR_BATCH_SIZE")
+  (list "pipeline.batchWindowMs" "VDM_RUMOR_BATCH_WINDOW_MS")
+  (list "pipeline.cacheTtlSecs" "VDM_RUMOR_CACHE_TTL_SECS")
+  (list "ticker.intervalMs" "VDM_RUMOR_TICK_INTERVAL_MS")
+  (list "ticker.maxTellings" "VDM_RUMOR_TICK_MAX_TELLINGS")
+  (list "ticker.maxNpcs" "VDM_RUMOR_TICK_MAX_NPCS")
+  | toJson -}}
+{{- end -}}
+
+{{/*
+The settingsEnvJson variables this chart has values for, as a list of EnvVar
+(values.yaml numbers arrive as floats: integers are printed without an
+exponent).
+*/}}
+{{- define "vdm-common.settingsEnv" -}}
+{{- range $setting := include "vdm-common.settingsEnvJson" . | fromJsonArray }}
+{{- $value := $.Values }}
+{{- range $key := splitList "." (index $setting 0) }}
+{{- if kindIs "map" $value }}
+{{- $value = get $value $key }}
+{{- else }}
+{{- $value = "" }}
+{{- end }}
+{{- end }}
+{{- if kindIs "float64" $value }}
+{{- $value = int64 $value }}
+{{- end }}
+{{- if not (or (kindIs "invalid" $value) (eq (toString $value) "")) }}
+- name: {{ index $setting 1 }}
+  value: {{ toString $value | quote }}
+{{- end }}
+{{- end }}
 {{- end -}}
 
 {{/*
@@ -239,6 +290,7 @@ K8S_* come first so OTEL_RESOURCE_ATTRIBUTES can expand them.
 - name: {{ printf "VDM_%s_URL" (upper $name) }}
   value: {{ tpl ($url | default (printf "http://%s:50051" (include "vdm-common.fullnameFor" (dict "release" $.Release.Name "name" (printf "vdm-%s" $name))))) $ | quote }}
 {{- end }}
+{{- include "vdm-common.settingsEnv" . }}
 {{- range $id, $key := .Values.secret.keys }}
 {{- $spec := get $secretEnv $id }}
 - name: {{ $spec.env }}

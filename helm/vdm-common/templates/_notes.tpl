@@ -13,7 +13,7 @@ started; a failed migration fails the install or upgrade and keeps its Job:
 Credentials are read from Secret {{ include "vdm-common.secretName" . }}{{ if .Values.secret.create }} (made from secret.values; `helm uninstall` leaves it behind){{ end }}, keys: {{ values .Values.secret.keys | sortAlpha | join ", " }}.
 {{- if not (or .Values.secret.create .Values.secret.existingSecret) }}
 Create it before the pods can start, e.g.
-  kubectl -n {{ .Release.Namespace }} create secret generic {{ include "vdm-common.secretName" . }} --from-literal=DATABASE_URL='postgres://...'{{ if include "vdm-common.isGateway" . }} --from-literal=VDM_JWT_SECRET='...' --from-literal=VDM_ADMIN_TOKEN='...'{{ end }}
+  kubectl -n {{ .Release.Namespace }} create secret generic {{ include "vdm-common.secretName" . }} --from-literal=DATABASE_URL='postgres://...'{{ if include "vdm-common.isGateway" . }} --from-literal=VDM_JWT_SECRET='...' --from-literal=VDM_ADMIN_TOKEN='...'{{ end }}{{ if hasKey .Values.secret.keys "llmApiKey" }} [--from-literal=VDM_LLM_API_KEY='...']{{ end }}
 {{- end }}
 
 Watch the rollout:
@@ -29,6 +29,9 @@ gRPC: {{ $fullname }}.{{ .Release.Namespace }}.svc:{{ .Values.service.grpcPort }
 {{- end }}
 {{- range $name, $url := (.Values.upstreams | default dict) }}
 It calls {{ $name }} at {{ tpl ($url | default (printf "http://%s:50051" (include "vdm-common.fullnameFor" (dict "release" $.Release.Name "name" (printf "vdm-%s" $name))))) $ }}.
+{{- end }}
+{{- with .Values.llm }}
+Retellings are rewritten by {{ if .url }}{{ .model }} at {{ .url }} (the built-in transformer when it fails or is slow){{ else }}the built-in transformer (set llm.url for a model){{ end }}.
 {{- end }}
 {{- if .Values.autoscaling.enabled }}
 
