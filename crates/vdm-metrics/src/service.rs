@@ -2,11 +2,13 @@
 //! (store) and record it in the process's Prometheus histograms; percentiles
 //! of stored samples. Transport-free: `grpc.rs` converts protobuf messages.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use tracing::instrument;
 
 use crate::domain::labels::device_label;
+use crate::domain::stats::{HistoryQuery, StatsSample};
 use crate::domain::{ClientBatch, ClientBatchInput, LabelCap, Percentiles, percentiles};
 use crate::error::{MetricsError, MetricsResult};
 use crate::store::MetricsStore;
@@ -35,11 +37,14 @@ impl StatsMetric {
     }
 }
 
-/// Client telemetry, backed by the database and the process's recorder.
+/// Client telemetry and backend stats, backed by the database and the
+/// process's recorder.
 #[derive(Clone)]
 pub struct MetricsService {
     store: MetricsStore,
     labels: Arc<Mutex<Labels>>,
+    latest: Arc<RwLock<Vec<StatsSample>>>,
+    scrape_interval: Duration,
 }
 
 /// The label values admitted so far. A std mutex: held only to look up or
@@ -50,15 +55,60 @@ struct Labels {
 }
 
 impl MetricsService {
-    /// Builds the service over a store.
-    pub fn new(store: MetricsStore) -> MetricsService {
+    /// Builds the service over a store; `scrape_interval` is reported with
+    /// the stats so readers know how fresh they are.
+    pub fn new(store: MetricsStore, scrape_interval: Duration) -> MetricsService {
         MetricsService {
             store,
             labels: Arc::new(Mutex::new(Labels {
                 versions: LabelCap::new(MAX_VERSION_LABELS),
                 systems: LabelCap::new(MAX_SYSTEM_LABELS),
             })),
+            latest: Arc::new(RwLock::new(Vec::new())),
+            scrape_interval,
         }
+    }
+
+    /// Makes a scrape round's samples the current stats.
+    pub fn publish_round(&self, samples: Vec<StatsSample>) {
+        // A std lock: held only to swap a vector, never across an await.
+        *self.latest.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = samples;
+    }
+
+    /// The newest sample of every target (empty before the first round),
+    /// and the scrape interval.
+    pub fn stats(&self) -> (Vec<StatsSample>, Duration) {
+        let latest = self
+            .latest
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        (latest, self.scrape_interval)
+    }
+
+    /// Stores a scrape round's samples.
+    #[instrument(skip_all, fields(samples = samples.len()))]
+    pub async fn store_samples(&self, samples: &[StatsSample]) -> MetricsResult<()> {
+        self.store.insert_samples(samples).await
+    }
+
+    /// Deletes the samples taken before `cutoff_ms` (the retention).
+    #[instrument(skip_all)]
+    pub async fn delete_samples_before(&self, cutoff_ms: i64) -> MetricsResult<u64> {
+        self.store.delete_samples_before(cutoff_ms).await
+    }
+
+    /// Stored samples of one service (or all) in a range, oldest first,
+    /// and whether older ones of the range were left out.
+    #[instrument(skip_all, fields(service = service))]
+    pub async fn stats_history(
+        &self,
+        service: &str,
+        from_ms: Option<i64>,
+        to_ms: Option<i64>,
+    ) -> MetricsResult<(Vec<StatsSample>, bool)> {
+        let query = HistoryQuery::parse(service, from_ms, to_ms).map_err(MetricsError::Invalid)?;
+        self.store.history(&query).await
     }
 
     /// Answers whether the database is reachable.

@@ -5,6 +5,7 @@ pub mod bootstrap;
 pub mod npcs;
 pub mod ops;
 pub mod quests;
+pub mod stats;
 pub mod telemetry;
 pub mod world;
 

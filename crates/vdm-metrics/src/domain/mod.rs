@@ -6,10 +6,14 @@
 //! - [`percentile`]: nearest-rank percentiles.
 //! - [`scrape`]: a service's `/metrics` text reduced to a backend stats
 //!   snapshot (memory, CPU, requests, errors, throughput, p50/p99).
+//! - [`targets`]: the scrape targets (`name=url`) and service names.
+//! - [`stats`]: a stored sample, its CSV line, history query checks.
 
 pub mod labels;
 pub mod percentile;
 pub mod scrape;
+pub mod stats;
+pub mod targets;
 pub mod telemetry;
 
 pub use labels::LabelCap;

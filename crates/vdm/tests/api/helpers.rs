@@ -32,7 +32,7 @@ use vdm_gateway::realtime::RealtimeConfig;
 use vdm_kit::config::{CacheConfig, DatabaseConfig, Secret};
 use vdm_kit::grpc::GrpcChannel;
 use vdm_kit::shutdown::CancellationToken;
-use vdm_metrics::MetricsConfig;
+use vdm_metrics::{MetricsConfig, ScrapeConfig};
 use vdm_npc::NpcConfig;
 use vdm_proto::npc::v1::npc_service_client::NpcServiceClient;
 use vdm_proto::world::v1::world_service_client::WorldServiceClient;
@@ -98,6 +98,14 @@ pub struct Options {
     pub rate_limits: Option<RateLimits>,
     /// With the embedded back end: cache in this Redis instead of in process.
     pub redis_url: Option<String>,
+    /// The stats scraper's interval (default 60 s: one round at start).
+    pub stats_interval: Option<Duration>,
+    /// The stats retention (default 7 days).
+    pub stats_retention: Option<Duration>,
+    /// Append stats samples to a CSV file (`TestApp::stats_csv`).
+    pub stats_csv: bool,
+    /// Scrape these targets instead of the services of the process.
+    pub stats_targets: Vec<vdm_metrics::domain::targets::Target>,
 }
 
 pub struct TestApp {
@@ -107,6 +115,8 @@ pub struct TestApp {
     pub npc_addr: Option<SocketAddr>,
     pub quest_addr: Option<SocketAddr>,
     pub metrics_addr: Option<SocketAddr>,
+    /// The stats CSV file, when asked for.
+    pub stats_csv: Option<PathBuf>,
     client: Client<HttpConnector, Full<Bytes>>,
     shutdown: CancellationToken,
     running: Option<Running>,
@@ -286,6 +296,9 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
         }
     };
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let stats_csv = options
+        .stats_csv
+        .then(|| std::env::temp_dir().join(format!("vdm-stats-{suffix}.csv")));
     let services = Services {
         world: (!options.world_down).then(|| WorldConfig {
             grpc_addr: loopback,
@@ -312,6 +325,19 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
         metrics: Some(MetricsConfig {
             grpc_addr: loopback,
             database: db("metrics"),
+            scrape: {
+                let interval = options.stats_interval.unwrap_or(vdm_metrics::config::DEFAULT_INTERVAL);
+                ScrapeConfig {
+                    // Empty: filled by `start` with every service of the process.
+                    targets: options.stats_targets.clone(),
+                    interval,
+                    timeout: vdm_metrics::config::timeout_for(interval),
+                    csv_path: stats_csv.clone(),
+                    retention: options
+                        .stats_retention
+                        .unwrap_or(vdm_metrics::config::DEFAULT_RETENTION),
+                }
+            },
         }),
     };
     let gateway = GatewayConfig {
@@ -357,6 +383,7 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
         npc_addr: running.npc_addr,
         quest_addr: running.quest_addr,
         metrics_addr: running.metrics_addr,
+        stats_csv,
         client: Client::builder(TokioExecutor::new()).build_http(),
         shutdown,
         running: Some(running),
@@ -440,6 +467,7 @@ pub async fn spawn_gateway_without_services() -> TestApp {
         npc_addr: None,
         quest_addr: None,
         metrics_addr: None,
+        stats_csv: None,
         client: Client::builder(TokioExecutor::new()).build_http(),
         shutdown,
         running: None,
@@ -470,6 +498,7 @@ impl TestApp {
             npc_addr: None,
             quest_addr: None,
             metrics_addr: None,
+            stats_csv: None,
             client: Client::builder(TokioExecutor::new()).build_http(),
             shutdown,
             running: None,
@@ -584,6 +613,7 @@ impl TestApp {
             npc_addr: running.npc_addr,
             quest_addr: running.quest_addr,
             metrics_addr: running.metrics_addr,
+            stats_csv: self.stats_csv.take(),
             client: Client::builder(TokioExecutor::new()).build_http(),
             shutdown,
             running: Some(running),
@@ -597,6 +627,9 @@ impl TestApp {
         self.shutdown.cancel();
         if let Some(running) = self.running.take() {
             running.wait().await.expect("apps stop cleanly");
+        }
+        if let Some(csv) = &self.stats_csv {
+            let _ = std::fs::remove_file(csv);
         }
         match &self.cleanup {
             Cleanup::None => {}

@@ -11,5 +11,6 @@ mod negotiation;
 mod npcs;
 mod quests;
 mod realtime;
+mod stats;
 mod telemetry;
 mod world;
