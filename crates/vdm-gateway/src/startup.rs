@@ -70,6 +70,7 @@ pub const ROUTES: &[&str] = &[
     "/v1/stats/client",
     "/v1/stats",
     "/v1/stats/history",
+    "/v1/budgets",
 ];
 
 /// Responses smaller than this are not worth compressing.
@@ -222,6 +223,7 @@ pub fn router(state: AppState, config: &GatewayConfig) -> Router {
         .route("/v1/stats/client", get(telemetry::stats))
         .route("/v1/stats", get(stats::current))
         .route("/v1/stats/history", get(stats::history))
+        .route("/v1/budgets", get(stats::budgets))
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use vdm_kit::config::{ConfigError, DatabaseConfig, Env};
 
+use crate::domain::budgets::{Budget, DEFAULT_BUDGETS, parse_budgets};
 use crate::domain::targets::{Target, parse_targets};
 
 /// Default time between two scrape rounds.
@@ -22,6 +23,24 @@ pub struct MetricsConfig {
     pub database: DatabaseConfig,
     /// The backend stats scraper.
     pub scrape: ScrapeConfig,
+    /// The performance budgets judged each round (`VDM_BUDGETS_FILE`, else
+    /// the repository's `deploy/budgets.json`, compiled in).
+    pub budgets: Vec<Budget>,
+}
+
+/// Reads the budgets file at `VDM_BUDGETS_FILE`, or the compiled-in one.
+pub fn budgets_from_env(env: &Env) -> Result<Vec<Budget>, ConfigError> {
+    const VAR: &str = "VDM_BUDGETS_FILE";
+    match env.string(VAR) {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| ConfigError::new(VAR, format!("cannot read {path}: {e}")))?;
+            parse_budgets(&text).map_err(|e| ConfigError::new(VAR, format!("{path}: {e}")))
+        }
+        None => {
+            parse_budgets(DEFAULT_BUDGETS).map_err(|e| ConfigError::new(VAR, format!("the compiled-in budgets: {e}")))
+        }
+    }
 }
 
 /// What the scraper collects, how often, and how long it keeps it.
@@ -95,6 +114,7 @@ impl MetricsConfig {
             grpc_addr,
             database: DatabaseConfig::from_env(env, "metrics", data_dir)?,
             scrape: ScrapeConfig::from_env(env)?,
+            budgets: budgets_from_env(env)?,
         })
     }
 }
@@ -131,6 +151,10 @@ mod tests {
             let err = ScrapeConfig::from_env(&Env::from_pairs([(var, value)])).unwrap_err();
             assert_eq!(err.var, var);
         }
+        let budgets = budgets_from_env(&Env::default()).unwrap();
+        assert!(!budgets.is_empty());
+        let missing = budgets_from_env(&Env::from_pairs([("VDM_BUDGETS_FILE", "/nonexistent/budgets.json")]));
+        assert_eq!(missing.unwrap_err().var, "VDM_BUDGETS_FILE");
         let defaults = ScrapeConfig::from_env(&Env::default()).unwrap();
         assert!(defaults.targets.is_empty());
         assert_eq!(defaults.interval, DEFAULT_INTERVAL);

@@ -77,6 +77,29 @@ impl pb::metrics_service_server::MetricsService for MetricsGrpc {
         }))
     }
 
+    async fn get_budgets(
+        &self,
+        _request: Request<pb::GetBudgetsRequest>,
+    ) -> Result<Response<pb::GetBudgetsResponse>, Status> {
+        let budgets = self
+            .service
+            .budgets()
+            .into_iter()
+            .map(|s| pb::BudgetState {
+                name: s.budget.name,
+                description: s.budget.description,
+                service: s.budget.service.unwrap_or_default(),
+                metric: s.budget.metric.name().to_owned(),
+                max: s.budget.max,
+                state: s.verdict.name().to_owned(),
+                since_ms: s.since_ms,
+                value: s.value,
+                evaluated_at_ms: s.evaluated_at_ms,
+            })
+            .collect();
+        Ok(Response::new(pb::GetBudgetsResponse { budgets }))
+    }
+
     async fn get_stats(
         &self,
         _request: Request<pb::GetStatsRequest>,

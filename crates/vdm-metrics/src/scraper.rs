@@ -77,10 +77,12 @@ impl Scraper {
         tracing::info!("stats scraper stopped");
     }
 
-    /// One round: scrape, publish, store, log, evaluate, enforce retention.
+    /// One round: scrape, publish, judge the budgets, store, log, enforce
+    /// retention.
     pub async fn round(&mut self) {
         let samples = self.scrape_all().await;
         self.service.publish_round(samples.clone());
+        self.service.evaluate_budgets(&samples).await;
         if let Err(err) = self.service.store_samples(&samples).await {
             tracing::error!(error = %err, cause = ?std::error::Error::source(&err), "storing stats samples failed");
         }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tracing::instrument;
 
+use crate::domain::budgets::{Budget, BudgetBoard, BudgetState, Verdict};
 use crate::domain::labels::device_label;
 use crate::domain::stats::{HistoryQuery, StatsSample};
 use crate::domain::{ClientBatch, ClientBatchInput, LabelCap, Percentiles, percentiles};
@@ -45,6 +46,7 @@ pub struct MetricsService {
     labels: Arc<Mutex<Labels>>,
     latest: Arc<RwLock<Vec<StatsSample>>>,
     scrape_interval: Duration,
+    budgets: Arc<Mutex<BudgetBoard>>,
 }
 
 /// The label values admitted so far. A std mutex: held only to look up or
@@ -57,7 +59,9 @@ struct Labels {
 impl MetricsService {
     /// Builds the service over a store; `scrape_interval` is reported with
     /// the stats so readers know how fresh they are.
-    pub fn new(store: MetricsStore, scrape_interval: Duration) -> MetricsService {
+    pub fn new(store: MetricsStore, scrape_interval: Duration, budgets: Vec<Budget>) -> MetricsService {
+        let board = BudgetBoard::new(budgets, vdm_kit::now_ms());
+        record_budget_gauges(board.states());
         MetricsService {
             store,
             labels: Arc::new(Mutex::new(Labels {
@@ -66,7 +70,62 @@ impl MetricsService {
             })),
             latest: Arc::new(RwLock::new(Vec::new())),
             scrape_interval,
+            budgets: Arc::new(Mutex::new(board)),
         }
+    }
+
+    /// Judges every budget on a round's samples (and the stored client
+    /// frame times, when a budget needs them), and updates the
+    /// `vdm_budget_*` gauges.
+    #[instrument(skip_all)]
+    pub async fn evaluate_budgets(&self, samples: &[StatsSample]) {
+        let needs_frames = self
+            .budgets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .needs_client_frame_time();
+        let client_frame_p95 = if needs_frames {
+            match self.store.frame_times(None).await {
+                Ok(mut values) => {
+                    values.sort_by(f64::total_cmp);
+                    percentiles(&values).p95
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "client frame times unavailable for the budgets");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let states = {
+            let mut board = self.budgets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let before: Vec<Verdict> = board.states().iter().map(|s| s.verdict).collect();
+            board.evaluate(samples, client_frame_p95, vdm_kit::now_ms());
+            for (state, before) in board.states().iter().zip(before) {
+                if state.verdict != before {
+                    tracing::info!(
+                        budget = %state.budget.name,
+                        from = before.name(),
+                        to = state.verdict.name(),
+                        value = ?state.value,
+                        max = state.budget.max,
+                        "budget state changed"
+                    );
+                }
+            }
+            board.states().to_vec()
+        };
+        record_budget_gauges(&states);
+    }
+
+    /// Every budget and its verdict at the last evaluation.
+    pub fn budgets(&self) -> Vec<BudgetState> {
+        self.budgets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .states()
+            .to_vec()
     }
 
     /// Makes a scrape round's samples the current stats.
@@ -216,5 +275,17 @@ impl MetricsService {
             }
         }
         metrics::counter!("vdm_client_samples_total").increment(batch.samples.len() as u64);
+    }
+}
+
+/// `vdm_budget_violated` (1 or 0), `vdm_budget_value` (NaN without data)
+/// and `vdm_budget_limit`, by budget.
+fn record_budget_gauges(states: &[BudgetState]) {
+    for state in states {
+        let name = state.budget.name.clone();
+        let violated = if state.verdict == Verdict::Violated { 1.0 } else { 0.0 };
+        metrics::gauge!("vdm_budget_violated", "budget" => name.clone()).set(violated);
+        metrics::gauge!("vdm_budget_value", "budget" => name.clone()).set(state.value.unwrap_or(f64::NAN));
+        metrics::gauge!("vdm_budget_limit", "budget" => name).set(state.budget.max);
     }
 }

@@ -36,7 +36,7 @@ impl App {
         tracing::info!(postgres = config.database.is_postgres(), "metrics service built");
         Ok(App {
             listener,
-            service: MetricsService::new(MetricsStore::new(db), config.scrape.interval),
+            service: MetricsService::new(MetricsStore::new(db), config.scrape.interval, config.budgets.clone()),
             scrape: config.scrape.clone(),
         })
     }

@@ -1,6 +1,7 @@
 //! Backend stats from the metrics service's scraper: the newest snapshot of
-//! every service (`GET /v1/stats`) and the stored history
-//! (`GET /v1/stats/history?service=&from=&to=`). Operator data (process
+//! every service (`GET /v1/stats`), the stored history
+//! (`GET /v1/stats/history?service=&from=&to=`) and the performance budgets'
+//! verdicts (`GET /v1/budgets`). Operator data (process
 //! memory, error counts): the admin token only, like every other operator
 //! route.
 
@@ -104,6 +105,66 @@ pub async fn history(
     ))
 }
 
+/// A budget and its verdict.
+#[derive(Debug, Serialize)]
+pub struct BudgetJson {
+    name: String,
+    description: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service: Option<String>,
+    metric: String,
+    max: f64,
+    /// `ok`, `violated` or `no_data`.
+    state: String,
+    /// RFC 3339 UTC: since when the state holds.
+    since: String,
+    since_ms: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<f64>,
+    evaluated_at_ms: i64,
+}
+
+/// `GET /v1/budgets` answer.
+#[derive(Debug, Serialize)]
+pub struct BudgetsJson {
+    budgets: Vec<BudgetJson>,
+}
+
+/// Every performance budget and its verdict at the last scrape round.
+pub async fn budgets(
+    State(state): State<AppState>,
+    _admin: Admin,
+    format: Format,
+) -> GatewayResult<Reply<BudgetsJson>> {
+    let response = client(&state)?
+        .get_budgets(pb::GetBudgetsRequest {})
+        .await?
+        .into_inner();
+    let budgets = response
+        .budgets
+        .into_iter()
+        .map(|b| BudgetJson {
+            since: rfc3339(b.since_ms),
+            name: b.name,
+            description: b.description,
+            service: Some(b.service).filter(|s| !s.is_empty()),
+            metric: b.metric,
+            max: b.max,
+            state: b.state,
+            since_ms: b.since_ms,
+            value: b.value,
+            evaluated_at_ms: b.evaluated_at_ms,
+        })
+        .collect();
+    Ok(Reply::ok(format, BudgetsJson { budgets }))
+}
+
+fn rfc3339(ms: i64) -> String {
+    DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
 /// Reads an RFC 3339 time or Unix milliseconds; the error names `field`.
 pub(crate) fn parse_time(field: &str, value: &str) -> GatewayResult<i64> {
     if let Ok(ms) = value.parse::<i64>() {
@@ -120,9 +181,7 @@ pub(crate) fn parse_time(field: &str, value: &str) -> GatewayResult<i64> {
 
 pub(crate) fn snapshot_json(s: pb::ServiceSnapshot) -> SnapshotJson {
     SnapshotJson {
-        scraped_at: DateTime::from_timestamp_millis(s.scraped_at_ms)
-            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-            .unwrap_or_default(),
+        scraped_at: rfc3339(s.scraped_at_ms),
         service: s.service,
         scraped_at_ms: s.scraped_at_ms,
         up: s.up,

@@ -14,7 +14,8 @@ pub struct Scrape {
     pub resident_bytes: Option<f64>,
     /// `process_cpu_seconds_total`.
     pub cpu_seconds: Option<f64>,
-    /// HTTP requests plus RPCs answered.
+    /// HTTP requests (to API routes: not `/health`, `/ready`, `/metrics`
+    /// or unmatched ones) plus RPCs answered.
     pub requests: f64,
     /// HTTP 5xx plus RPCs failed with a server-side code.
     pub errors: f64,
@@ -64,6 +65,9 @@ pub struct Snapshot {
     pub p50_ms: Option<f64>,
     /// 99th percentile latency in ms.
     pub p99_ms: Option<f64>,
+    /// Errors per request in the window, in percent (`None` without a
+    /// previous scrape or without requests in the window).
+    pub error_percent: Option<f64>,
 }
 
 impl Scrape {
@@ -99,7 +103,7 @@ impl Scrape {
             match name {
                 "process_resident_memory_bytes" => scrape.resident_bytes = Some(value),
                 "process_cpu_seconds_total" => scrape.cpu_seconds = Some(value),
-                "http_server_requests_total" if http_counts => {
+                "http_server_requests_total" if http_counts && api_route(label("route")) => {
                     scrape.requests += value;
                     if label("status").is_some_and(|s| s.starts_with('5')) {
                         scrape.errors += value;
@@ -112,7 +116,7 @@ impl Scrape {
                     }
                 }
                 "http_server_request_duration_seconds_bucket" | "grpc_server_handling_seconds_bucket"
-                    if (name.starts_with("http") && http_counts)
+                    if (name.starts_with("http") && http_counts && api_route(label("route")))
                         || (name.starts_with("grpc") && rpc_counts(label("grpc_method"))) =>
                 {
                     let bound = match label("le") {
@@ -141,6 +145,10 @@ pub fn snapshot(previous: Option<&Scrape>, current: &Scrape, elapsed_secs: f64) 
         Some((delta / elapsed_secs * 100.0).max(0.0))
     });
     let throughput_rps = window.map(|prev| ((current.requests - prev.requests) / elapsed_secs).max(0.0));
+    let error_percent = window.and_then(|prev| {
+        let requests = current.requests - prev.requests;
+        (requests > 0.0).then(|| ((current.errors - prev.errors) / requests * 100.0).clamp(0.0, 100.0))
+    });
     let buckets: Vec<(f64, f64)> = current
         .buckets
         .iter()
@@ -157,6 +165,7 @@ pub fn snapshot(previous: Option<&Scrape>, current: &Scrape, elapsed_secs: f64) 
         throughput_rps,
         p50_ms: bucket_quantile(0.5, &buckets).map(|s| s * 1000.0),
         p99_ms: bucket_quantile(0.99, &buckets).map(|s| s * 1000.0),
+        error_percent,
     }
 }
 
@@ -186,6 +195,12 @@ pub fn bucket_quantile(q: f64, buckets: &[(f64, f64)]) -> Option<f64> {
         lower_count = count;
     }
     Some(lower_bound)
+}
+
+/// Whether an HTTP route counts: probes, scrapes (the scraper's own
+/// requests among them) and unknown routes do not, as in the alert rules.
+fn api_route(route: Option<&str>) -> bool {
+    !matches!(route, Some("/health" | "/ready" | "/metrics" | "unmatched"))
 }
 
 /// The service an RPC name belongs to: `quest` for
@@ -292,6 +307,8 @@ http_server_request_duration_seconds_bucket{method="GET",route="/x",le="+Inf"} 1
         let snap = snapshot(Some(&before), &after, 10.0);
         assert_eq!(snap.cpu_percent, Some(50.0));
         assert_eq!(snap.throughput_rps, Some(10.0));
+        // 100 more requests, no more errors.
+        assert_eq!(snap.error_percent, Some(0.0));
         // Every request of the window took at most 10 ms.
         assert!(snap.p99_ms.unwrap() <= 10.0);
     }
@@ -314,6 +331,8 @@ http_server_request_duration_seconds_bucket{method="GET",route="/x",le="+Inf"} 1
         // The process's own figures belong to every service in it.
         assert_eq!(world.resident_bytes, Some(104_857_600.0));
         assert_eq!(Scrape::parse(&text).requests, 163.0);
+        let probes = "http_server_requests_total{method=\"GET\",route=\"/metrics\",status=\"200\"} 9\n";
+        assert_eq!(Scrape::parse_for(probes, "gateway").requests, 0.0);
     }
 
     #[test]

@@ -137,6 +137,7 @@ mod tests {
             throughput_rps: Some(2.0),
             p50_ms: Some(1.25),
             p99_ms: None,
+            error_percent: None,
         };
         let line = StatsSample::up("quest", 1_795_000_000_123, snapshot).csv_line();
         assert_eq!(

@@ -204,6 +204,8 @@ fn sample_of_row(row: stats_sample::Model) -> StatsSample {
         throughput_rps: row.throughput_rps,
         p50_ms: row.p50_ms,
         p99_ms: row.p99_ms,
+        // Not stored: budgets judge it from the round, not the history.
+        error_percent: None,
     });
     StatsSample {
         service: row.service,

@@ -106,6 +106,8 @@ pub struct Options {
     pub stats_csv: bool,
     /// Scrape these targets instead of the services of the process.
     pub stats_targets: Vec<vdm_metrics::domain::targets::Target>,
+    /// The budgets the metrics service judges (default: deploy/budgets.json).
+    pub budgets: Option<Vec<vdm_metrics::domain::budgets::Budget>>,
 }
 
 pub struct TestApp {
@@ -338,6 +340,10 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
                         .unwrap_or(vdm_metrics::config::DEFAULT_RETENTION),
                 }
             },
+            budgets: options.budgets.clone().unwrap_or_else(|| {
+                vdm_metrics::domain::budgets::parse_budgets(vdm_metrics::domain::budgets::DEFAULT_BUDGETS)
+                    .expect("the repository's budgets parse")
+            }),
         }),
     };
     let gateway = GatewayConfig {
