@@ -2,6 +2,7 @@
 //! operational endpoints.
 
 pub mod bootstrap;
+pub mod dashboard;
 pub mod npcs;
 pub mod ops;
 pub mod quests;

@@ -6,6 +6,7 @@
 
 mod auth;
 mod bootstrap;
+mod dashboard;
 mod helpers;
 mod negotiation;
 mod npcs;
