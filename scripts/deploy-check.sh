@@ -17,7 +17,7 @@ set -euo pipefail
 KUBERNETES_VERSION="1.33.0"
 RELEASE="vdm"
 NAMESPACE="vdm"
-SERVICE_CHARTS=(vdm-gateway vdm-quest vdm-npc vdm-world)
+SERVICE_CHARTS=(vdm-gateway vdm-quest vdm-npc vdm-world vdm-metrics)
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${repo}"
@@ -146,7 +146,9 @@ render umbrella-secret-from-values "${umbrella}" \
   --set vdm-npc.secret.create=true \
   --set vdm-npc.secret.values.databaseUrl=postgres://vdm:vdm@postgres:5432/vdm \
   --set vdm-world.secret.create=true \
-  --set vdm-world.secret.values.databaseUrl=postgres://vdm:vdm@postgres:5432/vdm
+  --set vdm-world.secret.values.databaseUrl=postgres://vdm:vdm@postgres:5432/vdm \
+  --set vdm-metrics.secret.create=true \
+  --set vdm-metrics.secret.values.databaseUrl=postgres://vdm:vdm@postgres:5432/vdm
 for chart in "${SERVICE_CHARTS[@]}"; do
   render "${chart}-default" "${charts}/${chart}"
 done

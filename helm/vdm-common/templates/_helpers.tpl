@@ -14,7 +14,9 @@ services comes from the including chart:
   service (gRPC port plus the admin port with /health, /ready and /metrics);
 - `.Values.secret.keys` lists which Secret entries the service reads, and
   `.Values.upstreams` (the gateway, and a service that calls another, as
-  vdm-npc calls vdm-world) which services it calls.
+  vdm-npc calls vdm-world) which services it calls;
+- `.Values.scrape` (vdm-metrics only) configures the backend stats scraper
+  (VDM_METRICS_*) and the budgets file (VDM_BUDGETS_FILE).
 */}}
 
 {{/* The chart name, or nameOverride. */}}
@@ -239,6 +241,22 @@ K8S_* come first so OTEL_RESOURCE_ATTRIBUTES can expand them.
 - name: {{ printf "VDM_%s_URL" (upper $name) }}
   value: {{ tpl ($url | default (printf "http://%s:50051" (include "vdm-common.fullnameFor" (dict "release" $.Release.Name "name" (printf "vdm-%s" $name))))) $ | quote }}
 {{- end }}
+{{- with .Values.scrape }}
+- name: VDM_METRICS_TARGETS
+  value: {{ include "vdm-common.scrapeTargets" $ | quote }}
+- name: VDM_METRICS_INTERVAL_SECS
+  value: {{ .intervalSecs | quote }}
+- name: VDM_METRICS_RETENTION_HOURS
+  value: {{ .retentionHours | quote }}
+{{- with .csvPath }}
+- name: VDM_METRICS_CSV
+  value: {{ . | quote }}
+{{- end }}
+{{- with .budgetsFile }}
+- name: VDM_BUDGETS_FILE
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
 {{- range $id, $key := .Values.secret.keys }}
 {{- $spec := get $secretEnv $id }}
 - name: {{ $spec.env }}
@@ -308,4 +326,21 @@ tolerations:
 {{- if .Values.secret.create }}
 checksum/secret: {{ toJson .Values.secret.values | sha256sum }}
 {{- end }}
+{{- end -}}
+
+{{/*
+VDM_METRICS_TARGETS of the metrics service: .Values.scrape.targets (tpl
+applied), or every vdm chart of this release at its default port: the
+gateway's /metrics on its HTTP port, each service's on its admin port.
+*/}}
+{{- define "vdm-common.scrapeTargets" -}}
+{{- if .Values.scrape.targets -}}
+{{- tpl .Values.scrape.targets . -}}
+{{- else -}}
+{{- $targets := list (printf "gateway=http://%s:8080/metrics" (include "vdm-common.fullnameFor" (dict "release" .Release.Name "name" "vdm-gateway"))) -}}
+{{- range $service := list "quest" "npc" "world" "metrics" -}}
+{{- $targets = append $targets (printf "%s=http://%s:9090/metrics" $service (include "vdm-common.fullnameFor" (dict "release" $.Release.Name "name" (printf "vdm-%s" $service)))) -}}
+{{- end -}}
+{{- join "," $targets -}}
+{{- end -}}
 {{- end -}}
