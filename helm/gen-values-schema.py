@@ -23,11 +23,12 @@ SECRET_PATTERNS = {"jwtSecret": "^(.{32,})?$", "adminToken": "^(.{16,})?$"}
 
 # (component, is the HTTP gateway, the services it calls: VDM_<NAME>_URL)
 CHARTS = [
-    ("gateway", True, ["quest", "npc", "world", "rumor"]),
+    ("gateway", True, ["quest", "npc", "world", "rumor", "metrics"]),
     ("quest", False, []),
     ("npc", False, ["world"]),
     ("world", False, []),
     ("rumor", False, ["npc", "world"]),
+    ("metrics", False, []),
 ]
 
 
@@ -252,6 +253,14 @@ def schema(component, gateway, upstreams):
             {name: s("VDM_%s_URL (default: the vdm-%s chart of this release); tpl is applied" % (name.upper(), name))
              for name in upstreams},
             desc="gRPC services this one calls, as http://host:port")
+    if component == "metrics":
+        props["scrape"] = obj({
+            "targets": s("VDM_METRICS_TARGETS: name=url pairs, comma separated (default: every chart of this release); tpl is applied"),
+            "intervalSecs": i("VDM_METRICS_INTERVAL_SECS", minimum=1),
+            "retentionHours": i("VDM_METRICS_RETENTION_HOURS", minimum=1),
+            "csvPath": s("VDM_METRICS_CSV (empty: no CSV file)"),
+            "budgetsFile": s("VDM_BUDGETS_FILE (empty: the compiled-in deploy/budgets.json)"),
+        }, required=["intervalSecs", "retentionHours"], desc="The backend stats scraper and the budgets file")
     keys = list(props)
     return {
         "$schema": "http://json-schema.org/draft-07/schema#",
@@ -262,7 +271,8 @@ def schema(component, gateway, upstreams):
                      "autoscaling", "podDisruptionBudget", "serviceMonitor", "migration",
                      "preStopSleepSeconds", "terminationGracePeriodSeconds",
                      "podSecurityContext", "securityContext", "tmpSizeLimit", "replicaCount"]
-                    + (["upstreams"] if upstreams else []) + list(extra_top),
+                    + (["upstreams"] if upstreams else []) + list(extra_top)
+                    + (["scrape"] if component == "metrics" else []),
         "properties": props,
     }
 

@@ -12,6 +12,9 @@ It checks, and prints as it goes:
 3. deploy/prometheus/alerts.yaml: `promtool check rules` and
    `promtool test rules alerts.test.yaml`; labels, annotations, runbook
    anchors in docs/OBSERVABILITY.md.
+3b. deploy/prometheus/alerts-budgets.yml: loaded by prometheus.yml,
+   `promtool check rules`, the same anchors, and byte for byte what
+   `vdm budgets alert-rules` generates from deploy/budgets.json.
 4. deploy/grafana: provisioning (data source uids and URLs, dashboard path)
    and deploy/grafana/dashboards/vdm.json (panel ids, layout, variables,
    data sources, a Jaeger trace link).
@@ -57,6 +60,8 @@ PROM_DIR = DEPLOY / "prometheus"
 PROM_CONFIG = PROM_DIR / "prometheus.yml"
 ALERTS = PROM_DIR / "alerts.yaml"
 ALERT_TESTS = PROM_DIR / "alerts.test.yaml"
+BUDGET_ALERTS = PROM_DIR / "alerts-budgets.yml"
+BUDGETS = DEPLOY / "budgets.json"
 GRAFANA = DEPLOY / "grafana"
 DATASOURCES = GRAFANA / "provisioning" / "datasources" / "datasources.yaml"
 DASHBOARD_PROVIDERS = GRAFANA / "provisioning" / "dashboards" / "dashboards.yaml"
@@ -337,6 +342,36 @@ def check_prometheus(compose: dict | None, promtool: str) -> None:
 
 # --------------------------------------------------------------------------
 # 3. alert rules
+
+
+def check_budget_alerts(promtool: str, vdm: str) -> None:
+    """The generated budget alerts: loaded, valid, and not edited by hand."""
+    R.section(rel(BUDGET_ALERTS))
+    config = load_yaml(PROM_CONFIG) or {}
+    if "alerts-budgets.yml" not in (config.get("rule_files") or []):
+        R.fail(f"{rel(PROM_CONFIG)}: rule_files does not load alerts-budgets.yml")
+    run([promtool, "check", "rules", str(BUDGET_ALERTS)], "promtool check rules alerts-budgets.yml")
+    env = {k: v for k, v in os.environ.items() if k != "VDM_BUDGETS_FILE"}
+    env["VDM_BUDGETS_FILE"] = str(BUDGETS)
+    proc = subprocess.run([vdm, "budgets", "alert-rules"], capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        R.fail(f"vdm budgets alert-rules failed:\n{proc.stderr.strip()}")
+    elif proc.stdout != BUDGET_ALERTS.read_text():
+        R.fail(f"{rel(BUDGET_ALERTS)} is not what `vdm budgets alert-rules` generates from {rel(BUDGETS)}: "
+               "run `cargo run -p vdm -- budgets alert-rules --out deploy/prometheus/alerts-budgets.yml`")
+    else:
+        R.ok(f"{rel(BUDGET_ALERTS)} is generated from {rel(BUDGETS)}")
+    rules = load_yaml(BUDGET_ALERTS) or {}
+    budgets = json.loads(BUDGETS.read_text()).get("budgets", [])
+    names = [r.get("labels", {}).get("budget") for g in rules.get("groups") or [] for r in g.get("rules") or []]
+    if names != [b.get("name") for b in budgets]:
+        R.fail(f"{rel(BUDGET_ALERTS)}: budgets {names} do not match {rel(BUDGETS)}")
+    anchors = doc_anchors()
+    for group in rules.get("groups") or []:
+        for rule in group.get("rules") or []:
+            m = re.fullmatch(r"docs/OBSERVABILITY\.md#([\w-]+)", (rule.get("annotations") or {}).get("runbook_url", ""))
+            if not m or m.group(1) not in anchors:
+                R.fail(f"{rel(BUDGET_ALERTS)}: {rule.get('alert')}: runbook anchor is no heading of {rel(DOC)}")
 
 
 def github_anchor(heading: str) -> str:
@@ -978,6 +1013,7 @@ def main() -> int:
     compose = check_compose()
     check_prometheus(compose, args.promtool)
     alert_exprs = check_alerts(args.promtool)
+    check_budget_alerts(args.promtool, args.vdm)
     dashboard_exprs = check_grafana(compose)
 
     R.section("PromQL")

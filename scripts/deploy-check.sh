@@ -17,7 +17,7 @@ set -euo pipefail
 KUBERNETES_VERSION="1.33.0"
 RELEASE="vdm"
 NAMESPACE="vdm"
-SERVICE_CHARTS=(vdm-gateway vdm-quest vdm-npc vdm-world vdm-rumor)
+SERVICE_CHARTS=(vdm-gateway vdm-quest vdm-npc vdm-world vdm-rumor vdm-metrics)
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${repo}"
@@ -150,7 +150,9 @@ render umbrella-secret-from-values "${umbrella}" \
   --set vdm-rumor.secret.create=true \
   --set vdm-rumor.secret.values.databaseUrl=postgres://vdm:vdm@postgres:5432/vdm \
   --set vdm-rumor.secret.values.llmApiKey=sk-try-it-out-only \
-  --set vdm-rumor.llm.url=http://llm-proxy:8080/v1
+  --set vdm-rumor.llm.url=http://llm-proxy:8080/v1 \
+  --set vdm-metrics.secret.create=true \
+  --set vdm-metrics.secret.values.databaseUrl=postgres://vdm:vdm@postgres:5432/vdm
 for chart in "${SERVICE_CHARTS[@]}"; do
   render "${chart}-default" "${charts}/${chart}"
 done
@@ -168,7 +170,7 @@ import yaml
 rendered, release = pathlib.Path(sys.argv[1]), sys.argv[2]
 # Who calls whom (VDM_<NAME>_URL), as in helm/gen-values-schema.py.
 CALLS = {
-    "gateway": ["quest", "npc", "world", "rumor"],
+    "gateway": ["quest", "npc", "world", "rumor", "metrics"],
     "npc": ["world"],
     "rumor": ["npc", "world"],
 }

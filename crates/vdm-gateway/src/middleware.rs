@@ -2,7 +2,8 @@
 //! `startup::layers`).
 //!
 //! - [`observe`]: a span per request named by method and route template,
-//!   continuing the client's W3C trace; request metrics by route and status;
+//!   continuing the client's W3C trace; request metrics by route and status,
+//!   and `vdm_http_requests_in_flight`;
 //!   the trace id in an `x-trace-id` response header.
 //! - [`error_body`]: makes every error response carry the `{"error": ...}`
 //!   body, also those produced outside handlers (unknown route, 405, 413,
@@ -23,6 +24,8 @@ use crate::negotiate::{Format, MSGPACK};
 /// See the module docs.
 pub async fn observe(request: Request, next: Next) -> Response {
     let start = Instant::now();
+    // Dropped with this future, also when the client goes away.
+    let _in_flight = vdm_kit::metrics::InFlight::new(metrics::gauge!("vdm_http_requests_in_flight"));
     let method = request.method().clone();
     let route: &str = request
         .extensions()

@@ -36,7 +36,7 @@ use crate::rate_limit::{self, Limiter};
 use crate::realtime::hub::Hub;
 use crate::realtime::resume::ResumeStore;
 use crate::realtime::{self, Realtime};
-use crate::routes::{bootstrap, npcs, ops, quests, rumors, telemetry, world};
+use crate::routes::{bootstrap, dashboard, npcs, ops, quests, rumors, stats, telemetry, world};
 use crate::state::{AppState, Shared};
 use crate::{auth, middleware};
 
@@ -76,6 +76,10 @@ pub const ROUTES: &[&str] = &[
     "/v1/bootstrap",
     "/v1/telemetry/client",
     "/v1/stats/client",
+    "/v1/stats",
+    "/v1/stats/history",
+    "/v1/budgets",
+    "/dashboard",
 ];
 
 /// Responses smaller than this are not worth compressing.
@@ -246,6 +250,10 @@ pub fn router(state: AppState, config: &GatewayConfig) -> Router {
         .route("/v1/bootstrap", get(bootstrap::bootstrap))
         .route("/v1/telemetry/client", post(telemetry::upload))
         .route("/v1/stats/client", get(telemetry::stats))
+        .route("/v1/stats", get(stats::current))
+        .route("/v1/stats/history", get(stats::history))
+        .route("/v1/budgets", get(stats::budgets))
+        .route("/dashboard", get(dashboard::page))
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))

@@ -62,6 +62,26 @@ pub fn render() -> String {
     install().render()
 }
 
+/// Counts one request in a gauge for as long as it lives: incremented when
+/// built, decremented when dropped, so a request whose future is dropped
+/// (a client that went away) is not counted forever.
+#[derive(Debug)]
+pub struct InFlight(metrics::Gauge);
+
+impl InFlight {
+    /// Counts one more request in `gauge`.
+    pub fn new(gauge: metrics::Gauge) -> InFlight {
+        gauge.increment(1.0);
+        InFlight(gauge)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
+}
+
 /// Adds a database pool to the gauges read at scrape time.
 pub(crate) fn register_db_pool(name: &'static str, db: Arc<DatabaseConnection>) {
     let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());

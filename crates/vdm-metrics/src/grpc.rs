@@ -6,6 +6,7 @@ use vdm_proto::metrics::v1 as pb;
 use vdm_proto::metrics::v1::metrics_service_server::MetricsServiceServer;
 
 use crate::domain::ClientBatchInput;
+use crate::domain::stats::StatsSample;
 use crate::domain::telemetry::ClientSampleInput;
 use crate::service::MetricsService;
 
@@ -74,5 +75,68 @@ impl pb::metrics_service_server::MetricsService for MetricsGrpc {
             p95: p.p95,
             p99: p.p99,
         }))
+    }
+
+    async fn get_budgets(
+        &self,
+        _request: Request<pb::GetBudgetsRequest>,
+    ) -> Result<Response<pb::GetBudgetsResponse>, Status> {
+        let budgets = self
+            .service
+            .budgets()
+            .into_iter()
+            .map(|s| pb::BudgetState {
+                name: s.budget.name,
+                description: s.budget.description,
+                service: s.budget.service.unwrap_or_default(),
+                metric: s.budget.metric.name().to_owned(),
+                max: s.budget.max,
+                state: s.verdict.name().to_owned(),
+                since_ms: s.since_ms,
+                value: s.value,
+                evaluated_at_ms: s.evaluated_at_ms,
+            })
+            .collect();
+        Ok(Response::new(pb::GetBudgetsResponse { budgets }))
+    }
+
+    async fn get_stats(
+        &self,
+        _request: Request<pb::GetStatsRequest>,
+    ) -> Result<Response<pb::GetStatsResponse>, Status> {
+        let (latest, interval) = self.service.stats();
+        Ok(Response::new(pb::GetStatsResponse {
+            services: latest.iter().map(snapshot_pb).collect(),
+            interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
+        }))
+    }
+
+    async fn get_stats_history(
+        &self,
+        request: Request<pb::GetStatsHistoryRequest>,
+    ) -> Result<Response<pb::GetStatsHistoryResponse>, Status> {
+        let r = request.into_inner();
+        let (samples, truncated) = self.service.stats_history(&r.service, r.from_ms, r.to_ms).await?;
+        Ok(Response::new(pb::GetStatsHistoryResponse {
+            samples: samples.iter().map(snapshot_pb).collect(),
+            truncated,
+        }))
+    }
+}
+
+fn snapshot_pb(sample: &StatsSample) -> pb::ServiceSnapshot {
+    let s = sample.snapshot.as_ref();
+    pb::ServiceSnapshot {
+        service: sample.service.clone(),
+        scraped_at_ms: sample.at_ms,
+        up: sample.up,
+        memory_mb: s.and_then(|s| s.memory_mb),
+        cpu_percent: s.and_then(|s| s.cpu_percent),
+        request_count: s.map(|s| s.request_count),
+        error_count: s.map(|s| s.error_count),
+        throughput_rps: s.and_then(|s| s.throughput_rps),
+        p50_ms: s.and_then(|s| s.p50_ms),
+        p99_ms: s.and_then(|s| s.p99_ms),
+        error: sample.error.clone().unwrap_or_default(),
     }
 }

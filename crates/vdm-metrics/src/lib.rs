@@ -1,5 +1,6 @@
 //! The metrics service (`vdm.metrics.v1`): Unity client telemetry, validated,
-//! stored, exposed as Prometheus histograms and summarized as percentiles.
+//! stored, exposed as Prometheus histograms and summarized as percentiles;
+//! backend stats scraped from every service's `/metrics`, kept as history.
 //!
 //! # Layout
 //! - [`config`]: the service's settings.
@@ -10,16 +11,20 @@
 //! - [`domain`]: rules without IO: batch validation, label folding,
 //!   nearest-rank percentiles.
 //! - [`store`]: sea-orm entities, migrations and queries.
+//! - [`scraper`]: the backend stats task: each interval, every target's
+//!   `/metrics` becomes a snapshot, stored, appended to the CSV file, old
+//!   samples deleted.
 //! - [`error`]: [`MetricsError`] and its mapping to `tonic::Status`.
 
 pub mod config;
 pub mod domain;
 pub mod error;
 pub mod grpc;
+pub mod scraper;
 pub mod service;
 pub mod startup;
 pub mod store;
 
-pub use config::MetricsConfig;
+pub use config::{MetricsConfig, ScrapeConfig};
 pub use error::{MetricsError, MetricsResult};
 pub use startup::App;

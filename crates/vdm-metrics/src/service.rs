@@ -2,11 +2,14 @@
 //! (store) and record it in the process's Prometheus histograms; percentiles
 //! of stored samples. Transport-free: `grpc.rs` converts protobuf messages.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use tracing::instrument;
 
+use crate::domain::budgets::{Budget, BudgetBoard, BudgetState, Verdict};
 use crate::domain::labels::device_label;
+use crate::domain::stats::{HistoryQuery, StatsSample};
 use crate::domain::{ClientBatch, ClientBatchInput, LabelCap, Percentiles, percentiles};
 use crate::error::{MetricsError, MetricsResult};
 use crate::store::MetricsStore;
@@ -35,11 +38,15 @@ impl StatsMetric {
     }
 }
 
-/// Client telemetry, backed by the database and the process's recorder.
+/// Client telemetry and backend stats, backed by the database and the
+/// process's recorder.
 #[derive(Clone)]
 pub struct MetricsService {
     store: MetricsStore,
     labels: Arc<Mutex<Labels>>,
+    latest: Arc<RwLock<Vec<StatsSample>>>,
+    scrape_interval: Duration,
+    budgets: Arc<Mutex<BudgetBoard>>,
 }
 
 /// The label values admitted so far. A std mutex: held only to look up or
@@ -50,15 +57,117 @@ struct Labels {
 }
 
 impl MetricsService {
-    /// Builds the service over a store.
-    pub fn new(store: MetricsStore) -> MetricsService {
+    /// Builds the service over a store; `scrape_interval` is reported with
+    /// the stats so readers know how fresh they are.
+    pub fn new(store: MetricsStore, scrape_interval: Duration, budgets: Vec<Budget>) -> MetricsService {
+        let board = BudgetBoard::new(budgets, vdm_kit::now_ms());
+        record_budget_gauges(board.states());
         MetricsService {
             store,
             labels: Arc::new(Mutex::new(Labels {
                 versions: LabelCap::new(MAX_VERSION_LABELS),
                 systems: LabelCap::new(MAX_SYSTEM_LABELS),
             })),
+            latest: Arc::new(RwLock::new(Vec::new())),
+            scrape_interval,
+            budgets: Arc::new(Mutex::new(board)),
         }
+    }
+
+    /// Judges every budget on a round's samples (and the stored client
+    /// frame times, when a budget needs them), and updates the
+    /// `vdm_budget_*` gauges.
+    #[instrument(skip_all)]
+    pub async fn evaluate_budgets(&self, samples: &[StatsSample]) {
+        let needs_frames = self
+            .budgets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .needs_client_frame_time();
+        let client_frame_p95 = if needs_frames {
+            match self.store.frame_times(None).await {
+                Ok(mut values) => {
+                    values.sort_by(f64::total_cmp);
+                    percentiles(&values).p95
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "client frame times unavailable for the budgets");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let states = {
+            let mut board = self.budgets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let before: Vec<Verdict> = board.states().iter().map(|s| s.verdict).collect();
+            board.evaluate(samples, client_frame_p95, vdm_kit::now_ms());
+            for (state, before) in board.states().iter().zip(before) {
+                if state.verdict != before {
+                    tracing::info!(
+                        budget = %state.budget.name,
+                        from = before.name(),
+                        to = state.verdict.name(),
+                        value = ?state.value,
+                        max = state.budget.max,
+                        "budget state changed"
+                    );
+                }
+            }
+            board.states().to_vec()
+        };
+        record_budget_gauges(&states);
+    }
+
+    /// Every budget and its verdict at the last evaluation.
+    pub fn budgets(&self) -> Vec<BudgetState> {
+        self.budgets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .states()
+            .to_vec()
+    }
+
+    /// Makes a scrape round's samples the current stats.
+    pub fn publish_round(&self, samples: Vec<StatsSample>) {
+        // A std lock: held only to swap a vector, never across an await.
+        *self.latest.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = samples;
+    }
+
+    /// The newest sample of every target (empty before the first round),
+    /// and the scrape interval.
+    pub fn stats(&self) -> (Vec<StatsSample>, Duration) {
+        let latest = self
+            .latest
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        (latest, self.scrape_interval)
+    }
+
+    /// Stores a scrape round's samples.
+    #[instrument(skip_all, fields(samples = samples.len()))]
+    pub async fn store_samples(&self, samples: &[StatsSample]) -> MetricsResult<()> {
+        self.store.insert_samples(samples).await
+    }
+
+    /// Deletes the samples taken before `cutoff_ms` (the retention).
+    #[instrument(skip_all)]
+    pub async fn delete_samples_before(&self, cutoff_ms: i64) -> MetricsResult<u64> {
+        self.store.delete_samples_before(cutoff_ms).await
+    }
+
+    /// Stored samples of one service (or all) in a range, oldest first,
+    /// and whether older ones of the range were left out.
+    #[instrument(skip_all, fields(service = service))]
+    pub async fn stats_history(
+        &self,
+        service: &str,
+        from_ms: Option<i64>,
+        to_ms: Option<i64>,
+    ) -> MetricsResult<(Vec<StatsSample>, bool)> {
+        let query = HistoryQuery::parse(service, from_ms, to_ms).map_err(MetricsError::Invalid)?;
+        self.store.history(&query).await
     }
 
     /// Answers whether the database is reachable.
@@ -166,5 +275,17 @@ impl MetricsService {
             }
         }
         metrics::counter!("vdm_client_samples_total").increment(batch.samples.len() as u64);
+    }
+}
+
+/// `vdm_budget_violated` (1 or 0), `vdm_budget_value` (NaN without data)
+/// and `vdm_budget_limit`, by budget.
+fn record_budget_gauges(states: &[BudgetState]) {
+    for state in states {
+        let name = state.budget.name.clone();
+        let violated = if state.verdict == Verdict::Violated { 1.0 } else { 0.0 };
+        metrics::gauge!("vdm_budget_violated", "budget" => name.clone()).set(violated);
+        metrics::gauge!("vdm_budget_value", "budget" => name.clone()).set(state.value.unwrap_or(f64::NAN));
+        metrics::gauge!("vdm_budget_limit", "budget" => name).set(state.budget.max);
     }
 }

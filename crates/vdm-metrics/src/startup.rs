@@ -6,9 +6,11 @@ use tokio::net::TcpListener;
 use tonic::service::Routes;
 use vdm_kit::admin::ReadinessCheck;
 
-use crate::config::MetricsConfig;
+use crate::config::{MetricsConfig, ScrapeConfig};
+use crate::domain::targets::Target;
 use crate::error::{MetricsError, MetricsResult};
 use crate::grpc::{MetricsGrpc, SERVICE_NAME};
+use crate::scraper::Scraper;
 use crate::service::MetricsService;
 use crate::store::MetricsStore;
 use crate::store::migration::Migrator;
@@ -17,6 +19,7 @@ use crate::store::migration::Migrator;
 pub struct App {
     listener: TcpListener,
     service: MetricsService,
+    scrape: ScrapeConfig,
 }
 
 impl App {
@@ -33,7 +36,8 @@ impl App {
         tracing::info!(postgres = config.database.is_postgres(), "metrics service built");
         Ok(App {
             listener,
-            service: MetricsService::new(MetricsStore::new(db)),
+            service: MetricsService::new(MetricsStore::new(db), config.scrape.interval, config.budgets.clone()),
+            scrape: config.scrape.clone(),
         })
     }
 
@@ -49,11 +53,38 @@ impl App {
         })
     }
 
-    /// Serves gRPC until `shutdown` completes, then drains in-flight calls.
+    /// The scrape targets (those of the config until replaced).
+    pub fn scrape_targets(&self) -> &[Target] {
+        &self.scrape.targets
+    }
+
+    /// Replaces the scrape targets before the app runs (`vdm all` knows
+    /// the other addresses only once everything is bound).
+    pub fn set_scrape_targets(&mut self, targets: Vec<Target>) {
+        self.scrape.targets = targets;
+    }
+
+    /// Serves gRPC until `shutdown` completes, then drains in-flight calls;
+    /// the scraper (when there are targets) runs alongside and stops first.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> MetricsResult<()> {
         tracing::info!(addr = %self.local_addr(), "metrics service listening");
+        let stop = vdm_kit::shutdown::CancellationToken::new();
+        let scraper = if self.scrape.targets.is_empty() {
+            tracing::info!("no scrape targets (VDM_METRICS_TARGETS): backend stats are off");
+            None
+        } else {
+            let scraper = Scraper::new(self.scrape.clone(), self.service.clone());
+            Some(tokio::spawn(scraper.run(stop.clone())))
+        };
+        // The scraper stops with the server, also when serving fails.
+        let _stop_scraper = stop.clone().drop_guard();
         let routes = Routes::new(MetricsGrpc::server(self.service));
-        vdm_kit::grpc::serve(self.listener, SERVICE_NAME, routes, shutdown).await?;
+        let served = vdm_kit::grpc::serve(self.listener, SERVICE_NAME, routes, shutdown).await;
+        stop.cancel();
+        if let Some(task) = scraper {
+            let _ = task.await;
+        }
+        served?;
         Ok(())
     }
 }

@@ -139,20 +139,39 @@ pub async fn start(
         None => None,
     };
 
-    let metrics_addr = match &services.metrics {
+    // Built now (the gateway needs its address), started once the gateway
+    // is bound (its scraper needs the gateway's).
+    let metrics_app = match &services.metrics {
         Some(config) => {
             let app = vdm_metrics::App::build(config).await?;
-            let addr = app.local_addr();
-            gateway.metrics_url = Some(format!("http://{addr}"));
-            let stop = shutdown.clone();
-            tasks.spawn(async move { app.run_until(stop.cancelled_owned()).await.map_err(VdmError::from) });
-            Some(addr)
+            gateway.metrics_url = Some(format!("http://{}", app.local_addr()));
+            Some(app)
         }
         None => None,
     };
 
     let gateway_app = vdm_gateway::App::build(&gateway, shutdown.clone()).await?;
     let http_addr = gateway_app.local_addr();
+    let metrics_addr = match metrics_app {
+        Some(mut app) => {
+            if app.scrape_targets().is_empty() {
+                app.set_scrape_targets(in_process_targets(
+                    http_addr,
+                    [
+                        ("world", world_addr),
+                        ("npc", npc_addr),
+                        ("quest", quest_addr),
+                        ("metrics", Some(app.local_addr())),
+                    ],
+                ));
+            }
+            let addr = app.local_addr();
+            let stop = shutdown.clone();
+            tasks.spawn(async move { app.run_until(stop.cancelled_owned()).await.map_err(VdmError::from) });
+            Some(addr)
+        }
+        None => None,
+    };
     let stop = shutdown.clone();
     tasks.spawn(async move {
         let result = gateway_app.run().await.map_err(VdmError::from);
@@ -169,6 +188,28 @@ pub async fn start(
         metrics_addr,
         tasks,
     })
+}
+
+/// The scrape targets of one process: the gateway and every service that
+/// runs here. They share the process and its one `/metrics` (the
+/// gateway's); the scraper tells them apart by RPC package.
+fn in_process_targets(
+    http_addr: SocketAddr,
+    services: [(&str, Option<SocketAddr>); 4],
+) -> Vec<vdm_metrics::domain::targets::Target> {
+    let url = format!("http://{http_addr}/metrics");
+    std::iter::once("gateway")
+        .chain(
+            services
+                .iter()
+                .filter(|(_, addr)| addr.is_some())
+                .map(|(name, _)| *name),
+        )
+        .map(|name| vdm_metrics::domain::targets::Target {
+            name: name.to_owned(),
+            url: url.clone(),
+        })
+        .collect()
 }
 
 /// Runs `vdm all` until a shutdown signal.

@@ -32,6 +32,10 @@ commands:
   metrics             run the metrics service
   migrate <service>   run a service's database migrations and exit
                       (gateway, quest, npc, world, rumor, metrics, all)
+  budgets alert-rules [--out FILE]
+                      write the performance budgets (VDM_BUDGETS_FILE, else
+                      the compiled-in deploy/budgets.json) as Prometheus
+                      alert rules, to FILE or standard output
   help                print this help
 
 Configuration is read from the environment (VDM_*, DATABASE_URL, REDIS_URL,
@@ -56,6 +60,8 @@ pub enum Command {
     Metrics,
     /// Migrate one service's database (or all) and exit.
     Migrate(String),
+    /// Write the budgets as Prometheus alert rules (to a file, or stdout).
+    BudgetAlertRules(Option<PathBuf>),
     /// Print the help.
     Help,
     /// Print the version.
@@ -74,6 +80,16 @@ impl Command {
             Some("world") => Command::World,
             Some("metrics") => Command::Metrics,
             Some("migrate") => Command::Migrate(args.next().ok_or("migrate needs a service name")?),
+            Some("budgets") => match args.next().as_deref() {
+                Some("alert-rules") => match args.next().as_deref() {
+                    None => Command::BudgetAlertRules(None),
+                    Some("--out") => {
+                        Command::BudgetAlertRules(Some(PathBuf::from(args.next().ok_or("--out needs a file name")?)))
+                    }
+                    Some(other) => return Err(format!("unexpected argument {other:?}")),
+                },
+                _ => return Err("usage: vdm budgets alert-rules [--out FILE]".to_owned()),
+            },
             Some("help" | "-h" | "--help") => Command::Help,
             Some("version" | "-V" | "--version") => Command::Version,
             Some(other) => return Err(format!("unknown command {other:?}")),
@@ -167,6 +183,7 @@ pub fn run(command: Command) -> Result<(), VdmError> {
             println!("vdm {}", env!("CARGO_PKG_VERSION"));
             return Ok(());
         }
+        Command::BudgetAlertRules(out) => return write_alert_rules(&Env::from_process(), out.as_deref()),
         _ => {}
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -251,8 +268,22 @@ async fn run_async(command: Command) -> Result<(), VdmError> {
             .await
         }
         Command::Migrate(service) => migrate(&env, &common, &service).await,
-        Command::Help | Command::Version => Ok(()),
+        Command::Help | Command::Version | Command::BudgetAlertRules(_) => Ok(()),
     }
+}
+
+/// `vdm budgets alert-rules`: the budgets as Prometheus rules.
+fn write_alert_rules(env: &Env, out: Option<&std::path::Path>) -> Result<(), VdmError> {
+    let budgets = vdm_metrics::config::budgets_from_env(env)?;
+    let rules = vdm_metrics::domain::budgets::alert_rules(&budgets);
+    match out {
+        Some(path) => {
+            std::fs::write(path, rules)?;
+            eprintln!("wrote {} alert rules to {}", budgets.len(), path.display());
+        }
+        None => print!("{rules}"),
+    }
+    Ok(())
 }
 
 /// The gRPC listen address of a one-service process (`VDM_GRPC_ADDR`).
@@ -336,6 +367,16 @@ mod tests {
         assert_eq!(parse(&["rumor"]).unwrap(), Command::Rumor);
         assert_eq!(parse(&["world"]).unwrap(), Command::World);
         assert_eq!(parse(&["metrics"]).unwrap(), Command::Metrics);
+        assert_eq!(
+            parse(&["budgets", "alert-rules"]).unwrap(),
+            Command::BudgetAlertRules(None)
+        );
+        assert_eq!(
+            parse(&["budgets", "alert-rules", "--out", "a.yml"]).unwrap(),
+            Command::BudgetAlertRules(Some(PathBuf::from("a.yml")))
+        );
+        assert!(parse(&["budgets"]).is_err());
+        assert!(parse(&["budgets", "alert-rules", "--out"]).is_err());
         assert_eq!(
             parse(&["migrate", "metrics"]).unwrap(),
             Command::Migrate("metrics".into())

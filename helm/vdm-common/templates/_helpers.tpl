@@ -16,7 +16,9 @@ services comes from the including chart:
   `.Values.upstreams` (the gateway, and a service that calls another, as
   vdm-npc calls vdm-world) which services it calls, and the values named in
   settingsEnvJson (vdm-rumor's llm, pipeline and ticker) the settings only
-  that service has.
+  that service has;
+- `.Values.scrape` (vdm-metrics only) configures the backend stats scraper
+  (VDM_METRICS_*) and the budgets file (VDM_BUDGETS_FILE).
 */}}
 
 {{/* The chart name, or nameOverride. */}}
@@ -291,6 +293,22 @@ K8S_* come first so OTEL_RESOURCE_ATTRIBUTES can expand them.
   value: {{ tpl ($url | default (printf "http://%s:50051" (include "vdm-common.fullnameFor" (dict "release" $.Release.Name "name" (printf "vdm-%s" $name))))) $ | quote }}
 {{- end }}
 {{- include "vdm-common.settingsEnv" . }}
+{{- with .Values.scrape }}
+- name: VDM_METRICS_TARGETS
+  value: {{ include "vdm-common.scrapeTargets" $ | quote }}
+- name: VDM_METRICS_INTERVAL_SECS
+  value: {{ .intervalSecs | quote }}
+- name: VDM_METRICS_RETENTION_HOURS
+  value: {{ .retentionHours | quote }}
+{{- with .csvPath }}
+- name: VDM_METRICS_CSV
+  value: {{ . | quote }}
+{{- end }}
+{{- with .budgetsFile }}
+- name: VDM_BUDGETS_FILE
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
 {{- range $id, $key := .Values.secret.keys }}
 {{- $spec := get $secretEnv $id }}
 - name: {{ $spec.env }}
@@ -360,4 +378,21 @@ tolerations:
 {{- if .Values.secret.create }}
 checksum/secret: {{ toJson .Values.secret.values | sha256sum }}
 {{- end }}
+{{- end -}}
+
+{{/*
+VDM_METRICS_TARGETS of the metrics service: .Values.scrape.targets (tpl
+applied), or every vdm chart of this release at its default port: the
+gateway's /metrics on its HTTP port, each service's on its admin port.
+*/}}
+{{- define "vdm-common.scrapeTargets" -}}
+{{- if .Values.scrape.targets -}}
+{{- tpl .Values.scrape.targets . -}}
+{{- else -}}
+{{- $targets := list (printf "gateway=http://%s:8080/metrics" (include "vdm-common.fullnameFor" (dict "release" .Release.Name "name" "vdm-gateway"))) -}}
+{{- range $service := list "quest" "npc" "world" "metrics" -}}
+{{- $targets = append $targets (printf "%s=http://%s:9090/metrics" $service (include "vdm-common.fullnameFor" (dict "release" $.Release.Name "name" (printf "vdm-%s" $service)))) -}}
+{{- end -}}
+{{- join "," $targets -}}
+{{- end -}}
 {{- end -}}

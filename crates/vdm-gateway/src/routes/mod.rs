@@ -2,10 +2,12 @@
 //! operational endpoints.
 
 pub mod bootstrap;
+pub mod dashboard;
 pub mod npcs;
 pub mod ops;
 pub mod quests;
 pub mod rumors;
+pub mod stats;
 pub mod telemetry;
 pub mod world;
 

@@ -143,11 +143,11 @@ pub async fn stats(
 }
 
 /// The metrics service's client; a gateway without `VDM_METRICS_URL` has none.
-fn client(state: &AppState) -> GatewayResult<MetricsServiceClient<GrpcChannel>> {
+pub(crate) fn client(state: &AppState) -> GatewayResult<MetricsServiceClient<GrpcChannel>> {
     state.metrics.clone().ok_or_else(|| {
         GatewayError::api(
             ErrorCode::Unavailable,
-            "client telemetry is not enabled on this gateway (VDM_METRICS_URL is not set)",
+            "the metrics service is not configured on this gateway (VDM_METRICS_URL is not set)",
         )
     })
 }

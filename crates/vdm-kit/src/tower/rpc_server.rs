@@ -1,7 +1,7 @@
 //! Observes every gRPC call a server handles: a span named after the method
 //! (`quest.v1.QuestService/GetQuest`) that continues the caller's W3C trace,
 //! and `grpc_server_handled_total` / `grpc_server_handling_seconds` by method
-//! and code.
+//! and code; `vdm_rpc_requests_in_flight` while calls run.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -13,6 +13,7 @@ use tracing::instrument::Instrumented;
 use tracing::{Instrument, Span};
 
 use super::{code_label, grpc_code_of, intern, rpc_name};
+use crate::metrics::InFlight;
 use crate::telemetry;
 
 /// Wraps a gRPC server's routes in [`RpcServer`].
@@ -66,6 +67,7 @@ where
             span.record("trace_id", trace_id.as_str());
         }
         RpcServerFuture {
+            in_flight: InFlight::new(metrics::gauge!("vdm_rpc_requests_in_flight")),
             inner: self.inner.call(req).instrument(span),
             uri,
             start: Instant::now(),
@@ -80,6 +82,8 @@ pin_project! {
         inner: Instrumented<F>,
         uri: http::Uri,
         start: Instant,
+        // Counted until the future is dropped (answered or cancelled).
+        in_flight: InFlight,
     }
 }
 

@@ -1,6 +1,6 @@
 //! A service's `/metrics` text reduced to the figures of a backend stats
 //! snapshot, and a snapshot computed from two scrapes. No IO: the scraper
-//! (to come) fetches the text and keeps the previous [`Scrape`].
+//! (`crate::scraper`) fetches the text and keeps the previous [`Scrape`].
 
 use std::collections::BTreeMap;
 
@@ -14,7 +14,8 @@ pub struct Scrape {
     pub resident_bytes: Option<f64>,
     /// `process_cpu_seconds_total`.
     pub cpu_seconds: Option<f64>,
-    /// HTTP requests plus RPCs answered.
+    /// HTTP requests (to API routes: not `/health`, `/ready`, `/metrics`
+    /// or unmatched ones) plus RPCs answered.
     pub requests: f64,
     /// HTTP 5xx plus RPCs failed with a server-side code.
     pub errors: f64,
@@ -64,11 +65,32 @@ pub struct Snapshot {
     pub p50_ms: Option<f64>,
     /// 99th percentile latency in ms.
     pub p99_ms: Option<f64>,
+    /// Errors per request in the window, in percent (`None` without a
+    /// previous scrape or without requests in the window).
+    pub error_percent: Option<f64>,
 }
 
 impl Scrape {
     /// Reads Prometheus text; lines it does not understand are skipped.
     pub fn parse(text: &str) -> Scrape {
+        Scrape::parse_scoped(text, None)
+    }
+
+    /// Reads the figures of one service out of a process's text: HTTP
+    /// requests count for `gateway` only, RPCs only for the service whose
+    /// package they belong to (`quest` for `quest.v1.QuestService/...`).
+    /// In `vdm all` every service shares one process and one `/metrics`;
+    /// memory and CPU are then the whole process's.
+    pub fn parse_for(text: &str, service: &str) -> Scrape {
+        Scrape::parse_scoped(text, Some(service))
+    }
+
+    fn parse_scoped(text: &str, service: Option<&str>) -> Scrape {
+        let http_counts = service.is_none_or(|s| s == "gateway");
+        let rpc_counts = |method: Option<&str>| match service {
+            None => true,
+            Some(service) => method.is_some_and(|m| rpc_package(m) == service),
+        };
         let mut scrape = Scrape::default();
         for line in text.lines().map(str::trim) {
             if line.is_empty() || line.starts_with('#') {
@@ -81,19 +103,22 @@ impl Scrape {
             match name {
                 "process_resident_memory_bytes" => scrape.resident_bytes = Some(value),
                 "process_cpu_seconds_total" => scrape.cpu_seconds = Some(value),
-                "http_server_requests_total" => {
+                "http_server_requests_total" if http_counts && api_route(label("route")) => {
                     scrape.requests += value;
                     if label("status").is_some_and(|s| s.starts_with('5')) {
                         scrape.errors += value;
                     }
                 }
-                "grpc_server_handled_total" => {
+                "grpc_server_handled_total" if rpc_counts(label("grpc_method")) => {
                     scrape.requests += value;
                     if label("grpc_code").is_some_and(|c| GRPC_ERROR_CODES.contains(&c)) {
                         scrape.errors += value;
                     }
                 }
-                "http_server_request_duration_seconds_bucket" | "grpc_server_handling_seconds_bucket" => {
+                "http_server_request_duration_seconds_bucket" | "grpc_server_handling_seconds_bucket"
+                    if (name.starts_with("http") && http_counts && api_route(label("route")))
+                        || (name.starts_with("grpc") && rpc_counts(label("grpc_method"))) =>
+                {
                     let bound = match label("le") {
                         Some("+Inf") => f64::INFINITY,
                         Some(le) => match le.parse::<f64>() {
@@ -120,6 +145,10 @@ pub fn snapshot(previous: Option<&Scrape>, current: &Scrape, elapsed_secs: f64) 
         Some((delta / elapsed_secs * 100.0).max(0.0))
     });
     let throughput_rps = window.map(|prev| ((current.requests - prev.requests) / elapsed_secs).max(0.0));
+    let error_percent = window.and_then(|prev| {
+        let requests = current.requests - prev.requests;
+        (requests > 0.0).then(|| ((current.errors - prev.errors) / requests * 100.0).clamp(0.0, 100.0))
+    });
     let buckets: Vec<(f64, f64)> = current
         .buckets
         .iter()
@@ -136,6 +165,7 @@ pub fn snapshot(previous: Option<&Scrape>, current: &Scrape, elapsed_secs: f64) 
         throughput_rps,
         p50_ms: bucket_quantile(0.5, &buckets).map(|s| s * 1000.0),
         p99_ms: bucket_quantile(0.99, &buckets).map(|s| s * 1000.0),
+        error_percent,
     }
 }
 
@@ -165,6 +195,19 @@ pub fn bucket_quantile(q: f64, buckets: &[(f64, f64)]) -> Option<f64> {
         lower_count = count;
     }
     Some(lower_bound)
+}
+
+/// Whether an HTTP route counts: probes, scrapes (the scraper's own
+/// requests among them) and unknown routes do not, as in the alert rules.
+fn api_route(route: Option<&str>) -> bool {
+    !matches!(route, Some("/health" | "/ready" | "/metrics" | "unmatched"))
+}
+
+/// The service an RPC name belongs to: `quest` for
+/// `quest.v1.QuestService/GetQuest` (or `vdm.quest.v1...`).
+fn rpc_package(method: &str) -> &str {
+    let method = method.strip_prefix("vdm.").unwrap_or(method);
+    method.split('.').next().unwrap_or(method)
 }
 
 type Labels = Vec<(String, String)>;
@@ -264,8 +307,32 @@ http_server_request_duration_seconds_bucket{method="GET",route="/x",le="+Inf"} 1
         let snap = snapshot(Some(&before), &after, 10.0);
         assert_eq!(snap.cpu_percent, Some(50.0));
         assert_eq!(snap.throughput_rps, Some(10.0));
+        // 100 more requests, no more errors.
+        assert_eq!(snap.error_percent, Some(0.0));
         // Every request of the window took at most 10 ms.
         assert!(snap.p99_ms.unwrap() <= 10.0);
+    }
+
+    #[test]
+    fn a_shared_process_is_split_by_service() {
+        let text = format!(
+            "{FIRST}grpc_server_handled_total{{grpc_method=\"world.v1.WorldService/GetRegion\",grpc_code=\"OK\"}} 7\n\
+             grpc_server_handling_seconds_bucket{{grpc_method=\"world.v1.WorldService/GetRegion\",le=\"+Inf\"}} 7\n"
+        );
+        let gateway = Scrape::parse_for(&text, "gateway");
+        assert_eq!((gateway.requests, gateway.errors), (100.0, 10.0));
+        assert_eq!(gateway.buckets.get(&Bound(f64::INFINITY)), Some(&100.0));
+        let quest = Scrape::parse_for(&text, "quest");
+        assert_eq!((quest.requests, quest.errors), (56.0, 1.0));
+        assert!(quest.buckets.is_empty());
+        let world = Scrape::parse_for(&text, "world");
+        assert_eq!(world.requests, 7.0);
+        assert_eq!(world.buckets.get(&Bound(f64::INFINITY)), Some(&7.0));
+        // The process's own figures belong to every service in it.
+        assert_eq!(world.resident_bytes, Some(104_857_600.0));
+        assert_eq!(Scrape::parse(&text).requests, 163.0);
+        let probes = "http_server_requests_total{method=\"GET\",route=\"/metrics\",status=\"200\"} 9\n";
+        assert_eq!(Scrape::parse_for(probes, "gateway").requests, 0.0);
     }
 
     #[test]

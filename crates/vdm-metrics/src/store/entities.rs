@@ -52,3 +52,32 @@ pub mod client_system_time {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// `stats_samples`: one row per scrape target per scrape round.
+pub mod stats_sample {
+    use sea_orm::entity::prelude::*;
+
+    /// A `stats_samples` row; the figures are null when not measured.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "stats_samples")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub service: String,
+        pub at_ms: i64,
+        pub up: bool,
+        pub memory_mb: Option<f64>,
+        pub cpu_percent: Option<f64>,
+        pub request_count: Option<i64>,
+        pub error_count: Option<i64>,
+        pub throughput_rps: Option<f64>,
+        pub p50_ms: Option<f64>,
+        pub p99_ms: Option<f64>,
+        pub error: Option<String>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -1,5 +1,7 @@
-//! The metrics service's tables. One migration per file name, as
-//! `DeriveMigrationName` names each after its module.
+//! The metrics service's tables. Each migration names itself:
+//! `DeriveMigrationName` would name every one after this file. The first
+//! was recorded as "migration" (its derived name) and keeps that name, so
+//! databases that ran it do not run it again.
 
 use sea_orm_migration::prelude::*;
 
@@ -8,7 +10,10 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261127_000001_create_client_tables::Migration)]
+        vec![
+            Box::new(m20261127_000001_create_client_tables::Migration),
+            Box::new(m20261127_000002_create_stats_samples::Migration),
+        ]
     }
 }
 
@@ -16,8 +21,13 @@ mod m20261127_000001_create_client_tables {
     use sea_orm_migration::prelude::*;
     use sea_orm_migration::schema::*;
 
-    #[derive(DeriveMigrationName)]
     pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "migration"
+        }
+    }
 
     #[derive(DeriveIden)]
     enum ClientSamples {
@@ -115,6 +125,93 @@ mod m20261127_000001_create_client_tables {
                 .await?;
             manager
                 .drop_table(Table::drop().table(ClientSamples::Table).to_owned())
+                .await?;
+            Ok(())
+        }
+    }
+}
+
+mod m20261127_000002_create_stats_samples {
+    use sea_orm_migration::prelude::*;
+    use sea_orm_migration::schema::*;
+
+    pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261127_000002_create_stats_samples"
+        }
+    }
+
+    #[derive(DeriveIden)]
+    enum StatsSamples {
+        Table,
+        Id,
+        Service,
+        AtMs,
+        Up,
+        MemoryMb,
+        CpuPercent,
+        RequestCount,
+        ErrorCount,
+        ThroughputRps,
+        P50Ms,
+        P99Ms,
+        Error,
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager
+                .create_table(
+                    Table::create()
+                        .table(StatsSamples::Table)
+                        .if_not_exists()
+                        .col(big_pk_auto(StatsSamples::Id))
+                        .col(string_len(StatsSamples::Service, 32))
+                        .col(big_integer(StatsSamples::AtMs))
+                        .col(boolean(StatsSamples::Up))
+                        .col(double_null(StatsSamples::MemoryMb))
+                        .col(double_null(StatsSamples::CpuPercent))
+                        .col(big_integer_null(StatsSamples::RequestCount))
+                        .col(big_integer_null(StatsSamples::ErrorCount))
+                        .col(double_null(StatsSamples::ThroughputRps))
+                        .col(double_null(StatsSamples::P50Ms))
+                        .col(double_null(StatsSamples::P99Ms))
+                        .col(string_len_null(StatsSamples::Error, 200))
+                        .to_owned(),
+                )
+                .await?;
+            // History reads a time range (of one service); retention deletes
+            // by time.
+            manager
+                .create_index(
+                    Index::create()
+                        .if_not_exists()
+                        .name("stats_samples_at_ms")
+                        .table(StatsSamples::Table)
+                        .col(StatsSamples::AtMs)
+                        .to_owned(),
+                )
+                .await?;
+            manager
+                .create_index(
+                    Index::create()
+                        .if_not_exists()
+                        .name("stats_samples_service_at_ms")
+                        .table(StatsSamples::Table)
+                        .col(StatsSamples::Service)
+                        .col(StatsSamples::AtMs)
+                        .to_owned(),
+                )
+                .await?;
+            Ok(())
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager
+                .drop_table(Table::drop().table(StatsSamples::Table).to_owned())
                 .await?;
             Ok(())
         }

@@ -10,8 +10,10 @@ use sea_orm::{
     TransactionTrait,
 };
 
-use self::entities::{client_sample, client_system_time};
+use self::entities::{client_sample, client_system_time, stats_sample};
 use crate::domain::ClientBatch;
+use crate::domain::scrape::Snapshot;
+use crate::domain::stats::{HistoryQuery, StatsSample};
 use crate::error::{MetricsError, MetricsResult};
 
 /// Rows per insert statement: 11 columns × 2000 stays under SQLite's and
@@ -20,6 +22,9 @@ const ROWS_PER_INSERT: usize = 2000;
 
 /// Most recent rows a percentile query reads.
 pub const MAX_STATS_ROWS: u64 = 100_000;
+
+/// Most rows a history query returns (the newest of its range).
+pub const MAX_HISTORY_ROWS: u64 = 10_000;
 
 /// The metrics tables behind one database pool.
 #[derive(Clone)]
@@ -120,5 +125,93 @@ impl MetricsStore {
             .all(&self.db)
             .await?;
         Ok(values)
+    }
+
+    /// Stores one scrape round's samples in one statement.
+    pub async fn insert_samples(&self, samples: &[StatsSample]) -> MetricsResult<()> {
+        if samples.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<stats_sample::ActiveModel> = samples
+            .iter()
+            .map(|sample| {
+                let s = sample.snapshot.as_ref();
+                let count = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+                stats_sample::ActiveModel {
+                    service: Set(sample.service.clone()),
+                    at_ms: Set(sample.at_ms),
+                    up: Set(sample.up),
+                    memory_mb: Set(s.and_then(|s| s.memory_mb)),
+                    cpu_percent: Set(s.and_then(|s| s.cpu_percent)),
+                    request_count: Set(s.map(|s| count(s.request_count))),
+                    error_count: Set(s.map(|s| count(s.error_count))),
+                    throughput_rps: Set(s.and_then(|s| s.throughput_rps)),
+                    p50_ms: Set(s.and_then(|s| s.p50_ms)),
+                    p99_ms: Set(s.and_then(|s| s.p99_ms)),
+                    error: Set(sample.error.as_ref().map(|e| e.chars().take(200).collect())),
+                    ..Default::default()
+                }
+            })
+            .collect();
+        stats_sample::Entity::insert_many(rows)
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Samples of a range, oldest first: the newest [`MAX_HISTORY_ROWS`] of
+    /// them, and whether older ones were left out.
+    pub async fn history(&self, query: &HistoryQuery) -> MetricsResult<(Vec<StatsSample>, bool)> {
+        let mut select = stats_sample::Entity::find();
+        if let Some(service) = &query.service {
+            select = select.filter(stats_sample::Column::Service.eq(service.as_str()));
+        }
+        if let Some(from) = query.from_ms {
+            select = select.filter(stats_sample::Column::AtMs.gte(from));
+        }
+        if let Some(to) = query.to_ms {
+            select = select.filter(stats_sample::Column::AtMs.lte(to));
+        }
+        let mut rows = select
+            .order_by_desc(stats_sample::Column::AtMs)
+            .order_by_desc(stats_sample::Column::Id)
+            .limit(MAX_HISTORY_ROWS + 1)
+            .all(&self.db)
+            .await?;
+        let truncated = rows.len() as u64 > MAX_HISTORY_ROWS;
+        rows.truncate(MAX_HISTORY_ROWS as usize);
+        rows.reverse();
+        Ok((rows.into_iter().map(sample_of_row).collect(), truncated))
+    }
+
+    /// Deletes the samples taken before `cutoff_ms`; returns how many.
+    pub async fn delete_samples_before(&self, cutoff_ms: i64) -> MetricsResult<u64> {
+        let result = stats_sample::Entity::delete_many()
+            .filter(stats_sample::Column::AtMs.lt(cutoff_ms))
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected)
+    }
+}
+
+fn sample_of_row(row: stats_sample::Model) -> StatsSample {
+    let count = |v: Option<i64>| v.map(|v| u64::try_from(v).unwrap_or(0)).unwrap_or(0);
+    let snapshot = row.up.then(|| Snapshot {
+        memory_mb: row.memory_mb,
+        cpu_percent: row.cpu_percent,
+        request_count: count(row.request_count),
+        error_count: count(row.error_count),
+        throughput_rps: row.throughput_rps,
+        p50_ms: row.p50_ms,
+        p99_ms: row.p99_ms,
+        // Not stored: budgets judge it from the round, not the history.
+        error_percent: None,
+    });
+    StatsSample {
+        service: row.service,
+        at_ms: row.at_ms,
+        up: row.up,
+        snapshot,
+        error: row.error,
     }
 }

@@ -32,7 +32,7 @@ use vdm_gateway::realtime::RealtimeConfig;
 use vdm_kit::config::{CacheConfig, DatabaseConfig, Secret};
 use vdm_kit::grpc::GrpcChannel;
 use vdm_kit::shutdown::CancellationToken;
-use vdm_metrics::MetricsConfig;
+use vdm_metrics::{MetricsConfig, ScrapeConfig};
 use vdm_npc::NpcConfig;
 use vdm_proto::npc::v1::npc_service_client::NpcServiceClient;
 use vdm_proto::world::v1::world_service_client::WorldServiceClient;
@@ -107,6 +107,16 @@ pub struct Options {
     pub rate_limits: Option<RateLimits>,
     /// With the embedded back end: cache in this Redis instead of in process.
     pub redis_url: Option<String>,
+    /// The stats scraper's interval (default 60 s: one round at start).
+    pub stats_interval: Option<Duration>,
+    /// The stats retention (default 7 days).
+    pub stats_retention: Option<Duration>,
+    /// Append stats samples to a CSV file (`TestApp::stats_csv`).
+    pub stats_csv: bool,
+    /// Scrape these targets instead of the services of the process.
+    pub stats_targets: Vec<vdm_metrics::domain::targets::Target>,
+    /// The budgets the metrics service judges (default: deploy/budgets.json).
+    pub budgets: Option<Vec<vdm_metrics::domain::budgets::Budget>>,
 }
 
 pub struct TestApp {
@@ -117,6 +127,8 @@ pub struct TestApp {
     pub quest_addr: Option<SocketAddr>,
     pub rumor_addr: Option<SocketAddr>,
     pub metrics_addr: Option<SocketAddr>,
+    /// The stats CSV file, when asked for.
+    pub stats_csv: Option<PathBuf>,
     client: Client<HttpConnector, Full<Bytes>>,
     shutdown: CancellationToken,
     running: Option<Running>,
@@ -300,6 +312,9 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
         }
     };
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let stats_csv = options
+        .stats_csv
+        .then(|| std::env::temp_dir().join(format!("vdm-stats-{suffix}.csv")));
     let services = Services {
         world: (!options.world_down).then(|| WorldConfig {
             grpc_addr: loopback,
@@ -353,6 +368,23 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
         metrics: Some(MetricsConfig {
             grpc_addr: loopback,
             database: db("metrics"),
+            scrape: {
+                let interval = options.stats_interval.unwrap_or(vdm_metrics::config::DEFAULT_INTERVAL);
+                ScrapeConfig {
+                    // Empty: filled by `start` with every service of the process.
+                    targets: options.stats_targets.clone(),
+                    interval,
+                    timeout: vdm_metrics::config::timeout_for(interval),
+                    csv_path: stats_csv.clone(),
+                    retention: options
+                        .stats_retention
+                        .unwrap_or(vdm_metrics::config::DEFAULT_RETENTION),
+                }
+            },
+            budgets: options.budgets.clone().unwrap_or_else(|| {
+                vdm_metrics::domain::budgets::parse_budgets(vdm_metrics::domain::budgets::DEFAULT_BUDGETS)
+                    .expect("the repository's budgets parse")
+            }),
         }),
     };
     let gateway = GatewayConfig {
@@ -401,6 +433,7 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
         quest_addr: running.quest_addr,
         rumor_addr: running.rumor_addr,
         metrics_addr: running.metrics_addr,
+        stats_csv,
         client: Client::builder(TokioExecutor::new()).build_http(),
         shutdown,
         running: Some(running),
@@ -486,6 +519,7 @@ pub async fn spawn_gateway_without_services() -> TestApp {
         quest_addr: None,
         rumor_addr: None,
         metrics_addr: None,
+        stats_csv: None,
         client: Client::builder(TokioExecutor::new()).build_http(),
         shutdown,
         running: None,
@@ -518,6 +552,7 @@ impl TestApp {
             quest_addr: None,
             rumor_addr: None,
             metrics_addr: None,
+            stats_csv: None,
             client: Client::builder(TokioExecutor::new()).build_http(),
             shutdown,
             running: None,
@@ -633,6 +668,7 @@ impl TestApp {
             quest_addr: running.quest_addr,
             rumor_addr: running.rumor_addr,
             metrics_addr: running.metrics_addr,
+            stats_csv: self.stats_csv.take(),
             client: Client::builder(TokioExecutor::new()).build_http(),
             shutdown,
             running: Some(running),
@@ -646,6 +682,9 @@ impl TestApp {
         self.shutdown.cancel();
         if let Some(running) = self.running.take() {
             running.wait().await.expect("apps stop cleanly");
+        }
+        if let Some(csv) = &self.stats_csv {
+            let _ = std::fs::remove_file(csv);
         }
         match &self.cleanup {
             Cleanup::None => {}

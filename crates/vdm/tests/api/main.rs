@@ -6,6 +6,7 @@
 
 mod auth;
 mod bootstrap;
+mod dashboard;
 mod helpers;
 mod negotiation;
 mod npcs;
@@ -13,5 +14,6 @@ mod quests;
 mod realtime;
 mod rumors;
 mod rumors_llm;
+mod stats;
 mod telemetry;
 mod world;

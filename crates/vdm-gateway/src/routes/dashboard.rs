@@ -1,0 +1,34 @@
+//! `GET /dashboard`: one self-contained HTML page (inline CSS and JS, no
+//! build step, nothing fetched from elsewhere) that plots the stats history
+//! and shows the budgets' states, refreshing itself. The page is public; the
+//! data it reads (`/v1/stats*`, `/v1/budgets`) needs the admin token, which
+//! the operator types into the page (or passes once as `#token=...`, a
+//! fragment browsers never send) and the page keeps in the tab's
+//! sessionStorage.
+
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+
+/// The page, compiled in.
+const PAGE: &str = include_str!("dashboard.html");
+
+/// Nothing but this origin, so the page cannot load or send anything
+/// elsewhere; inline script and style are the page itself.
+const CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; form-action 'none'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Serves the dashboard page.
+pub async fn page() -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)),
+            (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+        ],
+        PAGE,
+    )
+        .into_response()
+}

@@ -1,0 +1,214 @@
+//! Backend stats from the metrics service's scraper: the newest snapshot of
+//! every service (`GET /v1/stats`), the stored history
+//! (`GET /v1/stats/history?service=&from=&to=`) and the performance budgets'
+//! verdicts (`GET /v1/budgets`). Operator data (process
+//! memory, error counts): the admin token only, like every other operator
+//! route.
+
+use axum::extract::State;
+use chrono::DateTime;
+use serde::{Deserialize, Serialize};
+use vdm_proto::metrics::v1 as pb;
+
+use crate::auth::Admin;
+use crate::error::{GatewayError, GatewayResult};
+use crate::negotiate::{Format, QueryArgs, Reply};
+use crate::routes::telemetry::client;
+use crate::state::AppState;
+
+/// One service's backend stats at one scrape; figures not measured are
+/// left out.
+#[derive(Debug, Serialize)]
+pub struct SnapshotJson {
+    service: String,
+    /// RFC 3339 UTC.
+    scraped_at: String,
+    scraped_at_ms: i64,
+    up: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    memory_mb: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cpu_percent: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_count: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_count: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    throughput_rps: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    p50_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    p99_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// `GET /v1/stats` answer.
+#[derive(Debug, Serialize)]
+pub struct StatsJson {
+    interval_ms: u64,
+    services: Vec<SnapshotJson>,
+}
+
+/// `GET /v1/stats/history` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    service: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// `GET /v1/stats/history` answer.
+#[derive(Debug, Serialize)]
+pub struct HistoryJson {
+    samples: Vec<SnapshotJson>,
+    truncated: bool,
+}
+
+/// The newest snapshot of every scrape target.
+pub async fn current(State(state): State<AppState>, _admin: Admin, format: Format) -> GatewayResult<Reply<StatsJson>> {
+    let response = client(&state)?.get_stats(pb::GetStatsRequest {}).await?.into_inner();
+    Ok(Reply::ok(
+        format,
+        StatsJson {
+            interval_ms: response.interval_ms,
+            services: response.services.into_iter().map(snapshot_json).collect(),
+        },
+    ))
+}
+
+/// Stored snapshots, oldest first; `from` and `to` are RFC 3339 times or
+/// Unix milliseconds, both inclusive.
+pub async fn history(
+    State(state): State<AppState>,
+    _admin: Admin,
+    format: Format,
+    QueryArgs(query): QueryArgs<HistoryQuery>,
+) -> GatewayResult<Reply<HistoryJson>> {
+    let from_ms = query.from.as_deref().map(|v| parse_time("from", v)).transpose()?;
+    let to_ms = query.to.as_deref().map(|v| parse_time("to", v)).transpose()?;
+    let response = client(&state)?
+        .get_stats_history(pb::GetStatsHistoryRequest {
+            service: query.service.unwrap_or_default(),
+            from_ms,
+            to_ms,
+        })
+        .await?
+        .into_inner();
+    Ok(Reply::ok(
+        format,
+        HistoryJson {
+            samples: response.samples.into_iter().map(snapshot_json).collect(),
+            truncated: response.truncated,
+        },
+    ))
+}
+
+/// A budget and its verdict.
+#[derive(Debug, Serialize)]
+pub struct BudgetJson {
+    name: String,
+    description: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service: Option<String>,
+    metric: String,
+    max: f64,
+    /// `ok`, `violated` or `no_data`.
+    state: String,
+    /// RFC 3339 UTC: since when the state holds.
+    since: String,
+    since_ms: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<f64>,
+    evaluated_at_ms: i64,
+}
+
+/// `GET /v1/budgets` answer.
+#[derive(Debug, Serialize)]
+pub struct BudgetsJson {
+    budgets: Vec<BudgetJson>,
+}
+
+/// Every performance budget and its verdict at the last scrape round.
+pub async fn budgets(
+    State(state): State<AppState>,
+    _admin: Admin,
+    format: Format,
+) -> GatewayResult<Reply<BudgetsJson>> {
+    let response = client(&state)?
+        .get_budgets(pb::GetBudgetsRequest {})
+        .await?
+        .into_inner();
+    let budgets = response
+        .budgets
+        .into_iter()
+        .map(|b| BudgetJson {
+            since: rfc3339(b.since_ms),
+            name: b.name,
+            description: b.description,
+            service: Some(b.service).filter(|s| !s.is_empty()),
+            metric: b.metric,
+            max: b.max,
+            state: b.state,
+            since_ms: b.since_ms,
+            value: b.value,
+            evaluated_at_ms: b.evaluated_at_ms,
+        })
+        .collect();
+    Ok(Reply::ok(format, BudgetsJson { budgets }))
+}
+
+fn rfc3339(ms: i64) -> String {
+    DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+/// Reads an RFC 3339 time or Unix milliseconds; the error names `field`.
+pub(crate) fn parse_time(field: &str, value: &str) -> GatewayResult<i64> {
+    if let Ok(ms) = value.parse::<i64>() {
+        return Ok(ms);
+    }
+    DateTime::parse_from_rfc3339(value)
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| {
+            GatewayError::invalid(format!(
+                "{field} must be an RFC 3339 time (2026-11-27T10:00:00Z) or Unix milliseconds"
+            ))
+        })
+}
+
+pub(crate) fn snapshot_json(s: pb::ServiceSnapshot) -> SnapshotJson {
+    SnapshotJson {
+        scraped_at: rfc3339(s.scraped_at_ms),
+        service: s.service,
+        scraped_at_ms: s.scraped_at_ms,
+        up: s.up,
+        memory_mb: s.memory_mb,
+        cpu_percent: s.cpu_percent,
+        request_count: s.request_count,
+        error_count: s.error_count,
+        throughput_rps: s.throughput_rps,
+        p50_ms: s.p50_ms,
+        p99_ms: s.p99_ms,
+        error: Some(s.error).filter(|e| !e.is_empty()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn times_are_rfc3339_or_unix_ms() {
+        assert_eq!(parse_time("from", "1795000000123").unwrap(), 1_795_000_000_123);
+        assert_eq!(
+            parse_time("from", "2026-11-18T11:06:40.123Z").unwrap(),
+            1_795_000_000_123
+        );
+        let err = parse_time("to", "yesterday").unwrap_err();
+        assert!(err.to_string().starts_with("to must be"), "{err}");
+    }
+}
