@@ -124,7 +124,8 @@ async fn run(args: Vec<String>) -> Result<bool, String> {
         "mock-llm" => rumors::mock(&options).await,
         "talk" => rumors::talk(&options).await,
         _ => Err(
-            "usage: vdm-load get|device-auth|seed|baseline|sockets|payload|mock-llm|talk ... (see the source's header)".to_owned(),
+            "usage: vdm-load get|device-auth|seed|baseline|sockets|payload|mock-llm|talk ... (see the source's header)"
+                .to_owned(),
         ),
     }
 }

@@ -132,7 +132,9 @@ pub async fn talk(options: &Options) -> Result<bool, String> {
                 };
                 let sent = Instant::now();
                 let path = format!("/v1/npcs/{npc}/talk");
-                let (status, value) = conn.send("POST", &path, Some(&tokens[player]), Some("{}".into())).await?;
+                let (status, value) = conn
+                    .send("POST", &path, Some(&tokens[player]), Some("{}".into()))
+                    .await?;
                 latencies.push(sent.elapsed());
                 if !status.is_success() {
                     return Err(format!("{path}: {status} {value}"));
@@ -186,8 +188,12 @@ async fn upstream_calls(stats_url: Option<&str>) -> Result<Option<u64>, String> 
     let Some(url) = stats_url else {
         return Ok(None);
     };
-    let rest = url.strip_prefix("http://").ok_or("--stats-url must start with http://")?;
-    let (authority, path) = rest.split_once('/').map_or((rest, "/"), |(a, _)| (a, &url[7 + a.len()..]));
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or("--stats-url must start with http://")?;
+    let (authority, path) = rest
+        .split_once('/')
+        .map_or((rest, "/"), |(a, _)| (a, &url[7 + a.len()..]));
     let mut conn = Conn::open(authority).await?;
     let (_, value) = conn.send("GET", path, None, None).await?;
     Ok(value["calls"].as_u64())
@@ -236,7 +242,12 @@ impl Conn {
         self.sender.ready().await.map_err(|e| e.to_string())?;
         let response = self.sender.send_request(request).await.map_err(|e| e.to_string())?;
         let status = response.status();
-        let bytes = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
         let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         Ok((status, value))
     }
