@@ -15,6 +15,7 @@ use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
+use crate::breaker::Breaker;
 use crate::tower::delay::DelayLayer;
 use crate::tower::rpc_client::{RpcClient, RpcClientLayer};
 use crate::tower::rpc_server::RpcServerLayer;
@@ -109,7 +110,8 @@ pub type GrpcChannel = RpcClient<HttpChannel>;
 ///
 /// The channel reconnects by itself after the service restarts; every call
 /// gets `timeout` as its deadline, and a call that cannot reach the service
-/// fails with `Unavailable`.
+/// fails with `Unavailable`. A [`Breaker`] per channel fails calls fast while
+/// the service keeps being unreachable.
 pub fn channel(address: &str, timeout: Duration) -> Result<GrpcChannel, GrpcError> {
     let invalid = || GrpcError::InvalidAddress(address.to_owned());
     let uri: http::Uri = address.parse().map_err(|_| invalid())?;
@@ -129,6 +131,7 @@ pub fn channel(address: &str, timeout: Duration) -> Result<GrpcChannel, GrpcErro
         .build(connector);
     let channel = HttpChannel {
         client,
+        breaker: Breaker::new(authority.as_str()),
         scheme,
         authority,
         timeout,
@@ -142,6 +145,7 @@ pub fn channel(address: &str, timeout: Duration) -> Result<GrpcChannel, GrpcErro
 #[derive(Clone)]
 pub struct HttpChannel {
     client: Client<HttpConnector, tonic::body::Body>,
+    breaker: Breaker,
     scheme: http::uri::Scheme,
     authority: http::uri::Authority,
     timeout: Duration,
@@ -167,21 +171,40 @@ impl tower::Service<http::Request<tonic::body::Body>> for HttpChannel {
             }
         }
         let authority = self.authority.clone();
+        let ticket = match self.breaker.call() {
+            Ok(ticket) => ticket,
+            Err(wait) => {
+                return Box::pin(async move {
+                    Err(tonic::Status::unavailable(format!(
+                        "{authority} is failing: circuit open, next try in {} ms",
+                        wait.as_millis()
+                    ))
+                    .into())
+                });
+            }
+        };
         let call = self.client.request(request);
         let timeout = self.timeout;
         Box::pin(async move {
             match tokio::time::timeout(timeout, call).await {
-                Ok(Ok(response)) => Ok(response),
+                Ok(Ok(response)) => {
+                    ticket.succeeded();
+                    Ok(response)
+                }
                 Ok(Err(err)) => {
+                    ticket.failed();
                     let cause = std::error::Error::source(&err)
                         .map(|c| c.to_string())
                         .unwrap_or_default();
                     Err(tonic::Status::unavailable(format!("{authority} unreachable: {err} {cause}")).into())
                 }
-                Err(_) => Err(tonic::Status::deadline_exceeded(format!(
-                    "{authority} did not answer within {timeout:?}"
-                ))
-                .into()),
+                Err(_) => {
+                    ticket.failed();
+                    Err(
+                        tonic::Status::deadline_exceeded(format!("{authority} did not answer within {timeout:?}"))
+                            .into(),
+                    )
+                }
             }
         })
     }

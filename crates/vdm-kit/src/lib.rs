@@ -14,12 +14,14 @@
 //! - [`page`]: opaque keyset-pagination cursors and page limits.
 //! - [`grpc`]: serve a service with health, reflection and observability;
 //!   connect to one.
+//! - [`breaker`]: the circuit breaker in front of every client channel.
 //! - [`tower`]: the gRPC server and client layers.
 //! - [`admin`]: `/health`, `/ready`, `/metrics` for service processes.
 //! - [`validate`]: field checks naming the field, request fingerprints.
 //! - [`shutdown`]: the SIGTERM/Ctrl-C signal and the cancellation token.
 
 pub mod admin;
+pub mod breaker;
 pub mod bus;
 pub mod cache;
 pub mod config;

@@ -120,6 +120,9 @@ pub struct Options {
 }
 
 pub struct TestApp {
+    /// The closed port every service address points at
+    /// (`spawn_gateway_without_services` only).
+    pub down_port: Option<u16>,
     pub addr: SocketAddr,
     /// The services' gRPC addresses (None: left down).
     pub world_addr: Option<SocketAddr>,
@@ -439,6 +442,7 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
         running: Some(running),
         cleanup,
         setup: Some((services, gateway)),
+        down_port: None,
     })
 }
 
@@ -525,6 +529,7 @@ pub async fn spawn_gateway_without_services() -> TestApp {
         running: None,
         cleanup: Cleanup::Dir(dir),
         setup: None,
+        down_port: Some(closed_port),
     }
 }
 
@@ -558,6 +563,7 @@ impl TestApp {
             running: None,
             cleanup: Cleanup::None,
             setup: None,
+            down_port: None,
         }
     }
 
@@ -674,6 +680,7 @@ impl TestApp {
             running: Some(running),
             cleanup,
             setup: Some((services, gateway)),
+            down_port: None,
         }
     }
 

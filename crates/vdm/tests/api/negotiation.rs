@@ -290,6 +290,43 @@ async fn a_service_that_is_down_gives_503_with_retry_after() {
     app.finish().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_that_stays_down_trips_the_circuit_and_fails_fast() {
+    let app = spawn_gateway_without_services().await;
+    let (_, token) = app.sign_in("patient").await;
+    // The first calls try to connect and fail; then the breaker opens.
+    for _ in 0..vdm_kit::breaker::TRIP_AFTER {
+        app.get("/v1/quests/1", &token).await.assert_error(503, "unavailable");
+    }
+    let started = std::time::Instant::now();
+    for _ in 0..20 {
+        let response = app.get("/v1/quests/1", &token).await;
+        response.assert_error(503, "unavailable");
+        assert_eq!(response.header("retry-after"), Some("1"));
+    }
+    let each = started.elapsed() / 20;
+    assert!(
+        each < std::time::Duration::from_millis(50),
+        "failed fast: {each:?} per request"
+    );
+    let target = format!("127.0.0.1:{}", app.down_port.unwrap());
+    let metrics = app.send(Method::GET, "/metrics", &[], Vec::new()).await;
+    let text = String::from_utf8_lossy(&metrics.body);
+    let open = format!("vdm_grpc_client_circuit_open{{target=\"{target}\"}} 1");
+    assert!(text.lines().any(|l| l == open), "{open} in /metrics");
+    let rejected = format!("vdm_grpc_client_circuit_rejections_total{{target=\"{target}\"}} ");
+    let count: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix(&rejected))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0);
+    assert!(
+        count >= 10,
+        "most of the 20 calls failed fast without connecting: {count}"
+    );
+    app.finish().await;
+}
+
 async fn rate_limits_answer_429_with_retry_after(backend: Backend) {
     // Small buckets that barely refill, so the test does not depend on how
     // fast this machine sends requests.
