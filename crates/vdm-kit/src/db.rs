@@ -153,12 +153,55 @@ fn sqlite_path(url: &str) -> Option<&str> {
 /// Tells whether a database error means the database is unreachable or
 /// overloaded (worth a retry) rather than a bad statement.
 pub fn is_unavailable(err: &DbErr) -> bool {
-    matches!(err, DbErr::ConnectionAcquire(_) | DbErr::Conn(_))
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Query(sea_orm::RuntimeErr::SqlxError(e)) | DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e)) => {
+            sqlx_unavailable(e)
+        }
+        _ => false,
+    }
+}
+
+/// A statement that failed because the server went away mid-way (a
+/// restart, a failover, a dropped connection) rather than because of the
+/// statement: worth a retry once the pool has reconnected.
+fn sqlx_unavailable(err: &sea_orm::sqlx::Error) -> bool {
+    use sea_orm::sqlx::Error;
+    match err {
+        Error::Io(_)
+        | Error::Tls(_)
+        | Error::Protocol(_)
+        | Error::PoolTimedOut
+        | Error::PoolClosed
+        | Error::WorkerCrashed => true,
+        // SQLSTATE class 08 (connection exception) and 57P0x (the server
+        // is shutting down, crashed, or not accepting connections yet).
+        Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        _ => false,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lost_connections_are_unavailable_and_bad_statements_are_not() {
+        use sea_orm::RuntimeErr;
+        use sea_orm::sqlx::Error;
+        use std::sync::Arc;
+        let sqlx = |e: Error| DbErr::Query(RuntimeErr::SqlxError(Arc::new(e)));
+        assert!(is_unavailable(&sqlx(Error::PoolTimedOut)));
+        assert!(is_unavailable(&sqlx(Error::Io(std::io::Error::from(
+            std::io::ErrorKind::ConnectionReset
+        )))));
+        assert!(is_unavailable(&DbErr::Conn(RuntimeErr::Internal("refused".into()))));
+        assert!(!is_unavailable(&sqlx(Error::RowNotFound)));
+        assert!(!is_unavailable(&DbErr::Query(RuntimeErr::Internal("syntax".into()))));
+        assert!(!is_unavailable(&DbErr::RecordNotFound("x".into())));
+    }
 
     #[test]
     fn finds_the_sqlite_file() {
