@@ -40,6 +40,12 @@ pub struct GatewayConfig {
     pub session_ttl: Duration,
     /// How long a refresh token is valid (`VDM_REFRESH_TTL_SECS`, default 30 days).
     pub refresh_ttl: Duration,
+    /// How long the gateway keeps serving after SIGTERM with `/ready`
+    /// answering 503, before it stops accepting connections
+    /// (`VDM_SHUTDOWN_DELAY_MS`, default 0: in Kubernetes the pod's preStop
+    /// sleep does this; elsewhere, set it to your load balancer's health
+    /// check interval).
+    pub shutdown_delay: Duration,
     /// The longest a request may take before a 504 (`VDM_REQUEST_TIMEOUT_MS`, default 10 s).
     pub request_timeout: Duration,
     /// The largest request body accepted before a 413 (`VDM_BODY_LIMIT_BYTES`, default 1 MiB).
@@ -124,6 +130,7 @@ impl GatewayConfig {
             session_ttl: env.secs_or("VDM_SESSION_TTL_SECS", Duration::from_secs(3600))?,
             refresh_ttl: env.secs_or("VDM_REFRESH_TTL_SECS", Duration::from_secs(30 * 24 * 3600))?,
             request_timeout: env.millis_or("VDM_REQUEST_TIMEOUT_MS", Duration::from_secs(10))?,
+            shutdown_delay: Duration::from_millis(env.parse_or("VDM_SHUTDOWN_DELAY_MS", 0u64)?),
             body_limit,
             database: DatabaseConfig::from_env(env, "gateway", data_dir)?,
             cache: CacheConfig::from_env(env)?,

@@ -90,6 +90,7 @@ pub struct App {
     listener: TcpListener,
     router: Router,
     shutdown: CancellationToken,
+    shutdown_delay: std::time::Duration,
 }
 
 impl App {
@@ -186,6 +187,7 @@ impl App {
             listener,
             router,
             shutdown,
+            shutdown_delay: config.shutdown_delay,
         })
     }
 
@@ -196,8 +198,10 @@ impl App {
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
-    /// Serves until the shutdown token is cancelled, then lets in-flight
-    /// requests finish.
+    /// Serves until the shutdown token is cancelled; then `/ready` answers
+    /// 503 and sockets are told to reconnect (1012) at once, new requests
+    /// are still served for the shutdown delay, and then the listener
+    /// closes and in-flight requests finish.
     pub async fn run(self) -> GatewayResult<()> {
         tracing::info!(addr = %self.local_addr(), "gateway listening");
         let listener = self.listener.tap_io(|tcp| {
@@ -206,11 +210,24 @@ impl App {
         });
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(listener, service)
-            .with_graceful_shutdown(self.shutdown.cancelled_owned())
+            .with_graceful_shutdown(drain(self.shutdown, self.shutdown_delay))
             .await?;
         tracing::info!("gateway stopped");
         Ok(())
     }
+}
+
+/// Completes `delay` after the shutdown token is cancelled.
+async fn drain(shutdown: CancellationToken, delay: std::time::Duration) {
+    shutdown.cancelled().await;
+    if !delay.is_zero() {
+        tracing::info!(
+            delay_ms = delay.as_millis() as u64,
+            "shutting down: readiness off, still serving"
+        );
+        tokio::time::sleep(delay).await;
+    }
+    tracing::info!("shutting down: no new connections, finishing in-flight requests");
 }
 
 /// Builds the router with every route and the middleware stack.
