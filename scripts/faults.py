@@ -202,6 +202,7 @@ class Load:
         self.samples: list[tuple[float, str, int, float]] = []  # (t, kind, status, seconds)
         self.acked: dict[str, list[int]] = {"quest": [], "player": [], "rumor": []}
         self.bad: list[str] = []
+        self.examples: dict[tuple[str, int], str] = {}
         self.threads: list[threading.Thread] = []
         self.t0 = time.monotonic()
 
@@ -214,6 +215,8 @@ class Load:
     def record(self, kind: str, status: int, secs: float, value) -> None:
         with self.lock:
             self.samples.append((time.monotonic() - self.t0, kind, status, secs))
+            if not 200 <= status < 300:
+                self.examples.setdefault((kind, status), json.dumps(value)[:160])
             if status >= 500 and status != 503:
                 self.bad.append(f"{kind}: {status} {json.dumps(value)[:200]}")
             elif status == 503 and not (isinstance(value, dict) and "error" in value):
@@ -366,9 +369,13 @@ def main() -> int:
         seed_port = free_port()
         procs.start("seed", ["all"], {**common, "VDM_HTTP_ADDR": f"127.0.0.1:{seed_port}",
                                       "VDM_DATA_DIR": str(work / "data")})
-        if not wait_http(f"http://127.0.0.1:{seed_port}/ready", 60):
-            fail("vdm all (seeding) did not become ready")
-            return 1
+        deadline = time.monotonic() + 120
+        # Ready is printed once the demo seed is done (/ready answers earlier).
+        while b"vdm is ready" not in (work / "seed.log").read_bytes():
+            if time.monotonic() > deadline or procs.procs["seed"].poll() is not None:
+                fail("vdm all (seeding the demo world) did not finish")
+                return 1
+            time.sleep(0.1)
         procs.kill("seed", signal.SIGTERM)
         procs.wait("seed", 15)
 
@@ -468,6 +475,11 @@ def main() -> int:
              f"during the restart: {summarize(during)}; from 3 s after: {len(after)} requests, "
              f"{len(bad_after)} not 2xx (pools reconnected, no process restarted)")
 
+        # Until the gateway itself goes, no request may fail below HTTP.
+        dropped = [x for x in load.window(0, load.now()) if x[2] == 0]
+        step("no connection refused or reset while the gateway runs", 0, load.now(), not dropped,
+             f"{len(dropped)} requests without an HTTP answer before the gateway's SIGTERM")
+
         # 4. SIGTERM to the gateway under load, a WebSocket open.
         status, _, value, _ = http.call("POST", "/v1/auth/device", {"device_id": "fault-ws"})
         sock = ws_connect(http_port, value["session_token"])
@@ -483,10 +495,12 @@ def main() -> int:
         took = time.monotonic() - term_at
         load.finish()
         in_flight_errors = [s for s in load.window(t, load.now()) if s[2] >= 500 and s[2] != 503]
+        refused = len([s for s in load.window(t, load.now()) if s[2] == 0])
         ok = code == 1012 and exit_code == 0 and took < 15 and not in_flight_errors and 503 in ready_states
         step("gateway SIGTERM under load", t, load.now(), ok,
              f"/ready while draining: {sorted(set(ready_states))}; WebSocket close code {code}; "
-             f"exit {exit_code} after {took:.1f} s; 5xx other than 503: {len(in_flight_errors)}")
+             f"exit {exit_code} after {took:.1f} s; 5xx other than 503: {len(in_flight_errors)}; "
+             f"requests refused once the listener closed: {refused}")
 
         # Every acknowledged write is in the database.
         checks = {"quest": ("quest.quests", "id"), "player": ("gateway.players", "id"),
@@ -507,6 +521,8 @@ def main() -> int:
              ", ".join(f"{k}: {v['acknowledged']} acked / {v['missing']} missing" for k, v in results["acked"].items()))
         for line in load.bad[:20]:
             fail(f"request: {line}")
+        for (kind, status), example in sorted(load.examples.items()):
+            log(f"first {status} of {kind}: {example}")
         results["requests"] = summarize(load.samples)
         log(f"all requests: {results['requests']}")
     except Exception as err:  # noqa: BLE001 - the drill reports any failure

@@ -11,6 +11,8 @@
 //! vdm-load payload URL PATH [--token T]        bytes of PATH as JSON/MessagePack, each compressed
 //! vdm-load mock-llm --addr A [--delay-ms D]    a slow chat-completions upstream that counts calls
 //! vdm-load talk URL --players A-B --npcs C-D [--stats-url U]
+//! vdm-load clients URL --clients N --duration S [--pid P]
+//!                                             a population of Unity clients, mixed requests + a socket each
 //!                                             every player talks to every NPC; latency, upstream calls
 //! ```
 //!
@@ -24,6 +26,7 @@
 //! any request failed.
 
 mod baseline;
+mod clients;
 mod engine;
 mod payload;
 mod rumors;
@@ -123,8 +126,9 @@ async fn run(args: Vec<String>) -> Result<bool, String> {
         "payload" => payload::run(&options).await,
         "mock-llm" => rumors::mock(&options).await,
         "talk" => rumors::talk(&options).await,
+        "clients" => clients::run(&options).await,
         _ => Err(
-            "usage: vdm-load get|device-auth|seed|baseline|sockets|payload|mock-llm|talk ... (see the source's header)"
+            "usage: vdm-load get|device-auth|seed|baseline|sockets|payload|mock-llm|talk|clients ... (see the source's header)"
                 .to_owned(),
         ),
     }

@@ -200,13 +200,13 @@ async fn upstream_calls(stats_url: Option<&str>) -> Result<Option<u64>, String> 
 }
 
 /// One HTTP/1.1 connection.
-struct Conn {
+pub(crate) struct Conn {
     sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
     authority: String,
 }
 
 impl Conn {
-    async fn open(authority: &str) -> Result<Conn, String> {
+    pub(crate) async fn open(authority: &str) -> Result<Conn, String> {
         let stream = TcpStream::connect(authority)
             .await
             .map_err(|e| format!("connect {authority}: {e}"))?;
@@ -221,7 +221,7 @@ impl Conn {
         })
     }
 
-    async fn send(
+    pub(crate) async fn send(
         &mut self,
         method: &str,
         path: &str,

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Sustained mixed load: a population of Unity clients (vdm-load clients:
+# device auth, bootstrap, quest reads and accept/abandon, NPC reads and
+# talks, telemetry uploads, an open socket each) against `vdm all` on
+# Postgres and Redis, for a fixed time; prints throughput, latency per kind,
+# errors, and RSS every 5 s with its growth after warm-up.
+# Uses a fresh database (vdm_mixed) and Redis key prefix, dropped at the end.
+# Rate limits are off (VDM_RATE_LIMITS=off): every client signs in from one IP.
+#
+#   load-tests/mixed.sh [duration_s] [clients] [think_ms]
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+duration="${1:-120}"
+clients="${2:-200}"
+think="${3:-200}"
+
+cargo build --release --locked -p vdm -p vdm-load >&2
+vdm=target/release/vdm
+load=target/release/vdm-load
+work="$(mktemp -d)"
+port=18082
+db=vdm_mixed
+prefix="mixed$(date +%s)"
+admin="bench-admin-token-0123456789"
+cleanup() {
+  [[ -n "${vdm_pid:-}" ]] && kill "${vdm_pid}" 2>/dev/null && wait "${vdm_pid}" 2>/dev/null || true
+  psql -h 127.0.0.1 -U postgres -d test -qc "DROP DATABASE IF EXISTS ${db}" >/dev/null 2>&1 || true
+  redis-cli -h 127.0.0.1 --scan --pattern "${prefix}:*" | xargs -r redis-cli -h 127.0.0.1 del >/dev/null 2>&1 || true
+  rm -rf "${work}"
+}
+trap cleanup EXIT
+
+psql -h 127.0.0.1 -U postgres -d test -qc "DROP DATABASE IF EXISTS ${db}" >/dev/null
+psql -h 127.0.0.1 -U postgres -d test -qc "CREATE DATABASE ${db}" >/dev/null
+
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
+echo "vdm: $(git rev-parse --short HEAD), release build; Postgres + Redis; ${clients} clients, ${duration} s, think ${think} ms"
+echo
+
+VDM_DATA_DIR="${work}/data" VDM_HTTP_ADDR="127.0.0.1:${port}" VDM_ADMIN_TOKEN="${admin}" \
+  VDM_JWT_SECRET="bench-jwt-secret-0123456789abcdef0123456789" VDM_LOG=warn VDM_RATE_LIMITS=off \
+  DATABASE_URL="postgres://postgres@127.0.0.1:5432/${db}" REDIS_URL="redis://127.0.0.1:6379" \
+  VDM_CACHE_PREFIX="${prefix}" VDM_METRICS_INTERVAL_SECS=10 \
+  "${vdm}" >"${work}/vdm.log" 2>&1 &
+vdm_pid=$!
+until curl -fs "http://127.0.0.1:${port}/ready" >/dev/null 2>&1; do sleep 0.05; done
+echo "idle RSS after start: $(awk '/VmRSS/ {printf "%.1f MB", $2/1024}' /proc/${vdm_pid}/status)"
+
+"${load}" clients "http://127.0.0.1:${port}" --clients "${clients}" --duration "${duration}" \
+  --think-ms "${think}" --pid "${vdm_pid}"
+echo
+echo "errors in the vdm log: $(grep -c ' ERROR ' "${work}/vdm.log" || true)"

@@ -1,0 +1,240 @@
+//! `vdm-load clients URL --clients N --duration S [--think-ms T] [--pid P] [--region R]`:
+//! a population of Unity clients. Each signs a device in, opens a socket
+//! (subscribed to its region) and, until the end, every `T` ms (±50 %):
+//! loads the bootstrap (10 %), reads a quest (25 %) or an NPC (15 %),
+//! accepts or abandons its quest in turn (15 %), talks to an NPC (25 %), or
+//! uploads a batch of 10 telemetry samples (10 %). Prints, per kind, the
+//! requests, non-2xx answers, p50/p99/max latency, the pushes the sockets
+//! received, and the RSS of `--pid` every 5 s with its growth after warm-up
+//! (the first fifth of the run).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::Options;
+use crate::rumors::Conn;
+
+type Stats = BTreeMap<&'static str, (u64, u64, Vec<Duration>)>;
+
+/// Runs the population; `Ok(true)` when no request failed with a 5xx or a
+/// transport error.
+pub async fn run(options: &Options) -> Result<bool, String> {
+    let url = options.positional.first().ok_or("missing URL")?;
+    let authority = url
+        .strip_prefix("http://")
+        .ok_or("URL must start with http://")?
+        .trim_end_matches('/')
+        .to_owned();
+    let addr: SocketAddr = authority.parse().map_err(|_| "URL must be http://ip:port")?;
+    let clients: usize = options.num("clients", 100)?;
+    let duration = Duration::from_secs_f64(options.num("duration", 60.0)?);
+    let think = Duration::from_millis(options.num("think-ms", 200)?);
+    let pid: Option<u32> = options
+        .get("pid")
+        .map(|p| p.parse().map_err(|_| "--pid: not a number"))
+        .transpose()?;
+    let regions: i64 = options.num("regions", 4)?;
+
+    let pushes = Arc::new(AtomicU64::new(0));
+    let failures = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + duration;
+    let rss = tokio::spawn(sample_rss(pid, deadline));
+    let mut tasks = Vec::with_capacity(clients);
+    for i in 0..clients {
+        let (authority, pushes, failures) = (authority.clone(), pushes.clone(), failures.clone());
+        tasks.push(tokio::spawn(async move {
+            client(i, addr, authority, think, deadline, 1 + (i as i64 % regions), pushes, failures).await
+        }));
+        // Arrivals spread over the first second.
+        tokio::time::sleep(Duration::from_micros(1_000_000 / clients.max(1) as u64)).await;
+    }
+    let mut stats: Stats = BTreeMap::new();
+    for task in tasks {
+        let mine = task.await.map_err(|e| e.to_string())??;
+        for (kind, (count, errors, latencies)) in mine {
+            let entry = stats.entry(kind).or_default();
+            entry.0 += count;
+            entry.1 += errors;
+            entry.2.extend(latencies);
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let rss = rss.await.map_err(|e| e.to_string())?;
+
+    let total: u64 = stats.values().map(|s| s.0).sum();
+    println!(
+        "{clients} clients for {elapsed:.0} s (think {} ms): {total} requests, {:.0} req/s, {} socket pushes received",
+        think.as_millis(),
+        total as f64 / elapsed,
+        pushes.load(Ordering::Relaxed)
+    );
+    println!("{:<14} {:>8} {:>8} {:>9} {:>9} {:>9}", "kind", "requests", "non-2xx", "p50 ms", "p99 ms", "max ms");
+    for (kind, (count, errors, mut latencies)) in stats {
+        latencies.sort();
+        let pick = |q: f64| {
+            latencies
+                .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+                .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+        };
+        println!(
+            "{kind:<14} {count:>8} {errors:>8} {:>9.2} {:>9.2} {:>9.2}",
+            pick(0.5),
+            pick(0.99),
+            pick(1.0)
+        );
+    }
+    if !rss.is_empty() {
+        let line: Vec<String> = rss.iter().map(|(t, kb)| format!("{t}s {:.1}", *kb as f64 / 1024.0)).collect();
+        println!("RSS (MB) every 5 s: {}", line.join(", "));
+        let warm = rss.iter().find(|(t, _)| *t as f64 >= elapsed / 5.0).map(|(_, kb)| *kb);
+        if let (Some(warm), Some((_, last))) = (warm, rss.last()) {
+            println!(
+                "RSS after warm-up {:.1} MB, at the end {:.1} MB ({:+.1} MB)",
+                warm as f64 / 1024.0,
+                *last as f64 / 1024.0,
+                (*last as f64 - warm as f64) / 1024.0
+            );
+        }
+    }
+    let failed = failures.load(Ordering::Relaxed);
+    println!("5xx or transport failures: {failed}");
+    Ok(failed == 0)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn client(
+    i: usize,
+    addr: SocketAddr,
+    authority: String,
+    think: Duration,
+    deadline: Instant,
+    region: i64,
+    pushes: Arc<AtomicU64>,
+    failures: Arc<AtomicU64>,
+) -> Result<Stats, String> {
+    let mut stats: Stats = BTreeMap::new();
+    let mut conn = Conn::open(&authority).await?;
+    let body = format!(r#"{{"device_id":"mixed-client-{i}"}}"#);
+    let sent = Instant::now();
+    let (status, value) = conn.send("POST", "/v1/auth/device", None, Some(body)).await?;
+    record(&mut stats, "sign-in", status, sent.elapsed(), &failures);
+    let token = value["session_token"].as_str().ok_or("no session token")?.to_owned();
+
+    // The socket: subscribed to the client's region, counting pushes.
+    let stream = TcpStream::connect(addr).await.map_err(|e| format!("connect: {e}"))?;
+    let mut request = format!("ws://{authority}/v1/ws")
+        .into_client_request()
+        .map_err(|e| e.to_string())?;
+    let bearer = format!("Bearer {token}").parse().map_err(|_| "token header")?;
+    request.headers_mut().insert("authorization", bearer);
+    let (mut ws, _) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .map_err(|e| format!("upgrade: {e}"))?;
+    let subscribe = format!(r#"{{"id":"s","type":"subscribe","regions":[{region}]}}"#);
+    futures_util::SinkExt::send(&mut ws, tokio_tungstenite::tungstenite::Message::Text(subscribe.into()))
+        .await
+        .map_err(|e| e.to_string())?;
+    let reader = tokio::spawn(async move {
+        while let Some(Ok(message)) = ws.next().await {
+            if let tokio_tungstenite::tungstenite::Message::Text(text) = message
+                && text.contains(r#""type":"event""#)
+            {
+                pushes.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+
+    let mut rng = (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let quest = 1 + (i % 8) as u64;
+    let mut accepted = false;
+    while Instant::now() < deadline {
+        let jitter = think.as_millis() as u64 / 2 + next() % (think.as_millis() as u64 + 1);
+        tokio::time::sleep(Duration::from_millis(jitter)).await;
+        let roll = next() % 100;
+        let npc = 1 + next() % 32;
+        let (kind, method, path, body): (&'static str, &str, String, Option<String>) = match roll {
+            0..10 => ("bootstrap", "GET", format!("/v1/bootstrap?region_id={region}"), None),
+            10..35 => ("quest read", "GET", format!("/v1/quests/{}", 1 + next() % 8), None),
+            35..50 => ("npc read", "GET", format!("/v1/npcs/{npc}"), None),
+            50..65 if accepted => ("quest abandon", "POST", format!("/v1/me/quests/{quest}/abandon"), None),
+            50..65 => ("quest accept", "POST", format!("/v1/quests/{quest}/accept"), None),
+            65..90 => ("npc talk", "POST", format!("/v1/npcs/{npc}/talk"), Some("{}".to_owned())),
+            _ => ("telemetry", "POST", "/v1/telemetry/client".to_owned(), Some(telemetry(&mut next))),
+        };
+        let sent = Instant::now();
+        let status = match conn.send(method, &path, Some(&token), body).await {
+            Ok((status, _)) => status,
+            Err(_) => {
+                // The connection broke: count it, and reconnect.
+                failures.fetch_add(1, Ordering::Relaxed);
+                conn = Conn::open(&authority).await?;
+                continue;
+            }
+        };
+        if status.is_success() && kind.starts_with("quest a") {
+            accepted = !accepted;
+        }
+        record(&mut stats, kind, status, sent.elapsed(), &failures);
+    }
+    reader.abort();
+    Ok(stats)
+}
+
+fn record(stats: &mut Stats, kind: &'static str, status: http::StatusCode, took: Duration, failures: &AtomicU64) {
+    let entry = stats.entry(kind).or_default();
+    entry.0 += 1;
+    if !status.is_success() {
+        entry.1 += 1;
+    }
+    if status.is_server_error() {
+        failures.fetch_add(1, Ordering::Relaxed);
+    }
+    entry.2.push(took);
+}
+
+fn telemetry(next: &mut impl FnMut() -> u64) -> String {
+    let samples: Vec<String> = (0..10)
+        .map(|_| {
+            format!(
+                r#"{{"frame_time_ms":{}.{},"gc_collections":{},"memory_mb":{},"systems":{{"animation":1.5,"quest":0.3}}}}"#,
+                8 + next() % 20,
+                next() % 10,
+                next() % 2,
+                600 + next() % 400
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"client_version":"1.4.2","device_class":"desktop","samples":[{}]}}"#,
+        samples.join(",")
+    )
+}
+
+async fn sample_rss(pid: Option<u32>, deadline: Instant) -> Vec<(u64, u64)> {
+    let Some(pid) = pid else {
+        return Vec::new();
+    };
+    let started = Instant::now();
+    let mut samples = Vec::new();
+    while Instant::now() < deadline + Duration::from_secs(1) {
+        if let Some(kb) = crate::sockets::rss_kb(pid) {
+            samples.push((started.elapsed().as_secs(), kb));
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    samples
+}
