@@ -22,6 +22,8 @@ use crate::Options;
 use crate::rumors::Conn;
 
 type Stats = BTreeMap<&'static str, (u64, u64, Vec<Duration>)>;
+/// The first non-2xx answer of each (kind, status), to say what went wrong.
+type Examples = BTreeMap<(&'static str, u16), String>;
 
 /// Runs the population; `Ok(true)` when no request failed with a 5xx or a
 /// transport error.
@@ -51,14 +53,28 @@ pub async fn run(options: &Options) -> Result<bool, String> {
     for i in 0..clients {
         let (authority, pushes, failures) = (authority.clone(), pushes.clone(), failures.clone());
         tasks.push(tokio::spawn(async move {
-            client(i, addr, authority, think, deadline, 1 + (i as i64 % regions), pushes, failures).await
+            client(
+                i,
+                addr,
+                authority,
+                think,
+                deadline,
+                1 + (i as i64 % regions),
+                pushes,
+                failures,
+            )
+            .await
         }));
         // Arrivals spread over the first second.
         tokio::time::sleep(Duration::from_micros(1_000_000 / clients.max(1) as u64)).await;
     }
     let mut stats: Stats = BTreeMap::new();
+    let mut examples: Examples = BTreeMap::new();
     for task in tasks {
-        let mine = task.await.map_err(|e| e.to_string())??;
+        let (mine, seen) = task.await.map_err(|e| e.to_string())??;
+        for (key, example) in seen {
+            examples.entry(key).or_insert(example);
+        }
         for (kind, (count, errors, latencies)) in mine {
             let entry = stats.entry(kind).or_default();
             entry.0 += count;
@@ -76,7 +92,10 @@ pub async fn run(options: &Options) -> Result<bool, String> {
         total as f64 / elapsed,
         pushes.load(Ordering::Relaxed)
     );
-    println!("{:<14} {:>8} {:>8} {:>9} {:>9} {:>9}", "kind", "requests", "non-2xx", "p50 ms", "p99 ms", "max ms");
+    println!(
+        "{:<14} {:>8} {:>8} {:>9} {:>9} {:>9}",
+        "kind", "requests", "non-2xx", "p50 ms", "p99 ms", "max ms"
+    );
     for (kind, (count, errors, mut latencies)) in stats {
         latencies.sort();
         let pick = |q: f64| {
@@ -91,8 +110,14 @@ pub async fn run(options: &Options) -> Result<bool, String> {
             pick(1.0)
         );
     }
+    for ((kind, status), example) in &examples {
+        println!("first {status} of {kind}: {example}");
+    }
     if !rss.is_empty() {
-        let line: Vec<String> = rss.iter().map(|(t, kb)| format!("{t}s {:.1}", *kb as f64 / 1024.0)).collect();
+        let line: Vec<String> = rss
+            .iter()
+            .map(|(t, kb)| format!("{t}s {:.1}", *kb as f64 / 1024.0))
+            .collect();
         println!("RSS (MB) every 5 s: {}", line.join(", "));
         let warm = rss.iter().find(|(t, _)| *t as f64 >= elapsed / 5.0).map(|(_, kb)| *kb);
         if let (Some(warm), Some((_, last))) = (warm, rss.last()) {
@@ -119,8 +144,9 @@ async fn client(
     region: i64,
     pushes: Arc<AtomicU64>,
     failures: Arc<AtomicU64>,
-) -> Result<Stats, String> {
+) -> Result<(Stats, Examples), String> {
     let mut stats: Stats = BTreeMap::new();
+    let mut examples: Examples = BTreeMap::new();
     let mut conn = Conn::open(&authority).await?;
     let body = format!(r#"{{"device_id":"mixed-client-{i}"}}"#);
     let sent = Instant::now();
@@ -172,12 +198,28 @@ async fn client(
             35..50 => ("npc read", "GET", format!("/v1/npcs/{npc}"), None),
             50..65 if accepted => ("quest abandon", "POST", format!("/v1/me/quests/{quest}/abandon"), None),
             50..65 => ("quest accept", "POST", format!("/v1/quests/{quest}/accept"), None),
-            65..90 => ("npc talk", "POST", format!("/v1/npcs/{npc}/talk"), Some("{}".to_owned())),
-            _ => ("telemetry", "POST", "/v1/telemetry/client".to_owned(), Some(telemetry(&mut next))),
+            65..90 => (
+                "npc talk",
+                "POST",
+                format!("/v1/npcs/{npc}/talk"),
+                Some("{}".to_owned()),
+            ),
+            _ => (
+                "telemetry",
+                "POST",
+                "/v1/telemetry/client".to_owned(),
+                Some(telemetry(&mut next)),
+            ),
         };
         let sent = Instant::now();
         let status = match conn.send(method, &path, Some(&token), body).await {
-            Ok((status, _)) => status,
+            Ok((status, value)) => {
+                if !status.is_success() {
+                    let text: String = value.to_string().chars().take(160).collect();
+                    examples.entry((kind, status.as_u16())).or_insert(text);
+                }
+                status
+            }
             Err(_) => {
                 // The connection broke: count it, and reconnect.
                 failures.fetch_add(1, Ordering::Relaxed);
@@ -191,7 +233,7 @@ async fn client(
         record(&mut stats, kind, status, sent.elapsed(), &failures);
     }
     reader.abort();
-    Ok(stats)
+    Ok((stats, examples))
 }
 
 fn record(stats: &mut Stats, kind: &'static str, status: http::StatusCode, took: Duration, failures: &AtomicU64) {

@@ -36,6 +36,9 @@ pub struct Services {
     pub rumor: Option<RumorConfig>,
     /// The metrics service.
     pub metrics: Option<MetricsConfig>,
+    /// Seed the demo world (through the services' gRPC APIs) before the
+    /// gateway starts serving, so `/ready` never answers for an empty world.
+    pub seed_demo: bool,
 }
 
 /// The running apps of one process.
@@ -139,6 +142,20 @@ pub async fn start(
         None => None,
     };
 
+    if services.seed_demo {
+        let seeded = match (world_addr, npc_addr, quest_addr) {
+            (Some(world), Some(npc), Some(quest)) => crate::demo::seed(world, npc, quest, rumor_addr).await,
+            _ => Err(VdmError::Other(
+                "demo seed: the world, NPC and quest services must run here".to_owned(),
+            )),
+        };
+        if let Err(err) = seeded {
+            shutdown.cancel();
+            while tasks.join_next().await.is_some() {}
+            return Err(err);
+        }
+    }
+
     // Built now (the gateway needs its address), started once the gateway
     // is bound (its scraper needs the gateway's).
     let metrics_app = match &services.metrics {
@@ -161,6 +178,7 @@ pub async fn start(
                         ("world", world_addr),
                         ("npc", npc_addr),
                         ("quest", quest_addr),
+                        ("rumor", rumor_addr),
                         ("metrics", Some(app.local_addr())),
                     ],
                 ));
@@ -195,7 +213,7 @@ pub async fn start(
 /// gateway's); the scraper tells them apart by RPC package.
 fn in_process_targets(
     http_addr: SocketAddr,
-    services: [(&str, Option<SocketAddr>); 4],
+    services: [(&str, Option<SocketAddr>); 5],
 ) -> Vec<vdm_metrics::domain::targets::Target> {
     let url = format!("http://{http_addr}/metrics");
     std::iter::once("gateway")
@@ -247,6 +265,7 @@ pub async fn run(env: &Env, common: &Common, shutdown: CancellationToken) -> Res
             loopback("VDM_METRICS_GRPC_ADDR")?,
             &common.data_dir,
         )?),
+        seed_demo: env.bool_or("VDM_SEED_DEMO", true)?,
     };
 
     let generated_admin = env.secret("VDM_ADMIN_TOKEN").is_none();
@@ -265,18 +284,6 @@ pub async fn run(env: &Env, common: &Common, shutdown: CancellationToken) -> Res
     let gateway = GatewayConfig::from_env(env, &common.data_dir, overrides)?;
     let admin_token = gateway.admin_token.clone();
     let running = start(&services, gateway, shutdown.clone()).await?;
-
-    if env.bool_or("VDM_SEED_DEMO", true)? {
-        let seeded = match (running.world_addr, running.npc_addr, running.quest_addr) {
-            (Some(world), Some(npc), Some(quest)) => crate::demo::seed(world, npc, quest, running.rumor_addr).await,
-            _ => Err(VdmError::Other("demo seed: a service did not start".to_owned())),
-        };
-        if let Err(err) = seeded {
-            shutdown.cancel();
-            let _ = running.wait().await;
-            return Err(err);
-        }
-    }
 
     let url = format!("http://{}", running.http_addr);
     tracing::info!(%url, elapsed_ms = started.elapsed().as_millis() as u64, "vdm is ready");

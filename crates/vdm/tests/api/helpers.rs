@@ -389,6 +389,7 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
                     .expect("the repository's budgets parse")
             }),
         }),
+        seed_demo: false,
     };
     let gateway = GatewayConfig {
         http_addr: loopback,
