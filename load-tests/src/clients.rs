@@ -28,12 +28,7 @@ type Examples = BTreeMap<(&'static str, u16), String>;
 /// Runs the population; `Ok(true)` when no request failed with a 5xx or a
 /// transport error.
 pub async fn run(options: &Options) -> Result<bool, String> {
-    let url = options.positional.first().ok_or("missing URL")?;
-    let authority = url
-        .strip_prefix("http://")
-        .ok_or("URL must start with http://")?
-        .trim_end_matches('/')
-        .to_owned();
+    let authority = crate::authority(options.positional(0, "URL")?)?;
     let addr: SocketAddr = authority.parse().map_err(|_| "URL must be http://ip:port")?;
     let clients: usize = options.num("clients", 100)?;
     let duration = Duration::from_secs_f64(options.num("duration", 60.0)?);

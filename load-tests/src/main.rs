@@ -95,7 +95,7 @@ impl Options {
         }
     }
 
-    fn positional(&self, i: usize, what: &str) -> Result<&str, String> {
+    pub fn positional(&self, i: usize, what: &str) -> Result<&str, String> {
         self.positional
             .get(i)
             .map(String::as_str)
@@ -134,12 +134,17 @@ async fn run(args: Vec<String>) -> Result<bool, String> {
     }
 }
 
-fn plan(url: &str, options: &Options) -> Result<Plan, String> {
-    let authority = url
+/// The `host:port` of an `http://host:port[/]` URL.
+pub fn authority(url: &str) -> Result<String, String> {
+    Ok(url
         .strip_prefix("http://")
         .ok_or("URL must start with http://")?
         .trim_end_matches('/')
-        .to_owned();
+        .to_owned())
+}
+
+fn plan(url: &str, options: &Options) -> Result<Plan, String> {
+    let authority = authority(url)?;
     let rate: f64 = options.num("rate", 0.0)?;
     Ok(Plan {
         authority,

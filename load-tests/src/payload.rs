@@ -20,11 +20,7 @@ const CODINGS: [&str; 4] = ["identity", "gzip", "br", "zstd"];
 pub async fn run(options: &Options) -> Result<bool, String> {
     let url = options.positional(0, "URL")?;
     let path = options.positional(1, "PATH")?;
-    let authority = url
-        .strip_prefix("http://")
-        .ok_or("URL must start with http://")?
-        .trim_end_matches('/')
-        .to_owned();
+    let authority = crate::authority(url)?;
     let auth = options.get("token").map(|t| format!("Bearer {t}"));
     let stream = TcpStream::connect(&authority)
         .await

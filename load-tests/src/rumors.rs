@@ -82,12 +82,7 @@ async fn stats(State(counts): State<Arc<Counts>>) -> Json<Value> {
 
 /// Signs players in, then has each talk to each NPC; prints latencies.
 pub async fn talk(options: &Options) -> Result<bool, String> {
-    let url = options.positional.first().ok_or("missing URL")?;
-    let authority = url
-        .strip_prefix("http://")
-        .ok_or("URL must start with http://")?
-        .trim_end_matches('/')
-        .to_owned();
+    let authority = crate::authority(options.positional(0, "URL")?)?;
     let players = crate::parse_range(options.get("players").ok_or("--players A-B is required")?)?;
     let npcs = crate::parse_range(options.get("npcs").ok_or("--npcs A-B is required")?)?;
     let connections: usize = options.num("connections", 32)?;

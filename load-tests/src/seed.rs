@@ -15,12 +15,7 @@ use crate::Options;
 
 /// Seeds the quests; `Ok(true)` when every create succeeded.
 pub async fn run(options: &Options) -> Result<bool, String> {
-    let url = options.positional.first().ok_or("missing URL")?;
-    let authority = url
-        .strip_prefix("http://")
-        .ok_or("URL must start with http://")?
-        .trim_end_matches('/')
-        .to_owned();
+    let authority = crate::authority(options.positional(0, "URL")?)?;
     let token = options.get("admin-token").ok_or("--admin-token is required")?;
     let count: u64 = options.num("count", 10_000)?;
     let connections: u64 = options.num("connections", 16)?;

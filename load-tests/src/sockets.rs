@@ -30,12 +30,7 @@ use crate::Options;
 /// Runs the scenario; `Ok(true)` when every socket opened (and, for
 /// pushes, every push arrived).
 pub async fn run(options: &Options) -> Result<bool, String> {
-    let url = options.positional.first().ok_or("missing URL")?;
-    let authority = url
-        .strip_prefix("http://")
-        .ok_or("URL must start with http://")?
-        .trim_end_matches('/')
-        .to_owned();
+    let authority = crate::authority(options.positional(0, "URL")?)?;
     let addr: SocketAddr = authority.parse().map_err(|_| "URL must be http://ip:port")?;
     let sockets: usize = options.num("sockets", 1000)?;
     let sources: u8 = options.num("sources", 4)?;

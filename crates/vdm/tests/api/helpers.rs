@@ -233,6 +233,18 @@ fn unix_secs() -> u64 {
 
 /// Builds and starts the apps; `None` when the back end is unavailable and
 /// not required (the skip is printed).
+/// Every service up and the demo world seeded.
+pub async fn spawn_demo(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(
+        backend,
+        Options {
+            seed_demo: true,
+            ..Options::default()
+        },
+    )
+    .await
+}
+
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
     spawn_app_with(backend, Options::default()).await
 }

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::backend_tests;
-use crate::helpers::{ADMIN_TOKEN, Backend, Options, TestApp, spawn_app_with};
+use crate::helpers::{ADMIN_TOKEN, Backend, Options, TestApp, spawn_app_with, spawn_demo};
 
 backend_tests!(
     create_read_spread_and_list_what_npcs_know,
@@ -15,17 +15,6 @@ backend_tests!(
     rumors_born_of_world_events_start_with_witnesses,
     without_the_rumor_service_rumors_are_503_and_missing_from_the_bootstrap,
 );
-
-pub async fn demo(backend: Backend) -> Option<TestApp> {
-    spawn_app_with(
-        backend,
-        Options {
-            seed_demo: true,
-            ..Options::default()
-        },
-    )
-    .await
-}
 
 fn items(body: &Value) -> &Vec<Value> {
     body["items"].as_array().expect("items")
@@ -41,7 +30,7 @@ fn well() -> Value {
 }
 
 async fn create_read_spread_and_list_what_npcs_know(backend: Backend) {
-    let Some(app) = demo(backend).await else { return };
+    let Some(app) = spawn_demo(backend).await else { return };
     let (_, token) = app.sign_in("gossip-watcher").await;
 
     let created = app.post_json("/v1/rumors", Some(ADMIN_TOKEN), &well()).await;
@@ -138,7 +127,7 @@ async fn create_read_spread_and_list_what_npcs_know(backend: Backend) {
 }
 
 async fn bad_rumor_input_is_a_400_naming_the_field(backend: Backend) {
-    let Some(app) = demo(backend).await else { return };
+    let Some(app) = spawn_demo(backend).await else { return };
     let (_, token) = app.sign_in("vandal").await;
     let with = |change: Value| {
         let mut body = well();
@@ -244,7 +233,7 @@ async fn bad_rumor_input_is_a_400_naming_the_field(backend: Backend) {
 }
 
 async fn players_hear_rumors_by_talking_and_in_the_bootstrap(backend: Backend) {
-    let Some(app) = demo(backend).await else { return };
+    let Some(app) = spawn_demo(backend).await else { return };
     let (ana, ana_token) = app.sign_in("ana").await;
     let (_, bo_token) = app.sign_in("bo").await;
 
@@ -302,7 +291,7 @@ async fn players_hear_rumors_by_talking_and_in_the_bootstrap(backend: Backend) {
 }
 
 async fn ticks_spread_rumors_to_neighbours_within_their_cap(backend: Backend) {
-    let Some(app) = demo(backend).await else { return };
+    let Some(app) = spawn_demo(backend).await else { return };
     let (_, token) = app.sign_in("watcher").await;
     let mut total = 0;
     for seed in 1..=6 {
@@ -345,7 +334,7 @@ async fn ticks_spread_rumors_to_neighbours_within_their_cap(backend: Backend) {
 }
 
 async fn rumors_born_of_world_events_start_with_witnesses(backend: Backend) {
-    let Some(app) = demo(backend).await else { return };
+    let Some(app) = spawn_demo(backend).await else { return };
     let (_, token) = app.sign_in("chronicler").await;
     let events = app.get("/v1/world/events?region_id=3", &token).await.json();
     let event_id = items(&events)[0]["id"].as_i64().unwrap();

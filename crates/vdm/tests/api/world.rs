@@ -7,7 +7,7 @@ use tonic::Code;
 use vdm_proto::world::v1 as pb;
 
 use crate::backend_tests;
-use crate::helpers::{ADMIN_TOKEN, Backend, Options, TestApp, spawn_app_with};
+use crate::helpers::{ADMIN_TOKEN, Backend, Options, TestApp, spawn_app_with, spawn_demo};
 
 backend_tests!(
     regions_factions_time_and_events_of_the_demo_world,
@@ -16,23 +16,12 @@ backend_tests!(
     the_world_clock_survives_a_restart,
 );
 
-async fn demo(backend: Backend) -> Option<TestApp> {
-    spawn_app_with(
-        backend,
-        Options {
-            seed_demo: true,
-            ..Options::default()
-        },
-    )
-    .await
-}
-
 fn items(body: &Value) -> &Vec<Value> {
     body["items"].as_array().expect("items")
 }
 
 async fn regions_factions_time_and_events_of_the_demo_world(backend: Backend) {
-    let Some(app) = demo(backend).await else { return };
+    let Some(app) = spawn_demo(backend).await else { return };
     let (_, token) = app.sign_in("cartographer").await;
 
     let regions = app.get("/v1/world/regions", &token).await;
@@ -107,7 +96,7 @@ async fn regions_factions_time_and_events_of_the_demo_world(backend: Backend) {
 }
 
 async fn events_are_admin_only_validated_and_idempotent(backend: Backend) {
-    let Some(app) = demo(backend).await else { return };
+    let Some(app) = spawn_demo(backend).await else { return };
     let (_, token) = app.sign_in("herald").await;
     let event = json!({"kind": "battle", "text": "Wardens clash with smugglers on the quay.", "region_ids": [3, 2]});
 
@@ -192,7 +181,7 @@ async fn events_are_admin_only_validated_and_idempotent(backend: Backend) {
 }
 
 async fn region_and_faction_writes_show_at_once(backend: Backend) {
-    let Some(app) = demo(backend).await else { return };
+    let Some(app) = spawn_demo(backend).await else { return };
     let (_, token) = app.sign_in("surveyor").await;
     let mut world = app.world();
 
