@@ -44,6 +44,10 @@ pub struct GatewayConfig {
     pub request_timeout: Duration,
     /// The largest request body accepted before a 413 (`VDM_BODY_LIMIT_BYTES`, default 1 MiB).
     pub body_limit: usize,
+    /// How long a client may take to send a request's headers, and how long
+    /// an idle keep-alive connection is kept (`VDM_HEADER_READ_TIMEOUT_MS`,
+    /// default 10 s): slow or silent clients (slowloris) are cut off.
+    pub header_read_timeout: Duration,
     /// Where player accounts are kept (schema `gateway`).
     pub database: DatabaseConfig,
     /// Redis (for the event bus) or the in-process default.
@@ -111,6 +115,10 @@ impl GatewayConfig {
         if body_limit < 1024 {
             return Err(ConfigError::new("VDM_BODY_LIMIT_BYTES", "must be at least 1024"));
         }
+        let header_read_timeout = env.millis_or("VDM_HEADER_READ_TIMEOUT_MS", Duration::from_secs(10))?;
+        if header_read_timeout.is_zero() {
+            return Err(ConfigError::new("VDM_HEADER_READ_TIMEOUT_MS", "must be at least 1"));
+        }
         Ok(GatewayConfig {
             http_addr: env.parse_or("VDM_HTTP_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
             quest_url,
@@ -125,6 +133,7 @@ impl GatewayConfig {
             refresh_ttl: env.secs_or("VDM_REFRESH_TTL_SECS", Duration::from_secs(30 * 24 * 3600))?,
             request_timeout: env.millis_or("VDM_REQUEST_TIMEOUT_MS", Duration::from_secs(10))?,
             body_limit,
+            header_read_timeout,
             database: DatabaseConfig::from_env(env, "gateway", data_dir)?,
             cache: CacheConfig::from_env(env)?,
             realtime: realtime_from_env(env)?,

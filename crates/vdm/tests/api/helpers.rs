@@ -402,6 +402,7 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
         refresh_ttl: Duration::from_secs(3600),
         request_timeout: Duration::from_secs(10),
         body_limit: 64 * 1024,
+        header_read_timeout: Duration::from_secs(2),
         database: db("gateway"),
         cache: cache.clone(),
         realtime: RealtimeConfig {
@@ -500,6 +501,7 @@ pub async fn spawn_gateway_without_services() -> TestApp {
         refresh_ttl: Duration::from_secs(3600),
         request_timeout: Duration::from_secs(5),
         body_limit: 64 * 1024,
+        header_read_timeout: Duration::from_secs(2),
         database: DatabaseConfig::sqlite_file(&dir, "gateway"),
         cache: CacheConfig::in_process(),
         realtime: RealtimeConfig::default(),
