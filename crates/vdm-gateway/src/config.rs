@@ -231,6 +231,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn short_secrets_and_a_zero_header_timeout_are_refused() {
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut pairs = vec![
+                ("VDM_QUEST_URL", "http://q:1"),
+                ("VDM_NPC_URL", "http://n:1"),
+                ("VDM_WORLD_URL", "http://w:1"),
+                ("VDM_ADMIN_TOKEN", "0123456789abcdef"),
+                ("VDM_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ];
+            pairs.extend_from_slice(extra);
+            GatewayConfig::from_env(&Env::from_pairs(pairs), Path::new("d"), Overrides::default())
+        };
+        let config = with(&[]).unwrap();
+        assert_eq!(config.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(
+            with(&[("VDM_ADMIN_TOKEN", "short")]).unwrap_err().var,
+            "VDM_ADMIN_TOKEN"
+        );
+        assert_eq!(
+            with(&[("VDM_JWT_SECRET", "0123456789abcdef")]).unwrap_err().var,
+            "VDM_JWT_SECRET"
+        );
+        assert_eq!(
+            with(&[("VDM_HEADER_READ_TIMEOUT_MS", "0")]).unwrap_err().var,
+            "VDM_HEADER_READ_TIMEOUT_MS"
+        );
+    }
+
+    #[test]
     fn names_missing_and_bad_variables() {
         let err = GatewayConfig::from_env(&Env::default(), Path::new("d"), Overrides::default()).unwrap_err();
         assert_eq!(err.var, "VDM_QUEST_URL");
