@@ -111,7 +111,7 @@ async fn players_reach_only_their_own_rumors_progress_and_standing(backend: Back
     // Admin-only writes stay admin-only for players, and the admin token is
     // not a player.
     app.post_json(
-        &format!("/v1/rumors/1/spread"),
+        "/v1/rumors/1/spread",
         Some(&bo_token),
         &json!({"from_npc_id": 4, "to_npc_id": 5}),
     )
