@@ -5,19 +5,14 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::extract::ConnectInfo;
 use axum::extract::DefaultBodyLimit;
-use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::routing::{get, post};
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tonic::codec::CompressionEncoding;
 use tonic_health::pb::health_client::HealthClient;
-use tower::{ServiceBuilder, ServiceExt};
+use tower::ServiceBuilder;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{DefaultPredicate, Predicate, SizeAbove};
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -203,99 +198,15 @@ impl App {
     }
 
     /// Serves until the shutdown token is cancelled, then lets in-flight
-    /// requests finish.
-    ///
-    /// HTTP/1.1 (and WebSocket upgrades) through hyper's own connection
-    /// builder rather than `axum::serve`, which sets no timer: without one a
-    /// client that sends a header byte a second (slowloris), or nothing at
-    /// all, holds its connection forever. Here headers must arrive within
-    /// `header_read_timeout`, at most [`MAX_HEADERS`] of them in at most
-    /// [`MAX_HEAD_BYTES`] (431 beyond).
+    /// requests finish: HTTP/1.1 and WebSocket upgrades, with the header
+    /// read timeout and header limits of [`vdm_kit::serve`] (slow and
+    /// flooding clients are cut off).
     pub async fn run(self) -> GatewayResult<()> {
-        let addr = self.local_addr();
-        tracing::info!(addr = %addr, "gateway listening");
-        let App {
-            listener,
-            router,
-            shutdown,
-            header_read_timeout,
-        } = self;
-        let mut builder = hyper::server::conn::http1::Builder::new();
-        builder
-            .timer(TokioTimer::new())
-            .header_read_timeout(header_read_timeout)
-            .max_headers(MAX_HEADERS)
-            .max_buf_size(MAX_HEAD_BYTES);
-        // Every connection task holds a receiver; the server has stopped
-        // when the last one is dropped.
-        let (close_tx, close_rx) = tokio::sync::watch::channel(());
-        loop {
-            let (tcp, remote) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(pair) => pair,
-                    Err(err) => {
-                        accept_failed(err).await;
-                        continue;
-                    }
-                },
-                () = shutdown.cancelled() => break,
-            };
-            // Small request/response pairs: send without waiting for more.
-            let _ = tcp.set_nodelay(true);
-            // What `into_make_service_with_connect_info` would insert: the
-            // sign-in rate limit keys on the client address.
-            let service = router.clone().map_request(move |mut request: Request<Incoming>| {
-                request.extensions_mut().insert(ConnectInfo(remote));
-                request
-            });
-            let connection = builder
-                .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service))
-                .with_upgrades();
-            let (stopping, close_rx) = (shutdown.clone(), close_rx.clone());
-            tokio::spawn(async move {
-                let mut connection = std::pin::pin!(connection);
-                let result = tokio::select! {
-                    result = connection.as_mut() => result,
-                    () = stopping.cancelled() => {
-                        // Finish the request in flight, then close.
-                        connection.as_mut().graceful_shutdown();
-                        connection.await
-                    }
-                };
-                if let Err(err) = result {
-                    tracing::debug!(error = %err, "connection ended with an error");
-                }
-                drop(close_rx);
-            });
-        }
-        drop(listener);
-        drop(close_rx);
-        close_tx.closed().await;
+        tracing::info!(addr = %self.local_addr(), "gateway listening");
+        vdm_kit::serve::serve(self.listener, self.router, self.header_read_timeout, self.shutdown).await?;
         tracing::info!("gateway stopped");
         Ok(())
     }
-}
-
-/// The most request headers a client may send (hyper answers 431 beyond).
-pub const MAX_HEADERS: usize = 100;
-
-/// The largest request head (request line and headers) in bytes; also the
-/// connection's read buffer (431 beyond).
-pub const MAX_HEAD_BYTES: usize = 64 * 1024;
-
-/// Waits after a failed accept: a reset connection is the client's problem,
-/// anything else (out of file descriptors) is ours, and retrying at once
-/// would spin.
-async fn accept_failed(err: std::io::Error) {
-    use std::io::ErrorKind;
-    if matches!(
-        err.kind(),
-        ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
-    ) {
-        return;
-    }
-    tracing::error!(error = %err, "accepting a connection failed");
-    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
 }
 
 /// Builds the router with every route and the middleware stack.

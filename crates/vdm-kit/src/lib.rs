@@ -16,6 +16,8 @@
 //!   connect to one.
 //! - [`tower`]: the gRPC server and client layers.
 //! - [`admin`]: `/health`, `/ready`, `/metrics` for service processes.
+//! - [`serve`]: HTTP/1.1 serving with a header read timeout and header
+//!   limits (slow and flooding clients are cut off).
 //! - [`validate`]: field checks naming the field, request fingerprints.
 //! - [`shutdown`]: the SIGTERM/Ctrl-C signal and the cancellation token.
 
@@ -28,6 +30,7 @@ pub mod error;
 pub mod grpc;
 pub mod metrics;
 pub mod page;
+pub mod serve;
 pub mod shutdown;
 pub mod telemetry;
 pub mod tower;
