@@ -11,6 +11,7 @@
 //! as `ConnectInfo<SocketAddr>`.
 
 use std::io;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
@@ -26,8 +27,7 @@ use crate::shutdown::CancellationToken;
 /// The most request headers a client may send.
 pub const MAX_HEADERS: usize = 100;
 
-/// The largest request head (request line and headers) in bytes; also the
-/// connection's read buffer.
+/// The largest request head (request line and headers) in bytes.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// The header read timeout of listeners that have no setting of their own.
@@ -47,7 +47,7 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(header_read_timeout)
         .max_headers(MAX_HEADERS)
-        .max_buf_size(MAX_HEAD_BYTES);
+        .max_header_size(MAX_HEAD_BYTES);
     // Every connection task holds a receiver; the server has stopped when
     // the last one is dropped.
     let (close_tx, close_rx) = tokio::sync::watch::channel(());
@@ -107,4 +107,74 @@ async fn accept_failed(err: io::Error) {
     }
     tracing::error!(error = %err, "accepting a connection failed");
     tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::time::Instant;
+
+    use axum::routing::get;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    use super::*;
+
+    async fn start(timeout: Duration) -> (SocketAddr, CancellationToken, tokio::task::JoinHandle<io::Result<()>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = Router::new().route(
+            "/peer",
+            get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.ip().to_string() }),
+        );
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(serve(listener, router, timeout, shutdown.clone()));
+        (addr, shutdown, server)
+    }
+
+    async fn exchange(addr: SocketAddr, request: &[u8]) -> String {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let _ = stream.write_all(request).await;
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+            .await
+            .expect("answered and closed within 5 s");
+        String::from_utf8_lossy(&answer).into_owned()
+    }
+
+    #[tokio::test]
+    async fn answers_bounds_headers_and_cuts_slow_clients_off() {
+        let (addr, shutdown, server) = start(Duration::from_millis(300)).await;
+        let ok = exchange(addr, b"GET /peer HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").await;
+        assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+        assert!(ok.ends_with("127.0.0.1"), "ConnectInfo is set: {ok}");
+
+        let mut flood = String::from("GET /peer HTTP/1.1\r\nhost: x\r\n");
+        for i in 0..=MAX_HEADERS {
+            flood.push_str(&format!("x-{i}: {i}\r\n"));
+        }
+        flood.push_str("\r\n");
+        let answer = exchange(addr, flood.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+        let huge = format!(
+            "GET /peer HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n",
+            "a".repeat(MAX_HEAD_BYTES)
+        );
+        let answer = exchange(addr, huge.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+
+        // A silent client and a half-sent head are closed after the timeout.
+        let started = Instant::now();
+        exchange(addr, b"").await;
+        exchange(addr, b"GET /peer HTTP/1.1\r\nhost: x\r\nx-slow: a").await;
+        assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .expect("stops once cancelled")
+            .unwrap()
+            .unwrap();
+    }
 }
