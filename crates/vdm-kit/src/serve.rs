@@ -11,7 +11,6 @@
 //! as `ConnectInfo<SocketAddr>`.
 
 use std::io;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
@@ -113,6 +112,7 @@ async fn accept_failed(err: io::Error) {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+    use std::net::SocketAddr;
     use std::time::Instant;
 
     use axum::routing::get;
