@@ -604,7 +604,7 @@ fn cases() -> Vec<Case> {
             (403, "permission_denied", "admin"),
         ),
     ];
-    // Malformed JSON through the bootstrap's query string too.
+    // A required query parameter left out.
     cases.push(case(
         "bootstrap without region",
         get(),
