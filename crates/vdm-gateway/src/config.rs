@@ -50,6 +50,10 @@ pub struct GatewayConfig {
     pub request_timeout: Duration,
     /// The largest request body accepted before a 413 (`VDM_BODY_LIMIT_BYTES`, default 1 MiB).
     pub body_limit: usize,
+    /// How long a client may take to send a request's headers, and how long
+    /// an idle keep-alive connection is kept (`VDM_HEADER_READ_TIMEOUT_MS`,
+    /// default 10 s): slow or silent clients (slowloris) are cut off.
+    pub header_read_timeout: Duration,
     /// Where player accounts are kept (schema `gateway`).
     pub database: DatabaseConfig,
     /// Redis (for the event bus) or the in-process default.
@@ -117,6 +121,10 @@ impl GatewayConfig {
         if body_limit < 1024 {
             return Err(ConfigError::new("VDM_BODY_LIMIT_BYTES", "must be at least 1024"));
         }
+        let header_read_timeout = env.millis_or("VDM_HEADER_READ_TIMEOUT_MS", Duration::from_secs(10))?;
+        if header_read_timeout.is_zero() {
+            return Err(ConfigError::new("VDM_HEADER_READ_TIMEOUT_MS", "must be at least 1"));
+        }
         Ok(GatewayConfig {
             http_addr: env.parse_or("VDM_HTTP_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
             quest_url,
@@ -132,6 +140,7 @@ impl GatewayConfig {
             request_timeout: env.millis_or("VDM_REQUEST_TIMEOUT_MS", Duration::from_secs(10))?,
             shutdown_delay: Duration::from_millis(env.parse_or("VDM_SHUTDOWN_DELAY_MS", 0u64)?),
             body_limit,
+            header_read_timeout,
             database: DatabaseConfig::from_env(env, "gateway", data_dir)?,
             cache: CacheConfig::from_env(env)?,
             realtime: realtime_from_env(env)?,
@@ -227,6 +236,35 @@ pub fn generate_secret(bytes: usize) -> Result<Secret, crate::GatewayError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_secrets_and_a_zero_header_timeout_are_refused() {
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut pairs = vec![
+                ("VDM_QUEST_URL", "http://q:1"),
+                ("VDM_NPC_URL", "http://n:1"),
+                ("VDM_WORLD_URL", "http://w:1"),
+                ("VDM_ADMIN_TOKEN", "0123456789abcdef"),
+                ("VDM_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ];
+            pairs.extend_from_slice(extra);
+            GatewayConfig::from_env(&Env::from_pairs(pairs), Path::new("d"), Overrides::default())
+        };
+        let config = with(&[]).unwrap();
+        assert_eq!(config.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(
+            with(&[("VDM_ADMIN_TOKEN", "short")]).unwrap_err().var,
+            "VDM_ADMIN_TOKEN"
+        );
+        assert_eq!(
+            with(&[("VDM_JWT_SECRET", "0123456789abcdef")]).unwrap_err().var,
+            "VDM_JWT_SECRET"
+        );
+        assert_eq!(
+            with(&[("VDM_HEADER_READ_TIMEOUT_MS", "0")]).unwrap_err().var,
+            "VDM_HEADER_READ_TIMEOUT_MS"
+        );
+    }
 
     #[test]
     fn names_missing_and_bad_variables() {

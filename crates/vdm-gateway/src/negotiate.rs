@@ -14,6 +14,11 @@ use vdm_kit::ErrorCode;
 
 use crate::error::GatewayError;
 
+/// The deepest nesting a MessagePack body may have: serde_json's own
+/// recursion limit, so both formats refuse the same (deep) bodies before
+/// they cost stack.
+pub const MAX_DEPTH: usize = 128;
+
 /// The media type of MessagePack bodies.
 pub const MSGPACK: &str = "application/msgpack";
 
@@ -137,6 +142,20 @@ where
                 ));
             }
         };
+        // Request bodies are read as sent: a compressed one would only fail
+        // to decode with a confusing message (and decompressing would need
+        // its own bomb guard), so it is refused up front, by name.
+        if let Some(encoding) = req.headers().get(header::CONTENT_ENCODING) {
+            let encoding = String::from_utf8_lossy(encoding.as_bytes()).into_owned();
+            if !encoding.trim().eq_ignore_ascii_case("identity") {
+                return Err(GatewayError::api(
+                    ErrorCode::UnsupportedMediaType,
+                    format!(
+                        "Content-Encoding {encoding:?} is not supported for request bodies; send them uncompressed"
+                    ),
+                ));
+            }
+        }
         let bytes = Bytes::from_request(req, state).await.map_err(body_rejection)?;
         let value = match format {
             Format::Json => {
@@ -148,6 +167,7 @@ where
             }
             Format::Msgpack => {
                 let mut de = rmp_serde::Deserializer::from_read_ref(&bytes[..]);
+                de.set_max_depth(MAX_DEPTH);
                 serde_path_to_error::deserialize(&mut de).map_err(|e| invalid_body("MessagePack", e))?
             }
         };

@@ -8,12 +8,13 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tonic::codec::CompressionEncoding;
 use tonic_health::pb::health_client::HealthClient;
 use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{DefaultPredicate, Predicate, SizeAbove};
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -91,6 +92,7 @@ pub struct App {
     router: Router,
     shutdown: CancellationToken,
     shutdown_delay: std::time::Duration,
+    header_read_timeout: std::time::Duration,
 }
 
 impl App {
@@ -188,6 +190,7 @@ impl App {
             router,
             shutdown,
             shutdown_delay: config.shutdown_delay,
+            header_read_timeout: config.header_read_timeout,
         })
     }
 
@@ -201,17 +204,18 @@ impl App {
     /// Serves until the shutdown token is cancelled; then `/ready` answers
     /// 503 and sockets are told to reconnect (1012) at once, new requests
     /// are still served for the shutdown delay, and then the listener
-    /// closes and in-flight requests finish.
+    /// closes and in-flight requests finish. HTTP/1.1 and WebSocket
+    /// upgrades, with the header read timeout and header limits of
+    /// [`vdm_kit::serve`] (slow and flooding clients are cut off).
     pub async fn run(self) -> GatewayResult<()> {
         tracing::info!(addr = %self.local_addr(), "gateway listening");
-        let listener = self.listener.tap_io(|tcp| {
-            // Small request/response pairs: send without waiting for more.
-            let _ = tcp.set_nodelay(true);
+        let stop_accepting = CancellationToken::new();
+        let (shutdown, delay, stop) = (self.shutdown.clone(), self.shutdown_delay, stop_accepting.clone());
+        tokio::spawn(async move {
+            drain(shutdown, delay).await;
+            stop.cancel();
         });
-        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, service)
-            .with_graceful_shutdown(drain(self.shutdown, self.shutdown_delay))
-            .await?;
+        vdm_kit::serve::serve(self.listener, self.router, self.header_read_timeout, stop_accepting).await?;
         tracing::info!("gateway stopped");
         Ok(())
     }
@@ -322,6 +326,9 @@ fn layers(router: Router, config: &GatewayConfig) -> Router {
             // Every error becomes `{"error": ...}` (JSON or MessagePack),
             // including the bodiless ones of the layers below and the router.
             .layer(axum::middleware::from_fn(middleware::error_body))
+            // A handler that panics answers a JSON 500 (and a socket
+            // request its reply) instead of dropping the connection.
+            .layer(CatchPanicLayer::custom(panicked))
             // Token buckets per caller and route class: 429 + Retry-After.
             .layer(axum::middleware::from_fn_with_state(limiter, rate_limit::limit))
             // gzip, Brotli or zstd by Accept-Encoding, for bodies worth it.
@@ -337,4 +344,51 @@ fn layers(router: Router, config: &GatewayConfig) -> Router {
             // Bodies are buffered up to this size; beyond it, 413.
             .layer(DefaultBodyLimit::max(config.body_limit)),
     )
+}
+
+/// The answer of a handler that panicked: the uniform 500 body. The panic
+/// itself is printed by the panic hook; its message stays out of the answer.
+fn panicked(_panic: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    tracing::error!("request handler panicked");
+    GatewayError::Internal("request handler panicked".to_owned()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::path::Path;
+
+    use axum::body::Body;
+    use vdm_kit::config::Env;
+
+    use super::*;
+    use crate::config::Overrides;
+
+    async fn boom_handler() -> &'static str {
+        panic!("secret detail")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_a_json_500() {
+        let env = Env::from_pairs([
+            ("VDM_QUEST_URL", "http://q:1"),
+            ("VDM_NPC_URL", "http://n:1"),
+            ("VDM_WORLD_URL", "http://w:1"),
+            ("VDM_ADMIN_TOKEN", "0123456789abcdef"),
+            ("VDM_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("VDM_RATE_LIMITS", "off"),
+        ]);
+        let config = GatewayConfig::from_env(&env, Path::new("d"), Overrides::default()).unwrap();
+        let boom = Router::new().route("/boom", get(boom_handler));
+        let request = axum::http::Request::get("/boom").body(Body::empty()).unwrap();
+        let response = tower::ServiceExt::oneshot(layers(boom, &config), request)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "internal", "{body}");
+        assert_eq!(body["error"]["message"], "internal error", "{body}");
+    }
 }

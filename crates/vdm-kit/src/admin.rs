@@ -56,9 +56,7 @@ pub fn router(ready: ReadinessCheck, shutdown: CancellationToken) -> Router {
 /// Serves [`router`] on `listener` until `shutdown` is cancelled.
 pub async fn serve(listener: TcpListener, ready: ReadinessCheck, shutdown: CancellationToken) -> std::io::Result<()> {
     let app = router(ready, shutdown.clone());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    crate::serve::serve(listener, app, crate::serve::DEFAULT_HEADER_READ_TIMEOUT, shutdown).await
 }
 
 async fn health() -> Response {

@@ -17,6 +17,8 @@
 //! - [`breaker`]: the circuit breaker in front of every client channel.
 //! - [`tower`]: the gRPC server and client layers.
 //! - [`admin`]: `/health`, `/ready`, `/metrics` for service processes.
+//! - [`serve`]: HTTP/1.1 serving with a header read timeout and header
+//!   limits (slow and flooding clients are cut off).
 //! - [`validate`]: field checks naming the field, request fingerprints.
 //! - [`shutdown`]: the SIGTERM/Ctrl-C signal and the cancellation token.
 
@@ -30,6 +32,7 @@ pub mod error;
 pub mod grpc;
 pub mod metrics;
 pub mod page;
+pub mod serve;
 pub mod shutdown;
 pub mod telemetry;
 pub mod tower;

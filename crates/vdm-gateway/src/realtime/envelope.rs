@@ -96,9 +96,13 @@ pub fn decode(message: &Message) -> Result<Option<Incoming>, String> {
         Message::Text(text) => serde_json::from_str(text.as_str())
             .map(Some)
             .map_err(|e| format!("invalid JSON envelope: {e}")),
-        Message::Binary(bytes) => rmp_serde::from_slice(bytes)
-            .map(Some)
-            .map_err(|e| format!("invalid MessagePack envelope: {e}")),
+        Message::Binary(bytes) => {
+            let mut de = rmp_serde::Deserializer::from_read_ref(&bytes[..]);
+            de.set_max_depth(crate::negotiate::MAX_DEPTH);
+            Incoming::deserialize(&mut de)
+                .map(Some)
+                .map_err(|e| format!("invalid MessagePack envelope: {e}"))
+        }
         _ => Ok(None),
     }
 }

@@ -419,6 +419,7 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
         request_timeout: Duration::from_secs(10),
         shutdown_delay: Duration::ZERO,
         body_limit: 64 * 1024,
+        header_read_timeout: Duration::from_secs(2),
         database: db("gateway"),
         cache: cache.clone(),
         realtime: RealtimeConfig {
@@ -519,6 +520,7 @@ pub async fn spawn_gateway_without_services() -> TestApp {
         request_timeout: Duration::from_secs(5),
         shutdown_delay: Duration::ZERO,
         body_limit: 64 * 1024,
+        header_read_timeout: Duration::from_secs(2),
         database: DatabaseConfig::sqlite_file(&dir, "gateway"),
         cache: CacheConfig::in_process(),
         realtime: RealtimeConfig::default(),

@@ -4,7 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod access;
 mod auth;
+mod bad_input;
 mod bootstrap;
 mod dashboard;
 mod helpers;
