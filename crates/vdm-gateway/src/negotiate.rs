@@ -138,20 +138,25 @@ where
             }
         };
         let bytes = Bytes::from_request(req, state).await.map_err(body_rejection)?;
-        let value = match format {
-            Format::Json => {
-                let mut de = serde_json::Deserializer::from_slice(&bytes);
-                let value = serde_path_to_error::deserialize(&mut de).map_err(|e| invalid_body("JSON", e))?;
-                de.end()
-                    .map_err(|e| GatewayError::invalid(format!("invalid JSON body: {e}")))?;
-                value
-            }
-            Format::Msgpack => {
-                let mut de = rmp_serde::Deserializer::from_read_ref(&bytes[..]);
-                serde_path_to_error::deserialize(&mut de).map_err(|e| invalid_body("MessagePack", e))?
-            }
-        };
-        Ok(Body(value))
+        decode_body(format, &bytes).map(Body)
+    }
+}
+
+/// Decodes a request body of `format`: what the [`Body`] extractor does once
+/// the bytes are read. JSON must hold one value and nothing after it.
+pub fn decode_body<T: DeserializeOwned>(format: Format, bytes: &[u8]) -> Result<T, GatewayError> {
+    match format {
+        Format::Json => {
+            let mut de = serde_json::Deserializer::from_slice(bytes);
+            let value = serde_path_to_error::deserialize(&mut de).map_err(|e| invalid_body("JSON", e))?;
+            de.end()
+                .map_err(|e| GatewayError::invalid(format!("invalid JSON body: {e}")))?;
+            Ok(value)
+        }
+        Format::Msgpack => {
+            let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+            serde_path_to_error::deserialize(&mut de).map_err(|e| invalid_body("MessagePack", e))
+        }
     }
 }
 
@@ -203,12 +208,16 @@ pub struct QueryArgs<T>(pub T);
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryArgs<T> {
     type Rejection = GatewayError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<QueryArgs<T>, GatewayError> {
-        axum::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|axum::extract::Query(v)| QueryArgs(v))
-            .map_err(|e| GatewayError::invalid(e.body_text()))
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<QueryArgs<T>, GatewayError> {
+        decode_query(&parts.uri).map(QueryArgs)
     }
+}
+
+/// Decodes the query string of `uri`: what the [`QueryArgs`] extractor does.
+pub fn decode_query<T: DeserializeOwned>(uri: &axum::http::Uri) -> Result<T, GatewayError> {
+    axum::extract::Query::<T>::try_from_uri(uri)
+        .map(|axum::extract::Query(v)| v)
+        .map_err(|e| GatewayError::invalid(e.body_text()))
 }
 
 #[cfg(test)]
