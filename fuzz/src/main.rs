@@ -209,7 +209,12 @@ fn supervise(target: Target, options: &Options) -> Result<Summary, String> {
     let mut child = Command::new(exe)
         .arg(target.name)
         .args(["--worker", "--seconds", &options.seconds.to_string()])
-        .args(["--seed", &options.seed.to_string(), "--max-len", &options.max_len.to_string()])
+        .args([
+            "--seed",
+            &options.seed.to_string(),
+            "--max-len",
+            &options.max_len.to_string(),
+        ])
         .arg("--corpus")
         .arg(&options.corpus)
         .arg("--artifacts")
@@ -234,7 +239,8 @@ fn supervise(target: Target, options: &Options) -> Result<Summary, String> {
                     break;
                 }
                 if head[0] == FRAME_SUMMARY {
-                    *summary.lock().unwrap_or_else(|e| e.into_inner()) = Some(String::from_utf8_lossy(&bytes).into_owned());
+                    *summary.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some(String::from_utf8_lossy(&bytes).into_owned());
                 } else {
                     *last.lock().unwrap_or_else(|e| e.into_inner()) = bytes;
                     frames.fetch_add(1, Ordering::Relaxed);
@@ -343,7 +349,11 @@ fn fuzz(target: Target, options: &Options) -> bool {
     let mut out = stdout.lock();
     let seeds = load_corpus(&options.corpus.join(target.name));
     if seeds.is_empty() {
-        eprintln!("{}: no seeds in {}", target.name, options.corpus.join(target.name).display());
+        eprintln!(
+            "{}: no seeds in {}",
+            target.name,
+            options.corpus.join(target.name).display()
+        );
     }
     let mut pool: Vec<Vec<u8>> = seeds.iter().map(|(_, bytes)| bytes.clone()).collect();
     let words = words_of(&pool);
