@@ -9,6 +9,7 @@ use std::fmt::Display;
 
 use axum::extract::ws::Message;
 use axum::http::Uri;
+use serde::de::DeserializeOwned;
 use serde_json::json;
 use vdm_gateway::auth::routes as auth;
 use vdm_gateway::negotiate::{Format, decode_body, decode_query};
@@ -103,23 +104,42 @@ fn outcome<T, E: Display>(result: &Result<T, E>) -> u64 {
     }
 }
 
+/// Decodes a body as `T`; one that decodes must not decode any more with a
+/// byte after its value (a complete `nil` in MessagePack): a body is one
+/// value, in both formats.
+fn whole<T: DeserializeOwned>(format: Format, data: &[u8]) -> u64 {
+    let decoded = decode_body::<T>(format, data);
+    if decoded.is_ok() {
+        let mut longer = data.to_vec();
+        longer.push(match format {
+            Format::Json => b'x',
+            Format::Msgpack => 0xc0,
+        });
+        assert!(
+            decode_body::<T>(format, &longer).is_err(),
+            "a {format:?} body with a value after its value decodes"
+        );
+    }
+    outcome(&decoded)
+}
+
 fn bodies(format: Format, data: &[u8]) -> u64 {
     let mut h = 0;
-    h = mix(h, outcome(&decode_body::<quests::NewQuestJson>(format, data)));
-    h = mix(h, outcome(&decode_body::<quests::QuestPatchJson>(format, data)));
-    h = mix(h, outcome(&decode_body::<quests::ProgressBody>(format, data)));
-    h = mix(h, outcome(&decode_body::<quests::BatchGetBody>(format, data)));
-    h = mix(h, outcome(&decode_body::<npcs::NewNpcJson>(format, data)));
-    h = mix(h, outcome(&decode_body::<npcs::MoveJson>(format, data)));
-    h = mix(h, outcome(&decode_body::<npcs::BatchGetBody>(format, data)));
-    h = mix(h, outcome(&decode_body::<npcs::NewMemoryJson>(format, data)));
-    h = mix(h, outcome(&decode_body::<rumors::NewRumorJson>(format, data)));
-    h = mix(h, outcome(&decode_body::<rumors::SpreadJson>(format, data)));
-    h = mix(h, outcome(&decode_body::<rumors::TickJson>(format, data)));
-    h = mix(h, outcome(&decode_body::<world::NewEventJson>(format, data)));
-    h = mix(h, outcome(&decode_body::<telemetry::ClientBatchJson>(format, data)));
-    h = mix(h, outcome(&decode_body::<auth::DeviceSignIn>(format, data)));
-    mix(h, outcome(&decode_body::<auth::Refresh>(format, data)))
+    h = mix(h, whole::<quests::NewQuestJson>(format, data));
+    h = mix(h, whole::<quests::QuestPatchJson>(format, data));
+    h = mix(h, whole::<quests::ProgressBody>(format, data));
+    h = mix(h, whole::<quests::BatchGetBody>(format, data));
+    h = mix(h, whole::<npcs::NewNpcJson>(format, data));
+    h = mix(h, whole::<npcs::MoveJson>(format, data));
+    h = mix(h, whole::<npcs::BatchGetBody>(format, data));
+    h = mix(h, whole::<npcs::NewMemoryJson>(format, data));
+    h = mix(h, whole::<rumors::NewRumorJson>(format, data));
+    h = mix(h, whole::<rumors::SpreadJson>(format, data));
+    h = mix(h, whole::<rumors::TickJson>(format, data));
+    h = mix(h, whole::<world::NewEventJson>(format, data));
+    h = mix(h, whole::<telemetry::ClientBatchJson>(format, data));
+    h = mix(h, whole::<auth::DeviceSignIn>(format, data));
+    mix(h, whole::<auth::Refresh>(format, data))
 }
 
 /// Request bodies in JSON.
@@ -178,6 +198,15 @@ pub fn ws_envelope(data: &[u8]) -> u64 {
         let decoded = decode(frame);
         h = mix(h, outcome(&decoded));
         if let Ok(Some(incoming)) = decoded {
+            // A frame is one envelope: with a value after it, it is refused.
+            let longer = match frame {
+                Message::Text(text) => Message::Text(format!("{}x", text.as_str()).into()),
+                _ => Message::Binary([data, &[0xc0]].concat().into()),
+            };
+            assert!(
+                decode(&longer).is_err(),
+                "a frame with a value after its envelope decodes"
+            );
             h = mix(h, fnv(incoming.kind.as_bytes()) & 0xff);
             let request = request_of("session-token", &incoming);
             h = mix(h, u64::from(request.is_ok()));

@@ -143,7 +143,8 @@ where
 }
 
 /// Decodes a request body of `format`: what the [`Body`] extractor does once
-/// the bytes are read. JSON must hold one value and nothing after it.
+/// the bytes are read. Either format must hold one value and nothing after
+/// it (bar JSON whitespace).
 pub fn decode_body<T: DeserializeOwned>(format: Format, bytes: &[u8]) -> Result<T, GatewayError> {
     match format {
         Format::Json => {
@@ -154,9 +155,23 @@ pub fn decode_body<T: DeserializeOwned>(format: Format, bytes: &[u8]) -> Result<
             Ok(value)
         }
         Format::Msgpack => {
-            let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
-            serde_path_to_error::deserialize(&mut de).map_err(|e| invalid_body("MessagePack", e))
+            let mut rest = bytes;
+            let value = serde_path_to_error::deserialize(&mut rmp_serde::Deserializer::new(&mut rest))
+                .map_err(|e| invalid_body("MessagePack", e))?;
+            msgpack_end(rest).map_err(|e| GatewayError::invalid(format!("invalid MessagePack body: {e}")))?;
+            Ok(value)
         }
+    }
+}
+
+/// Refuses bytes left after a MessagePack value (`rest`), as `de.end()`
+/// does for JSON: a body or frame is one value, not a value and a smuggled
+/// second one.
+pub fn msgpack_end(rest: &[u8]) -> Result<(), String> {
+    if rest.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{} bytes after the value", rest.len()))
     }
 }
 
@@ -233,5 +248,29 @@ mod tests {
             HeaderValue::from_static("application/msgpack, application/json;q=0.5"),
         );
         assert_eq!(Format::from_accept(&headers), Format::Msgpack);
+    }
+
+    #[test]
+    fn a_body_is_one_value_in_either_format() {
+        #[derive(Debug, serde::Deserialize, serde::Serialize)]
+        struct Device {
+            device_id: String,
+        }
+        let packed = rmp_serde::to_vec_named(&Device {
+            device_id: "d-1".into(),
+        })
+        .unwrap();
+        assert_eq!(
+            decode_body::<Device>(Format::Msgpack, &packed).unwrap().device_id,
+            "d-1"
+        );
+        // Found by the fuzzer (fuzz/corpus/body_msgpack/regression-value-after-body):
+        // a second value after the body was ignored.
+        let mut smuggled = packed.clone();
+        smuggled.push(0xc0);
+        let err = decode_body::<Device>(Format::Msgpack, &smuggled).unwrap_err();
+        assert!(err.to_string().contains("1 bytes after the value"), "{err}");
+        assert!(decode_body::<Device>(Format::Json, br#"{"device_id":"d"} "#).is_ok());
+        assert!(decode_body::<Device>(Format::Json, br#"{"device_id":"d"} 1"#).is_err());
     }
 }
