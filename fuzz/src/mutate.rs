@@ -15,7 +15,7 @@ impl Prng {
     }
 
     /// The next 64 bits.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -25,7 +25,11 @@ impl Prng {
 
     /// A number in `0..n` (0 when `n` is 0).
     pub fn below(&mut self, n: usize) -> usize {
-        if n == 0 { 0 } else { (self.next() % n as u64) as usize }
+        if n == 0 {
+            0
+        } else {
+            (self.next_u64() % n as u64) as usize
+        }
     }
 
     /// True one time in `n`.
@@ -109,13 +113,13 @@ pub fn mutate(input: &mut Vec<u8>, pool: &[Vec<u8>], words: &[Vec<u8>], max_len:
             }
             1 if len > 0 => {
                 let at = rng.below(len);
-                input[at] = rng.next() as u8;
+                input[at] = rng.next_u64() as u8;
             }
             2 => {
                 let at = rng.below(len + 1);
                 let n = 1 + rng.below(4);
                 for _ in 0..n {
-                    input.insert(at, rng.next() as u8);
+                    input.insert(at, rng.next_u64() as u8);
                 }
             }
             3 if len > 0 => {
@@ -189,7 +193,7 @@ pub fn mutate(input: &mut Vec<u8>, pool: &[Vec<u8>], words: &[Vec<u8>], max_len:
             }
             _ => {
                 let at = rng.below(len + 1);
-                input.insert(at, rng.next() as u8);
+                input.insert(at, rng.next_u64() as u8);
             }
         }
     }
