@@ -373,7 +373,7 @@ fn fuzz(target: Target, options: &Options) -> bool {
         let input = match queue.pop() {
             Some(seed) => seed,
             None => {
-                if execs % 64 == 0 && Instant::now() >= deadline {
+                if execs.is_multiple_of(64) && Instant::now() >= deadline {
                     break;
                 }
                 let mut input = pool[rng.below(pool.len())].clone();
@@ -395,10 +395,15 @@ fn fuzz(target: Target, options: &Options) -> bool {
                 }
             }
             Err(message) => {
-                if !crashes.contains_key(&message) {
+                if let std::collections::hash_map::Entry::Vacant(entry) = crashes.entry(message) {
                     let path = save(&options.artifacts, target.name, "crash", &input);
-                    eprintln!("{}: panic: {message}\n  input saved to {}", target.name, path.display());
-                    crashes.insert(message, path);
+                    eprintln!(
+                        "{}: panic: {}\n  input saved to {}",
+                        target.name,
+                        entry.key(),
+                        path.display()
+                    );
+                    entry.insert(path);
                 }
             }
         }
