@@ -157,21 +157,41 @@ where
             }
         }
         let bytes = Bytes::from_request(req, state).await.map_err(body_rejection)?;
-        let value = match format {
-            Format::Json => {
-                let mut de = serde_json::Deserializer::from_slice(&bytes);
-                let value = serde_path_to_error::deserialize(&mut de).map_err(|e| invalid_body("JSON", e))?;
-                de.end()
-                    .map_err(|e| GatewayError::invalid(format!("invalid JSON body: {e}")))?;
-                value
-            }
-            Format::Msgpack => {
-                let mut de = rmp_serde::Deserializer::from_read_ref(&bytes[..]);
-                de.set_max_depth(MAX_DEPTH);
-                serde_path_to_error::deserialize(&mut de).map_err(|e| invalid_body("MessagePack", e))?
-            }
-        };
-        Ok(Body(value))
+        decode_body(format, &bytes).map(Body)
+    }
+}
+
+/// Decodes a request body of `format`: what the [`Body`] extractor does once
+/// the bytes are read. Either format must hold one value and nothing after
+/// it (bar JSON whitespace).
+pub fn decode_body<T: DeserializeOwned>(format: Format, bytes: &[u8]) -> Result<T, GatewayError> {
+    match format {
+        Format::Json => {
+            let mut de = serde_json::Deserializer::from_slice(bytes);
+            let value = serde_path_to_error::deserialize(&mut de).map_err(|e| invalid_body("JSON", e))?;
+            de.end()
+                .map_err(|e| GatewayError::invalid(format!("invalid JSON body: {e}")))?;
+            Ok(value)
+        }
+        Format::Msgpack => {
+            let mut rest = bytes;
+            let mut de = rmp_serde::Deserializer::new(&mut rest);
+            de.set_max_depth(MAX_DEPTH);
+            let value = serde_path_to_error::deserialize(&mut de).map_err(|e| invalid_body("MessagePack", e))?;
+            msgpack_end(rest).map_err(|e| GatewayError::invalid(format!("invalid MessagePack body: {e}")))?;
+            Ok(value)
+        }
+    }
+}
+
+/// Refuses bytes left after a MessagePack value (`rest`), as `de.end()`
+/// does for JSON: a body or frame is one value, not a value and a smuggled
+/// second one.
+pub fn msgpack_end(rest: &[u8]) -> Result<(), String> {
+    if rest.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{} bytes after the value", rest.len()))
     }
 }
 
@@ -223,12 +243,16 @@ pub struct QueryArgs<T>(pub T);
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryArgs<T> {
     type Rejection = GatewayError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<QueryArgs<T>, GatewayError> {
-        axum::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|axum::extract::Query(v)| QueryArgs(v))
-            .map_err(|e| GatewayError::invalid(e.body_text()))
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<QueryArgs<T>, GatewayError> {
+        decode_query(&parts.uri).map(QueryArgs)
     }
+}
+
+/// Decodes the query string of `uri`: what the [`QueryArgs`] extractor does.
+pub fn decode_query<T: DeserializeOwned>(uri: &axum::http::Uri) -> Result<T, GatewayError> {
+    axum::extract::Query::<T>::try_from_uri(uri)
+        .map(|axum::extract::Query(v)| v)
+        .map_err(|e| GatewayError::invalid(e.body_text()))
 }
 
 #[cfg(test)]
@@ -244,5 +268,29 @@ mod tests {
             HeaderValue::from_static("application/msgpack, application/json;q=0.5"),
         );
         assert_eq!(Format::from_accept(&headers), Format::Msgpack);
+    }
+
+    #[test]
+    fn a_body_is_one_value_in_either_format() {
+        #[derive(Debug, serde::Deserialize, serde::Serialize)]
+        struct Device {
+            device_id: String,
+        }
+        let packed = rmp_serde::to_vec_named(&Device {
+            device_id: "d-1".into(),
+        })
+        .unwrap();
+        assert_eq!(
+            decode_body::<Device>(Format::Msgpack, &packed).unwrap().device_id,
+            "d-1"
+        );
+        // Found by the fuzzer (fuzz/corpus/body_msgpack/regression-value-after-body):
+        // a second value after the body was ignored.
+        let mut smuggled = packed.clone();
+        smuggled.push(0xc0);
+        let err = decode_body::<Device>(Format::Msgpack, &smuggled).unwrap_err();
+        assert!(err.to_string().contains("1 bytes after the value"), "{err}");
+        assert!(decode_body::<Device>(Format::Json, br#"{"device_id":"d"} "#).is_ok());
+        assert!(decode_body::<Device>(Format::Json, br#"{"device_id":"d"} 1"#).is_err());
     }
 }

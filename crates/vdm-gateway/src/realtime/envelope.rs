@@ -90,18 +90,20 @@ impl Outgoing {
     }
 }
 
-/// Decodes a client frame; `Err` says what is wrong.
+/// Decodes a client frame, which holds one envelope and nothing after it;
+/// `Err` says what is wrong.
 pub fn decode(message: &Message) -> Result<Option<Incoming>, String> {
     match message {
         Message::Text(text) => serde_json::from_str(text.as_str())
             .map(Some)
             .map_err(|e| format!("invalid JSON envelope: {e}")),
         Message::Binary(bytes) => {
-            let mut de = rmp_serde::Deserializer::from_read_ref(&bytes[..]);
+            let mut rest: &[u8] = bytes;
+            let mut de = rmp_serde::Deserializer::new(&mut rest);
             de.set_max_depth(crate::negotiate::MAX_DEPTH);
-            Incoming::deserialize(&mut de)
-                .map(Some)
-                .map_err(|e| format!("invalid MessagePack envelope: {e}"))
+            let incoming = Incoming::deserialize(&mut de).map_err(|e| format!("invalid MessagePack envelope: {e}"))?;
+            crate::negotiate::msgpack_end(rest).map_err(|e| format!("invalid MessagePack envelope: {e}"))?;
+            Ok(Some(incoming))
         }
         _ => Ok(None),
     }

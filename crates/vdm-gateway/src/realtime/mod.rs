@@ -204,7 +204,8 @@ pub async fn connect(
     })
 }
 
-fn parse_query(raw: HashMap<String, String>) -> Result<ConnectQuery, GatewayError> {
+/// Reads `GET /v1/ws`'s query parameters (already split into pairs).
+pub fn parse_query(raw: HashMap<String, String>) -> Result<ConnectQuery, GatewayError> {
     let last_seq = match raw.get("last_seq") {
         None => None,
         Some(v) => Some(

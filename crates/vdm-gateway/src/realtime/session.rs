@@ -296,27 +296,39 @@ fn handle(ctx: Ctx<'_>, incoming: Incoming) -> Option<Outgoing> {
 /// Runs a request through the REST router with the socket's credentials.
 async fn dispatch(router: axum::Router, token: &str, incoming: Incoming) -> Outgoing {
     let id = incoming.id.clone();
+    let request = match request_of(token, &incoming) {
+        Ok(request) => request,
+        Err(reply) => return *reply,
+    };
+    let response = match router.oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    };
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap_or_default();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+    };
+    Outgoing::Response { id, status, body }
+}
+
+/// The HTTP request a socket `request` message stands for, or the error
+/// reply that refuses it. `token` is the socket's session token.
+pub fn request_of(token: &str, incoming: &Incoming) -> Result<axum::http::Request<Body>, Box<Outgoing>> {
+    let refuse = |message: &str| Box::new(error_reply(incoming.id.clone(), ErrorCode::InvalidArgument, message));
     let method = match incoming.method.as_deref().map(str::to_ascii_uppercase).as_deref() {
         Some(m @ ("GET" | "POST" | "PATCH" | "PUT" | "DELETE")) => m.to_owned(),
-        Some(other) => {
-            return error_reply(
-                id,
-                ErrorCode::InvalidArgument,
-                &format!("method {other:?} is not supported"),
-            );
-        }
-        None => return error_reply(id, ErrorCode::InvalidArgument, "method is required"),
+        Some(other) => return Err(refuse(&format!("method {other:?} is not supported"))),
+        None => return Err(refuse("method is required")),
     };
     let path = match incoming.path.as_deref() {
         Some(path) if path.starts_with("/v1/") && !path.starts_with("/v1/ws") => path.to_owned(),
-        Some(path) => {
-            return error_reply(
-                id,
-                ErrorCode::InvalidArgument,
-                &format!("path must be a /v1/ REST path, got {path:?}"),
-            );
-        }
-        None => return error_reply(id, ErrorCode::InvalidArgument, "path is required"),
+        Some(path) => return Err(refuse(&format!("path must be a /v1/ REST path, got {path:?}"))),
+        None => return Err(refuse("path is required")),
     };
     let body = match &incoming.body {
         None | Some(Value::Null) => Vec::new(),
@@ -333,24 +345,9 @@ async fn dispatch(router: axum::Router, token: &str, incoming: Incoming) -> Outg
     if let Some(traceparent) = &incoming.traceparent {
         request = request.header("traceparent", traceparent);
     }
-    let request = match request.body(Body::from(body)) {
-        Ok(request) => request,
-        Err(err) => return error_reply(id, ErrorCode::InvalidArgument, &format!("invalid request: {err}")),
-    };
-    let response = match router.oneshot(request).await {
-        Ok(response) => response,
-        Err(never) => match never {},
-    };
-    let status = response.status().as_u16();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap_or_default();
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null)
-    };
-    Outgoing::Response { id, status, body }
+    request
+        .body(Body::from(body))
+        .map_err(|err| refuse(&format!("invalid request: {err}")))
 }
 
 /// The frame of a push. A region push goes to thousands of sockets at once:

@@ -166,7 +166,7 @@ fn rfc3339(ms: i64) -> String {
 }
 
 /// Reads an RFC 3339 time or Unix milliseconds; the error names `field`.
-pub(crate) fn parse_time(field: &str, value: &str) -> GatewayResult<i64> {
+pub fn parse_time(field: &str, value: &str) -> GatewayResult<i64> {
     if let Ok(ms) = value.parse::<i64>() {
         return Ok(ms);
     }

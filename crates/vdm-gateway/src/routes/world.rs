@@ -227,7 +227,7 @@ pub async fn events(
 }
 
 /// Reads `since` as Unix milliseconds or an RFC 3339 time.
-fn parse_since(raw: &str) -> GatewayResult<i64> {
+pub fn parse_since(raw: &str) -> GatewayResult<i64> {
     if let Ok(ms) = raw.parse::<i64>() {
         if ms < 0 {
             return Err(GatewayError::invalid("since must not be negative"));

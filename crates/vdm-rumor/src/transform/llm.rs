@@ -46,13 +46,17 @@ pub struct LlmClient {
 
 /// Why an attempt failed.
 #[derive(Debug, thiserror::Error)]
-enum Failure {
+pub enum Failure {
+    /// The upstream could not be reached.
     #[error("upstream unreachable: {0}")]
     Connect(String),
+    /// The upstream answered an error status.
     #[error("upstream answered {0}")]
     Status(StatusCode),
+    /// The upstream did not answer in time.
     #[error("upstream timed out")]
     Timeout,
+    /// The answer is not what was asked for.
     #[error("malformed upstream answer: {0}")]
     Malformed(String),
 }
@@ -255,7 +259,7 @@ impl LlmClient {
 
 /// The texts of a chat-completions answer: the first choice's content, a
 /// JSON object `{"texts": [...]}` (or a bare array) with `expected` strings.
-fn parse_answer(bytes: &[u8], expected: usize) -> Result<Vec<String>, Failure> {
+pub fn parse_answer(bytes: &[u8], expected: usize) -> Result<Vec<String>, Failure> {
     let completion: Completion =
         serde_json::from_slice(bytes).map_err(|e| Failure::Malformed(format!("not a chat completion: {e}")))?;
     let content = completion

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::backend_tests;
-use crate::helpers::{ADMIN_TOKEN, Backend, Options, TestApp, spawn_app_with, spawn_demo};
+use crate::helpers::{ADMIN_TOKEN, Backend, Options, spawn_app_with, spawn_demo};
 
 backend_tests!(
     create_read_spread_and_list_what_npcs_know,

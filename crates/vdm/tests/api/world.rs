@@ -7,7 +7,7 @@ use tonic::Code;
 use vdm_proto::world::v1 as pb;
 
 use crate::backend_tests;
-use crate::helpers::{ADMIN_TOKEN, Backend, Options, TestApp, spawn_app_with, spawn_demo};
+use crate::helpers::{ADMIN_TOKEN, Backend, Options, spawn_app_with, spawn_demo};
 
 backend_tests!(
     regions_factions_time_and_events_of_the_demo_world,
