@@ -217,6 +217,23 @@ impl RumorService {
             .await;
         let told = self.store.tell(&new, now_ms).await?;
         let (variant, already) = self.told(told, "player");
+        if !already {
+            // The player's other sockets (and the game's journal) hear it too.
+            self.events
+                .publish(Event {
+                    kind: "rumor.heard".to_owned(),
+                    player_id: Some(player_id),
+                    region_ids: Vec::new(),
+                    payload: serde_json::json!({
+                        "rumor_id": variant.rumor_id,
+                        "variant_id": variant.id,
+                        "npc_id": npc_id,
+                        "region_id": rumor.region_id,
+                        "text": variant.text,
+                    }),
+                })
+                .await;
+        }
         Ok(Some((variant, !already)))
     }
 

@@ -23,6 +23,7 @@ backend_tests!(
     resume_replays_exactly_the_missed_pushes,
     a_push_reaches_a_socket_on_another_gateway,
     region_pushes_reach_their_subscribers_only,
+    rumors_push_to_the_listener_and_to_the_region,
 );
 
 async fn connect(
@@ -357,5 +358,51 @@ async fn region_pushes_reach_their_subscribers_only(backend: Backend) {
         (push["seq"].as_u64(), push["payload"]["text"].as_str()),
         (Some(1), Some("Lanterns on the quay."))
     );
+    app.finish().await;
+}
+
+async fn rumors_push_to_the_listener_and_to_the_region(backend: Backend) {
+    let Some(app) = crate::helpers::spawn_demo(backend).await else {
+        return;
+    };
+    let (_, token) = app.sign_in("rumor-listener").await;
+    let mut socket = connect(&app, "", Some(&token), "vdm.v1.json").await.unwrap();
+    assert_eq!(next(&mut socket).await["type"], "welcome");
+    send(&mut socket, json!({"id": "s1", "type": "subscribe", "regions": [1]})).await;
+    collect(&mut socket, "s1", 0).await;
+
+    // Talking to Tobin (NPC 4) over the socket: the reply, and a personal push.
+    send(
+        &mut socket,
+        json!({"id": "t1", "type": "request", "method": "POST", "path": "/v1/npcs/4/talk", "body": {}}),
+    )
+    .await;
+    let (reply, pushes) = collect(&mut socket, "t1", 1).await;
+    assert_eq!(reply["status"], 200, "{reply}");
+    assert_eq!(pushes[0]["event"], "rumor.heard", "{pushes:?}");
+    assert_eq!(pushes[0]["payload"]["rumor_id"], reply["body"]["rumor"]["rumor_id"]);
+    assert_eq!(pushes[0]["payload"]["text"], reply["body"]["rumor"]["text"]);
+    assert_eq!(pushes[0]["payload"]["npc_id"], 4);
+
+    // A tick that spreads something in region 1 is pushed to its subscribers.
+    let mut spread = 0;
+    for seed in 1..=10 {
+        let tick = app
+            .post_json(
+                "/v1/rumors:tick",
+                Some(ADMIN_TOKEN),
+                &json!({"region_id": 1, "seed": seed}),
+            )
+            .await
+            .json();
+        spread = tick["tellings"].as_u64().unwrap();
+        if spread > 0 {
+            break;
+        }
+    }
+    assert!(spread > 0, "ten ticks spread nothing");
+    let push = next(&mut socket).await;
+    assert_eq!(push["event"], "rumor.spread", "{push}");
+    assert_eq!(push["payload"], json!({"region_id": 1, "tellings": spread}));
     app.finish().await;
 }
