@@ -164,8 +164,33 @@ async fn batcher(
     }
 }
 
+/// Releases the waiters of a batch that did not complete (its task panicked
+/// or was cancelled at shutdown): their senders are dropped, so each waiter
+/// answers locally, and later identical asks start afresh instead of
+/// joining an ask nobody will answer.
+struct Unfinished {
+    inner: Arc<Inner>,
+    digests: Vec<u64>,
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if self.digests.is_empty() {
+            return;
+        }
+        let mut in_flight = lock(&self.inner.in_flight);
+        for digest in &self.digests {
+            in_flight.remove(digest);
+        }
+    }
+}
+
 async fn run_batch(inner: Arc<Inner>, batch: Vec<(u64, Ask)>) {
     let span = tracing::info_span!("rumor.transform_batch", size = batch.len(), transformer = %inner.id);
+    let mut unfinished = Unfinished {
+        inner: inner.clone(),
+        digests: batch.iter().map(|(digest, _)| *digest).collect(),
+    };
     async {
         let started = Instant::now();
         metrics::histogram!("vdm_rumor_transform_batch_size").record(batch.len() as f64);
@@ -176,7 +201,8 @@ async fn run_batch(inner: Arc<Inner>, batch: Vec<(u64, Ask)>) {
         complete(&inner, batch, results).await;
     }
     .instrument(span)
-    .await
+    .await;
+    unfinished.digests.clear();
 }
 
 /// Caches each result, then answers every waiter of its ask.
