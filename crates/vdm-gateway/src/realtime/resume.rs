@@ -44,13 +44,17 @@ pub struct ResumeStore {
 struct Log {
     player_id: i64,
     seq: u64,
-    entries: VecDeque<(u64, Arc<Event>)>,
+    /// (seq, when recorded, event), oldest first.
+    entries: VecDeque<(u64, Instant, Arc<Event>)>,
     regions: HashSet<i64>,
     touched: Instant,
 }
 
 impl ResumeStore {
-    /// Keeps up to `capacity` pushes per session for `window`.
+    /// Keeps up to `capacity` pushes per session, none older than `window`
+    /// (a client resumes within the window of its disconnect, so what it
+    /// missed is younger than that), and sessions for `window` after their
+    /// last activity.
     pub fn new(window: Duration, capacity: usize) -> ResumeStore {
         ResumeStore {
             inner: Arc::new(Mutex::new(HashMap::new())),
@@ -86,7 +90,7 @@ impl ResumeStore {
         if log.player_id != player_id {
             return Err(ResumeRefused::NotYours);
         }
-        let oldest = log.entries.front().map_or(log.seq + 1, |(seq, _)| *seq);
+        let oldest = log.entries.front().map_or(log.seq + 1, |(seq, _, _)| *seq);
         if last_seq > log.seq || last_seq + 1 < oldest {
             return Err(ResumeRefused::Gap);
         }
@@ -94,8 +98,8 @@ impl ResumeStore {
         let replay = log
             .entries
             .iter()
-            .filter(|(seq, _)| *seq > last_seq)
-            .map(|(seq, event)| push(*seq, event))
+            .filter(|(seq, _, _)| *seq > last_seq)
+            .map(|(seq, _, event)| push(*seq, event))
             .collect();
         Ok(Resumed {
             regions: log.regions.clone(),
@@ -116,9 +120,15 @@ impl ResumeStore {
         let mut logs = self.lock();
         let Some(log) = logs.get_mut(token) else { return 0 };
         log.seq += 1;
-        log.touched = Instant::now();
-        log.entries.push_back((log.seq, event.clone()));
-        while log.entries.len() > self.capacity {
+        let now = Instant::now();
+        log.touched = now;
+        log.entries.push_back((log.seq, now, event.clone()));
+        while log.entries.len() > self.capacity
+            || log
+                .entries
+                .front()
+                .is_some_and(|(_, at, _)| now.duration_since(*at) > self.window)
+        {
             log.entries.pop_front();
         }
         log.seq
@@ -135,5 +145,37 @@ pub fn push(seq: u64, event: &Event) -> Outgoing {
         seq,
         event: event.kind.clone(),
         payload: event.payload.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(n: i64) -> Arc<Event> {
+        Arc::new(Event {
+            kind: "quest.updated".to_owned(),
+            player_id: Some(1),
+            region_ids: Vec::new(),
+            payload: serde_json::json!({ "n": n }),
+        })
+    }
+
+    #[test]
+    fn logs_keep_at_most_the_capacity_and_nothing_older_than_the_window() {
+        let store = ResumeStore::new(Duration::from_millis(200), 3);
+        store.open("t", 1);
+        for n in 1..=5 {
+            assert_eq!(store.record("t", &event(n)), n as u64);
+        }
+        // The capacity keeps seqs 3..=5.
+        assert_eq!(store.claim("t", 1, 2).map(|r| r.replay.len()).ok(), Some(3));
+        assert!(matches!(store.claim("t", 1, 1), Err(ResumeRefused::Gap)));
+        assert!(matches!(store.claim("t", 2, 5), Err(ResumeRefused::NotYours)));
+        // Older than the window: dropped at the next push.
+        std::thread::sleep(Duration::from_millis(250));
+        store.record("t", &event(6));
+        assert_eq!(store.claim("t", 1, 5).map(|r| r.replay.len()).ok(), Some(1));
+        assert!(matches!(store.claim("t", 1, 4), Err(ResumeRefused::Gap)));
     }
 }
