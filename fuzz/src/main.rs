@@ -376,7 +376,7 @@ fn fuzz(target: Target, options: &Options) -> bool {
                 if execs.is_multiple_of(64) && Instant::now() >= deadline {
                     break;
                 }
-                let mut input = pool[rng.below(pool.len())].clone();
+                let mut input = pool[rng.index(pool.len())].clone();
                 mutate(&mut input, &pool, &words, options.max_len, &mut rng);
                 input
             }

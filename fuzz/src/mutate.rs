@@ -4,38 +4,13 @@
 //! invalid UTF-8, MessagePack length prefixes) and words taken from the
 //! seed corpus (field names, enum values).
 
-/// A small, fast, seedable generator (SplitMix64).
-#[derive(Debug, Clone)]
-pub struct Prng(u64);
+/// The rumor service's seedable SplitMix64 generator: one implementation
+/// for both.
+pub use vdm_rumor::domain::Rng as Prng;
 
-impl Prng {
-    /// A generator seeded with `seed`.
-    pub fn new(seed: u64) -> Prng {
-        Prng(seed)
-    }
-
-    /// The next 64 bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n` (0 when `n` is 0).
-    pub fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next_u64() % n as u64) as usize
-        }
-    }
-
-    /// True one time in `n`.
-    pub fn one_in(&mut self, n: usize) -> bool {
-        self.below(n) == 0
-    }
+/// True one time in `n`.
+fn one_in(rng: &mut Prng, n: usize) -> bool {
+    rng.index(n) == 0
 }
 
 /// Byte strings that break decoders more often than random bytes do.
@@ -103,45 +78,45 @@ const INTERESTING: &[&[u8]] = &[
 /// splice partners, `words` dictionary entries. Keeps `input` at most
 /// `max_len` bytes.
 pub fn mutate(input: &mut Vec<u8>, pool: &[Vec<u8>], words: &[Vec<u8>], max_len: usize, rng: &mut Prng) {
-    let rounds = 1 + rng.below(4);
+    let rounds = 1 + rng.index(4);
     for _ in 0..rounds {
         let len = input.len();
-        match rng.below(14) {
+        match rng.index(14) {
             0 if len > 0 => {
-                let at = rng.below(len);
-                input[at] ^= 1 << rng.below(8);
+                let at = rng.index(len);
+                input[at] ^= 1 << rng.index(8);
             }
             1 if len > 0 => {
-                let at = rng.below(len);
+                let at = rng.index(len);
                 input[at] = rng.next_u64() as u8;
             }
             2 => {
-                let at = rng.below(len + 1);
-                let n = 1 + rng.below(4);
+                let at = rng.index(len + 1);
+                let n = 1 + rng.index(4);
                 for _ in 0..n {
                     input.insert(at, rng.next_u64() as u8);
                 }
             }
             3 if len > 0 => {
-                let at = rng.below(len);
-                let n = (1 + rng.below(8)).min(len - at);
+                let at = rng.index(len);
+                let n = (1 + rng.index(8)).min(len - at);
                 input.drain(at..at + n);
             }
             4 if !pool.is_empty() => {
                 // Splice: a head of this input and a tail of another.
-                let other = &pool[rng.below(pool.len())];
-                let cut = rng.below(len + 1);
-                let from = rng.below(other.len() + 1);
+                let other = &pool[rng.index(pool.len())];
+                let cut = rng.index(len + 1);
+                let from = rng.index(other.len() + 1);
                 input.truncate(cut);
                 input.extend_from_slice(&other[from..]);
             }
             5 if len > 0 => {
                 // Repeat a chunk (long strings, deep nesting, many fields).
-                let at = rng.below(len);
-                let n = (1 + rng.below(16)).min(len - at);
+                let at = rng.index(len);
+                let n = (1 + rng.index(16)).min(len - at);
                 let chunk = input[at..at + n].to_vec();
-                let most = if rng.one_in(8) { 2000 } else { 16 };
-                let times = 1 + rng.below(most);
+                let most = if one_in(rng, 8) { 2000 } else { 16 };
+                let times = 1 + rng.index(most);
                 let mut grown = Vec::with_capacity(len + n * times);
                 grown.extend_from_slice(&input[..at]);
                 for _ in 0..times {
@@ -151,18 +126,18 @@ pub fn mutate(input: &mut Vec<u8>, pool: &[Vec<u8>], words: &[Vec<u8>], max_len:
                 *input = grown;
             }
             6 | 7 => {
-                let value = INTERESTING[rng.below(INTERESTING.len())];
+                let value = INTERESTING[rng.index(INTERESTING.len())];
                 insert_or_overwrite(input, value, rng);
             }
             8 | 9 if !words.is_empty() => {
-                let word = &words[rng.below(words.len())];
+                let word = &words[rng.index(words.len())];
                 insert_or_overwrite(input, word, rng);
             }
             10 if len > 0 => {
                 // Arithmetic on a byte: nudges lengths and digits.
-                let at = rng.below(len);
-                let delta = 1 + rng.below(16) as u8;
-                input[at] = if rng.one_in(2) {
+                let at = rng.index(len);
+                let delta = 1 + rng.index(16) as u8;
+                input[at] = if one_in(rng, 2) {
                     input[at].wrapping_add(delta)
                 } else {
                     input[at].wrapping_sub(delta)
@@ -170,15 +145,15 @@ pub fn mutate(input: &mut Vec<u8>, pool: &[Vec<u8>], words: &[Vec<u8>], max_len:
             }
             11 if len > 1 => {
                 // Swap two bytes (quotes, brackets).
-                let (a, b) = (rng.below(len), rng.below(len));
+                let (a, b) = (rng.index(len), rng.index(len));
                 input.swap(a, b);
             }
             12 => {
                 // Deep nesting at a random point.
-                let at = rng.below(len + 1);
-                let most = if rng.one_in(4) { 5000 } else { 200 };
-                let depth = 1 + rng.below(most);
-                let open: &[u8] = match rng.below(4) {
+                let at = rng.index(len + 1);
+                let most = if one_in(rng, 4) { 5000 } else { 200 };
+                let depth = 1 + rng.index(most);
+                let open: &[u8] = match rng.index(4) {
                     0 => b"[",
                     1 => b"{\"a\":",
                     2 => b"\x91",
@@ -189,10 +164,10 @@ pub fn mutate(input: &mut Vec<u8>, pool: &[Vec<u8>], words: &[Vec<u8>], max_len:
             }
             13 if len > 0 => {
                 // Truncate: unterminated strings, cut numbers.
-                input.truncate(rng.below(len));
+                input.truncate(rng.index(len));
             }
             _ => {
-                let at = rng.below(len + 1);
+                let at = rng.index(len + 1);
                 input.insert(at, rng.next_u64() as u8);
             }
         }
@@ -201,8 +176,8 @@ pub fn mutate(input: &mut Vec<u8>, pool: &[Vec<u8>], words: &[Vec<u8>], max_len:
 }
 
 fn insert_or_overwrite(input: &mut Vec<u8>, value: &[u8], rng: &mut Prng) {
-    let at = rng.below(input.len() + 1);
-    if rng.one_in(2) {
+    let at = rng.index(input.len() + 1);
+    if one_in(rng, 2) {
         input.splice(at..at, value.iter().copied());
     } else {
         let end = (at + value.len()).min(input.len());

@@ -32,7 +32,7 @@ impl Rng {
         self.unit() < p
     }
 
-    /// An index in `0..len` (`len` > 0).
+    /// An index in `0..len` (0 when `len` is 0).
     pub fn index(&mut self, len: usize) -> usize {
         (self.next_u64() % len.max(1) as u64) as usize
     }
