@@ -184,7 +184,8 @@ impl RumorStore {
         Ok(to_rumor(row, count as i64))
     }
 
-    /// Reads rumors by id in one query (without variant counts).
+    /// Reads rumors by id in one query (their `variant_count` is 0: only
+    /// [`RumorStore::get`] counts).
     pub async fn rumors(&self, ids: &[i64]) -> RumorResult<HashMap<i64, Rumor>> {
         if ids.is_empty() {
             return Ok(HashMap::new());
