@@ -35,7 +35,7 @@ use crate::config::GatewayConfig;
 use crate::error::{GatewayError, GatewayResult};
 use crate::rate_limit::{self, Limiter};
 use crate::realtime::hub::Hub;
-use crate::realtime::resume::ResumeStore;
+use crate::realtime::resume::SessionStore;
 use crate::realtime::{self, Realtime};
 use crate::routes::{bootstrap, dashboard, npcs, ops, quests, rumors, stats, telemetry, world};
 use crate::state::{AppState, Shared};
@@ -107,16 +107,22 @@ impl App {
         let caches = CacheStore::new(&config.cache).map_err(|e| GatewayError::Internal(format!("cache setup: {e}")))?;
         let redis_url = config.cache.redis_url.as_ref().map(|url| url.expose());
         let bus = EventBus::new(&caches, redis_url, &config.cache.key_prefix);
+        // Sessions resume on any replica when records and events are in Redis.
+        let sessions = match caches.redis_pool() {
+            Some(pool) if bus.keeps_history() => SessionStore::Redis {
+                pool: pool.clone(),
+                prefix: config.cache.key_prefix.clone(),
+            },
+            _ => SessionStore::memory(),
+        };
+        let hub = Hub::new(Realtime::hub_config(&config.realtime), sessions, bus.keeps_history());
+        hub.clone().spawn(bus.clone(), shutdown.clone());
         let realtime = Arc::new(Realtime {
             config: config.realtime.clone(),
-            hub: Arc::new(Hub::default()),
-            resume: ResumeStore::new(config.realtime.resume_window, config.realtime.resume_messages),
+            hub,
+            bus,
             router: Mutex::new(None),
         });
-        realtime
-            .hub
-            .clone()
-            .spawn(bus, realtime.resume.clone(), shutdown.clone());
         let npc_channel = vdm_kit::grpc::channel(&config.npc_url, config.request_timeout)?;
         let npc = NpcServiceClient::new(npc_channel.clone())
             .accept_compressed(CompressionEncoding::Gzip)

@@ -1,99 +1,294 @@
 //! Open sockets by player and by subscribed region, and delivery of bus
-//! events to them. Each socket has a bounded queue; when a push does not fit,
-//! that socket is cut off (`SLOW_CONSUMER`) instead of slowing the others.
-//! Sessions whose socket closed stay known for the resume window, so their
-//! missed pushes are recorded for the client's return.
+//! events to them. Each socket has a bounded queue; when a push does not
+//! fit, that socket is cut off (`SLOW_CONSUMER`) instead of slowing the
+//! others. The hub numbers every socket's pushes (`seq`) as it routes them,
+//! keeps a ring of recent events, and checkpoints sessions (see
+//! [`super::resume`]), so a client can resume on this or any replica.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
-use vdm_kit::bus::{Event, EventBus};
+use tokio::sync::{mpsc, oneshot};
+use vdm_kit::bus::{Delivery, Event, EventBus, Offset};
 use vdm_kit::shutdown::CancellationToken;
 
-use super::resume::ResumeStore;
+use super::resume::{Checkpoint, Record, Replay, ResumeRefused, SessionStore, Write, sorted};
 
 /// Regions one socket may subscribe to at most.
 pub const MAX_REGIONS: usize = 64;
 
+/// Bus events read back at most to resume one session.
+const HISTORY_SCAN_MAX: usize = 200_000;
+
+/// How long the record of a live session lives between refreshes.
+const LIVE_TTL: Duration = Duration::from_secs(3600);
+
+/// A push for one socket: its seq and the event.
+pub type Push = (u64, Arc<Event>);
+
+/// How long sessions stay resumable, and what the hub keeps for that.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// How long a closed socket's session stays resumable.
+    pub window: Duration,
+    /// Pushes replayed to a resuming client at most.
+    pub max_replay: usize,
+    /// How often live sessions are checkpointed.
+    pub checkpoint_every: Duration,
+}
+
+impl HubConfig {
+    /// How far back events must stay readable: a client resumes within
+    /// `window` of its socket closing, from a checkpoint up to two
+    /// intervals older than that.
+    pub fn history(&self) -> Duration {
+        self.window + self.checkpoint_every * 2 + Duration::from_secs(5)
+    }
+}
+
 /// Where pushes go.
-#[derive(Default)]
 pub struct Hub {
     state: Mutex<State>,
     next_id: AtomicU64,
+    config: HubConfig,
+    store: SessionStore,
+    /// This hub's name in session records (`<instance>/<socket id>`).
+    instance: String,
+    writes: mpsc::UnboundedSender<Write>,
+    pending_writes: Mutex<Option<mpsc::UnboundedReceiver<Write>>>,
+    /// Recent events kept in memory: on the in-process bus, every event
+    /// of the history (it keeps none); with Redis, the last moments, to
+    /// bridge between a resume's read of the stream and live delivery.
+    ring_keep: (Duration, usize),
 }
 
-#[derive(Default)]
 struct State {
     conns: HashMap<u64, Conn>,
     by_player: HashMap<i64, Vec<u64>>,
     by_region: HashMap<i64, HashSet<u64>>,
-    detached: Vec<Detached>,
+    /// The offset of the last event routed (`None` until the bus says).
+    position: Option<Offset>,
+    /// Recent events, oldest first: every event after `floor`.
+    ring: VecDeque<(Offset, Instant, Arc<Event>)>,
+    floor: Option<Offset>,
 }
 
 struct Conn {
     player_id: i64,
-    resume_token: String,
-    tx: mpsc::Sender<Arc<Event>>,
+    /// The session's resume token; `None` when it cannot be resumed.
+    token: Option<String>,
+    tx: mpsc::Sender<Push>,
     kill: CancellationToken,
     regions: HashSet<i64>,
+    /// The seq of the last push routed to this socket.
+    seq: u64,
+    /// Events up to here were replayed at resume; not delivered again.
+    skip_until: Offset,
+    /// The last record written for the session, and when.
+    saved: Option<Record>,
+    saved_at: Instant,
 }
 
-/// A session whose socket closed, still recording pushes until `until`.
-struct Detached {
-    player_id: i64,
-    resume_token: String,
-    regions: HashSet<i64>,
-    until: Instant,
-}
-
-/// What a newly attached socket needs to know of its session.
+/// A socket the hub knows.
 pub struct Attached {
     /// The hub's id of the socket.
     pub id: u64,
+    /// The session's resume token.
+    pub token: String,
+    /// The session's last push seq.
+    pub seq: u64,
+    /// Pushes the client missed, in order (empty for a new session).
+    pub replay: Vec<Push>,
 }
 
 impl Hub {
-    /// Registers an open socket. `session` runs under the hub's lock (so no
-    /// push is delivered or recorded while it runs) and names the session's
-    /// resume token and regions; its other result is handed back.
-    pub fn attach<T>(
-        &self,
-        player_id: i64,
-        tx: mpsc::Sender<Arc<Event>>,
-        kill: CancellationToken,
-        session: impl FnOnce() -> (String, HashSet<i64>, T),
-    ) -> (Attached, T) {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let mut state = self.lock();
-        let (resume_token, regions, extra) = session();
-        state.detached.retain(|d| d.resume_token != resume_token);
-        for region in &regions {
-            state.by_region.entry(*region).or_default().insert(id);
-        }
-        state.by_player.entry(player_id).or_default().push(id);
-        state.conns.insert(
-            id,
-            Conn {
-                player_id,
-                resume_token,
-                tx,
-                kill,
-                regions,
-            },
-        );
-        metrics::gauge!("vdm_ws_connections").set(state.conns.len() as f64);
-        (Attached { id }, extra)
+    /// A hub that keeps its session records in `store`; `bus_keeps_history`
+    /// says whether events can be read back from the bus.
+    pub fn new(config: HubConfig, store: SessionStore, bus_keeps_history: bool) -> Arc<Hub> {
+        let ring_keep = if bus_keeps_history {
+            (Duration::from_secs(30), 20_000)
+        } else {
+            (config.history(), 100_000)
+        };
+        let (writes, pending) = mpsc::unbounded_channel();
+        Arc::new(Hub {
+            state: Mutex::new(State {
+                conns: HashMap::new(),
+                by_player: HashMap::new(),
+                by_region: HashMap::new(),
+                position: None,
+                ring: VecDeque::new(),
+                floor: None,
+            }),
+            next_id: AtomicU64::new(1),
+            config,
+            store,
+            instance: random_token(8),
+            writes,
+            pending_writes: Mutex::new(Some(pending)),
+            ring_keep,
+        })
     }
 
-    /// Forgets a closed socket; its session keeps recording until `until`.
-    /// `drain` runs under the hub's lock, so pushes still queued for the
-    /// socket are logged before any push that arrives after it is detached.
-    pub fn detach(&self, id: u64, until: Instant, drain: impl FnOnce()) {
+    /// Opens a new session on a new socket. Its record is stored before
+    /// this returns, so the client may resume as soon as it has the token.
+    pub async fn open(&self, player_id: i64, tx: mpsc::Sender<Push>, kill: CancellationToken) -> Attached {
+        let token = random_token(18);
+        let (id, done) = {
+            let mut state = self.lock();
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let record = state.position.map(|offset| Record {
+                player_id,
+                current: Checkpoint {
+                    seq: 0,
+                    offset,
+                    regions: Vec::new(),
+                },
+                previous: None,
+            });
+            let done = record
+                .clone()
+                .and_then(|record| self.save(id, &token, record, false, true));
+            state.insert(
+                id,
+                Conn {
+                    player_id,
+                    token: record.as_ref().map(|_| token.clone()),
+                    tx,
+                    kill,
+                    regions: HashSet::new(),
+                    seq: 0,
+                    skip_until: Offset::default(),
+                    saved: record,
+                    saved_at: Instant::now(),
+                },
+            );
+            (id, done)
+        };
+        if let Some(done) = done {
+            wait(done).await;
+        }
+        Attached {
+            id,
+            token,
+            seq: 0,
+            replay: Vec::new(),
+        }
+    }
+
+    /// Continues the session `token` on a new socket, for a client whose
+    /// last received push was `last_seq`: reads the session's record and
+    /// the bus events after its checkpoint, and attaches the socket so that
+    /// every later push is delivered live, exactly once, after the replay.
+    pub async fn resume(
+        &self,
+        bus: &EventBus,
+        player_id: i64,
+        token: &str,
+        last_seq: u64,
+        tx: mpsc::Sender<Push>,
+        kill: CancellationToken,
+    ) -> Result<Attached, ResumeRefused> {
+        let record = match self.store.load(token).await {
+            Ok(Some(record)) => record,
+            Ok(None) => return Err(ResumeRefused::Unknown),
+            Err(err) => {
+                tracing::warn!(error = %err, "session store unavailable; cannot resume");
+                return Err(ResumeRefused::Unavailable);
+            }
+        };
+        if record.player_id != player_id {
+            return Err(ResumeRefused::NotYours);
+        }
+        let (base, _) = record.base_for(last_seq).ok_or(ResumeRefused::Gap)?;
+        let fetched = if bus.keeps_history() {
+            let events = bus.history_after(base.offset, HISTORY_SCAN_MAX).await.map_err(|err| {
+                tracing::warn!(error = %err, "event history unavailable; cannot resume");
+                ResumeRefused::Unavailable
+            })?;
+            if events.len() == HISTORY_SCAN_MAX {
+                return Err(ResumeRefused::Gap);
+            }
+            events
+        } else {
+            Vec::new()
+        };
+        let read_to = fetched
+            .last()
+            .map_or(base.offset, |(offset, _)| *offset)
+            .max(base.offset);
+
+        let (attached, done) = {
+            let mut state = self.lock();
+            let position = state.position.ok_or(ResumeRefused::Unavailable)?;
+            // Events the hub routed after what was read come from the ring.
+            let from_ring: Vec<(Offset, Arc<Event>)> = if position > read_to {
+                if state.floor.is_none_or(|floor| floor > read_to) {
+                    return Err(ResumeRefused::Gap);
+                }
+                state
+                    .ring
+                    .iter()
+                    .filter(|(offset, _, _)| *offset > read_to)
+                    .map(|(offset, _, event)| (*offset, event.clone()))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let events = fetched.iter().chain(&from_ring).map(|(offset, event)| (*offset, event));
+            let Replay {
+                seq,
+                regions,
+                pushes,
+                base,
+            } = record.replay(last_seq, events, self.config.max_replay)?;
+            let through = position.max(read_to);
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let continued = Record {
+                player_id,
+                current: Checkpoint {
+                    seq,
+                    offset: through,
+                    regions: regions.clone(),
+                },
+                previous: Some(base),
+            };
+            let done = self.save(id, token, continued.clone(), true, true);
+            state.insert(
+                id,
+                Conn {
+                    player_id,
+                    token: Some(token.to_owned()),
+                    tx,
+                    kill,
+                    regions: regions.into_iter().collect(),
+                    seq,
+                    skip_until: through,
+                    saved: Some(continued),
+                    saved_at: Instant::now(),
+                },
+            );
+            (
+                Attached {
+                    id,
+                    token: token.to_owned(),
+                    seq,
+                    replay: pushes,
+                },
+                done,
+            )
+        };
+        if let Some(done) = done {
+            wait(done).await;
+        }
+        Ok(attached)
+    }
+
+    /// Forgets a closed socket; its session stays resumable for the window.
+    pub fn detach(&self, id: u64) {
         let mut state = self.lock();
-        drain();
         let Some(conn) = state.conns.remove(&id) else { return };
         if let Some(ids) = state.by_player.get_mut(&conn.player_id) {
             ids.retain(|c| *c != id);
@@ -109,50 +304,97 @@ impl Hub {
                 }
             }
         }
-        state.detached.push(Detached {
-            player_id: conn.player_id,
-            resume_token: conn.resume_token,
-            regions: conn.regions,
-            until,
-        });
+        if let Some(token) = conn.token {
+            let _ = self.writes.send(Write::Expire {
+                token,
+                holder: self.holder(id),
+                ttl: self.config.window,
+            });
+        }
         metrics::gauge!("vdm_ws_connections").set(state.conns.len() as f64);
     }
 
-    /// Subscribes a socket to regions; returns all its regions.
-    pub fn subscribe(&self, id: u64, regions: &[i64]) -> Result<Vec<i64>, String> {
-        let mut state = self.lock();
-        let Some(conn) = state.conns.get_mut(&id) else {
-            return Ok(Vec::new());
-        };
-        if conn.regions.len() + regions.iter().filter(|r| !conn.regions.contains(r)).count() > MAX_REGIONS {
-            return Err(format!("a socket may subscribe to at most {MAX_REGIONS} regions"));
+    /// Subscribes a socket to regions; returns all its regions, once the
+    /// session's checkpoint for them is stored (a resume counts them).
+    pub async fn subscribe(&self, id: u64, regions: &[i64]) -> Result<Vec<i64>, String> {
+        let (all, done) = self.add_regions(id, regions)?;
+        if let Some(done) = done {
+            wait(done).await;
         }
-        conn.regions.extend(regions.iter().copied());
-        let mut all: Vec<i64> = conn.regions.iter().copied().collect();
-        for region in regions {
-            state.by_region.entry(*region).or_default().insert(id);
-        }
-        all.sort_unstable();
         Ok(all)
     }
 
-    /// Unsubscribes a socket from regions; returns its remaining regions.
-    pub fn unsubscribe(&self, id: u64, regions: &[i64]) -> Vec<i64> {
-        let mut state = self.lock();
-        let Some(conn) = state.conns.get_mut(&id) else {
-            return Vec::new();
-        };
-        for region in regions {
-            conn.regions.remove(region);
+    /// Unsubscribes a socket from regions; returns its remaining regions,
+    /// once the session's checkpoint for them is stored.
+    pub async fn unsubscribe(&self, id: u64, regions: &[i64]) -> Vec<i64> {
+        let (all, done) = self.remove_regions(id, regions);
+        if let Some(done) = done {
+            wait(done).await;
         }
-        let mut all: Vec<i64> = conn.regions.iter().copied().collect();
+        all
+    }
+
+    fn add_regions(&self, id: u64, regions: &[i64]) -> Result<(Vec<i64>, Option<oneshot::Receiver<bool>>), String> {
+        let mut state = self.lock();
+        let Some(conn) = state.conns.get(&id) else {
+            return Ok((Vec::new(), None));
+        };
+        let mut now = conn.regions.clone();
+        now.extend(regions.iter().copied());
+        if now.len() > MAX_REGIONS {
+            return Err(format!("a socket may subscribe to at most {MAX_REGIONS} regions"));
+        }
         for region in regions {
+            state.by_region.entry(*region).or_default().insert(id);
+        }
+        Ok(self.set_regions(&mut state, id, now))
+    }
+
+    fn remove_regions(&self, id: u64, regions: &[i64]) -> (Vec<i64>, Option<oneshot::Receiver<bool>>) {
+        let mut state = self.lock();
+        let Some(conn) = state.conns.get(&id) else {
+            return (Vec::new(), None);
+        };
+        let mut now = conn.regions.clone();
+        for region in regions {
+            now.remove(region);
             if let Some(ids) = state.by_region.get_mut(region) {
                 ids.remove(&id);
             }
         }
-        all.sort_unstable();
-        all
+        self.set_regions(&mut state, id, now)
+    }
+
+    /// Sets a socket's regions and checkpoints its session where they
+    /// change (pushes from here on are counted against the new regions).
+    fn set_regions(
+        &self,
+        state: &mut State,
+        id: u64,
+        regions: HashSet<i64>,
+    ) -> (Vec<i64>, Option<oneshot::Receiver<bool>>) {
+        let position = state.position;
+        let Some(conn) = state.conns.get_mut(&id) else {
+            return (Vec::new(), None);
+        };
+        conn.regions = regions;
+        let all = sorted(&conn.regions);
+        if let (Some(token), Some(saved), Some(offset)) = (&conn.token, &conn.saved, position) {
+            let record = Record {
+                player_id: conn.player_id,
+                current: Checkpoint {
+                    seq: conn.seq,
+                    offset,
+                    regions: all.clone(),
+                },
+                previous: Some(saved.current.clone()),
+            };
+            conn.saved = Some(record.clone());
+            conn.saved_at = Instant::now();
+            let token = token.clone();
+            return (all, self.save(id, &token, record, false, true));
+        }
+        (all, None)
     }
 
     /// How many sockets a player has open.
@@ -160,17 +402,26 @@ impl Hub {
         self.lock().by_player.get(&player_id).map_or(0, Vec::len)
     }
 
-    /// Delivers bus events until the bus closes; started once per gateway.
-    pub fn spawn(self: Arc<Self>, bus: EventBus, resume: ResumeStore, shutdown: CancellationToken) {
-        let mut events = bus.subscribe();
+    /// Starts the hub's tasks: delivery of bus events until shutdown, the
+    /// session-store writer, and periodic checkpoints (which also trim the
+    /// bus history). Called once per gateway.
+    pub fn spawn(self: Arc<Self>, bus: EventBus, shutdown: CancellationToken) {
+        let subscription = bus.subscribe();
+        if let Some(position) = subscription.position {
+            self.lock().join_at(position);
+        }
+        let mut deliveries = subscription.deliveries;
+        let hub = self.clone();
+        let stop = shutdown.clone();
         tokio::spawn(async move {
             loop {
-                let event = tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    received = events.recv() => received,
+                let delivery = tokio::select! {
+                    () = stop.cancelled() => return,
+                    received = deliveries.recv() => received,
                 };
-                match event {
-                    Ok(event) => self.deliver(&event, &resume),
+                match delivery {
+                    Ok(Delivery::Event(offset, event)) => hub.deliver(offset, &event),
+                    Ok(Delivery::Position(position)) => hub.lock().join_at(position),
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
                         tracing::error!(missed, "push delivery fell behind the event bus; events dropped");
                         metrics::counter!("vdm_ws_events_dropped_total").increment(missed);
@@ -179,13 +430,69 @@ impl Hub {
                 }
             }
         });
+        self.spawn_writer();
+        let every = self.config.checkpoint_every;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                self.checkpoint_all();
+                self.store.sweep();
+                if let Err(err) = bus.trim_history(self.config.history()).await {
+                    tracing::warn!(error = %err, "event history not trimmed");
+                }
+            }
+        });
     }
 
-    /// Queues an event for every socket it concerns, and records it in the
-    /// log of every detached session it concerns (under the lock, so a
-    /// socket resuming that session sees it either replayed or live).
-    fn deliver(&self, event: &Arc<Event>, resume: &ResumeStore) {
+    /// Starts the one task that applies session-record writes, in order
+    /// and in batches (one Redis pipeline per batch).
+    fn spawn_writer(&self) {
+        let Some(mut writes) = self.pending_writes.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            return;
+        };
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            let mut batch = Vec::new();
+            while writes.recv_many(&mut batch, 1024).await > 0 {
+                let landed = store.apply(&batch).await;
+                if !landed {
+                    metrics::counter!("vdm_ws_checkpoint_errors_total").increment(batch.len() as u64);
+                }
+                for write in batch.drain(..) {
+                    if let Write::Save { done: Some(done), .. } = write {
+                        let _ = done.send(landed);
+                    }
+                }
+            }
+        });
+    }
+
+    /// Routes an event: numbers it for every socket it concerns and queues
+    /// it there, and keeps it in the ring.
+    fn deliver(&self, offset: Offset, event: &Arc<Event>) {
         let mut state = self.lock();
+        if state.position.is_some_and(|position| offset <= position) {
+            return;
+        }
+        state.position = Some(offset);
+        let now = Instant::now();
+        state.ring.push_back((offset, now, event.clone()));
+        let (keep, cap) = self.ring_keep;
+        while state.ring.len() > cap
+            || state
+                .ring
+                .front()
+                .is_some_and(|(_, at, _)| now.duration_since(*at) > keep)
+        {
+            if let Some((dropped, _, _)) = state.ring.pop_front() {
+                state.floor = Some(dropped);
+            }
+        }
         let mut targets: HashSet<u64> = HashSet::new();
         if let Some(player) = event.player_id
             && let Some(ids) = state.by_player.get(&player)
@@ -198,8 +505,12 @@ impl Hub {
             }
         }
         for id in targets {
-            let Some(conn) = state.conns.get(&id) else { continue };
-            match conn.tx.try_send(event.clone()) {
+            let Some(conn) = state.conns.get_mut(&id) else { continue };
+            if offset <= conn.skip_until {
+                continue;
+            }
+            conn.seq += 1;
+            match conn.tx.try_send((conn.seq, event.clone())) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     if !conn.kill.is_cancelled() {
@@ -211,20 +522,109 @@ impl Hub {
                 Err(mpsc::error::TrySendError::Closed(_)) => {}
             }
         }
-        let now = Instant::now();
-        state.detached.retain(|d| d.until > now);
-        for detached in &state.detached {
-            if event.player_id == Some(detached.player_id)
-                || event.region_ids.iter().any(|r| detached.regions.contains(r))
-            {
-                resume.record(&detached.resume_token, event);
+    }
+
+    /// Checkpoints every live session whose seq moved since its last one
+    /// (and refreshes the records of the others before they expire).
+    fn checkpoint_all(&self) {
+        let mut state = self.lock();
+        let Some(offset) = state.position else { return };
+        let mut due = Vec::new();
+        for (id, conn) in &mut state.conns {
+            let (Some(token), Some(saved)) = (&conn.token, &conn.saved) else {
+                continue;
+            };
+            if saved.current.seq == conn.seq && conn.saved_at.elapsed() < LIVE_TTL / 2 {
+                continue;
             }
+            let record = Record {
+                player_id: conn.player_id,
+                current: Checkpoint {
+                    seq: conn.seq,
+                    offset,
+                    regions: sorted(&conn.regions),
+                },
+                previous: Some(saved.current.clone()),
+            };
+            conn.saved = Some(record.clone());
+            conn.saved_at = Instant::now();
+            due.push((*id, token.clone(), record));
         }
+        drop(state);
+        for (id, token, record) in due {
+            self.save(id, &token, record, false, false);
+        }
+    }
+
+    /// Queues a record write; with `ack`, returns what tells when it landed.
+    fn save(&self, id: u64, token: &str, record: Record, takeover: bool, ack: bool) -> Option<oneshot::Receiver<bool>> {
+        let (done, landed) = if ack {
+            let (done, landed) = oneshot::channel();
+            (Some(done), Some(landed))
+        } else {
+            (None, None)
+        };
+        let _ = self.writes.send(Write::Save {
+            token: token.to_owned(),
+            holder: self.holder(id),
+            record,
+            takeover,
+            ttl: LIVE_TTL,
+            done,
+        });
+        landed
+    }
+
+    fn holder(&self, id: u64) -> String {
+        format!("{}/{id}", self.instance)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+impl State {
+    fn insert(&mut self, id: u64, conn: Conn) {
+        for region in &conn.regions {
+            self.by_region.entry(*region).or_default().insert(id);
+        }
+        self.by_player.entry(conn.player_id).or_default().push(id);
+        self.conns.insert(id, conn);
+        metrics::gauge!("vdm_ws_connections").set(self.conns.len() as f64);
+    }
+
+    /// Learns where the bus is, when the hub did not know yet: the ring
+    /// holds every event after it from now on.
+    fn join_at(&mut self, position: Offset) {
+        if self.position.is_none() {
+            self.position = Some(position);
+            self.floor = Some(position);
+        }
+    }
+}
+
+/// Waits (briefly) for a record write; a session whose record did not
+/// land still works, it just may not resume.
+async fn wait(done: oneshot::Receiver<bool>) {
+    match tokio::time::timeout(Duration::from_secs(2), done).await {
+        Ok(Ok(true)) => {}
+        _ => tracing::warn!("session record not stored; this session may not resume"),
+    }
+}
+
+/// A random hex token of `bytes` bytes.
+pub fn random_token(bytes: usize) -> String {
+    let mut raw = vec![0u8; bytes];
+    if getrandom::fill(&mut raw).is_err() {
+        // Extremely unlikely; a time-based token still identifies the session.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        return format!("t{nanos:x}");
+    }
+    raw.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -240,49 +640,80 @@ mod tests {
         })
     }
 
-    fn attach(
-        hub: &Hub,
-        player: i64,
-        token: &str,
-        regions: &[i64],
-        tx: mpsc::Sender<Arc<Event>>,
-        kill: CancellationToken,
-    ) -> u64 {
-        let regions = regions.iter().copied().collect();
-        hub.attach(player, tx, kill, || (token.to_owned(), regions, ())).0.id
+    fn hub() -> Arc<Hub> {
+        let config = HubConfig {
+            window: Duration::from_secs(60),
+            max_replay: 100,
+            checkpoint_every: Duration::from_secs(15),
+        };
+        let hub = Hub::new(config, SessionStore::memory(), false);
+        hub.lock().join_at(Offset(0, 0));
+        hub.spawn_writer();
+        hub
     }
 
-    #[test]
-    fn a_full_queue_cuts_off_only_that_socket() {
-        let hub = Hub::default();
-        let resume = ResumeStore::new(std::time::Duration::from_secs(60), 10);
+    #[tokio::test]
+    async fn a_full_queue_cuts_off_only_that_socket() {
+        let hub = hub();
         let (slow_tx, _slow_rx) = mpsc::channel(1);
         let (fast_tx, mut fast_rx) = mpsc::channel(8);
         let (slow_kill, fast_kill) = (CancellationToken::new(), CancellationToken::new());
-        attach(&hub, 1, "slow", &[], slow_tx, slow_kill.clone());
-        attach(&hub, 2, "fast", &[7], fast_tx, fast_kill.clone());
-        hub.deliver(&event(1, vec![]), &resume);
+        hub.open(1, slow_tx, slow_kill.clone()).await;
+        let fast = hub.open(2, fast_tx, fast_kill.clone()).await;
+        hub.subscribe(fast.id, &[7]).await.unwrap();
+        hub.deliver(Offset(0, 1), &event(1, vec![]));
         assert!(!slow_kill.is_cancelled());
-        hub.deliver(&event(1, vec![7]), &resume);
+        hub.deliver(Offset(0, 2), &event(1, vec![7]));
         assert!(slow_kill.is_cancelled(), "the second push did not fit");
         assert!(!fast_kill.is_cancelled());
-        assert!(fast_rx.try_recv().is_ok(), "the region subscriber got the region push");
+        assert_eq!(fast_rx.try_recv().ok().map(|(seq, _)| seq), Some(1));
     }
 
-    #[test]
-    fn detached_sessions_record_what_concerns_them() {
-        let hub = Hub::default();
-        let resume = ResumeStore::new(std::time::Duration::from_secs(60), 10);
-        resume.open("token-1", 1);
-        let (tx, _rx) = mpsc::channel(8);
-        let id = attach(&hub, 1, "token-1", &[3], tx, CancellationToken::new());
-        hub.detach(id, Instant::now() + std::time::Duration::from_secs(60), || {});
-        assert_eq!(hub.sockets_of(1), 0);
-        hub.deliver(&event(1, vec![]), &resume);
-        hub.deliver(&event(9, vec![3]), &resume);
-        hub.deliver(&event(9, vec![4]), &resume);
-        let resumed = resume.claim("token-1", 1, 0).unwrap();
-        assert_eq!(resumed.last_seq, 2, "its own and its regions' pushes, not others");
-        assert_eq!(resumed.replay.len(), 2);
+    #[tokio::test]
+    async fn a_resumed_socket_gets_the_missed_pushes_then_live_ones_once() {
+        let hub = hub();
+        let bus_without_history = EventBus::new(
+            &vdm_kit::cache::CacheStore::new(&vdm_kit::config::CacheConfig {
+                redis_url: None,
+                key_prefix: "t".into(),
+                memory_capacity: 10,
+                timeout: Duration::from_millis(50),
+            })
+            .unwrap(),
+            None,
+            "t",
+        );
+        let (tx, mut rx) = mpsc::channel(8);
+        let opened = hub.open(1, tx, CancellationToken::new()).await;
+        hub.subscribe(opened.id, &[3]).await.unwrap();
+        hub.deliver(Offset(0, 1), &event(1, vec![]));
+        hub.deliver(Offset(0, 2), &event(9, vec![3]));
+        assert_eq!(rx.try_recv().ok().map(|(seq, _)| seq), Some(1));
+        hub.detach(opened.id);
+        hub.deliver(Offset(0, 3), &event(9, vec![3]));
+        hub.deliver(Offset(0, 4), &event(9, vec![4]));
+        // The client saw seq 1 only: seq 2 (in flight) and 3 (while away).
+        let (tx, mut rx) = mpsc::channel(8);
+        let resumed = hub
+            .resume(&bus_without_history, 1, &opened.token, 1, tx, CancellationToken::new())
+            .await
+            .unwrap();
+        let replayed: Vec<u64> = resumed.replay.iter().map(|(seq, _)| *seq).collect();
+        assert_eq!(replayed, vec![2, 3]);
+        assert_eq!(resumed.seq, 3);
+        hub.deliver(Offset(0, 5), &event(1, vec![]));
+        assert_eq!(rx.try_recv().ok().map(|(seq, _)| seq), Some(4));
+        assert!(matches!(
+            hub.resume(
+                &bus_without_history,
+                2,
+                &opened.token,
+                0,
+                mpsc::channel(1).0,
+                CancellationToken::new()
+            )
+            .await,
+            Err(ResumeRefused::NotYours)
+        ));
     }
 }

@@ -4,12 +4,13 @@
 //!   `event` pushes with a per-session `seq`, `welcome`, `error`) in JSON
 //!   (`vdm.v1.json`) or MessagePack (`vdm.v1.msgpack`).
 //! - [`hub`]: which sockets are open, for which player and regions; routes
-//!   bus events to them through bounded queues (a slow consumer is cut off).
+//!   bus events to them through bounded queues (a slow consumer is cut off),
+//!   numbering each socket's pushes, and checkpoints their sessions.
 //! - [`session`]: one socket's loop: frames in, requests dispatched to the
 //!   same router as REST (one handler per operation, two transports),
 //!   pushes and replies out, heartbeats.
-//! - [`resume`]: the per-session replay log that lets a reconnecting client
-//!   get the pushes it missed.
+//! - [`resume`]: session checkpoints (in Redis when the gateway has it) that
+//!   let a reconnecting client get the pushes it missed, on any replica.
 
 pub mod envelope;
 pub mod hub;
@@ -93,8 +94,8 @@ pub struct Realtime {
     pub config: RealtimeConfig,
     /// Open sockets and their subscriptions.
     pub hub: Arc<hub::Hub>,
-    /// Missed pushes kept for resuming clients.
-    pub resume: resume::ResumeStore,
+    /// The event bus (read back to resume sessions).
+    pub bus: vdm_kit::bus::EventBus,
     /// The router requests are dispatched to: set once it is built, taken
     /// when the gateway stops (the router holds the state that holds this,
     /// so keeping it would keep both alive forever).
@@ -102,6 +103,19 @@ pub struct Realtime {
 }
 
 impl Realtime {
+    /// The hub's settings for this configuration.
+    pub fn hub_config(config: &RealtimeConfig) -> hub::HubConfig {
+        hub::HubConfig {
+            window: config.resume_window,
+            max_replay: config.resume_messages,
+            // Often enough that the two kept checkpoints are recent; a
+            // client that lagged more than one interval behind its socket
+            // (a dead network not yet noticed) still resumes.
+            checkpoint_every: (config.resume_window / 4)
+                .clamp(std::time::Duration::from_secs(1), std::time::Duration::from_secs(30)),
+        }
+    }
+
     /// The router to dispatch socket requests to, while the gateway runs.
     pub fn router(&self) -> Option<Router> {
         self.router.lock().unwrap_or_else(|e| e.into_inner()).clone()

@@ -15,7 +15,8 @@ use vdm_kit::bus::Event;
 use vdm_kit::shutdown::CancellationToken;
 
 use super::envelope::{Incoming, Outgoing, Wire, decode};
-use super::resume::{ResumeRefused, push};
+use super::hub::Push;
+use super::resume::push;
 use super::{ConnectQuery, Realtime, close};
 use crate::error::ErrorBody;
 
@@ -62,31 +63,66 @@ pub async fn run(socket: WebSocket, start: Start) {
         return;
     }
 
-    // A new session, or the continuation of one, claimed while the hub
-    // holds pushes back: each push is then either in the replay or queued
-    // live behind it, never lost between the two.
-    let (push_tx, mut pushes) = mpsc::channel(config.queue);
+    // The continuation of the session the client names, if it can be
+    // resumed, else a new one. The hub attaches the socket so that every
+    // push after the replay arrives live, exactly once.
+    let (push_tx, mut pushes) = mpsc::channel::<Push>(config.queue);
     let (reply_tx, mut replies) = mpsc::channel::<Box<Outgoing>>(config.queue);
     let kill = CancellationToken::new();
-    let (attached, (resume_token, last_seq, replay, was_resumed)) =
-        realtime.hub.attach(player_id, push_tx, kill.clone(), || {
-            claim_or_open(&realtime, player_id, &query)
-        });
+    let mut continued = None;
+    if let Some(resume_token) = &query.resume {
+        let last_seq = query.last_seq.unwrap_or(0);
+        match realtime
+            .hub
+            .resume(
+                &realtime.bus,
+                player_id,
+                resume_token,
+                last_seq,
+                push_tx.clone(),
+                kill.clone(),
+            )
+            .await
+        {
+            Ok(attached) => {
+                metrics::counter!("vdm_ws_resumes_total", "result" => "ok").increment(1);
+                tracing::info!(
+                    player.id = player_id,
+                    last_seq,
+                    replayed = attached.replay.len(),
+                    "session resumed"
+                );
+                continued = Some(attached);
+            }
+            Err(refused) => {
+                tracing::info!(
+                    player.id = player_id,
+                    ?refused,
+                    "resume refused; starting a new session"
+                );
+                metrics::counter!("vdm_ws_resumes_total", "result" => refused.label()).increment(1);
+            }
+        }
+    }
+    let was_resumed = continued.is_some();
+    let attached = match continued {
+        Some(attached) => attached,
+        None => realtime.hub.open(player_id, push_tx, kill.clone()).await,
+    };
     let welcome = Outgoing::Welcome {
-        resume_token: resume_token.clone(),
+        resume_token: attached.token.clone(),
         player_id,
         contract: vdm_proto::CONTRACT,
         heartbeat_ms: u64::try_from(config.heartbeat.as_millis()).unwrap_or(u64::MAX),
         resumed: was_resumed,
-        last_seq,
+        last_seq: attached.seq,
     };
+    let replay = attached.replay.iter().map(|(seq, event)| push(*seq, event));
     for message in std::iter::once(welcome).chain(replay) {
         if let Some(frame) = message.encode(format)
             && sink.send(frame).await.is_err()
         {
-            realtime
-                .hub
-                .detach(attached.id, Instant::now() + config.resume_window, || {});
+            realtime.hub.detach(attached.id);
             return;
         }
     }
@@ -114,8 +150,8 @@ pub async fn run(socket: WebSocket, start: Start) {
                     Ok(None) => {}
                     Ok(Some(incoming)) => {
                         metrics::counter!("vdm_ws_messages_total", "direction" => "in").increment(1);
-                        let ctx = Ctx { realtime: &realtime, conn: attached.id, token: &token, resume_token: &resume_token, in_flight: &in_flight, replies: &reply_tx };
-                        if let Some(reply) = handle(ctx, incoming)
+                        let ctx = Ctx { realtime: &realtime, conn: attached.id, token: &token, in_flight: &in_flight, replies: &reply_tx };
+                        if let Some(reply) = handle(ctx, incoming).await
                             && let Some(frame) = reply.encode(format)
                             && sink.send(frame).await.is_err()
                         {
@@ -124,8 +160,7 @@ pub async fn run(socket: WebSocket, start: Start) {
                     }
                 }
             }
-            Some(event) = pushes.recv() => {
-                let seq = realtime.resume.record(&resume_token, &event);
+            Some((seq, event)) = pushes.recv() => {
                 metrics::counter!("vdm_ws_messages_total", "direction" => "out").increment(1);
                 if let Some(frame) = push_frame(seq, &event, format)
                     && sink.send(frame).await.is_err()
@@ -166,13 +201,7 @@ pub async fn run(socket: WebSocket, start: Start) {
         .await;
     }
     pushes.close();
-    realtime
-        .hub
-        .detach(attached.id, Instant::now() + config.resume_window, || {
-            while let Ok(event) = pushes.try_recv() {
-                realtime.resume.record(&resume_token, &event);
-            }
-        });
+    realtime.hub.detach(attached.id);
     tracing::info!(
         player.id = player_id,
         close = closing.as_ref().map(|(c, _)| *c),
@@ -180,59 +209,17 @@ pub async fn run(socket: WebSocket, start: Start) {
     );
 }
 
-/// Resumes the session the client names, or opens a new one. Returns the
-/// resume token, its regions, and (last seq, pushes to replay, resumed?).
-#[allow(clippy::type_complexity)]
-fn claim_or_open(
-    realtime: &Realtime,
-    player_id: i64,
-    query: &ConnectQuery,
-) -> (
-    String,
-    std::collections::HashSet<i64>,
-    (String, u64, Vec<Outgoing>, bool),
-) {
-    if let Some(resume_token) = &query.resume {
-        match realtime
-            .resume
-            .claim(resume_token, player_id, query.last_seq.unwrap_or(0))
-        {
-            Ok(resumed) => {
-                metrics::counter!("vdm_ws_resumes_total", "result" => "ok").increment(1);
-                let token = resume_token.clone();
-                return (
-                    token.clone(),
-                    resumed.regions,
-                    (token, resumed.last_seq, resumed.replay, true),
-                );
-            }
-            Err(refused) => {
-                tracing::info!(
-                    player.id = player_id,
-                    ?refused,
-                    "resume refused; starting a new session"
-                );
-                metrics::counter!("vdm_ws_resumes_total", "result" => refused_label(&refused)).increment(1);
-            }
-        }
-    }
-    let fresh = random_token();
-    realtime.resume.open(&fresh, player_id);
-    (fresh.clone(), Default::default(), (fresh, 0, Vec::new(), false))
-}
-
 struct Ctx<'a> {
     realtime: &'a Arc<Realtime>,
     conn: u64,
     token: &'a str,
-    resume_token: &'a str,
     in_flight: &'a Arc<Semaphore>,
     replies: &'a mpsc::Sender<Box<Outgoing>>,
 }
 
 /// Handles one client message; returns an immediate reply, if any (request
 /// replies come later through the reply queue).
-fn handle(ctx: Ctx<'_>, incoming: Incoming) -> Option<Outgoing> {
+async fn handle(ctx: Ctx<'_>, incoming: Incoming) -> Option<Outgoing> {
     let id = incoming.id.clone();
     match incoming.kind.as_str() {
         "request" => {
@@ -266,14 +253,13 @@ fn handle(ctx: Ctx<'_>, incoming: Incoming) -> Option<Outgoing> {
                 ));
             }
             let now = if incoming.kind == "subscribe" {
-                match ctx.realtime.hub.subscribe(ctx.conn, &regions) {
+                match ctx.realtime.hub.subscribe(ctx.conn, &regions).await {
                     Ok(now) => now,
                     Err(message) => return Some(error_reply(id, ErrorCode::InvalidArgument, &message)),
                 }
             } else {
-                ctx.realtime.hub.unsubscribe(ctx.conn, &regions)
+                ctx.realtime.hub.unsubscribe(ctx.conn, &regions).await
             };
-            ctx.realtime.resume.set_regions(ctx.resume_token, &now);
             Some(Outgoing::Response {
                 id,
                 status: 200,
@@ -406,25 +392,4 @@ fn read_failure(err: axum::Error) -> Option<(u16, String)> {
         Some(Error::Protocol(problem)) => Some((close::PROTOCOL_ERROR, format!("protocol error: {problem}"))),
         _ => None,
     }
-}
-
-fn refused_label(refused: &ResumeRefused) -> &'static str {
-    match refused {
-        ResumeRefused::Unknown => "unknown",
-        ResumeRefused::NotYours => "not_yours",
-        ResumeRefused::Gap => "gap",
-    }
-}
-
-fn random_token() -> String {
-    let mut bytes = [0u8; 18];
-    if getrandom::fill(&mut bytes).is_err() {
-        // Extremely unlikely; a time-based token still identifies the session.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos();
-        return format!("t{nanos:x}");
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -270,7 +270,12 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
             let dir = std::env::temp_dir().join(format!("vdm-test-{suffix}"));
             let db_dir = dir.clone();
             let cache = match &options.redis_url {
-                None => CacheConfig::in_process(),
+                // The in-process event bus is per key prefix: apps of
+                // tests running side by side do not see each other's events.
+                None => CacheConfig {
+                    key_prefix: format!("t{}_{suffix}", unix_secs()),
+                    ..CacheConfig::in_process()
+                },
                 Some(url) => CacheConfig {
                     redis_url: Some(Secret::new(url.clone())),
                     key_prefix: format!("t{}_{suffix}", unix_secs()),

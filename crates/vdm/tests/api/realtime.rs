@@ -22,6 +22,7 @@ backend_tests!(
     messagepack_socket_carries_the_same_conversation,
     resume_replays_exactly_the_missed_pushes,
     a_push_reaches_a_socket_on_another_gateway,
+    resume_continues_on_another_gateway,
     region_pushes_reach_their_subscribers_only,
     rumors_push_to_the_listener_and_to_the_region,
 );
@@ -247,6 +248,100 @@ async fn a_push_reaches_a_socket_on_another_gateway(backend: Backend) {
     let push = next(&mut socket).await;
     assert_eq!(push["event"], "quest.updated");
     assert_eq!(push["payload"]["quest_id"], id);
+    second.finish().await;
+    app.finish().await;
+}
+
+/// A session held by one gateway resumes on another that shares Redis:
+/// the pushes missed while away (the player's own and its region's,
+/// including one in flight when the socket dropped) are replayed in order,
+/// and live pushes continue the same `seq` exactly once. On the embedded
+/// back end sessions are per gateway, so there it resumes on the same one.
+async fn resume_continues_on_another_gateway(backend: Backend) {
+    let options = Options {
+        seed_demo: true,
+        ..Options::default()
+    };
+    let Some(app) = spawn_app_with(backend, options).await else {
+        return;
+    };
+    let second = app.spawn_second_gateway().await;
+    let other = if backend == Backend::External { &second } else { &app };
+    let quest = app.create_quest(&wolves()).await;
+    let id = quest["id"].as_i64().unwrap();
+    let objective = quest["objectives"][0]["id"].as_i64().unwrap();
+    let (_, token) = app.sign_in("roaming-player").await;
+    let mut socket = connect(&app, "", Some(&token), "vdm.v1.json").await.unwrap();
+    let resume_token = next(&mut socket).await["resume_token"].as_str().unwrap().to_owned();
+    send(&mut socket, json!({"id": "s", "type": "subscribe", "regions": [2]})).await;
+    collect(&mut socket, "s", 0).await;
+    let accept = json!({"id": "a", "type": "request", "method": "POST", "path": format!("/v1/quests/{id}/accept")});
+    send(&mut socket, accept).await;
+    let (_, pushes) = collect(&mut socket, "a", 1).await;
+    assert_eq!(pushes[0]["seq"], 1);
+    // Seq 2 reaches the socket, but the client loses it with the network.
+    let storm = json!({"kind": "storm", "text": "Hail.", "region_ids": [2]});
+    let posted = app.post_json("/v1/world/events", Some(ADMIN_TOKEN), &storm).await;
+    assert_eq!(posted.status, 201);
+    assert_eq!(next(&mut socket).await["seq"], 2);
+    drop(socket);
+
+    // While away: own progress twice, an event in its region, one elsewhere.
+    for amount in [1, 2] {
+        let body = json!({"objective_id": objective, "amount": amount});
+        let progress = app
+            .post_json(&format!("/v1/me/quests/{id}/progress"), Some(&token), &body)
+            .await;
+        assert_eq!(progress.status, 200);
+    }
+    for (region, text) in [(3, "Elsewhere."), (2, "Fog.")] {
+        let event = json!({"kind": "weather", "text": text, "region_ids": [region]});
+        let posted = app.post_json("/v1/world/events", Some(ADMIN_TOKEN), &event).await;
+        assert_eq!(posted.status, 201);
+    }
+    // Let the bus carry the last write everywhere before resuming, so the
+    // replay (not live delivery) has it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let query = format!("?resume={resume_token}&last_seq=1");
+    let mut socket = connect(other, &query, Some(&token), "vdm.v1.json").await.unwrap();
+    let welcome = next(&mut socket).await;
+    assert_eq!(welcome["resumed"], true, "{welcome}");
+    assert_eq!(welcome["resume_token"], resume_token.as_str());
+    assert_eq!(welcome["last_seq"], 5, "{welcome}");
+    let mut replayed = Vec::new();
+    for _ in 0..4 {
+        replayed.push(next(&mut socket).await);
+    }
+    let seqs: Vec<u64> = replayed.iter().map(|p| p["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, vec![2, 3, 4, 5]);
+    assert_eq!(replayed[0]["payload"]["text"], "Hail.");
+    assert_eq!(replayed[1]["payload"]["objectives"][0]["progress"], 1);
+    assert_eq!(replayed[2]["payload"]["objectives"][0]["progress"], 3);
+    assert_eq!(replayed[3]["payload"]["text"], "Fog.");
+
+    // Live pushes continue the sequence, once, with the region kept.
+    let rain = json!({"kind": "weather", "text": "Rain.", "region_ids": [2]});
+    let posted = app.post_json("/v1/world/events", Some(ADMIN_TOKEN), &rain).await;
+    assert_eq!(posted.status, 201);
+    let live = next(&mut socket).await;
+    assert_eq!(
+        (live["seq"].as_u64(), live["payload"]["text"].as_str()),
+        (Some(6), Some("Rain."))
+    );
+    send(&mut socket, json!({"id": "p", "type": "ping"})).await;
+    let (pong, none) = collect(&mut socket, "p", 0).await;
+    assert_eq!(
+        (pong["status"].as_u64(), none.len()),
+        (Some(200), 0),
+        "no duplicate push"
+    );
+
+    // The same token from a client that claims pushes it never had: fresh.
+    drop(socket);
+    let query = format!("?resume={resume_token}&last_seq=99");
+    let mut socket = connect(other, &query, Some(&token), "vdm.v1.json").await.unwrap();
+    assert_eq!(next(&mut socket).await["resumed"], false);
     second.finish().await;
     app.finish().await;
 }
