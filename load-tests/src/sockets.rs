@@ -8,6 +8,12 @@
 //!   `at` (stamped by the world service, millisecond resolution) to its
 //!   arrival.
 //!
+//! - across replicas: several client processes, each holding its sockets on
+//!   one gateway (`--devices-from` keeps their players apart), write
+//!   `--ready-file` once open, and wait for `--listen-pushes` region pushes
+//!   that someone else posts (load-tests/sockets-replicas.sh), writing every
+//!   delivery latency to `--latencies-out` for one merged report.
+//!
 //! Sockets are spread over the local addresses 127.0.0.1..127.0.0.N
 //! (`--sources`) so one client process is not bound by one source address's
 //! ephemeral ports.
@@ -41,9 +47,11 @@ pub async fn run(options: &Options) -> Result<bool, String> {
         .transpose()?;
     let region: i64 = options.num("region", 1)?;
     let pushes: usize = options.num("pushes", 0)?;
+    let listen_pushes: usize = options.num("listen-pushes", 0)?;
+    let devices_from: usize = options.num("devices-from", 0)?;
 
     let started = Instant::now();
-    let tokens = sign_in(addr, &authority, sockets).await?;
+    let tokens = sign_in(addr, &authority, devices_from, sockets).await?;
     eprintln!(
         "  {} devices signed in in {:.1} s",
         tokens.len(),
@@ -119,6 +127,30 @@ pub async fn run(options: &Options) -> Result<bool, String> {
     }
 
     let mut ok = open == sockets;
+    if let Some(ready) = options.get("ready-file") {
+        std::fs::write(ready, format!("{open}\n")).map_err(|e| format!("--ready-file: {e}"))?;
+    }
+    if listen_pushes > 0 {
+        let wait: f64 = options.num("wait", 120.0)?;
+        let expected = (open * listen_pushes) as u64;
+        let deadline = Instant::now() + Duration::from_secs_f64(wait);
+        while received.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Give late deliveries a moment, then report.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let latencies: Vec<u64> = latencies
+            .iter()
+            .filter_map(|l| l.lock().ok())
+            .flat_map(|l| l.clone())
+            .collect();
+        println!("pushes delivered {}/{expected}", latencies.len());
+        if let Some(out) = options.get("latencies-out") {
+            let text: String = latencies.iter().map(|l| format!("{l}\n")).collect();
+            std::fs::write(out, text).map_err(|e| format!("--latencies-out: {e}"))?;
+        }
+        ok &= latencies.len() as u64 == expected;
+    }
     if pushes > 0 {
         let push_url = options.get("push-url").ok_or("--push-url is required with --pushes")?;
         let admin = options
@@ -208,7 +240,7 @@ pub(crate) fn rss_kb(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-async fn sign_in(addr: SocketAddr, authority: &str, count: usize) -> Result<Vec<String>, String> {
+async fn sign_in(addr: SocketAddr, authority: &str, from: usize, count: usize) -> Result<Vec<String>, String> {
     let next = Arc::new(AtomicU64::new(0));
     let tokens = Arc::new(Mutex::new(vec![String::new(); count]));
     let mut tasks = Vec::new();
@@ -220,7 +252,7 @@ async fn sign_in(addr: SocketAddr, authority: &str, count: usize) -> Result<Vec<
                 if i >= count {
                     return Ok::<(), String>(());
                 }
-                let body = format!(r#"{{"device_id":"socket-load-{i}"}}"#);
+                let body = format!(r#"{{"device_id":"socket-load-{}"}}"#, from + i);
                 let answer = post(addr, &authority, "/v1/auth/device", None, body).await?;
                 let value: serde_json::Value = serde_json::from_slice(&answer).map_err(|e| e.to_string())?;
                 let token = value["session_token"].as_str().ok_or("no session token")?.to_owned();

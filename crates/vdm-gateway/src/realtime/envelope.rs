@@ -108,3 +108,43 @@ pub fn decode(message: &Message) -> Result<Option<Incoming>, String> {
         _ => Ok(None),
     }
 }
+
+/// An event on its way to sockets. A region push goes to thousands of
+/// sockets at once: its JSON frame is built once, around a gap for each
+/// socket's `seq`, instead of once per socket.
+#[derive(Debug)]
+pub struct Outbound {
+    /// The event.
+    pub event: std::sync::Arc<vdm_kit::bus::Event>,
+    json: std::sync::OnceLock<Option<(String, String)>>,
+}
+
+impl Outbound {
+    /// Wraps an event for delivery.
+    pub fn new(event: std::sync::Arc<vdm_kit::bus::Event>) -> std::sync::Arc<Outbound> {
+        std::sync::Arc::new(Outbound {
+            event,
+            json: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// The push's JSON text for the socket whose seq it is.
+    pub fn json_text(&self, seq: u64) -> Option<String> {
+        let (head, tail) = self
+            .json
+            .get_or_init(|| {
+                let kind = serde_json::to_string(&self.event.kind).ok()?;
+                let payload = serde_json::to_string(&self.event.payload).ok()?;
+                Some((
+                    r#"{"type":"event","seq":"#.to_owned(),
+                    format!(r#","event":{kind},"payload":{payload}}}"#),
+                ))
+            })
+            .as_ref()?;
+        let mut text = String::with_capacity(head.len() + 20 + tail.len());
+        text.push_str(head);
+        text.push_str(&seq.to_string());
+        text.push_str(tail);
+        Some(text)
+    }
+}

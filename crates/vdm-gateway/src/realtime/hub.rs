@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use vdm_kit::bus::{Delivery, Event, EventBus, Offset};
 use vdm_kit::shutdown::CancellationToken;
 
+use super::envelope::Outbound;
 use super::resume::{Checkpoint, Record, Replay, ResumeRefused, SessionStore, Write, sorted};
 
 /// Regions one socket may subscribe to at most.
@@ -26,7 +27,7 @@ const HISTORY_SCAN_MAX: usize = 200_000;
 const LIVE_TTL: Duration = Duration::from_secs(3600);
 
 /// A push for one socket: its seq and the event.
-pub type Push = (u64, Arc<Event>);
+pub type Push = (u64, Arc<Outbound>);
 
 /// How long sessions stay resumable, and what the hub keeps for that.
 #[derive(Debug, Clone)]
@@ -275,7 +276,10 @@ impl Hub {
                     id,
                     token: token.to_owned(),
                     seq,
-                    replay: pushes,
+                    replay: pushes
+                        .into_iter()
+                        .map(|(seq, event)| (seq, Outbound::new(event)))
+                        .collect(),
                 },
                 done,
             )
@@ -493,6 +497,7 @@ impl Hub {
                 state.floor = Some(dropped);
             }
         }
+        let outbound = Outbound::new(event.clone());
         let mut targets: HashSet<u64> = HashSet::new();
         if let Some(player) = event.player_id
             && let Some(ids) = state.by_player.get(&player)
@@ -510,7 +515,7 @@ impl Hub {
                 continue;
             }
             conn.seq += 1;
-            match conn.tx.try_send((conn.seq, event.clone())) {
+            match conn.tx.try_send((conn.seq, outbound.clone())) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     if !conn.kill.is_cancelled() {

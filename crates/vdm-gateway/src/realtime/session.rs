@@ -11,10 +11,9 @@ use serde_json::{Value, json};
 use tokio::sync::{Semaphore, mpsc};
 use tower::ServiceExt;
 use vdm_kit::ErrorCode;
-use vdm_kit::bus::Event;
 use vdm_kit::shutdown::CancellationToken;
 
-use super::envelope::{Incoming, Outgoing, Wire, decode};
+use super::envelope::{Incoming, Outbound, Outgoing, Wire, decode};
 use super::hub::Push;
 use super::resume::push;
 use super::{ConnectQuery, Realtime, close};
@@ -72,18 +71,17 @@ pub async fn run(socket: WebSocket, start: Start) {
     let mut continued = None;
     if let Some(resume_token) = &query.resume {
         let last_seq = query.last_seq.unwrap_or(0);
-        match realtime
-            .hub
-            .resume(
-                &realtime.bus,
-                player_id,
-                resume_token,
-                last_seq,
-                push_tx.clone(),
-                kill.clone(),
-            )
-            .await
-        {
+        // Boxed, like `open` and `handle`: a socket's task keeps the size of
+        // its largest await for its whole life.
+        let resume = realtime.hub.resume(
+            &realtime.bus,
+            player_id,
+            resume_token,
+            last_seq,
+            push_tx.clone(),
+            kill.clone(),
+        );
+        match Box::pin(resume).await {
             Ok(attached) => {
                 metrics::counter!("vdm_ws_resumes_total", "result" => "ok").increment(1);
                 tracing::info!(
@@ -107,7 +105,7 @@ pub async fn run(socket: WebSocket, start: Start) {
     let was_resumed = continued.is_some();
     let attached = match continued {
         Some(attached) => attached,
-        None => realtime.hub.open(player_id, push_tx, kill.clone()).await,
+        None => Box::pin(realtime.hub.open(player_id, push_tx, kill.clone())).await,
     };
     let welcome = Outgoing::Welcome {
         resume_token: attached.token.clone(),
@@ -117,7 +115,10 @@ pub async fn run(socket: WebSocket, start: Start) {
         resumed: was_resumed,
         last_seq: attached.seq,
     };
-    let replay = attached.replay.iter().map(|(seq, event)| push(*seq, event));
+    let replay = attached
+        .replay
+        .iter()
+        .map(|(seq, outbound)| push(*seq, &outbound.event));
     for message in std::iter::once(welcome).chain(replay) {
         if let Some(frame) = message.encode(format)
             && sink.send(frame).await.is_err()
@@ -151,7 +152,8 @@ pub async fn run(socket: WebSocket, start: Start) {
                     Ok(Some(incoming)) => {
                         metrics::counter!("vdm_ws_messages_total", "direction" => "in").increment(1);
                         let ctx = Ctx { realtime: &realtime, conn: attached.id, token: &token, in_flight: &in_flight, replies: &reply_tx };
-                        if let Some(reply) = handle(ctx, incoming).await
+                        // Boxed: the loop's state stays small for idle sockets.
+                        if let Some(reply) = Box::pin(handle(ctx, incoming)).await
                             && let Some(frame) = reply.encode(format)
                             && sink.send(frame).await.is_err()
                         {
@@ -336,31 +338,12 @@ pub fn request_of(token: &str, incoming: &Incoming) -> Result<axum::http::Reques
         .map_err(|err| refuse(&format!("invalid request: {err}")))
 }
 
-/// The frame of a push. A region push goes to thousands of sockets at once:
-/// its payload is serialized once (the last event's JSON is kept) and only
-/// the envelope around it, with each socket's `seq`, is written per socket.
-fn push_frame(seq: u64, event: &Arc<Event>, format: Wire) -> Option<Message> {
-    if format == Wire::Msgpack {
-        return push(seq, event).encode(format);
+/// The frame of a push (its JSON built once for every socket it goes to).
+fn push_frame(seq: u64, outbound: &Outbound, format: Wire) -> Option<Message> {
+    match format {
+        Wire::Json => Some(Message::Text(outbound.json_text(seq)?.into())),
+        Wire::Msgpack => push(seq, &outbound.event).encode(format),
     }
-    static LAST: std::sync::Mutex<Option<(std::sync::Weak<Event>, Arc<str>)>> = std::sync::Mutex::new(None);
-    let payload = {
-        let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
-        // The Weak keeps the event's allocation, so its address cannot be
-        // reused by another event while it is cached.
-        match last.as_ref() {
-            Some((weak, json)) if std::ptr::eq(weak.as_ptr(), Arc::as_ptr(event)) => json.clone(),
-            _ => {
-                let json: Arc<str> = serde_json::to_string(&event.payload).ok()?.into();
-                *last = Some((Arc::downgrade(event), json.clone()));
-                json
-            }
-        }
-    };
-    let kind = serde_json::to_string(&event.kind).ok()?;
-    Some(Message::Text(
-        format!(r#"{{"type":"event","seq":{seq},"event":{kind},"payload":{payload}}}"#).into(),
-    ))
 }
 
 fn error_reply(id: Option<String>, code: ErrorCode, message: &str) -> Outgoing {
