@@ -498,16 +498,25 @@ impl Hub {
             }
         }
         let outbound = Outbound::new(event.clone());
-        let mut targets: HashSet<u64> = HashSet::new();
+        // Sockets of the player and of each region; a socket in several of
+        // those sets gets the event once.
+        let mut targets: Vec<u64> = Vec::new();
+        let mut sources = 0;
         if let Some(player) = event.player_id
             && let Some(ids) = state.by_player.get(&player)
         {
             targets.extend(ids.iter().copied());
+            sources += 1;
         }
         for region in &event.region_ids {
             if let Some(ids) = state.by_region.get(region) {
                 targets.extend(ids.iter().copied());
+                sources += 1;
             }
+        }
+        if sources > 1 {
+            targets.sort_unstable();
+            targets.dedup();
         }
         for id in targets {
             let Some(conn) = state.conns.get_mut(&id) else { continue };

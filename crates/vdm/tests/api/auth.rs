@@ -88,7 +88,7 @@ async fn missing_and_bad_tokens_are_401(backend: Backend) {
     app.finish().await;
 }
 
-fn sign(claims: serde_json::Value, secret: &str) -> String {
+pub(crate) fn sign(claims: serde_json::Value, secret: &str) -> String {
     jsonwebtoken::encode(
         &Header::default(),
         &claims,

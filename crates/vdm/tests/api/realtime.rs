@@ -368,6 +368,14 @@ async fn sockets_refuse_bad_credentials_frames_and_contracts() {
         refused(connect(&app, "?last_seq=x", Some(&token), "vdm.v1.json").await),
         400
     );
+    // A session token past its expiry is refused at connect.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = json!({"sub": "1", "kind": "session", "iat": now - 7200, "exp": now - 3600});
+    let expired = crate::auth::sign(claims, crate::helpers::JWT_SECRET);
+    assert_eq!(refused(connect(&app, "", Some(&expired), "vdm.v1.json").await), 401);
 
     // WebGL clients pass the token as a query parameter.
     let mut socket = connect(&app, &format!("?token={token}"), None, "vdm.v1.json")
