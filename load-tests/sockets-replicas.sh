@@ -14,6 +14,7 @@
 # latency (world service's stamp -> arrival) over every socket and push.
 #
 #   load-tests/sockets-replicas.sh [total_sockets] [gateways] [pushes]
+#   (SKIP_BUILD=1 uses the release binaries as they are)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 total="${1:-100000}"
@@ -21,7 +22,7 @@ gateways="${2:-6}"
 pushes="${3:-5}"
 per=$(( (total + gateways - 1) / gateways ))
 
-cargo build --release --locked -p vdm -p vdm-load >&2
+[[ "${SKIP_BUILD:-}" == 1 ]] || cargo build --release --locked -p vdm -p vdm-load >&2
 vdm=target/release/vdm
 load=target/release/vdm-load
 work="$(mktemp -d)"
@@ -58,7 +59,7 @@ grep -q "vdm is ready" "${work}/all.log" || { cat "${work}/all.log"; echo "vdm a
 
 gateway_pids=()
 for g in $(seq 1 "${gateways}"); do
-  env "${common[@]}" VDM_HTTP_ADDR="127.0.0.1:$((18100 + g))" \
+  env "${common[@]}" VDM_DB_MAX_CONNECTIONS=4 VDM_HTTP_ADDR="127.0.0.1:$((18100 + g))" \
     VDM_WORLD_URL=http://127.0.0.1:18191 VDM_NPC_URL=http://127.0.0.1:18192 VDM_QUEST_URL=http://127.0.0.1:18193 \
     VDM_RUMOR_URL=http://127.0.0.1:18194 VDM_METRICS_URL=http://127.0.0.1:18195 \
     "${vdm}" gateway >"${work}/gateway-${g}.log" 2>&1 &
@@ -73,8 +74,8 @@ echo "services and ${gateways} gateways ready"
 clients=()
 for g in $(seq 1 "${gateways}"); do
   "${load}" sockets "http://127.0.0.1:$((18100 + g))" --sockets "${per}" --devices-from $(( (g - 1) * per )) \
-    --sources 8 --region 2 --hold 2 --pid "${gateway_pids[$((g - 1))]}" \
-    --ready-file "${work}/ready-${g}" --listen-pushes "${pushes}" --wait 120 \
+    --sources 8 --region 2 --hold 5 --pid "${gateway_pids[$((g - 1))]}" \
+    --ready-file "${work}/ready-${g}" --listen-pushes "${pushes}" --wait 600 \
     --latencies-out "${work}/latencies-${g}" >"${work}/client-${g}.log" 2>&1 &
   pids+=($!)
   clients+=($!)
@@ -88,7 +89,9 @@ for g in $(seq 1 "${gateways}"); do
 done
 open=$(cat "${work}"/ready-* | awk '{s += $1} END {print s}')
 echo "sockets open: ${open}/$((per * gateways)) in $(( $(date +%s) - started )) s (sign-ins included)"
-grep -h "gateway RSS" "${work}"/client-*.log | sed 's/^/  /'
+grep -h "gateway RSS\|failed" "${work}"/client-*.log | sed 's/^/  /'
+# Let the last sign-ins and subscriptions settle before the pushes.
+sleep 10
 echo "redis: $(redis-cli -h 127.0.0.1 info memory | awk -F: '/^used_memory_human/ {print $2}' | tr -d '\r') used"
 
 for n in $(seq 1 "${pushes}"); do

@@ -104,8 +104,11 @@ pub async fn run(options: &Options) -> Result<bool, String> {
             Ok::<(), String>(())
         }));
     }
-    while (opened.load(Ordering::Relaxed) as usize) < sockets && started.elapsed() < Duration::from_secs(120) {
-        if tasks.iter().any(|t| t.is_finished()) {
+    // Until every socket opened or failed (a failed one's task ends).
+    let mut failed = 0;
+    while started.elapsed() < Duration::from_secs(300) {
+        failed = tasks.iter().filter(|t| t.is_finished()).count();
+        if opened.load(Ordering::Relaxed) as usize + failed >= sockets {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -115,6 +118,19 @@ pub async fn run(options: &Options) -> Result<bool, String> {
         "sockets open {open}/{sockets} in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    if failed > 0 {
+        let mut first = None;
+        for task in tasks.iter_mut().filter(|t| t.is_finished()) {
+            if let Ok(Err(err)) = task.await {
+                first = Some(err);
+                break;
+            }
+        }
+        println!(
+            "{failed} sockets failed or closed; first error: {}",
+            first.unwrap_or_default()
+        );
+    }
     tokio::time::sleep(Duration::from_secs_f64(hold)).await;
     if let (Some(before), Some(after)) = (rss_before, pid.and_then(rss_kb)) {
         let per = (after.saturating_sub(before)) as f64 * 1024.0 / open.max(1) as f64;

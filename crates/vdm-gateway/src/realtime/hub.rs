@@ -29,6 +29,15 @@ const LIVE_TTL: Duration = Duration::from_secs(3600);
 /// A push for one socket: its seq and the event.
 pub type Push = (u64, Arc<Outbound>);
 
+/// What a socket's session sends, in order: pushes from the hub, replies
+/// from its requests (one queue, so an idle socket holds one).
+pub enum Out {
+    /// A push.
+    Push(u64, Arc<Outbound>),
+    /// The reply to a request.
+    Reply(Box<super::envelope::Outgoing>),
+}
+
 /// How long sessions stay resumable, and what the hub keeps for that.
 #[derive(Debug, Clone)]
 pub struct HubConfig {
@@ -80,7 +89,7 @@ struct Conn {
     player_id: i64,
     /// The session's resume token; `None` when it cannot be resumed.
     token: Option<String>,
-    tx: mpsc::Sender<Push>,
+    tx: mpsc::Sender<Out>,
     kill: CancellationToken,
     regions: HashSet<i64>,
     /// The seq of the last push routed to this socket.
@@ -133,11 +142,12 @@ impl Hub {
         })
     }
 
-    /// Opens a new session on a new socket. Its record is stored before
-    /// this returns, so the client may resume as soon as it has the token.
-    pub async fn open(&self, player_id: i64, tx: mpsc::Sender<Push>, kill: CancellationToken) -> Attached {
+    /// Opens a new session on a new socket. Its record is written in the
+    /// background (in order with the session's later checkpoints): a client
+    /// that resumes before it landed, within milliseconds, starts afresh.
+    pub fn open(&self, player_id: i64, tx: mpsc::Sender<Out>, kill: CancellationToken) -> Attached {
         let token = random_token(18);
-        let (id, done) = {
+        let id = {
             let mut state = self.lock();
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
             let record = state.position.map(|offset| Record {
@@ -149,9 +159,9 @@ impl Hub {
                 },
                 previous: None,
             });
-            let done = record
-                .clone()
-                .and_then(|record| self.save(id, &token, record, false, true));
+            if let Some(record) = record.clone() {
+                self.save(id, &token, record, false, false);
+            }
             state.insert(
                 id,
                 Conn {
@@ -166,11 +176,8 @@ impl Hub {
                     saved_at: Instant::now(),
                 },
             );
-            (id, done)
+            id
         };
-        if let Some(done) = done {
-            wait(done).await;
-        }
         Attached {
             id,
             token,
@@ -183,13 +190,15 @@ impl Hub {
     /// last received push was `last_seq`: reads the session's record and
     /// the bus events after its checkpoint, and attaches the socket so that
     /// every later push is delivered live, exactly once, after the replay.
+    /// The takeover of the record is written in the background, like a new
+    /// session's.
     pub async fn resume(
         &self,
         bus: &EventBus,
         player_id: i64,
         token: &str,
         last_seq: u64,
-        tx: mpsc::Sender<Push>,
+        tx: mpsc::Sender<Out>,
         kill: CancellationToken,
     ) -> Result<Attached, ResumeRefused> {
         let record = match self.store.load(token).await {
@@ -221,7 +230,7 @@ impl Hub {
             .map_or(base.offset, |(offset, _)| *offset)
             .max(base.offset);
 
-        let (attached, done) = {
+        let attached = {
             let mut state = self.lock();
             let position = state.position.ok_or(ResumeRefused::Unavailable)?;
             // Events the hub routed after what was read come from the ring.
@@ -256,7 +265,7 @@ impl Hub {
                 },
                 previous: Some(base),
             };
-            let done = self.save(id, token, continued.clone(), true, true);
+            self.save(id, token, continued.clone(), true, false);
             state.insert(
                 id,
                 Conn {
@@ -271,22 +280,16 @@ impl Hub {
                     saved_at: Instant::now(),
                 },
             );
-            (
-                Attached {
-                    id,
-                    token: token.to_owned(),
-                    seq,
-                    replay: pushes
-                        .into_iter()
-                        .map(|(seq, event)| (seq, Outbound::new(event)))
-                        .collect(),
-                },
-                done,
-            )
+            Attached {
+                id,
+                token: token.to_owned(),
+                seq,
+                replay: pushes
+                    .into_iter()
+                    .map(|(seq, event)| (seq, Outbound::new(event)))
+                    .collect(),
+            }
         };
-        if let Some(done) = done {
-            wait(done).await;
-        }
         Ok(attached)
     }
 
@@ -524,7 +527,7 @@ impl Hub {
                 continue;
             }
             conn.seq += 1;
-            match conn.tx.try_send((conn.seq, outbound.clone())) {
+            match conn.tx.try_send(Out::Push(conn.seq, outbound.clone())) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     if !conn.kill.is_cancelled() {
@@ -672,15 +675,15 @@ mod tests {
         let (slow_tx, _slow_rx) = mpsc::channel(1);
         let (fast_tx, mut fast_rx) = mpsc::channel(8);
         let (slow_kill, fast_kill) = (CancellationToken::new(), CancellationToken::new());
-        hub.open(1, slow_tx, slow_kill.clone()).await;
-        let fast = hub.open(2, fast_tx, fast_kill.clone()).await;
+        hub.open(1, slow_tx, slow_kill.clone());
+        let fast = hub.open(2, fast_tx, fast_kill.clone());
         hub.subscribe(fast.id, &[7]).await.unwrap();
         hub.deliver(Offset(0, 1), &event(1, vec![]));
         assert!(!slow_kill.is_cancelled());
         hub.deliver(Offset(0, 2), &event(1, vec![7]));
         assert!(slow_kill.is_cancelled(), "the second push did not fit");
         assert!(!fast_kill.is_cancelled());
-        assert_eq!(fast_rx.try_recv().ok().map(|(seq, _)| seq), Some(1));
+        assert!(matches!(fast_rx.try_recv(), Ok(Out::Push(1, _))));
     }
 
     #[tokio::test]
@@ -698,11 +701,11 @@ mod tests {
             "t",
         );
         let (tx, mut rx) = mpsc::channel(8);
-        let opened = hub.open(1, tx, CancellationToken::new()).await;
+        let opened = hub.open(1, tx, CancellationToken::new());
         hub.subscribe(opened.id, &[3]).await.unwrap();
         hub.deliver(Offset(0, 1), &event(1, vec![]));
         hub.deliver(Offset(0, 2), &event(9, vec![3]));
-        assert_eq!(rx.try_recv().ok().map(|(seq, _)| seq), Some(1));
+        assert!(matches!(rx.try_recv(), Ok(Out::Push(1, _))));
         hub.detach(opened.id);
         hub.deliver(Offset(0, 3), &event(9, vec![3]));
         hub.deliver(Offset(0, 4), &event(9, vec![4]));
@@ -716,7 +719,7 @@ mod tests {
         assert_eq!(replayed, vec![2, 3]);
         assert_eq!(resumed.seq, 3);
         hub.deliver(Offset(0, 5), &event(1, vec![]));
-        assert_eq!(rx.try_recv().ok().map(|(seq, _)| seq), Some(4));
+        assert!(matches!(rx.try_recv(), Ok(Out::Push(4, _))));
         assert!(matches!(
             hub.resume(
                 &bus_without_history,

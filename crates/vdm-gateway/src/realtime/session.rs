@@ -14,7 +14,7 @@ use vdm_kit::ErrorCode;
 use vdm_kit::shutdown::CancellationToken;
 
 use super::envelope::{Incoming, Outbound, Outgoing, Wire, decode};
-use super::hub::Push;
+use super::hub::Out;
 use super::resume::push;
 use super::{ConnectQuery, Realtime, close};
 use crate::error::ErrorBody;
@@ -65,8 +65,7 @@ pub async fn run(socket: WebSocket, start: Start) {
     // The continuation of the session the client names, if it can be
     // resumed, else a new one. The hub attaches the socket so that every
     // push after the replay arrives live, exactly once.
-    let (push_tx, mut pushes) = mpsc::channel::<Push>(config.queue);
-    let (reply_tx, mut replies) = mpsc::channel::<Box<Outgoing>>(config.queue);
+    let (out_tx, mut outs) = mpsc::channel::<Out>(config.queue);
     let kill = CancellationToken::new();
     let mut continued = None;
     if let Some(resume_token) = &query.resume {
@@ -78,7 +77,7 @@ pub async fn run(socket: WebSocket, start: Start) {
             player_id,
             resume_token,
             last_seq,
-            push_tx.clone(),
+            out_tx.clone(),
             kill.clone(),
         );
         match Box::pin(resume).await {
@@ -105,7 +104,7 @@ pub async fn run(socket: WebSocket, start: Start) {
     let was_resumed = continued.is_some();
     let attached = match continued {
         Some(attached) => attached,
-        None => Box::pin(realtime.hub.open(player_id, push_tx, kill.clone())).await,
+        None => realtime.hub.open(player_id, out_tx.clone(), kill.clone()),
     };
     let welcome = Outgoing::Welcome {
         resume_token: attached.token.clone(),
@@ -132,6 +131,11 @@ pub async fn run(socket: WebSocket, start: Start) {
     let mut heartbeat = tokio::time::interval(config.heartbeat);
     heartbeat.tick().await;
     let mut last_heard = Instant::now();
+    // Registered once, not once per message: every socket waits on the one
+    // shutdown token, and re-registering there on each push costs a lock.
+    let killed = kill.cancelled();
+    let stopping = shutdown.cancelled();
+    tokio::pin!(killed, stopping);
     tracing::info!(player.id = player_id, resumed = was_resumed, "socket opened");
 
     let closing: Option<(u16, String)> = loop {
@@ -151,7 +155,7 @@ pub async fn run(socket: WebSocket, start: Start) {
                     Ok(None) => {}
                     Ok(Some(incoming)) => {
                         metrics::counter!("vdm_ws_messages_total", "direction" => "in").increment(1);
-                        let ctx = Ctx { realtime: &realtime, conn: attached.id, token: &token, in_flight: &in_flight, replies: &reply_tx };
+                        let ctx = Ctx { realtime: &realtime, conn: attached.id, token: &token, in_flight: &in_flight, replies: &out_tx };
                         // Boxed: the loop's state stays small for idle sockets.
                         if let Some(reply) = Box::pin(handle(ctx, incoming)).await
                             && let Some(frame) = reply.encode(format)
@@ -162,16 +166,15 @@ pub async fn run(socket: WebSocket, start: Start) {
                     }
                 }
             }
-            Some((seq, event)) = pushes.recv() => {
-                metrics::counter!("vdm_ws_messages_total", "direction" => "out").increment(1);
-                if let Some(frame) = push_frame(seq, &event, format)
-                    && sink.send(frame).await.is_err()
-                {
-                    break None;
-                }
-            }
-            Some(reply) = replies.recv() => {
-                if let Some(frame) = reply.encode(format)
+            Some(out) = outs.recv() => {
+                let frame = match out {
+                    Out::Push(seq, event) => {
+                        metrics::counter!("vdm_ws_messages_total", "direction" => "out").increment(1);
+                        push_frame(seq, &event, format)
+                    }
+                    Out::Reply(reply) => reply.encode(format),
+                };
+                if let Some(frame) = frame
                     && sink.send(frame).await.is_err()
                 {
                     break None;
@@ -185,8 +188,8 @@ pub async fn run(socket: WebSocket, start: Start) {
                     break None;
                 }
             }
-            () = kill.cancelled() => break Some((close::SLOW_CONSUMER, "pushes were not read fast enough; reconnect and resume".to_owned())),
-            () = shutdown.cancelled() => break Some((close::SERVICE_RESTART, "server restarting; reconnect and resume".to_owned())),
+            () = &mut killed => break Some((close::SLOW_CONSUMER, "pushes were not read fast enough; reconnect and resume".to_owned())),
+            () = &mut stopping => break Some((close::SERVICE_RESTART, "server restarting; reconnect and resume".to_owned())),
         }
     };
     if let Some((code, reason)) = &closing {
@@ -202,7 +205,7 @@ pub async fn run(socket: WebSocket, start: Start) {
         })
         .await;
     }
-    pushes.close();
+    outs.close();
     realtime.hub.detach(attached.id);
     tracing::info!(
         player.id = player_id,
@@ -216,7 +219,7 @@ struct Ctx<'a> {
     conn: u64,
     token: &'a str,
     in_flight: &'a Arc<Semaphore>,
-    replies: &'a mpsc::Sender<Box<Outgoing>>,
+    replies: &'a mpsc::Sender<Out>,
 }
 
 /// Handles one client message; returns an immediate reply, if any (request
@@ -238,7 +241,7 @@ async fn handle(ctx: Ctx<'_>, incoming: Incoming) -> Option<Outgoing> {
             let (token, replies) = (ctx.token.to_owned(), ctx.replies.clone());
             tokio::spawn(async move {
                 let reply = dispatch(router, &token, incoming).await;
-                let _ = replies.send(Box::new(reply)).await;
+                let _ = replies.send(Out::Reply(Box::new(reply))).await;
                 drop(permit);
             });
             None
