@@ -9,17 +9,20 @@
 //!   serde derives, so a field renamed or made optional changes both;
 //! - [`crate::startup::routes`] registers every handler with
 //!   `utoipa_axum::routes!`, which adds the handler to the router and its
-//!   operation to the document from that one declaration: a route cannot be
-//!   served without being documented, or documented without being served;
-//! - [`finish`] adds what a handler's declaration does not show: the
+//!   operation to the document from that one declaration. A route added
+//!   any other way (a bare `.route(..)`) would be served undocumented:
+//!   `tests/api/openapi.rs` compares the built router with the document;
+//! - `finish` adds what a handler's declaration does not show: the
 //!   answers of its extractors (401/403 from the token extractors, 400, 413
 //!   and 415 from body and query decoding) and of the layers of
 //!   `startup::layers` (429, 500, 504), `Retry-After` on 429 and 503, and
-//!   MessagePack beside every JSON body (`negotiate`).
+//!   MessagePack beside every JSON body (`negotiate`); and it refers to
+//!   named schemas where utoipa copied them.
 //!
 //! Two bearer schemes name who may call an operation: [`SESSION`] (a
 //! player's session token) and [`ADMIN`] (the operator's token); an
-//! operation that lists both takes either.
+//! operation that lists both takes either. The handlers' attributes spell
+//! the names out (`security(("session" = []))`: the macro takes literals).
 
 use std::sync::LazyLock;
 
@@ -140,9 +143,11 @@ pub fn base() -> OpenApi {
             Every body is JSON (`application/json`) or, when the client asks with `Accept` / \
             `Content-Type: application/msgpack`, MessagePack with the same field names. Responses \
             are compressed (gzip, Brotli, zstd) by `Accept-Encoding`; request bodies are taken \
-            uncompressed. Every error answers `{\"error\": {\"code\", \"message\", \"trace_id\"?}}`; \
-            429 and 503 carry `Retry-After`. Every response carries `x-request-id`, and \
-            `x-trace-id` when the request is traced. Pushes come over the one WebSocket, `GET /v1/ws`.",
+            uncompressed. Every error answers `{\"error\": {\"code\", \"message\", \"trace_id\"?}}` \
+            (but `/ready`'s 503, which is its own status body); 429 and 503 carry `Retry-After`. \
+            Every response carries `x-request-id`, and `x-trace-id` when the request is traced. \
+            HTTP/1.1 only; a request with more than 100 headers or a head over 64 KiB gets a bare \
+            431 before any route sees it. Pushes come over the one WebSocket, `GET /v1/ws`.",
         license(name = "MIT OR Apache-2.0"),
     ),
     components(schemas(crate::error::ErrorBody)),
@@ -235,7 +240,7 @@ fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
 }
 
 /// The security schemes an operation accepts (any one of them will do).
-pub fn accepted_schemes(operation: &Operation) -> Vec<String> {
+fn accepted_schemes(operation: &Operation) -> Vec<String> {
     operation
         .security
         .iter()

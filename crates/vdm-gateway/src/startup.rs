@@ -156,7 +156,7 @@ impl App {
         })
     }
 
-    /// The router this app serves: every route of [`routes`] behind the
+    /// The router this app serves: every route of [`routes()`] behind the
     /// middleware stack (tests read its route table).
     pub fn router(&self) -> &Router {
         &self.router
@@ -250,7 +250,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(openapi::serve))
 }
 
-/// Builds the router with every route of [`routes`] and the middleware
+/// Builds the router with every route of [`routes()`] and the middleware
 /// stack.
 pub fn router(state: AppState, config: &GatewayConfig) -> Router {
     let (api, _document) = routes().split_for_parts();

@@ -16,7 +16,7 @@ use axum::http::HeaderMap;
 use crate::error::{GatewayError, GatewayResult};
 
 /// The `Idempotency-Key` request header, for the OpenAPI document of the
-/// creates that honour it ([`idempotency_key`] reads it).
+/// creates that honour it (`idempotency_key` reads it).
 pub struct IdempotencyKey;
 
 impl utoipa::IntoParams for IdempotencyKey {
