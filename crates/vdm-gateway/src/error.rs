@@ -10,6 +10,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::ToSchema;
 use vdm_kit::ErrorCode;
 
 /// Seconds a client should wait before retrying an unavailable service.
@@ -106,22 +107,32 @@ impl GatewayError {
 }
 
 /// The body of every error response.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// The error.
     pub error: ErrorDetail,
 }
 
 /// What went wrong.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// The stable snake_case failure class (`not_found`, ...).
+    #[schema(schema_with = error_codes)]
     pub code: &'static str,
     /// A human-readable explanation.
     pub message: String,
     /// The trace to look up in Jaeger, when the request was traced.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
+}
+
+/// The schema of `code`: one of the failure classes' names.
+fn error_codes() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(ErrorCode::ALL.iter().map(|code| code.as_str())))
+        .description(Some("The stable snake_case failure class"))
+        .build()
 }
 
 impl ErrorBody {

@@ -12,6 +12,8 @@
 //! - [`routes`]: one module per resource; handlers convert JSON ⇄ gRPC.
 //! - [`negotiate`]: JSON or MessagePack bodies, and extractors whose
 //!   rejections are JSON errors.
+//! - [`openapi`]: the OpenAPI document, generated from the handlers'
+//!   declarations and served at `/v1/openapi.json`.
 //! - [`realtime`]: the `/v1/ws` socket: requests through the same router,
 //!   pushes from the event bus, heartbeats, resume.
 //! - [`rate_limit`]: token buckets per caller and route class (429).
@@ -24,6 +26,7 @@ pub mod config;
 pub mod error;
 pub mod middleware;
 pub mod negotiate;
+pub mod openapi;
 pub mod rate_limit;
 pub mod realtime;
 pub mod routes;

@@ -142,13 +142,12 @@ fn re_encode(response: Response, body: &ErrorBody) -> Response {
     Response::from_parts(parts, axum::body::Body::from(bytes)).into_response()
 }
 
-/// A `'static` route template for metric labels: the router's templates are
-/// a fixed set, anything else is `unmatched`.
+/// A `'static` route template for metric labels: the router's templates
+/// (those of the OpenAPI document, built from the same declarations) are a
+/// fixed set, anything else is `unmatched`.
 fn route_label(route: &str) -> &'static str {
-    crate::startup::ROUTES
-        .iter()
-        .find(|r| **r == route)
-        .copied()
+    crate::openapi::route_templates()
+        .find(|r| *r == route)
         .unwrap_or("unmatched")
 }
 

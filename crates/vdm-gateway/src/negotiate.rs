@@ -237,6 +237,30 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
     }
 }
 
+impl utoipa::IntoParams for PathId {
+    fn into_params(
+        _parameter_in: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::Required;
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        vec![
+            ParameterBuilder::new()
+                .name("id")
+                .parameter_in(ParameterIn::Path)
+                .required(Required::True)
+                .description(Some("The id: a positive integer"))
+                .schema(Some(
+                    ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                        .minimum(Some(1)),
+                ))
+                .build(),
+        ]
+    }
+}
+
 /// Query parameters, with a JSON 400 naming the bad parameter.
 pub struct QueryArgs<T>(pub T);
 

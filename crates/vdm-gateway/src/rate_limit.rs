@@ -120,13 +120,19 @@ impl Limiter {
     }
 }
 
+/// Whether requests to `path` pass unlimited: the probes and the scraper
+/// must get through however busy the gateway is.
+pub fn is_exempt(path: &str) -> bool {
+    matches!(path, "/health" | "/ready" | "/metrics")
+}
+
 /// The middleware; a no-op when the limiter is `None`.
 pub async fn limit(State(limiter): State<Option<Arc<Limiter>>>, request: Request, next: Next) -> Response {
     let Some(limiter) = limiter else {
         return next.run(request).await;
     };
     let path = request.uri().path();
-    if matches!(path, "/health" | "/ready" | "/metrics") {
+    if is_exempt(path) {
         return next.run(request).await;
     }
     let class = if path.starts_with("/v1/auth/") {

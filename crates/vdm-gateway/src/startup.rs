@@ -9,7 +9,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tonic::codec::CompressionEncoding;
 use tonic_health::pb::health_client::HealthClient;
@@ -20,6 +19,8 @@ use tower_http::compression::predicate::{DefaultPredicate, Predicate, SizeAbove}
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use vdm_kit::bus::EventBus;
 use vdm_kit::cache::CacheStore;
 use vdm_kit::shutdown::CancellationToken;
@@ -39,49 +40,7 @@ use crate::realtime::resume::SessionStore;
 use crate::realtime::{self, Realtime};
 use crate::routes::{bootstrap, dashboard, npcs, ops, quests, rumors, stats, telemetry, world};
 use crate::state::{AppState, Shared};
-use crate::{auth, middleware};
-
-/// Every route template, for metric labels (anything else is `unmatched`).
-pub const ROUTES: &[&str] = &[
-    "/health",
-    "/ready",
-    "/metrics",
-    "/v1/auth/device",
-    "/v1/auth/refresh",
-    "/v1/quests",
-    "/v1/quests:batchGet",
-    "/v1/quests/{id}",
-    "/v1/quests/{id}/accept",
-    "/v1/me/quests",
-    "/v1/me/quests/{id}/progress",
-    "/v1/me/quests/{id}/abandon",
-    "/v1/ws",
-    "/v1/world/regions",
-    "/v1/world/regions/{id}",
-    "/v1/world/factions",
-    "/v1/world/time",
-    "/v1/world/events",
-    "/v1/npcs",
-    "/v1/npcs:batchGet",
-    "/v1/npcs/{id}",
-    "/v1/npcs/{id}/move",
-    "/v1/npcs/{id}/memories",
-    "/v1/me/npcs/{id}/disposition",
-    "/v1/npcs/{id}/rumors",
-    "/v1/npcs/{id}/talk",
-    "/v1/rumors",
-    "/v1/rumors:tick",
-    "/v1/rumors/{id}",
-    "/v1/rumors/{id}/spread",
-    "/v1/me/rumors",
-    "/v1/bootstrap",
-    "/v1/telemetry/client",
-    "/v1/stats/client",
-    "/v1/stats",
-    "/v1/stats/history",
-    "/v1/budgets",
-    "/dashboard",
-];
+use crate::{auth, middleware, openapi};
 
 /// Responses smaller than this are not worth compressing.
 const COMPRESS_ABOVE_BYTES: u64 = 1024;
@@ -180,6 +139,9 @@ impl App {
             realtime: realtime.clone(),
         });
         vdm_kit::metrics::install();
+        // Built now, not at the first request: the route labels of the
+        // metrics come from it.
+        openapi::document();
         let router = router(state, config);
         // Socket requests go through this same router (and its layers).
         realtime.set_router(Some(router.clone()));
@@ -198,6 +160,12 @@ impl App {
             shutdown_delay: config.shutdown_delay,
             header_read_timeout: config.header_read_timeout,
         })
+    }
+
+    /// The router this app serves: every route of [`routes()`] behind the
+    /// middleware stack (tests read its route table).
+    pub fn router(&self) -> &Router {
+        &self.router
     }
 
     /// The address the HTTP server is bound to.
@@ -240,52 +208,59 @@ async fn drain(shutdown: CancellationToken, delay: std::time::Duration) {
     tracing::info!("shutting down: no new connections, finishing in-flight requests");
 }
 
-/// Builds the router with every route and the middleware stack.
+/// The route table: every route of the gateway, each registered with
+/// `routes!` from its handler's `#[utoipa::path]`, so that the router and
+/// the OpenAPI document ([`crate::openapi`]) come from the same
+/// declarations. Handlers of one path go in one `routes!` (it routes every
+/// handler it is given at every path among them).
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(auth::routes::device))
+        .routes(routes!(auth::routes::refresh))
+        .routes(routes!(quests::create, quests::list))
+        .routes(routes!(quests::batch_get))
+        .routes(routes!(quests::get, quests::update, quests::delete))
+        .routes(routes!(quests::accept))
+        .routes(routes!(quests::list_mine))
+        .routes(routes!(quests::progress))
+        .routes(routes!(quests::abandon))
+        .routes(routes!(realtime::connect))
+        .routes(routes!(world::regions))
+        .routes(routes!(world::region))
+        .routes(routes!(world::factions))
+        .routes(routes!(world::time))
+        .routes(routes!(world::publish_event, world::events))
+        .routes(routes!(npcs::create, npcs::list))
+        .routes(routes!(npcs::batch_get))
+        .routes(routes!(npcs::get))
+        .routes(routes!(npcs::move_to))
+        .routes(routes!(npcs::memories, npcs::record_memory))
+        .routes(routes!(npcs::disposition))
+        .routes(routes!(rumors::known_by_npc))
+        .routes(routes!(rumors::talk))
+        .routes(routes!(rumors::create))
+        .routes(routes!(rumors::tick))
+        .routes(routes!(rumors::get))
+        .routes(routes!(rumors::spread))
+        .routes(routes!(rumors::mine))
+        .routes(routes!(bootstrap::bootstrap))
+        .routes(routes!(telemetry::upload))
+        .routes(routes!(telemetry::stats))
+        .routes(routes!(stats::current))
+        .routes(routes!(stats::history))
+        .routes(routes!(stats::budgets))
+        .routes(routes!(dashboard::page))
+        .routes(routes!(ops::health))
+        .routes(routes!(ops::ready))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(openapi::serve))
+}
+
+/// Builds the router with every route of [`routes()`] and the middleware
+/// stack.
 pub fn router(state: AppState, config: &GatewayConfig) -> Router {
-    let api = Router::new()
-        .route("/v1/auth/device", post(auth::routes::device))
-        .route("/v1/auth/refresh", post(auth::routes::refresh))
-        .route("/v1/quests", post(quests::create).get(quests::list))
-        .route("/v1/quests:batchGet", post(quests::batch_get))
-        .route(
-            "/v1/quests/{id}",
-            get(quests::get).patch(quests::update).delete(quests::delete),
-        )
-        .route("/v1/quests/{id}/accept", post(quests::accept))
-        .route("/v1/me/quests", get(quests::list_mine))
-        .route("/v1/me/quests/{id}/progress", post(quests::progress))
-        .route("/v1/me/quests/{id}/abandon", post(quests::abandon))
-        .route("/v1/ws", get(realtime::connect))
-        .route("/v1/world/regions", get(world::regions))
-        .route("/v1/world/regions/{id}", get(world::region))
-        .route("/v1/world/factions", get(world::factions))
-        .route("/v1/world/time", get(world::time))
-        .route("/v1/world/events", post(world::publish_event).get(world::events))
-        .route("/v1/npcs", post(npcs::create).get(npcs::list))
-        .route("/v1/npcs:batchGet", post(npcs::batch_get))
-        .route("/v1/npcs/{id}", get(npcs::get))
-        .route("/v1/npcs/{id}/move", post(npcs::move_to))
-        .route("/v1/npcs/{id}/memories", get(npcs::memories).post(npcs::record_memory))
-        .route("/v1/me/npcs/{id}/disposition", get(npcs::disposition))
-        .route("/v1/npcs/{id}/rumors", get(rumors::known_by_npc))
-        .route("/v1/npcs/{id}/talk", post(rumors::talk))
-        .route("/v1/rumors", post(rumors::create))
-        .route("/v1/rumors:tick", post(rumors::tick))
-        .route("/v1/rumors/{id}", get(rumors::get))
-        .route("/v1/rumors/{id}/spread", post(rumors::spread))
-        .route("/v1/me/rumors", get(rumors::mine))
-        .route("/v1/bootstrap", get(bootstrap::bootstrap))
-        .route("/v1/telemetry/client", post(telemetry::upload))
-        .route("/v1/stats/client", get(telemetry::stats))
-        .route("/v1/stats", get(stats::current))
-        .route("/v1/stats/history", get(stats::history))
-        .route("/v1/budgets", get(stats::budgets))
-        .route("/dashboard", get(dashboard::page))
-        .route("/health", get(ops::health))
-        .route("/ready", get(ops::ready))
-        .route("/metrics", get(ops::metrics))
-        .with_state(state);
-    layers(api, config)
+    let (api, _document) = routes().split_for_parts();
+    layers(api.with_state(state), config)
 }
 
 fn cors(origins: &[String]) -> Option<CorsLayer> {
@@ -366,6 +341,7 @@ mod tests {
     use std::path::Path;
 
     use axum::body::Body;
+    use axum::routing::get;
     use vdm_kit::config::Env;
 
     use super::*;

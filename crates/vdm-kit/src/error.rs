@@ -40,6 +40,22 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every class, in the order of the enum.
+    pub const ALL: [ErrorCode; 12] = [
+        ErrorCode::InvalidArgument,
+        ErrorCode::NotFound,
+        ErrorCode::AlreadyExists,
+        ErrorCode::FailedPrecondition,
+        ErrorCode::Unauthenticated,
+        ErrorCode::PermissionDenied,
+        ErrorCode::ResourceExhausted,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::UnsupportedMediaType,
+        ErrorCode::Unavailable,
+        ErrorCode::DeadlineExceeded,
+        ErrorCode::Internal,
+    ];
+
     /// Returns the gRPC status code for this class.
     pub fn grpc_code(self) -> Code {
         match self {
@@ -151,20 +167,7 @@ impl std::fmt::Display for ErrorCode {
 mod tests {
     use super::*;
 
-    const ALL: [ErrorCode; 12] = [
-        ErrorCode::InvalidArgument,
-        ErrorCode::NotFound,
-        ErrorCode::AlreadyExists,
-        ErrorCode::FailedPrecondition,
-        ErrorCode::Unauthenticated,
-        ErrorCode::PermissionDenied,
-        ErrorCode::ResourceExhausted,
-        ErrorCode::PayloadTooLarge,
-        ErrorCode::UnsupportedMediaType,
-        ErrorCode::Unavailable,
-        ErrorCode::DeadlineExceeded,
-        ErrorCode::Internal,
-    ];
+    const ALL: [ErrorCode; 12] = ErrorCode::ALL;
 
     #[test]
     fn http_status_survives_a_grpc_round_trip() {

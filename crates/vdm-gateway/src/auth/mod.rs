@@ -45,11 +45,12 @@ pub struct Claims {
 }
 
 /// A freshly issued pair of tokens.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenPair {
     /// The player the tokens are for.
     pub player_id: i64,
     /// Always `Bearer`.
+    #[schema(value_type = String, example = "Bearer")]
     pub token_type: &'static str,
     /// The session token for `Authorization: Bearer`.
     pub session_token: String,

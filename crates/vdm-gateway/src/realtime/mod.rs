@@ -29,7 +29,7 @@ use axum::response::{IntoResponse, Response};
 use vdm_kit::ErrorCode;
 
 use crate::auth::Caller;
-use crate::error::GatewayError;
+use crate::error::{ErrorBody, GatewayError};
 use crate::state::AppState;
 
 /// The subprotocol of JSON sockets (text frames).
@@ -128,19 +128,69 @@ impl Realtime {
 }
 
 /// `GET /v1/ws` query parameters.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ConnectQuery {
-    /// The session token, for clients that cannot set headers (WebGL).
+    /// The session token, for clients that cannot set headers (WebGL);
+    /// documented as the `session_query` security scheme.
+    #[param(ignore)]
     token: Option<String>,
     /// The contract the client was built against.
     contract: Option<String>,
     /// A resume token from an earlier socket's welcome.
     resume: Option<String>,
-    /// The last push `seq` the client processed.
+    /// The last push `seq` the client processed (with `resume`).
     last_seq: Option<u64>,
 }
 
+/// The `Sec-WebSocket-Protocol` request header, for the OpenAPI document.
+struct Subprotocol;
+
+impl utoipa::IntoParams for Subprotocol {
+    fn into_params(
+        _parameter_in: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::Required;
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        vec![
+            ParameterBuilder::new()
+                .name("Sec-WebSocket-Protocol")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(
+                    "`vdm.v1.json` (text frames) or `vdm.v1.msgpack` (binary frames); JSON without one",
+                ))
+                .schema(Some(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .enum_values(Some([JSON_PROTOCOL, MSGPACK_PROTOCOL])),
+                ))
+                .build(),
+        ]
+    }
+}
+
 /// Upgrades to a WebSocket after authenticating the player.
+#[utoipa::path(
+    get,
+    path = "/v1/ws",
+    operation_id = "connectWebSocket",
+    tag = "realtime",
+    summary = "Opens the client's WebSocket (an HTTP/1.1 upgrade)",
+    description = "The one socket for pushes and low-latency requests: a GET with `Connection: Upgrade`, \
+        `Upgrade: websocket` and the WebSocket key and version headers. The session token goes in \
+        `Authorization: Bearer` or, for clients that cannot set headers (WebGL), in `?token=`. \
+        Frames carry the envelope messages (`request`/`response`, `subscribe`, `event`, `welcome`, \
+        `error`) in JSON or MessagePack, by subprotocol.",
+    params(ConnectQuery, Subprotocol),
+    security(("session" = []), ("session_query" = [])),
+    responses(
+        (status = 101, description = "Switching Protocols: the socket is open; the server sends `welcome` first"),
+        (status = 400, description = "Not a WebSocket upgrade, or a bad query parameter", body = ErrorBody),
+        (status = 429, description = "The player has as many sockets open as allowed, or too many requests", body = ErrorBody),
+    ),
+)]
 pub async fn connect(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -23,6 +23,7 @@ use std::time::Duration;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use tonic::Code;
+use utoipa::{IntoParams, ToSchema};
 use vdm_kit::ErrorCode;
 use vdm_proto::npc::v1 as npc_pb;
 use vdm_proto::quest::v1 as quest_pb;
@@ -32,7 +33,7 @@ use vdm_proto::world::v1 as world_pb;
 use super::quests::{PlayerQuestJson, QuestJson, non_empty, player_quest_json, quest_json};
 use super::world::{RegionJson, WorldTimeJson, region_json, time_json};
 use crate::auth::Player;
-use crate::error::{GatewayError, GatewayResult};
+use crate::error::{ErrorBody, GatewayError, GatewayResult};
 use crate::negotiate::{Format, QueryArgs, Reply};
 use crate::state::AppState;
 
@@ -86,15 +87,18 @@ impl Part {
 }
 
 /// `GET /v1/bootstrap` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct BootstrapQuery {
+    /// The region to render.
+    #[param(required = true, minimum = 1)]
     region_id: Option<i64>,
 }
 
-/// The bootstrap answer. Absent parts are left out; `missing` names the
-/// ones that failed.
-#[derive(Debug, Serialize)]
+/// The bootstrap answer. Absent parts are left out (so are empty lists and
+/// absent cursors); `missing` names the parts that failed.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct BootstrapJson {
     #[serde(skip_serializing_if = "Option::is_none")]
     region: Option<RegionJson>,
@@ -116,13 +120,26 @@ pub struct BootstrapJson {
     rumors: Vec<HeardJson>,
     #[serde(skip_serializing_if = "Option::is_none")]
     rumors_next_cursor: Option<String>,
+    /// The parts whose service failed or was too slow; left out when none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(schema_with = missing_parts)]
     missing: Vec<&'static str>,
+}
+
+/// The schema of `missing`: names of [`Part`]s.
+fn missing_parts() -> utoipa::openapi::Array {
+    utoipa::openapi::ArrayBuilder::new()
+        .items(
+            utoipa::openapi::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::Type::String)
+                .enum_values(Some(Part::ALL.iter().map(|part| part.as_str()))),
+        )
+        .build()
 }
 
 /// A rumor the player has heard, as the bootstrap carries it: which rumor,
 /// the words they heard, and from whom.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct HeardJson {
     rumor_id: i64,
     text: String,
@@ -132,7 +149,7 @@ pub struct HeardJson {
 
 /// An NPC as the bootstrap carries it: where it stands, its faction, and
 /// the player's disposition with it when not neutral (-100..=100).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct BootstrapNpcJson {
     id: i64,
     name: String,
@@ -144,7 +161,26 @@ pub struct BootstrapNpcJson {
     disposition: Option<i32>,
 }
 
-/// See the module docs.
+/// Everything the client needs to render a region, in one round trip: the
+/// region, the world clock, its NPCs (with the player's dispositions), the
+/// quests offered there, the player's active quests, and the rumors the
+/// player has heard there. Each part is asked of its service at once, with
+/// the same budget; a part that fails or is too slow is left out and named
+/// in `missing`.
+#[utoipa::path(
+    get,
+    path = "/v1/bootstrap",
+    operation_id = "bootstrap",
+    tag = "bootstrap",
+    params(BootstrapQuery),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The parts that came back in time; `missing` names the rest", body = BootstrapJson),
+        (status = 400, description = "`region_id` is missing or not a positive id", body = ErrorBody),
+        (status = 404, description = "No region has this id", body = ErrorBody),
+        (status = 503, description = "No part of the bootstrap could be loaded", body = ErrorBody),
+    ),
+)]
 pub async fn bootstrap(
     State(state): State<AppState>,
     Player(player_id): Player,

@@ -17,6 +17,14 @@ const PAGE: &str = include_str!("dashboard.html");
 const CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; form-action 'none'; frame-ancestors 'none'; base-uri 'none'";
 
 /// Serves the dashboard page.
+#[utoipa::path(
+    get,
+    path = "/dashboard",
+    operation_id = "dashboard",
+    tag = crate::openapi::OPS_TAG,
+    summary = "The operator dashboard: one self-contained HTML page (its data needs the admin token, typed into it)",
+    responses((status = 200, description = "The page", content_type = "text/html; charset=utf-8", body = String)),
+)]
 pub async fn page() -> Response {
     (
         [

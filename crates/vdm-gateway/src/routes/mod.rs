@@ -15,6 +15,32 @@ use axum::http::HeaderMap;
 
 use crate::error::{GatewayError, GatewayResult};
 
+/// The `Idempotency-Key` request header, for the OpenAPI document of the
+/// creates that honour it (`idempotency_key` reads it).
+pub struct IdempotencyKey;
+
+impl utoipa::IntoParams for IdempotencyKey {
+    fn into_params(
+        _parameter_in: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::Required;
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        vec![
+            ParameterBuilder::new()
+                .name("Idempotency-Key")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(
+                    "Makes a retried create safe: the same key and body answer the first create \
+                     again (`idempotent-replayed: true`); the same key with another body is a 409",
+                ))
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .build(),
+        ]
+    }
+}
+
 /// The `Idempotency-Key` header of a create (empty when absent).
 pub(crate) fn idempotency_key(headers: &HeaderMap) -> GatewayResult<String> {
     match headers.get("idempotency-key") {

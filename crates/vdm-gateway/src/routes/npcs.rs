@@ -7,24 +7,31 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use vdm_proto::npc::v1 as pb;
 
 use super::quests::ListJson;
-use super::{check_limit, idempotency_key};
+use super::{IdempotencyKey, check_limit, idempotency_key};
 use crate::auth::{Admin, Caller, Player};
-use crate::error::{GatewayError, GatewayResult};
+use crate::error::{ErrorBody, GatewayError, GatewayResult};
 use crate::negotiate::{Body, Format, PathId, QueryArgs, Reply};
 use crate::state::AppState;
 
-/// An NPC's personality, each 0..=1.
-#[derive(Debug, Serialize, Deserialize)]
+/// An NPC's personality, each 0..=1 (0.5 when left out).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TraitsJson {
+    /// How readily it believes what it hears.
     #[serde(default = "half")]
+    #[schema(minimum = 0, maximum = 1, default = 0.5)]
     gullibility: f32,
+    /// How readily it retells.
     #[serde(default = "half")]
+    #[schema(minimum = 0, maximum = 1, default = 0.5)]
     talkativeness: f32,
+    /// How faithfully it retells.
     #[serde(default = "half")]
+    #[schema(minimum = 0, maximum = 1, default = 0.5)]
     honesty: f32,
 }
 
@@ -33,13 +40,16 @@ fn half() -> f32 {
 }
 
 /// An NPC as the client sees it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct NpcJson {
     id: i64,
     name: String,
     region_id: i64,
+    /// Axial hex column.
     q: i32,
+    /// Axial hex row.
     r: i32,
+    /// Left out when it belongs to no faction.
     #[serde(skip_serializing_if = "Option::is_none")]
     faction_id: Option<i64>,
     traits: TraitsJson,
@@ -47,70 +57,92 @@ pub struct NpcJson {
 
 /// `POST /v1/npcs` body. `q` and `r` go together; without them the NPC
 /// stands on the region's first cell.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewNpcJson {
     name: String,
     region_id: i64,
+    /// Axial hex column (with `r`).
     q: Option<i32>,
+    /// Axial hex row (with `q`).
     r: Option<i32>,
+    /// A positive faction id.
     faction_id: Option<i64>,
     traits: Option<TraitsJson>,
 }
 
-/// `POST /v1/npcs/{id}/move` body.
-#[derive(Debug, Deserialize)]
+/// `POST /v1/npcs/{id}/move` body: the hex to move to.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MoveJson {
+    /// Axial hex column.
     q: i32,
+    /// Axial hex row.
     r: i32,
 }
 
 /// `GET /v1/npcs` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListNpcsQuery {
+    /// Only NPCs in this region.
+    #[param(minimum = 1)]
     region_id: Option<i64>,
+    /// Only NPCs of this faction.
+    #[param(minimum = 1)]
     faction_id: Option<i64>,
+    /// Page size, 1 to 100.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
 /// `POST /v1/npcs:batchGet` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = NpcBatchGetBody)]
 #[serde(deny_unknown_fields)]
 pub struct BatchGetBody {
+    /// Up to 100 NPC ids.
+    #[schema(max_items = 100)]
     ids: Vec<i64>,
 }
 
 /// A memory as the client sees it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MemoryJson {
     id: i64,
     kind: String,
     text: String,
+    /// Whom or what it is about; left out when empty.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     subject_ids: Vec<i64>,
     importance: f32,
+    /// Game time when it happened.
     game_time_ms: i64,
+    /// RFC 3339 UTC: when it was recorded.
+    #[schema(format = DateTime)]
     at: String,
 }
 
 /// `POST /v1/npcs/{id}/memories` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMemoryJson {
     kind: String,
     text: String,
+    /// Whom or what it is about.
     #[serde(default)]
     subject_ids: Vec<i64>,
+    /// Decides what is forgotten first past the cap.
     importance: f32,
     /// When it happened; the world clock's now when absent.
     game_time_ms: Option<i64>,
 }
 
 /// `POST /v1/npcs/{id}/memories` answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RecordedJson {
     memory: MemoryJson,
     /// Memories forgotten to stay within the cap (this one, when it was the
@@ -120,24 +152,47 @@ pub struct RecordedJson {
 }
 
 /// `GET /v1/npcs/{id}/memories` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct MemoriesQuery {
+    /// Page size, 1 to 100.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
 /// The player's disposition with an NPC.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DispositionJson {
     npc_id: i64,
     /// -100 (hostile) ..= 100 (devoted); 0 is neutral.
+    #[schema(minimum = -100, maximum = 100)]
     score: i32,
+    /// RFC 3339 UTC; left out while the player never changed it.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     updated_at: Option<String>,
 }
 
 /// Creates an NPC (admin). Honours `Idempotency-Key`.
+#[utoipa::path(
+    post,
+    path = "/v1/npcs",
+    operation_id = "createNpc",
+    tag = "npcs",
+    params(IdempotencyKey),
+    request_body = NewNpcJson,
+    security(("admin" = [])),
+    responses(
+        (status = 201, description = "The NPC, created now or by an earlier request with the same `Idempotency-Key`", body = NpcJson,
+            headers(("idempotent-replayed" = String, description = "`true` when an earlier request with this key created it"))),
+        (status = 400, description = "A field is invalid, or names an unknown region, faction or a hex outside the region", body = ErrorBody),
+        (status = 409, description = "The `Idempotency-Key` was used for a different request", body = ErrorBody),
+        (status = 503, description = "The NPC or world service is unavailable", body = ErrorBody),
+    ),
+)]
 pub async fn create(
     State(state): State<AppState>,
     _admin: Admin,
@@ -179,6 +234,19 @@ pub async fn create(
 }
 
 /// Reads one NPC.
+#[utoipa::path(
+    get,
+    path = "/v1/npcs/{id}",
+    operation_id = "getNpc",
+    tag = "npcs",
+    params(PathId),
+    security(("session" = []), ("admin" = [])),
+    responses(
+        (status = 200, description = "The NPC", body = NpcJson),
+        (status = 404, description = "No NPC has this id", body = ErrorBody),
+        (status = 503, description = "The NPC service is unavailable", body = ErrorBody),
+    ),
+)]
 pub async fn get(
     State(state): State<AppState>,
     _caller: Caller,
@@ -191,6 +259,18 @@ pub async fn get(
 }
 
 /// Reads many NPCs at once (one query); unknown ids are left out.
+#[utoipa::path(
+    post,
+    path = "/v1/npcs:batchGet",
+    operation_id = "batchGetNpcs",
+    tag = "npcs",
+    request_body = BatchGetBody,
+    security(("session" = []), ("admin" = [])),
+    responses(
+        (status = 200, description = "The NPCs found (never a `next_cursor`)", body = ListJson<NpcJson>),
+        (status = 503, description = "The NPC service is unavailable", body = ErrorBody),
+    ),
+)]
 pub async fn batch_get(
     State(state): State<AppState>,
     _caller: Caller,
@@ -211,6 +291,18 @@ pub async fn batch_get(
 }
 
 /// Lists NPCs by region and faction.
+#[utoipa::path(
+    get,
+    path = "/v1/npcs",
+    operation_id = "listNpcs",
+    tag = "npcs",
+    params(ListNpcsQuery),
+    security(("session" = []), ("admin" = [])),
+    responses(
+        (status = 200, description = "A page of NPCs", body = ListJson<NpcJson>),
+        (status = 503, description = "The NPC service is unavailable", body = ErrorBody),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     _caller: Caller,
@@ -236,6 +328,21 @@ pub async fn list(
 }
 
 /// Moves an NPC to a hex on the map (admin).
+#[utoipa::path(
+    post,
+    path = "/v1/npcs/{id}/move",
+    operation_id = "moveNpc",
+    tag = "npcs",
+    params(PathId),
+    request_body = MoveJson,
+    security(("admin" = [])),
+    responses(
+        (status = 200, description = "The NPC at its new hex (and region)", body = NpcJson),
+        (status = 400, description = "The body is invalid, or the hex is outside the map", body = ErrorBody),
+        (status = 404, description = "No NPC has this id", body = ErrorBody),
+        (status = 503, description = "The NPC or world service is unavailable, or a concurrent change won", body = ErrorBody),
+    ),
+)]
 pub async fn move_to(
     State(state): State<AppState>,
     _admin: Admin,
@@ -253,6 +360,19 @@ pub async fn move_to(
 }
 
 /// Lists an NPC's memories, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/npcs/{id}/memories",
+    operation_id = "listNpcMemories",
+    tag = "npcs",
+    params(PathId, MemoriesQuery),
+    security(("session" = []), ("admin" = [])),
+    responses(
+        (status = 200, description = "A page of memories, newest first", body = ListJson<MemoryJson>),
+        (status = 404, description = "No NPC has this id", body = ErrorBody),
+        (status = 503, description = "The NPC service is unavailable", body = ErrorBody),
+    ),
+)]
 pub async fn memories(
     State(state): State<AppState>,
     _caller: Caller,
@@ -274,6 +394,22 @@ pub async fn memories(
 }
 
 /// Records a memory of an NPC (admin). Honours `Idempotency-Key`.
+#[utoipa::path(
+    post,
+    path = "/v1/npcs/{id}/memories",
+    operation_id = "recordNpcMemory",
+    tag = "npcs",
+    params(PathId, IdempotencyKey),
+    request_body = NewMemoryJson,
+    security(("admin" = [])),
+    responses(
+        (status = 201, description = "The memory, and those forgotten to stay within the cap", body = RecordedJson,
+            headers(("idempotent-replayed" = String, description = "`true` when an earlier request with this key recorded it"))),
+        (status = 404, description = "No NPC has this id", body = ErrorBody),
+        (status = 409, description = "The `Idempotency-Key` was used for a different request", body = ErrorBody),
+        (status = 503, description = "The NPC or world service is unavailable, or a concurrent change won", body = ErrorBody),
+    ),
+)]
 pub async fn record_memory(
     State(state): State<AppState>,
     _admin: Admin,
@@ -310,6 +446,19 @@ pub async fn record_memory(
 }
 
 /// The calling player's disposition with an NPC.
+#[utoipa::path(
+    get,
+    path = "/v1/me/npcs/{id}/disposition",
+    operation_id = "getMyDisposition",
+    tag = "npcs",
+    params(PathId),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The player's disposition with the NPC (0 when never changed)", body = DispositionJson),
+        (status = 404, description = "No NPC has this id", body = ErrorBody),
+        (status = 503, description = "The NPC service is unavailable", body = ErrorBody),
+    ),
+)]
 pub async fn disposition(
     State(state): State<AppState>,
     Player(player_id): Player,

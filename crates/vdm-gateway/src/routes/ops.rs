@@ -8,27 +8,83 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
+use utoipa::ToSchema;
 
+use crate::openapi::OPS_TAG;
 use crate::state::AppState;
 
 /// How long readiness waits for each dependency.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// `GET /health` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthJson {
+    /// Always `ok`.
+    #[schema(value_type = String, example = "ok")]
+    status: &'static str,
+}
+
+/// How ready the gateway is.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Readiness {
+    /// The database and every service answer.
+    Ready,
+    /// The database answers; the services in `failing` do not (their
+    /// routes answer 503 or a partial bootstrap).
+    Degraded,
+    /// The gateway's own database does not answer.
+    NotReady,
+    /// The process is shutting down.
+    ShuttingDown,
+}
+
+/// `GET /ready` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadyJson {
+    status: Readiness,
+    /// What does not answer; left out when nothing.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    failing: Vec<String>,
+}
+
 /// Liveness.
+#[utoipa::path(
+    get,
+    path = "/health",
+    operation_id = "health",
+    tag = OPS_TAG,
+    summary = "Liveness: the process answers",
+    responses((status = 200, description = "The process answers", body = HealthJson)),
+)]
 pub async fn health() -> Response {
-    Json(json!({"status": "ok"})).into_response()
+    Json(HealthJson { status: "ok" }).into_response()
 }
 
 /// Readiness: fails without the gateway's own database (or while shutting
 /// down); services that do not answer are named (`degraded`), not fatal.
+#[utoipa::path(
+    get,
+    path = "/ready",
+    operation_id = "ready",
+    tag = OPS_TAG,
+    summary = "Readiness: the player database answers and the process is not shutting down",
+    responses(
+        (status = 200, description = "`ready`, or `degraded` naming the services that do not answer", body = ReadyJson),
+        (status = 503, description = "`not_ready` (the player database does not answer) or `shutting_down`", body = ReadyJson),
+    ),
+)]
 pub async fn ready(State(state): State<AppState>) -> Response {
     if state.shutdown.is_cancelled() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "shutting_down"})),
+            Json(ReadyJson {
+                status: Readiness::ShuttingDown,
+                failing: Vec::new(),
+            }),
         )
             .into_response();
     }
@@ -58,22 +114,41 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         failing.insert(0, db);
         return (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "not_ready", "failing": failing})),
+            Json(ReadyJson {
+                status: Readiness::NotReady,
+                failing,
+            }),
         )
             .into_response();
     }
     if failing.is_empty() {
-        Json(json!({"status": "ready"})).into_response()
+        Json(ReadyJson {
+            status: Readiness::Ready,
+            failing,
+        })
+        .into_response()
     } else {
         // A down service degrades its own routes (503 with Retry-After, or
         // a partial bootstrap) but the gateway keeps serving the rest:
         // taking every gateway out of rotation would turn one outage into
         // a total one.
-        Json(json!({"status": "degraded", "failing": failing})).into_response()
+        Json(ReadyJson {
+            status: Readiness::Degraded,
+            failing,
+        })
+        .into_response()
     }
 }
 
 /// Prometheus text of the whole process.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = OPS_TAG,
+    summary = "Prometheus metrics of the whole process",
+    responses((status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain; version=0.0.4", body = String)),
+)]
 pub async fn metrics() -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

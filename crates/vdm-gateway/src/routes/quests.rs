@@ -7,15 +7,17 @@ use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use tonic::Request;
+use utoipa::{IntoParams, ToSchema};
 use vdm_proto::quest::v1 as pb;
 
+use super::IdempotencyKey;
 use crate::auth::{Admin, Caller, Player};
-use crate::error::{GatewayError, GatewayResult};
+use crate::error::{ErrorBody, GatewayError, GatewayResult};
 use crate::negotiate::{Body, Format, PathId, QueryArgs, Reply};
 use crate::state::AppState;
 
 /// The reward of a quest.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RewardJson {
     /// Gold.
@@ -30,7 +32,7 @@ pub struct RewardJson {
 }
 
 /// An objective as submitted.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewObjectiveJson {
     /// What to do.
@@ -40,7 +42,7 @@ pub struct NewObjectiveJson {
 }
 
 /// `POST /v1/quests` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewQuestJson {
     /// Short name.
@@ -62,23 +64,30 @@ pub struct NewQuestJson {
     pub objectives: Vec<NewObjectiveJson>,
 }
 
-/// `PATCH /v1/quests/{id}` body: fields left out keep their value.
-#[derive(Debug, Deserialize)]
+/// `PATCH /v1/quests/{id}` body: fields left out (or null) keep their value.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QuestPatchJson {
+    /// Short name.
     title: Option<String>,
+    /// Longer text.
     description: Option<String>,
+    /// The NPC that offers it.
     giver_npc_id: Option<i64>,
+    /// The region where it is offered.
     region_id: Option<i64>,
+    /// The lowest level that may take it.
     level_requirement: Option<u32>,
+    /// What it gives (replaced whole).
     reward: Option<RewardJson>,
 }
 
 /// A quest as the client sees it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct QuestJson {
     id: i64,
     title: String,
+    /// Left out when empty.
     #[serde(skip_serializing_if = "String::is_empty")]
     description: String,
     giver_npc_id: i64,
@@ -89,26 +98,44 @@ pub struct QuestJson {
 }
 
 /// An objective as the client sees it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ObjectiveJson {
     id: i64,
     description: String,
     target_count: u32,
 }
 
+/// Where a player's quest stands.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum QuestStatusJson {
+    /// Accepted, objectives open.
+    Active,
+    /// Every objective done.
+    Completed,
+    /// Failed.
+    Failed,
+    /// Given up; accepting it again restarts it.
+    Abandoned,
+}
+
 /// A player's quest as the client sees it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PlayerQuestJson {
     quest_id: i64,
-    status: &'static str,
+    status: QuestStatusJson,
+    /// RFC 3339 UTC.
+    #[schema(format = DateTime)]
     accepted_at: String,
+    /// RFC 3339 UTC; only once completed.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     completed_at: Option<String>,
     objectives: Vec<ProgressJson>,
 }
 
 /// Progress on one objective.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ProgressJson {
     objective_id: i64,
     progress: u32,
@@ -116,9 +143,10 @@ pub struct ProgressJson {
 }
 
 /// A page of a list.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ListJson<T> {
     items: Vec<T>,
+    /// Pass as `cursor` for the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     next_cursor: Option<String>,
 }
@@ -134,30 +162,45 @@ impl<T> ListJson<T> {
 }
 
 /// `GET /v1/quests` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuestsQuery {
+    /// Only quests offered in this region.
     region_id: Option<i64>,
+    /// Only quests offered by this NPC.
     giver_npc_id: Option<i64>,
+    /// Page size, 1 to 100.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
 /// `GET /v1/me/quests` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListMineQuery {
+    /// Only quests in this state.
+    #[param(value_type = Option<QuestStatusJson>)]
     status: Option<String>,
+    /// Page size, 1 to 100.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
 /// `POST /v1/me/quests/{id}/progress` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProgressBody {
+    /// The objective to advance.
     objective_id: i64,
+    /// How many steps (1 when absent).
     #[serde(default = "one")]
+    #[schema(default = 1)]
     amount: u32,
 }
 
@@ -166,13 +209,31 @@ fn one() -> u32 {
 }
 
 /// `POST /v1/quests:batchGet` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = QuestBatchGetBody)]
 #[serde(deny_unknown_fields)]
 pub struct BatchGetBody {
+    /// Up to 100 quest ids.
+    #[schema(max_items = 100)]
     ids: Vec<i64>,
 }
 
 /// Creates a quest (admin). Honours `Idempotency-Key`.
+#[utoipa::path(
+    post,
+    path = "/v1/quests",
+    operation_id = "createQuest",
+    tag = "quests",
+    params(IdempotencyKey),
+    request_body = NewQuestJson,
+    security(("admin" = [])),
+    responses(
+        (status = 201, description = "The quest, created now or by an earlier request with the same `Idempotency-Key`", body = QuestJson,
+            headers(("idempotent-replayed" = String, description = "`true` when an earlier request with this key created it"))),
+        (status = 409, description = "The `Idempotency-Key` was used for a different request", body = ErrorBody),
+        (status = 503, description = "The quest service is unavailable", body = ErrorBody),
+    ),
+)]
 pub async fn create(
     State(state): State<AppState>,
     _admin: Admin,
@@ -223,6 +284,19 @@ pub async fn create(
 }
 
 /// Reads one quest.
+#[utoipa::path(
+    get,
+    path = "/v1/quests/{id}",
+    operation_id = "getQuest",
+    tag = "quests",
+    params(PathId),
+    security(("session" = []), ("admin" = [])),
+    responses(
+        (status = 200, description = "The quest", body = QuestJson),
+        (status = 404, description = "No quest has this id", body = ErrorBody),
+        (status = 503, description = "The quest service is unavailable", body = ErrorBody),
+    ),
+)]
 pub async fn get(
     State(state): State<AppState>,
     _caller: Caller,
@@ -240,6 +314,20 @@ pub async fn get(
 }
 
 /// Changes a quest's definition (admin).
+#[utoipa::path(
+    patch,
+    path = "/v1/quests/{id}",
+    operation_id = "updateQuest",
+    tag = "quests",
+    params(PathId),
+    request_body = QuestPatchJson,
+    security(("admin" = [])),
+    responses(
+        (status = 200, description = "The quest as changed", body = QuestJson),
+        (status = 404, description = "No quest has this id", body = ErrorBody),
+        (status = 503, description = "The quest service is unavailable", body = ErrorBody),
+    ),
+)]
 pub async fn update(
     State(state): State<AppState>,
     _admin: Admin,
@@ -261,6 +349,19 @@ pub async fn update(
 }
 
 /// Deletes a quest (admin).
+#[utoipa::path(
+    delete,
+    path = "/v1/quests/{id}",
+    operation_id = "deleteQuest",
+    tag = "quests",
+    params(PathId),
+    security(("admin" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No quest has this id", body = ErrorBody),
+        (status = 503, description = "The quest service is unavailable", body = ErrorBody),
+    ),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     _admin: Admin,
@@ -271,6 +372,18 @@ pub async fn delete(
 }
 
 /// Reads many quests at once; unknown ids are left out.
+#[utoipa::path(
+    post,
+    path = "/v1/quests:batchGet",
+    operation_id = "batchGetQuests",
+    tag = "quests",
+    request_body = BatchGetBody,
+    security(("session" = []), ("admin" = [])),
+    responses(
+        (status = 200, description = "The quests found (never a `next_cursor`)", body = ListJson<QuestJson>),
+        (status = 503, description = "The quest service is unavailable", body = ErrorBody),
+    ),
+)]
 pub async fn batch_get(
     State(state): State<AppState>,
     _caller: Caller,
@@ -294,6 +407,18 @@ pub async fn batch_get(
 }
 
 /// Lists quests by region and giver.
+#[utoipa::path(
+    get,
+    path = "/v1/quests",
+    operation_id = "listQuests",
+    tag = "quests",
+    params(ListQuestsQuery),
+    security(("session" = []), ("admin" = [])),
+    responses(
+        (status = 200, description = "A page of quests", body = ListJson<QuestJson>),
+        (status = 503, description = "The quest service is unavailable", body = ErrorBody),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     _caller: Caller,
@@ -320,6 +445,20 @@ pub async fn list(
 }
 
 /// Accepts a quest for the calling player.
+#[utoipa::path(
+    post,
+    path = "/v1/quests/{id}/accept",
+    operation_id = "acceptQuest",
+    tag = "quests",
+    params(PathId),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The player's quest, active", body = PlayerQuestJson),
+        (status = 404, description = "No quest has this id", body = ErrorBody),
+        (status = 409, description = "The player's quest is not in a state that can be accepted", body = ErrorBody),
+        (status = 503, description = "The quest service is unavailable, or busy with this player's quest", body = ErrorBody),
+    ),
+)]
 pub async fn accept(
     State(state): State<AppState>,
     Player(player_id): Player,
@@ -336,6 +475,21 @@ pub async fn accept(
 }
 
 /// Adds progress to an objective of the calling player's quest.
+#[utoipa::path(
+    post,
+    path = "/v1/me/quests/{id}/progress",
+    operation_id = "advanceObjective",
+    tag = "quests",
+    params(PathId),
+    request_body = ProgressBody,
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The player's quest; `completed` once every objective is done", body = PlayerQuestJson),
+        (status = 404, description = "The player has not accepted this quest, or it has no such objective", body = ErrorBody),
+        (status = 409, description = "The player's quest is not active", body = ErrorBody),
+        (status = 503, description = "The quest service is unavailable, or busy with this player's quest", body = ErrorBody),
+    ),
+)]
 pub async fn progress(
     State(state): State<AppState>,
     Player(player_id): Player,
@@ -354,6 +508,20 @@ pub async fn progress(
 }
 
 /// Abandons the calling player's quest.
+#[utoipa::path(
+    post,
+    path = "/v1/me/quests/{id}/abandon",
+    operation_id = "abandonQuest",
+    tag = "quests",
+    params(PathId),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The player's quest, abandoned", body = PlayerQuestJson),
+        (status = 404, description = "The player has not accepted this quest", body = ErrorBody),
+        (status = 409, description = "The player's quest is not active", body = ErrorBody),
+        (status = 503, description = "The quest service is unavailable, or busy with this player's quest", body = ErrorBody),
+    ),
+)]
 pub async fn abandon(
     State(state): State<AppState>,
     Player(player_id): Player,
@@ -370,6 +538,18 @@ pub async fn abandon(
 }
 
 /// Lists the calling player's quests.
+#[utoipa::path(
+    get,
+    path = "/v1/me/quests",
+    operation_id = "listMyQuests",
+    tag = "quests",
+    params(ListMineQuery),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "A page of the player's quests", body = ListJson<PlayerQuestJson>),
+        (status = 503, description = "The quest service is unavailable", body = ErrorBody),
+    ),
+)]
 pub async fn list_mine(
     State(state): State<AppState>,
     Player(player_id): Player,
@@ -447,10 +627,10 @@ pub(crate) fn quest_json(quest: pb::Quest) -> QuestJson {
 
 pub(crate) fn player_quest_json(pq: pb::PlayerQuest) -> PlayerQuestJson {
     let status = match pb::QuestStatus::try_from(pq.status) {
-        Ok(pb::QuestStatus::Completed) => "completed",
-        Ok(pb::QuestStatus::Failed) => "failed",
-        Ok(pb::QuestStatus::Abandoned) => "abandoned",
-        _ => "active",
+        Ok(pb::QuestStatus::Completed) => QuestStatusJson::Completed,
+        Ok(pb::QuestStatus::Failed) => QuestStatusJson::Failed,
+        Ok(pb::QuestStatus::Abandoned) => QuestStatusJson::Abandoned,
+        _ => QuestStatusJson::Active,
     };
     PlayerQuestJson {
         quest_id: pq.quest_id,

@@ -9,31 +9,38 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use vdm_kit::ErrorCode;
 use vdm_kit::grpc::GrpcChannel;
 use vdm_proto::rumor::v1 as pb;
 use vdm_proto::rumor::v1::rumor_service_client::RumorServiceClient;
 
 use super::quests::ListJson;
-use super::{check_limit, idempotency_key};
+use super::{IdempotencyKey, check_limit, idempotency_key};
 use crate::auth::{Admin, Caller, Player};
-use crate::error::{GatewayError, GatewayResult};
+use crate::error::{ErrorBody, GatewayError, GatewayResult};
 use crate::negotiate::{Body, Format, PathId, QueryArgs, Reply};
 use crate::state::AppState;
 
 /// `POST /v1/rumors` body: one of `origin_npc_id` and `origin_event_id`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRumorJson {
     text: String,
+    /// The NPC who starts it (it knows the rumor at once).
+    #[schema(minimum = 1)]
     origin_npc_id: Option<i64>,
+    /// The world event it is about (3 NPCs of the region start with it).
+    #[schema(minimum = 1)]
     origin_event_id: Option<i64>,
     region_id: i64,
+    /// How true it is, 0..=1.
+    #[schema(minimum = 0, maximum = 1)]
     truth: f32,
 }
 
 /// A rumor as the client sees it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RumorJson {
     id: i64,
     text: String,
@@ -43,19 +50,24 @@ pub struct RumorJson {
     origin_event_id: Option<i64>,
     region_id: i64,
     truth: f32,
+    /// The first telling.
     root_variant_id: i64,
     variant_count: i64,
+    /// RFC 3339 UTC.
+    #[schema(format = DateTime)]
     created_at: String,
 }
 
 /// One telling of a rumor: the text as its listener heard it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct VariantJson {
     id: i64,
     rumor_id: i64,
+    /// The telling this one retells; left out for the first.
     #[serde(skip_serializing_if = "Option::is_none")]
     parent_id: Option<i64>,
     text: String,
+    /// How far the text drifted from the first telling, 0..=1.
     distortion: f32,
     truth: f32,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -64,12 +76,15 @@ pub struct VariantJson {
     listener_npc_id: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     listener_player_id: Option<i64>,
+    /// What retold it (`local/...` or the upstream model).
     transformer: String,
+    /// RFC 3339 UTC: when it was told.
+    #[schema(format = DateTime)]
     at: String,
 }
 
 /// `POST /v1/rumors/{id}/spread` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SpreadJson {
     from_npc_id: i64,
@@ -79,7 +94,7 @@ pub struct SpreadJson {
 }
 
 /// `POST /v1/rumors/{id}/spread` answer: the listener's variant.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SpreadAnswerJson {
     #[serde(flatten)]
     variant: VariantJson,
@@ -88,25 +103,33 @@ pub struct SpreadAnswerJson {
 }
 
 /// A variant someone knows, and since when.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct KnownJson {
     #[serde(flatten)]
     variant: VariantJson,
     region_id: i64,
+    /// RFC 3339 UTC: since when it is known.
+    #[schema(format = DateTime)]
     since: String,
 }
 
 /// `GET .../rumors` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct KnownQuery {
+    /// Only rumors of this region.
+    #[param(minimum = 1)]
     region_id: Option<i64>,
+    /// Page size, 1 to 100.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
 /// `POST /v1/npcs/{id}/talk` answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TalkJson {
     npc_id: i64,
     /// False when the NPC knows nothing to tell.
@@ -119,24 +142,47 @@ pub struct TalkJson {
 }
 
 /// `POST /v1/rumors:tick` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TickJson {
     region_id: i64,
+    /// The most tellings of this tick (the service's default when absent).
+    #[schema(minimum = 1)]
     max_tellings: Option<u32>,
+    /// Varies who tells whom; the same seed gives the same tick.
     seed: Option<u64>,
 }
 
 /// `POST /v1/rumors:tick` answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TickReportJson {
     region_id: i64,
+    /// NPCs in the region.
     npcs: u32,
+    /// NPCs that knew a rumor.
     knowers: u32,
+    /// Rumors told in this tick.
     tellings: u32,
 }
 
 /// Creates a rumor (admin). Honours `Idempotency-Key`.
+#[utoipa::path(
+    post,
+    path = "/v1/rumors",
+    operation_id = "createRumor",
+    tag = "rumors",
+    params(IdempotencyKey),
+    request_body = NewRumorJson,
+    security(("admin" = [])),
+    responses(
+        (status = 201, description = "The rumor, created now or by an earlier request with the same `Idempotency-Key`", body = RumorJson,
+            headers(("idempotent-replayed" = String, description = "`true` when an earlier request with this key created it"))),
+        (status = 400, description = "A field is invalid, or names an unknown region or world event", body = ErrorBody),
+        (status = 404, description = "The origin NPC does not exist", body = ErrorBody),
+        (status = 409, description = "The `Idempotency-Key` was used for a different request", body = ErrorBody),
+        (status = 503, description = "The rumor service (or the NPC or world service it asks) is unavailable, or rumors are not enabled on this gateway", body = ErrorBody),
+    ),
+)]
 pub async fn create(
     State(state): State<AppState>,
     _admin: Admin,
@@ -165,6 +211,19 @@ pub async fn create(
 }
 
 /// Reads one rumor.
+#[utoipa::path(
+    get,
+    path = "/v1/rumors/{id}",
+    operation_id = "getRumor",
+    tag = "rumors",
+    params(PathId),
+    security(("session" = []), ("admin" = [])),
+    responses(
+        (status = 200, description = "The rumor", body = RumorJson),
+        (status = 404, description = "No rumor has this id", body = ErrorBody),
+        (status = 503, description = "The rumor service is unavailable, or rumors are not enabled on this gateway", body = ErrorBody),
+    ),
+)]
 pub async fn get(
     State(state): State<AppState>,
     _caller: Caller,
@@ -181,6 +240,22 @@ pub async fn get(
 
 /// One NPC tells another a rumor (admin): 201 with the listener's new
 /// variant, or 200 with the one it had when it knew the rumor already.
+#[utoipa::path(
+    post,
+    path = "/v1/rumors/{id}/spread",
+    operation_id = "spreadRumor",
+    tag = "rumors",
+    params(PathId),
+    request_body = SpreadJson,
+    security(("admin" = [])),
+    responses(
+        (status = 200, description = "The listener knew the rumor already: its variant, `already_known: true`", body = SpreadAnswerJson),
+        (status = 201, description = "The listener's new variant", body = SpreadAnswerJson),
+        (status = 404, description = "No rumor has this id, or an NPC does not exist", body = ErrorBody),
+        (status = 409, description = "The teller does not know the rumor", body = ErrorBody),
+        (status = 503, description = "The rumor service (or the NPC or world service it asks) is unavailable, or rumors are not enabled on this gateway", body = ErrorBody),
+    ),
+)]
 pub async fn spread(
     State(state): State<AppState>,
     _admin: Admin,
@@ -212,6 +287,18 @@ pub async fn spread(
 }
 
 /// What an NPC knows, newest rumor first.
+#[utoipa::path(
+    get,
+    path = "/v1/npcs/{id}/rumors",
+    operation_id = "listNpcRumors",
+    tag = "rumors",
+    params(PathId, KnownQuery),
+    security(("session" = []), ("admin" = [])),
+    responses(
+        (status = 200, description = "A page of the variants the NPC knows, newest rumor first", body = ListJson<KnownJson>),
+        (status = 503, description = "The rumor service is unavailable, or rumors are not enabled on this gateway", body = ErrorBody),
+    ),
+)]
 pub async fn known_by_npc(
     State(state): State<AppState>,
     _caller: Caller,
@@ -224,6 +311,18 @@ pub async fn known_by_npc(
 }
 
 /// What the calling player has heard, newest rumor first.
+#[utoipa::path(
+    get,
+    path = "/v1/me/rumors",
+    operation_id = "listMyRumors",
+    tag = "rumors",
+    params(KnownQuery),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "A page of the variants the player has heard, newest rumor first", body = ListJson<KnownJson>),
+        (status = 503, description = "The rumor service is unavailable, or rumors are not enabled on this gateway", body = ErrorBody),
+    ),
+)]
 pub async fn mine(
     State(state): State<AppState>,
     Player(player_id): Player,
@@ -264,6 +363,19 @@ async fn list_known(
 
 /// The calling player talks to an NPC, which tells a rumor it knows: the
 /// newest the player has not heard, else the newest.
+#[utoipa::path(
+    post,
+    path = "/v1/npcs/{id}/talk",
+    operation_id = "talkToNpc",
+    tag = "rumors",
+    params(PathId),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "What the player heard; `told: false` when the NPC knows nothing", body = TalkJson),
+        (status = 404, description = "No NPC has this id", body = ErrorBody),
+        (status = 503, description = "The rumor service (or the NPC or world service it asks) is unavailable, or rumors are not enabled on this gateway", body = ErrorBody),
+    ),
+)]
 pub async fn talk(
     State(state): State<AppState>,
     Player(player_id): Player,
@@ -288,6 +400,18 @@ pub async fn talk(
 
 /// Runs one spreading tick of a region now (admin); the background ticker
 /// does the same every `VDM_RUMOR_TICK_INTERVAL_MS`.
+#[utoipa::path(
+    post,
+    path = "/v1/rumors:tick",
+    operation_id = "tickRumors",
+    tag = "rumors",
+    request_body = TickJson,
+    security(("admin" = [])),
+    responses(
+        (status = 200, description = "What the tick did", body = TickReportJson),
+        (status = 503, description = "The rumor service (or the NPC or world service it asks) is unavailable, or rumors are not enabled on this gateway", body = ErrorBody),
+    ),
+)]
 pub async fn tick(
     State(state): State<AppState>,
     _admin: Admin,

@@ -8,20 +8,22 @@
 use axum::extract::State;
 use chrono::DateTime;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use vdm_proto::metrics::v1 as pb;
 
 use crate::auth::Admin;
-use crate::error::{GatewayError, GatewayResult};
+use crate::error::{ErrorBody, GatewayError, GatewayResult};
 use crate::negotiate::{Format, QueryArgs, Reply};
 use crate::routes::telemetry::client;
 use crate::state::AppState;
 
 /// One service's backend stats at one scrape; figures not measured are
 /// left out.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SnapshotJson {
     service: String,
     /// RFC 3339 UTC.
+    #[schema(format = DateTime)]
     scraped_at: String,
     scraped_at_ms: i64,
     up: bool,
@@ -44,29 +46,46 @@ pub struct SnapshotJson {
 }
 
 /// `GET /v1/stats` answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct StatsJson {
     interval_ms: u64,
     services: Vec<SnapshotJson>,
 }
 
 /// `GET /v1/stats/history` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
+    /// Only this service's samples.
     service: Option<String>,
+    /// From this time on (inclusive): RFC 3339 or Unix milliseconds.
     from: Option<String>,
+    /// Up to this time (inclusive): RFC 3339 or Unix milliseconds.
     to: Option<String>,
 }
 
 /// `GET /v1/stats/history` answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct HistoryJson {
+    /// Oldest first.
     samples: Vec<SnapshotJson>,
+    /// True when the range held more samples than were returned (the newest are kept).
     truncated: bool,
 }
 
 /// The newest snapshot of every scrape target.
+#[utoipa::path(
+    get,
+    path = "/v1/stats",
+    operation_id = "getStats",
+    tag = "stats",
+    security(("admin" = [])),
+    responses(
+        (status = 200, description = "The newest snapshot of every service, and the scrape interval", body = StatsJson),
+        (status = 503, description = "The metrics service is unavailable, or not configured on this gateway", body = ErrorBody),
+    ),
+)]
 pub async fn current(State(state): State<AppState>, _admin: Admin, format: Format) -> GatewayResult<Reply<StatsJson>> {
     let response = client(&state)?.get_stats(pb::GetStatsRequest {}).await?.into_inner();
     Ok(Reply::ok(
@@ -80,6 +99,18 @@ pub async fn current(State(state): State<AppState>, _admin: Admin, format: Forma
 
 /// Stored snapshots, oldest first; `from` and `to` are RFC 3339 times or
 /// Unix milliseconds, both inclusive.
+#[utoipa::path(
+    get,
+    path = "/v1/stats/history",
+    operation_id = "getStatsHistory",
+    tag = "stats",
+    params(HistoryQuery),
+    security(("admin" = [])),
+    responses(
+        (status = 200, description = "Stored snapshots of the range, oldest first", body = HistoryJson),
+        (status = 503, description = "The metrics service is unavailable, or not configured on this gateway", body = ErrorBody),
+    ),
+)]
 pub async fn history(
     State(state): State<AppState>,
     _admin: Admin,
@@ -106,7 +137,7 @@ pub async fn history(
 }
 
 /// A budget and its verdict.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct BudgetJson {
     name: String,
     description: String,
@@ -117,6 +148,7 @@ pub struct BudgetJson {
     /// `ok`, `violated` or `no_data`.
     state: String,
     /// RFC 3339 UTC: since when the state holds.
+    #[schema(format = DateTime)]
     since: String,
     since_ms: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -125,12 +157,23 @@ pub struct BudgetJson {
 }
 
 /// `GET /v1/budgets` answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct BudgetsJson {
     budgets: Vec<BudgetJson>,
 }
 
 /// Every performance budget and its verdict at the last scrape round.
+#[utoipa::path(
+    get,
+    path = "/v1/budgets",
+    operation_id = "getBudgets",
+    tag = "stats",
+    security(("admin" = [])),
+    responses(
+        (status = 200, description = "Every budget and its verdict", body = BudgetsJson),
+        (status = 503, description = "The metrics service is unavailable, or not configured on this gateway", body = ErrorBody),
+    ),
+)]
 pub async fn budgets(
     State(state): State<AppState>,
     _admin: Admin,

@@ -7,18 +7,19 @@ use std::collections::BTreeMap;
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use vdm_kit::ErrorCode;
 use vdm_kit::grpc::GrpcChannel;
 use vdm_proto::metrics::v1 as pb;
 use vdm_proto::metrics::v1::metrics_service_client::MetricsServiceClient;
 
 use crate::auth::{Caller, Player};
-use crate::error::{GatewayError, GatewayResult};
+use crate::error::{ErrorBody, GatewayError, GatewayResult};
 use crate::negotiate::{Body, Format, QueryArgs, Reply};
 use crate::state::AppState;
 
 /// `POST /v1/telemetry/client` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientBatchJson {
     /// The client build (`1.4.2`).
@@ -26,11 +27,13 @@ pub struct ClientBatchJson {
     /// The device class (`desktop`, `mobile`, ...).
     pub device_class: String,
     /// The samples, 1 to 500.
+    #[schema(min_items = 1, max_items = 500)]
     pub samples: Vec<ClientSampleJson>,
 }
 
-/// One frame's measurements; all but the frame time are optional.
-#[derive(Debug, Deserialize)]
+/// One frame's measurements; all but the frame time are optional. Times
+/// are 0 to 10 000 ms.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientSampleJson {
     /// Frame time.
@@ -45,40 +48,60 @@ pub struct ClientSampleJson {
     pub input_latency_ms: Option<f64>,
     /// Event dispatch latency.
     pub event_dispatch_ms: Option<f64>,
-    /// Update time per named system.
+    /// Update time per named system: at most 32, names `[a-z0-9_]{1,32}`.
     #[serde(default)]
     pub systems: BTreeMap<String, f64>,
 }
 
 /// The answer to an upload.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AcceptedJson {
+    /// Samples stored.
     accepted: u32,
 }
 
 /// `GET /v1/stats/client` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StatsQuery {
+    /// One system's update times instead of frame times.
     system: Option<String>,
+    /// Only samples of this client build.
     client_version: Option<String>,
 }
 
 /// Percentiles of stored client samples.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ClientStatsJson {
+    /// What was measured (frame time, or a system's update time).
     metric: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     system: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     client_version: Option<String>,
+    /// Samples the percentiles are taken from.
     count: u64,
+    /// Nearest-rank percentiles in ms; null without samples.
     p50: Option<f64>,
     p95: Option<f64>,
     p99: Option<f64>,
 }
 
 /// Stores a batch of the calling player's samples (202).
+#[utoipa::path(
+    post,
+    path = "/v1/telemetry/client",
+    operation_id = "uploadClientTelemetry",
+    tag = "telemetry",
+    request_body = ClientBatchJson,
+    security(("session" = [])),
+    responses(
+        (status = 202, description = "The batch is stored", body = AcceptedJson),
+        (status = 400, description = "A field is invalid (the message names the first bad one); nothing is stored", body = ErrorBody),
+        (status = 503, description = "The metrics service is unavailable, or not configured on this gateway", body = ErrorBody),
+    ),
+)]
 pub async fn upload(
     State(state): State<AppState>,
     Player(player_id): Player,
@@ -113,6 +136,18 @@ pub async fn upload(
 }
 
 /// p50/p95/p99 of frame time, or of one system's update time.
+#[utoipa::path(
+    get,
+    path = "/v1/stats/client",
+    operation_id = "getClientStats",
+    tag = "telemetry",
+    params(StatsQuery),
+    security(("session" = []), ("admin" = [])),
+    responses(
+        (status = 200, description = "Percentiles of the newest stored samples", body = ClientStatsJson),
+        (status = 503, description = "The metrics service is unavailable, or not configured on this gateway", body = ErrorBody),
+    ),
+)]
 pub async fn stats(
     State(state): State<AppState>,
     _caller: Caller,

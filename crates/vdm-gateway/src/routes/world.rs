@@ -6,51 +6,56 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use vdm_proto::world::v1 as pb;
 
 use super::quests::ListJson;
-use super::{check_limit, idempotency_key};
+use super::{IdempotencyKey, check_limit, idempotency_key};
 use crate::auth::{Admin, Caller};
-use crate::error::{GatewayError, GatewayResult};
+use crate::error::{ErrorBody, GatewayError, GatewayResult};
 use crate::negotiate::{Body, Format, PathId, QueryArgs, Reply};
 use crate::state::AppState;
 
 /// A region as the client sees it; cells are `[q, r]` pairs.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RegionJson {
     id: i64,
     name: String,
     biome: String,
+    /// The region's hexes, each `[q, r]` (axial coordinates).
     cells: Vec<[i32; 2]>,
+    /// Regions sharing an edge with this one; left out when none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     neighbor_ids: Vec<i64>,
 }
 
 /// A faction.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct FactionJson {
     id: i64,
     name: String,
 }
 
 /// The relation of two factions (`a < b`), -100..=100.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RelationJson {
     a: i64,
     b: i64,
+    #[schema(minimum = -100, maximum = 100)]
     score: i32,
 }
 
 /// `GET /v1/world/factions`: every faction, and the score of every pair.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct FactionsJson {
     items: Vec<FactionJson>,
     relations: Vec<RelationJson>,
 }
 
 /// The world clock.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct WorldTimeJson {
+    /// Game time in milliseconds since the world began.
     game_time_ms: i64,
     day: u32,
     hour: u32,
@@ -60,37 +65,58 @@ pub struct WorldTimeJson {
 }
 
 /// A world event.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct EventJson {
     id: i64,
     kind: String,
     text: String,
     region_ids: Vec<i64>,
+    /// Game time when it happened.
     game_time_ms: i64,
+    /// RFC 3339 UTC: when it was published.
+    #[schema(format = DateTime)]
     at: String,
 }
 
 /// `POST /v1/world/events` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewEventJson {
     kind: String,
     text: String,
+    /// The regions it concerns (existing ones).
     region_ids: Vec<i64>,
 }
 
 /// `GET /v1/world/events` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
+    /// Only events concerning this region.
+    #[param(minimum = 1)]
     region_id: Option<i64>,
-    /// Unix milliseconds, or an RFC 3339 time.
+    /// Only events from this time on: Unix milliseconds, or an RFC 3339 time.
     since: Option<String>,
+    /// Page size, 1 to 100.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
 /// Lists every region of the map.
+#[utoipa::path(
+    get,
+    path = "/v1/world/regions",
+    operation_id = "listRegions",
+    tag = "world",
+    security(("session" = []), ("admin" = [])),
+    responses(
+        (status = 200, description = "Every region (never a `next_cursor`)", body = ListJson<RegionJson>),
+        (status = 503, description = "The world service is unavailable", body = ErrorBody),
+    ),
+)]
 pub async fn regions(
     State(state): State<AppState>,
     _caller: Caller,
@@ -110,6 +136,19 @@ pub async fn regions(
 }
 
 /// Reads one region.
+#[utoipa::path(
+    get,
+    path = "/v1/world/regions/{id}",
+    operation_id = "getRegion",
+    tag = "world",
+    params(PathId),
+    security(("session" = []), ("admin" = [])),
+    responses(
+        (status = 200, description = "The region", body = RegionJson),
+        (status = 404, description = "No region has this id", body = ErrorBody),
+        (status = 503, description = "The world service is unavailable", body = ErrorBody),
+    ),
+)]
 pub async fn region(
     State(state): State<AppState>,
     _caller: Caller,
@@ -127,6 +166,17 @@ pub async fn region(
 }
 
 /// Lists the factions and the relation of every pair.
+#[utoipa::path(
+    get,
+    path = "/v1/world/factions",
+    operation_id = "listFactions",
+    tag = "world",
+    security(("session" = []), ("admin" = [])),
+    responses(
+        (status = 200, description = "Every faction and the relation of every pair", body = FactionsJson),
+        (status = 503, description = "The world service is unavailable", body = ErrorBody),
+    ),
+)]
 pub async fn factions(
     State(state): State<AppState>,
     _caller: Caller,
@@ -161,6 +211,17 @@ pub async fn factions(
 }
 
 /// The world clock now.
+#[utoipa::path(
+    get,
+    path = "/v1/world/time",
+    operation_id = "getWorldTime",
+    tag = "world",
+    security(("session" = []), ("admin" = [])),
+    responses(
+        (status = 200, description = "The world clock", body = WorldTimeJson),
+        (status = 503, description = "The world service is unavailable", body = ErrorBody),
+    ),
+)]
 pub async fn time(
     State(state): State<AppState>,
     _caller: Caller,
@@ -176,6 +237,22 @@ pub async fn time(
 }
 
 /// Publishes a world event (admin). Honours `Idempotency-Key`.
+#[utoipa::path(
+    post,
+    path = "/v1/world/events",
+    operation_id = "publishWorldEvent",
+    tag = "world",
+    params(IdempotencyKey),
+    request_body = NewEventJson,
+    security(("admin" = [])),
+    responses(
+        (status = 201, description = "The event, published now (at the current game time) or by an earlier request with the same `Idempotency-Key`", body = EventJson,
+            headers(("idempotent-replayed" = String, description = "`true` when an earlier request with this key published it"))),
+        (status = 400, description = "A field is invalid, or `region_ids` names an unknown region", body = ErrorBody),
+        (status = 409, description = "The `Idempotency-Key` was used for a different request", body = ErrorBody),
+        (status = 503, description = "The world service is unavailable, or a concurrent change won", body = ErrorBody),
+    ),
+)]
 pub async fn publish_event(
     State(state): State<AppState>,
     _admin: Admin,
@@ -201,6 +278,18 @@ pub async fn publish_event(
 }
 
 /// Lists events oldest first, by region and since a time.
+#[utoipa::path(
+    get,
+    path = "/v1/world/events",
+    operation_id = "listWorldEvents",
+    tag = "world",
+    params(EventsQuery),
+    security(("session" = []), ("admin" = [])),
+    responses(
+        (status = 200, description = "A page of events, oldest first", body = ListJson<EventJson>),
+        (status = 503, description = "The world service is unavailable", body = ErrorBody),
+    ),
+)]
 pub async fn events(
     State(state): State<AppState>,
     _caller: Caller,

@@ -589,6 +589,21 @@ impl TestApp {
         }
     }
 
+    /// The router of a gateway built like this app's (same configuration,
+    /// same `App::build`), for its route table; the gateway itself is not
+    /// run.
+    pub async fn gateway_router(&self) -> axum::Router {
+        let (_, mut config) = self.setup.clone().expect("a full app");
+        config.http_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        let shutdown = CancellationToken::new();
+        let app = vdm_gateway::App::build(&config, shutdown.clone())
+            .await
+            .expect("gateway builds");
+        let router = app.router().clone();
+        shutdown.cancel();
+        router
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }

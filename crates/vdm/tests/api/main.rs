@@ -12,6 +12,7 @@ mod dashboard;
 mod helpers;
 mod negotiation;
 mod npcs;
+mod openapi;
 mod quests;
 mod realtime;
 mod rumors;
