@@ -23,6 +23,10 @@ pub const MAX_REGIONS: usize = 64;
 /// Bus events read back at most to resume one session.
 const HISTORY_SCAN_MAX: usize = 200_000;
 
+/// Session-record writes per Redis pipeline: small enough that a batch
+/// answers well within the connection's response timeout on a busy host.
+const WRITE_BATCH: usize = 256;
+
 /// How long the record of a live session lives between refreshes.
 const LIVE_TTL: Duration = Duration::from_secs(3600);
 
@@ -465,7 +469,7 @@ impl Hub {
         let store = self.store.clone();
         tokio::spawn(async move {
             let mut batch = Vec::new();
-            while writes.recv_many(&mut batch, 1024).await > 0 {
+            while writes.recv_many(&mut batch, WRITE_BATCH).await > 0 {
                 let landed = store.apply(&batch).await;
                 if !landed {
                     metrics::counter!("vdm_ws_checkpoint_errors_total").increment(batch.len() as u64);
