@@ -49,6 +49,10 @@ pub async fn run(options: &Options) -> Result<bool, String> {
     let pushes: usize = options.num("pushes", 0)?;
     let listen_pushes: usize = options.num("listen-pushes", 0)?;
     let devices_from: usize = options.num("devices-from", 0)?;
+    // Handshakes in flight at once: clients ramp up, and on a shared
+    // 2-core machine 100,000 simultaneous handshakes would starve each
+    // other past the gateway's header timeout.
+    let opening = Arc::new(tokio::sync::Semaphore::new(options.num("open-concurrency", 256)?));
 
     let started = Instant::now();
     let tokens = sign_in(addr, &authority, devices_from, sockets).await?;
@@ -69,9 +73,15 @@ pub async fn run(options: &Options) -> Result<bool, String> {
     let mut tasks = Vec::with_capacity(sockets);
     for (i, token) in tokens.into_iter().enumerate() {
         let source = std::net::Ipv4Addr::new(127, 0, 0, 1 + (i % usize::from(sources.max(1))) as u8);
-        let (latencies, received, opened, authority) =
-            (latencies.clone(), received.clone(), opened.clone(), authority.clone());
+        let (latencies, received, opened, authority, opening) = (
+            latencies.clone(),
+            received.clone(),
+            opened.clone(),
+            authority.clone(),
+            opening.clone(),
+        );
         tasks.push(tokio::spawn(async move {
+            let permit = opening.acquire_owned().await.map_err(|e| e.to_string())?;
             let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
             socket
                 .bind(SocketAddr::new(source.into(), 0))
@@ -90,6 +100,7 @@ pub async fn run(options: &Options) -> Result<bool, String> {
                 .await
                 .map_err(|e| e.to_string())?;
             opened.fetch_add(1, Ordering::Relaxed);
+            drop(permit);
             while let Some(Ok(message)) = ws.next().await {
                 if let Message::Text(text) = message
                     && let Some(at) = sent_at(text.as_str())
