@@ -395,7 +395,7 @@ impl Hub {
                 player_id: conn.player_id,
                 current: Checkpoint {
                     seq: conn.seq,
-                    offset,
+                    offset: conn.counted_through(offset),
                     regions: all.clone(),
                 },
                 previous: Some(saved.current.clone()),
@@ -562,7 +562,7 @@ impl Hub {
                 player_id: conn.player_id,
                 current: Checkpoint {
                     seq: conn.seq,
-                    offset,
+                    offset: conn.counted_through(offset),
                     regions: sorted(&conn.regions),
                 },
                 previous: Some(saved.current.clone()),
@@ -602,6 +602,16 @@ impl Hub {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Conn {
+    /// The offset this socket's `seq` counts through, when the hub is at
+    /// `position`: a resumed socket's seq already counts the events up to
+    /// `skip_until`, which a replica lagging behind the stream may not
+    /// have routed yet.
+    fn counted_through(&self, position: Offset) -> Offset {
+        position.max(self.skip_until)
     }
 }
 
