@@ -2,7 +2,7 @@
 //! cancellation token that every server and background task of a process
 //! watches.
 
-pub use tokio_util::sync::{CancellationToken, DropGuard};
+pub use tokio_util::sync::{CancellationToken, DropGuard, WaitForCancellationFuture};
 
 /// Completes on SIGTERM (Kubernetes stopping the pod) or Ctrl-C.
 pub async fn shutdown_signal() {

@@ -6,12 +6,13 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink, SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, mpsc};
 use tower::ServiceExt;
 use vdm_kit::ErrorCode;
 use vdm_kit::shutdown::CancellationToken;
+use vdm_kit::shutdown::WaitForCancellationFuture;
 
 use super::envelope::{Incoming, Outbound, Outgoing, Wire, decode};
 use super::hub::Out;
@@ -58,7 +59,8 @@ pub async fn run(socket: WebSocket, start: Start) {
             "incompatible contract: server {}, client {contract}",
             vdm_proto::CONTRACT
         );
-        let _ = sink.send(close_message(close::INCOMPATIBLE_CONTRACT, &reason)).await;
+        let close = close_message(close::INCOMPATIBLE_CONTRACT, &reason);
+        let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(close)).await;
         return;
     }
 
@@ -120,7 +122,10 @@ pub async fn run(socket: WebSocket, start: Start) {
         .map(|(seq, outbound)| push(*seq, &outbound.event));
     for message in std::iter::once(welcome).chain(replay) {
         if let Some(frame) = message.encode(format)
-            && sink.send(frame).await.is_err()
+            && !matches!(
+                tokio::time::timeout(config.heartbeat, sink.send(frame)).await,
+                Ok(Ok(()))
+            )
         {
             realtime.hub.detach(attached.id);
             return;
@@ -159,9 +164,9 @@ pub async fn run(socket: WebSocket, start: Start) {
                         // Boxed: the loop's state stays small for idle sockets.
                         if let Some(reply) = Box::pin(handle(ctx, incoming)).await
                             && let Some(frame) = reply.encode(format)
-                            && sink.send(frame).await.is_err()
+                            && let Err(closing) = write(&mut sink, frame, killed.as_mut(), config.heartbeat).await
                         {
-                            break None;
+                            break closing;
                         }
                     }
                 }
@@ -175,17 +180,18 @@ pub async fn run(socket: WebSocket, start: Start) {
                     Out::Reply(reply) => reply.encode(format),
                 };
                 if let Some(frame) = frame
-                    && sink.send(frame).await.is_err()
+                    && let Err(closing) = write(&mut sink, frame, killed.as_mut(), config.heartbeat).await
                 {
-                    break None;
+                    break closing;
                 }
             }
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > config.heartbeat * 2 {
                     break Some((close::HEARTBEAT_TIMEOUT, "no answer to heartbeats".to_owned()));
                 }
-                if sink.send(Message::Ping(Default::default())).await.is_err() {
-                    break None;
+                let ping = Message::Ping(Default::default());
+                if let Err(closing) = write(&mut sink, ping, killed.as_mut(), config.heartbeat).await {
+                    break closing;
                 }
             }
             () = &mut killed => break Some((close::SLOW_CONSUMER, "pushes were not read fast enough; reconnect and resume".to_owned())),
@@ -193,7 +199,8 @@ pub async fn run(socket: WebSocket, start: Start) {
         }
     };
     if let Some((code, reason)) = &closing {
-        let _ = sink.send(close_message(*code, reason)).await;
+        // A client that stopped reading cannot take the close frame either.
+        let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(close_message(*code, reason))).await;
         // Complete the closing handshake: let the client read everything
         // up to the close frame before the connection goes.
         let _ = tokio::time::timeout(CLOSE_GRACE, async {
@@ -212,6 +219,36 @@ pub async fn run(socket: WebSocket, start: Start) {
         close = closing.as_ref().map(|(c, _)| *c),
         "socket closed"
     );
+}
+
+/// Writes one frame, unless the client stopped reading: a frame the socket
+/// cannot take within `limit`, or while the hub gives up on the socket's
+/// queue (`killed`), closes it as a slow consumer instead of blocking its
+/// task forever. `Err(None)`: the connection is gone.
+async fn write<S: Sink<Message> + Unpin>(
+    sink: &mut S,
+    frame: Message,
+    killed: std::pin::Pin<&mut WaitForCancellationFuture<'_>>,
+    limit: std::time::Duration,
+) -> Result<(), Option<(u16, String)>> {
+    let slow = || {
+        Some((
+            close::SLOW_CONSUMER,
+            "pushes were not read fast enough; reconnect and resume".to_owned(),
+        ))
+    };
+    tokio::select! {
+        // Polled first: a frame that goes out at once sets no timer.
+        biased;
+        sent = sink.send(frame) => sent.map_err(|_| None),
+        // The hub counted this one when it gave up on the queue.
+        () = killed => Err(slow()),
+        () = tokio::time::sleep(limit) => {
+            tracing::warn!("socket took no frame for a heartbeat interval; closing it");
+            metrics::counter!("vdm_ws_slow_consumers_total").increment(1);
+            Err(slow())
+        }
+    }
 }
 
 struct Ctx<'a> {
@@ -377,5 +414,58 @@ fn read_failure(err: axum::Error) -> Option<(u16, String)> {
         Some(Error::Capacity(problem)) => Some((close::TOO_BIG, format!("frame too large: {problem}"))),
         Some(Error::Protocol(problem)) => Some((close::PROTOCOL_ERROR, format!("protocol error: {problem}"))),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A socket whose client never reads: nothing can be written.
+    struct Stalled;
+
+    impl Sink<Message> for Stalled {
+        type Error = axum::Error;
+        fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Pending
+        }
+        fn start_send(self: Pin<&mut Self>, _: Message) -> Result<(), Self::Error> {
+            Ok(())
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Pending
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Pending
+        }
+    }
+
+    fn code(result: Result<(), Option<(u16, String)>>) -> Option<u16> {
+        result.err().flatten().map(|(code, _)| code)
+    }
+
+    #[tokio::test]
+    async fn a_frame_the_client_never_takes_closes_the_socket_as_slow() {
+        let kill = CancellationToken::new();
+        let killed = kill.cancelled();
+        tokio::pin!(killed);
+        let started = Instant::now();
+        let frame = Message::Text("{}".into());
+        let result = write(&mut Stalled, frame, killed.as_mut(), Duration::from_millis(50)).await;
+        assert_eq!(code(result), Some(close::SLOW_CONSUMER));
+        assert!(started.elapsed() < Duration::from_secs(2));
+
+        // The hub giving up on the queue ends the wait at once.
+        let kill = CancellationToken::new();
+        let killed = kill.cancelled();
+        tokio::pin!(killed);
+        kill.cancel();
+        let frame = Message::Text("{}".into());
+        let result = write(&mut Stalled, frame, killed.as_mut(), Duration::from_secs(60)).await;
+        assert_eq!(code(result), Some(close::SLOW_CONSUMER));
     }
 }

@@ -12,6 +12,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use vdm_gateway::rate_limit::{Rate, RateLimits};
+
 use crate::backend_tests;
 use crate::helpers::{ADMIN_TOKEN, Backend, Options, TestApp, spawn_app, spawn_app_with, wolves};
 
@@ -343,6 +345,90 @@ async fn resume_continues_on_another_gateway(backend: Backend) {
     let mut socket = connect(other, &query, Some(&token), "vdm.v1.json").await.unwrap();
     assert_eq!(next(&mut socket).await["resumed"], false);
     second.finish().await;
+    app.finish().await;
+}
+
+/// A client that stops reading is cut off instead of holding its task and
+/// its socket forever (its queue fills, a frame waits a heartbeat interval,
+/// or its heartbeats go unanswered: which one comes first depends on the
+/// kernel's buffers; `session::tests` pins the first two down), and a
+/// reading client subscribed to the same region gets every push meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_consumer_is_cut_off_without_stalling_others() {
+    let generous = Rate {
+        per_second: 1e6,
+        burst: 1e6,
+    };
+    let options = Options {
+        seed_demo: true,
+        rate_limits: Some(RateLimits {
+            auth: generous,
+            write: generous,
+            read: generous,
+            trust_forwarded_for: false,
+        }),
+        ..Options::default()
+    };
+    let app = spawn_app_with(Backend::Embedded, options).await.unwrap();
+    let (_, reader) = app.sign_in("reads-everything").await;
+    let (_, stalled) = app.sign_in("stops-reading").await;
+    let mut fast = connect(&app, "", Some(&reader), "vdm.v1.json").await.unwrap();
+    // A small receive window, so the server's writes back up quickly.
+    let tcp = tokio::net::TcpSocket::new_v4().unwrap();
+    tcp.set_recv_buffer_size(2048).unwrap();
+    let stream = tcp.connect(app.addr).await.unwrap();
+    let mut request = format!("ws://{}/v1/ws", app.addr).into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {stalled}").parse().unwrap());
+    let (mut slow, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream))
+        .await
+        .unwrap();
+    for socket in [&mut fast, &mut slow] {
+        next(socket).await;
+        send(socket, json!({"id": "s", "type": "subscribe", "regions": [2]})).await;
+        collect(socket, "s", 0).await;
+    }
+
+    // The slow client reads nothing from here on.
+    let pushes = 150;
+    let text = "a long storm report ".repeat(95);
+    let reading = tokio::spawn(async move {
+        let mut seqs = Vec::new();
+        while seqs.len() < pushes {
+            seqs.push(next(&mut fast).await["seq"].as_u64().unwrap());
+        }
+        seqs
+    });
+    for n in 0..pushes {
+        let event = json!({"kind": "storm", "text": format!("{n} {text}"), "region_ids": [2]});
+        let posted = app.post_json("/v1/world/events", Some(ADMIN_TOKEN), &event).await;
+        assert_eq!(posted.status, 201);
+    }
+    let seqs = tokio::time::timeout(Duration::from_secs(10), reading)
+        .await
+        .expect("the reading client got every push")
+        .unwrap();
+    assert_eq!(seqs, (1..=pushes as u64).collect::<Vec<_>>());
+
+    // The stalled socket was cut off: its player may open all four sockets
+    // again (the cap counts open sockets).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut open = Vec::new();
+        for _ in 0..4 {
+            if let Ok(socket) = connect(&app, "", Some(&stalled), "vdm.v1.json").await {
+                open.push(socket);
+            }
+        }
+        if open.len() == 4 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the stalled socket is still open");
+        drop(open);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(slow);
     app.finish().await;
 }
 
