@@ -15,7 +15,7 @@ use vdm_kit::shutdown::CancellationToken;
 use vdm_kit::shutdown::WaitForCancellationFuture;
 
 use super::envelope::{Incoming, Outbound, Outgoing, Wire, decode};
-use super::hub::Out;
+use super::hub::{self, Out};
 use super::resume::push;
 use super::{ConnectQuery, Realtime, close};
 use crate::error::ErrorBody;
@@ -108,18 +108,22 @@ pub async fn run(socket: WebSocket, start: Start) {
         Some(attached) => attached,
         None => realtime.hub.open(player_id, out_tx.clone(), kill.clone()),
     };
+    // The replay is consumed here: a resumed socket does not keep it.
+    let hub::Attached {
+        id: conn,
+        token: resume_token,
+        seq: last_seq,
+        replay,
+    } = attached;
     let welcome = Outgoing::Welcome {
-        resume_token: attached.token.clone(),
+        resume_token,
         player_id,
         contract: vdm_proto::CONTRACT,
         heartbeat_ms: u64::try_from(config.heartbeat.as_millis()).unwrap_or(u64::MAX),
         resumed: was_resumed,
-        last_seq: attached.seq,
+        last_seq,
     };
-    let replay = attached
-        .replay
-        .iter()
-        .map(|(seq, outbound)| push(*seq, &outbound.event));
+    let replay = replay.into_iter().map(|(seq, outbound)| push(seq, &outbound.event));
     for message in std::iter::once(welcome).chain(replay) {
         if let Some(frame) = message.encode(format)
             && !matches!(
@@ -127,7 +131,7 @@ pub async fn run(socket: WebSocket, start: Start) {
                 Ok(Ok(()))
             )
         {
-            realtime.hub.detach(attached.id);
+            realtime.hub.detach(conn);
             return;
         }
     }
@@ -160,7 +164,7 @@ pub async fn run(socket: WebSocket, start: Start) {
                     Ok(None) => {}
                     Ok(Some(incoming)) => {
                         metrics::counter!("vdm_ws_messages_total", "direction" => "in").increment(1);
-                        let ctx = Ctx { realtime: &realtime, conn: attached.id, token: &token, in_flight: &in_flight, replies: &out_tx };
+                        let ctx = Ctx { realtime: &realtime, conn, token: &token, in_flight: &in_flight, replies: &out_tx };
                         // Boxed: the loop's state stays small for idle sockets.
                         if let Some(reply) = Box::pin(handle(ctx, incoming)).await
                             && let Some(frame) = reply.encode(format)
@@ -213,7 +217,7 @@ pub async fn run(socket: WebSocket, start: Start) {
         .await;
     }
     outs.close();
-    realtime.hub.detach(attached.id);
+    realtime.hub.detach(conn);
     tracing::info!(
         player.id = player_id,
         close = closing.as_ref().map(|(c, _)| *c),
