@@ -164,7 +164,7 @@ impl Hub {
                 previous: None,
             });
             if let Some(record) = record.clone() {
-                self.save(id, &token, record, false, false);
+                self.save(id, &token, record, false, false, LIVE_TTL);
             }
             state.insert(
                 id,
@@ -269,7 +269,7 @@ impl Hub {
                 },
                 previous: Some(base),
             };
-            self.save(id, token, continued.clone(), true, false);
+            self.save(id, token, continued.clone(), true, false, LIVE_TTL);
             state.insert(
                 id,
                 Conn {
@@ -315,12 +315,22 @@ impl Hub {
                 }
             }
         }
-        if let Some(token) = conn.token {
-            let _ = self.writes.send(Write::Expire {
-                token,
-                holder: self.holder(id),
-                ttl: self.config.window,
-            });
+        // A checkpoint where the socket closed, living for the window: a
+        // client that got every push (a clean close, a restarting gateway)
+        // resumes from here and reads only what came after, instead of every
+        // event since the last periodic checkpoint; one that lost some in
+        // flight falls back to the older checkpoint.
+        if let (Some(token), Some(saved), Some(position)) = (&conn.token, &conn.saved, state.position) {
+            let record = Record {
+                player_id: conn.player_id,
+                current: Checkpoint {
+                    seq: conn.seq,
+                    offset: conn.counted_through(position),
+                    regions: sorted(&conn.regions),
+                },
+                previous: Some(saved.current.clone()),
+            };
+            self.save(id, token, record, false, false, self.config.window);
         }
         metrics::gauge!("vdm_ws_connections").set(state.conns.len() as f64);
     }
@@ -403,7 +413,7 @@ impl Hub {
             conn.saved = Some(record.clone());
             conn.saved_at = Instant::now();
             let token = token.clone();
-            return (all, self.save(id, &token, record, false, true));
+            return (all, self.save(id, &token, record, false, true, LIVE_TTL));
         }
         (all, None)
     }
@@ -573,12 +583,21 @@ impl Hub {
         }
         drop(state);
         for (id, token, record) in due {
-            self.save(id, &token, record, false, false);
+            self.save(id, &token, record, false, false, LIVE_TTL);
         }
     }
 
-    /// Queues a record write; with `ack`, returns what tells when it landed.
-    fn save(&self, id: u64, token: &str, record: Record, takeover: bool, ack: bool) -> Option<oneshot::Receiver<bool>> {
+    /// Queues a record write (living `ttl` without another); with `ack`,
+    /// returns what tells when it landed.
+    fn save(
+        &self,
+        id: u64,
+        token: &str,
+        record: Record,
+        takeover: bool,
+        ack: bool,
+        ttl: Duration,
+    ) -> Option<oneshot::Receiver<bool>> {
         let (done, landed) = if ack {
             let (done, landed) = oneshot::channel();
             (Some(done), Some(landed))
@@ -590,7 +609,7 @@ impl Hub {
             holder: self.holder(id),
             record,
             takeover,
-            ttl: LIVE_TTL,
+            ttl,
             done,
         });
         landed
@@ -721,6 +740,21 @@ mod tests {
         hub.deliver(Offset(0, 2), &event(9, vec![3]));
         assert!(matches!(rx.try_recv(), Ok(Out::Push(1, _))));
         hub.detach(opened.id);
+        // Closing checkpoints where the socket was: seq 2 after offset 2.
+        let closed_at = Checkpoint {
+            seq: 2,
+            offset: Offset(0, 2),
+            regions: vec![3],
+        };
+        for _ in 0..100 {
+            let stored = hub.store.load(&opened.token).await.unwrap();
+            if stored.is_some_and(|r| r.current == closed_at) {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        let stored = hub.store.load(&opened.token).await.unwrap().unwrap();
+        assert_eq!(stored.current, closed_at);
         hub.deliver(Offset(0, 3), &event(9, vec![3]));
         hub.deliver(Offset(0, 4), &event(9, vec![4]));
         // The client saw seq 1 only: seq 2 (in flight) and 3 (while away).

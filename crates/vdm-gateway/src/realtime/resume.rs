@@ -175,15 +175,6 @@ pub enum Write {
         /// Told when the write landed (or failed).
         done: Option<tokio::sync::oneshot::Sender<bool>>,
     },
-    /// Shortens a record's life (its socket closed), if `holder` holds it.
-    Expire {
-        /// The resume token.
-        token: String,
-        /// The socket that served the session.
-        holder: String,
-        /// How long the record stays resumable.
-        ttl: Duration,
-    },
 }
 
 /// Where session records live.
@@ -215,12 +206,6 @@ const SAVE: &str = "if ARGV[4] == '0' then \
     redis.call('HSET', KEYS[1], 'holder', ARGV[2], 'record', ARGV[1]) \
     redis.call('PEXPIRE', KEYS[1], ARGV[3]) \
     return 1";
-
-/// Shortens a record's life if the caller holds it.
-const EXPIRE: &str = "if redis.call('HGET', KEYS[1], 'holder') == ARGV[1] then \
-      return redis.call('PEXPIRE', KEYS[1], ARGV[2]) \
-    end \
-    return 0";
 
 impl SessionStore {
     /// Records in memory.
@@ -286,13 +271,6 @@ impl SessionStore {
                                 },
                             );
                         }
-                        Write::Expire { token, holder, ttl } => {
-                            if let Some(stored) = records.get_mut(token)
-                                && &stored.holder == holder
-                            {
-                                stored.until = now + *ttl;
-                            }
-                        }
                     }
                 }
                 true
@@ -320,15 +298,6 @@ impl SessionStore {
                                 .arg(holder)
                                 .arg(millis(*ttl))
                                 .arg(if *takeover { "1" } else { "0" })
-                                .ignore();
-                        }
-                        Write::Expire { token, holder, ttl } => {
-                            pipe.cmd("EVAL")
-                                .arg(EXPIRE)
-                                .arg(1)
-                                .arg(key(prefix, token))
-                                .arg(holder)
-                                .arg(millis(*ttl))
                                 .ignore();
                         }
                     }
@@ -506,13 +475,15 @@ mod tests {
         assert_eq!(store.load("t").await.unwrap(), Some(record(1)));
         store.apply(&[save("b", 3, true), save("a", 4, false)]).await;
         assert_eq!(store.load("t").await.unwrap(), Some(record(3)));
-        store
-            .apply(&[Write::Expire {
-                token: "t".into(),
-                holder: "b".into(),
-                ttl: Duration::ZERO,
-            }])
-            .await;
+        let expired = Write::Save {
+            token: "t".into(),
+            holder: "b".into(),
+            record: record(5),
+            takeover: false,
+            ttl: Duration::ZERO,
+            done: None,
+        };
+        store.apply(&[expired]).await;
         assert_eq!(store.load("t").await.unwrap(), None);
     }
 }
