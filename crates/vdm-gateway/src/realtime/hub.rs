@@ -485,7 +485,7 @@ impl Hub {
                     metrics::counter!("vdm_ws_checkpoint_errors_total").increment(batch.len() as u64);
                 }
                 for write in batch.drain(..) {
-                    if let Write::Save { done: Some(done), .. } = write {
+                    if let Some(done) = write.done {
                         let _ = done.send(landed);
                     }
                 }
@@ -604,7 +604,7 @@ impl Hub {
         } else {
             (None, None)
         };
-        let _ = self.writes.send(Write::Save {
+        let _ = self.writes.send(Write {
             token: token.to_owned(),
             holder: self.holder(id),
             record,

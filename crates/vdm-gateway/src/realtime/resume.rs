@@ -156,25 +156,23 @@ impl Record {
     }
 }
 
-/// A write to the session store, applied in order by one task.
+/// A write of a session record, applied in order by one task. `takeover`
+/// replaces any holder (a resume); else only the record's holder may
+/// write it.
 #[derive(Debug)]
-pub enum Write {
-    /// Stores a record. `takeover` replaces any holder (a resume); else
-    /// only the record's holder may write it.
-    Save {
-        /// The resume token.
-        token: String,
-        /// The socket serving the session.
-        holder: String,
-        /// The record.
-        record: Record,
-        /// Whether the write takes the session over from another holder.
-        takeover: bool,
-        /// How long the record lives without another write.
-        ttl: Duration,
-        /// Told when the write landed (or failed).
-        done: Option<tokio::sync::oneshot::Sender<bool>>,
-    },
+pub struct Write {
+    /// The resume token.
+    pub token: String,
+    /// The socket serving the session.
+    pub holder: String,
+    /// The record.
+    pub record: Record,
+    /// Whether the write takes the session over from another holder.
+    pub takeover: bool,
+    /// How long the record lives without another write.
+    pub ttl: Duration,
+    /// Told when the write landed (or failed).
+    pub done: Option<tokio::sync::oneshot::Sender<bool>>,
 }
 
 /// Where session records live.
@@ -250,57 +248,33 @@ impl SessionStore {
                 let mut records = lock(records);
                 let now = Instant::now();
                 for write in writes {
-                    match write {
-                        Write::Save {
-                            token,
-                            holder,
-                            record,
-                            takeover,
-                            ttl,
-                            ..
-                        } => {
-                            if !takeover && records.get(token).is_some_and(|s| &s.holder != holder) {
-                                continue;
-                            }
-                            records.insert(
-                                token.clone(),
-                                Stored {
-                                    holder: holder.clone(),
-                                    record: record.clone(),
-                                    until: now + *ttl,
-                                },
-                            );
-                        }
+                    if !write.takeover && records.get(&write.token).is_some_and(|s| s.holder != write.holder) {
+                        continue;
                     }
+                    let stored = Stored {
+                        holder: write.holder.clone(),
+                        record: write.record.clone(),
+                        until: now + write.ttl,
+                    };
+                    records.insert(write.token.clone(), stored);
                 }
                 true
             }
             SessionStore::Redis { pool, prefix } => {
                 let mut pipe = deadpool_redis::redis::pipe();
                 for write in writes {
-                    match write {
-                        Write::Save {
-                            token,
-                            holder,
-                            record,
-                            takeover,
-                            ttl,
-                            ..
-                        } => {
-                            let Ok(json) = serde_json::to_string(record) else {
-                                continue;
-                            };
-                            pipe.cmd("EVAL")
-                                .arg(SAVE)
-                                .arg(1)
-                                .arg(key(prefix, token))
-                                .arg(json)
-                                .arg(holder)
-                                .arg(millis(*ttl))
-                                .arg(if *takeover { "1" } else { "0" })
-                                .ignore();
-                        }
-                    }
+                    let Ok(json) = serde_json::to_string(&write.record) else {
+                        continue;
+                    };
+                    pipe.cmd("EVAL")
+                        .arg(SAVE)
+                        .arg(1)
+                        .arg(key(prefix, &write.token))
+                        .arg(json)
+                        .arg(&write.holder)
+                        .arg(millis(write.ttl))
+                        .arg(if write.takeover { "1" } else { "0" })
+                        .ignore();
                 }
                 let call = async {
                     let mut conn = pool.get().await.map_err(|e| e.to_string())?;
@@ -462,7 +436,7 @@ mod tests {
             current: checkpoint(seq, seq, &[]),
             previous: None,
         };
-        let save = |holder: &str, seq, takeover| Write::Save {
+        let save = |holder: &str, seq, takeover| Write {
             token: "t".into(),
             holder: holder.into(),
             record: record(seq),
@@ -475,7 +449,7 @@ mod tests {
         assert_eq!(store.load("t").await.unwrap(), Some(record(1)));
         store.apply(&[save("b", 3, true), save("a", 4, false)]).await;
         assert_eq!(store.load("t").await.unwrap(), Some(record(3)));
-        let expired = Write::Save {
+        let expired = Write {
             token: "t".into(),
             holder: "b".into(),
             record: record(5),

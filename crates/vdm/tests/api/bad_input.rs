@@ -17,10 +17,9 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use vdm_gateway::rate_limit::{Rate, RateLimits};
 
 use crate::backend_tests;
-use crate::helpers::{ADMIN_TOKEN, Backend, Options, TestApp, spawn_app_with};
+use crate::helpers::{ADMIN_TOKEN, Backend, Options, TestApp, generous_rate_limits, spawn_app_with};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -617,18 +616,9 @@ fn cases() -> Vec<Case> {
 }
 
 async fn bad_input_table(backend: Backend) {
-    let generous = Rate {
-        per_second: 1e6,
-        burst: 1e6,
-    };
     let options = Options {
         seed_demo: true,
-        rate_limits: Some(RateLimits {
-            auth: generous,
-            write: generous,
-            read: generous,
-            trust_forwarded_for: false,
-        }),
+        rate_limits: Some(generous_rate_limits()),
         ..Options::default()
     };
     let Some(app) = spawn_app_with(backend, options).await else {

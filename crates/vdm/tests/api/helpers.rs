@@ -262,6 +262,20 @@ pub fn closed_port_url() -> String {
 /// Each service's database, by service name.
 type DbFor = Box<dyn Fn(&str) -> DatabaseConfig>;
 
+/// Rate limits no test reaches: for tests that send many requests quickly.
+pub fn generous_rate_limits() -> RateLimits {
+    let generous = vdm_gateway::rate_limit::Rate {
+        per_second: 1e6,
+        burst: 1e6,
+    };
+    RateLimits {
+        auth: generous,
+        write: generous,
+        read: generous,
+        trust_forwarded_for: false,
+    }
+}
+
 /// [`spawn_app`] with [`Options`].
 pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestApp> {
     let suffix = random_suffix();

@@ -12,10 +12,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use vdm_gateway::rate_limit::{Rate, RateLimits};
-
 use crate::backend_tests;
-use crate::helpers::{ADMIN_TOKEN, Backend, Options, TestApp, spawn_app, spawn_app_with, wolves};
+use crate::helpers::{ADMIN_TOKEN, Backend, Options, TestApp, generous_rate_limits, spawn_app, spawn_app_with, wolves};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -355,18 +353,9 @@ async fn resume_continues_on_another_gateway(backend: Backend) {
 /// reading client subscribed to the same region gets every push meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_consumer_is_cut_off_without_stalling_others() {
-    let generous = Rate {
-        per_second: 1e6,
-        burst: 1e6,
-    };
     let options = Options {
         seed_demo: true,
-        rate_limits: Some(RateLimits {
-            auth: generous,
-            write: generous,
-            read: generous,
-            trust_forwarded_for: false,
-        }),
+        rate_limits: Some(generous_rate_limits()),
         ..Options::default()
     };
     let app = spawn_app_with(Backend::Embedded, options).await.unwrap();
