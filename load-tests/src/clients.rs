@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::Options;
 use crate::rumors::Conn;
@@ -151,18 +150,7 @@ async fn client(
 
     // The socket: subscribed to the client's region, counting pushes.
     let stream = TcpStream::connect(addr).await.map_err(|e| format!("connect: {e}"))?;
-    let mut request = format!("ws://{authority}/v1/ws")
-        .into_client_request()
-        .map_err(|e| e.to_string())?;
-    let bearer = format!("Bearer {token}").parse().map_err(|_| "token header")?;
-    request.headers_mut().insert("authorization", bearer);
-    let (mut ws, _) = tokio_tungstenite::client_async(request, stream)
-        .await
-        .map_err(|e| format!("upgrade: {e}"))?;
-    let subscribe = format!(r#"{{"id":"s","type":"subscribe","regions":[{region}]}}"#);
-    futures_util::SinkExt::send(&mut ws, tokio_tungstenite::tungstenite::Message::Text(subscribe.into()))
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut ws = crate::sockets::open_subscribed(stream, &authority, &token, region).await?;
     let reader = tokio::spawn(async move {
         while let Some(Ok(message)) = ws.next().await {
             if let tokio_tungstenite::tungstenite::Message::Text(text) = message

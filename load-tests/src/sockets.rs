@@ -87,18 +87,7 @@ pub async fn run(options: &Options) -> Result<bool, String> {
                 .bind(SocketAddr::new(source.into(), 0))
                 .map_err(|e| e.to_string())?;
             let stream = socket.connect(addr).await.map_err(|e| format!("connect: {e}"))?;
-            let mut request = format!("ws://{authority}/v1/ws")
-                .into_client_request()
-                .map_err(|e| e.to_string())?;
-            let bearer = format!("Bearer {token}").parse().map_err(|_| "token header")?;
-            request.headers_mut().insert("authorization", bearer);
-            let (mut ws, _) = tokio_tungstenite::client_async(request, stream)
-                .await
-                .map_err(|e| format!("upgrade: {e}"))?;
-            let subscribe = format!(r#"{{"id":"s","type":"subscribe","regions":[{region}]}}"#);
-            futures_util::SinkExt::send(&mut ws, Message::Text(subscribe.into()))
-                .await
-                .map_err(|e| e.to_string())?;
+            let mut ws = open_subscribed(stream, &authority, &token, region).await?;
             opened.fetch_add(1, Ordering::Relaxed);
             drop(permit);
             while let Some(Ok(message)) = ws.next().await {
@@ -219,6 +208,29 @@ pub async fn run(options: &Options) -> Result<bool, String> {
         task.abort();
     }
     Ok(ok)
+}
+
+/// Upgrades a connected stream to `/v1/ws` as the player of `token` and
+/// subscribes the socket to `region`.
+pub(crate) async fn open_subscribed(
+    stream: TcpStream,
+    authority: &str,
+    token: &str,
+    region: i64,
+) -> Result<tokio_tungstenite::WebSocketStream<TcpStream>, String> {
+    let mut request = format!("ws://{authority}/v1/ws")
+        .into_client_request()
+        .map_err(|e| e.to_string())?;
+    let bearer = format!("Bearer {token}").parse().map_err(|_| "token header")?;
+    request.headers_mut().insert("authorization", bearer);
+    let (mut ws, _) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .map_err(|e| format!("upgrade: {e}"))?;
+    let subscribe = format!(r#"{{"id":"s","type":"subscribe","regions":[{region}]}}"#);
+    futures_util::SinkExt::send(&mut ws, Message::Text(subscribe.into()))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(ws)
 }
 
 fn sent_at(text: &str) -> Option<u64> {
