@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use vdm_kit::config::{CacheConfig, ConfigError, DatabaseConfig, Env, Secret};
 
-use crate::rate_limit::{Rate, RateLimits};
+use crate::rate_limit::{ProxyNet, Rate, RateLimits};
 use crate::realtime::RealtimeConfig;
 
 /// Everything the gateway needs to start.
@@ -32,8 +32,11 @@ pub struct GatewayConfig {
     /// How long each service call of `GET /v1/bootstrap` may take before its
     /// part is reported missing (`VDM_BOOTSTRAP_BUDGET_MS`, default 300 ms).
     pub bootstrap_budget: Duration,
-    /// The token that authorizes admin writes (`VDM_ADMIN_TOKEN`).
+    /// The operator credential named `admin` (`VDM_ADMIN_TOKEN`).
     pub admin_token: Secret,
+    /// A file of further named operator credentials, `name token` a line,
+    /// read again when it changes (`VDM_ADMIN_TOKENS_FILE`).
+    pub admin_tokens_file: Option<std::path::PathBuf>,
     /// The HMAC key that signs session and refresh tokens (`VDM_JWT_SECRET`).
     pub jwt_secret: Secret,
     /// How long a session token is valid (`VDM_SESSION_TTL_SECS`, default 1 h).
@@ -50,6 +53,12 @@ pub struct GatewayConfig {
     pub request_timeout: Duration,
     /// The largest request body accepted before a 413 (`VDM_BODY_LIMIT_BYTES`, default 1 MiB).
     pub body_limit: usize,
+    /// How long a client may take to send the body it declared, from the
+    /// end of its headers, before a 408 (`VDM_BODY_READ_TIMEOUT_MS`; default
+    /// 5 s, or half the request timeout when that is shorter; must be
+    /// shorter than the request timeout, so a slow client is told it was
+    /// slow rather than getting the 504 of a slow server).
+    pub body_read_timeout: Duration,
     /// How long a client may take to send a request's headers, and how long
     /// an idle keep-alive connection is kept (`VDM_HEADER_READ_TIMEOUT_MS`,
     /// default 10 s): slow or silent clients (slowloris) are cut off.
@@ -125,6 +134,17 @@ impl GatewayConfig {
         if header_read_timeout.is_zero() {
             return Err(ConfigError::new("VDM_HEADER_READ_TIMEOUT_MS", "must be at least 1"));
         }
+        let request_timeout = env.millis_or("VDM_REQUEST_TIMEOUT_MS", Duration::from_secs(10))?;
+        let body_read_timeout = env.millis_or(
+            "VDM_BODY_READ_TIMEOUT_MS",
+            Duration::from_secs(5).min(request_timeout / 2),
+        )?;
+        if body_read_timeout.is_zero() || body_read_timeout >= request_timeout {
+            return Err(ConfigError::new(
+                "VDM_BODY_READ_TIMEOUT_MS",
+                "must be at least 1 and shorter than VDM_REQUEST_TIMEOUT_MS",
+            ));
+        }
         Ok(GatewayConfig {
             http_addr: env.parse_or("VDM_HTTP_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
             quest_url,
@@ -134,12 +154,14 @@ impl GatewayConfig {
             metrics_url,
             bootstrap_budget: env.millis_or("VDM_BOOTSTRAP_BUDGET_MS", Duration::from_millis(300))?,
             admin_token,
+            admin_tokens_file: env.string("VDM_ADMIN_TOKENS_FILE").map(std::path::PathBuf::from),
             jwt_secret,
             session_ttl: env.secs_or("VDM_SESSION_TTL_SECS", Duration::from_secs(3600))?,
             refresh_ttl: env.secs_or("VDM_REFRESH_TTL_SECS", Duration::from_secs(30 * 24 * 3600))?,
-            request_timeout: env.millis_or("VDM_REQUEST_TIMEOUT_MS", Duration::from_secs(10))?,
+            request_timeout,
             shutdown_delay: Duration::from_millis(env.parse_or("VDM_SHUTDOWN_DELAY_MS", 0u64)?),
             body_limit,
+            body_read_timeout,
             header_read_timeout,
             database: DatabaseConfig::from_env(env, "gateway", data_dir)?,
             cache: CacheConfig::from_env(env)?,
@@ -181,7 +203,8 @@ fn realtime_from_env(env: &Env) -> Result<RealtimeConfig, ConfigError> {
 
 /// Reads `VDM_RATE_LIMITS` (`on`/`off`), `VDM_RATE_AUTH`, `VDM_RATE_WRITE`,
 /// `VDM_RATE_READ` (each `per_second/burst`, e.g. `20/40`) and
-/// `VDM_TRUST_FORWARDED_FOR`.
+/// `VDM_TRUSTED_PROXIES` (comma-separated addresses or CIDRs of the proxies
+/// whose `X-Forwarded-For` is believed).
 fn rate_limits_from_env(env: &Env) -> Result<Option<RateLimits>, ConfigError> {
     if !env.bool_or("VDM_RATE_LIMITS", true)? {
         return Ok(None);
@@ -204,8 +227,28 @@ fn rate_limits_from_env(env: &Env) -> Result<Option<RateLimits>, ConfigError> {
         auth: rate("VDM_RATE_AUTH", defaults.auth)?,
         write: rate("VDM_RATE_WRITE", defaults.write)?,
         read: rate("VDM_RATE_READ", defaults.read)?,
-        trust_forwarded_for: env.bool_or("VDM_TRUST_FORWARDED_FOR", false)?,
+        trusted_proxies: trusted_proxies_from_env(env)?,
     }))
+}
+
+fn trusted_proxies_from_env(env: &Env) -> Result<Vec<ProxyNet>, ConfigError> {
+    if env.string("VDM_TRUST_FORWARDED_FOR").is_some() {
+        return Err(ConfigError::new(
+            "VDM_TRUST_FORWARDED_FOR",
+            "replaced by VDM_TRUSTED_PROXIES: list the proxies (addresses or CIDRs) whose X-Forwarded-For is believed",
+        ));
+    }
+    let Some(raw) = env.string("VDM_TRUSTED_PROXIES") else {
+        return Ok(Vec::new());
+    };
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<ProxyNet>()
+                .map_err(|e| ConfigError::new("VDM_TRUSTED_PROXIES", e))
+        })
+        .collect()
 }
 
 /// A service's address: the override (the embedded default's own), else the
@@ -226,8 +269,7 @@ fn service_url(env: &Env, var: &str, service: &str, overridden: Option<String>) 
 /// Generates a random secret of `bytes` random bytes, URL-safe base64 encoded.
 pub fn generate_secret(bytes: usize) -> Result<Secret, crate::GatewayError> {
     use base64::Engine;
-    let mut buf = vec![0u8; bytes];
-    getrandom::fill(&mut buf).map_err(|e| crate::GatewayError::Internal(format!("random source failed: {e}")))?;
+    let buf = vdm_kit::secure::random_bytes(bytes).map_err(|e| crate::GatewayError::Internal(e.to_string()))?;
     Ok(Secret::new(
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf),
     ))
@@ -264,6 +306,36 @@ mod tests {
             with(&[("VDM_HEADER_READ_TIMEOUT_MS", "0")]).unwrap_err().var,
             "VDM_HEADER_READ_TIMEOUT_MS"
         );
+    }
+
+    #[test]
+    fn the_body_read_timeout_is_shorter_than_the_request_timeout() {
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut pairs = vec![
+                ("VDM_QUEST_URL", "http://q:1"),
+                ("VDM_NPC_URL", "http://n:1"),
+                ("VDM_WORLD_URL", "http://w:1"),
+                ("VDM_ADMIN_TOKEN", "0123456789abcdef"),
+                ("VDM_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ];
+            pairs.extend_from_slice(extra);
+            GatewayConfig::from_env(&Env::from_pairs(pairs), Path::new("d"), Overrides::default())
+        };
+        assert_eq!(with(&[]).unwrap().body_read_timeout, Duration::from_secs(5));
+        assert_eq!(
+            with(&[("VDM_REQUEST_TIMEOUT_MS", "4000")]).unwrap().body_read_timeout,
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            with(&[("VDM_BODY_READ_TIMEOUT_MS", "750")]).unwrap().body_read_timeout,
+            Duration::from_millis(750)
+        );
+        for bad in ["0", "10000", "60000"] {
+            assert_eq!(
+                with(&[("VDM_BODY_READ_TIMEOUT_MS", bad)]).unwrap_err().var,
+                "VDM_BODY_READ_TIMEOUT_MS"
+            );
+        }
     }
 
     #[test]

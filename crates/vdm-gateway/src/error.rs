@@ -136,12 +136,13 @@ fn error_codes() -> utoipa::openapi::Object {
 }
 
 impl ErrorBody {
-    /// Builds the body for a class and message.
+    /// Builds the body for a class and message (bounded: messages may
+    /// repeat what the client sent).
     pub fn new(code: ErrorCode, message: String) -> ErrorBody {
         ErrorBody {
             error: ErrorDetail {
                 code: code.as_str(),
-                message,
+                message: vdm_kit::error::bounded_message(message),
                 trace_id: vdm_kit::telemetry::current_trace_id(),
             },
         }

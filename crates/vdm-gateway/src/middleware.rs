@@ -8,18 +8,23 @@
 //! - [`error_body`]: makes every error response carry the `{"error": ...}`
 //!   body, also those produced outside handlers (unknown route, 405, 413,
 //!   504), and re-encodes it as MessagePack when the client asked for that.
+//! - [`body_guard`]: a declared body over the limit is a 413 before any of
+//!   it is read; a declared body gets a read deadline (408 past it); an
+//!   answer given without reading the declared body says `Connection:
+//!   close`.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderValue, header};
+use axum::body::HttpBody;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 use vdm_kit::ErrorCode;
 
-use crate::error::ErrorBody;
-use crate::negotiate::{Format, MSGPACK};
+use crate::error::{ErrorBody, GatewayError};
+use crate::negotiate::{BodyWatch, Format, MSGPACK};
 
 /// See the module docs.
 pub async fn observe(request: Request, next: Next) -> Response {
@@ -95,7 +100,8 @@ pub async fn error_body(request: Request, next: Next) -> Response {
                 404 => "no such route".to_owned(),
                 405 => "method not allowed on this route".to_owned(),
                 413 => "request body is larger than the server accepts".to_owned(),
-                408 | 504 => "the request took too long".to_owned(),
+                408 => "the request did not arrive in time".to_owned(),
+                504 => "the request took too long".to_owned(),
                 _ => status.canonical_reason().unwrap_or("error").to_lowercase(),
             };
             let (mut parts, _) = response.into_parts();
@@ -120,6 +126,63 @@ pub async fn error_body(request: Request, next: Next) -> Response {
             }
         }
     }
+}
+
+/// What [`body_guard`] holds requests to.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyRules {
+    /// The largest body accepted (`VDM_BODY_LIMIT_BYTES`).
+    pub limit: usize,
+    /// How long after its headers a request's body may take to arrive
+    /// (`VDM_BODY_READ_TIMEOUT_MS`).
+    pub read_timeout: Duration,
+}
+
+/// See the module docs. A client that declares a body it then does not
+/// send (or sends a byte at a time) would otherwise hold the handler until
+/// the request timeout, and get the gateway's 504 for its own failure.
+pub async fn body_guard(State(rules): State<BodyRules>, mut request: Request, next: Next) -> Response {
+    if let Some(declared) = declared_length(request.headers())
+        && declared > rules.limit as u64
+    {
+        // Nothing of the body is read: hyper closes the connection after
+        // this answer, and the header says so.
+        let mut response = GatewayError::api(
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "request body is larger than the server accepts: {declared} bytes declared, at most {} accepted",
+                rules.limit
+            ),
+        )
+        .into_response();
+        close_connection(&mut response);
+        return response;
+    }
+    if request.body().is_end_stream() {
+        return next.run(request).await;
+    }
+    let watch = BodyWatch::starting_now(rules.read_timeout);
+    request.extensions_mut().insert(watch.clone());
+    let mut response = next.run(request).await;
+    // An unread (or partly read) body is still on the connection: hyper
+    // will not read another request after it, so the client is told the
+    // connection ends here (429 and 401 before the body, 408, a 413 from
+    // the streaming limit, a route that takes no body).
+    if !watch.was_read() {
+        close_connection(&mut response);
+    }
+    response
+}
+
+/// The body length a request declares, if it declares a valid one.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+}
+
+fn close_connection(response: &mut Response) {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
 }
 
 fn is_structured(response: &Response) -> bool {
@@ -174,6 +237,8 @@ fn status_label(status: u16) -> &'static str {
         401 => "401",
         403 => "403",
         404 => "404",
+        405 => "405",
+        408 => "408",
         409 => "409",
         413 => "413",
         429 => "429",
@@ -197,9 +262,9 @@ pub struct RequestIds {
 
 impl Default for RequestIds {
     fn default() -> RequestIds {
-        let mut bytes = [0u8; 6];
-        let _ = getrandom::fill(&mut bytes);
-        let prefix: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        // An id, not a secret: the process id will do if the random
+        // source fails.
+        let prefix = vdm_kit::secure::random_token(6).unwrap_or_else(|_| format!("p{:x}", std::process::id()));
         RequestIds {
             prefix: prefix.into(),
             next: Default::default(),

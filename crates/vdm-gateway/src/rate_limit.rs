@@ -1,51 +1,128 @@
-//! Token buckets per caller and per route class, answering 429 with
-//! `Retry-After` when a bucket is empty.
+//! Rate limits keyed on who is calling, answering 429 with `Retry-After`
+//! when a caller's quota is spent.
 //!
-//! The caller is the bearer token when there is one (a player or the
-//! operator), else the client IP (the peer address, or the first
-//! `X-Forwarded-For` hop when the gateway runs behind a trusted proxy).
-//! Classes: `auth` (sign-in and refresh, by IP), `write` (POST, PATCH,
-//! PUT, DELETE) and `read` (everything else). Limits are per gateway replica.
+//! Reads and writes are keyed on the verified caller: the player of a valid
+//! session token, or the named operator credential. The token is verified
+//! here (and the verdict handed to the handlers' extractors, so it is not
+//! verified twice), which is what makes the key honest: the same token
+//! written with other spacing or casing is still the same player, and a
+//! made-up token is nobody and falls back to its client address. Sign-ins
+//! and refreshes (`/v1/auth/*`) are keyed on the client address. Requests
+//! sent over a socket carry the socket's peer address, so each socket's
+//! player and address have their own quotas like any HTTP client.
+//!
+//! The client address is the peer, or, when the peer is a trusted proxy
+//! ([`RateLimits::trusted_proxies`]), the right-most `X-Forwarded-For` hop
+//! that is not itself a trusted proxy: hops to its left were written by the
+//! client and prove nothing.
+//!
+//! The quotas are [`governor`]'s GCRA limiters, one per route class; idle
+//! keys are dropped by a background task ([`spawn_sweeper`]), never on the
+//! request path. Limits are per gateway replica.
 
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use vdm_kit::ErrorCode;
+use vdm_kit::shutdown::CancellationToken;
 
+use crate::auth::{Caller, TokenKeys};
 use crate::error::GatewayError;
 
-/// Shards of the bucket table (lock contention stays low under load).
-const SHARDS: usize = 32;
-/// Buckets kept per shard before idle ones are dropped.
-const MAX_BUCKETS_PER_SHARD: usize = 8_192;
+/// How often idle keys are dropped.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 /// One class's rate: `per_second` sustained, `burst` at once.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Rate {
-    /// Tokens added per second.
+    /// Requests allowed per second, sustained.
     pub per_second: f64,
-    /// Bucket size.
+    /// Requests allowed at once after a quiet spell.
     pub burst: f64,
 }
 
-/// The limits; `None` turns limiting off (benchmarks).
+impl Rate {
+    fn quota(self) -> Quota {
+        let burst = NonZeroU32::new(self.burst.max(1.0).min(f64::from(u32::MAX)) as u32).unwrap_or(NonZeroU32::MIN);
+        let period = Duration::from_secs_f64(1.0 / self.per_second.max(1e-6));
+        Quota::with_period(period)
+            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+            .allow_burst(burst)
+    }
+}
+
+/// A trusted proxy network: an address and a prefix length (`10.0.0.0/8`,
+/// or a single address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProxyNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl ProxyNet {
+    /// Whether `ip` lies in this network.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            (IpAddr::V6(_), IpAddr::V4(v4)) => self.contains(IpAddr::V6(v4.to_ipv6_mapped())),
+            (IpAddr::V4(_), IpAddr::V6(v6)) => v6.to_ipv4_mapped().is_some_and(|v4| self.contains(IpAddr::V4(v4))),
+        }
+    }
+}
+
+impl FromStr for ProxyNet {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<ProxyNet, String> {
+        let raw = raw.trim();
+        let (addr, prefix) = match raw.split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (raw, None),
+        };
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("{raw:?} is not an IP address or CIDR"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{raw:?} has a bad prefix length (0 to {max})"))?,
+        };
+        Ok(ProxyNet { addr, prefix })
+    }
+}
+
+/// The limits; `None` in the config turns limiting off (benchmarks).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RateLimits {
-    /// Device sign-in and refresh, per IP.
+    /// Device sign-in and refresh, per client address.
     pub auth: Rate,
     /// Writes, per caller.
     pub write: Rate,
     /// Reads, per caller.
     pub read: Rate,
-    /// Take the client IP from `X-Forwarded-For` (behind a trusted proxy).
-    pub trust_forwarded_for: bool,
+    /// Proxies whose `X-Forwarded-For` is believed (`VDM_TRUSTED_PROXIES`);
+    /// empty: the peer address is the client's.
+    pub trusted_proxies: Vec<ProxyNet>,
 }
 
 impl Default for RateLimits {
@@ -63,9 +140,20 @@ impl Default for RateLimits {
                 per_second: 100.0,
                 burst: 200.0,
             },
-            trust_forwarded_for: false,
+            trusted_proxies: Vec::new(),
         }
     }
+}
+
+/// Who a quota belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Key {
+    /// A verified player.
+    Player(i64),
+    /// A named operator credential.
+    Operator(Arc<str>),
+    /// A client address (sign-ins, and callers without a valid token).
+    Addr(IpAddr),
 }
 
 #[derive(Clone, Copy)]
@@ -75,49 +163,73 @@ enum Class {
     Read,
 }
 
-struct Bucket {
-    tokens: f64,
-    at: Instant,
+impl Class {
+    fn name(self) -> &'static str {
+        match self {
+            Class::Auth => "auth",
+            Class::Write => "write",
+            Class::Read => "read",
+        }
+    }
 }
 
-/// The bucket table.
+/// The quotas of every class.
 pub struct Limiter {
     limits: RateLimits,
-    shards: Vec<Mutex<HashMap<u64, Bucket>>>,
+    auth: DefaultKeyedRateLimiter<Key>,
+    write: DefaultKeyedRateLimiter<Key>,
+    read: DefaultKeyedRateLimiter<Key>,
+    clock: DefaultClock,
 }
 
 impl Limiter {
-    /// Builds an empty table.
+    /// Builds the quotas, all full.
     pub fn new(limits: RateLimits) -> Limiter {
         Limiter {
+            auth: RateLimiter::keyed(limits.auth.quota()),
+            write: RateLimiter::keyed(limits.write.quota()),
+            read: RateLimiter::keyed(limits.read.quota()),
+            clock: DefaultClock::default(),
             limits,
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
         }
     }
 
-    /// Takes a token; `Err` holds the seconds until one is available.
-    fn take(&self, key: u64, rate: Rate) -> Result<(), u64> {
-        let now = Instant::now();
-        let mut shard = self.shards[(key as usize) % SHARDS]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if shard.len() >= MAX_BUCKETS_PER_SHARD {
-            // Full buckets are as good as absent: drop them.
-            shard.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate.per_second < rate.burst);
-        }
-        let bucket = shard.entry(key).or_insert(Bucket {
-            tokens: rate.burst,
-            at: now,
-        });
-        bucket.tokens = (bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * rate.per_second).min(rate.burst);
-        bucket.at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(((1.0 - bucket.tokens) / rate.per_second).ceil().max(1.0) as u64)
-        }
+    /// Takes one request from `key`'s quota of `class`; `Err` holds the
+    /// whole seconds until the next one is allowed.
+    fn take(&self, class: Class, key: &Key) -> Result<(), u64> {
+        let limiter = match class {
+            Class::Auth => &self.auth,
+            Class::Write => &self.write,
+            Class::Read => &self.read,
+        };
+        limiter.check_key(key).map_err(|not_until| {
+            let wait = not_until.wait_time_from(self.clock.now());
+            wait.as_secs_f64().ceil().max(1.0) as u64
+        })
     }
+
+    /// Drops the keys whose quotas are full again (they hold nothing).
+    fn sweep(&self) {
+        for limiter in [&self.auth, &self.write, &self.read] {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+        metrics::gauge!("vdm_rate_limit_keys").set((self.auth.len() + self.write.len() + self.read.len()) as f64);
+    }
+}
+
+/// Drops idle keys every [`SWEEP_EVERY`] until `shutdown`.
+pub fn spawn_sweeper(limiter: Arc<Limiter>, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(SWEEP_EVERY);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = tick.tick() => limiter.sweep(),
+            }
+        }
+    });
 }
 
 /// Whether requests to `path` pass unlimited: the probes and the scraper
@@ -126,9 +238,19 @@ pub fn is_exempt(path: &str) -> bool {
     matches!(path, "/health" | "/ready" | "/metrics")
 }
 
-/// The middleware; a no-op when the limiter is `None`.
-pub async fn limit(State(limiter): State<Option<Arc<Limiter>>>, request: Request, next: Next) -> Response {
-    let Some(limiter) = limiter else {
+/// What the middleware needs: the quotas (`None`: limiting is off) and the
+/// keys that verify tokens.
+#[derive(Clone)]
+pub struct LimitState {
+    /// The quotas.
+    pub limiter: Option<Arc<Limiter>>,
+    /// Verifies bearer tokens, to key on the caller.
+    pub tokens: Arc<TokenKeys>,
+}
+
+/// The middleware; a no-op when limiting is off.
+pub async fn limit(State(state): State<LimitState>, mut request: Request, next: Next) -> Response {
+    let Some(limiter) = state.limiter else {
         return next.run(request).await;
     };
     let path = request.uri().path();
@@ -145,24 +267,19 @@ pub async fn limit(State(limiter): State<Option<Arc<Limiter>>>, request: Request
     } else {
         Class::Read
     };
-    let (rate, class_name) = match class {
-        Class::Auth => (limiter.limits.auth, "auth"),
-        Class::Write => (limiter.limits.write, "write"),
-        Class::Read => (limiter.limits.read, "read"),
-    };
     let caller = match class {
         Class::Auth => None,
-        _ => request.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes()),
+        _ => crate::auth::verified_caller(&state.tokens, &mut request),
     };
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    class_name.hash(&mut hasher);
-    match caller {
-        Some(token) => token.hash(&mut hasher),
-        None => client_ip(&request, limiter.limits.trust_forwarded_for).hash(&mut hasher),
-    }
-    match limiter.take(hasher.finish(), rate) {
+    let key = match caller {
+        Some(Caller::Player(id)) => Key::Player(id),
+        Some(Caller::Operator(name)) => Key::Operator(name),
+        None => Key::Addr(client_ip(&request, &limiter.limits.trusted_proxies)),
+    };
+    match limiter.take(class, &key) {
         Ok(()) => next.run(request).await,
         Err(retry_after) => {
+            let class_name = class.name();
             metrics::counter!("vdm_rate_limited_total", "class" => class_name).increment(1);
             let mut response = GatewayError::api(
                 ErrorCode::ResourceExhausted,
@@ -177,38 +294,104 @@ pub async fn limit(State(limiter): State<Option<Arc<Limiter>>>, request: Request
     }
 }
 
-fn client_ip(request: &Request, trust_forwarded_for: bool) -> String {
-    if trust_forwarded_for
-        && let Some(first) = request
-            .headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-    {
-        return first.trim().to_owned();
-    }
-    request
+/// The client's address: the peer's, or behind trusted proxies the
+/// right-most `X-Forwarded-For` hop that is not a trusted proxy.
+pub fn client_ip(request: &Request, trusted: &[ProxyNet]) -> IpAddr {
+    let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_string())
-        .unwrap_or_default()
+        .map(|ConnectInfo(addr)| addr.ip())
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let forwarded = request
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    client_ip_of(peer, forwarded, trusted)
+}
+
+fn client_ip_of<'a>(peer: IpAddr, forwarded: impl Iterator<Item = &'a str>, trusted: &[ProxyNet]) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = forwarded.flat_map(|v| v.split(',')).map(str::trim).collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        let Ok(ip) = hop.parse::<IpAddr>() else {
+            // A hop we cannot read: the chain of trust ends at the last
+            // trusted one.
+            return client;
+        };
+        client = ip;
+        if !is_trusted(ip) {
+            return ip;
+        }
+    }
+    client
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]
-    fn a_bucket_allows_its_burst_then_refuses() {
-        let limiter = Limiter::new(RateLimits::default());
-        let rate = Rate {
-            per_second: 1.0,
-            burst: 3.0,
-        };
+    fn a_quota_allows_its_burst_then_refuses() {
+        let limiter = Limiter::new(RateLimits {
+            read: Rate {
+                per_second: 1.0,
+                burst: 3.0,
+            },
+            ..RateLimits::default()
+        });
         for _ in 0..3 {
-            assert!(limiter.take(7, rate).is_ok());
+            assert!(limiter.take(Class::Read, &Key::Player(7)).is_ok());
         }
-        assert_eq!(limiter.take(7, rate), Err(1));
-        assert!(limiter.take(8, rate).is_ok(), "another caller has its own bucket");
+        assert_eq!(limiter.take(Class::Read, &Key::Player(7)), Err(1));
+        assert!(
+            limiter.take(Class::Read, &Key::Player(8)).is_ok(),
+            "another caller has its own quota"
+        );
+        assert!(
+            limiter.take(Class::Write, &Key::Player(7)).is_ok(),
+            "each class its own quota"
+        );
+    }
+
+    #[test]
+    fn the_client_is_the_rightmost_untrusted_hop() {
+        let trusted: Vec<ProxyNet> = ["10.0.0.0/8", "192.168.1.7"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // Not behind a trusted proxy: the header is the client's own words.
+        assert_eq!(
+            client_ip_of(ip("203.0.113.9"), ["1.2.3.4"].into_iter(), &trusted),
+            ip("203.0.113.9")
+        );
+        // Behind two trusted proxies: the hop the first proxy saw.
+        assert_eq!(
+            client_ip_of(
+                ip("10.1.2.3"),
+                ["6.6.6.6, 198.51.100.4", "192.168.1.7"].into_iter(),
+                &trusted
+            ),
+            ip("198.51.100.4")
+        );
+        // A spoofed left-most hop changes nothing.
+        assert_eq!(
+            client_ip_of(ip("10.1.2.3"), ["1.1.1.1, 198.51.100.4"].into_iter(), &trusted),
+            ip("198.51.100.4")
+        );
+        // Garbage ends the chain at the last trusted hop.
+        assert_eq!(
+            client_ip_of(ip("10.1.2.3"), ["junk"].into_iter(), &trusted),
+            ip("10.1.2.3")
+        );
+        assert!("10.0.0.0/33".parse::<ProxyNet>().is_err());
+        assert!("::1".parse::<ProxyNet>().unwrap().contains(ip("::1")));
     }
 }

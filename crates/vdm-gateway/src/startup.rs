@@ -31,10 +31,12 @@ use vdm_proto::rumor::v1::rumor_service_client::RumorServiceClient;
 use vdm_proto::world::v1::world_service_client::WorldServiceClient;
 
 use crate::auth::TokenKeys;
+use crate::auth::operators::Operators;
 use crate::auth::players::{PlayerStore, migration::Migrator};
+use crate::auth::sessions::Revocations;
 use crate::config::GatewayConfig;
 use crate::error::{GatewayError, GatewayResult};
-use crate::rate_limit::{self, Limiter};
+use crate::rate_limit::{self, LimitState, Limiter};
 use crate::realtime::hub::Hub;
 use crate::realtime::resume::SessionStore;
 use crate::realtime::{self, Realtime};
@@ -120,14 +122,29 @@ impl App {
         if let Some(channel) = metrics_channel {
             health.push(("vdm.metrics.v1.MetricsService", HealthClient::new(channel)));
         }
+        let operators = Arc::new(
+            Operators::new(config.admin_token.clone(), config.admin_tokens_file.clone())
+                .map_err(|e| GatewayError::Internal(format!("operator credentials: {e}")))?,
+        );
+        operators.clone().spawn_reloader(shutdown.clone());
+        let players = PlayerStore::new(db);
+        // Revocations younger than a session token's lifetime still matter:
+        // read them before serving, then follow the other replicas'.
+        let revocations = Arc::new(Revocations::new(config.session_ttl));
+        for revocation in players.revocations_since(revocations.horizon_ms()).await? {
+            revocations.apply(&revocation);
+        }
+        revocations.clone().spawn_listener(&realtime.bus, shutdown.clone());
+        let tokens = Arc::new(TokenKeys::new(
+            &config.jwt_secret,
+            operators,
+            revocations,
+            config.session_ttl,
+            config.refresh_ttl,
+        ));
         let state: AppState = Arc::new(Shared {
-            tokens: TokenKeys::new(
-                &config.jwt_secret,
-                config.admin_token.clone(),
-                config.session_ttl,
-                config.refresh_ttl,
-            ),
-            players: PlayerStore::new(db),
+            tokens,
+            players,
             quest,
             npc,
             world,
@@ -217,6 +234,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::base())
         .routes(routes!(auth::routes::device))
         .routes(routes!(auth::routes::refresh))
+        .routes(routes!(auth::routes::sign_out))
+        .routes(routes!(auth::routes::revoke_player))
         .routes(routes!(quests::create, quests::list))
         .routes(routes!(quests::batch_get))
         .routes(routes!(quests::get, quests::update, quests::delete))
@@ -260,7 +279,14 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// stack.
 pub fn router(state: AppState, config: &GatewayConfig) -> Router {
     let (api, _document) = routes().split_for_parts();
-    layers(api.with_state(state), config)
+    let limits = LimitState {
+        limiter: config.rate_limits.clone().map(|limits| Arc::new(Limiter::new(limits))),
+        tokens: state.tokens.clone(),
+    };
+    if let Some(limiter) = &limits.limiter {
+        rate_limit::spawn_sweeper(limiter.clone(), state.shutdown.clone());
+    }
+    layers(api.with_state(state), config, limits)
 }
 
 fn cors(origins: &[String]) -> Option<CorsLayer> {
@@ -292,8 +318,7 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
 
 /// The middleware stack, outermost first: each request passes the layers in
 /// this order and its response comes back through them in reverse.
-fn layers(router: Router, config: &GatewayConfig) -> Router {
-    let limiter = config.rate_limits.clone().map(|limits| Arc::new(Limiter::new(limits)));
+fn layers(router: Router, config: &GatewayConfig, limits: LimitState) -> Router {
     router.layer(
         ServiceBuilder::new()
             // Span, trace id header and request metrics; outermost so the
@@ -307,11 +332,24 @@ fn layers(router: Router, config: &GatewayConfig) -> Router {
             // Every error becomes `{"error": ...}` (JSON or MessagePack),
             // including the bodiless ones of the layers below and the router.
             .layer(axum::middleware::from_fn(middleware::error_body))
+            // A declared body over the limit: 413 before reading it; a
+            // declared body must arrive within the body read timeout (408,
+            // a client's failure, before the 504 below); an answer that
+            // leaves the body unread says `Connection: close`. Inside
+            // `error_body`, so its answers get the uniform body too.
+            .layer(axum::middleware::from_fn_with_state(
+                middleware::BodyRules {
+                    limit: config.body_limit,
+                    read_timeout: config.body_read_timeout,
+                },
+                middleware::body_guard,
+            ))
             // A handler that panics answers a JSON 500 (and a socket
             // request its reply) instead of dropping the connection.
             .layer(CatchPanicLayer::custom(panicked))
-            // Token buckets per caller and route class: 429 + Retry-After.
-            .layer(axum::middleware::from_fn_with_state(limiter, rate_limit::limit))
+            // Quotas per verified caller (or client address) and route
+            // class: 429 + Retry-After.
+            .layer(axum::middleware::from_fn_with_state(limits, rate_limit::limit))
             // gzip, Brotli or zstd by Accept-Encoding, for bodies worth it.
             .layer(
                 CompressionLayer::new()
@@ -364,7 +402,17 @@ mod tests {
         let config = GatewayConfig::from_env(&env, Path::new("d"), Overrides::default()).unwrap();
         let boom = Router::new().route("/boom", get(boom_handler));
         let request = axum::http::Request::get("/boom").body(Body::empty()).unwrap();
-        let response = tower::ServiceExt::oneshot(layers(boom, &config), request)
+        let limits = LimitState {
+            limiter: None,
+            tokens: Arc::new(TokenKeys::new(
+                &config.jwt_secret,
+                Arc::new(Operators::new(config.admin_token.clone(), None).unwrap()),
+                Arc::new(Revocations::new(config.session_ttl)),
+                config.session_ttl,
+                config.refresh_ttl,
+            )),
+        };
+        let response = tower::ServiceExt::oneshot(layers(boom, &config, limits), request)
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);

@@ -23,8 +23,9 @@ pub type AppState = Arc<Shared>;
 
 /// See [`AppState`].
 pub struct Shared {
-    /// Signs and checks tokens.
-    pub tokens: TokenKeys,
+    /// Signs and checks tokens (shared with the rate limiter, which keys on
+    /// the verified caller).
+    pub tokens: Arc<TokenKeys>,
     /// Player accounts.
     pub players: PlayerStore,
     /// The quest service.

@@ -35,13 +35,17 @@ pub enum ErrorCode {
     Unavailable,
     /// The request took longer than its deadline.
     DeadlineExceeded,
+    /// The client did not send its request (the body it declared) in time.
+    RequestTimeout,
+    /// The route exists, but not with this method.
+    MethodNotAllowed,
     /// A bug or an unexpected failure; details are in the server's logs.
     Internal,
 }
 
 impl ErrorCode {
     /// Every class, in the order of the enum.
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 14] = [
         ErrorCode::InvalidArgument,
         ErrorCode::NotFound,
         ErrorCode::AlreadyExists,
@@ -53,6 +57,8 @@ impl ErrorCode {
         ErrorCode::UnsupportedMediaType,
         ErrorCode::Unavailable,
         ErrorCode::DeadlineExceeded,
+        ErrorCode::RequestTimeout,
+        ErrorCode::MethodNotAllowed,
         ErrorCode::Internal,
     ];
 
@@ -72,6 +78,8 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => Code::InvalidArgument,
             ErrorCode::Unavailable => Code::Unavailable,
             ErrorCode::DeadlineExceeded => Code::DeadlineExceeded,
+            ErrorCode::RequestTimeout => Code::DeadlineExceeded,
+            ErrorCode::MethodNotAllowed => Code::Unimplemented,
             ErrorCode::Internal => Code::Internal,
         }
     }
@@ -90,6 +98,8 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+            ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -108,6 +118,8 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::DeadlineExceeded => "deadline_exceeded",
+            ErrorCode::RequestTimeout => "request_timeout",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::Internal => "internal",
         }
     }
@@ -137,7 +149,8 @@ impl ErrorCode {
     pub fn from_http(status: StatusCode) -> ErrorCode {
         match status {
             StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => ErrorCode::InvalidArgument,
-            StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => ErrorCode::NotFound,
+            StatusCode::NOT_FOUND => ErrorCode::NotFound,
+            StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
             StatusCode::CONFLICT => ErrorCode::FailedPrecondition,
             StatusCode::UNAUTHORIZED => ErrorCode::Unauthenticated,
             StatusCode::FORBIDDEN => ErrorCode::PermissionDenied,
@@ -145,16 +158,43 @@ impl ErrorCode {
             StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
             StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
             StatusCode::SERVICE_UNAVAILABLE => ErrorCode::Unavailable,
-            StatusCode::REQUEST_TIMEOUT | StatusCode::GATEWAY_TIMEOUT => ErrorCode::DeadlineExceeded,
+            StatusCode::REQUEST_TIMEOUT => ErrorCode::RequestTimeout,
+            StatusCode::GATEWAY_TIMEOUT => ErrorCode::DeadlineExceeded,
             s if s.is_client_error() => ErrorCode::InvalidArgument,
             _ => ErrorCode::Internal,
         }
     }
 
-    /// Builds the `tonic::Status` a service returns for this class.
+    /// Builds the `tonic::Status` a service returns for this class, its
+    /// message cut to [`MAX_MESSAGE_BYTES`] (see [`bounded_message`]).
     pub fn to_status(self, message: impl Into<String>) -> tonic::Status {
-        tonic::Status::new(self.grpc_code(), message)
+        tonic::Status::new(self.grpc_code(), bounded_message(message.into()))
     }
+}
+
+/// The longest error message, in bytes, that any status or error body
+/// carries.
+///
+/// Messages often repeat a bad value back to the caller; unbounded, a long
+/// value would make the gRPC status headers outgrow HTTP/2's header limits
+/// (16 KiB by default), and the caller's 4xx would reach the gateway as a
+/// transport failure counted against the whole service.
+pub const MAX_MESSAGE_BYTES: usize = 512;
+
+/// Cuts `message` to at most [`MAX_MESSAGE_BYTES`] bytes on a character
+/// boundary, marking the cut with `…`.
+pub fn bounded_message(mut message: String) -> String {
+    if message.len() <= MAX_MESSAGE_BYTES {
+        return message;
+    }
+    const MARK: &str = "…";
+    let mut end = MAX_MESSAGE_BYTES - MARK.len();
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    message.truncate(end);
+    message.push_str(MARK);
+    message
 }
 
 impl std::fmt::Display for ErrorCode {
@@ -167,21 +207,37 @@ impl std::fmt::Display for ErrorCode {
 mod tests {
     use super::*;
 
-    const ALL: [ErrorCode; 12] = ErrorCode::ALL;
+    const ALL: [ErrorCode; 14] = ErrorCode::ALL;
 
     #[test]
     fn http_status_survives_a_grpc_round_trip() {
         for code in ALL {
             let back = ErrorCode::from_grpc(code.grpc_code());
-            // Two classes share a gRPC code with a sibling; their HTTP status
-            // after the hop is the sibling's, which is still a 4xx.
+            // Some classes share a gRPC code with a sibling; their HTTP status
+            // after the hop is the sibling's. Those are the gateway's own
+            // (body size, media type, a slow client, a wrong method), which
+            // no service sends: a service's `Unimplemented` means the
+            // gateway called a method it lacks, a deployment fault.
             match code {
                 ErrorCode::PayloadTooLarge | ErrorCode::UnsupportedMediaType => {
                     assert_eq!(back, ErrorCode::InvalidArgument)
                 }
+                ErrorCode::RequestTimeout => assert_eq!(back, ErrorCode::DeadlineExceeded),
+                ErrorCode::MethodNotAllowed => assert_eq!(back, ErrorCode::Internal),
                 _ => assert_eq!(back.http_status(), code.http_status(), "{code}"),
             }
         }
+    }
+
+    #[test]
+    fn messages_are_bounded_on_a_character_boundary() {
+        assert_eq!(bounded_message("short".to_owned()), "short");
+        let long = "é".repeat(MAX_MESSAGE_BYTES);
+        let cut = bounded_message(long);
+        assert!(cut.len() <= MAX_MESSAGE_BYTES, "{}", cut.len());
+        assert!(cut.ends_with('…'));
+        let status = ErrorCode::InvalidArgument.to_status("x".repeat(100_000));
+        assert!(status.message().len() <= MAX_MESSAGE_BYTES);
     }
 
     #[test]

@@ -192,7 +192,12 @@ impl tower::Service<http::Request<tonic::body::Body>> for HttpChannel {
                     Ok(response)
                 }
                 Ok(Err(err)) => {
-                    ticket.failed();
+                    if is_service_failure(&err) {
+                        ticket.failed();
+                    } else {
+                        // The service answered; this one call broke.
+                        ticket.succeeded();
+                    }
                     let cause = std::error::Error::source(&err)
                         .map(|c| c.to_string())
                         .unwrap_or_default();
@@ -208,4 +213,26 @@ impl tower::Service<http::Request<tonic::body::Body>> for HttpChannel {
             }
         })
     }
+}
+
+/// Whether a call that failed below gRPC says the service is unreachable
+/// or broken (what the breaker counts), rather than that this one call was
+/// refused.
+///
+/// A reset of one HTTP/2 stream (an answer over a header limit, a refused
+/// stream) concerns that call only: the connection, and the calls of every
+/// other caller on it, are fine. Counting it would let one caller's request
+/// open the breaker for everybody.
+fn is_service_failure(err: &hyper_util::client::legacy::Error) -> bool {
+    if err.is_connect() {
+        return true;
+    }
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if let Some(h2) = cause.downcast_ref::<h2::Error>() {
+            return !h2.is_reset() || h2.is_go_away();
+        }
+        source = cause.source();
+    }
+    true
 }

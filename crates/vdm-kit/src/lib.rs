@@ -20,6 +20,7 @@
 //! - [`serve`]: HTTP/1.1 serving with a header read timeout and header
 //!   limits (slow and flooding clients are cut off).
 //! - [`validate`]: field checks naming the field, request fingerprints.
+//! - [`secure`]: tokens and ids from the system CSPRNG, with no fallback.
 //! - [`shutdown`]: the SIGTERM/Ctrl-C signal and the cancellation token.
 
 pub mod admin;
@@ -32,6 +33,7 @@ pub mod error;
 pub mod grpc;
 pub mod metrics;
 pub mod page;
+pub mod secure;
 pub mod serve;
 pub mod shutdown;
 pub mod telemetry;

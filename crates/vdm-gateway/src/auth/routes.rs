@@ -1,11 +1,15 @@
-//! `POST /v1/auth/device` and `POST /v1/auth/refresh`.
+//! `POST /v1/auth/device`, `POST /v1/auth/refresh`, `POST /v1/auth/signout`
+//! and the operators' `POST /v1/players/{id}/sessions:revoke`.
 
-use axum::extract::State;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::ToSchema;
 use vdm_kit::ErrorCode;
 
-use crate::auth::TokenPair;
+use crate::auth::players::Rotation;
+use crate::auth::sessions::{self, Revocation};
+use crate::auth::{Admin, Player, TokenPair};
 use crate::error::{ErrorBody, GatewayError, GatewayResult};
 use crate::negotiate::{Body, Format, Reply};
 use crate::state::AppState;
@@ -56,7 +60,7 @@ pub async fn device(
     if created {
         tracing::info!(player.id = player_id, "player created");
     }
-    let pair = state.tokens.issue(player_id)?;
+    let pair = state.tokens.issue(player_id, None)?;
     Ok(if created {
         Reply::created(format, pair)
     } else {
@@ -72,8 +76,9 @@ pub async fn device(
     tag = "auth",
     request_body = Refresh,
     responses(
-        (status = 200, description = "A new pair of tokens", body = TokenPair),
-        (status = 401, description = "The refresh token is invalid or expired, or its player no longer exists", body = ErrorBody),
+        (status = 200, description = "A new pair of tokens; the refresh token sent is spent", body = TokenPair),
+        (status = 401, description = "The refresh token is invalid, expired, spent or revoked, or its player no longer exists; \
+            a spent token sent again revokes its whole session", body = ErrorBody),
         (status = 503, description = "The player database is unavailable", body = ErrorBody),
     ),
 )]
@@ -82,12 +87,122 @@ pub async fn refresh(
     format: Format,
     Body(body): Body<Refresh>,
 ) -> GatewayResult<Reply<TokenPair>> {
-    let player_id = state.tokens.verify_refresh(body.refresh_token.trim())?;
-    if !state.players.exists(player_id).await? {
+    let grant = state.tokens.verify_refresh(body.refresh_token.trim())?;
+    let session = &grant.session;
+    let refused = |message: &str| Err(GatewayError::api(ErrorCode::Unauthenticated, message));
+    match state
+        .players
+        .rotate(session.player_id, &session.sid, grant.generation, session.issued_ms)
+        .await?
+    {
+        Rotation::Rotated(generation) => Ok(Reply::ok(
+            format,
+            state
+                .tokens
+                .issue(session.player_id, Some((&session.sid, generation)))?,
+        )),
+        Rotation::NoPlayer => refused("the token's player no longer exists"),
+        Rotation::Revoked => refused("the session has been revoked; sign in again"),
+        Rotation::Reused => {
+            tracing::warn!(
+                player.id = session.player_id,
+                generation = grant.generation,
+                "spent refresh token used again: session revoked"
+            );
+            metrics::counter!("vdm_refresh_reuse_total").increment(1);
+            revoked(
+                &state,
+                Revocation::Session {
+                    player_id: session.player_id,
+                    sid: session.sid.clone(),
+                    at_ms: vdm_kit::now_ms(),
+                },
+            )
+            .await;
+            refused("this refresh token was used already; the session is revoked, sign in again")
+        }
+    }
+}
+
+/// Ends the caller's session: its tokens stop working on every replica and
+/// its sockets close (4003).
+#[utoipa::path(
+    post,
+    path = "/v1/auth/signout",
+    operation_id = "signOut",
+    tag = "auth",
+    security(("session" = [])),
+    responses(
+        (status = 204, description = "Signed out: the session's tokens no longer work"),
+        (status = 503, description = "The player database is unavailable", body = ErrorBody),
+    ),
+)]
+pub async fn sign_out(
+    State(state): State<AppState>,
+    Player(_): Player,
+    headers: axum::http::HeaderMap,
+) -> GatewayResult<StatusCode> {
+    let session = state.tokens.verify_session(crate::auth::bearer_in(&headers)?)?;
+    state.players.revoke_session(session.player_id, &session.sid).await?;
+    tracing::info!(player.id = session.player_id, "signed out");
+    revoked(
+        &state,
+        Revocation::Session {
+            player_id: session.player_id,
+            sid: session.sid,
+            at_ms: vdm_kit::now_ms(),
+        },
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revokes every session of a player (a lost device, a compromised
+/// account): its tokens stop working on every replica and its sockets close.
+#[utoipa::path(
+    post,
+    path = "/v1/players/{id}/sessions:revoke",
+    operation_id = "revokePlayerSessions",
+    tag = "auth",
+    params(("id" = i64, Path, description = "The player")),
+    security(("admin" = [])),
+    responses(
+        (status = 204, description = "Every session of the player issued until now is revoked"),
+        (status = 404, description = "No such player", body = ErrorBody),
+        (status = 503, description = "The player database is unavailable", body = ErrorBody),
+    ),
+)]
+pub async fn revoke_player(
+    State(state): State<AppState>,
+    Admin(operator): Admin,
+    Path(player_id): Path<i64>,
+) -> GatewayResult<StatusCode> {
+    let at_ms = vdm_kit::now_ms();
+    if player_id <= 0 || !state.players.revoke_player(player_id, at_ms).await? {
         return Err(GatewayError::api(
-            ErrorCode::Unauthenticated,
-            "the token's player no longer exists",
+            ErrorCode::NotFound,
+            format!("player {player_id} not found"),
         ));
     }
-    Ok(Reply::ok(format, state.tokens.issue(player_id)?))
+    tracing::info!(
+        player.id = player_id,
+        operator.name = &*operator,
+        "sessions revoked by an operator"
+    );
+    revoked(
+        &state,
+        Revocation::Player {
+            player_id,
+            before_ms: at_ms,
+        },
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Applies a revocation (stored already) here at once, and tells the
+/// other replicas.
+async fn revoked(state: &AppState, revocation: Revocation) {
+    state.tokens.revocations().apply(&revocation);
+    state.realtime.bus.publish(sessions::event(&revocation)).await;
 }

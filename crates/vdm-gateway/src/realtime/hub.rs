@@ -139,7 +139,9 @@ impl Hub {
             next_id: AtomicU64::new(1),
             config,
             store,
-            instance: random_token(8),
+            // A name for records, not a secret: a process-unique fallback
+            // does no harm if the random source fails.
+            instance: vdm_kit::secure::random_token(8).unwrap_or_else(|_| format!("p{}", std::process::id())),
             writes,
             pending_writes: Mutex::new(Some(pending)),
             ring_keep,
@@ -149,8 +151,14 @@ impl Hub {
     /// Opens a new session on a new socket. Its record is written in the
     /// background (in order with the session's later checkpoints): a client
     /// that resumes before it landed, within milliseconds, starts afresh.
-    pub fn open(&self, player_id: i64, tx: mpsc::Sender<Out>, kill: CancellationToken) -> Attached {
-        let token = random_token(18);
+    pub fn open(
+        &self,
+        player_id: i64,
+        tx: mpsc::Sender<Out>,
+        kill: CancellationToken,
+    ) -> Result<Attached, vdm_kit::secure::RandomError> {
+        // The resume token is a bearer secret of the session.
+        let token = vdm_kit::secure::random_token(18)?;
         let id = {
             let mut state = self.lock();
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -182,12 +190,12 @@ impl Hub {
             );
             id
         };
-        Attached {
+        Ok(Attached {
             id,
             token,
             seq: 0,
             replay: Vec::new(),
-        }
+        })
     }
 
     /// Continues the session `token` on a new socket, for a client whose
@@ -663,20 +671,6 @@ async fn wait(done: oneshot::Receiver<bool>) {
     }
 }
 
-/// A random hex token of `bytes` bytes.
-pub fn random_token(bytes: usize) -> String {
-    let mut raw = vec![0u8; bytes];
-    if getrandom::fill(&mut raw).is_err() {
-        // Extremely unlikely; a time-based token still identifies the session.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos();
-        return format!("t{nanos:x}");
-    }
-    raw.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -708,8 +702,8 @@ mod tests {
         let (slow_tx, _slow_rx) = mpsc::channel(1);
         let (fast_tx, mut fast_rx) = mpsc::channel(8);
         let (slow_kill, fast_kill) = (CancellationToken::new(), CancellationToken::new());
-        hub.open(1, slow_tx, slow_kill.clone());
-        let fast = hub.open(2, fast_tx, fast_kill.clone());
+        hub.open(1, slow_tx, slow_kill.clone()).unwrap();
+        let fast = hub.open(2, fast_tx, fast_kill.clone()).unwrap();
         hub.subscribe(fast.id, &[7]).await.unwrap();
         hub.deliver(Offset(0, 1), &event(1, vec![]));
         assert!(!slow_kill.is_cancelled());
@@ -734,7 +728,7 @@ mod tests {
             "t",
         );
         let (tx, mut rx) = mpsc::channel(8);
-        let opened = hub.open(1, tx, CancellationToken::new());
+        let opened = hub.open(1, tx, CancellationToken::new()).unwrap();
         hub.subscribe(opened.id, &[3]).await.unwrap();
         hub.deliver(Offset(0, 1), &event(1, vec![]));
         hub.deliver(Offset(0, 2), &event(9, vec![3]));

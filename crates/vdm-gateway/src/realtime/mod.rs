@@ -21,14 +21,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::Extension;
 use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use vdm_kit::ErrorCode;
 
-use crate::auth::Caller;
 use crate::error::{ErrorBody, GatewayError};
 use crate::state::AppState;
 
@@ -53,6 +53,10 @@ pub mod close {
     pub const TOO_BIG: u16 = 1009;
     /// The client broke the WebSocket protocol.
     pub const PROTOCOL_ERROR: u16 = 1002;
+    /// The server failed; reconnect later.
+    pub const INTERNAL_ERROR: u16 = 1011;
+    /// The session was revoked (signed out, or by an operator): sign in again.
+    pub const SESSION_REVOKED: u16 = 4003;
 }
 
 /// WebSocket settings.
@@ -193,6 +197,7 @@ impl utoipa::IntoParams for Subprotocol {
 )]
 pub async fn connect(
     State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<std::net::SocketAddr>>>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
@@ -216,17 +221,20 @@ pub async fn connect(
         )
         .into_response();
     };
-    let player_id = match state.tokens.caller(&token) {
-        Ok(Caller::Player(id)) => id,
-        Ok(Caller::Admin) => {
-            return GatewayError::api(
-                ErrorCode::PermissionDenied,
-                "sockets are for players; the admin token cannot open one",
-            )
-            .into_response();
-        }
+    if state.tokens.is_operator(&token) {
+        return GatewayError::api(
+            ErrorCode::PermissionDenied,
+            "sockets are for players; an operator credential cannot open one",
+        )
+        .into_response();
+    }
+    let session = match state.tokens.verify_session(&token) {
+        Ok(session) => session,
         Err(err) => return err.into_response(),
     };
+    let player_id = session.player_id;
+    let revocations = state.tokens.revocations().clone();
+    let peer = peer.map(|Extension(ConnectInfo(addr))| addr);
     let realtime = state.realtime.clone();
     if realtime.hub.sockets_of(player_id) >= realtime.config.max_per_player {
         return GatewayError::api(
@@ -259,6 +267,9 @@ pub async fn connect(
             socket,
             session::Start {
                 player_id,
+                session,
+                revocations,
+                peer,
                 token,
                 format,
                 query,
@@ -269,8 +280,23 @@ pub async fn connect(
     })
 }
 
-/// Reads `GET /v1/ws`'s query parameters (already split into pairs).
+/// Reads `GET /v1/ws`'s query parameters (already split into pairs). An
+/// unknown parameter (a `player_id=`, say) is a 400 naming it, as on every
+/// other route: the player is the token's, never the query's.
 pub fn parse_query(raw: HashMap<String, String>) -> Result<ConnectQuery, GatewayError> {
+    const KNOWN: [&str; 4] = ["token", "contract", "resume", "last_seq"];
+    let mut unknown: Vec<&str> = raw
+        .keys()
+        .map(String::as_str)
+        .filter(|name| !KNOWN.contains(name))
+        .collect();
+    unknown.sort_unstable();
+    if let Some(name) = unknown.first() {
+        return Err(GatewayError::invalid(format!(
+            "unknown query parameter {name:?}; expected one of {}",
+            KNOWN.join(", ")
+        )));
+    }
     let last_seq = match raw.get("last_seq") {
         None => None,
         Some(v) => Some(
@@ -287,6 +313,5 @@ pub fn parse_query(raw: HashMap<String, String>) -> Result<ConnectQuery, Gateway
 }
 
 fn bearer_from(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
-    value.strip_prefix("Bearer ").map(|t| t.trim().to_owned())
+    crate::auth::bearer_in(headers).ok().map(str::to_owned)
 }

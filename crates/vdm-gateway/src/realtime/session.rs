@@ -27,6 +27,13 @@ const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 pub struct Start {
     /// The authenticated player.
     pub player_id: i64,
+    /// The session the token belongs to (the socket closes if it is revoked).
+    pub session: crate::auth::Session,
+    /// The replica's revocations.
+    pub revocations: Arc<crate::auth::sessions::Revocations>,
+    /// The client's address: requests sent over the socket carry it, so
+    /// limits keyed on the address see the real client.
+    pub peer: Option<std::net::SocketAddr>,
     /// The session token, sent on every dispatched request.
     pub token: String,
     /// The socket's encoding.
@@ -43,6 +50,9 @@ pub struct Start {
 pub async fn run(socket: WebSocket, start: Start) {
     let Start {
         player_id,
+        session,
+        revocations,
+        peer,
         token,
         format,
         query,
@@ -106,7 +116,15 @@ pub async fn run(socket: WebSocket, start: Start) {
     let was_resumed = continued.is_some();
     let attached = match continued {
         Some(attached) => attached,
-        None => realtime.hub.open(player_id, out_tx.clone(), kill.clone()),
+        None => match realtime.hub.open(player_id, out_tx.clone(), kill.clone()) {
+            Ok(attached) => attached,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot open a session");
+                let close = close_message(close::INTERNAL_ERROR, "cannot open a session; retry");
+                let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(close)).await;
+                return;
+            }
+        },
     };
     // The replay is consumed here: a resumed socket does not keep it.
     let hub::Attached {
@@ -145,6 +163,7 @@ pub async fn run(socket: WebSocket, start: Start) {
     let killed = kill.cancelled();
     let stopping = shutdown.cancelled();
     tokio::pin!(killed, stopping);
+    let mut revoked = revocations.watch();
     tracing::info!(player.id = player_id, resumed = was_resumed, "socket opened");
 
     let closing: Option<(u16, String)> = loop {
@@ -164,7 +183,7 @@ pub async fn run(socket: WebSocket, start: Start) {
                     Ok(None) => {}
                     Ok(Some(incoming)) => {
                         metrics::counter!("vdm_ws_messages_total", "direction" => "in").increment(1);
-                        let ctx = Ctx { realtime: &realtime, conn, token: &token, in_flight: &in_flight, replies: &out_tx };
+                        let ctx = Ctx { realtime: &realtime, conn, token: &token, peer, in_flight: &in_flight, replies: &out_tx };
                         // Boxed: the loop's state stays small for idle sockets.
                         if let Some(reply) = Box::pin(handle(ctx, incoming)).await
                             && let Some(frame) = reply.encode(format)
@@ -200,6 +219,12 @@ pub async fn run(socket: WebSocket, start: Start) {
             }
             () = &mut killed => break Some((close::SLOW_CONSUMER, "pushes were not read fast enough; reconnect and resume".to_owned())),
             () = &mut stopping => break Some((close::SERVICE_RESTART, "server restarting; reconnect and resume".to_owned())),
+            Ok(()) = revoked.changed() => {
+                if revocations.is_revoked(player_id, &session.sid, session.issued_ms) {
+                    tracing::info!(player.id = player_id, "session revoked; closing its socket");
+                    break Some((close::SESSION_REVOKED, "session revoked; sign in again".to_owned()));
+                }
+            }
         }
     };
     if let Some((code, reason)) = &closing {
@@ -259,6 +284,7 @@ struct Ctx<'a> {
     realtime: &'a Arc<Realtime>,
     conn: u64,
     token: &'a str,
+    peer: Option<std::net::SocketAddr>,
     in_flight: &'a Arc<Semaphore>,
     replies: &'a mpsc::Sender<Out>,
 }
@@ -279,9 +305,9 @@ async fn handle(ctx: Ctx<'_>, incoming: Incoming) -> Option<Outgoing> {
             let Some(router) = ctx.realtime.router() else {
                 return Some(error_reply(id, ErrorCode::Unavailable, "the gateway is starting"));
             };
-            let (token, replies) = (ctx.token.to_owned(), ctx.replies.clone());
+            let (token, peer, replies) = (ctx.token.to_owned(), ctx.peer, ctx.replies.clone());
             tokio::spawn(async move {
-                let reply = dispatch(router, &token, incoming).await;
+                let reply = dispatch(router, &token, peer, incoming).await;
                 let _ = replies.send(Out::Reply(Box::new(reply))).await;
                 drop(permit);
             });
@@ -326,12 +352,20 @@ async fn handle(ctx: Ctx<'_>, incoming: Incoming) -> Option<Outgoing> {
 }
 
 /// Runs a request through the REST router with the socket's credentials.
-async fn dispatch(router: axum::Router, token: &str, incoming: Incoming) -> Outgoing {
+async fn dispatch(
+    router: axum::Router,
+    token: &str,
+    peer: Option<std::net::SocketAddr>,
+    incoming: Incoming,
+) -> Outgoing {
     let id = incoming.id.clone();
-    let request = match request_of(token, &incoming) {
+    let mut request = match request_of(token, &incoming) {
         Ok(request) => request,
         Err(reply) => return *reply,
     };
+    if let Some(peer) = peer {
+        request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+    }
     let response = match router.oneshot(request).await {
         Ok(response) => response,
         Err(never) => match never {},
@@ -417,6 +451,9 @@ fn read_failure(err: axum::Error) -> Option<(u16, String)> {
     match err.into_inner().downcast_ref::<Error>() {
         Some(Error::Capacity(problem)) => Some((close::TOO_BIG, format!("frame too large: {problem}"))),
         Some(Error::Protocol(problem)) => Some((close::PROTOCOL_ERROR, format!("protocol error: {problem}"))),
+        // A text message that is not UTF-8 (RFC 6455 8.1): invalid payload
+        // data, like any other frame that does not decode.
+        Some(Error::Utf8(_)) => Some((close::INVALID_PAYLOAD, "text frame is not valid UTF-8".to_owned())),
         _ => None,
     }
 }

@@ -95,9 +95,12 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        let result = std::task::ready!(this.inner.as_mut().poll(cx));
-        let code = match &result {
-            Ok(response) => grpc_code_of(response.headers()),
+        let mut result = std::task::ready!(this.inner.as_mut().poll(cx));
+        let code = match &mut result {
+            Ok(response) => {
+                cap_grpc_message(response.headers_mut());
+                grpc_code_of(response.headers())
+            }
             Err(_) => tonic::Code::Internal,
         };
         record(
@@ -107,6 +110,37 @@ where
             this.inner.as_ref().get_ref().span(),
         );
         Poll::Ready(result)
+    }
+}
+
+/// The longest `grpc-message` header a server sends: a bounded message
+/// percent-encoded (each byte at most three).
+const MAX_GRPC_MESSAGE_HEADER: usize = 3 * crate::error::MAX_MESSAGE_BYTES;
+
+/// Cuts an over-long `grpc-message` header of a trailers-only answer.
+///
+/// Every vdm status is bounded where it is built
+/// ([`crate::ErrorCode::to_status`]); this is the backstop for statuses built
+/// elsewhere (tonic's own, a handler's `Status::new`), so that no answer can
+/// outgrow the caller's HTTP/2 header limit and turn one caller's bad
+/// request into a transport failure of the whole service.
+fn cap_grpc_message(headers: &mut http::HeaderMap) {
+    let Some(value) = headers.get("grpc-message") else {
+        return;
+    };
+    if value.len() <= MAX_GRPC_MESSAGE_HEADER {
+        return;
+    }
+    let bytes = value.as_bytes();
+    let mut end = MAX_GRPC_MESSAGE_HEADER;
+    // Never split a `%XX` escape.
+    if let Some(percent) = bytes[end - 2..end].iter().rposition(|b| *b == b'%') {
+        end = end - 2 + percent;
+    }
+    if let Ok(cut) = http::HeaderValue::from_bytes(&bytes[..end]) {
+        headers.insert("grpc-message", cut);
+    } else {
+        headers.remove("grpc-message");
     }
 }
 
@@ -133,4 +167,32 @@ fn is_server_fault(code: tonic::Code) -> bool {
         code,
         Unknown | DeadlineExceeded | Unimplemented | Internal | Unavailable | DataLoss
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn an_over_long_grpc_message_is_cut_without_splitting_an_escape() {
+        let mut headers = http::HeaderMap::new();
+        let long = "%C3%A9".repeat(2_000);
+        headers.insert("grpc-message", http::HeaderValue::from_str(&long).unwrap());
+        cap_grpc_message(&mut headers);
+        let cut = headers
+            .get("grpc-message")
+            .map(|v| v.as_bytes().to_vec())
+            .unwrap_or_default();
+        assert!(cut.len() <= MAX_GRPC_MESSAGE_HEADER);
+        assert_eq!(cut.len() % 3, 0, "ends on a whole escape");
+        let mut short = http::HeaderMap::new();
+        short.insert("grpc-message", http::HeaderValue::from_static("bad%20cursor"));
+        cap_grpc_message(&mut short);
+        assert_eq!(
+            short.get("grpc-message").map(|v| v.as_bytes()),
+            Some(&b"bad%20cursor"[..])
+        );
+    }
 }

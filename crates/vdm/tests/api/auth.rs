@@ -89,6 +89,7 @@ async fn missing_and_bad_tokens_are_401(backend: Backend) {
 }
 
 pub(crate) fn sign(claims: serde_json::Value, secret: &str) -> String {
+    vdm_gateway::auth::hs256::install();
     jsonwebtoken::encode(
         &Header::default(),
         &claims,

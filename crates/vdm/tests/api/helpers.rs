@@ -115,6 +115,8 @@ pub struct Options {
     pub stats_csv: bool,
     /// Scrape these targets instead of the services of the process.
     pub stats_targets: Vec<vdm_metrics::domain::targets::Target>,
+    /// A file of further named operator credentials.
+    pub admin_tokens_file: Option<PathBuf>,
     /// The budgets the metrics service judges (default: deploy/budgets.json).
     pub budgets: Option<Vec<vdm_metrics::domain::budgets::Budget>>,
 }
@@ -272,7 +274,7 @@ pub fn generous_rate_limits() -> RateLimits {
         auth: generous,
         write: generous,
         read: generous,
-        trust_forwarded_for: false,
+        trusted_proxies: Vec::new(),
     }
 }
 
@@ -432,12 +434,14 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
         metrics_url: Some(closed_port_url()),
         bootstrap_budget: options.bootstrap_budget.unwrap_or(Duration::from_millis(300)),
         admin_token: Secret::new(ADMIN_TOKEN),
+        admin_tokens_file: options.admin_tokens_file.clone(),
         jwt_secret: Secret::new(JWT_SECRET),
         session_ttl: Duration::from_secs(600),
         refresh_ttl: Duration::from_secs(3600),
         request_timeout: Duration::from_secs(10),
         shutdown_delay: Duration::ZERO,
         body_limit: 64 * 1024,
+        body_read_timeout: Duration::from_secs(2),
         header_read_timeout: Duration::from_secs(2),
         database: db("gateway"),
         cache: cache.clone(),
@@ -533,12 +537,14 @@ pub async fn spawn_gateway_without_services() -> TestApp {
         metrics_url: Some(format!("http://127.0.0.1:{closed_port}")),
         bootstrap_budget: Duration::from_millis(300),
         admin_token: Secret::new(ADMIN_TOKEN),
+        admin_tokens_file: None,
         jwt_secret: Secret::new(JWT_SECRET),
         session_ttl: Duration::from_secs(600),
         refresh_ttl: Duration::from_secs(3600),
         request_timeout: Duration::from_secs(5),
         shutdown_delay: Duration::ZERO,
         body_limit: 64 * 1024,
+        body_read_timeout: Duration::from_secs(2),
         header_read_timeout: Duration::from_secs(2),
         database: DatabaseConfig::sqlite_file(&dir, "gateway"),
         cache: CacheConfig::in_process(),

@@ -10,6 +10,7 @@ mod bad_input;
 mod bootstrap;
 mod dashboard;
 mod helpers;
+mod isolation;
 mod negotiation;
 mod npcs;
 mod openapi;

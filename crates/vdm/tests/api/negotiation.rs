@@ -97,7 +97,7 @@ async fn unknown_ids_and_routes_are_404(backend: Backend) {
         )
         .await;
     assert_eq!(wrong_method.status, 405);
-    assert_eq!(wrong_method.json()["error"]["code"], "not_found");
+    assert_eq!(wrong_method.json()["error"]["code"], "method_not_allowed");
     app.finish().await;
 }
 
@@ -341,7 +341,7 @@ async fn rate_limits_answer_429_with_retry_after(backend: Backend) {
         },
         write: slow,
         read: slow,
-        trust_forwarded_for: false,
+        trusted_proxies: Vec::new(),
     };
     let options = Options {
         rate_limits: Some(limits),

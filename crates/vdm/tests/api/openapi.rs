@@ -40,7 +40,7 @@ fn unlimited() -> Options {
             auth: rate,
             write: rate,
             read: rate,
-            trust_forwarded_for: false,
+            trusted_proxies: Vec::new(),
         }),
         ..Options::default()
     }

@@ -15,7 +15,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use crate::backend_tests;
 use crate::helpers::{ADMIN_TOKEN, Backend, Options, TestApp, generous_rate_limits, spawn_app, spawn_app_with, wolves};
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 backend_tests!(
     requests_replies_and_pushes_in_order,
@@ -27,7 +27,7 @@ backend_tests!(
     rumors_push_to_the_listener_and_to_the_region,
 );
 
-async fn connect(
+pub(crate) async fn connect(
     app: &TestApp,
     query: &str,
     token: Option<&str>,
@@ -48,7 +48,7 @@ async fn connect(
 }
 
 /// The next envelope (JSON text or MessagePack binary), skipping pings.
-async fn next(socket: &mut Socket) -> Value {
+pub(crate) async fn next(socket: &mut Socket) -> Value {
     loop {
         let frame = tokio::time::timeout(Duration::from_secs(5), socket.next())
             .await
@@ -63,7 +63,7 @@ async fn next(socket: &mut Socket) -> Value {
 }
 
 /// Reads until the close frame; returns its code.
-async fn close_code(socket: &mut Socket) -> Option<CloseCode> {
+pub(crate) async fn close_code(socket: &mut Socket) -> Option<CloseCode> {
     loop {
         match tokio::time::timeout(Duration::from_secs(5), socket.next())
             .await
@@ -76,12 +76,12 @@ async fn close_code(socket: &mut Socket) -> Option<CloseCode> {
     }
 }
 
-async fn send(socket: &mut Socket, value: Value) {
+pub(crate) async fn send(socket: &mut Socket, value: Value) {
     socket.send(Message::Text(value.to_string().into())).await.unwrap();
 }
 
 /// Collects messages until the response with `id` and `pushes` pushes came.
-async fn collect(socket: &mut Socket, id: &str, pushes: usize) -> (Value, Vec<Value>) {
+pub(crate) async fn collect(socket: &mut Socket, id: &str, pushes: usize) -> (Value, Vec<Value>) {
     let (mut response, mut events) = (None, Vec::new());
     while response.is_none() || events.len() < pushes {
         let message = next(socket).await;

@@ -110,7 +110,7 @@ async fn app_with_upstream(
                 auth: generous,
                 write: generous,
                 read: generous,
-                trust_forwarded_for: false,
+                trusted_proxies: Vec::new(),
             }),
             ..Options::default()
         },
