@@ -99,10 +99,28 @@ resources = obj({
 }, desc="Kubernetes ResourceRequirements")
 
 
+# An IPv4 or IPv6 address, optionally with a prefix length (/0-32, /0-128):
+# the forms VDM_TRUSTED_PROXIES takes. The binary parses each entry exactly;
+# this catches a host name or a stray character at install time.
+PROXY_NET = ("^(([0-9]{1,3}\\.){3}[0-9]{1,3}(/([0-9]|[12][0-9]|3[0-2]))?"
+             "|[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*(/([0-9]|[1-9][0-9]|1[01][0-9]|12[0-8]))?)$")
+
+
 def settings(component):
     """Values only one service has: (extra `config` properties, extra
     top-level properties, extra secret.keys ids). vdm-common's
     settingsEnvJson names the variable each one feeds."""
+    if component == "gateway":
+        config = {"trustedProxies": {
+            "type": "array", "uniqueItems": True, "items": s(pattern=PROXY_NET),
+            "description": "VDM_TRUSTED_PROXIES: addresses or CIDRs of the proxies whose X-Forwarded-For is believed (empty: the TCP peer is the client)"}}
+        top = {"operatorCredentials": obj({
+            "existingSecret": s("Secret holding the credentials file (empty: off)",
+                                pattern="^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)?$", maxLength=253),
+            "key": s("Key of that Secret: `name token` lines", pattern="^[-._a-zA-Z0-9]+$"),
+        }, required=["existingSecret", "key"],
+            desc="Named operator credentials, mounted as the file VDM_ADMIN_TOKENS_FILE names")}
+        return config, top, []
     if component != "rumor":
         return {}, {}, []
     config = {"peerTimeoutMs": i("VDM_PEER_TIMEOUT_MS", minimum=1)}

@@ -153,6 +153,12 @@ render umbrella-secret-from-values "${umbrella}" \
   --set vdm-rumor.llm.url=http://llm-proxy:8080/v1 \
   --set vdm-metrics.secret.create=true \
   --set vdm-metrics.secret.values.databaseUrl=postgres://vdm:vdm@postgres:5432/vdm
+# The gateway's optional settings: trusted proxies (IPv4 and IPv6) and
+# operator credentials from a Secret.
+render umbrella-gateway-options "${umbrella}" \
+  --set 'vdm-gateway.config.trustedProxies={10.42.0.0/16,192.168.1.7,fd00::/8}' \
+  --set vdm-gateway.operatorCredentials.existingSecret=vdm-operators \
+  --set vdm-gateway.operatorCredentials.key=tokens
 for chart in "${SERVICE_CHARTS[@]}"; do
   render "${chart}-default" "${charts}/${chart}"
 done
@@ -253,6 +259,74 @@ for p in problems:
 sys.exit(1 if problems else 0)
 PY
 ok "vdm-rumor: secret.values.llmApiKey lands in its Secret, llm.url in VDM_LLM_URL"
+# config.trustedProxies becomes VDM_TRUSTED_PROXIES; operatorCredentials
+# mounts the Secret read-only as a whole volume (a subPath mount would never
+# see the Secret change) at the file VDM_ADMIN_TOKENS_FILE names, in the
+# Deployment only; with neither set, neither variable nor volume appears.
+"${DEPLOY_TOOLS_PYTHON}" - "${rendered}" <<'PY' || fail "gateway trusted proxies or operator credentials (see above)"
+import pathlib
+import posixpath
+import sys
+
+import yaml
+
+rendered = pathlib.Path(sys.argv[1])
+problems = []
+
+
+def gateway(name):
+    docs = [d for d in yaml.safe_load_all((rendered / name).read_text()) if d]
+    deployment = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "vdm-gateway")
+    job = next(d for d in docs if d["kind"] == "Job" and d["metadata"]["name"] == "vdm-gateway-migrate")
+    return deployment["spec"]["template"]["spec"], job["spec"]["template"]["spec"]
+
+
+def env_of(pod):
+    return {e["name"]: e.get("value") for e in pod["containers"][0].get("env", [])}
+
+
+expected_proxies = {
+    "umbrella-default.yaml": None,
+    "umbrella-production.yaml": "10.0.0.0/8",
+    "umbrella-gateway-options.yaml": "10.42.0.0/16,192.168.1.7,fd00::/8",
+}
+for name, want in expected_proxies.items():
+    got = env_of(gateway(name)[0]).get("VDM_TRUSTED_PROXIES")
+    if got != want:
+        problems.append("%s: VDM_TRUSTED_PROXIES is %r, expected %r" % (name, got, want))
+
+pod, job = gateway("umbrella-gateway-options.yaml")
+path = env_of(pod).get("VDM_ADMIN_TOKENS_FILE")
+mounts = [m for m in pod["containers"][0].get("volumeMounts", [])
+          if path and posixpath.dirname(path) == m["mountPath"]]
+volumes = {v["name"]: v for v in pod.get("volumes", [])}
+if not path:
+    problems.append("operatorCredentials set, but the Deployment has no VDM_ADMIN_TOKENS_FILE")
+elif len(mounts) != 1:
+    problems.append("no volume is mounted at %s, where VDM_ADMIN_TOKENS_FILE=%s lies" % (posixpath.dirname(path), path))
+else:
+    mount = mounts[0]
+    secret = volumes.get(mount["name"], {}).get("secret") or {}
+    if "subPath" in mount or "subPathExpr" in mount:
+        problems.append("the operator credentials are mounted with a subPath: Secret updates would never reach the pod")
+    if mount.get("readOnly") is not True:
+        problems.append("the operator credentials mount is not readOnly")
+    if secret.get("secretName") != "vdm-operators":
+        problems.append("the operator credentials volume is not Secret vdm-operators: %r" % secret)
+    items = [(i["key"], i["path"]) for i in secret.get("items", [])]
+    if items != [("tokens", posixpath.basename(path))]:
+        problems.append("Secret key tokens is not projected to %s: %r" % (path, items))
+if "VDM_ADMIN_TOKENS_FILE" in env_of(job):
+    problems.append("the migration Job gets VDM_ADMIN_TOKENS_FILE, but has no credentials volume")
+
+pod, _ = gateway("umbrella-default.yaml")
+if "VDM_ADMIN_TOKENS_FILE" in env_of(pod) or len(pod.get("volumes", [])) != 1:
+    problems.append("with default values the gateway has VDM_ADMIN_TOKENS_FILE or a volume besides /tmp")
+for p in problems:
+    print("    " + p, file=sys.stderr)
+sys.exit(1 if problems else 0)
+PY
+ok "vdm-gateway: config.trustedProxies in VDM_TRUSTED_PROXIES; operatorCredentials mounted read-only, without subPath, at VDM_ADMIN_TOKENS_FILE (off by default)"
 
 step "kubernetes-validate --strict (Kubernetes ${KUBERNETES_VERSION})"
 # kubernetes-validate only warns, and passes, on a kind it has no schema
@@ -341,6 +415,16 @@ expect_schema_error "an https LLM upstream (the rumor service takes http:// only
 expect_schema_error "an LLM API key as a plain value" "${umbrella}" --set vdm-rumor.llm.apiKey=sk-plain
 expect_schema_error "a rumor batch size over 256" "${umbrella}" --set vdm-rumor.pipeline.batchSize=1000
 expect_schema_error "a misspelt ticker value" "${umbrella}" --set vdm-rumor.ticker.interval=5000
+expect_schema_error "a host name as a trusted proxy" "${umbrella}" --set 'vdm-gateway.config.trustedProxies={ingress-nginx.local}'
+expect_schema_error "trusted proxies as one string" "${umbrella}" --set vdm-gateway.config.trustedProxies=10.0.0.0/8
+expect_schema_error "a trusted proxy with a prefix too long" "${umbrella}" --set 'vdm-gateway.config.trustedProxies={10.0.0.0/33}'
+expect_schema_error "a misspelt operator credentials value" "${umbrella}" --set vdm-gateway.operatorCredentials.secret=ops
+expect_schema_error "trusted proxies on a service that has none" "${umbrella}" --set 'vdm-quest.config.trustedProxies={10.0.0.0/8}'
+if "${HELM}" template "${RELEASE}" "${umbrella}" --set 'vdm-gateway.extraEnv[0].name=VDM_TRUST_FORWARDED_FOR' \
+  --set 'vdm-gateway.extraEnv[0].value=true' >/dev/null 2>"${work}/err"; then
+  fail "helm template accepted VDM_TRUST_FORWARDED_FOR, which the gateway refuses at start-up"
+fi
+ok "VDM_TRUST_FORWARDED_FOR in extraEnv is rejected: $(grep -o 'refuses VDM_TRUST_FORWARDED_FOR[^;]*' "${work}/err")"
 if "${HELM}" template "${RELEASE}" "${umbrella}" --set vdm-gateway.terminationGracePeriodSeconds=15 >/dev/null 2>"${work}/err"; then
   fail "helm template accepted a grace period shorter than preStop sleep + drain"
 fi

@@ -57,6 +57,9 @@ spec:
             {{- include "vdm-common.containerPorts" . | trim | nindent 12 }}
           env:
             {{- include "vdm-common.env" . | nindent 12 }}
+            {{- with include "vdm-common.operatorCredentialsEnv" . | trim }}
+            {{- . | nindent 12 }}
+            {{- end }}
           startupProbe:
             httpGet:
               path: /health
@@ -85,8 +88,14 @@ spec:
           volumeMounts:
             - name: tmp
               mountPath: /tmp
+            {{- with include "vdm-common.operatorCredentialsMount" . | trim }}
+            {{- . | nindent 12 }}
+            {{- end }}
       volumes:
         {{- include "vdm-common.tmpVolume" . | nindent 8 }}
+        {{- with include "vdm-common.operatorCredentialsVolume" . | trim }}
+        {{- . | nindent 8 }}
+        {{- end }}
       {{- with .Values.affinity }}
       affinity:
         {{- toYaml . | nindent 8 }}

@@ -165,12 +165,14 @@ each one feeds, and whether the process starts without it.
 
 {{/*
 Settings only some services have, as [value path, environment variable]: a
-chart opts in by having the value (vdm-rumor has config.peerTimeoutMs, llm.*,
-pipeline.* and ticker.*), and its schema types it. An empty string or a
-missing value leaves the variable unset, so the binary's default applies.
+chart opts in by having the value (the gateway has config.trustedProxies;
+vdm-rumor has config.peerTimeoutMs, llm.*, pipeline.* and ticker.*), and its
+schema types it. A list is joined with commas. An empty string, an empty list
+or a missing value leaves the variable unset, so the binary's default applies.
 */}}
 {{- define "vdm-common.settingsEnvJson" -}}
 {{- list
+  (list "config.trustedProxies" "VDM_TRUSTED_PROXIES")
   (list "config.peerTimeoutMs" "VDM_PEER_TIMEOUT_MS")
   (list "llm.url" "VDM_LLM_URL")
   (list "llm.model" "VDM_LLM_MODEL")
@@ -189,7 +191,7 @@ missing value leaves the variable unset, so the binary's default applies.
 {{/*
 The settingsEnvJson variables this chart has values for, as a list of EnvVar
 (values.yaml numbers arrive as floats: integers are printed without an
-exponent).
+exponent; lists are joined with commas).
 */}}
 {{- define "vdm-common.settingsEnv" -}}
 {{- range $setting := include "vdm-common.settingsEnvJson" . | fromJsonArray }}
@@ -203,6 +205,8 @@ exponent).
 {{- end }}
 {{- if kindIs "float64" $value }}
 {{- $value = int64 $value }}
+{{- else if kindIs "slice" $value }}
+{{- $value = join "," $value }}
 {{- end }}
 {{- if not (or (kindIs "invalid" $value) (eq (toString $value) "")) }}
 - name: {{ index $setting 1 }}
@@ -339,8 +343,60 @@ K8S_* come first so OTEL_RESOURCE_ATTRIBUTES can expand them.
   value: {{ .Values.otel.sampler | quote }}
 - name: OTEL_TRACES_SAMPLER_ARG
   value: {{ .Values.otel.samplerArg | toString | quote }}
+{{- if include "vdm-common.isGateway" . }}
+{{- range .Values.extraEnv }}
+{{- if eq .name "VDM_TRUST_FORWARDED_FOR" }}
+{{- fail "extraEnv: the gateway refuses VDM_TRUST_FORWARDED_FOR at start-up; list the proxies whose X-Forwarded-For it may believe in config.trustedProxies (VDM_TRUSTED_PROXIES) instead" }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- with .Values.extraEnv }}
 {{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/*
+The gateway's named operator credentials (VDM_ADMIN_TOKENS_FILE): the key
+operatorCredentials.key of Secret operatorCredentials.existingSecret, mounted
+read-only as the file operatorCredentialsFile. The whole volume is mounted,
+never a subPath, so the kubelet swaps the file in place when the Secret
+changes and the gateway (which checks the file every 2 s) picks up a rotation
+without a restart. Only the Deployment mounts it: the migration Job has no
+use for it. Each of the three renders nothing when existingSecret is empty.
+*/}}
+{{- define "vdm-common.operatorCredentialsDir" -}}/etc/vdm/operators{{- end -}}
+{{- define "vdm-common.operatorCredentialsFile" -}}
+{{- printf "%s/credentials" (include "vdm-common.operatorCredentialsDir" .) -}}
+{{- end -}}
+
+{{- define "vdm-common.operatorCredentialsEnv" -}}
+{{- $oc := .Values.operatorCredentials | default dict -}}
+{{- if $oc.existingSecret }}
+- name: VDM_ADMIN_TOKENS_FILE
+  value: {{ include "vdm-common.operatorCredentialsFile" . | quote }}
+{{- end }}
+{{- end -}}
+
+{{- define "vdm-common.operatorCredentialsMount" -}}
+{{- $oc := .Values.operatorCredentials | default dict -}}
+{{- if $oc.existingSecret }}
+- name: operator-credentials
+  mountPath: {{ include "vdm-common.operatorCredentialsDir" . }}
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{- define "vdm-common.operatorCredentialsVolume" -}}
+{{- $oc := .Values.operatorCredentials | default dict -}}
+{{- if $oc.existingSecret }}
+- name: operator-credentials
+  secret:
+    secretName: {{ $oc.existingSecret }}
+    items:
+      - key: {{ $oc.key | default "operators" }}
+        path: {{ base (include "vdm-common.operatorCredentialsFile" .) }}
+    # Readable by the pod's group (fsGroup) only.
+    defaultMode: 0440
 {{- end }}
 {{- end -}}
 

@@ -23,6 +23,7 @@ Watch the rollout:
 Try the gateway:
   kubectl -n {{ .Release.Namespace }} port-forward service/{{ $fullname }} 8080:{{ .Values.service.httpPort }}
   curl -s localhost:8080/ready
+{{ include "vdm-common.gatewayNotes" . }}
 {{- else }}
 
 gRPC: {{ $fullname }}.{{ .Release.Namespace }}.svc:{{ .Values.service.grpcPort }}; /health, /ready and /metrics on port {{ .Values.service.metricsPort }}.
@@ -40,4 +41,11 @@ Replicas: {{ .Values.autoscaling.minReplicas }}-{{ .Values.autoscaling.maxReplic
 
 Replicas: {{ .Values.replicaCount }}; scale with --set replicaCount=N or autoscaling.enabled=true.
 {{- end }}
+{{- end -}}
+
+
+{{/* What the gateway takes as a client's address, and its operator credentials. */}}
+{{- define "vdm-common.gatewayNotes" -}}
+Client addresses (per-address rate limits): {{ with .Values.config.trustedProxies }}the right-most X-Forwarded-For hop outside {{ join ", " . }}{{ else }}the TCP peer. Behind an Ingress, set config.trustedProxies to the controller's pod CIDR, or every client shares the controller's address{{ end }}.
+Operator credentials: VDM_ADMIN_TOKEN (named admin){{ with .Values.operatorCredentials }}{{ if .existingSecret }} and the `name token` lines of Secret {{ .existingSecret }}, key {{ .key }}, re-read when the Secret changes{{ end }}{{ end }}.
 {{- end -}}
