@@ -202,7 +202,8 @@ fn realtime_from_env(env: &Env) -> Result<RealtimeConfig, ConfigError> {
 }
 
 /// Reads `VDM_RATE_LIMITS` (`on`/`off`), `VDM_RATE_AUTH`, `VDM_RATE_WRITE`,
-/// `VDM_RATE_READ` (each `per_second/burst`, e.g. `20/40`) and
+/// `VDM_RATE_READ` (each `per_second/burst`, e.g. `20/40`),
+/// `VDM_RATE_IN_FLIGHT` (requests running at once per player) and
 /// `VDM_TRUSTED_PROXIES` (comma-separated addresses or CIDRs of the proxies
 /// whose `X-Forwarded-For` is believed).
 fn rate_limits_from_env(env: &Env) -> Result<Option<RateLimits>, ConfigError> {
@@ -227,6 +228,10 @@ fn rate_limits_from_env(env: &Env) -> Result<Option<RateLimits>, ConfigError> {
         auth: rate("VDM_RATE_AUTH", defaults.auth)?,
         write: rate("VDM_RATE_WRITE", defaults.write)?,
         read: rate("VDM_RATE_READ", defaults.read)?,
+        in_flight: match env.parse_or("VDM_RATE_IN_FLIGHT", defaults.in_flight)? {
+            0 => return Err(ConfigError::new("VDM_RATE_IN_FLIGHT", "must be at least 1")),
+            n => n,
+        },
         trusted_proxies: trusted_proxies_from_env(env)?,
     }))
 }

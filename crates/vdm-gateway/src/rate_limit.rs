@@ -16,14 +16,22 @@
 //! that is not itself a trusted proxy: hops to its left were written by the
 //! client and prove nothing.
 //!
+//! Besides its rate, each player (and each client address without a valid
+//! token) may have at most [`RateLimits::in_flight`] requests running at
+//! once: slow requests cannot pile up into a share of the services' database
+//! pools and queues that other players then wait behind. Operators are
+//! trusted and not capped.
+//!
 //! The quotas are [`governor`]'s GCRA limiters, one per route class; idle
 //! keys are dropped by a background task ([`spawn_sweeper`]), never on the
 //! request path. Limits are per gateway replica.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
@@ -40,6 +48,8 @@ use crate::error::GatewayError;
 
 /// How often idle keys are dropped.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
+/// Shards of the in-flight table (its lock is held for an increment).
+const IN_FLIGHT_SHARDS: usize = 16;
 
 /// One class's rate: `per_second` sustained, `burst` at once.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -120,6 +130,8 @@ pub struct RateLimits {
     pub write: Rate,
     /// Reads, per caller.
     pub read: Rate,
+    /// Requests one player (or client address) may have running at once.
+    pub in_flight: u32,
     /// Proxies whose `X-Forwarded-For` is believed (`VDM_TRUSTED_PROXIES`);
     /// empty: the peer address is the client's.
     pub trusted_proxies: Vec<ProxyNet>,
@@ -140,6 +152,7 @@ impl Default for RateLimits {
                 per_second: 100.0,
                 burst: 200.0,
             },
+            in_flight: 16,
             trusted_proxies: Vec::new(),
         }
     }
@@ -180,6 +193,38 @@ pub struct Limiter {
     write: DefaultKeyedRateLimiter<Key>,
     read: DefaultKeyedRateLimiter<Key>,
     clock: DefaultClock,
+    running: Arc<Running>,
+}
+
+/// Requests running per key, in shards.
+struct Running {
+    hasher: RandomState,
+    shards: Vec<Mutex<HashMap<Key, u32>>>,
+}
+
+/// One running request; its count is given back when dropped (answered,
+/// or abandoned by the client).
+pub struct Slot {
+    running: Arc<Running>,
+    key: Key,
+}
+
+impl Running {
+    fn shard(&self, key: &Key) -> &Mutex<HashMap<Key, u32>> {
+        &self.shards[(self.hasher.hash_one(key) as usize) % IN_FLIGHT_SHARDS]
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut shard = self.running.shard(&self.key).lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = shard.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                shard.remove(&self.key);
+            }
+        }
+    }
 }
 
 impl Limiter {
@@ -190,8 +235,27 @@ impl Limiter {
             write: RateLimiter::keyed(limits.write.quota()),
             read: RateLimiter::keyed(limits.read.quota()),
             clock: DefaultClock::default(),
+            running: Arc::new(Running {
+                hasher: RandomState::new(),
+                shards: (0..IN_FLIGHT_SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            }),
             limits,
         }
+    }
+
+    /// Counts a request of `key` as running, unless it has
+    /// [`RateLimits::in_flight`] running already.
+    fn enter(&self, key: &Key) -> Option<Slot> {
+        let mut shard = self.running.shard(key).lock().unwrap_or_else(|e| e.into_inner());
+        let count = shard.entry(key.clone()).or_insert(0);
+        if *count >= self.limits.in_flight {
+            return None;
+        }
+        *count += 1;
+        Some(Slot {
+            running: self.running.clone(),
+            key: key.clone(),
+        })
     }
 
     /// Takes one request from `key`'s quota of `class`; `Err` holds the
@@ -276,22 +340,37 @@ pub async fn limit(State(state): State<LimitState>, mut request: Request, next: 
         Some(Caller::Operator(name)) => Key::Operator(name),
         None => Key::Addr(client_ip(&request, &limiter.limits.trusted_proxies)),
     };
-    match limiter.take(class, &key) {
-        Ok(()) => next.run(request).await,
-        Err(retry_after) => {
-            let class_name = class.name();
-            metrics::counter!("vdm_rate_limited_total", "class" => class_name).increment(1);
-            let mut response = GatewayError::api(
-                ErrorCode::ResourceExhausted,
-                format!("too many {class_name} requests; retry in {retry_after} s"),
-            )
-            .into_response();
-            if let Ok(value) = HeaderValue::from_str(&retry_after.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
-            response
-        }
+    if let Err(retry_after) = limiter.take(class, &key) {
+        let class_name = class.name();
+        return too_many(
+            class_name,
+            format!("too many {class_name} requests; retry in {retry_after} s"),
+            retry_after,
+        );
     }
+    let _slot = match key {
+        Key::Operator(_) => None,
+        _ => match limiter.enter(&key) {
+            Some(slot) => Some(slot),
+            None => {
+                let message = format!(
+                    "too many requests in flight (at most {} at once); retry when one is answered",
+                    limiter.limits.in_flight
+                );
+                return too_many("in_flight", message, 1);
+            }
+        },
+    };
+    next.run(request).await
+}
+
+fn too_many(class: &'static str, message: String, retry_after: u64) -> Response {
+    metrics::counter!("vdm_rate_limited_total", "class" => class).increment(1);
+    let mut response = GatewayError::api(ErrorCode::ResourceExhausted, message).into_response();
+    if let Ok(value) = HeaderValue::from_str(&retry_after.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
 }
 
 /// The client's address: the peer's, or behind trusted proxies the
@@ -358,6 +437,21 @@ mod tests {
             limiter.take(Class::Write, &Key::Player(7)).is_ok(),
             "each class its own quota"
         );
+    }
+
+    #[test]
+    fn running_requests_are_capped_per_key_and_given_back() {
+        let limiter = Limiter::new(RateLimits {
+            in_flight: 2,
+            ..RateLimits::default()
+        });
+        let (a, b) = (Key::Player(1), Key::Player(2));
+        let first = limiter.enter(&a).unwrap();
+        let _second = limiter.enter(&a).unwrap();
+        assert!(limiter.enter(&a).is_none(), "a third is refused");
+        assert!(limiter.enter(&b).is_some(), "another player is not");
+        drop(first);
+        assert!(limiter.enter(&a).is_some(), "an answered request frees its slot");
     }
 
     #[test]

@@ -88,6 +88,19 @@ async fn missing_and_bad_tokens_are_401(backend: Backend) {
     app.finish().await;
 }
 
+/// The claims of a session token issued at `iat` (a session of its own).
+pub(crate) fn claims(player_id: i64, iat: u64, exp: u64) -> serde_json::Value {
+    json!({
+        "sub": player_id.to_string(),
+        "kind": "session",
+        "sid": format!("test-{iat}"),
+        "iat": iat,
+        "ims": iat * 1000,
+        "nbf": iat,
+        "exp": exp,
+    })
+}
+
 pub(crate) fn sign(claims: serde_json::Value, secret: &str) -> String {
     vdm_gateway::auth::hs256::install();
     jsonwebtoken::encode(
@@ -105,28 +118,19 @@ async fn expired_and_foreign_tokens_are_401(backend: Backend) {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let expired = sign(
-        json!({"sub": player_id.to_string(), "kind": "session", "iat": now - 7200, "exp": now - 3600}),
-        JWT_SECRET,
-    );
+    let expired = sign(claims(player_id, now - 7200, now - 3600), JWT_SECRET);
     let msg = app
         .get("/v1/me/quests", &expired)
         .await
         .assert_error(401, "unauthenticated");
     assert!(msg.contains("expired"), "{msg}");
-    let foreign = sign(
-        json!({"sub": player_id.to_string(), "kind": "session", "iat": now, "exp": now + 3600}),
-        "another-secret-entirely-0123456789",
-    );
+    let foreign = sign(claims(player_id, now, now + 3600), "another-secret-entirely-0123456789");
     let msg = app
         .get("/v1/me/quests", &foreign)
         .await
         .assert_error(401, "unauthenticated");
     assert!(msg.contains("signature"), "{msg}");
-    let valid = sign(
-        json!({"sub": player_id.to_string(), "kind": "session", "iat": now, "exp": now + 3600}),
-        JWT_SECRET,
-    );
+    let valid = sign(claims(player_id, now, now + 3600), JWT_SECRET);
     assert_eq!(app.get("/v1/me/quests", &valid).await.status, 200);
     app.finish().await;
 }

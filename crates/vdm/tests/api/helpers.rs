@@ -274,6 +274,7 @@ pub fn generous_rate_limits() -> RateLimits {
         auth: generous,
         write: generous,
         read: generous,
+        in_flight: 1_000_000,
         trusted_proxies: Vec::new(),
     }
 }

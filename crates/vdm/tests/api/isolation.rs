@@ -21,6 +21,7 @@ backend_tests!(
     refresh_tokens_rotate_and_a_reused_one_revokes_the_session,
     sign_out_and_operator_revocation_end_sessions_and_sockets,
     named_operator_credentials_rotate_without_a_restart,
+    slow_requests_of_one_player_do_not_take_every_slot,
 );
 
 fn options(rate_limits: vdm_gateway::rate_limit::RateLimits) -> Options {
@@ -476,4 +477,47 @@ async fn named_operator_credentials_rotate_without_a_restart(backend: Backend) {
     assert_eq!(create("alice-credential-0123456789").await, 401, "the old one is gone");
     app.finish().await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+async fn slow_requests_of_one_player_do_not_take_every_slot(backend: Backend) {
+    let Some(app) = spawn_app_with(
+        backend,
+        Options {
+            rate_limits: Some(vdm_gateway::rate_limit::RateLimits {
+                in_flight: 2,
+                ..generous_rate_limits()
+            }),
+            world_delay: Some(Duration::from_millis(600)),
+            ..Options::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let (_, greedy) = app.sign_in("greedy-player").await;
+    let (_, other) = app.sign_in("patient-player").await;
+    let started = Instant::now();
+    let (a, b, c, d) = tokio::join!(
+        app.get("/v1/world/regions", &greedy),
+        app.get("/v1/world/regions", &greedy),
+        async {
+            // Sent while the first two are running.
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            app.get("/v1/world/regions", &greedy).await
+        },
+        async {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            app.get("/v1/world/regions", &other).await
+        },
+    );
+    assert_eq!((a.status.as_u16(), b.status.as_u16()), (200, 200));
+    let refused = c.assert_error(429, "resource_exhausted");
+    assert!(refused.contains("in flight"), "{refused}");
+    assert!(c.header("retry-after").is_some());
+    assert_eq!(d.status, 200, "another player is not held back");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // Answered requests give their slots back.
+    assert_eq!(app.get("/v1/world/regions", &greedy).await.status, 200);
+    app.finish().await;
 }

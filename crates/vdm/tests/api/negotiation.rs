@@ -341,6 +341,7 @@ async fn rate_limits_answer_429_with_retry_after(backend: Backend) {
         },
         write: slow,
         read: slow,
+        in_flight: 16,
         trusted_proxies: Vec::new(),
     };
     let options = Options {

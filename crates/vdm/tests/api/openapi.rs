@@ -40,6 +40,7 @@ fn unlimited() -> Options {
             auth: rate,
             write: rate,
             read: rate,
+            in_flight: 16,
             trusted_proxies: Vec::new(),
         }),
         ..Options::default()
@@ -338,7 +339,7 @@ async fn documented_security_is_what_the_handlers_enforce(backend: Backend) {
         return;
     };
     let doc = fetch_document(&app).await;
-    let (_, player) = app.sign_in("security-probe").await;
+    let (_, mut player) = app.sign_in("security-probe").await;
     let mut secured = 0;
     for ((method, path), op) in operations(&doc) {
         let schemes: BTreeSet<&str> = op["security"]
@@ -373,6 +374,10 @@ async fn documented_security_is_what_the_handlers_enforce(backend: Backend) {
                 assert_eq!(status, 403, "{method} {path} does not document {scheme}");
                 assert!(op["responses"]["403"].is_object(), "{method} {path}: 403 documented");
             }
+        }
+        if path.contains("signout") || path.contains("sessions:revoke") {
+            // That may have ended the probe's session (player 1): a new one.
+            player = app.sign_in("security-probe").await.1;
         }
     }
     assert!(secured > 30, "only {secured} secured operations");
@@ -932,6 +937,33 @@ async fn real_answers_match_the_documented_schemas(backend: Backend) {
             Vec::new(),
         )
         .await,
+    );
+
+    // Sessions: an operator revokes another player's sessions (and a
+    // missing player is a 404), then the player signs out.
+    let (leaving_id, leaving) = app.sign_in("openapi-leaving").await;
+    checked.answer(
+        "POST",
+        "/v1/players/{id}/sessions:revoke",
+        &app.post_json(&format!("/v1/players/{leaving_id}/sessions:revoke"), admin, &json!({}))
+            .await,
+    );
+    checked.answer(
+        "POST",
+        "/v1/players/{id}/sessions:revoke",
+        &app.post_json("/v1/players/999999/sessions:revoke", admin, &json!({}))
+            .await,
+    );
+    checked.answer(
+        "POST",
+        "/v1/auth/signout",
+        &app.post_json("/v1/auth/signout", Some(&leaving), &json!({})).await,
+    );
+    let (_, leaving) = app.sign_in("openapi-leaving").await;
+    checked.answer(
+        "POST",
+        "/v1/auth/signout",
+        &app.post_json("/v1/auth/signout", Some(&leaving), &json!({})).await,
     );
 
     // Operations.

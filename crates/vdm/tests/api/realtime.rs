@@ -448,7 +448,7 @@ async fn sockets_refuse_bad_credentials_frames_and_contracts() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let claims = json!({"sub": "1", "kind": "session", "iat": now - 7200, "exp": now - 3600});
+    let claims = crate::auth::claims(1, now - 7200, now - 3600);
     let expired = crate::auth::sign(claims, crate::helpers::JWT_SECRET);
     assert_eq!(refused(connect(&app, "", Some(&expired), "vdm.v1.json").await), 401);
 

@@ -110,6 +110,7 @@ async fn app_with_upstream(
                 auth: generous,
                 write: generous,
                 read: generous,
+                in_flight: 1_000_000,
                 trusted_proxies: Vec::new(),
             }),
             ..Options::default()
