@@ -15,23 +15,132 @@ pub fn positive_id(field: &str, id: i64) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// Trims a text field and checks its length (in characters) and that it
-/// holds no control characters other than newlines and tabs.
-pub fn text_field(field: &str, value: String, min_chars: usize, max_chars: usize) -> Result<String, Invalid> {
+/// Whether a user-visible text may span lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lines {
+    /// Names, titles, short labels: no line breaks or tabs.
+    One,
+    /// Descriptions, memories, event and rumor texts: `\n` and `\t` allowed.
+    Many,
+}
+
+/// The shape of a user-visible text field: its length bounds, in
+/// characters after trimming, and whether it may span lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TextRule {
+    /// The fewest characters; 0 makes the field optional.
+    pub min_chars: usize,
+    /// The most characters.
+    pub max_chars: usize,
+    /// Whether line breaks and tabs are allowed.
+    pub lines: Lines,
+}
+
+impl TextRule {
+    /// A required one-line text (a name, a title) of at most `max_chars`.
+    pub const fn line(max_chars: usize) -> TextRule {
+        TextRule {
+            min_chars: 1,
+            max_chars,
+            lines: Lines::One,
+        }
+    }
+
+    /// A required multi-line text (a description, a memory, an event or
+    /// rumor text) of at most `max_chars`.
+    pub const fn paragraph(max_chars: usize) -> TextRule {
+        TextRule {
+            min_chars: 1,
+            max_chars,
+            lines: Lines::Many,
+        }
+    }
+
+    /// The same rule for a field that may be left empty (still not blank:
+    /// invisible characters alone are refused).
+    pub const fn optional(self) -> TextRule {
+        TextRule { min_chars: 0, ..self }
+    }
+}
+
+/// Trims a user-visible text field, checks it against [`check_text`] and
+/// checks its length in characters.
+pub fn text_field(field: &str, value: String, rule: TextRule) -> Result<String, Invalid> {
     let trimmed = value.trim();
     let chars = trimmed.chars().count();
-    if chars < min_chars {
+    if chars == 0 && rule.min_chars > 0 {
         return Err(Invalid(format!("{field} must not be empty")));
     }
-    if chars > max_chars {
+    check_text(field, trimmed, rule.lines)?;
+    if chars < rule.min_chars {
         return Err(Invalid(format!(
-            "{field} must be at most {max_chars} characters, got {chars}"
+            "{field} must be at least {} characters, got {chars}",
+            rule.min_chars
         )));
     }
-    if trimmed.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return Err(Invalid(format!("{field} must not contain control characters")));
+    if chars > rule.max_chars {
+        return Err(Invalid(format!(
+            "{field} must be at most {} characters, got {chars}",
+            rule.max_chars
+        )));
     }
     Ok(trimmed.to_owned())
+}
+
+/// The policy for text that players see (docs/SECURITY.md, "Text players
+/// see"), the one check every service applies to such fields. Refused,
+/// with a message naming `field`:
+/// - control characters (Unicode `Cc`), except `\n` and `\t` in
+///   [`Lines::Many`] text;
+/// - bidirectional overrides, embeddings, isolates and marks (U+202A to
+///   U+202E, U+2066 to U+2069, U+200E, U+200F, U+061C): they make text
+///   render in an order other than the one stored ("Trojan Source"
+///   spoofing of names and quest texts);
+/// - a non-empty text made only of whitespace and zero-width characters
+///   (U+200B to U+200D, U+2060, U+FEFF): it looks empty, or like nothing,
+///   in every client while passing an emptiness check.
+///
+/// Zero-width characters inside visible text stay allowed: joiners are part
+/// of emoji sequences and of Persian and Indic spelling.
+pub fn check_text(field: &str, text: &str, lines: Lines) -> Result<(), Invalid> {
+    for c in text.chars() {
+        if is_bidi_control(c) {
+            return Err(Invalid(format!(
+                "{field} must not contain bidirectional control characters (found U+{:04X})",
+                u32::from(c)
+            )));
+        }
+        let allowed_space = lines == Lines::Many && (c == '\n' || c == '\t');
+        if c.is_control() && !allowed_space {
+            let what = match lines {
+                Lines::One => "control characters, line breaks or tabs",
+                Lines::Many => "control characters other than line breaks and tabs",
+            };
+            return Err(Invalid(format!(
+                "{field} must not contain {what} (found U+{:04X})",
+                u32::from(c)
+            )));
+        }
+    }
+    if !text.is_empty() && text.chars().all(|c| c.is_whitespace() || is_zero_width(c)) {
+        return Err(Invalid(format!(
+            "{field} must not be blank (only whitespace or invisible characters)"
+        )));
+    }
+    Ok(())
+}
+
+/// Bidirectional formatting characters: embeddings and overrides (U+202A to
+/// U+202E), isolates (U+2066 to U+2069) and the implicit marks (LRM, RLM,
+/// ALM).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
+/// Characters that take no space: zero-width space, non-joiner and joiner,
+/// word joiner, and the byte order mark (zero-width no-break space).
+fn is_zero_width(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}')
 }
 
 /// Checks a one-word label (biome, event kind, memory kind): 1 to 32
@@ -115,12 +224,56 @@ mod tests {
 
     #[test]
     fn text_is_trimmed_and_bounded() {
-        assert_eq!(text_field("name", "  Hilda ".into(), 1, 10).unwrap(), "Hilda");
-        assert!(text_field("name", " ".into(), 1, 10).unwrap_err().0.starts_with("name"));
-        assert!(text_field("name", "x".repeat(11), 1, 10).is_err());
-        assert!(text_field("name", "a\u{0}b".into(), 1, 10).is_err());
+        let name = TextRule::line(10);
+        assert_eq!(text_field("name", "  Hilda ".into(), name).unwrap(), "Hilda");
+        assert!(text_field("name", " ".into(), name).unwrap_err().0.starts_with("name"));
+        assert!(text_field("name", "x".repeat(11), name).is_err());
+        assert!(text_field("name", "a\u{0}b".into(), name).is_err());
+        assert_eq!(
+            text_field("about", "  ".into(), TextRule::paragraph(10).optional()).unwrap(),
+            ""
+        );
         assert!(unit_field("honesty", f32::NAN).is_err());
         assert!(idempotency_key(Some("")).is_err());
         assert!(positive_id("id", 0).is_err());
+    }
+
+    #[test]
+    fn the_text_policy_refuses_controls_bidi_and_invisible_text() {
+        let line = TextRule::line(100);
+        let paragraph = TextRule::paragraph(100);
+        // Line breaks and tabs: only in multi-line text.
+        assert_eq!(text_field("text", "a\nb\tc".into(), paragraph).unwrap(), "a\nb\tc");
+        let err = text_field("title", "a\nb".into(), line).unwrap_err().0;
+        assert!(err.starts_with("title must not contain"), "{err}");
+        assert!(text_field("text", "a\rb".into(), paragraph).is_err());
+        assert!(text_field("text", "a\u{7f}b".into(), paragraph).is_err());
+        assert!(text_field("text", "a\u{85}b".into(), paragraph).is_err());
+        // Every bidi control, in either kind of text.
+        for c in [
+            '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}',
+            '\u{200E}', '\u{200F}', '\u{061C}',
+        ] {
+            let spoof = format!("Hilda{c}adlih");
+            let err = text_field("name", spoof.clone(), line).unwrap_err().0;
+            assert!(err.starts_with("name must not contain bidirectional"), "{err}");
+            assert!(text_field("text", spoof, paragraph).is_err());
+        }
+        // Invisible-only text is blank, also where the field is optional.
+        for blank in [
+            "\u{200B}",
+            "\u{200B}\u{200C}\u{200D}",
+            " \u{2060} ",
+            "\u{FEFF}",
+            "\u{200B}\n\u{200B}",
+        ] {
+            let err = text_field("text", blank.into(), paragraph).unwrap_err().0;
+            assert!(err.starts_with("text must not be blank"), "{blank:?}: {err}");
+            assert!(text_field("about", blank.into(), paragraph.optional()).is_err());
+        }
+        // Zero-width characters inside visible text stay (emoji, scripts).
+        assert!(text_field("name", "👨\u{200D}👩\u{200D}👧".into(), line).is_ok());
+        assert!(text_field("name", "می\u{200C}خواهم".into(), line).is_ok());
+        assert!(text_field("name", "Ünïcødé ☃ 名前".into(), line).is_ok());
     }
 }

@@ -4,7 +4,7 @@
 
 use std::cmp::Ordering;
 
-use super::text::{fingerprint, invalid, positive_id, text_field, unit_field, word_field};
+use super::text::{TextRule, fingerprint, invalid, positive_id, text_field, unit_field, word_field};
 use crate::error::NpcResult;
 
 /// Most subject ids one memory may name.
@@ -70,7 +70,7 @@ impl NewMemory {
     pub fn parse(input: MemoryInput) -> NpcResult<NewMemory> {
         positive_id("npc_id", input.npc_id)?;
         let kind = word_field("kind", &input.kind)?;
-        let text = text_field("text", input.text, 1, 1_000)?;
+        let text = text_field("text", input.text, TextRule::paragraph(1_000))?;
         if input.subject_ids.len() > MAX_SUBJECTS {
             return Err(invalid(format!("subject_ids may hold at most {MAX_SUBJECTS} ids")));
         }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::text::{fingerprint, positive_id, text_field, unit_field};
+use super::text::{TextRule, fingerprint, positive_id, text_field, unit_field};
 use crate::error::{NpcError, NpcResult};
 
 /// The largest |q| or |r| the world accepts for a cell.
@@ -112,7 +112,7 @@ impl NewNpc {
     /// Validates a submitted NPC, naming the first field at fault. Whether
     /// the region, cell and faction exist is the world service's to say.
     pub fn parse(input: NpcInput) -> NpcResult<NewNpc> {
-        let name = text_field("name", input.name, 1, 100)?;
+        let name = text_field("name", input.name, TextRule::line(100))?;
         positive_id("region_id", input.region_id)?;
         if let Some(hex) = input.position
             && !hex.in_bounds()

@@ -112,8 +112,8 @@ pub struct NewObjective {
 impl NewQuest {
     /// Validates a submitted quest, naming the first field at fault.
     pub fn parse(input: QuestInput) -> QuestResult<NewQuest> {
-        let title = text_field("title", input.title, 1, 200)?;
-        let description = text_field("description", input.description, 0, 4_000)?;
+        let title = text_field("title", input.title, TextRule::line(200))?;
+        let description = text_field("description", input.description, TextRule::paragraph(4_000).optional())?;
         positive_id("giver_npc_id", input.giver_npc_id)?;
         positive_id("region_id", input.region_id)?;
         if input.level_requirement > MAX_LEVEL {
@@ -147,7 +147,11 @@ impl NewQuest {
             .into_iter()
             .enumerate()
             .map(|(i, (description, target_count))| {
-                let description = text_field(&format!("objectives[{i}].description"), description, 1, 500)?;
+                let description = text_field(
+                    &format!("objectives[{i}].description"),
+                    description,
+                    TextRule::line(500),
+                )?;
                 if !(1..=MAX_TARGET_COUNT).contains(&target_count) {
                     return Err(invalid(format!(
                         "objectives[{i}].target_count must be between 1 and {MAX_TARGET_COUNT}"
@@ -242,7 +246,7 @@ impl Quest {
     }
 }
 
-pub use vdm_kit::validate::{positive_id, text_field};
+pub use vdm_kit::validate::{TextRule, positive_id, text_field};
 
 fn invalid(message: String) -> QuestError {
     QuestError::Invalid(message)

@@ -1,7 +1,7 @@
 //! Rumors, variants, knowledge, and how a retelling distorts.
 
 use serde::{Deserialize, Serialize};
-use vdm_kit::validate::{Invalid, positive_id, text_field, unit_field};
+use vdm_kit::validate::{Invalid, TextRule, positive_id, text_field, unit_field};
 
 use super::Rng;
 
@@ -152,7 +152,7 @@ pub struct NewRumor {
 impl NewRumor {
     /// Validates a create request, naming the field at fault.
     pub fn parse(input: RumorInput) -> Result<NewRumor, Invalid> {
-        let text = text_field("text", input.text, 1, MAX_TEXT_CHARS)?;
+        let text = text_field("text", input.text, TextRule::paragraph(MAX_TEXT_CHARS))?;
         let origin = match (input.origin_npc_id, input.origin_event_id) {
             (0, 0) => return Err(Invalid("give one of origin_npc_id and origin_event_id".to_owned())),
             (npc, 0) => {

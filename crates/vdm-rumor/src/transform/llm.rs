@@ -19,6 +19,7 @@ use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 use serde_json::json;
 use vdm_kit::config::Secret;
+use vdm_kit::validate::{Lines, check_text};
 
 use super::{Ask, LocalTransformer, Transformed};
 use crate::config::LlmConfig;
@@ -192,9 +193,9 @@ impl LlmClient {
             .zip(texts)
             .map(|(ask, text)| {
                 let text = text.trim();
-                let chars = text.chars().count();
-                if chars == 0 || chars > MAX_TEXT_CHARS || text.chars().any(|c| c.is_control() && c != '\n') {
+                if !usable(text) {
                     metrics::counter!("vdm_rumor_transform_fallbacks_total", "reason" => "invalid_text").increment(1);
+                    let chars = text.chars().count();
                     tracing::warn!(chars, "rumor upstream text unusable; answering it locally");
                     return fallback(ask);
                 }
@@ -289,6 +290,15 @@ pub fn parse_answer(bytes: &[u8], expected: usize) -> Result<Vec<String>, Failur
     Ok(texts)
 }
 
+/// Whether an upstream text (trimmed) can be shown to players: 1 to
+/// [`MAX_TEXT_CHARS`] characters under the text policy players' own texts
+/// are held to (no bidi controls, nothing invisible-only), and without tabs.
+/// The upstream is not trusted to write what a client renders safely.
+fn usable(text: &str) -> bool {
+    let chars = text.chars().count();
+    chars > 0 && chars <= MAX_TEXT_CHARS && !text.contains('\t') && check_text("text", text, Lines::Many).is_ok()
+}
+
 fn fallback(ask: &Ask) -> Transformed {
     let local = LocalTransformer.transform(ask);
     Transformed {
@@ -305,6 +315,17 @@ mod tests {
         json!({"choices": [{"message": {"role": "assistant", "content": content}}]})
             .to_string()
             .into_bytes()
+    }
+
+    #[test]
+    fn upstream_texts_follow_the_text_policy() {
+        assert!(usable("Wolves at the mill.\nOr so they say."));
+        assert!(!usable(""));
+        assert!(!usable(&"x".repeat(MAX_TEXT_CHARS + 1)));
+        assert!(!usable("wolves\tat the mill"));
+        assert!(!usable("wolves \u{202E}llim eht ta"));
+        assert!(!usable("\u{200B}\u{200B}"));
+        assert!(!usable("a\u{1b}[2Jb"));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! World events: something that happened in some regions at a game time.
 
-use super::text::{fingerprint, invalid, positive_id, text_field, word_field};
+use super::text::{TextRule, fingerprint, invalid, positive_id, text_field, word_field};
 use crate::error::WorldResult;
 
 /// Most regions one event may affect.
@@ -50,7 +50,7 @@ impl NewEvent {
     /// the regions exist is the store's to check.
     pub fn parse(input: EventInput) -> WorldResult<NewEvent> {
         let kind = word_field("kind", &input.kind)?;
-        let text = text_field("text", input.text, 1, 2_000)?;
+        let text = text_field("text", input.text, TextRule::paragraph(2_000))?;
         if input.region_ids.is_empty() {
             return Err(invalid("region_ids must name at least one region".to_owned()));
         }

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::text::{invalid, positive_id, text_field};
+use super::text::{TextRule, invalid, positive_id, text_field};
 use crate::error::WorldResult;
 
 /// The lowest relation score (open war).
@@ -39,7 +39,7 @@ pub fn parse_faction(id: i64, name: String) -> WorldResult<Faction> {
     positive_id("id", id)?;
     Ok(Faction {
         id,
-        name: text_field("name", name, 1, 100)?,
+        name: text_field("name", name, TextRule::line(100))?,
     })
 }
 

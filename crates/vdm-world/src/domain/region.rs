@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use super::hex::{Hex, MAX_COORD};
-use super::text::{invalid, positive_id, text_field, word_field};
+use super::text::{TextRule, invalid, positive_id, text_field, word_field};
 use crate::error::WorldResult;
 
 /// Most cells one region may own.
@@ -59,7 +59,7 @@ impl NewRegion {
     /// Validates a submitted region, naming the first field at fault.
     pub fn parse(input: RegionInput) -> WorldResult<NewRegion> {
         positive_id("id", input.id)?;
-        let name = text_field("name", input.name, 1, 100)?;
+        let name = text_field("name", input.name, TextRule::line(100))?;
         let biome = word_field("biome", &input.biome)?;
         if input.cells.is_empty() {
             return Err(invalid("cells must hold at least one cell".to_owned()));

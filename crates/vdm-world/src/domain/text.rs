@@ -2,7 +2,7 @@
 //! The checks themselves are `vdm_kit::validate`'s; this module gives them
 //! to the domain under their local names.
 
-pub use vdm_kit::validate::{fingerprint, positive_id, text_field, word_field};
+pub use vdm_kit::validate::{TextRule, fingerprint, positive_id, text_field, word_field};
 
 use crate::error::WorldError;
 
