@@ -2,6 +2,9 @@
 //! (`Accept` / `Content-Type: application/msgpack`), and extractors whose
 //! rejections are JSON errors naming what was wrong.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -32,14 +35,34 @@ pub enum Format {
 }
 
 impl Format {
-    /// The format a client accepts, from its `Accept` header.
+    /// The format a client prefers, from its `Accept` header(s): the one
+    /// with the highest q-value (RFC 9110, 12.5.1), each format taking the
+    /// q of the most specific range that matches it (`application/msgpack`
+    /// over `application/*` over `*/*`); on a tie the range listed first
+    /// wins, and JSON when one range covers both. `q=0` means "not this
+    /// one". JSON when the header is absent or accepts neither: a client
+    /// that cannot take JSON still gets a readable error.
     pub fn from_accept(headers: &HeaderMap) -> Format {
-        let accepts_msgpack = headers
+        let ranges: Vec<(&str, f32)> = headers
             .get_all(header::ACCEPT)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .any(|v| v.contains(MSGPACK) || v.contains("application/x-msgpack"));
-        if accepts_msgpack { Format::Msgpack } else { Format::Json }
+            .flat_map(|v| v.split(','))
+            .filter_map(media_range)
+            .collect();
+        let json = preference(&ranges, &["application/json"]);
+        let msgpack = preference(&ranges, &[MSGPACK, "application/x-msgpack"]);
+        match (json, msgpack) {
+            (_, None) => Format::Json,
+            (None, Some(_)) => Format::Msgpack,
+            (Some((json_q, json_at)), Some((msgpack_q, msgpack_at))) => {
+                if msgpack_q > json_q || (msgpack_q == json_q && msgpack_at < json_at) {
+                    Format::Msgpack
+                } else {
+                    Format::Json
+                }
+            }
+        }
     }
 
     fn content_type(self) -> HeaderValue {
@@ -60,6 +83,52 @@ impl Format {
             }
         }
     }
+}
+
+/// One element of an `Accept` header: its lowercased media range and its
+/// q-value. A q that is not a number in 0..=1 drops the element (it cannot
+/// be honoured as meant).
+fn media_range(element: &str) -> Option<(&str, f32)> {
+    let mut parts = element.split(';');
+    let range = parts.next()?.trim();
+    if range.is_empty() {
+        return None;
+    }
+    let mut q = 1.0;
+    for param in parts {
+        let Some((name, value)) = param.split_once('=') else {
+            continue;
+        };
+        if name.trim().eq_ignore_ascii_case("q") {
+            q = value.trim().parse::<f32>().ok().filter(|q| (0.0..=1.0).contains(q))?;
+        }
+    }
+    Some((range, q))
+}
+
+/// How much `ranges` want a format known by `names`: the q of the most
+/// specific matching range and that range's position, or `None` when no
+/// range matches or the match has `q=0`.
+fn preference(ranges: &[(&str, f32)], names: &[&str]) -> Option<(f32, usize)> {
+    let specificity = |range: &str| -> Option<u8> {
+        if names.iter().any(|name| range.eq_ignore_ascii_case(name)) {
+            Some(2)
+        } else if range.eq_ignore_ascii_case("application/*") {
+            Some(1)
+        } else if range == "*/*" {
+            Some(0)
+        } else {
+            None
+        }
+    };
+    let mut best: Option<(u8, f32, usize)> = None;
+    for (at, (range, q)) in ranges.iter().enumerate() {
+        let Some(level) = specificity(range) else { continue };
+        if best.is_none_or(|(best_level, _, _)| level > best_level) {
+            best = Some((level, *q, at));
+        }
+    }
+    best.filter(|(_, q, _)| *q > 0.0).map(|(_, q, at)| (q, at))
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Format {
@@ -156,9 +225,63 @@ where
                 ));
             }
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(body_rejection)?;
+        let watch = req.extensions().get::<BodyWatch>().cloned();
+        let read = Bytes::from_request(req, state);
+        let bytes = match &watch {
+            Some(watch) => tokio::time::timeout_at(watch.deadline, read)
+                .await
+                .map_err(|_| body_timeout(watch))?,
+            None => read.await,
+        }
+        .map_err(body_rejection)?;
+        if let Some(watch) = &watch {
+            watch.read.store(true, Ordering::Release);
+        }
         decode_body(format, &bytes).map(Body)
     }
+}
+
+/// What the body guard (`middleware::body_guard`) tells the [`Body`]
+/// extractor about a request that declares a body: by when the body must
+/// have arrived, and a flag the extractor sets once it has read all of it
+/// (so the guard knows whether the connection can carry another request).
+#[derive(Debug, Clone)]
+pub struct BodyWatch {
+    /// When the client must have sent the whole body.
+    pub deadline: tokio::time::Instant,
+    /// The read timeout the deadline came from, for the error message.
+    pub timeout: std::time::Duration,
+    /// Set once the body was read to its end.
+    pub read: Arc<AtomicBool>,
+}
+
+impl BodyWatch {
+    /// A watch whose deadline is `timeout` from now.
+    pub fn starting_now(timeout: std::time::Duration) -> BodyWatch {
+        BodyWatch {
+            deadline: tokio::time::Instant::now() + timeout,
+            timeout,
+            read: Arc::default(),
+        }
+    }
+
+    /// Whether the body was read to its end.
+    pub fn was_read(&self) -> bool {
+        self.read.load(Ordering::Acquire)
+    }
+}
+
+/// A body that did not arrive in time: the client is too slow (or sends
+/// nothing after its headers), which is the client's failure, a 408, not
+/// the gateway's 504.
+fn body_timeout(watch: &BodyWatch) -> GatewayError {
+    GatewayError::api(
+        ErrorCode::RequestTimeout,
+        format!(
+            "the request body did not arrive within {} ms",
+            watch.timeout.as_millis()
+        ),
+    )
 }
 
 /// Decodes a request body of `format`: what the [`Body`] extractor does once
@@ -272,6 +395,24 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryArgs<T> {
     }
 }
 
+/// A route that takes no query parameters: any parameter is a 400 naming
+/// it, as on routes with a query type, so that a client never believes it
+/// set something (a `player_id=`, say) that was ignored.
+pub struct NoQuery;
+
+/// The query of a route that has none.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoParameters {}
+
+impl<S: Send + Sync> FromRequestParts<S> for NoQuery {
+    type Rejection = GatewayError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<NoQuery, GatewayError> {
+        decode_query::<NoParameters>(&parts.uri).map(|_| NoQuery)
+    }
+}
+
 /// Decodes the query string of `uri`: what the [`QueryArgs`] extractor does.
 pub fn decode_query<T: DeserializeOwned>(uri: &axum::http::Uri) -> Result<T, GatewayError> {
     axum::extract::Query::<T>::try_from_uri(uri)
@@ -292,6 +433,49 @@ mod tests {
             HeaderValue::from_static("application/msgpack, application/json;q=0.5"),
         );
         assert_eq!(Format::from_accept(&headers), Format::Msgpack);
+    }
+
+    fn accepting(values: &[&'static str]) -> Format {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(header::ACCEPT, HeaderValue::from_static(value));
+        }
+        Format::from_accept(&headers)
+    }
+
+    #[test]
+    fn q_values_are_honoured() {
+        use Format::{Json, Msgpack};
+        let cases: [(&[&'static str], Format); 17] = [
+            // q=0 is a refusal, not a preference.
+            (&["application/msgpack;q=0"], Json),
+            (&["application/msgpack; q=0.0, application/json"], Json),
+            (&["application/json;q=0, application/msgpack;q=0"], Json),
+            // The highest q wins, wherever it is listed.
+            (&["application/json;q=0.4, application/msgpack;q=0.9"], Msgpack),
+            (&["application/msgpack;q=0.4, application/json;q=0.9"], Json),
+            (&["application/x-msgpack;q=1, application/json;q=0.99"], Msgpack),
+            // Ties go to the one listed first.
+            (&["application/json, application/msgpack"], Json),
+            (&["application/msgpack, application/json"], Msgpack),
+            (&["application/msgpack;q=0.5, application/json;q=0.5"], Msgpack),
+            // Across several Accept headers, in order.
+            (&["application/json;q=0.5", "application/msgpack"], Msgpack),
+            // The most specific range decides a format's q.
+            (&["application/msgpack;q=0.5, */*"], Json),
+            (&["application/msgpack, */*;q=0.1"], Msgpack),
+            (&["*/*, application/msgpack;q=0"], Json),
+            (&["application/json;q=0, */*"], Msgpack),
+            // Wildcards alone, or unusable values: JSON.
+            (&["*/*"], Json),
+            (&["application/*;q=0.8, text/html"], Json),
+            (&["application/msgpack;q=lots"], Json),
+        ];
+        for (values, expected) in cases {
+            assert_eq!(accepting(values), expected, "{values:?}");
+        }
+        assert_eq!(accepting(&["APPLICATION/MSGPACK;Q=0.7"]), Msgpack);
+        assert_eq!(accepting(&[]), Json);
     }
 
     #[test]

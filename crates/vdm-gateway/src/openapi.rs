@@ -251,8 +251,8 @@ fn accepted_schemes(operation: &Operation) -> Vec<String> {
         .collect()
 }
 
-/// 401 and 403 from `Caller` / `Player` / `Admin`; 400, 413 and 415 from
-/// `Body`; 400 from `PathId` and `QueryArgs`.
+/// 401 and 403 from `Caller` / `Player` / `Admin`; 400, 408, 413 and 415
+/// from `Body`; 400 from `PathId`, `QueryArgs` and `NoQuery`.
 fn add_extractor_answers(operation: &mut Operation) {
     let schemes = accepted_schemes(operation);
     if !schemes.is_empty() {
@@ -289,6 +289,11 @@ fn add_extractor_answers(operation: &mut Operation) {
         add_error(operation, 400, invalid);
     }
     if has_body {
+        add_error(
+            operation,
+            408,
+            "The declared body did not arrive within the body read timeout",
+        );
         add_error(operation, 413, "The body is larger than the server accepts");
         add_error(
             operation,

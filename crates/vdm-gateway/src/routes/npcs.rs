@@ -14,7 +14,7 @@ use super::quests::ListJson;
 use super::{IdempotencyKey, check_limit, idempotency_key};
 use crate::auth::{Admin, Caller, Player};
 use crate::error::{ErrorBody, GatewayError, GatewayResult};
-use crate::negotiate::{Body, Format, PathId, QueryArgs, Reply};
+use crate::negotiate::{Body, Format, NoQuery, PathId, QueryArgs, Reply};
 use crate::state::AppState;
 
 /// An NPC's personality, each 0..=1 (0.5 when left out).
@@ -462,6 +462,7 @@ pub async fn record_memory(
 pub async fn disposition(
     State(state): State<AppState>,
     Player(player_id): Player,
+    _no_query: NoQuery,
     format: Format,
     PathId(npc_id): PathId,
 ) -> GatewayResult<Reply<DispositionJson>> {

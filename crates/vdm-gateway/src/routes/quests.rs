@@ -13,7 +13,7 @@ use vdm_proto::quest::v1 as pb;
 use super::IdempotencyKey;
 use crate::auth::{Admin, Caller, Player};
 use crate::error::{ErrorBody, GatewayError, GatewayResult};
-use crate::negotiate::{Body, Format, PathId, QueryArgs, Reply};
+use crate::negotiate::{Body, Format, NoQuery, PathId, QueryArgs, Reply};
 use crate::state::AppState;
 
 /// The reward of a quest.
@@ -462,6 +462,7 @@ pub async fn list(
 pub async fn accept(
     State(state): State<AppState>,
     Player(player_id): Player,
+    _no_query: NoQuery,
     format: Format,
     PathId(quest_id): PathId,
 ) -> GatewayResult<Reply<PlayerQuestJson>> {
@@ -493,6 +494,7 @@ pub async fn accept(
 pub async fn progress(
     State(state): State<AppState>,
     Player(player_id): Player,
+    _no_query: NoQuery,
     format: Format,
     PathId(quest_id): PathId,
     Body(body): Body<ProgressBody>,
@@ -525,6 +527,7 @@ pub async fn progress(
 pub async fn abandon(
     State(state): State<AppState>,
     Player(player_id): Player,
+    _no_query: NoQuery,
     format: Format,
     PathId(quest_id): PathId,
 ) -> GatewayResult<Reply<PlayerQuestJson>> {

@@ -19,7 +19,7 @@ use super::quests::ListJson;
 use super::{IdempotencyKey, check_limit, idempotency_key};
 use crate::auth::{Admin, Caller, Player};
 use crate::error::{ErrorBody, GatewayError, GatewayResult};
-use crate::negotiate::{Body, Format, PathId, QueryArgs, Reply};
+use crate::negotiate::{Body, Format, NoQuery, PathId, QueryArgs, Reply};
 use crate::state::AppState;
 
 /// `POST /v1/rumors` body: one of `origin_npc_id` and `origin_event_id`.
@@ -379,6 +379,7 @@ async fn list_known(
 pub async fn talk(
     State(state): State<AppState>,
     Player(player_id): Player,
+    _no_query: NoQuery,
     format: Format,
     PathId(npc_id): PathId,
 ) -> GatewayResult<Reply<TalkJson>> {

@@ -15,7 +15,7 @@ use vdm_proto::metrics::v1::metrics_service_client::MetricsServiceClient;
 
 use crate::auth::{Caller, Player};
 use crate::error::{ErrorBody, GatewayError, GatewayResult};
-use crate::negotiate::{Body, Format, QueryArgs, Reply};
+use crate::negotiate::{Body, Format, NoQuery, QueryArgs, Reply};
 use crate::state::AppState;
 
 /// `POST /v1/telemetry/client` body.
@@ -105,6 +105,7 @@ pub struct ClientStatsJson {
 pub async fn upload(
     State(state): State<AppState>,
     Player(player_id): Player,
+    _no_query: NoQuery,
     format: Format,
     Body(body): Body<ClientBatchJson>,
 ) -> GatewayResult<Reply<AcceptedJson>> {
