@@ -66,8 +66,7 @@ impl App {
             .accept_compressed(CompressionEncoding::Gzip)
             .accept_compressed(CompressionEncoding::Zstd);
         let caches = CacheStore::new(&config.cache).map_err(|e| GatewayError::Internal(format!("cache setup: {e}")))?;
-        let redis_url = config.cache.redis_url.as_ref().map(|url| url.expose());
-        let bus = EventBus::new(&caches, redis_url, &config.cache.key_prefix);
+        let bus = EventBus::new(&caches, &config.cache.key_prefix);
         // Sessions resume on any replica when records and events are in Redis.
         let sessions = match caches.redis_pool() {
             Some(pool) if bus.keeps_history() => SessionStore::Redis {

@@ -124,7 +124,7 @@ pub struct EventBus {
 #[derive(Clone)]
 struct RedisBus {
     pool: deadpool_redis::Pool,
-    url: String,
+    connection: redis::ConnectionInfo,
     stream: String,
     /// Whether the following task runs (one per bus).
     following: Arc<AtomicBool>,
@@ -164,13 +164,13 @@ impl ProcessBus {
 impl EventBus {
     /// The bus of a cache store's backend: the Redis stream
     /// `<prefix>:events`, or the in-process bus of `prefix`.
-    pub fn new(store: &CacheStore, redis_url: Option<&str>, prefix: &str) -> EventBus {
-        match (store.redis_pool(), redis_url) {
-            (Some(pool), Some(url)) => EventBus {
+    pub fn new(store: &CacheStore, prefix: &str) -> EventBus {
+        match (store.redis_pool(), store.redis_connection()) {
+            (Some(pool), Some(connection)) => EventBus {
                 local: broadcast::channel(CAPACITY).0,
                 redis: Some(RedisBus {
                     pool: pool.clone(),
-                    url: url.to_owned(),
+                    connection: connection.clone(),
                     stream: format!("{prefix}:events"),
                     following: Arc::new(AtomicBool::new(false)),
                 }),
@@ -325,12 +325,12 @@ impl RedisBus {
         if self.following.swap(true, Ordering::AcqRel) {
             return;
         }
-        let (url, stream, following) = (self.url.clone(), self.stream.clone(), self.following.clone());
+        let (connection, stream, following) = (self.connection.clone(), self.stream.clone(), self.following.clone());
         tokio::spawn(async move {
             let mut last: Option<Offset> = None;
             let mut backoff = Duration::from_millis(100);
             loop {
-                match follow(&url, &stream, &local, &mut last).await {
+                match follow(&connection, &stream, &local, &mut last).await {
                     Ok(()) => {
                         // Every receiver is gone; the next subscribe restarts it.
                         following.store(false, Ordering::Release);
@@ -352,12 +352,12 @@ impl RedisBus {
 /// stream's current end, the first time) until every receiver is gone
 /// (`Ok`) or the connection fails (`Err`).
 async fn follow(
-    url: &str,
+    connection: &redis::ConnectionInfo,
     stream: &str,
     local: &broadcast::Sender<Delivery>,
     last: &mut Option<Offset>,
 ) -> Result<(), String> {
-    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+    let client = redis::Client::open(connection.clone()).map_err(|e| e.to_string())?;
     let config = redis::AsyncConnectionConfig::new().set_response_timeout(Some(READ_BLOCK + Duration::from_secs(5)));
     let mut conn = client
         .get_multiplexed_async_connection_with_config(&config)

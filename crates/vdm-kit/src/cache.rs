@@ -20,16 +20,46 @@ use tracing::Instrument;
 
 use crate::config::CacheConfig;
 
-/// The cache backend could not be set up (a malformed Redis URL).
+/// The cache backend could not be set up (a malformed Redis URL, an
+/// unreadable CA file).
 #[derive(Debug, thiserror::Error)]
-#[error("cannot set up the redis pool")]
-pub struct CacheSetupError(#[source] deadpool_redis::CreatePoolError);
+#[error("cannot set up the redis pool: {0}")]
+pub struct CacheSetupError(String);
+
+/// The connection settings of `url`; with `ca_file`, a `rediss://` URL
+/// trusts the certificate authorities in that PEM file (instead of the
+/// system's roots).
+fn redis_connection(
+    url: &str,
+    ca_file: Option<&std::path::Path>,
+) -> Result<deadpool_redis::redis::ConnectionInfo, CacheSetupError> {
+    use deadpool_redis::redis::{Client, IntoConnectionInfo, TlsCertificates};
+    let Some(path) = ca_file else {
+        return url
+            .into_connection_info()
+            .map_err(|e| CacheSetupError(format!("REDIS_URL: {e}")));
+    };
+    let root_cert =
+        std::fs::read(path).map_err(|e| CacheSetupError(format!("VDM_REDIS_CA_FILE {}: {e}", path.display())))?;
+    let client = Client::build_with_tls(
+        url,
+        TlsCertificates {
+            client_tls: None,
+            root_cert: Some(root_cert),
+        },
+    )
+    .map_err(|e| CacheSetupError(format!("REDIS_URL with VDM_REDIS_CA_FILE: {e}")))?;
+    Ok(client.get_connection_info().clone())
+}
 
 /// Where caches keep their entries; create it once per process and derive one
 /// [`Cache`] per use with [`CacheStore::cache`].
 #[derive(Clone)]
 pub struct CacheStore {
     backend: StoreBackend,
+    /// Where Redis is and how to reach it (TLS roots included), for the
+    /// connections that do not come from the pool (the event stream's).
+    redis_connection: Option<deadpool_redis::redis::ConnectionInfo>,
     prefix: String,
     memory_capacity: u64,
     timeout: Duration,
@@ -45,22 +75,29 @@ impl CacheStore {
     /// Builds the store the config names. Redis connects lazily, so this
     /// succeeds while Redis is down (reads then go to the database).
     pub fn new(config: &CacheConfig) -> Result<CacheStore, CacheSetupError> {
-        let backend = match &config.redis_url {
-            None => StoreBackend::Memory,
+        let (backend, redis_connection) = match &config.redis_url {
+            None => (StoreBackend::Memory, None),
             Some(url) => {
-                let mut redis = deadpool_redis::Config::from_url(url.expose());
+                let connection = redis_connection(url.expose(), config.redis_ca_file.as_deref())?;
+                let manager = deadpool_redis::Manager::new(connection.clone())
+                    .map_err(|e| CacheSetupError(format!("REDIS_URL: {e}")))?;
                 let mut pool = PoolConfig::new(64);
                 pool.timeouts = Timeouts {
                     wait: Some(config.timeout),
                     create: Some(config.timeout),
                     recycle: Some(config.timeout),
                 };
-                redis.pool = Some(pool);
-                StoreBackend::Redis(redis.create_pool(Some(Runtime::Tokio1)).map_err(CacheSetupError)?)
+                let pool = Pool::builder(manager)
+                    .config(pool)
+                    .runtime(Runtime::Tokio1)
+                    .build()
+                    .map_err(|e| CacheSetupError(e.to_string()))?;
+                (StoreBackend::Redis(pool), Some(connection))
             }
         };
         Ok(CacheStore {
             backend,
+            redis_connection,
             prefix: config.key_prefix.clone(),
             memory_capacity: config.memory_capacity,
             timeout: config.timeout,
@@ -73,6 +110,11 @@ impl CacheStore {
             StoreBackend::Memory => "memory",
             StoreBackend::Redis(_) => "redis",
         }
+    }
+
+    /// Where Redis is, when the store uses it (for connections of their own).
+    pub fn redis_connection(&self) -> Option<&deadpool_redis::redis::ConnectionInfo> {
+        self.redis_connection.as_ref()
     }
 
     /// Returns the Redis pool when the store uses Redis (for pub/sub users).

@@ -218,8 +218,14 @@ impl DatabaseConfig {
 /// Where a service caches, and how.
 #[derive(Debug, Clone)]
 pub struct CacheConfig {
-    /// `redis://` URL; `None` selects the bounded in-process cache.
+    /// `redis://` (or, over TLS, `rediss://`) URL; `None` selects the
+    /// bounded in-process cache.
     pub redis_url: Option<Secret>,
+    /// A PEM file of the certificate authorities that sign the Redis
+    /// server's certificate (`VDM_REDIS_CA_FILE`), for `rediss://` to a
+    /// server whose certificate the system's roots do not cover (a private
+    /// CA); `None`: the system's roots.
+    pub redis_ca_file: Option<std::path::PathBuf>,
     /// Prefix of every key, so several deployments can share one Redis.
     pub key_prefix: String,
     /// Entries the in-process cache holds at most, per cache.
@@ -229,8 +235,8 @@ pub struct CacheConfig {
 }
 
 impl CacheConfig {
-    /// Reads `REDIS_URL`, `VDM_CACHE_PREFIX`, `VDM_CACHE_CAPACITY` and
-    /// `VDM_CACHE_TIMEOUT_MS`.
+    /// Reads `REDIS_URL`, `VDM_REDIS_CA_FILE`, `VDM_CACHE_PREFIX`,
+    /// `VDM_CACHE_CAPACITY` and `VDM_CACHE_TIMEOUT_MS`.
     pub fn from_env(env: &Env) -> Result<CacheConfig, ConfigError> {
         let redis_url = env.secret("REDIS_URL");
         if let Some(url) = &redis_url {
@@ -239,8 +245,20 @@ impl CacheConfig {
                 return Err(ConfigError::new("REDIS_URL", "expected a redis:// URL"));
             }
         }
+        let redis_ca_file = env.string("VDM_REDIS_CA_FILE").map(std::path::PathBuf::from);
+        if let Some(path) = &redis_ca_file
+            && !redis_url
+                .as_ref()
+                .is_some_and(|url| url.expose().starts_with("rediss://"))
+        {
+            return Err(ConfigError::new(
+                "VDM_REDIS_CA_FILE",
+                format!("{} is set but REDIS_URL is not a rediss:// (TLS) URL", path.display()),
+            ));
+        }
         Ok(CacheConfig {
             redis_url,
+            redis_ca_file,
             key_prefix: env.string("VDM_CACHE_PREFIX").unwrap_or_else(|| "vdm".to_owned()),
             memory_capacity: env.parse_or("VDM_CACHE_CAPACITY", 100_000u64)?,
             timeout: env.millis_or("VDM_CACHE_TIMEOUT_MS", Duration::from_millis(250))?,
@@ -251,6 +269,7 @@ impl CacheConfig {
     pub fn in_process() -> CacheConfig {
         CacheConfig {
             redis_url: None,
+            redis_ca_file: None,
             key_prefix: "vdm".to_owned(),
             memory_capacity: 100_000,
             timeout: Duration::from_millis(250),

@@ -31,8 +31,7 @@ impl App {
     pub async fn build(config: &NpcConfig) -> NpcResult<App> {
         let db = vdm_kit::db::connect::<Migrator>(&config.database, "npc").await?;
         let caches = CacheStore::new(&config.cache)?;
-        let redis_url = config.cache.redis_url.as_ref().map(|url| url.expose());
-        let events = EventBus::new(&caches, redis_url, &config.cache.key_prefix);
+        let events = EventBus::new(&caches, &config.cache.key_prefix);
         let world = WorldClient::connect(&config.world_url, config.world_timeout)?;
         let listener = TcpListener::bind(config.grpc_addr)
             .await

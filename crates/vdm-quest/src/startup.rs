@@ -38,8 +38,7 @@ impl App {
             postgres = config.database.is_postgres(),
             "quest service built"
         );
-        let redis_url = config.cache.redis_url.as_ref().map(|url| url.expose());
-        let events = EventBus::new(&caches, redis_url, &config.cache.key_prefix);
+        let events = EventBus::new(&caches, &config.cache.key_prefix);
         Ok(App {
             listener,
             service: QuestService::new(QuestStore::new(db), &caches, events),

@@ -66,6 +66,10 @@ pub struct LlmConfig {
     /// The first retry's wait, doubled each time (`VDM_LLM_BACKOFF_MS`,
     /// default 50 ms).
     pub backoff: Duration,
+    /// A PEM file of further certificate authorities trusted for an
+    /// `https://` upstream (`VDM_LLM_CA_FILE`; a private CA), beside the
+    /// system's roots.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// The background spreading ticker.
@@ -151,12 +155,10 @@ fn transform_from_env(env: &Env) -> Result<TransformConfig, ConfigError> {
     let llm = match env.string("VDM_LLM_URL") {
         None => None,
         Some(url) => {
-            if !url.starts_with("http://") {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(ConfigError::new(
                     "VDM_LLM_URL",
-                    format!(
-                        "expected http://host:port/path (put a TLS-terminating proxy in front of an https upstream), got {url:?}"
-                    ),
+                    format!("expected http(s)://host:port/path, got {url:?}"),
                 ));
             }
             let retries = env.parse_or("VDM_LLM_RETRIES", 2u32)?;
@@ -170,6 +172,7 @@ fn transform_from_env(env: &Env) -> Result<TransformConfig, ConfigError> {
                 timeout: env.millis_or("VDM_LLM_TIMEOUT_MS", Duration::from_secs(2))?,
                 retries,
                 backoff: env.millis_or("VDM_LLM_BACKOFF_MS", Duration::from_millis(50))?,
+                ca_file: env.string("VDM_LLM_CA_FILE").map(std::path::PathBuf::from),
             })
         }
     };
@@ -233,7 +236,7 @@ mod tests {
         let err = RumorConfig::from_env(&Env::default(), addr(), Path::new("d"), None, None).unwrap_err();
         assert_eq!(err.var, "VDM_NPC_URL");
         for (var, value) in [
-            ("VDM_LLM_URL", "https://api.example.com/v1"),
+            ("VDM_LLM_URL", "ftp://api.example.com/v1"),
             ("VDM_RUMOR_BATCH_SIZE", "0"),
             ("VDM_RUMOR_TICK_MAX_TELLINGS", "0"),
             ("VDM_RUMOR_CACHE_TTL_SECS", "0"),

@@ -37,8 +37,7 @@ impl App {
     pub async fn build(config: &RumorConfig) -> RumorResult<App> {
         let db = vdm_kit::db::connect::<Migrator>(&config.database, "rumor").await?;
         let caches = CacheStore::new(&config.cache)?;
-        let redis_url = config.cache.redis_url.as_ref().map(|url| url.expose());
-        let events = EventBus::new(&caches, redis_url, &config.cache.key_prefix);
+        let events = EventBus::new(&caches, &config.cache.key_prefix);
         let peers = Peers::connect(&config.npc_url, &config.world_url, config.peer_timeout)?;
         let transformer = match &config.transform.llm {
             Some(llm) => Transformer::Llm(Box::new(LlmClient::new(llm).map_err(RumorError::Invalid)?)),

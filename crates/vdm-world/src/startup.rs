@@ -33,8 +33,7 @@ impl App {
     pub async fn build(config: &WorldConfig) -> WorldResult<App> {
         let db = vdm_kit::db::connect::<Migrator>(&config.database, "world").await?;
         let caches = CacheStore::new(&config.cache)?;
-        let redis_url = config.cache.redis_url.as_ref().map(|url| url.expose());
-        let events = EventBus::new(&caches, redis_url, &config.cache.key_prefix);
+        let events = EventBus::new(&caches, &config.cache.key_prefix);
         let store = WorldStore::new(db);
         let now = vdm_kit::now_ms();
         let mut clock = store.load_clock(Clock::start(now, config.clock_rate)).await?;

@@ -718,13 +718,12 @@ mod tests {
         let hub = hub();
         let bus_without_history = EventBus::new(
             &vdm_kit::cache::CacheStore::new(&vdm_kit::config::CacheConfig {
-                redis_url: None,
                 key_prefix: "t".into(),
                 memory_capacity: 10,
                 timeout: Duration::from_millis(50),
+                ..vdm_kit::config::CacheConfig::in_process()
             })
             .unwrap(),
-            None,
             "t",
         );
         let (tx, mut rx) = mpsc::channel(8);

@@ -7,12 +7,16 @@
 //! The request asks for a JSON object `{"texts": [...]}` with one text per
 //! retelling, in order; an answer that is not that (wrong count, not JSON,
 //! an empty or over-long text) is "malformed" and answered locally.
+//!
+//! `https://` upstreams are reached over rustls, trusting the system's roots
+//! and, when `VDM_LLM_CA_FILE` names one, a private CA as well.
 
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Request, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -36,7 +40,7 @@ object {\"texts\": [...]} holding exactly one string per retelling, in order.";
 
 /// See the module docs.
 pub struct LlmClient {
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     endpoint: http::Uri,
     model: String,
     api_key: Option<Secret>,
@@ -104,6 +108,34 @@ enum Texts {
     List(Vec<String>),
 }
 
+/// The TLS settings of https upstreams: the system's roots, plus the
+/// certificate authorities of `ca_file` (PEM) when given.
+fn tls_config(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for error in &native.errors {
+        tracing::warn!(%error, "a system root certificate could not be read");
+    }
+    roots.add_parsable_certificates(native.certs);
+    if let Some(path) = ca_file {
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("VDM_LLM_CA_FILE {}: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!("VDM_LLM_CA_FILE {}: no certificate in it", path.display()));
+        }
+        let (added, _) = roots.add_parsable_certificates(certs);
+        if added == 0 {
+            return Err(format!("VDM_LLM_CA_FILE {}: no usable certificate", path.display()));
+        }
+    }
+    Ok(rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
 impl LlmClient {
     /// A client of the upstream in `config` (connects on first use).
     pub fn new(config: &LlmConfig) -> Result<LlmClient, String> {
@@ -117,6 +149,13 @@ impl LlmClient {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(config.timeout));
+        // `https_or_http` unwraps the plain connector's refusal of https.
+        connector.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config(config.ca_file.as_deref())?)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         Ok(LlmClient {
             http: Client::builder(TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(30))

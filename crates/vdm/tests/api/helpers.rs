@@ -115,6 +115,8 @@ pub struct Options {
     pub stats_csv: bool,
     /// Scrape these targets instead of the services of the process.
     pub stats_targets: Vec<vdm_metrics::domain::targets::Target>,
+    /// With `redis_url` `rediss://...`: the CA file that signs its certificate.
+    pub redis_ca_file: Option<PathBuf>,
     /// A file of further named operator credentials.
     pub admin_tokens_file: Option<PathBuf>,
     /// The budgets the metrics service judges (default: deploy/budgets.json).
@@ -295,6 +297,7 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
                 },
                 Some(url) => CacheConfig {
                     redis_url: Some(Secret::new(url.clone())),
+                    redis_ca_file: options.redis_ca_file.clone(),
                     key_prefix: format!("t{}_{suffix}", unix_secs()),
                     memory_capacity: 1000,
                     timeout: Duration::from_millis(250),
@@ -319,6 +322,7 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
             let prefix = format!("t{}_{suffix}", unix_secs());
             let cache = CacheConfig {
                 redis_url: Some(Secret::new(redis)),
+                redis_ca_file: None,
                 key_prefix: prefix.clone(),
                 memory_capacity: 1000,
                 timeout: Duration::from_millis(500),

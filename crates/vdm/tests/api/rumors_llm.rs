@@ -25,7 +25,13 @@ backend_tests!(
     identical_concurrent_asks_make_one_upstream_call_and_then_hit_the_cache,
     distinct_asks_arriving_together_go_upstream_in_batches,
     a_failing_slow_or_garbled_upstream_falls_back_to_the_local_transformer,
+    an_https_upstream_is_trusted_through_its_private_ca_only,
 );
+
+/// The test certificate (CN and SAN `localhost`, `127.0.0.1`), self-signed,
+/// and its key: `tests/fixtures/tls/README.md` says how they were made.
+pub(crate) const TLS_CERT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls/cert.pem");
+pub(crate) const TLS_KEY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls/key.pem");
 
 const OK: usize = 0;
 const FAIL: usize = 1;
@@ -83,21 +89,74 @@ async fn start_upstream() -> (Arc<Upstream>, String) {
     (upstream, format!("http://{addr}/v1"))
 }
 
+/// [`start_upstream`] behind TLS with the test certificate, at
+/// `https://localhost:<port>/v1`.
+async fn start_tls_upstream() -> (Arc<Upstream>, String) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let upstream = Arc::new(Upstream::default());
+    let app = axum::Router::new()
+        .route("/v1/chat/completions", axum::routing::post(completions))
+        .with_state(upstream.clone());
+    let certs = CertificateDer::pem_file_iter(TLS_CERT)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(TLS_KEY).unwrap();
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let (acceptor, app) = (acceptor.clone(), app.clone());
+            tokio::spawn(async move {
+                // A client that refuses the certificate ends here.
+                let Ok(tls) = acceptor.accept(stream).await else { return };
+                let service = hyper_util::service::TowerToHyperService::new(app);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    (upstream, format!("https://localhost:{port}/v1"))
+}
+
 async fn app_with_upstream(
     backend: Backend,
     timeout: Duration,
     batch: (usize, Duration),
 ) -> Option<(TestApp, Arc<Upstream>)> {
     let (upstream, url) = start_upstream().await;
+    app_with(backend, url, None, timeout, batch)
+        .await
+        .map(|app| (app, upstream))
+}
+
+async fn app_with(
+    backend: Backend,
+    url: String,
+    ca_file: Option<std::path::PathBuf>,
+    timeout: Duration,
+    batch: (usize, Duration),
+) -> Option<TestApp> {
     let generous = Rate {
         per_second: 10_000.0,
         burst: 10_000.0,
     };
-    let app = spawn_app_with(
+    spawn_app_with(
         backend,
         Options {
             seed_demo: true,
             llm: Some(LlmConfig {
+                ca_file,
                 url,
                 model: "test-model".to_owned(),
                 api_key: Some(vdm_kit::config::Secret::new("sk-test")),
@@ -116,8 +175,49 @@ async fn app_with_upstream(
             ..Options::default()
         },
     )
-    .await?;
-    Some((app, upstream))
+    .await
+}
+
+async fn an_https_upstream_is_trusted_through_its_private_ca_only(backend: Backend) {
+    // Trusting the private CA: the upstream writes the retelling.
+    let (upstream, url) = start_tls_upstream().await;
+    let ca = Some(std::path::PathBuf::from(TLS_CERT));
+    let Some(app) = app_with(
+        backend,
+        url,
+        ca,
+        Duration::from_secs(5),
+        (16, Duration::from_millis(10)),
+    )
+    .await
+    else {
+        return;
+    };
+    let (_, token) = app.sign_in("tls-listener").await;
+    let answer = talk(&app, &token, 4).await;
+    let text = answer["rumor"]["text"].as_str().unwrap();
+    assert!(text.starts_with("(as the bard tells it) "), "{text}");
+    assert_eq!(upstream.calls(), 1);
+    app.finish().await;
+
+    // Without it, the certificate is refused: no answer comes from there,
+    // and the local transformer tells the rumor.
+    let (upstream, url) = start_tls_upstream().await;
+    let app = app_with(
+        backend,
+        url,
+        None,
+        Duration::from_secs(5),
+        (16, Duration::from_millis(10)),
+    )
+    .await
+    .unwrap();
+    let (_, token) = app.sign_in("tls-listener").await;
+    let answer = talk(&app, &token, 4).await;
+    let text = answer["rumor"]["text"].as_str().unwrap();
+    assert!(!text.starts_with("(as the bard tells it) "), "{text}");
+    assert_eq!(upstream.calls(), 0, "an untrusted upstream is never asked");
+    app.finish().await;
 }
 
 async fn talk(app: &TestApp, token: &str, npc: i64) -> Value {
