@@ -126,9 +126,8 @@ def settings(component):
     config = {"peerTimeoutMs": i("VDM_PEER_TIMEOUT_MS", minimum=1)}
     top = {
         "llm": obj({
-            # The binary refuses https://: a TLS-terminating proxy goes in front.
-            "url": s("VDM_LLM_URL (http:// only; empty: the built-in transformer only)",
-                     pattern="^(http://.+)?$"),
+            "url": s("VDM_LLM_URL (http:// or https://; empty: the built-in transformer only)",
+                     pattern="^(https?://.+)?$"),
             "model": s("VDM_LLM_MODEL", minLength=1),
             "timeoutMs": i("VDM_LLM_TIMEOUT_MS", minimum=1),
             "retries": i("VDM_LLM_RETRIES", 0, 10),

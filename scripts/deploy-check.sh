@@ -411,7 +411,7 @@ expect_schema_error "a value of the wrong type" "${umbrella}" --set vdm-quest.co
 expect_schema_error "a JWT secret shorter than the gateway accepts" "${umbrella}" --set vdm-gateway.secret.values.jwtSecret=too-short
 expect_schema_error "an unknown value (service chart alone)" "${charts}/vdm-quest" --set replicaCount2=3
 expect_schema_error "an unknown upstream of the NPC service" "${umbrella}" --set vdm-npc.upstreams.quest=http://q:50051
-expect_schema_error "an https LLM upstream (the rumor service takes http:// only)" "${umbrella}" --set vdm-rumor.llm.url=https://api.example.com/v1
+expect_schema_error "an LLM upstream that is not http(s)" "${umbrella}" --set vdm-rumor.llm.url=ftp://api.example.com/v1
 expect_schema_error "an LLM API key as a plain value" "${umbrella}" --set vdm-rumor.llm.apiKey=sk-plain
 expect_schema_error "a rumor batch size over 256" "${umbrella}" --set vdm-rumor.pipeline.batchSize=1000
 expect_schema_error "a misspelt ticker value" "${umbrella}" --set vdm-rumor.ticker.interval=5000
