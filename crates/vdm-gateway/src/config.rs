@@ -284,19 +284,39 @@ pub fn generate_secret(bytes: usize) -> Result<Secret, crate::GatewayError> {
 mod tests {
     use super::*;
 
+    /// The gateway's config from the required variables plus `extra`.
+    fn with(extra: &[(&'static str, &'static str)]) -> Result<GatewayConfig, ConfigError> {
+        let mut pairs = vec![
+            ("VDM_QUEST_URL", "http://q:1"),
+            ("VDM_NPC_URL", "http://n:1"),
+            ("VDM_WORLD_URL", "http://w:1"),
+            ("VDM_ADMIN_TOKEN", "0123456789abcdef"),
+            ("VDM_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+        ];
+        pairs.extend_from_slice(extra);
+        GatewayConfig::from_env(&Env::from_pairs(pairs), Path::new("d"), Overrides::default())
+    }
+
+    #[test]
+    fn trusted_proxies_and_the_in_flight_cap_are_read_and_checked() {
+        let limits = with(&[("VDM_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.7")])
+            .unwrap()
+            .rate_limits
+            .unwrap();
+        assert_eq!(limits.trusted_proxies.len(), 2);
+        assert_eq!(limits.in_flight, 16);
+        for (var, value) in [
+            ("VDM_TRUSTED_PROXIES", "ingress.local"),
+            ("VDM_TRUSTED_PROXIES", "10.0.0.0/40"),
+            ("VDM_TRUST_FORWARDED_FOR", "true"),
+            ("VDM_RATE_IN_FLIGHT", "0"),
+        ] {
+            assert_eq!(with(&[(var, value)]).unwrap_err().var, var, "{value}");
+        }
+    }
+
     #[test]
     fn short_secrets_and_a_zero_header_timeout_are_refused() {
-        let with = |extra: &[(&'static str, &'static str)]| {
-            let mut pairs = vec![
-                ("VDM_QUEST_URL", "http://q:1"),
-                ("VDM_NPC_URL", "http://n:1"),
-                ("VDM_WORLD_URL", "http://w:1"),
-                ("VDM_ADMIN_TOKEN", "0123456789abcdef"),
-                ("VDM_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
-            ];
-            pairs.extend_from_slice(extra);
-            GatewayConfig::from_env(&Env::from_pairs(pairs), Path::new("d"), Overrides::default())
-        };
         let config = with(&[]).unwrap();
         assert_eq!(config.header_read_timeout, Duration::from_secs(10));
         assert_eq!(
@@ -315,17 +335,6 @@ mod tests {
 
     #[test]
     fn the_body_read_timeout_is_shorter_than_the_request_timeout() {
-        let with = |extra: &[(&'static str, &'static str)]| {
-            let mut pairs = vec![
-                ("VDM_QUEST_URL", "http://q:1"),
-                ("VDM_NPC_URL", "http://n:1"),
-                ("VDM_WORLD_URL", "http://w:1"),
-                ("VDM_ADMIN_TOKEN", "0123456789abcdef"),
-                ("VDM_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
-            ];
-            pairs.extend_from_slice(extra);
-            GatewayConfig::from_env(&Env::from_pairs(pairs), Path::new("d"), Overrides::default())
-        };
         assert_eq!(with(&[]).unwrap().body_read_timeout, Duration::from_secs(5));
         assert_eq!(
             with(&[("VDM_REQUEST_TIMEOUT_MS", "4000")]).unwrap().body_read_timeout,

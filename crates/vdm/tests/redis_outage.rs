@@ -11,22 +11,13 @@
 #[path = "api/helpers.rs"]
 mod helpers;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use http::Method;
 use serde_json::json;
 
-use helpers::{ADMIN_TOKEN, Backend, Options, TestApp, spawn_app_with, wolves};
-
-struct Redis(Child);
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg("-CONT").arg(self.0.id().to_string()).status();
-        let _ = self.0.kill();
-    }
-}
+use helpers::{ADMIN_TOKEN, Backend, Options, TestApp, private_redis_server, spawn_app_with, wolves};
 
 fn signal(child: &Child, sig: &str) {
     assert!(
@@ -51,39 +42,9 @@ async fn hits(app: &TestApp) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_and_writes_survive_a_redis_outage_without_stale_data() {
-    let Ok(server) = Command::new("redis-server").arg("--version").output() else {
-        if std::env::var("VDM_TEST_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1") {
-            panic!("VDM_TEST_REQUIRE_EXTERNAL=1 but redis-server is not installed");
-        }
-        eprintln!("SKIPPED redis outage test: redis-server is not installed");
+    let Some((redis, port)) = private_redis_server(|port| vec!["--port".into(), port.to_string()]).await else {
         return;
     };
-    assert!(server.status.success());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server starts");
-    let redis = Redis(child);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "redis-server did not come up");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 
     let options = Options {
         redis_url: Some(format!("redis://127.0.0.1:{port}")),

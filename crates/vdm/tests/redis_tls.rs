@@ -11,7 +11,6 @@
 #[path = "api/helpers.rs"]
 mod helpers;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -20,54 +19,30 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use helpers::{Backend, Options, TestApp, spawn_app_with, wolves};
+use helpers::{Backend, Options, PrivateRedis, TestApp, private_redis_server, spawn_app_with, wolves};
 
 const CERT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls/cert.pem");
 const KEY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls/key.pem");
 
-struct Redis(Child);
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-    }
-}
-
 /// A redis-server that speaks TLS only, on a port of its own.
-async fn tls_redis() -> Option<(Redis, u16)> {
-    if Command::new("redis-server").arg("--version").output().is_err() {
-        if std::env::var("VDM_TEST_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1") {
-            panic!("VDM_TEST_REQUIRE_EXTERNAL=1 but redis-server is not installed");
-        }
-        eprintln!("SKIPPED redis TLS test: redis-server is not installed");
-        return None;
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("redis-server")
-        .args(["--port", "0", "--tls-port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args([
+async fn tls_redis() -> Option<(PrivateRedis, u16)> {
+    private_redis_server(|port| {
+        [
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
             "--tls-cert-file",
             CERT,
             "--tls-key-file",
             KEY,
             "--tls-auth-clients",
             "no",
-        ])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server starts");
-    let redis = Redis(child);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "redis-server did not come up");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Some((redis, port))
+        ]
+        .map(String::from)
+        .to_vec()
+    })
+    .await
 }
 
 async fn counter(app: &TestApp, prefix: &str) -> u64 {

@@ -795,3 +795,51 @@ pub fn wolves() -> Value {
         ]
     })
 }
+
+/// A redis-server of a test's own on a free port (`None`, or a panic under
+/// `VDM_TEST_REQUIRE_EXTERNAL=1`, when redis-server is not installed), up
+/// and accepting connections. `args` are its arguments for that port (the
+/// port to listen on, TLS files, ...); it never persists anything. Killed
+/// when the returned guard drops.
+pub async fn private_redis_server(args: impl FnOnce(u16) -> Vec<String>) -> Option<(PrivateRedis, u16)> {
+    use std::process::{Command, Stdio};
+    if Command::new("redis-server").arg("--version").output().is_err() {
+        if std::env::var("VDM_TEST_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1") {
+            panic!("VDM_TEST_REQUIRE_EXTERNAL=1 but redis-server is not installed");
+        }
+        eprintln!("SKIPPED: redis-server is not installed");
+        return None;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new("redis-server")
+        .args(args(port))
+        .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server starts");
+    let redis = PrivateRedis(child);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "redis-server did not come up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Some((redis, port))
+}
+
+/// A redis-server process started by [`private_redis_server`].
+pub struct PrivateRedis(pub std::process::Child);
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        // Thawed first, in case a test froze it (SIGSTOP).
+        let _ = std::process::Command::new("kill")
+            .arg("-CONT")
+            .arg(self.0.id().to_string())
+            .status();
+        let _ = self.0.kill();
+    }
+}
