@@ -87,6 +87,9 @@ struct Shared {
     sent: AtomicU64,
     done: AtomicU64,
     errors: AtomicU64,
+    /// Errors that are the server's (5xx) or the connection's, not the
+    /// request's own 4xx.
+    server_errors: AtomicU64,
     recording: AtomicBool,
     stop: AtomicBool,
 }
@@ -97,6 +100,7 @@ pub async fn run(plan: Plan, factory: RequestFactory) -> Result<bool, String> {
         sent: AtomicU64::new(0),
         done: AtomicU64::new(0),
         errors: AtomicU64::new(0),
+        server_errors: AtomicU64::new(0),
         recording: AtomicBool::new(plan.warmup.is_zero()),
         stop: AtomicBool::new(false),
     });
@@ -172,8 +176,9 @@ pub async fn run(plan: Plan, factory: RequestFactory) -> Result<bool, String> {
         latencies[i] as f64 / 1000.0
     };
     let rps = count as f64 / elapsed.as_secs_f64();
+    let server_errors = shared.server_errors.load(Ordering::Relaxed);
     println!(
-        "requests {count}  rate {rps:.0} req/s  p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  max {:.3} ms  errors {errors}  (connections {}, {:.0} s{})",
+        "requests {count}  rate {rps:.0} req/s  p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  max {:.3} ms  errors {errors} (5xx or transport {server_errors})  (connections {}, {:.0} s{})",
         pct(0.50),
         pct(0.90),
         pct(0.99),
@@ -223,13 +228,16 @@ async fn connection_loop(
         let request = factory.build(&authority, n);
         n += 1;
         shared.sent.fetch_add(1, Ordering::Relaxed);
-        let ok = match sender.send_request(request).await {
+        let (ok, server_fault) = match sender.send_request(request).await {
             Ok(response) => {
                 let status = response.status();
                 let body = response.into_body().collect().await;
-                status.is_success() && body.is_ok()
+                (
+                    status.is_success() && body.is_ok(),
+                    status.is_server_error() || body.is_err(),
+                )
             }
-            Err(_) => false,
+            Err(_) => (false, true),
         };
         let micros = u32::try_from(scheduled.elapsed().as_micros()).unwrap_or(u32::MAX);
         if shared.recording.load(Ordering::Relaxed) && !shared.stop.load(Ordering::Relaxed) {
@@ -238,6 +246,9 @@ async fn connection_loop(
                 latencies.push(micros);
             } else {
                 shared.errors.fetch_add(1, Ordering::Relaxed);
+                if server_fault {
+                    shared.server_errors.fetch_add(1, Ordering::Relaxed);
+                }
             }
         } else {
             shared.done.fetch_add(1, Ordering::Relaxed);

@@ -22,6 +22,7 @@ backend_tests!(
     sign_out_and_operator_revocation_end_sessions_and_sockets,
     named_operator_credentials_rotate_without_a_restart,
     slow_requests_of_one_player_do_not_take_every_slot,
+    behind_a_trusted_proxy_the_forwarded_client_is_keyed,
 );
 
 fn options(rate_limits: vdm_gateway::rate_limit::RateLimits) -> Options {
@@ -519,5 +520,44 @@ async fn slow_requests_of_one_player_do_not_take_every_slot(backend: Backend) {
     assert!(started.elapsed() < Duration::from_secs(5));
     // Answered requests give their slots back.
     assert_eq!(app.get("/v1/world/regions", &greedy).await.status, 200);
+    app.finish().await;
+}
+
+async fn behind_a_trusted_proxy_the_forwarded_client_is_keyed(backend: Backend) {
+    let limits = vdm_gateway::rate_limit::RateLimits {
+        auth: vdm_gateway::rate_limit::Rate {
+            per_second: 0.1,
+            burst: 2.0,
+        },
+        // The test client (127.0.0.1) plays the ingress.
+        trusted_proxies: vec!["127.0.0.0/8".parse().unwrap()],
+        ..generous_rate_limits()
+    };
+    let Some(app) = spawn_app_with(backend, options(limits)).await else {
+        return;
+    };
+    let sign_in = |forwarded: &'static str, device: String| {
+        let app = &app;
+        async move {
+            let body = serde_json::to_vec(&json!({"device_id": device})).unwrap();
+            app.send(
+                http::Method::POST,
+                "/v1/auth/device",
+                &[("content-type", "application/json"), ("x-forwarded-for", forwarded)],
+                body,
+            )
+            .await
+            .status
+            .as_u16()
+        }
+    };
+    // One client's quota, spent; a hop it writes itself on the left
+    // changes nothing.
+    assert_eq!(sign_in("198.51.100.1", "fwd-a1".into()).await, 201);
+    assert_eq!(sign_in("198.51.100.1", "fwd-a2".into()).await, 201);
+    assert_eq!(sign_in("198.51.100.1", "fwd-a3".into()).await, 429);
+    assert_eq!(sign_in("203.0.113.77, 198.51.100.1", "fwd-a4".into()).await, 429);
+    // Another client behind the same proxy has its own.
+    assert_eq!(sign_in("198.51.100.2", "fwd-b1".into()).await, 201);
     app.finish().await;
 }
