@@ -429,6 +429,13 @@ if "${HELM}" template "${RELEASE}" "${umbrella}" --set vdm-gateway.terminationGr
   fail "helm template accepted a grace period shorter than preStop sleep + drain"
 fi
 ok "a terminationGracePeriodSeconds shorter than preStop + drain is rejected"
+for chart in "${umbrella}" "${SERVICE_CHARTS[@]/#/${charts}/}"; do
+  if "${HELM}" template "${RELEASE}" "${chart}" --kube-version 1.29.0 >/dev/null 2>"${work}/err"; then
+    fail "$(basename "${chart}") renders for Kubernetes 1.29, whose pods have no preStop sleep action"
+  fi
+  grep -q "kubeVersion" "${work}/err" || { cat "${work}/err" >&2; fail "$(basename "${chart}") refused 1.29 for another reason"; }
+done
+ok "every chart refuses Kubernetes 1.29 (kubeVersion >=1.30: the preStop sleep action)"
 
 step "k8s/ is up to date with the charts"
 fresh="${work}/k8s"

@@ -34,6 +34,12 @@ pub enum GrpcError {
     InvalidAddress(String),
 }
 
+/// How long a caller's connection to a server lives before the server asks
+/// it to reconnect (spreads callers over the pods a Service has now).
+pub const MAX_CONNECTION_AGE: Duration = Duration::from_secs(300);
+/// How long calls in flight on an aged connection may still run.
+pub const MAX_CONNECTION_AGE_GRACE: Duration = Duration::from_secs(30);
+
 /// How a server runs, beyond what every server gets.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ServeOptions {
@@ -70,11 +76,17 @@ pub async fn serve_with(
         .set_service_status(service_name, ServingStatus::Serving)
         .await;
     health_reporter.set_service_status("", ServingStatus::Serving).await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(vdm_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let routes = routes.add_service(health_service).add_service(reflection);
+    // Reflection in both versions: grpcurl and most tools ask v1, older
+    // ones (and some GUIs) only v1alpha.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(vdm_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let routes = routes
+        .add_service(health_service)
+        .add_service(reflection().build_v1()?)
+        .add_service(reflection().build_v1alpha()?);
 
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let shutdown = async move {
@@ -87,6 +99,13 @@ pub async fn serve_with(
     };
     tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        // Callers keep one HTTP/2 connection per service address; without an
+        // age limit a gateway stays pinned to the pods it first reached and
+        // pods the autoscaler adds get no traffic from it. GOAWAY after
+        // MAX_CONNECTION_AGE makes callers reconnect (through the Service,
+        // to any pod); calls in flight get the grace period to finish.
+        .max_connection_age(MAX_CONNECTION_AGE)
+        .max_connection_age_grace(MAX_CONNECTION_AGE_GRACE)
         // Outermost: the span and metrics see the whole call, delay included.
         .layer(RpcServerLayer)
         .layer(DelayLayer::new(options.artificial_delay))

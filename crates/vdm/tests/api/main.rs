@@ -17,6 +17,7 @@ mod npcs;
 mod openapi;
 mod quests;
 mod realtime;
+mod reflection;
 mod rumors;
 mod rumors_llm;
 mod stats;
