@@ -33,8 +33,19 @@ pub struct TelemetryConfig {
 
 impl TelemetryConfig {
     /// Reads `OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_SERVICE_NAME`, `VDM_ENV`,
-    /// `VDM_LOG` (or `RUST_LOG`) and `VDM_LOG_FORMAT` (`text` or `json`).
+    /// `VDM_LOG` (or `RUST_LOG`; default `info`) and `VDM_LOG_FORMAT`
+    /// (`text` or `json`).
     pub fn from_env(env: &Env, default_service_name: &str) -> Result<TelemetryConfig, ConfigError> {
+        TelemetryConfig::from_env_or(env, default_service_name, "info")
+    }
+
+    /// [`TelemetryConfig::from_env`] with another default log filter, for
+    /// when `VDM_LOG` and `RUST_LOG` are unset.
+    pub fn from_env_or(
+        env: &Env,
+        default_service_name: &str,
+        default_filter: &str,
+    ) -> Result<TelemetryConfig, ConfigError> {
         let log_json = match env.string("VDM_LOG_FORMAT").as_deref() {
             None | Some("text") => false,
             Some("json") => true,
@@ -48,7 +59,7 @@ impl TelemetryConfig {
         let log_filter = env
             .string("VDM_LOG")
             .or_else(|| env.string("RUST_LOG"))
-            .unwrap_or_else(|| "info".to_owned());
+            .unwrap_or_else(|| default_filter.to_owned());
         if let Err(err) = EnvFilter::try_new(&log_filter) {
             return Err(ConfigError::new("VDM_LOG", err.to_string()));
         }

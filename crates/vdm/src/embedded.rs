@@ -295,6 +295,9 @@ pub async fn run(env: &Env, common: &Common, shutdown: CancellationToken) -> Res
     if generated_admin {
         println!("admin token (generated for this run): {}", admin_token.expose());
     }
+    if env.string("VDM_LOG").is_none() && env.string("RUST_LOG").is_none() {
+        println!("logs: start-up and warnings only (VDM_LOG=info logs every service's writes)");
+    }
     println!(
         "try:\n  curl -s -X POST {url}/v1/auth/device -H 'content-type: application/json' -d '{{\"device_id\":\"my-device\"}}'"
     );

@@ -160,14 +160,20 @@ pub struct Common {
     pub telemetry: TelemetryConfig,
 }
 
+/// The log filter of `vdm all` when `VDM_LOG` is unset: the embedded
+/// default is a person's local run, who should see the ready line and what
+/// goes wrong, not a line per demo record seeded. `VDM_LOG=info` shows every
+/// service's writes, as the per-service subcommands do by default.
+pub const EMBEDDED_DEFAULT_LOG: &str = "warn,vdm::embedded=info";
+
 impl Common {
-    fn from_env(env: &Env, service_name: &str) -> Result<Common, ConfigError> {
+    fn from_env(env: &Env, service_name: &str, default_log: &str) -> Result<Common, ConfigError> {
         Ok(Common {
             data_dir: env
                 .string("VDM_DATA_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("data")),
-            telemetry: TelemetryConfig::from_env(env, service_name)?,
+            telemetry: TelemetryConfig::from_env_or(env, service_name, default_log)?,
         })
     }
 }
@@ -202,7 +208,11 @@ async fn run_async(command: Command) -> Result<(), VdmError> {
         Command::Metrics => "metrics",
         _ => "vdm-migrate",
     };
-    let common = Common::from_env(&env, service_name)?;
+    let default_log = match &command {
+        Command::All => EMBEDDED_DEFAULT_LOG,
+        _ => "info",
+    };
+    let common = Common::from_env(&env, service_name, default_log)?;
     let _telemetry = vdm_kit::telemetry::init(&common.telemetry)?;
     vdm_kit::metrics::install();
     let shutdown = CancellationToken::new();
