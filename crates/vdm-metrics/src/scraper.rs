@@ -212,7 +212,10 @@ impl CsvLog {
         }
         let oldest = match self.oldest_ms {
             Some(oldest) => oldest,
-            None => first_line_time(&self.path)?,
+            None => {
+                set_aside_other_formats(&self.path)?;
+                first_line_time(&self.path)?
+            }
         };
         let oldest = match oldest {
             Some(t) if t < cutoff_ms.saturating_sub(slack_ms) => compact(&self.path, cutoff_ms)?,
@@ -232,6 +235,34 @@ impl CsvLog {
         let first_new = lines.first().and_then(|l| csv_line_time(l));
         self.oldest_ms = Some(oldest.or(first_new));
         Ok(())
+    }
+}
+
+/// Renames a file whose header is not [`CSV_HEADER`] (written by an
+/// earlier version, with other columns) to `<name>.<unix ms>.old`, so new
+/// lines never land under another header.
+fn set_aside_other_formats(path: &Path) -> std::io::Result<()> {
+    use std::io::BufRead;
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(err),
+    };
+    let header = std::io::BufReader::new(file).lines().next().transpose()?;
+    match header {
+        None => Ok(()),
+        Some(header) if header == CSV_HEADER => Ok(()),
+        Some(_) => {
+            let mut aside = path.as_os_str().to_owned();
+            aside.push(format!(".{}.old", vdm_kit::now_ms()));
+            std::fs::rename(path, &aside)?;
+            tracing::warn!(
+                path = %path.display(),
+                moved_to = %Path::new(&aside).display(),
+                "stats csv had other columns; set it aside and started a new one"
+            );
+            Ok(())
+        }
     }
 }
 
@@ -283,6 +314,32 @@ fn compact(path: &Path, cutoff_ms: i64) -> std::io::Result<Option<i64>> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn a_csv_with_other_columns_is_set_aside() {
+        let dir = std::env::temp_dir().join(format!("vdm-csv-old-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("stats.csv");
+        std::fs::write(
+            &path,
+            "timestamp,service,memory_mb\n2026-01-01T00:00:00.000Z,quest,1.0\n",
+        )
+        .unwrap();
+        let mut log = CsvLog::new(path.clone());
+        log.append(&[StatsSample::down("quest", 1_000, "x".into()).csv_line()], 0, 0)
+            .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().next(), Some(CSV_HEADER));
+        assert_eq!(text.lines().count(), 2);
+        let aside: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".old"))
+            .collect();
+        assert_eq!(aside.len(), 1, "the old file is kept beside it");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn csv_gets_one_header_and_loses_old_lines() {

@@ -20,6 +20,10 @@ use vdm_world::WorldConfig;
 
 use crate::{Common, VdmError};
 
+/// The stats history CSV of `vdm all` under the data folder, when
+/// `VDM_METRICS_CSV` does not name another file.
+pub const STATS_CSV: &str = "stats-history.csv";
+
 /// The services [`start`] runs. One left out (`None`) is not started, and
 /// its callers keep the address their own config names for it (tests point
 /// that at a closed port to play a service that is down).
@@ -260,11 +264,15 @@ pub async fn run(env: &Env, common: &Common, shutdown: CancellationToken) -> Res
             placeholder(),
             placeholder(),
         )?),
-        metrics: Some(MetricsConfig::from_env(
-            env,
-            loopback("VDM_METRICS_GRPC_ADDR")?,
-            &common.data_dir,
-        )?),
+        metrics: Some({
+            let mut metrics = MetricsConfig::from_env(env, loopback("VDM_METRICS_GRPC_ADDR")?, &common.data_dir)?;
+            // The history log is on in the embedded default, beside its data.
+            metrics
+                .scrape
+                .csv_path
+                .get_or_insert_with(|| common.data_dir.join(STATS_CSV));
+            metrics
+        }),
         seed_demo: env.bool_or("VDM_SEED_DEMO", true)?,
     };
 

@@ -8,7 +8,7 @@ use super::targets::valid_service_name;
 
 /// The CSV file's header line (without the newline).
 pub const CSV_HEADER: &str =
-    "timestamp,service,memory_mb,cpu_percent,request_count,error_count,throughput_rps,p50_ms,p99_ms";
+    "timestamp,memory_mb,cpu_percent,request_count,error_count,throughput_rps,service,p50_ms,p99_ms";
 
 /// One service's backend stats at one scrape.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,12 +58,12 @@ impl StatsSample {
         format!(
             "{},{},{},{},{},{},{},{},{}",
             format_time(self.at_ms),
-            self.service,
             number(s.and_then(|s| s.memory_mb)),
             number(s.and_then(|s| s.cpu_percent)),
             count(s.map(|s| s.request_count)),
             count(s.map(|s| s.error_count)),
             number(s.and_then(|s| s.throughput_rps)),
+            self.service,
             number(s.and_then(|s| s.p50_ms)),
             number(s.and_then(|s| s.p99_ms)),
         )
@@ -142,13 +142,13 @@ mod tests {
         let line = StatsSample::up("quest", 1_795_000_000_123, snapshot).csv_line();
         assert_eq!(
             line,
-            "2026-11-18T11:06:40.123Z,quest,100.000,12.500,156,11,2.000,1.250,"
+            "2026-11-18T11:06:40.123Z,100.000,12.500,156,11,2.000,quest,1.250,"
         );
         assert_eq!(line.split(',').count(), CSV_HEADER.split(',').count());
         assert_eq!(csv_line_time(&line), Some(1_795_000_000_123));
         assert_eq!(csv_line_time(CSV_HEADER), None);
         let down = StatsSample::down("npc", 0, "refused".into()).csv_line();
-        assert_eq!(down, "1970-01-01T00:00:00.000Z,npc,,,,,,,");
+        assert_eq!(down, "1970-01-01T00:00:00.000Z,,,,,,npc,,");
     }
 
     #[test]

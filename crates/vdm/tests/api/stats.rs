@@ -115,17 +115,18 @@ async fn stats_and_history_come_from_scrapes(backend: Backend) {
     })
     .await;
 
-    // Every sample is also a CSV line, under one header.
+    // Every sample is also a CSV line, under one header: the history
+    // log's columns first, then the service and its latency.
     let csv = std::fs::read_to_string(app.stats_csv.as_ref().unwrap()).unwrap();
     let mut lines = csv.lines();
     assert_eq!(
         lines.next(),
-        Some("timestamp,service,memory_mb,cpu_percent,request_count,error_count,throughput_rps,p50_ms,p99_ms")
+        Some("timestamp,memory_mb,cpu_percent,request_count,error_count,throughput_rps,service,p50_ms,p99_ms")
     );
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
     assert!(rows.iter().all(|r| r.len() == 9), "{csv}");
     for name in SERVICES {
-        assert!(rows.iter().any(|r| r[1] == name), "{name} in the csv");
+        assert!(rows.iter().any(|r| r[6] == name), "{name} in the csv");
     }
     assert_eq!(csv.matches("timestamp,").count(), 1);
     app.finish().await;
