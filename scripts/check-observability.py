@@ -921,8 +921,8 @@ def exercise(binary: str, promtool: str) -> dict[str, dict[str, set[str]]]:
                     into = metrics.setdefault(sample, {})
                     for k, v in labels.items():
                         into.setdefault(k, set()).update(v)
-            # promtool's lint of the exposition: the binary's naming is the
-            # Rust code's business, so its findings are notes here.
+            # promtool's lint of the exposition: a family without HELP text
+            # fails; other findings (naming) are notes.
             lint = subprocess.run([promtool, "check", "metrics"], input=http("GET", f"{base}/metrics")[2].decode(),
                                   capture_output=True, text=True)
             no_help = []
@@ -932,7 +932,8 @@ def exercise(binary: str, promtool: str) -> dict[str, dict[str, set[str]]]:
                 else:
                     R.note(f"promtool check metrics: {line}")
             if no_help:
-                R.note(f"promtool check metrics: no HELP text on {len(no_help)} families ({', '.join(no_help)})")
+                R.fail(f"promtool check metrics: no HELP text on {len(no_help)} families ({', '.join(no_help)}): "
+                       "describe them in vdm_kit::metrics::FAMILIES")
         finally:
             procs.stop_all()
     return metrics

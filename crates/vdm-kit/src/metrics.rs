@@ -35,6 +35,7 @@ pub fn install() -> PrometheusHandle {
                     // Another recorder may be installed (a test harness);
                     // ours then only renders what it is given.
                     let _ = metrics::set_global_recorder(recorder);
+                    describe();
                     spawn_upkeep(handle.clone());
                     handle
                 }
@@ -46,6 +47,291 @@ pub fn install() -> PrometheusHandle {
             }
         })
         .clone()
+}
+
+/// What kind of family a metric is, for its description.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Only grows.
+    Counter,
+    /// Goes up and down.
+    Gauge,
+    /// A distribution in buckets.
+    Histogram,
+}
+
+/// Every metric family a vdm process exports, with the `# HELP` text
+/// `/metrics` gives it. A family missing here renders without HELP; the
+/// end-to-end suite fails on that (`negotiation::every_metric_family_has_help`).
+pub const FAMILIES: &[(&str, Kind, &str)] = &[
+    (
+        "http_server_requests_total",
+        Kind::Counter,
+        "HTTP requests answered, by method, route template and status",
+    ),
+    (
+        "http_server_request_duration_seconds",
+        Kind::Histogram,
+        "Time to answer an HTTP request, by method and route template",
+    ),
+    (
+        "vdm_http_requests_in_flight",
+        Kind::Gauge,
+        "HTTP requests being handled now",
+    ),
+    (
+        "grpc_server_handled_total",
+        Kind::Counter,
+        "gRPC calls a server answered, by method and status code",
+    ),
+    (
+        "grpc_server_handling_seconds",
+        Kind::Histogram,
+        "Time a server took to answer a gRPC call, by method",
+    ),
+    (
+        "grpc_client_handled_total",
+        Kind::Counter,
+        "gRPC calls made, by method and status code",
+    ),
+    (
+        "grpc_client_handling_seconds",
+        Kind::Histogram,
+        "Time a gRPC call took, as its caller saw it, by method",
+    ),
+    (
+        "vdm_rpc_requests_in_flight",
+        Kind::Gauge,
+        "gRPC calls being handled now",
+    ),
+    (
+        "vdm_grpc_client_circuit_open",
+        Kind::Gauge,
+        "1 while calls to a service address fail fast (circuit open)",
+    ),
+    (
+        "vdm_grpc_client_circuit_rejections_total",
+        Kind::Counter,
+        "Calls failed fast by an open circuit, by service address",
+    ),
+    (
+        "process_cpu_seconds_total",
+        Kind::Gauge,
+        "CPU time used by the process since it started, in seconds",
+    ),
+    (
+        "process_resident_memory_bytes",
+        Kind::Gauge,
+        "Resident memory of the process, in bytes",
+    ),
+    (
+        "process_open_fds",
+        Kind::Gauge,
+        "Open file descriptors of the process (sockets included)",
+    ),
+    ("process_threads", Kind::Gauge, "OS threads of the process"),
+    (
+        "vdm_db_pool_connections",
+        Kind::Gauge,
+        "Database connections of a pool, by pool and state",
+    ),
+    (
+        "vdm_db_pool_max_connections",
+        Kind::Gauge,
+        "Largest size of a database pool, by pool",
+    ),
+    (
+        "vdm_db_query_duration_seconds",
+        Kind::Histogram,
+        "Time a database statement took, by pool",
+    ),
+    (
+        "vdm_cache_requests_total",
+        Kind::Counter,
+        "Cache lookups, by cache and result (hit, miss, error)",
+    ),
+    (
+        "vdm_events_published_total",
+        Kind::Counter,
+        "Events published on the event bus, by event",
+    ),
+    (
+        "vdm_event_publish_errors_total",
+        Kind::Counter,
+        "Events that could not be published to Redis",
+    ),
+    (
+        "vdm_event_subscription_errors_total",
+        Kind::Counter,
+        "Times a gateway lost its event stream connection and reconnected",
+    ),
+    (
+        "vdm_event_history_trimmed_total",
+        Kind::Counter,
+        "Events trimmed from the Redis event stream by age",
+    ),
+    (
+        "vdm_bootstrap_missing_total",
+        Kind::Counter,
+        "Bootstrap answers without a part, by part",
+    ),
+    (
+        "vdm_rate_limited_total",
+        Kind::Counter,
+        "Requests refused with 429, by class (read, write, auth, in_flight)",
+    ),
+    (
+        "vdm_rate_limit_keys",
+        Kind::Gauge,
+        "Callers holding a rate-limit quota after the last sweep",
+    ),
+    (
+        "vdm_refresh_reuse_total",
+        Kind::Counter,
+        "Spent refresh tokens presented again (each revoked its session)",
+    ),
+    (
+        "vdm_sessions_revoked",
+        Kind::Gauge,
+        "Session revocations this gateway replica holds",
+    ),
+    ("vdm_ws_connections", Kind::Gauge, "Open WebSockets"),
+    (
+        "vdm_ws_messages_total",
+        Kind::Counter,
+        "WebSocket messages, by direction",
+    ),
+    (
+        "vdm_ws_resumes_total",
+        Kind::Counter,
+        "Socket reconnects that asked to resume, by result",
+    ),
+    (
+        "vdm_ws_slow_consumers_total",
+        Kind::Counter,
+        "Sockets closed for not reading their pushes",
+    ),
+    (
+        "vdm_ws_events_dropped_total",
+        Kind::Counter,
+        "Events a gateway missed because it fell behind the event bus",
+    ),
+    (
+        "vdm_ws_checkpoint_errors_total",
+        Kind::Counter,
+        "Socket session checkpoints that could not be stored",
+    ),
+    (
+        "vdm_client_samples_total",
+        Kind::Counter,
+        "Client performance samples received",
+    ),
+    (
+        "vdm_client_frame_time_ms",
+        Kind::Histogram,
+        "Client frame time, in milliseconds as Unity reports it",
+    ),
+    (
+        "vdm_client_gc_pause_ms",
+        Kind::Histogram,
+        "Client garbage collection pauses, in milliseconds",
+    ),
+    (
+        "vdm_client_input_latency_ms",
+        Kind::Histogram,
+        "Client input latency, in milliseconds",
+    ),
+    (
+        "vdm_client_event_dispatch_ms",
+        Kind::Histogram,
+        "Client event dispatch time, in milliseconds",
+    ),
+    (
+        "vdm_client_system_update_ms",
+        Kind::Histogram,
+        "Client per-system update time, in milliseconds, by system",
+    ),
+    (
+        "vdm_metrics_scrape_duration_seconds",
+        Kind::Histogram,
+        "Time the stats scraper took to read a target, by target",
+    ),
+    (
+        "vdm_metrics_scrape_failures_total",
+        Kind::Counter,
+        "Stats scrapes of a target that failed, by target",
+    ),
+    (
+        "vdm_metrics_target_up",
+        Kind::Gauge,
+        "1 when the stats scraper's last read of a target succeeded",
+    ),
+    (
+        "vdm_budget_value",
+        Kind::Gauge,
+        "The measured value a performance budget judges, by budget",
+    ),
+    (
+        "vdm_budget_limit",
+        Kind::Gauge,
+        "The limit of a performance budget, by budget",
+    ),
+    (
+        "vdm_budget_violated",
+        Kind::Gauge,
+        "1 while a performance budget is broken, by budget",
+    ),
+    (
+        "vdm_rumor_transform_asks_total",
+        Kind::Counter,
+        "Rumor retellings asked of the transform pipeline, by result (cached, joined, transformed, ...)",
+    ),
+    (
+        "vdm_rumor_transform_fallbacks_total",
+        Kind::Counter,
+        "Retellings the local transformer made in the upstream's place, by reason",
+    ),
+    (
+        "vdm_rumor_transform_batch_size",
+        Kind::Histogram,
+        "Retellings per upstream batch",
+    ),
+    (
+        "vdm_rumor_transform_duration_seconds",
+        Kind::Histogram,
+        "Time to make a retelling, by transformer",
+    ),
+    (
+        "vdm_rumor_llm_requests_total",
+        Kind::Counter,
+        "Calls to the LLM upstream, by result",
+    ),
+    (
+        "vdm_rumor_llm_request_duration_seconds",
+        Kind::Histogram,
+        "Time an LLM upstream call took",
+    ),
+    (
+        "vdm_rumor_tellings_total",
+        Kind::Counter,
+        "Rumor retellings stored, by how they came about (tick, spread, talk)",
+    ),
+    (
+        "vdm_rumor_tick_duration_seconds",
+        Kind::Histogram,
+        "Time a rumor spreading tick took",
+    ),
+];
+
+/// Gives every family of [`FAMILIES`] its HELP text.
+fn describe() {
+    for (name, kind, help) in FAMILIES {
+        match kind {
+            Kind::Counter => metrics::describe_counter!(*name, *help),
+            Kind::Gauge => metrics::describe_gauge!(*name, *help),
+            Kind::Histogram => metrics::describe_histogram!(*name, *help),
+        }
+    }
 }
 
 /// Batch sizes (items per batch).
@@ -153,4 +439,24 @@ pub fn resident_memory_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     Some(pages * 4096)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn families_are_named_once_and_by_the_conventions() {
+        let mut names: Vec<&str> = FAMILIES.iter().map(|(name, _, _)| *name).collect();
+        names.sort_unstable();
+        let count = names.len();
+        names.dedup();
+        assert_eq!(names.len(), count, "a family is described twice");
+        for (name, kind, help) in FAMILIES {
+            assert!(!help.is_empty(), "{name}");
+            if *kind == Kind::Counter {
+                assert!(name.ends_with("_total"), "{name}: counters end in _total");
+            }
+        }
+    }
 }

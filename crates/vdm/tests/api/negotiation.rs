@@ -259,6 +259,34 @@ async fn health_ready_and_metrics_answer(backend: Backend) {
     app.finish().await;
 }
 
+/// Every family `/metrics` shows has HELP text (from `vdm_kit::metrics::FAMILIES`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_metric_family_has_help() {
+    let app = crate::helpers::spawn_demo(Backend::Embedded).await.unwrap();
+    let (_, token) = app.sign_in("help-reader").await;
+    for path in [
+        "/v1/bootstrap?region_id=1",
+        "/v1/quests/1",
+        "/v1/npcs/4",
+        "/v1/world/regions",
+    ] {
+        assert_eq!(app.get(path, &token).await.status, 200, "{path}");
+    }
+    let text = String::from_utf8_lossy(&app.send(Method::GET, "/metrics", &[], Vec::new()).await.body).into_owned();
+    let typed: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    assert!(typed.len() > 10, "{text}");
+    let missing: Vec<&&str> = typed
+        .iter()
+        .filter(|name| !text.contains(&format!("# HELP {name} ")))
+        .collect();
+    assert!(missing.is_empty(), "families without HELP: {missing:?}");
+    app.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_that_is_down_gives_503_with_retry_after() {
     let app = spawn_gateway_without_services().await;
