@@ -148,6 +148,23 @@ def settings(component):
     return config, top, ["llmApiKey"]
 
 
+def network_policy(gateway):
+    """networkPolicy: ingress peers per port (vdm-common's _networkpolicy.tpl)."""
+    metrics = freelist("NetworkPolicyPeer list also allowed to /metrics, e.g. Prometheus in another namespace")
+    if gateway:
+        props = {
+            "enabled": b(),
+            "ingressFrom": freelist("NetworkPolicyPeer list allowed to the HTTP port (empty: anywhere)"),
+            "metricsFrom": metrics,
+        }
+        return obj(props, required=["enabled", "ingressFrom", "metricsFrom"])
+    return obj({
+        "enabled": b(),
+        "grpcFrom": freelist("NetworkPolicyPeer list allowed to the gRPC port besides this release's vdm pods"),
+        "metricsFrom": metrics,
+    }, required=["enabled", "grpcFrom", "metricsFrom"])
+
+
 def schema(component, gateway, upstreams):
     extra_config, extra_top, extra_secrets = settings(component)
     secret_ids = (["databaseUrl", "redisUrl"] + (["jwtSecret", "adminToken"] if gateway else [])
@@ -237,6 +254,12 @@ def schema(component, gateway, upstreams):
             "scrapeTimeout": duration,
             "labels": strmap("ServiceMonitor labels"),
         }, required=["enabled", "interval", "scrapeTimeout"]),
+        "networkPolicy": network_policy(gateway),
+        "tests": obj({
+            "enabled": b("Render the `helm test` Pod that checks /ready"),
+            "image": s("An image with busybox wget", minLength=1),
+            "resources": resources,
+        }, required=["enabled", "image", "resources"]),
         "migration": obj({
             "enabled": b(),
             "backoffLimit": i(minimum=0),
@@ -285,7 +308,7 @@ def schema(component, gateway, upstreams):
         "type": "object",
         "additionalProperties": False,
         "required": ["image", "service", "config", "secret", "otel", "probes", "resources",
-                     "autoscaling", "podDisruptionBudget", "serviceMonitor", "migration",
+                     "autoscaling", "podDisruptionBudget", "serviceMonitor", "networkPolicy", "tests", "migration",
                      "preStopSleepSeconds", "terminationGracePeriodSeconds",
                      "podSecurityContext", "securityContext", "tmpSizeLimit", "replicaCount"]
                     + (["upstreams"] if upstreams else []) + list(extra_top)

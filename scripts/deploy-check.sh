@@ -100,6 +100,16 @@ step "values.schema.json of the service charts is generated from helm/gen-values
 python3 helm/gen-values-schema.py --check || fail "run: python3 helm/gen-values-schema.py"
 ok "up to date"
 
+step "helm/vdm/files/prometheus mirrors deploy/prometheus"
+# Helm reads no file outside a chart, so the umbrella's PrometheusRule takes
+# the alert rules from copies; they must be the files Prometheus is tested
+# with (scripts/check-observability.sh), byte for byte.
+for file in alerts.yaml alerts-budgets.yml; do
+  cmp -s "deploy/prometheus/${file}" "helm/vdm/files/prometheus/${file}" \
+    || fail "helm/vdm/files/prometheus/${file} differs from deploy/prometheus/${file}: cp deploy/prometheus/${file} helm/vdm/files/prometheus/"
+done
+ok "alerts.yaml and alerts-budgets.yml are identical copies"
+
 step "building chart dependencies (in a scratch copy of helm/)"
 umbrella="$(deploy_charts_prepare "${work}")"
 charts="$(dirname "${umbrella}")"
@@ -159,9 +169,26 @@ render umbrella-gateway-options "${umbrella}" \
   --set 'vdm-gateway.config.trustedProxies={10.42.0.0/16,192.168.1.7,fd00::/8}' \
   --set vdm-gateway.operatorCredentials.existingSecret=vdm-operators \
   --set vdm-gateway.operatorCredentials.key=tokens
+# The optional features, all on: the PrometheusRule, a NetworkPolicy and a
+# helm test Pod per service, with every list of extra peers set.
+optional=(--set prometheusRule.enabled=true --set prometheusRule.labels.release=prometheus)
+for chart in "${SERVICE_CHARTS[@]}"; do
+  optional+=(--set "${chart}.networkPolicy.enabled=true" --set "${chart}.tests.enabled=true"
+    --set "${chart}.networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.kubernetes\.io/metadata\.name=monitoring")
+  [[ "${chart}" == vdm-gateway ]] && continue
+  optional+=(--set "${chart}.networkPolicy.grpcFrom[0].podSelector.matchLabels.app\.kubernetes\.io/name=vdm-gateway")
+done
+render umbrella-optional-features "${umbrella}" "${optional[@]}" \
+  --set 'vdm-gateway.networkPolicy.ingressFrom[0].namespaceSelector.matchLabels.kubernetes\.io/metadata\.name=ingress-nginx'
 for chart in "${SERVICE_CHARTS[@]}"; do
   render "${chart}-default" "${charts}/${chart}"
 done
+# A service chart on its own with the features on (the gateway without
+# ingressFrom: its HTTP port open to anywhere).
+render vdm-gateway-optional-features "${charts}/vdm-gateway" \
+  --set networkPolicy.enabled=true --set tests.enabled=true
+render vdm-quest-optional-features "${charts}/vdm-quest" \
+  --set networkPolicy.enabled=true --set tests.enabled=true
 
 step "services are wired to each other, secrets come from Secrets"
 # Every render above: each service gets the VDM_<NAME>_URL of the services it
@@ -328,10 +355,135 @@ sys.exit(1 if problems else 0)
 PY
 ok "vdm-gateway: config.trustedProxies in VDM_TRUSTED_PROXIES; operatorCredentials mounted read-only, without subPath, at VDM_ADMIN_TOKENS_FILE (off by default)"
 
+step "optional features: PrometheusRule, NetworkPolicy, helm test"
+# Off by default; all on: the PrometheusRule carries exactly the groups of
+# deploy/prometheus; each NetworkPolicy selects its Deployment's pods and
+# opens gRPC to the release's vdm pods, the admin port to the namespace
+# (plus metricsFrom), the gateway's HTTP port to anywhere (or ingressFrom);
+# each test Pod is a helm test hook that wgets its service's /ready.
+"${DEPLOY_TOOLS_PYTHON}" - "${rendered}" <<'PY' || fail "PrometheusRule, NetworkPolicy or helm test Pods (see above)"
+import pathlib
+import sys
+
+import yaml
+
+rendered = pathlib.Path(sys.argv[1])
+CHARTS = ["vdm-gateway", "vdm-quest", "vdm-npc", "vdm-world", "vdm-rumor", "vdm-metrics"]
+problems = []
+
+
+def load(name):
+    return [d for d in yaml.safe_load_all((rendered / name).read_text()) if d]
+
+
+def is_test(doc):
+    return (doc["metadata"].get("annotations") or {}).get("helm.sh/hook") == "test"
+
+
+for path in sorted(rendered.glob("*.yaml")):
+    if "optional-features" in path.name:
+        continue
+    for doc in load(path.name):
+        if doc["kind"] in ("PrometheusRule", "NetworkPolicy") or is_test(doc):
+            problems.append("%s: %s %s rendered with the feature off" % (path.name, doc["kind"], doc["metadata"]["name"]))
+
+docs = load("umbrella-optional-features.yaml")
+by_kind = {}
+for doc in docs:
+    by_kind.setdefault(doc["kind"], {})[doc["metadata"]["name"]] = doc
+
+source = []
+for f in ("deploy/prometheus/alerts.yaml", "deploy/prometheus/alerts-budgets.yml"):
+    source += yaml.safe_load(open(f))["groups"]
+rules = list(by_kind.get("PrometheusRule", {}).values())
+if len(rules) != 1:
+    problems.append("expected one PrometheusRule, got %d" % len(rules))
+else:
+    groups = rules[0]["spec"]["groups"]
+    if len(groups) != len(source):
+        problems.append("PrometheusRule has %d groups, deploy/prometheus %d" % (len(groups), len(source)))
+    elif groups != source:
+        problems.append("PrometheusRule groups differ from deploy/prometheus: %s" % [g["name"] for g in groups])
+    if rules[0]["metadata"]["labels"].get("release") != "prometheus":
+        problems.append("PrometheusRule lacks prometheusRule.labels (release: prometheus)")
+
+deployments = by_kind["Deployment"]
+policies = by_kind.get("NetworkPolicy", {})
+release_pods = {"app.kubernetes.io/instance": "vdm", "app.kubernetes.io/part-of": "vdm"}
+namespace = {"podSelector": {}}
+monitoring = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+ingress_nginx = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
+gateway_peer = {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "vdm-gateway"}}}
+# Every caller (the gateway, the services) carries the gRPC peer's labels.
+for caller in deployments.values():
+    labels = caller["spec"]["template"]["metadata"]["labels"]
+    if any(labels.get(k) != v for k, v in release_pods.items()):
+        problems.append("the pods of %s do not match the gRPC peer %r" % (caller["metadata"]["name"], release_pods))
+for name in CHARTS:
+    policy = policies.get(name)
+    if not policy:
+        problems.append("no NetworkPolicy %s" % name)
+        continue
+    spec = policy["spec"]
+    selector = deployments[name]["spec"]["selector"]["matchLabels"]
+    if spec["podSelector"].get("matchLabels") != selector:
+        problems.append("NetworkPolicy %s selects %r, its pods are %r" % (name, spec["podSelector"], selector))
+    if spec.get("policyTypes") != ["Ingress"] or "egress" in spec:
+        problems.append("NetworkPolicy %s must restrict ingress only: %r" % (name, spec.get("policyTypes")))
+    ingress = {tuple(p["port"] for p in r["ports"]): r.get("from") for r in spec["ingress"]}
+    if name == "vdm-gateway":
+        want = {(8080,): [namespace, ingress_nginx, monitoring]}
+    else:
+        want = {(50051,): [{"podSelector": {"matchLabels": release_pods}}, gateway_peer],
+                (9090,): [namespace, monitoring]}
+    if ingress != want:
+        problems.append("NetworkPolicy %s: ingress %r, expected %r" % (name, ingress, want))
+
+alone = {d["kind"]: d for d in load("vdm-gateway-optional-features.yaml")}
+rule = alone.get("NetworkPolicy", {}).get("spec", {}).get("ingress", [])
+if len(rule) != 1 or "from" in rule[0] or [p["port"] for p in rule[0]["ports"]] != [8080]:
+    problems.append("vdm-gateway alone, no ingressFrom: the HTTP port must be open to anywhere: %r" % rule)
+
+tests = [d for d in docs if d["kind"] == "Pod"]
+if sorted(p["metadata"]["name"] for p in tests) != sorted("%s-test-ready" % n for n in CHARTS):
+    problems.append("expected a test Pod per service: %r" % [p["metadata"]["name"] for p in tests])
+for pod in tests:
+    name = pod["metadata"]["name"]
+    service = name.removesuffix("-test-ready")
+    spec = pod["spec"]
+    container = spec["containers"][0]
+    want = "http://%s:%d/ready" % (service, 8080 if service == "vdm-gateway" else 9090)
+    sc = container.get("securityContext") or {}
+    resources = container.get("resources") or {}
+    if not is_test(pod):
+        problems.append("%s: no helm.sh/hook: test annotation" % name)
+    if container["command"][0] != "wget" or container["command"][-1] != want:
+        problems.append("%s: does not wget %s: %r" % (name, want, container["command"]))
+    if container["image"] != "busybox:1.36":
+        problems.append("%s: image %s, expected busybox:1.36 (tests.image)" % (name, container["image"]))
+    if not (sc.get("runAsNonRoot") and sc.get("readOnlyRootFilesystem") and sc.get("allowPrivilegeEscalation") is False
+            and sc.get("capabilities", {}).get("drop") == ["ALL"]
+            and sc.get("seccompProfile", {}).get("type") == "RuntimeDefault"
+            and spec.get("securityContext", {}).get("runAsNonRoot")):
+        problems.append("%s: not locked down like the service pods: %r" % (name, sc))
+    if not resources.get("requests") or not resources.get("limits"):
+        problems.append("%s: no resource requests and limits" % name)
+    if spec.get("restartPolicy") != "Never":
+        problems.append("%s: restartPolicy must be Never" % name)
+for p in problems:
+    print("    " + p, file=sys.stderr)
+if not problems:
+    print("    ok: none by default; PrometheusRule = the %d groups of deploy/prometheus; a NetworkPolicy per chart "
+          "(gRPC from the release's vdm pods, admin port from the namespace + metricsFrom, gateway HTTP open or "
+          "ingressFrom); %d test Pods (hook test, wget /ready, non-root, read-only, no capabilities, resources)"
+          % (len(source), len(tests)))
+sys.exit(1 if problems else 0)
+PY
+
 step "kubernetes-validate --strict (Kubernetes ${KUBERNETES_VERSION})"
 # kubernetes-validate only warns, and passes, on a kind it has no schema
 # for; so every document is sorted first: custom resources it cannot know
-# (ServiceMonitor) are skipped by name with a note, anything else unknown
+# (ServiceMonitor, PrometheusRule) are skipped by name with a note, anything else unknown
 # fails.
 validate_dir() {
   local dir="$1"
@@ -345,7 +497,9 @@ import sys
 import yaml
 
 SKIP = {("monitoring.coreos.com/v1", "ServiceMonitor"):
-        "Prometheus Operator CRD, not in the Kubernetes schemas"}
+        "Prometheus Operator CRD, not in the Kubernetes schemas",
+        ("monitoring.coreos.com/v1", "PrometheusRule"):
+        "Prometheus Operator CRD, not in the Kubernetes schemas; its rules are compared with deploy/prometheus above"}
 src, dst = map(pathlib.Path, sys.argv[1:])
 skipped = {}
 for path in sorted(src.glob("*.yaml")):
@@ -419,6 +573,9 @@ expect_schema_error "a host name as a trusted proxy" "${umbrella}" --set 'vdm-ga
 expect_schema_error "trusted proxies as one string" "${umbrella}" --set vdm-gateway.config.trustedProxies=10.0.0.0/8
 expect_schema_error "a trusted proxy with a prefix too long" "${umbrella}" --set 'vdm-gateway.config.trustedProxies={10.0.0.0/33}'
 expect_schema_error "a misspelt operator credentials value" "${umbrella}" --set vdm-gateway.operatorCredentials.secret=ops
+expect_schema_error "a misspelt prometheusRule value" "${umbrella}" --set prometheusRule.enable=true
+expect_schema_error "ingressFrom on a service (the gateway's only)" "${umbrella}" --set 'vdm-quest.networkPolicy.ingressFrom[0].podSelector.matchLabels.a=b'
+expect_schema_error "a misspelt tests value" "${umbrella}" --set vdm-gateway.tests.imag=busybox
 expect_schema_error "trusted proxies on a service that has none" "${umbrella}" --set 'vdm-quest.config.trustedProxies={10.0.0.0/8}'
 if "${HELM}" template "${RELEASE}" "${umbrella}" --set 'vdm-gateway.extraEnv[0].name=VDM_TRUST_FORWARDED_FOR' \
   --set 'vdm-gateway.extraEnv[0].value=true' >/dev/null 2>"${work}/err"; then
@@ -452,6 +609,11 @@ if [[ ${stale} -ne 0 ]]; then
   fail "k8s/ differs from the charts: run 'bash scripts/render-k8s.sh' and commit k8s/"
 fi
 ok "k8s/vdm.yaml and k8s/vdm-migrations.yaml match a fresh render"
+# kubectl apply would create a helm test Pod as an ordinary Pod.
+if grep -q 'helm.sh/hook: test' k8s/*.yaml; then
+  fail "k8s/ holds a helm test Pod: render-k8s.sh must skip tests"
+fi
+ok "k8s/ has no helm test Pod"
 mkdir -p "${work}/k8s-validate"
 cp k8s/*.yaml "${work}/k8s-validate/"
 validate_dir "${work}/k8s-validate"

@@ -32,7 +32,8 @@ deploy_tools_install
 work="$(mktemp -d)"
 trap 'rm -rf "${work}"' EXIT
 chart="$(deploy_charts_prepare "${work}")"
-"${HELM}" template "${RELEASE}" "${chart}" --namespace "${NAMESPACE}" >"${work}/all.yaml"
+# --skip-tests: kubectl apply would create a helm test Pod as an ordinary Pod.
+"${HELM}" template "${RELEASE}" "${chart}" --namespace "${NAMESPACE}" --skip-tests >"${work}/all.yaml"
 
 mkdir -p "${out}"
 python3 - "${work}/all.yaml" "${out}" "${RELEASE}" "${NAMESPACE}" <<'PY'
