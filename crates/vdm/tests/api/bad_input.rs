@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, O
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::backend_tests;
-use crate::helpers::{ADMIN_TOKEN, Backend, Options, TestApp, generous_rate_limits, spawn_app_with};
+use crate::helpers::{ADMIN_TOKEN, Backend, Options, TestApp, spawn_app_with, spawn_demo_with_generous_limits};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -616,12 +616,7 @@ fn cases() -> Vec<Case> {
 }
 
 async fn bad_input_table(backend: Backend) {
-    let options = Options {
-        seed_demo: true,
-        rate_limits: Some(generous_rate_limits()),
-        ..Options::default()
-    };
-    let Some(app) = spawn_app_with(backend, options).await else {
+    let Some(app) = spawn_demo_with_generous_limits(backend).await else {
         return;
     };
     let (_, player) = app.sign_in("bad-input").await;

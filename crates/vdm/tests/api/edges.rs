@@ -22,7 +22,10 @@ use vdm_gateway::rate_limit::{Rate, RateLimits};
 use vdm_proto::world::v1 as world_pb;
 
 use crate::backend_tests;
-use crate::helpers::{ADMIN_TOKEN, Backend, Options, TestApp, generous_rate_limits, spawn_app_with, wolves};
+use crate::helpers::{
+    ADMIN_TOKEN, Backend, Options, TestApp, generous_rate_limits, spawn_app_with, spawn_demo_with_generous_limits,
+    wolves,
+};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -398,12 +401,7 @@ async fn invalid_utf8_on_the_socket_closes_it_with_1007(backend: Backend) {
 }
 
 async fn text_players_see_follows_one_policy_in_every_service(backend: Backend) {
-    let options = Options {
-        seed_demo: true,
-        rate_limits: Some(generous_rate_limits()),
-        ..Options::default()
-    };
-    let Some(app) = spawn_app_with(backend, options).await else {
+    let Some(app) = spawn_demo_with_generous_limits(backend).await else {
         return;
     };
     let quest = |field: &str, value: Value| {
@@ -621,12 +619,7 @@ async fn a_wrong_method_is_405_method_not_allowed(backend: Backend) {
 }
 
 async fn player_id_in_a_player_routes_query_is_400(backend: Backend) {
-    let options = Options {
-        seed_demo: true,
-        rate_limits: Some(generous_rate_limits()),
-        ..Options::default()
-    };
-    let Some(app) = spawn_app_with(backend, options).await else {
+    let Some(app) = spawn_demo_with_generous_limits(backend).await else {
         return;
     };
     let (ana, _) = app.sign_in("ana").await;

@@ -249,6 +249,19 @@ pub async fn spawn_demo(backend: Backend) -> Option<TestApp> {
     .await
 }
 
+/// [`spawn_demo`] with rate limits no test reaches.
+pub async fn spawn_demo_with_generous_limits(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(
+        backend,
+        Options {
+            seed_demo: true,
+            rate_limits: Some(generous_rate_limits()),
+            ..Options::default()
+        },
+    )
+    .await
+}
+
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
     spawn_app_with(backend, Options::default()).await
 }

@@ -32,6 +32,17 @@ fn options(rate_limits: vdm_gateway::rate_limit::RateLimits) -> Options {
     }
 }
 
+/// Generous limits but for one class's rate.
+fn one_tight_rate(
+    edit: impl FnOnce(&mut vdm_gateway::rate_limit::RateLimits) -> &mut vdm_gateway::rate_limit::Rate,
+    per_second: f64,
+    burst: f64,
+) -> Options {
+    let mut limits = generous_rate_limits();
+    *edit(&mut limits) = vdm_gateway::rate_limit::Rate { per_second, burst };
+    options(limits)
+}
+
 /// The bad requests a hostile player sends: values far longer than any
 /// field allows, on every service's routes.
 fn hostile_requests() -> Vec<(http::Method, String, Option<Value>)> {
@@ -159,14 +170,7 @@ async fn raw_request(
 }
 
 async fn quotas_are_keyed_on_the_player_not_the_header_text(backend: Backend) {
-    let limits = vdm_gateway::rate_limit::RateLimits {
-        read: vdm_gateway::rate_limit::Rate {
-            per_second: 0.2,
-            burst: 4.0,
-        },
-        ..generous_rate_limits()
-    };
-    let Some(app) = spawn_app_with(backend, options(limits)).await else {
+    let Some(app) = spawn_app_with(backend, one_tight_rate(|l| &mut l.read, 0.2, 4.0)).await else {
         return;
     };
     let (_, token) = app.sign_in("spelling-player").await;
@@ -235,14 +239,7 @@ async fn connect_from(app: &TestApp, ip: [u8; 4], token: &str) -> Socket {
 }
 
 async fn socket_requests_are_limited_per_client_address(backend: Backend) {
-    let limits = vdm_gateway::rate_limit::RateLimits {
-        auth: vdm_gateway::rate_limit::Rate {
-            per_second: 0.1,
-            burst: 3.0,
-        },
-        ..generous_rate_limits()
-    };
-    let Some(app) = spawn_app_with(backend, options(limits)).await else {
+    let Some(app) = spawn_app_with(backend, one_tight_rate(|l| &mut l.auth, 0.1, 3.0)).await else {
         return;
     };
     // Sign-ins over HTTP from two addresses' worth of quota are not needed:
