@@ -181,39 +181,29 @@ async fn quotas_are_keyed_on_the_player_not_the_header_text(backend: Backend) {
         format!("BEARER   {token}  "),
         format!("  Bearer {token}"),
     ];
-    for auth in &spellings {
-        let response = app
-            .send(
+    let read_with = |auth: &str| {
+        let (app, auth) = (&app, auth.to_owned());
+        async move {
+            app.send(
                 http::Method::GET,
                 "/v1/me/quests",
-                &[("authorization", auth)],
+                &[("authorization", &auth)],
                 Vec::new(),
             )
-            .await;
-        assert_eq!(response.status, 200, "{auth:?}");
+            .await
+            .status
+        }
+    };
+    for auth in &spellings {
+        assert_eq!(read_with(auth).await, 200, "{auth:?}");
     }
     // The quota is spent whatever the spelling.
     for auth in &spellings {
-        let response = app
-            .send(
-                http::Method::GET,
-                "/v1/me/quests",
-                &[("authorization", auth)],
-                Vec::new(),
-            )
-            .await;
-        assert_eq!(response.status, 429, "{auth:?} got a fresh quota");
+        assert_eq!(read_with(auth).await, 429, "{auth:?} got a fresh quota");
     }
     // Not the `Bearer` scheme (a tab is no separator there): not served.
-    let tabbed = app
-        .send(
-            http::Method::GET,
-            "/v1/me/quests",
-            &[("authorization", &format!("Bearer\t{token}"))],
-            Vec::new(),
-        )
-        .await;
-    assert!(matches!(tabbed.status.as_u16(), 401 | 429), "{}", tabbed.status);
+    let tabbed = read_with(&format!("Bearer\t{token}")).await;
+    assert!(matches!(tabbed.as_u16(), 401 | 429), "{tabbed}");
     // Another player has a quota of its own; a made-up token is not a
     // player and falls back to the client address (refused as 401 or 429,
     // never served).
