@@ -14,21 +14,6 @@ use crate::realtime::RealtimeConfig;
 pub struct GatewayConfig {
     /// Where the HTTP server listens (`VDM_HTTP_ADDR`, default `127.0.0.1:8080`).
     pub http_addr: SocketAddr,
-    /// The quest service's gRPC address (`VDM_QUEST_URL`, `http://host:port`).
-    pub quest_url: String,
-    /// The NPC service's gRPC address (`VDM_NPC_URL`).
-    pub npc_url: String,
-    /// The world service's gRPC address (`VDM_WORLD_URL`).
-    pub world_url: String,
-    /// The rumor service's gRPC address (`VDM_RUMOR_URL`); optional, so a
-    /// gateway deployed before the rumor service still starts: its rumor
-    /// routes answer 503 naming the variable, and the bootstrap lists
-    /// `rumors` as missing.
-    pub rumor_url: Option<String>,
-    /// The metrics service's gRPC address (`VDM_METRICS_URL`); optional, so
-    /// a gateway deployed without the metrics service still starts, and
-    /// answers the telemetry routes with 503.
-    pub metrics_url: Option<String>,
     /// How long each service call of `GET /v1/bootstrap` may take before its
     /// part is reported missing (`VDM_BOOTSTRAP_BUDGET_MS`, default 300 ms).
     pub bootstrap_budget: Duration,
@@ -76,52 +61,31 @@ pub struct GatewayConfig {
     pub cors_origins: Vec<String>,
 }
 
-/// Settings that stay unset in the embedded default until the binary fills
-/// them in (service addresses, generated secrets).
+/// Secrets the embedded default generates when none are configured.
 #[derive(Debug, Clone, Default)]
-pub struct Overrides {
-    /// The quest service's address when it runs in the same process.
-    pub quest_url: Option<String>,
-    /// The NPC service's address when it runs in the same process.
-    pub npc_url: Option<String>,
-    /// The world service's address when it runs in the same process.
-    pub world_url: Option<String>,
-    /// The rumor service's address when it runs in the same process.
-    pub rumor_url: Option<String>,
-    /// The metrics service's address when it runs in the same process.
-    pub metrics_url: Option<String>,
-    /// A generated admin token when none is configured.
+pub struct SecretDefaults {
+    /// The admin token when `VDM_ADMIN_TOKEN` is unset.
     pub admin_token: Option<Secret>,
-    /// A generated signing key when none is configured.
+    /// The signing key when `VDM_JWT_SECRET` is unset.
     pub jwt_secret: Option<Secret>,
 }
 
 impl GatewayConfig {
-    /// Reads the gateway's variables; `overrides` supplies what the embedded
-    /// default generates. A variable that is required and has no override is
-    /// an error naming it.
-    pub fn from_env(env: &Env, data_dir: &Path, overrides: Overrides) -> Result<GatewayConfig, ConfigError> {
-        let quest_url = service_url(env, "VDM_QUEST_URL", "quest", overrides.quest_url)?;
-        let npc_url = service_url(env, "VDM_NPC_URL", "NPC", overrides.npc_url)?;
-        let world_url = service_url(env, "VDM_WORLD_URL", "world", overrides.world_url)?;
-        let rumor_url = match overrides.rumor_url.or_else(|| env.string("VDM_RUMOR_URL")) {
-            Some(url) => Some(service_url(env, "VDM_RUMOR_URL", "rumor", Some(url))?),
-            None => None,
-        };
-        let metrics_url = match overrides.metrics_url.or_else(|| env.string("VDM_METRICS_URL")) {
-            Some(url) => Some(service_url(env, "VDM_METRICS_URL", "metrics", Some(url))?),
-            None => None,
-        };
+    /// Reads the gateway's variables (the services' addresses are the
+    /// process's [`vdm_kit::service::Peers`]); `defaults` supplies the
+    /// secrets the embedded default generates. A variable that is required
+    /// and has no default is an error naming it.
+    pub fn from_env(env: &Env, data_dir: &Path, defaults: SecretDefaults) -> Result<GatewayConfig, ConfigError> {
         let admin_token = env
             .secret("VDM_ADMIN_TOKEN")
-            .or(overrides.admin_token)
+            .or(defaults.admin_token)
             .ok_or_else(|| ConfigError::new("VDM_ADMIN_TOKEN", "required"))?;
         if admin_token.expose().len() < 16 {
             return Err(ConfigError::new("VDM_ADMIN_TOKEN", "must be at least 16 characters"));
         }
         let jwt_secret = env
             .secret("VDM_JWT_SECRET")
-            .or(overrides.jwt_secret)
+            .or(defaults.jwt_secret)
             .ok_or_else(|| ConfigError::new("VDM_JWT_SECRET", "required"))?;
         if jwt_secret.expose().len() < 32 {
             return Err(ConfigError::new("VDM_JWT_SECRET", "must be at least 32 characters"));
@@ -147,11 +111,6 @@ impl GatewayConfig {
         }
         Ok(GatewayConfig {
             http_addr: env.parse_or("VDM_HTTP_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
-            quest_url,
-            npc_url,
-            world_url,
-            rumor_url,
-            metrics_url,
             bootstrap_budget: env.millis_or("VDM_BOOTSTRAP_BUDGET_MS", Duration::from_millis(300))?,
             admin_token,
             admin_tokens_file: env.string("VDM_ADMIN_TOKENS_FILE").map(std::path::PathBuf::from),
@@ -258,19 +217,6 @@ fn trusted_proxies_from_env(env: &Env) -> Result<Vec<ProxyNet>, ConfigError> {
 
 /// A service's address: the override (the embedded default's own), else the
 /// variable, which must then be set.
-fn service_url(env: &Env, var: &str, service: &str, overridden: Option<String>) -> Result<String, ConfigError> {
-    let url = match overridden {
-        Some(url) => url,
-        None => env
-            .string(var)
-            .ok_or_else(|| ConfigError::new(var, format!("required: the {service} service's http://host:port")))?,
-    };
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(ConfigError::new(var, format!("expected http://host:port, got {url:?}")));
-    }
-    Ok(url)
-}
-
 /// Generates a random secret of `bytes` random bytes, URL-safe base64 encoded.
 pub fn generate_secret(bytes: usize) -> Result<Secret, crate::GatewayError> {
     use base64::Engine;
@@ -287,14 +233,11 @@ mod tests {
     /// The gateway's config from the required variables plus `extra`.
     fn with(extra: &[(&'static str, &'static str)]) -> Result<GatewayConfig, ConfigError> {
         let mut pairs = vec![
-            ("VDM_QUEST_URL", "http://q:1"),
-            ("VDM_NPC_URL", "http://n:1"),
-            ("VDM_WORLD_URL", "http://w:1"),
             ("VDM_ADMIN_TOKEN", "0123456789abcdef"),
             ("VDM_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
         ];
         pairs.extend_from_slice(extra);
-        GatewayConfig::from_env(&Env::from_pairs(pairs), Path::new("d"), Overrides::default())
+        GatewayConfig::from_env(&Env::from_pairs(pairs), Path::new("d"), SecretDefaults::default())
     }
 
     #[test]
@@ -354,36 +297,15 @@ mod tests {
 
     #[test]
     fn names_missing_and_bad_variables() {
-        let err = GatewayConfig::from_env(&Env::default(), Path::new("d"), Overrides::default()).unwrap_err();
-        assert_eq!(err.var, "VDM_QUEST_URL");
-        let env = Env::from_pairs([("VDM_QUEST_URL", "http://q:1")]);
-        assert_eq!(
-            GatewayConfig::from_env(&env, Path::new("d"), Overrides::default())
-                .unwrap_err()
-                .var,
-            "VDM_NPC_URL"
-        );
+        let err = GatewayConfig::from_env(&Env::default(), Path::new("d"), SecretDefaults::default()).unwrap_err();
+        assert_eq!(err.var, "VDM_ADMIN_TOKEN");
         let env = Env::from_pairs([
-            ("VDM_QUEST_URL", "http://q:1"),
-            ("VDM_NPC_URL", "http://n:1"),
-            ("VDM_WORLD_URL", "w:1"),
-        ]);
-        assert_eq!(
-            GatewayConfig::from_env(&env, Path::new("d"), Overrides::default())
-                .unwrap_err()
-                .var,
-            "VDM_WORLD_URL"
-        );
-        let env = Env::from_pairs([
-            ("VDM_QUEST_URL", "http://q:1"),
-            ("VDM_NPC_URL", "http://n:1"),
-            ("VDM_WORLD_URL", "http://w:1"),
             ("VDM_ADMIN_TOKEN", "0123456789abcdef"),
             ("VDM_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
             ("VDM_HTTP_ADDR", "not-an-addr"),
         ]);
         assert_eq!(
-            GatewayConfig::from_env(&env, Path::new("d"), Overrides::default())
+            GatewayConfig::from_env(&env, Path::new("d"), SecretDefaults::default())
                 .unwrap_err()
                 .var,
             "VDM_HTTP_ADDR"

@@ -42,6 +42,9 @@ pub enum GatewayError {
     /// A service address is unusable.
     #[error("gateway client setup failed")]
     Client(#[from] vdm_kit::grpc::GrpcError),
+    /// A service address is missing.
+    #[error("gateway start-up failed")]
+    Start(#[from] vdm_kit::service::StartError),
     /// The HTTP listener could not be bound or failed.
     #[error("gateway http server failed")]
     Io(#[from] std::io::Error),
@@ -74,6 +77,7 @@ impl GatewayError {
             | GatewayError::Db(_)
             | GatewayError::DbSetup(_)
             | GatewayError::Client(_)
+            | GatewayError::Start(_)
             | GatewayError::Io(_) => ErrorCode::Internal,
         }
     }

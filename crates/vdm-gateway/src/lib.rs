@@ -33,6 +33,6 @@ pub mod routes;
 pub mod startup;
 pub mod state;
 
-pub use config::{GatewayConfig, Overrides};
+pub use config::{GatewayConfig, SecretDefaults};
 pub use error::{GatewayError, GatewayResult};
 pub use startup::App;

@@ -23,6 +23,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use vdm_kit::bus::EventBus;
 use vdm_kit::cache::CacheStore;
+use vdm_kit::service::Peers;
 use vdm_kit::shutdown::CancellationToken;
 use vdm_proto::metrics::v1::metrics_service_client::MetricsServiceClient;
 use vdm_proto::npc::v1::npc_service_client::NpcServiceClient;
@@ -58,10 +59,12 @@ pub struct App {
 
 impl App {
     /// Connects the player database (migrating it if configured), creates
-    /// the service clients (they connect lazily) and binds the listener.
-    pub async fn build(config: &GatewayConfig, shutdown: CancellationToken) -> GatewayResult<App> {
+    /// the clients of the services `peers` names (they connect lazily; quest,
+    /// NPC and world are required, rumor and metrics optional) and binds the
+    /// listener.
+    pub async fn build(config: &GatewayConfig, peers: &Peers, shutdown: CancellationToken) -> GatewayResult<App> {
         let db = vdm_kit::db::connect::<Migrator>(&config.database, "gateway").await?;
-        let quest_channel = vdm_kit::grpc::channel(&config.quest_url, config.request_timeout)?;
+        let quest_channel = vdm_kit::grpc::channel(peers.url("quest")?, config.request_timeout)?;
         let quest = QuestServiceClient::new(quest_channel.clone())
             .accept_compressed(CompressionEncoding::Gzip)
             .accept_compressed(CompressionEncoding::Zstd);
@@ -83,15 +86,15 @@ impl App {
             bus,
             router: Mutex::new(None),
         });
-        let npc_channel = vdm_kit::grpc::channel(&config.npc_url, config.request_timeout)?;
+        let npc_channel = vdm_kit::grpc::channel(peers.url("npc")?, config.request_timeout)?;
         let npc = NpcServiceClient::new(npc_channel.clone())
             .accept_compressed(CompressionEncoding::Gzip)
             .accept_compressed(CompressionEncoding::Zstd);
-        let world_channel = vdm_kit::grpc::channel(&config.world_url, config.request_timeout)?;
+        let world_channel = vdm_kit::grpc::channel(peers.url("world")?, config.request_timeout)?;
         let world = WorldServiceClient::new(world_channel.clone())
             .accept_compressed(CompressionEncoding::Gzip)
             .accept_compressed(CompressionEncoding::Zstd);
-        let rumor_channel = match &config.rumor_url {
+        let rumor_channel = match peers.get("rumor") {
             Some(url) => Some(vdm_kit::grpc::channel(url, config.request_timeout)?),
             None => None,
         };
@@ -100,7 +103,7 @@ impl App {
                 .accept_compressed(CompressionEncoding::Gzip)
                 .accept_compressed(CompressionEncoding::Zstd)
         });
-        let metrics_channel = match &config.metrics_url {
+        let metrics_channel = match peers.get("metrics") {
             Some(url) => Some(vdm_kit::grpc::channel(url, config.request_timeout)?),
             None => None,
         };
@@ -382,7 +385,7 @@ mod tests {
     use vdm_kit::config::Env;
 
     use super::*;
-    use crate::config::Overrides;
+    use crate::config::SecretDefaults;
 
     async fn boom_handler() -> &'static str {
         panic!("secret detail")
@@ -391,14 +394,11 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_handler_answers_a_json_500() {
         let env = Env::from_pairs([
-            ("VDM_QUEST_URL", "http://q:1"),
-            ("VDM_NPC_URL", "http://n:1"),
-            ("VDM_WORLD_URL", "http://w:1"),
             ("VDM_ADMIN_TOKEN", "0123456789abcdef"),
             ("VDM_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
             ("VDM_RATE_LIMITS", "off"),
         ]);
-        let config = GatewayConfig::from_env(&env, Path::new("d"), Overrides::default()).unwrap();
+        let config = GatewayConfig::from_env(&env, Path::new("d"), SecretDefaults::default()).unwrap();
         let boom = Router::new().route("/boom", get(boom_handler));
         let request = axum::http::Request::get("/boom").body(Body::empty()).unwrap();
         let limits = LimitState {

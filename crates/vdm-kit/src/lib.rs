@@ -17,6 +17,8 @@
 //! - [`breaker`]: the circuit breaker in front of every client channel.
 //! - [`tower`]: the gRPC server and client layers.
 //! - [`admin`]: `/health`, `/ready`, `/metrics` for service processes.
+//! - [`service`]: the skeleton of every gRPC service: [`service::Service`],
+//!   [`service::ServiceError`], [`service::GrpcApp`], [`service::Peers`].
 //! - [`serve`]: HTTP/1.1 serving with a header read timeout and header
 //!   limits (slow and flooding clients are cut off).
 //! - [`validate`]: field checks naming the field, request fingerprints.
@@ -35,6 +37,7 @@ pub mod metrics;
 pub mod page;
 pub mod secure;
 pub mod serve;
+pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 pub mod tower;

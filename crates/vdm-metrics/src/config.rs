@@ -1,6 +1,5 @@
 //! The metrics service's settings.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -17,8 +16,6 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Everything the metrics service needs to start.
 #[derive(Debug, Clone)]
 pub struct MetricsConfig {
-    /// Where the gRPC server listens (port 0 picks a free port).
-    pub grpc_addr: SocketAddr,
     /// The service's database (schema `metrics`, or `metrics.db`).
     pub database: DatabaseConfig,
     /// The backend stats scraper.
@@ -107,11 +104,9 @@ pub fn timeout_for(interval: Duration) -> Duration {
 
 impl MetricsConfig {
     /// Reads the database and scraper settings (see
-    /// [`DatabaseConfig::from_env`] and [`ScrapeConfig::from_env`]); the
-    /// listen address is the caller's.
-    pub fn from_env(env: &Env, grpc_addr: SocketAddr, data_dir: &Path) -> Result<MetricsConfig, ConfigError> {
+    /// [`DatabaseConfig::from_env`] and [`ScrapeConfig::from_env`]).
+    pub fn from_env(env: &Env, data_dir: &Path) -> Result<MetricsConfig, ConfigError> {
         Ok(MetricsConfig {
-            grpc_addr,
             database: DatabaseConfig::from_env(env, "metrics", data_dir)?,
             scrape: ScrapeConfig::from_env(env)?,
             budgets: budgets_from_env(env)?,

@@ -2,6 +2,7 @@
 
 use sea_orm::DbErr;
 use vdm_kit::ErrorCode;
+use vdm_kit::service::{ServiceError, StartError};
 
 /// Everything that can go wrong in the metrics service.
 #[derive(Debug, thiserror::Error)]
@@ -15,21 +16,9 @@ pub enum MetricsError {
     /// Any other database failure.
     #[error("metrics database error")]
     Db(#[source] DbErr),
-    /// Start-up could not reach or migrate the database.
-    #[error("metrics database setup failed")]
-    DbSetup(#[from] vdm_kit::db::DbSetupError),
-    /// The gRPC listener could not be bound.
-    #[error("cannot bind the metrics grpc listener on {addr}")]
-    Bind {
-        /// The address asked for.
-        addr: std::net::SocketAddr,
-        /// Why not.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The gRPC server failed.
-    #[error("metrics grpc server failed")]
-    Serve(#[from] vdm_kit::grpc::GrpcError),
+    /// The service could not start or serve.
+    #[error("metrics service start-up failed")]
+    Start(#[from] StartError),
 }
 
 /// The metrics service's result type.
@@ -45,29 +34,18 @@ impl From<DbErr> for MetricsError {
     }
 }
 
-impl MetricsError {
-    /// Returns the failure class of this error.
-    pub fn code(&self) -> ErrorCode {
+impl ServiceError for MetricsError {
+    fn code(&self) -> ErrorCode {
         match self {
             MetricsError::Invalid(_) => ErrorCode::InvalidArgument,
             MetricsError::Unavailable(_) => ErrorCode::Unavailable,
-            MetricsError::Db(_) | MetricsError::DbSetup(_) | MetricsError::Bind { .. } | MetricsError::Serve(_) => {
-                ErrorCode::Internal
-            }
+            MetricsError::Db(_) | MetricsError::Start(_) => ErrorCode::Internal,
         }
     }
 }
 
 impl From<MetricsError> for tonic::Status {
     fn from(err: MetricsError) -> tonic::Status {
-        let code = err.code();
-        match code {
-            ErrorCode::Internal | ErrorCode::Unavailable => {
-                tracing::error!(error = %err, cause = ?std::error::Error::source(&err), "metrics request failed");
-                // Internal causes stay in the logs; the client gets the class.
-                code.to_status(err.to_string())
-            }
-            _ => code.to_status(err.to_string()),
-        }
+        err.into_status()
     }
 }

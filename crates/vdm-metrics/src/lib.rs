@@ -4,7 +4,8 @@
 //!
 //! # Layout
 //! - [`config`]: the service's settings.
-//! - [`startup`]: [`App`] connects, migrates, binds and serves.
+//! - [`startup`]: [`Metrics`], the service on the kit's skeleton: what it
+//!   connects and serves, with the scraper beside it.
 //! - [`grpc`]: protobuf in, [`service`] call, protobuf out.
 //! - [`service`]: the use cases: validate a batch, store it, record its
 //!   histograms (with bounded label values); percentiles of stored samples.
@@ -27,4 +28,4 @@ pub mod store;
 
 pub use config::{MetricsConfig, ScrapeConfig};
 pub use error::{MetricsError, MetricsResult};
-pub use startup::App;
+pub use startup::Metrics;

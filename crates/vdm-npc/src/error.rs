@@ -2,6 +2,7 @@
 
 use sea_orm::DbErr;
 use vdm_kit::ErrorCode;
+use vdm_kit::service::{ServiceError, StartError};
 
 use crate::domain::Hex;
 
@@ -52,24 +53,9 @@ pub enum NpcError {
     /// A stored value could not be decoded.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
-    /// Start-up could not reach or migrate the database.
-    #[error("npc database setup failed")]
-    DbSetup(#[from] vdm_kit::db::DbSetupError),
-    /// Start-up could not set up the cache.
-    #[error("npc cache setup failed")]
-    CacheSetup(#[from] vdm_kit::cache::CacheSetupError),
-    /// The gRPC listener could not be bound, or the world client not made.
-    #[error("npc grpc setup failed")]
-    Grpc(#[from] vdm_kit::grpc::GrpcError),
-    /// The gRPC listener could not be bound.
-    #[error("cannot bind the npc grpc listener on {addr}")]
-    Bind {
-        /// The address asked for.
-        addr: std::net::SocketAddr,
-        /// Why not.
-        #[source]
-        source: std::io::Error,
-    },
+    /// The service could not start or serve (or a peer client not be made).
+    #[error("npc service start-up failed")]
+    Start(#[from] StartError),
 }
 
 /// The NPC service's result type.
@@ -85,9 +71,8 @@ impl From<DbErr> for NpcError {
     }
 }
 
-impl NpcError {
-    /// Returns the failure class of this error.
-    pub fn code(&self) -> ErrorCode {
+impl ServiceError for NpcError {
+    fn code(&self) -> ErrorCode {
         match self {
             NpcError::Invalid(_)
             | NpcError::UnknownRegion(_)
@@ -97,28 +82,14 @@ impl NpcError {
             NpcError::NpcNotFound(_) => ErrorCode::NotFound,
             NpcError::IdempotencyConflict(_) => ErrorCode::AlreadyExists,
             NpcError::WorldUnavailable(_) | NpcError::Unavailable(_) | NpcError::Contended(_) => ErrorCode::Unavailable,
-            NpcError::World(_)
-            | NpcError::Db(_)
-            | NpcError::Corrupt(_)
-            | NpcError::DbSetup(_)
-            | NpcError::CacheSetup(_)
-            | NpcError::Grpc(_)
-            | NpcError::Bind { .. } => ErrorCode::Internal,
+            NpcError::World(_) | NpcError::Db(_) | NpcError::Corrupt(_) | NpcError::Start(_) => ErrorCode::Internal,
         }
     }
 }
 
 impl From<NpcError> for tonic::Status {
     fn from(err: NpcError) -> tonic::Status {
-        let code = err.code();
-        match code {
-            ErrorCode::Internal | ErrorCode::Unavailable => {
-                tracing::error!(error = %err, cause = ?std::error::Error::source(&err), "npc request failed");
-                // Internal causes stay in the logs; the client gets the class.
-                code.to_status(err.to_string())
-            }
-            _ => code.to_status(err.to_string()),
-        }
+        err.into_status()
     }
 }
 

@@ -4,7 +4,8 @@
 //!
 //! # Layout
 //! - [`config`]: the service's settings.
-//! - [`startup`]: [`App`] connects, migrates, binds and serves.
+//! - [`startup`]: [`Npc`], the service on the kit's skeleton: what it
+//!   connects and serves.
 //! - [`grpc`]: protobuf in, [`service`] call, protobuf out.
 //! - [`service`]: the use cases: validation, the world checks, storage and
 //!   the read-through cache (NPCs by id, TTL 30 s, dropped on every write).
@@ -26,4 +27,4 @@ pub mod world;
 
 pub use config::NpcConfig;
 pub use error::{NpcError, NpcResult};
-pub use startup::App;
+pub use startup::Npc;

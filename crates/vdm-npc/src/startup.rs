@@ -1,13 +1,12 @@
-//! Building and running the NPC service: connect, migrate, bind, serve.
+//! The NPC service on the kit's service skeleton: what it connects and
+//! what it serves.
 
-use std::net::SocketAddr;
+use std::path::Path;
 
-use tokio::net::TcpListener;
 use tonic::service::Routes;
-use vdm_kit::admin::ReadinessCheck;
-use vdm_kit::bus::EventBus;
-use vdm_kit::cache::CacheStore;
+use vdm_kit::config::{ConfigError, DatabaseConfig, Env};
 use vdm_kit::grpc::ServeOptions;
+use vdm_kit::service::{Backends, Parts, Peers, Service};
 
 use crate::config::NpcConfig;
 use crate::error::{NpcError, NpcResult};
@@ -17,61 +16,45 @@ use crate::store::NpcStore;
 use crate::store::migration::Migrator;
 use crate::world::WorldClient;
 
-/// An NPC service that is connected and bound, ready to run.
-pub struct App {
-    listener: TcpListener,
-    service: NpcService,
-    options: ServeOptions,
-}
+/// The NPC service, as the binary starts it
+/// (`vdm_kit::service::GrpcApp::build::<Npc>`).
+pub struct Npc;
 
-impl App {
-    /// Connects to the database (running migrations if configured), sets up
-    /// the cache and the world client (which connects lazily, so the world
-    /// service may start later) and binds the gRPC listener.
-    pub async fn build(config: &NpcConfig) -> NpcResult<App> {
-        let db = vdm_kit::db::connect::<Migrator>(&config.database, "npc").await?;
-        let caches = CacheStore::new(&config.cache)?;
-        let events = EventBus::new(&caches, &config.cache.key_prefix);
-        let world = WorldClient::connect(&config.world_url, config.world_timeout)?;
-        let listener = TcpListener::bind(config.grpc_addr)
-            .await
-            .map_err(|source| NpcError::Bind {
-                addr: config.grpc_addr,
-                source,
-            })?;
-        tracing::info!(
-            cache = caches.backend_name(),
-            postgres = config.database.is_postgres(),
-            world = %config.world_url,
-            memory_cap = config.memory_cap,
-            "npc service built"
+impl Service for Npc {
+    const NAME: &'static str = "npc";
+    type Config = NpcConfig;
+    type Error = NpcError;
+    type Migrator = Migrator;
+
+    fn config_from_env(env: &Env, data_dir: &Path) -> Result<NpcConfig, ConfigError> {
+        NpcConfig::from_env(env, data_dir)
+    }
+
+    fn database(config: &NpcConfig) -> &DatabaseConfig {
+        &config.database
+    }
+
+    /// Connects the database (running migrations if configured), the cache,
+    /// the event bus and the world client (which connects lazily, so the
+    /// world service may start later).
+    async fn build(config: &NpcConfig, peers: &Peers) -> NpcResult<Parts> {
+        let world_url = peers.url("world")?;
+        let backends = Backends::connect::<Migrator>(Self::NAME, &config.database, &config.cache).await?;
+        let world = WorldClient::connect(world_url, config.world_timeout)?;
+        tracing::info!(world = world_url, memory_cap = config.memory_cap, "npc service peers");
+        let service = NpcService::new(
+            NpcStore::new(backends.db),
+            &backends.caches,
+            world,
+            config.memory_cap,
+            backends.events,
         );
-        Ok(App {
-            listener,
-            service: NpcService::new(NpcStore::new(db), &caches, world, config.memory_cap, events),
-            options: ServeOptions {
-                artificial_delay: config.artificial_delay,
-            },
-        })
-    }
-
-    /// The address the gRPC server is bound to.
-    pub fn local_addr(&self) -> SocketAddr {
-        vdm_kit::grpc::bound_addr(&self.listener)
-    }
-
-    /// The readiness check: the database answers.
-    pub fn readiness(&self) -> ReadinessCheck {
-        vdm_kit::admin::readiness_check("npc database", self.service.clone(), |service| async move {
+        let readiness = vdm_kit::admin::readiness_check("npc database", service.clone(), |service| async move {
             service.ready().await
-        })
-    }
-
-    /// Serves gRPC until `shutdown` completes, then drains in-flight calls.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> NpcResult<()> {
-        tracing::info!(addr = %self.local_addr(), "npc service listening");
-        let routes = Routes::new(NpcGrpc::server(self.service));
-        vdm_kit::grpc::serve_with(self.listener, SERVICE_NAME, routes, shutdown, self.options).await?;
-        Ok(())
+        });
+        let parts = Parts::new(Routes::new(NpcGrpc::server(service)), SERVICE_NAME, readiness);
+        Ok(parts.with_options(ServeOptions {
+            artificial_delay: config.artificial_delay,
+        }))
     }
 }

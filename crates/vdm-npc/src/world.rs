@@ -24,7 +24,7 @@ impl WorldClient {
     /// A lazily connecting client of the world service at `url`; each call
     /// gets `timeout` as its deadline.
     pub fn connect(url: &str, timeout: Duration) -> NpcResult<WorldClient> {
-        let channel = vdm_kit::grpc::channel(url, timeout)?;
+        let channel = vdm_kit::grpc::channel(url, timeout).map_err(vdm_kit::service::StartError::from)?;
         Ok(WorldClient {
             client: WorldServiceClient::new(channel),
         })

@@ -2,6 +2,7 @@
 
 use sea_orm::DbErr;
 use vdm_kit::ErrorCode;
+use vdm_kit::service::{ServiceError, StartError};
 
 use crate::domain::QuestStatus;
 
@@ -60,24 +61,9 @@ pub enum QuestError {
     /// A stored value could not be decoded.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
-    /// Start-up could not reach or migrate the database.
-    #[error("quest database setup failed")]
-    DbSetup(#[from] vdm_kit::db::DbSetupError),
-    /// Start-up could not set up the cache.
-    #[error("quest cache setup failed")]
-    CacheSetup(#[from] vdm_kit::cache::CacheSetupError),
-    /// The gRPC listener could not be bound.
-    #[error("cannot bind the quest grpc listener on {addr}")]
-    Bind {
-        /// The address asked for.
-        addr: std::net::SocketAddr,
-        /// Why not.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The gRPC server failed.
-    #[error("quest grpc server failed")]
-    Serve(#[from] vdm_kit::grpc::GrpcError),
+    /// The service could not start or serve.
+    #[error("quest service start-up failed")]
+    Start(#[from] StartError),
 }
 
 /// The quest service's result type.
@@ -93,9 +79,8 @@ impl From<DbErr> for QuestError {
     }
 }
 
-impl QuestError {
-    /// Returns the failure class of this error.
-    pub fn code(&self) -> ErrorCode {
+impl ServiceError for QuestError {
+    fn code(&self) -> ErrorCode {
         match self {
             QuestError::Invalid(_) => ErrorCode::InvalidArgument,
             QuestError::QuestNotFound(_)
@@ -104,27 +89,14 @@ impl QuestError {
             QuestError::InvalidTransition { .. } => ErrorCode::FailedPrecondition,
             QuestError::IdempotencyConflict(_) => ErrorCode::AlreadyExists,
             QuestError::Unavailable(_) | QuestError::Contended { .. } => ErrorCode::Unavailable,
-            QuestError::Db(_)
-            | QuestError::Corrupt(_)
-            | QuestError::DbSetup(_)
-            | QuestError::CacheSetup(_)
-            | QuestError::Bind { .. }
-            | QuestError::Serve(_) => ErrorCode::Internal,
+            QuestError::Db(_) | QuestError::Corrupt(_) | QuestError::Start(_) => ErrorCode::Internal,
         }
     }
 }
 
 impl From<QuestError> for tonic::Status {
     fn from(err: QuestError) -> tonic::Status {
-        let code = err.code();
-        match code {
-            ErrorCode::Internal | ErrorCode::Unavailable => {
-                tracing::error!(error = %err, cause = ?std::error::Error::source(&err), "quest request failed");
-                // Internal causes stay in the logs; the client gets the class.
-                code.to_status(err.to_string())
-            }
-            _ => code.to_status(err.to_string()),
-        }
+        err.into_status()
     }
 }
 

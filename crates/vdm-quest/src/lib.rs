@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //! - [`config`]: the service's settings.
-//! - [`startup`]: [`App`] connects, migrates, binds and serves.
+//! - [`startup`]: [`Quest`], the service on the kit's skeleton: what it
+//!   connects and serves.
 //! - [`grpc`]: protobuf in, [`service`] call, protobuf out.
 //! - [`service`]: the use cases: validation, storage and the read-through
 //!   cache (quests by id, TTL 30 s, dropped on every write) composed.
@@ -22,4 +23,4 @@ pub mod store;
 
 pub use config::QuestConfig;
 pub use error::{QuestError, QuestResult};
-pub use startup::App;
+pub use startup::Quest;

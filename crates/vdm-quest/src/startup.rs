@@ -1,12 +1,11 @@
-//! Building and running the quest service: connect, migrate, bind, serve.
+//! The quest service on the kit's service skeleton: what it connects and
+//! what it serves.
 
-use std::net::SocketAddr;
+use std::path::Path;
 
-use tokio::net::TcpListener;
 use tonic::service::Routes;
-use vdm_kit::admin::ReadinessCheck;
-use vdm_kit::bus::EventBus;
-use vdm_kit::cache::CacheStore;
+use vdm_kit::config::{ConfigError, DatabaseConfig, Env};
+use vdm_kit::service::{Backends, Parts, Peers, Service};
 
 use crate::config::QuestConfig;
 use crate::error::{QuestError, QuestResult};
@@ -15,53 +14,36 @@ use crate::service::QuestService;
 use crate::store::QuestStore;
 use crate::store::migration::Migrator;
 
-/// A quest service that is connected and bound, ready to run.
-pub struct App {
-    listener: TcpListener,
-    service: QuestService,
-}
+/// The quest service, as the binary starts it
+/// (`vdm_kit::service::GrpcApp::build::<Quest>`).
+pub struct Quest;
 
-impl App {
-    /// Connects to the database (running migrations if configured), sets up
-    /// the cache and binds the gRPC listener.
-    pub async fn build(config: &QuestConfig) -> QuestResult<App> {
-        let db = vdm_kit::db::connect::<Migrator>(&config.database, "quest").await?;
-        let caches = CacheStore::new(&config.cache)?;
-        let listener = TcpListener::bind(config.grpc_addr)
-            .await
-            .map_err(|source| QuestError::Bind {
-                addr: config.grpc_addr,
-                source,
-            })?;
-        tracing::info!(
-            cache = caches.backend_name(),
-            postgres = config.database.is_postgres(),
-            "quest service built"
-        );
-        let events = EventBus::new(&caches, &config.cache.key_prefix);
-        Ok(App {
-            listener,
-            service: QuestService::new(QuestStore::new(db), &caches, events),
-        })
+impl Service for Quest {
+    const NAME: &'static str = "quest";
+    type Config = QuestConfig;
+    type Error = QuestError;
+    type Migrator = Migrator;
+
+    fn config_from_env(env: &Env, data_dir: &Path) -> Result<QuestConfig, ConfigError> {
+        QuestConfig::from_env(env, data_dir)
     }
 
-    /// The address the gRPC server is bound to.
-    pub fn local_addr(&self) -> SocketAddr {
-        vdm_kit::grpc::bound_addr(&self.listener)
+    fn database(config: &QuestConfig) -> &DatabaseConfig {
+        &config.database
     }
 
-    /// The readiness check: the database answers.
-    pub fn readiness(&self) -> ReadinessCheck {
-        vdm_kit::admin::readiness_check("quest database", self.service.clone(), |service| async move {
+    /// Connects the database (running migrations if configured), the cache
+    /// and the event bus. The quest service calls no other service.
+    async fn build(config: &QuestConfig, _peers: &Peers) -> QuestResult<Parts> {
+        let backends = Backends::connect::<Migrator>(Self::NAME, &config.database, &config.cache).await?;
+        let service = QuestService::new(QuestStore::new(backends.db), &backends.caches, backends.events);
+        let readiness = vdm_kit::admin::readiness_check("quest database", service.clone(), |service| async move {
             service.ready().await
-        })
-    }
-
-    /// Serves gRPC until `shutdown` completes, then drains in-flight calls.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> QuestResult<()> {
-        tracing::info!(addr = %self.local_addr(), "quest service listening");
-        let routes = Routes::new(QuestGrpc::server(self.service));
-        vdm_kit::grpc::serve(self.listener, SERVICE_NAME, routes, shutdown).await?;
-        Ok(())
+        });
+        Ok(Parts::new(
+            Routes::new(QuestGrpc::server(service)),
+            SERVICE_NAME,
+            readiness,
+        ))
     }
 }

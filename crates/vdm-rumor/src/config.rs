@@ -1,6 +1,5 @@
 //! The rumor service's settings.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -9,16 +8,10 @@ use vdm_kit::config::{CacheConfig, ConfigError, DatabaseConfig, Env, Secret};
 /// Everything the rumor service needs to start.
 #[derive(Debug, Clone)]
 pub struct RumorConfig {
-    /// Where the gRPC server listens (port 0 picks a free port).
-    pub grpc_addr: SocketAddr,
     /// The service's database.
     pub database: DatabaseConfig,
     /// The service's cache (transformed texts) and event bus.
     pub cache: CacheConfig,
-    /// The NPC service's gRPC address (`VDM_NPC_URL`).
-    pub npc_url: String,
-    /// The world service's gRPC address (`VDM_WORLD_URL`).
-    pub world_url: String,
     /// The deadline of each call to the NPC and world services
     /// (`VDM_PEER_TIMEOUT_MS`, default 2 s).
     pub peer_timeout: Duration,
@@ -113,41 +106,19 @@ impl Default for TickConfig {
 }
 
 impl RumorConfig {
-    /// Reads the database, cache, peer, transformer and ticker settings; the
-    /// listen address is the caller's, and so are the NPC and world
-    /// services' addresses when they run in the same process.
-    pub fn from_env(
-        env: &Env,
-        grpc_addr: SocketAddr,
-        data_dir: &Path,
-        npc_url: Option<String>,
-        world_url: Option<String>,
-    ) -> Result<RumorConfig, ConfigError> {
+    /// Reads the database, cache, peer timeout, transformer and ticker
+    /// settings (the NPC and world addresses are the process's
+    /// [`vdm_kit::service::Peers`]).
+    pub fn from_env(env: &Env, data_dir: &Path) -> Result<RumorConfig, ConfigError> {
         Ok(RumorConfig {
-            grpc_addr,
             database: DatabaseConfig::from_env(env, "rumor", data_dir)?,
             cache: CacheConfig::from_env(env)?,
-            npc_url: peer_url(env, "VDM_NPC_URL", "NPC", npc_url)?,
-            world_url: peer_url(env, "VDM_WORLD_URL", "world", world_url)?,
             peer_timeout: env.millis_or("VDM_PEER_TIMEOUT_MS", Duration::from_secs(2))?,
             transform: transform_from_env(env)?,
             tick: tick_from_env(env)?,
             artificial_delay: None,
         })
     }
-}
-
-fn peer_url(env: &Env, var: &str, what: &str, given: Option<String>) -> Result<String, ConfigError> {
-    let url = match given {
-        Some(url) => url,
-        None => env
-            .string(var)
-            .ok_or_else(|| ConfigError::new(var, format!("required: the {what} service's http://host:port")))?,
-    };
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(ConfigError::new(var, format!("expected http://host:port, got {url:?}")));
-    }
-    Ok(url)
 }
 
 fn transform_from_env(env: &Env) -> Result<TransformConfig, ConfigError> {
@@ -220,43 +191,28 @@ fn tick_from_env(env: &Env) -> Result<TickConfig, ConfigError> {
 mod tests {
     use super::*;
 
-    fn addr() -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], 0))
-    }
-
     #[test]
     fn defaults_and_named_errors() {
-        let peers = || (Some("http://n:1".to_owned()), Some("http://w:1".to_owned()));
-        let (n, w) = peers();
-        let config = RumorConfig::from_env(&Env::default(), addr(), Path::new("d"), n, w).unwrap();
+        let config = RumorConfig::from_env(&Env::default(), Path::new("d")).unwrap();
         assert!(config.transform.llm.is_none());
         assert_eq!(config.transform.batch_size, 16);
         assert_eq!(config.tick.interval, Some(Duration::from_secs(30)));
 
-        let err = RumorConfig::from_env(&Env::default(), addr(), Path::new("d"), None, None).unwrap_err();
-        assert_eq!(err.var, "VDM_NPC_URL");
         for (var, value) in [
             ("VDM_LLM_URL", "ftp://api.example.com/v1"),
             ("VDM_RUMOR_BATCH_SIZE", "0"),
             ("VDM_RUMOR_TICK_MAX_TELLINGS", "0"),
             ("VDM_RUMOR_CACHE_TTL_SECS", "0"),
         ] {
-            let (n, w) = peers();
             let env = Env::from_pairs([(var, value)]);
-            assert_eq!(
-                RumorConfig::from_env(&env, addr(), Path::new("d"), n, w)
-                    .unwrap_err()
-                    .var,
-                var
-            );
+            assert_eq!(RumorConfig::from_env(&env, Path::new("d")).unwrap_err().var, var);
         }
-        let (n, w) = peers();
         let env = Env::from_pairs([
             ("VDM_LLM_URL", "http://llm:8000/v1"),
             ("VDM_LLM_API_KEY", "sk-test"),
             ("VDM_RUMOR_TICK_INTERVAL_MS", "0"),
         ]);
-        let config = RumorConfig::from_env(&env, addr(), Path::new("d"), n, w).unwrap();
+        let config = RumorConfig::from_env(&env, Path::new("d")).unwrap();
         let llm = config.transform.llm.unwrap();
         assert_eq!(llm.model, "gpt-4o-mini");
         assert_eq!(llm.api_key.unwrap().expose(), "sk-test");

@@ -2,6 +2,7 @@
 
 use sea_orm::DbErr;
 use vdm_kit::ErrorCode;
+use vdm_kit::service::{ServiceError, StartError};
 
 /// Everything that can go wrong in the rumor service.
 #[derive(Debug, thiserror::Error)]
@@ -44,24 +45,9 @@ pub enum RumorError {
     /// Any other database failure.
     #[error("rumor database error")]
     Db(#[source] DbErr),
-    /// Start-up could not reach or migrate the database.
-    #[error("rumor database setup failed")]
-    DbSetup(#[from] vdm_kit::db::DbSetupError),
-    /// Start-up could not set up the cache.
-    #[error("rumor cache setup failed")]
-    CacheSetup(#[from] vdm_kit::cache::CacheSetupError),
-    /// The gRPC listener could not be bound, or a peer client not made.
-    #[error("rumor grpc setup failed")]
-    Grpc(#[from] vdm_kit::grpc::GrpcError),
-    /// The gRPC listener could not be bound.
-    #[error("cannot bind the rumor grpc listener on {addr}")]
-    Bind {
-        /// The address asked for.
-        addr: std::net::SocketAddr,
-        /// Why not.
-        #[source]
-        source: std::io::Error,
-    },
+    /// The service could not start or serve (or a peer client not be made).
+    #[error("rumor service start-up failed")]
+    Start(#[from] StartError),
 }
 
 /// The rumor service's result type.
@@ -89,9 +75,8 @@ impl From<vdm_kit::page::PageError> for RumorError {
     }
 }
 
-impl RumorError {
-    /// Returns the failure class of this error.
-    pub fn code(&self) -> ErrorCode {
+impl ServiceError for RumorError {
+    fn code(&self) -> ErrorCode {
         match self {
             RumorError::Invalid(_) | RumorError::UnknownRegion(_) | RumorError::UnknownEvent(_) => {
                 ErrorCode::InvalidArgument
@@ -100,23 +85,13 @@ impl RumorError {
             RumorError::NotKnown { .. } => ErrorCode::FailedPrecondition,
             RumorError::IdempotencyConflict(_) => ErrorCode::AlreadyExists,
             RumorError::PeerUnavailable(..) | RumorError::Unavailable(_) => ErrorCode::Unavailable,
-            RumorError::Peer(..)
-            | RumorError::Db(_)
-            | RumorError::DbSetup(_)
-            | RumorError::CacheSetup(_)
-            | RumorError::Grpc(_)
-            | RumorError::Bind { .. } => ErrorCode::Internal,
+            RumorError::Peer(..) | RumorError::Db(_) | RumorError::Start(_) => ErrorCode::Internal,
         }
     }
 }
 
 impl From<RumorError> for tonic::Status {
     fn from(err: RumorError) -> tonic::Status {
-        let code = err.code();
-        if matches!(code, ErrorCode::Internal | ErrorCode::Unavailable) {
-            tracing::error!(error = %err, cause = ?std::error::Error::source(&err), "rumor request failed");
-        }
-        // Internal causes stay in the logs; the client gets the class.
-        code.to_status(err.to_string())
+        err.into_status()
     }
 }

@@ -3,8 +3,8 @@
 //!
 //! # Layout
 //! - [`config`]: the service's settings.
-//! - [`startup`]: [`App`] connects, migrates, binds, serves, and runs the
-//!   spreading ticker.
+//! - [`startup`]: [`Rumor`], the service on the kit's skeleton: what it
+//!   connects and serves, with the spreading ticker beside it.
 //! - [`grpc`]: protobuf in, [`service`] call, protobuf out.
 //! - [`service`]: the use cases: create, spread, tell a player, list what
 //!   someone knows, one spreading tick.
@@ -31,4 +31,4 @@ pub mod transform;
 
 pub use config::RumorConfig;
 pub use error::{RumorError, RumorResult};
-pub use startup::App;
+pub use startup::Rumor;

@@ -63,9 +63,10 @@ pub struct Peers {
 impl Peers {
     /// Lazily connecting clients; each call gets `timeout` as its deadline.
     pub fn connect(npc_url: &str, world_url: &str, timeout: Duration) -> RumorResult<Peers> {
+        let channel = |url| vdm_kit::grpc::channel(url, timeout).map_err(vdm_kit::service::StartError::from);
         Ok(Peers {
-            npc: NpcServiceClient::new(vdm_kit::grpc::channel(npc_url, timeout)?),
-            world: WorldServiceClient::new(vdm_kit::grpc::channel(world_url, timeout)?),
+            npc: NpcServiceClient::new(channel(npc_url)?),
+            world: WorldServiceClient::new(channel(world_url)?),
             names: Arc::new(Mutex::new(HashMap::new())),
             places: Arc::new(Mutex::new(HashMap::new())),
         })

@@ -1,109 +1,95 @@
-//! Building and running the rumor service: connect, migrate, bind, serve,
-//! and tick.
+//! The rumor service on the kit's service skeleton: what it connects and
+//! serves, and the spreading ticker beside it.
 
-use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
 use tonic::service::Routes;
-use vdm_kit::admin::ReadinessCheck;
-use vdm_kit::bus::EventBus;
-use vdm_kit::cache::CacheStore;
+use vdm_kit::config::{ConfigError, DatabaseConfig, Env};
 use vdm_kit::grpc::ServeOptions;
+use vdm_kit::service::{Backends, Parts, Peers, Service};
+use vdm_kit::shutdown::CancellationToken;
 
 use crate::config::RumorConfig;
 use crate::error::{RumorError, RumorResult};
 use crate::grpc::{RumorGrpc, SERVICE_NAME};
-use crate::peers::Peers;
+use crate::peers::Peers as PeerClients;
 use crate::service::RumorService;
 use crate::store::RumorStore;
 use crate::store::migration::Migrator;
 use crate::transform::{LlmClient, LocalTransformer, Pipeline, Transformer};
 
-/// A rumor service that is connected and bound, ready to run.
-pub struct App {
-    listener: TcpListener,
-    service: RumorService,
-    store: RumorStore,
-    peers: Peers,
-    tick_interval: Option<Duration>,
-    options: ServeOptions,
-}
+/// The rumor service, as the binary starts it
+/// (`vdm_kit::service::GrpcApp::build::<Rumor>`).
+pub struct Rumor;
 
-impl App {
-    /// Connects to the database (running migrations if configured), sets up
-    /// the cache, the transformer pipeline and the NPC and world clients
-    /// (which connect lazily) and binds the gRPC listener.
-    pub async fn build(config: &RumorConfig) -> RumorResult<App> {
-        let db = vdm_kit::db::connect::<Migrator>(&config.database, "rumor").await?;
-        let caches = CacheStore::new(&config.cache)?;
-        let events = EventBus::new(&caches, &config.cache.key_prefix);
-        let peers = Peers::connect(&config.npc_url, &config.world_url, config.peer_timeout)?;
+impl Service for Rumor {
+    const NAME: &'static str = "rumor";
+    type Config = RumorConfig;
+    type Error = RumorError;
+    type Migrator = Migrator;
+
+    fn config_from_env(env: &Env, data_dir: &Path) -> Result<RumorConfig, ConfigError> {
+        RumorConfig::from_env(env, data_dir)
+    }
+
+    fn database(config: &RumorConfig) -> &DatabaseConfig {
+        &config.database
+    }
+
+    /// Connects the database (running migrations if configured), the cache,
+    /// the event bus, the transformer pipeline and the NPC and world clients
+    /// (which connect lazily); runs the ticker when one is configured.
+    async fn build(config: &RumorConfig, peers: &Peers) -> RumorResult<Parts> {
+        let (npc_url, world_url) = (peers.url("npc")?, peers.url("world")?);
+        let backends = Backends::connect::<Migrator>(Self::NAME, &config.database, &config.cache).await?;
+        let clients = PeerClients::connect(npc_url, world_url, config.peer_timeout)?;
         let transformer = match &config.transform.llm {
             Some(llm) => Transformer::Llm(Box::new(LlmClient::new(llm).map_err(RumorError::Invalid)?)),
             None => Transformer::Local(LocalTransformer),
         };
-        let pipeline = Pipeline::new(transformer, &caches, &config.transform);
-        let listener = TcpListener::bind(config.grpc_addr)
-            .await
-            .map_err(|source| RumorError::Bind {
-                addr: config.grpc_addr,
-                source,
-            })?;
+        let pipeline = Pipeline::new(transformer, &backends.caches, &config.transform);
         tracing::info!(
-            cache = caches.backend_name(),
-            postgres = config.database.is_postgres(),
             transformer = pipeline.transformer_id(),
             batch_size = config.transform.batch_size,
             batch_window_ms = config.transform.batch_window.as_millis() as u64,
             tick_interval_ms = config.tick.interval.map(|d| d.as_millis() as u64),
-            "rumor service built"
+            npc = npc_url,
+            world = world_url,
+            "rumor pipeline built"
         );
-        let store = RumorStore::new(db);
-        Ok(App {
-            listener,
-            service: RumorService::new(store.clone(), peers.clone(), pipeline, events, config.tick.clone()),
-            store,
-            peers,
-            tick_interval: config.tick.interval,
-            options: ServeOptions {
-                artificial_delay: config.artificial_delay,
-            },
-        })
-    }
-
-    /// The address the gRPC server is bound to.
-    pub fn local_addr(&self) -> SocketAddr {
-        vdm_kit::grpc::bound_addr(&self.listener)
-    }
-
-    /// The readiness check: the database answers.
-    pub fn readiness(&self) -> ReadinessCheck {
-        vdm_kit::admin::readiness_check("rumor database", self.service.clone(), |service| async move {
+        let store = RumorStore::new(backends.db);
+        let service = RumorService::new(
+            store.clone(),
+            clients.clone(),
+            pipeline,
+            backends.events,
+            config.tick.clone(),
+        );
+        let readiness = vdm_kit::admin::readiness_check("rumor database", service.clone(), |service| async move {
             service.ready().await
-        })
-    }
-
-    /// Serves gRPC (and runs the ticker, when configured) until `shutdown`
-    /// completes, then drains in-flight calls.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> RumorResult<()> {
-        tracing::info!(addr = %self.local_addr(), "rumor service listening");
-        let ticker = self
-            .tick_interval
-            .map(|interval| tokio::spawn(run_ticker(self.service.clone(), self.store, self.peers, interval)));
-        let routes = Routes::new(RumorGrpc::server(self.service));
-        let served = vdm_kit::grpc::serve_with(self.listener, SERVICE_NAME, routes, shutdown, self.options).await;
-        if let Some(ticker) = ticker {
-            ticker.abort();
+        });
+        let mut parts = Parts::new(Routes::new(RumorGrpc::server(service.clone())), SERVICE_NAME, readiness)
+            .with_options(ServeOptions {
+                artificial_delay: config.artificial_delay,
+            });
+        if let Some(interval) = config.tick.interval {
+            parts = parts.with_background(move |stop: CancellationToken| {
+                Box::pin(async move {
+                    tokio::select! {
+                        () = run_ticker(service, store, clients, interval) => {}
+                        () = stop.cancelled() => {}
+                    }
+                })
+            });
         }
-        served?;
-        Ok(())
+        Ok(parts)
     }
 }
 
 /// Every `interval`, one tick of every region whose lease this replica
 /// takes (so several replicas tick each region once per interval).
-async fn run_ticker(service: RumorService, store: RumorStore, peers: Peers, interval: Duration) {
+async fn run_ticker(service: RumorService, store: RumorStore, peers: PeerClients, interval: Duration) {
     let mut timer = tokio::time::interval(interval);
     timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The first tick of `interval` fires at once; let the peers start.

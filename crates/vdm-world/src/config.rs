@@ -1,6 +1,5 @@
 //! The world service's settings.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -11,8 +10,6 @@ use crate::domain::MAX_CLOCK_RATE;
 /// Everything the world service needs to start.
 #[derive(Debug, Clone)]
 pub struct WorldConfig {
-    /// Where the gRPC server listens (port 0 picks a free port).
-    pub grpc_addr: SocketAddr,
     /// The service's database.
     pub database: DatabaseConfig,
     /// The service's cache.
@@ -27,9 +24,8 @@ pub struct WorldConfig {
 
 impl WorldConfig {
     /// Reads the database, cache and clock settings (see
-    /// [`DatabaseConfig::from_env`] and [`CacheConfig::from_env`]); the
-    /// listen address is the caller's.
-    pub fn from_env(env: &Env, grpc_addr: SocketAddr, data_dir: &Path) -> Result<WorldConfig, ConfigError> {
+    /// [`DatabaseConfig::from_env`] and [`CacheConfig::from_env`]).
+    pub fn from_env(env: &Env, data_dir: &Path) -> Result<WorldConfig, ConfigError> {
         let clock_rate = env.parse_or("VDM_WORLD_CLOCK_RATE", 60.0f64)?;
         if !(clock_rate.is_finite() && clock_rate > 0.0 && clock_rate <= MAX_CLOCK_RATE) {
             return Err(ConfigError::new(
@@ -38,7 +34,6 @@ impl WorldConfig {
             ));
         }
         Ok(WorldConfig {
-            grpc_addr,
             database: DatabaseConfig::from_env(env, "world", data_dir)?,
             cache: CacheConfig::from_env(env)?,
             clock_rate,
@@ -53,13 +48,12 @@ mod tests {
 
     #[test]
     fn a_bad_clock_rate_names_its_variable() {
-        let addr = SocketAddr::from(([127, 0, 0, 1], 0));
         for bad in ["0", "-1", "fast", "1e9"] {
             let env = Env::from_pairs([("VDM_WORLD_CLOCK_RATE", bad)]);
-            let err = WorldConfig::from_env(&env, addr, Path::new("d")).unwrap_err();
+            let err = WorldConfig::from_env(&env, Path::new("d")).unwrap_err();
             assert_eq!(err.var, "VDM_WORLD_CLOCK_RATE", "{bad}");
         }
-        let config = WorldConfig::from_env(&Env::default(), addr, Path::new("d")).unwrap();
+        let config = WorldConfig::from_env(&Env::default(), Path::new("d")).unwrap();
         assert_eq!(config.clock_rate, 60.0);
     }
 }

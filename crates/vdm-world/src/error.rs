@@ -2,6 +2,7 @@
 
 use sea_orm::DbErr;
 use vdm_kit::ErrorCode;
+use vdm_kit::service::{ServiceError, StartError};
 
 use crate::domain::Hex;
 
@@ -50,24 +51,9 @@ pub enum WorldError {
     /// A stored value could not be decoded.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
-    /// Start-up could not reach or migrate the database.
-    #[error("world database setup failed")]
-    DbSetup(#[from] vdm_kit::db::DbSetupError),
-    /// Start-up could not set up the cache.
-    #[error("world cache setup failed")]
-    CacheSetup(#[from] vdm_kit::cache::CacheSetupError),
-    /// The gRPC listener could not be bound.
-    #[error("cannot bind the world grpc listener on {addr}")]
-    Bind {
-        /// The address asked for.
-        addr: std::net::SocketAddr,
-        /// Why not.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The gRPC server failed.
-    #[error("world grpc server failed")]
-    Serve(#[from] vdm_kit::grpc::GrpcError),
+    /// The service could not start or serve.
+    #[error("world service start-up failed")]
+    Start(#[from] StartError),
 }
 
 /// The world service's result type.
@@ -83,9 +69,8 @@ impl From<DbErr> for WorldError {
     }
 }
 
-impl WorldError {
-    /// Returns the failure class of this error.
-    pub fn code(&self) -> ErrorCode {
+impl ServiceError for WorldError {
+    fn code(&self) -> ErrorCode {
         match self {
             WorldError::Invalid(_) | WorldError::UnknownRegion(_) => ErrorCode::InvalidArgument,
             WorldError::RegionNotFound(_)
@@ -95,27 +80,14 @@ impl WorldError {
             WorldError::CellTaken { .. } => ErrorCode::FailedPrecondition,
             WorldError::IdempotencyConflict(_) => ErrorCode::AlreadyExists,
             WorldError::Unavailable(_) | WorldError::Contended(_) => ErrorCode::Unavailable,
-            WorldError::Db(_)
-            | WorldError::Corrupt(_)
-            | WorldError::DbSetup(_)
-            | WorldError::CacheSetup(_)
-            | WorldError::Bind { .. }
-            | WorldError::Serve(_) => ErrorCode::Internal,
+            WorldError::Db(_) | WorldError::Corrupt(_) | WorldError::Start(_) => ErrorCode::Internal,
         }
     }
 }
 
 impl From<WorldError> for tonic::Status {
     fn from(err: WorldError) -> tonic::Status {
-        let code = err.code();
-        match code {
-            ErrorCode::Internal | ErrorCode::Unavailable => {
-                tracing::error!(error = %err, cause = ?std::error::Error::source(&err), "world request failed");
-                // Internal causes stay in the logs; the client gets the class.
-                code.to_status(err.to_string())
-            }
-            _ => code.to_status(err.to_string()),
-        }
+        err.into_status()
     }
 }
 

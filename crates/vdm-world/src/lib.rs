@@ -3,8 +3,8 @@
 //!
 //! # Layout
 //! - [`config`]: the service's settings.
-//! - [`startup`]: [`App`] connects, migrates, loads the clock, binds and
-//!   serves.
+//! - [`startup`]: [`World`], the service on the kit's skeleton: what it
+//!   connects and serves and loads the clock.
 //! - [`grpc`]: protobuf in, [`service`] call, protobuf out.
 //! - [`service`]: the use cases: validation, storage and the read-through
 //!   caches (regions by id, the region list, hex lookups, factions and
@@ -24,4 +24,4 @@ pub mod store;
 
 pub use config::WorldConfig;
 pub use error::{WorldError, WorldResult};
-pub use startup::App;
+pub use startup::World;

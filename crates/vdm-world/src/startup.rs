@@ -1,14 +1,12 @@
-//! Building and running the world service: connect, migrate, load the
-//! clock, bind, serve.
+//! The world service on the kit's service skeleton: connect, load the
+//! clock, serve.
 
-use std::net::SocketAddr;
+use std::path::Path;
 
-use tokio::net::TcpListener;
 use tonic::service::Routes;
-use vdm_kit::admin::ReadinessCheck;
-use vdm_kit::bus::EventBus;
-use vdm_kit::cache::CacheStore;
+use vdm_kit::config::{ConfigError, DatabaseConfig, Env};
 use vdm_kit::grpc::ServeOptions;
+use vdm_kit::service::{Backends, Parts, Peers, Service};
 
 use crate::config::WorldConfig;
 use crate::domain::Clock;
@@ -18,23 +16,31 @@ use crate::service::WorldService;
 use crate::store::WorldStore;
 use crate::store::migration::Migrator;
 
-/// A world service that is connected and bound, ready to run.
-pub struct App {
-    listener: TcpListener,
-    service: WorldService,
-    options: ServeOptions,
-}
+/// The world service, as the binary starts it
+/// (`vdm_kit::service::GrpcApp::build::<World>`).
+pub struct World;
 
-impl App {
-    /// Connects to the database (running migrations if configured), loads
-    /// the world clock (starting it on the first start, re-anchoring it when
-    /// the configured rate changed), sets up the caches and binds the gRPC
-    /// listener.
-    pub async fn build(config: &WorldConfig) -> WorldResult<App> {
-        let db = vdm_kit::db::connect::<Migrator>(&config.database, "world").await?;
-        let caches = CacheStore::new(&config.cache)?;
-        let events = EventBus::new(&caches, &config.cache.key_prefix);
-        let store = WorldStore::new(db);
+impl Service for World {
+    const NAME: &'static str = "world";
+    type Config = WorldConfig;
+    type Error = WorldError;
+    type Migrator = Migrator;
+
+    fn config_from_env(env: &Env, data_dir: &Path) -> Result<WorldConfig, ConfigError> {
+        WorldConfig::from_env(env, data_dir)
+    }
+
+    fn database(config: &WorldConfig) -> &DatabaseConfig {
+        &config.database
+    }
+
+    /// Connects the database (running migrations if configured), the caches
+    /// and the event bus, and loads the world clock (starting it on the
+    /// first start, re-anchoring it when the configured rate changed). The
+    /// world service calls no other service.
+    async fn build(config: &WorldConfig, _peers: &Peers) -> WorldResult<Parts> {
+        let backends = Backends::connect::<Migrator>(Self::NAME, &config.database, &config.cache).await?;
+        let store = WorldStore::new(backends.db);
         let now = vdm_kit::now_ms();
         let mut clock = store.load_clock(Clock::start(now, config.clock_rate)).await?;
         if clock.rate != config.clock_rate {
@@ -43,44 +49,14 @@ impl App {
             tracing::info!(from = clock.rate, to = config.clock_rate, "world clock rate changed");
             clock = rerated;
         }
-        let listener = TcpListener::bind(config.grpc_addr)
-            .await
-            .map_err(|source| WorldError::Bind {
-                addr: config.grpc_addr,
-                source,
-            })?;
-        tracing::info!(
-            cache = caches.backend_name(),
-            postgres = config.database.is_postgres(),
-            game_time_ms = clock.game_time_at(now),
-            "world service built"
-        );
-        Ok(App {
-            listener,
-            service: WorldService::new(store, &caches, clock, events),
-            options: ServeOptions {
-                artificial_delay: config.artificial_delay,
-            },
-        })
-    }
-
-    /// The address the gRPC server is bound to.
-    pub fn local_addr(&self) -> SocketAddr {
-        vdm_kit::grpc::bound_addr(&self.listener)
-    }
-
-    /// The readiness check: the database answers.
-    pub fn readiness(&self) -> ReadinessCheck {
-        vdm_kit::admin::readiness_check("world database", self.service.clone(), |service| async move {
+        tracing::info!(game_time_ms = clock.game_time_at(now), "world clock loaded");
+        let service = WorldService::new(store, &backends.caches, clock, backends.events);
+        let readiness = vdm_kit::admin::readiness_check("world database", service.clone(), |service| async move {
             service.ready().await
-        })
-    }
-
-    /// Serves gRPC until `shutdown` completes, then drains in-flight calls.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> WorldResult<()> {
-        tracing::info!(addr = %self.local_addr(), "world service listening");
-        let routes = Routes::new(WorldGrpc::server(self.service));
-        vdm_kit::grpc::serve_with(self.listener, SERVICE_NAME, routes, shutdown, self.options).await?;
-        Ok(())
+        });
+        let parts = Parts::new(Routes::new(WorldGrpc::server(service)), SERVICE_NAME, readiness);
+        Ok(parts.with_options(ServeOptions {
+            artificial_delay: config.artificial_delay,
+        }))
     }
 }

@@ -6,17 +6,19 @@
 //! configuration it uses SQLite files under `./data`, the in-process cache,
 //! generated secrets, and seeds the demo world.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use tokio::task::JoinSet;
-use vdm_gateway::{GatewayConfig, Overrides};
-use vdm_kit::config::Env;
+use vdm_gateway::{GatewayConfig, SecretDefaults};
+use vdm_kit::config::{ConfigError, Env};
+use vdm_kit::service::{GrpcApp, Listener, PEER_NAMES, Peers, Service};
 use vdm_kit::shutdown::CancellationToken;
-use vdm_metrics::MetricsConfig;
-use vdm_npc::NpcConfig;
-use vdm_quest::QuestConfig;
-use vdm_rumor::RumorConfig;
-use vdm_world::WorldConfig;
+use vdm_metrics::{Metrics, MetricsConfig};
+use vdm_npc::{Npc, NpcConfig};
+use vdm_quest::{Quest, QuestConfig};
+use vdm_rumor::{Rumor, RumorConfig};
+use vdm_world::{World, WorldConfig};
 
 use crate::{Common, VdmError};
 
@@ -25,25 +27,53 @@ use crate::{Common, VdmError};
 pub const STATS_CSV: &str = "stats-history.csv";
 
 /// The services [`start`] runs. One left out (`None`) is not started, and
-/// its callers keep the address their own config names for it (tests point
-/// that at a closed port to play a service that is down).
+/// its callers get the address the `peers` given to [`start`] name for it
+/// (tests point that at a closed port to play a service that is down).
 #[derive(Debug, Clone)]
 pub struct Services {
     /// The world service.
     pub world: Option<WorldConfig>,
-    /// The NPC service; its `world_url` is replaced when the world runs here.
+    /// The NPC service.
     pub npc: Option<NpcConfig>,
     /// The quest service.
     pub quest: Option<QuestConfig>,
-    /// The rumor service; its NPC and world URLs are replaced when those
-    /// run here.
+    /// The rumor service.
     pub rumor: Option<RumorConfig>,
-    /// The metrics service.
+    /// The metrics service; with no scrape targets it scrapes every app of
+    /// the process.
     pub metrics: Option<MetricsConfig>,
+    /// Where each service listens (loopback, a free port, unless set).
+    pub grpc_addrs: GrpcAddrs,
     /// Seed the demo world (through the services' gRPC APIs) before the
     /// gateway starts serving, so `/ready` never answers for an empty world.
     pub seed_demo: bool,
 }
+
+/// The gRPC listen address of each service in one process.
+#[derive(Debug, Clone, Default)]
+pub struct GrpcAddrs(BTreeMap<&'static str, SocketAddr>);
+
+impl GrpcAddrs {
+    /// Reads `VDM_<NAME>_GRPC_ADDR` for every service.
+    pub fn from_env(env: &Env) -> Result<GrpcAddrs, ConfigError> {
+        let mut addrs = GrpcAddrs::default();
+        for name in PEER_NAMES {
+            let var = format!("VDM_{}_GRPC_ADDR", name.to_ascii_uppercase());
+            if env.string(&var).is_some() {
+                addrs.0.insert(name, env.parse_or(&var, LOOPBACK)?);
+            }
+        }
+        Ok(addrs)
+    }
+
+    /// Where `service` listens.
+    pub fn get(&self, service: &str) -> SocketAddr {
+        self.0.get(service).copied().unwrap_or(LOOPBACK)
+    }
+}
+
+/// Loopback, a port the OS picks.
+const LOOPBACK: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
 
 /// The running apps of one process.
 pub struct Running {
@@ -59,6 +89,9 @@ pub struct Running {
     pub rumor_addr: Option<SocketAddr>,
     /// Where the metrics service serves gRPC, when started.
     pub metrics_addr: Option<SocketAddr>,
+    /// Every service's address as the gateway got it (another gateway in
+    /// front of the same services takes these).
+    pub peers: Peers,
     tasks: JoinSet<Result<(), VdmError>>,
 }
 
@@ -80,71 +113,32 @@ impl Running {
     }
 }
 
-/// Builds and starts the services (world first, then NPC pointed at it,
-/// then quest, then rumor pointed at NPC and world, then metrics) and the gateway pointed at them; all stop when `shutdown`
-/// is cancelled. Returns once every one is bound.
+/// Binds every service's listener first, so each one's address is known
+/// before any is built and every service (and the gateway) gets its peers'
+/// addresses as values; then builds and starts the services, seeds the
+/// demo world if asked, starts the gateway, and last the metrics service
+/// (which scrapes the gateway). Services not run here keep the address
+/// `peers` names. All stop when `shutdown` is cancelled. Returns once every
+/// app is bound.
 pub async fn start(
     services: &Services,
-    mut gateway: GatewayConfig,
+    peers: &Peers,
+    gateway: GatewayConfig,
     shutdown: CancellationToken,
 ) -> Result<Running, VdmError> {
-    let mut tasks = JoinSet::new();
+    let mut peers = peers.clone();
+    let addrs = &services.grpc_addrs;
+    let world = bind::<World>(services.world.as_ref(), addrs, &mut peers).await?;
+    let npc = bind::<Npc>(services.npc.as_ref(), addrs, &mut peers).await?;
+    let quest = bind::<Quest>(services.quest.as_ref(), addrs, &mut peers).await?;
+    let rumor = bind::<Rumor>(services.rumor.as_ref(), addrs, &mut peers).await?;
+    let metrics = bind::<Metrics>(services.metrics.as_ref(), addrs, &mut peers).await?;
 
-    let world_addr = match &services.world {
-        Some(config) => {
-            let app = vdm_world::App::build(config).await?;
-            let addr = app.local_addr();
-            gateway.world_url = format!("http://{addr}");
-            let stop = shutdown.clone();
-            tasks.spawn(async move { app.run_until(stop.cancelled_owned()).await.map_err(VdmError::from) });
-            Some(addr)
-        }
-        None => None,
-    };
-    let npc_addr = match &services.npc {
-        Some(config) => {
-            let mut config = config.clone();
-            if let Some(world) = world_addr {
-                config.world_url = format!("http://{world}");
-            }
-            let app = vdm_npc::App::build(&config).await?;
-            let addr = app.local_addr();
-            gateway.npc_url = format!("http://{addr}");
-            let stop = shutdown.clone();
-            tasks.spawn(async move { app.run_until(stop.cancelled_owned()).await.map_err(VdmError::from) });
-            Some(addr)
-        }
-        None => None,
-    };
-    let quest_addr = match &services.quest {
-        Some(config) => {
-            let app = vdm_quest::App::build(config).await?;
-            let addr = app.local_addr();
-            gateway.quest_url = format!("http://{addr}");
-            let stop = shutdown.clone();
-            tasks.spawn(async move { app.run_until(stop.cancelled_owned()).await.map_err(VdmError::from) });
-            Some(addr)
-        }
-        None => None,
-    };
-    let rumor_addr = match &services.rumor {
-        Some(config) => {
-            let mut config = config.clone();
-            if let Some(world) = world_addr {
-                config.world_url = format!("http://{world}");
-            }
-            if let Some(npc) = npc_addr {
-                config.npc_url = format!("http://{npc}");
-            }
-            let app = vdm_rumor::App::build(&config).await?;
-            let addr = app.local_addr();
-            gateway.rumor_url = Some(format!("http://{addr}"));
-            let stop = shutdown.clone();
-            tasks.spawn(async move { app.run_until(stop.cancelled_owned()).await.map_err(VdmError::from) });
-            Some(addr)
-        }
-        None => None,
-    };
+    let mut tasks = JoinSet::new();
+    let world_addr = spawn::<World>(world, &peers, &mut tasks, &shutdown).await?;
+    let npc_addr = spawn::<Npc>(npc, &peers, &mut tasks, &shutdown).await?;
+    let quest_addr = spawn::<Quest>(quest, &peers, &mut tasks, &shutdown).await?;
+    let rumor_addr = spawn::<Rumor>(rumor, &peers, &mut tasks, &shutdown).await?;
 
     if services.seed_demo {
         let seeded = match (world_addr, npc_addr, quest_addr) {
@@ -160,40 +154,25 @@ pub async fn start(
         }
     }
 
-    // Built now (the gateway needs its address), started once the gateway
-    // is bound (its scraper needs the gateway's).
-    let metrics_app = match &services.metrics {
-        Some(config) => {
-            let app = vdm_metrics::App::build(config).await?;
-            gateway.metrics_url = Some(format!("http://{}", app.local_addr()));
-            Some(app)
-        }
-        None => None,
-    };
-
-    let gateway_app = vdm_gateway::App::build(&gateway, shutdown.clone()).await?;
+    let gateway_app = vdm_gateway::App::build(&gateway, &peers, shutdown.clone()).await?;
     let http_addr = gateway_app.local_addr();
-    let metrics_addr = match metrics_app {
-        Some(mut app) => {
-            if app.scrape_targets().is_empty() {
-                app.set_scrape_targets(in_process_targets(
-                    http_addr,
-                    [
-                        ("world", world_addr),
-                        ("npc", npc_addr),
-                        ("quest", quest_addr),
-                        ("rumor", rumor_addr),
-                        ("metrics", Some(app.local_addr())),
-                    ],
-                ));
-            }
-            let addr = app.local_addr();
-            let stop = shutdown.clone();
-            tasks.spawn(async move { app.run_until(stop.cancelled_owned()).await.map_err(VdmError::from) });
-            Some(addr)
+    // Scrapes every app of the process unless told otherwise.
+    let metrics = metrics.map(|(mut config, listener)| {
+        if config.scrape.targets.is_empty() {
+            config.scrape.targets = in_process_targets(
+                http_addr,
+                [
+                    ("world", world_addr),
+                    ("npc", npc_addr),
+                    ("quest", quest_addr),
+                    ("rumor", rumor_addr),
+                    ("metrics", Some(listener.local_addr())),
+                ],
+            );
         }
-        None => None,
-    };
+        (config, listener)
+    });
+    let metrics_addr = spawn::<Metrics>(metrics, &peers, &mut tasks, &shutdown).await?;
     let stop = shutdown.clone();
     tasks.spawn(async move {
         let result = gateway_app.run().await.map_err(VdmError::from);
@@ -208,8 +187,47 @@ pub async fn start(
         quest_addr,
         rumor_addr,
         metrics_addr,
+        peers,
         tasks,
     })
+}
+
+/// Binds `S`'s listener when it runs here, and names its address in
+/// `peers`.
+async fn bind<S: Service>(
+    config: Option<&S::Config>,
+    addrs: &GrpcAddrs,
+    peers: &mut Peers,
+) -> Result<Option<(S::Config, Listener)>, VdmError> {
+    let Some(config) = config else { return Ok(None) };
+    let listener = Listener::bind(addrs.get(S::NAME))
+        .await
+        .map_err(|err| VdmError::service(S::NAME, err))?;
+    peers.insert(S::NAME, listener.url());
+    Ok(Some((config.clone(), listener)))
+}
+
+/// Builds `S` on its listener and runs it until `shutdown`.
+async fn spawn<S: Service>(
+    bound: Option<(S::Config, Listener)>,
+    peers: &Peers,
+    tasks: &mut JoinSet<Result<(), VdmError>>,
+    shutdown: &CancellationToken,
+) -> Result<Option<SocketAddr>, VdmError> {
+    let Some((config, listener)) = bound else {
+        return Ok(None);
+    };
+    let app = GrpcApp::build::<S>(listener, &config, peers)
+        .await
+        .map_err(|err| VdmError::service(S::NAME, err))?;
+    let addr = app.local_addr();
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        app.run_until(stop.cancelled_owned())
+            .await
+            .map_err(|err| VdmError::service(S::NAME, err))
+    });
+    Ok(Some(addr))
 }
 
 /// The scrape targets of one process: the gateway and every service that
@@ -237,61 +255,34 @@ fn in_process_targets(
 /// Runs `vdm all` until a shutdown signal.
 pub async fn run(env: &Env, common: &Common, shutdown: CancellationToken) -> Result<(), VdmError> {
     let started = std::time::Instant::now();
-    let loopback = |var: &str| env.parse_or(var, SocketAddr::from(([127, 0, 0, 1], 0)));
-    // Filled in by `start` once each service is bound.
-    let placeholder = || Some("http://127.0.0.1:0".to_owned());
+    let data = &common.data_dir;
     let services = Services {
-        world: Some(WorldConfig::from_env(
-            env,
-            loopback("VDM_WORLD_GRPC_ADDR")?,
-            &common.data_dir,
-        )?),
-        npc: Some(NpcConfig::from_env(
-            env,
-            loopback("VDM_NPC_GRPC_ADDR")?,
-            &common.data_dir,
-            placeholder(),
-        )?),
-        quest: Some(QuestConfig::from_env(
-            env,
-            loopback("VDM_QUEST_GRPC_ADDR")?,
-            &common.data_dir,
-        )?),
-        rumor: Some(RumorConfig::from_env(
-            env,
-            loopback("VDM_RUMOR_GRPC_ADDR")?,
-            &common.data_dir,
-            placeholder(),
-            placeholder(),
-        )?),
+        world: Some(World::config_from_env(env, data)?),
+        npc: Some(Npc::config_from_env(env, data)?),
+        quest: Some(Quest::config_from_env(env, data)?),
+        rumor: Some(Rumor::config_from_env(env, data)?),
         metrics: Some({
-            let mut metrics = MetricsConfig::from_env(env, loopback("VDM_METRICS_GRPC_ADDR")?, &common.data_dir)?;
+            let mut metrics = Metrics::config_from_env(env, data)?;
             // The history log is on in the embedded default, beside its data.
-            metrics
-                .scrape
-                .csv_path
-                .get_or_insert_with(|| common.data_dir.join(STATS_CSV));
+            metrics.scrape.csv_path.get_or_insert_with(|| data.join(STATS_CSV));
             metrics
         }),
+        grpc_addrs: GrpcAddrs::from_env(env)?,
         seed_demo: env.bool_or("VDM_SEED_DEMO", true)?,
     };
 
     let generated_admin = env.secret("VDM_ADMIN_TOKEN").is_none();
-    let overrides = Overrides {
-        quest_url: placeholder(),
-        npc_url: placeholder(),
-        world_url: placeholder(),
-        rumor_url: placeholder(),
-        metrics_url: placeholder(),
+    let secrets = SecretDefaults {
         admin_token: Some(vdm_gateway::config::generate_secret(18)?),
         jwt_secret: Some(vdm_gateway::config::generate_secret(32)?),
     };
     if env.secret("VDM_JWT_SECRET").is_none() {
         tracing::warn!("VDM_JWT_SECRET is not set: using a generated key, so session tokens end with this process");
     }
-    let gateway = GatewayConfig::from_env(env, &common.data_dir, overrides)?;
+    let gateway = GatewayConfig::from_env(env, data, secrets)?;
     let admin_token = gateway.admin_token.clone();
-    let running = start(&services, gateway, shutdown.clone()).await?;
+    // Every service runs here: each one's address is the one it is bound to.
+    let running = start(&services, &Peers::default(), gateway, shutdown.clone()).await?;
 
     let url = format!("http://{}", running.http_addr);
     tracing::info!(%url, elapsed_ms = started.elapsed().as_millis() as u64, "vdm is ready");

@@ -14,7 +14,9 @@ pub mod embedded;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use vdm_gateway::SecretDefaults;
 use vdm_kit::config::{ConfigError, DatabaseConfig, Env};
+use vdm_kit::service::{GrpcApp, Listener, Peers, Service};
 use vdm_kit::shutdown::CancellationToken;
 use vdm_kit::telemetry::TelemetryConfig;
 
@@ -48,16 +50,8 @@ pub enum Command {
     All,
     /// The gateway alone.
     Gateway,
-    /// The quest service alone.
-    Quest,
-    /// The NPC service alone.
-    Npc,
-    /// The rumor service alone.
-    Rumor,
-    /// The world service alone.
-    World,
-    /// The metrics service alone.
-    Metrics,
+    /// One service alone (a name of [`SERVICES`]).
+    Service(&'static str),
     /// Migrate one service's database (or all) and exit.
     Migrate(String),
     /// Write the budgets as Prometheus alert rules (to a file, or stdout).
@@ -74,11 +68,6 @@ impl Command {
         let command = match args.next().as_deref() {
             None | Some("all") => Command::All,
             Some("gateway") => Command::Gateway,
-            Some("quest") => Command::Quest,
-            Some("npc") => Command::Npc,
-            Some("rumor") => Command::Rumor,
-            Some("world") => Command::World,
-            Some("metrics") => Command::Metrics,
             Some("migrate") => Command::Migrate(args.next().ok_or("migrate needs a service name")?),
             Some("budgets") => match args.next().as_deref() {
                 Some("alert-rules") => match args.next().as_deref() {
@@ -92,7 +81,10 @@ impl Command {
             },
             Some("help" | "-h" | "--help") => Command::Help,
             Some("version" | "-V" | "--version") => Command::Version,
-            Some(other) => return Err(format!("unknown command {other:?}")),
+            Some(other) => match SERVICES.iter().find(|service| **service == other) {
+                Some(service) => Command::Service(service),
+                None => return Err(format!("unknown command {other:?}")),
+            },
         };
         match args.next() {
             Some(extra) => Err(format!("unexpected argument {extra:?}")),
@@ -110,21 +102,15 @@ pub enum VdmError {
     /// Telemetry could not start.
     #[error("telemetry setup failed")]
     Telemetry(#[from] vdm_kit::telemetry::TelemetryError),
-    /// The quest service failed.
-    #[error("quest service failed")]
-    Quest(#[from] vdm_quest::QuestError),
-    /// The NPC service failed.
-    #[error("npc service failed")]
-    Npc(#[from] vdm_npc::NpcError),
-    /// The rumor service failed.
-    #[error("rumor service failed")]
-    Rumor(#[from] vdm_rumor::RumorError),
-    /// The world service failed.
-    #[error("world service failed")]
-    World(#[from] vdm_world::WorldError),
-    /// The metrics service failed.
-    #[error("metrics service failed")]
-    Metrics(#[from] vdm_metrics::MetricsError),
+    /// A service failed to start or while serving.
+    #[error("{service} service failed")]
+    Service {
+        /// Which one.
+        service: &'static str,
+        /// What went wrong.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The gateway failed.
     #[error("gateway failed")]
     Gateway(#[from] vdm_gateway::GatewayError),
@@ -139,17 +125,21 @@ pub enum VdmError {
     Other(String),
 }
 
-/// Formats an error with its whole cause chain on one line.
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
+impl VdmError {
+    /// A failure of `service`.
+    pub fn service(service: &'static str, err: impl std::error::Error + Send + Sync + 'static) -> VdmError {
+        VdmError::Service {
+            service,
+            source: Box::new(err),
+        }
     }
-    out
 }
+
+pub use vdm_kit::service::error_chain;
+
+/// The services the binary runs one per process (`vdm quest`), in the
+/// order `vdm migrate all` migrates them after the gateway.
+pub const SERVICES: &[&str] = &["quest", "npc", "world", "rumor", "metrics"];
 
 /// Settings every subcommand shares.
 #[derive(Debug, Clone)]
@@ -201,11 +191,7 @@ async fn run_async(command: Command) -> Result<(), VdmError> {
     let service_name = match &command {
         Command::All => "vdm",
         Command::Gateway => "gateway",
-        Command::Quest => "quest",
-        Command::Npc => "npc",
-        Command::Rumor => "rumor",
-        Command::World => "world",
-        Command::Metrics => "metrics",
+        Command::Service(name) => name,
         _ => "vdm-migrate",
     };
     let default_log = match &command {
@@ -221,62 +207,19 @@ async fn run_async(command: Command) -> Result<(), VdmError> {
     match command {
         Command::All => embedded::run(&env, &common, shutdown).await,
         Command::Gateway => {
-            let config =
-                vdm_gateway::GatewayConfig::from_env(&env, &common.data_dir, vdm_gateway::Overrides::default())?;
-            let app = vdm_gateway::App::build(&config, shutdown).await?;
+            let config = vdm_gateway::GatewayConfig::from_env(&env, &common.data_dir, SecretDefaults::default())?;
+            let app = vdm_gateway::App::build(&config, &Peers::from_env(&env)?, shutdown).await?;
             app.run().await?;
             Ok(())
         }
-        Command::Quest => {
-            let config = vdm_quest::QuestConfig::from_env(&env, grpc_addr(&env)?, &common.data_dir)?;
-            let app = vdm_quest::App::build(&config).await?;
-            let readiness = app.readiness();
-            let stop = shutdown.clone();
-            serve_one(&env, readiness, shutdown, async move {
-                app.run_until(stop.cancelled_owned()).await.map_err(VdmError::from)
-            })
-            .await
-        }
-        Command::Npc => {
-            let config = vdm_npc::NpcConfig::from_env(&env, grpc_addr(&env)?, &common.data_dir, None)?;
-            let app = vdm_npc::App::build(&config).await?;
-            let readiness = app.readiness();
-            let stop = shutdown.clone();
-            serve_one(&env, readiness, shutdown, async move {
-                app.run_until(stop.cancelled_owned()).await.map_err(VdmError::from)
-            })
-            .await
-        }
-        Command::Rumor => {
-            let config = vdm_rumor::RumorConfig::from_env(&env, grpc_addr(&env)?, &common.data_dir, None, None)?;
-            let app = vdm_rumor::App::build(&config).await?;
-            let readiness = app.readiness();
-            let stop = shutdown.clone();
-            serve_one(&env, readiness, shutdown, async move {
-                app.run_until(stop.cancelled_owned()).await.map_err(VdmError::from)
-            })
-            .await
-        }
-        Command::World => {
-            let config = vdm_world::WorldConfig::from_env(&env, grpc_addr(&env)?, &common.data_dir)?;
-            let app = vdm_world::App::build(&config).await?;
-            let readiness = app.readiness();
-            let stop = shutdown.clone();
-            serve_one(&env, readiness, shutdown, async move {
-                app.run_until(stop.cancelled_owned()).await.map_err(VdmError::from)
-            })
-            .await
-        }
-        Command::Metrics => {
-            let config = vdm_metrics::MetricsConfig::from_env(&env, grpc_addr(&env)?, &common.data_dir)?;
-            let app = vdm_metrics::App::build(&config).await?;
-            let readiness = app.readiness();
-            let stop = shutdown.clone();
-            serve_one(&env, readiness, shutdown, async move {
-                app.run_until(stop.cancelled_owned()).await.map_err(VdmError::from)
-            })
-            .await
-        }
+        Command::Service(name) => match name {
+            "quest" => serve_one::<vdm_quest::Quest>(&env, &common, shutdown).await,
+            "npc" => serve_one::<vdm_npc::Npc>(&env, &common, shutdown).await,
+            "world" => serve_one::<vdm_world::World>(&env, &common, shutdown).await,
+            "rumor" => serve_one::<vdm_rumor::Rumor>(&env, &common, shutdown).await,
+            "metrics" => serve_one::<vdm_metrics::Metrics>(&env, &common, shutdown).await,
+            other => Err(VdmError::Other(format!("unknown service {other:?}"))),
+        },
         Command::Migrate(service) => migrate(&env, &common, &service).await,
         Command::Help | Command::Version | Command::BudgetAlertRules(_) => Ok(()),
     }
@@ -296,24 +239,27 @@ fn write_alert_rules(env: &Env, out: Option<&std::path::Path>) -> Result<(), Vdm
     Ok(())
 }
 
-/// The gRPC listen address of a one-service process (`VDM_GRPC_ADDR`).
-fn grpc_addr(env: &Env) -> Result<SocketAddr, ConfigError> {
-    env.parse_or("VDM_GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], 50051)))
-}
-
-/// Runs one service (`run`, which stops when `shutdown` is cancelled) next
-/// to its admin listener (`VDM_ADMIN_ADDR`: `/health`, `/ready`, `/metrics`).
-async fn serve_one(
-    env: &Env,
-    readiness: vdm_kit::admin::ReadinessCheck,
-    shutdown: CancellationToken,
-    run: impl Future<Output = Result<(), VdmError>>,
-) -> Result<(), VdmError> {
+/// Runs service `S` alone: its gRPC server on `VDM_GRPC_ADDR` (default
+/// `0.0.0.0:50051`), its peers from `VDM_<NAME>_URL`, and beside it the
+/// admin listener on `VDM_ADMIN_ADDR` (`/health`, `/ready`, `/metrics`).
+async fn serve_one<S: Service>(env: &Env, common: &Common, shutdown: CancellationToken) -> Result<(), VdmError> {
+    let grpc_addr = env.parse_or("VDM_GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], 50051)))?;
     let admin_addr: SocketAddr = env.parse_or("VDM_ADMIN_ADDR", SocketAddr::from(([0, 0, 0, 0], 9090)))?;
+    let config = S::config_from_env(env, &common.data_dir)?;
+    let peers = Peers::from_env(env)?;
+    let listener = Listener::bind(grpc_addr)
+        .await
+        .map_err(|err| VdmError::service(S::NAME, err))?;
+    let app = GrpcApp::build::<S>(listener, &config, &peers)
+        .await
+        .map_err(|err| VdmError::service(S::NAME, err))?;
     let admin = tokio::net::TcpListener::bind(admin_addr).await?;
     tracing::info!(addr = %admin_addr, "admin endpoints listening");
-    let admin = tokio::spawn(vdm_kit::admin::serve(admin, readiness, shutdown.clone()));
-    let result = run.await;
+    let admin = tokio::spawn(vdm_kit::admin::serve(admin, app.readiness(), shutdown.clone()));
+    let result = app
+        .run_until(shutdown.clone().cancelled_owned())
+        .await
+        .map_err(|err| VdmError::service(S::NAME, err));
     // The admin listener stops with the same token; make sure it does when
     // the service stopped on its own.
     shutdown.cancel();
@@ -321,33 +267,37 @@ async fn serve_one(
     result
 }
 
-/// Every service `vdm migrate` knows, in the order `all` migrates them.
-const MIGRATABLE: &[&str] = &["gateway", "quest", "npc", "world", "rumor", "metrics"];
+/// Runs `S`'s migrations on the database its settings name.
+async fn migrate_one<S: Service>(env: &Env, common: &Common) -> Result<(), VdmError> {
+    let config = S::config_from_env(env, &common.data_dir)?;
+    vdm_kit::db::migrate::<S::Migrator>(S::database(&config), S::NAME).await?;
+    Ok(())
+}
 
 async fn migrate(env: &Env, common: &Common, service: &str) -> Result<(), VdmError> {
-    let targets: &[&str] = match service {
-        "all" => MIGRATABLE,
-        one => match MIGRATABLE.iter().position(|s| *s == one) {
-            Some(i) => &MIGRATABLE[i..=i],
-            None => {
-                return Err(VdmError::Other(format!(
-                    "unknown service {one:?}; expected one of {} or all",
-                    MIGRATABLE.join(", ")
-                )));
-            }
-        },
+    let gateway_first = std::iter::once("gateway").chain(SERVICES.iter().copied());
+    let targets: Vec<&str> = match service {
+        "all" => gateway_first.collect(),
+        one if one == "gateway" || SERVICES.contains(&one) => vec![one],
+        one => {
+            return Err(VdmError::Other(format!(
+                "unknown service {one:?}; expected gateway, {} or all",
+                SERVICES.join(", ")
+            )));
+        }
     };
     for target in targets {
-        let config = DatabaseConfig::from_env(env, target, &common.data_dir)?;
-        match *target {
+        match target {
             "gateway" => {
+                let config = DatabaseConfig::from_env(env, "gateway", &common.data_dir)?;
                 vdm_kit::db::migrate::<vdm_gateway::auth::players::migration::Migrator>(&config, "gateway").await?
             }
-            "npc" => vdm_kit::db::migrate::<vdm_npc::store::migration::Migrator>(&config, "npc").await?,
-            "world" => vdm_kit::db::migrate::<vdm_world::store::migration::Migrator>(&config, "world").await?,
-            "rumor" => vdm_kit::db::migrate::<vdm_rumor::store::migration::Migrator>(&config, "rumor").await?,
-            "metrics" => vdm_kit::db::migrate::<vdm_metrics::store::migration::Migrator>(&config, "metrics").await?,
-            _ => vdm_kit::db::migrate::<vdm_quest::store::migration::Migrator>(&config, "quest").await?,
+            "quest" => migrate_one::<vdm_quest::Quest>(env, common).await?,
+            "npc" => migrate_one::<vdm_npc::Npc>(env, common).await?,
+            "world" => migrate_one::<vdm_world::World>(env, common).await?,
+            "rumor" => migrate_one::<vdm_rumor::Rumor>(env, common).await?,
+            "metrics" => migrate_one::<vdm_metrics::Metrics>(env, common).await?,
+            other => return Err(VdmError::Other(format!("unknown service {other:?}"))),
         }
         println!("migrated {target}");
     }
@@ -372,11 +322,10 @@ mod tests {
     #[test]
     fn parses_subcommands() {
         assert_eq!(parse(&[]).unwrap(), Command::All);
-        assert_eq!(parse(&["quest"]).unwrap(), Command::Quest);
-        assert_eq!(parse(&["npc"]).unwrap(), Command::Npc);
-        assert_eq!(parse(&["rumor"]).unwrap(), Command::Rumor);
-        assert_eq!(parse(&["world"]).unwrap(), Command::World);
-        assert_eq!(parse(&["metrics"]).unwrap(), Command::Metrics);
+        for service in SERVICES {
+            assert_eq!(parse(&[service]).unwrap(), Command::Service(service));
+        }
+        assert_eq!(parse(&["gateway"]).unwrap(), Command::Gateway);
         assert_eq!(
             parse(&["budgets", "alert-rules"]).unwrap(),
             Command::BudgetAlertRules(None)

@@ -25,12 +25,13 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::Value;
-use vdm::embedded::{Running, Services};
+use vdm::embedded::{GrpcAddrs, Running, Services};
 use vdm_gateway::GatewayConfig;
 use vdm_gateway::rate_limit::RateLimits;
 use vdm_gateway::realtime::RealtimeConfig;
 use vdm_kit::config::{CacheConfig, DatabaseConfig, Secret};
 use vdm_kit::grpc::GrpcChannel;
+use vdm_kit::service::{PEER_NAMES, Peers};
 use vdm_kit::shutdown::CancellationToken;
 use vdm_metrics::{MetricsConfig, ScrapeConfig};
 use vdm_npc::NpcConfig;
@@ -371,24 +372,19 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
         .then(|| std::env::temp_dir().join(format!("vdm-stats-{suffix}.csv")));
     let services = Services {
         world: (!options.world_down).then(|| WorldConfig {
-            grpc_addr: loopback,
             database: db("world"),
             cache: cache.clone(),
             clock_rate: options.clock_rate.unwrap_or(60.0),
             artificial_delay: options.world_delay,
         }),
         npc: (!options.npc_down).then(|| NpcConfig {
-            grpc_addr: loopback,
             database: db("npc"),
             cache: cache.clone(),
-            // Replaced by the world's address when the world runs.
-            world_url: closed_port_url(),
             world_timeout: Duration::from_secs(2),
             memory_cap: options.memory_cap.unwrap_or(50),
             artificial_delay: options.npc_delay,
         }),
         quest: (!options.quest_down).then(|| QuestConfig {
-            grpc_addr: loopback,
             database: db("quest"),
             cache: cache.clone(),
         }),
@@ -398,12 +394,8 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
                 .rumor_batch
                 .unwrap_or((defaults.batch_size, defaults.batch_window));
             RumorConfig {
-                grpc_addr: loopback,
                 database: db("rumor"),
                 cache: cache.clone(),
-                // Replaced by the NPC and world addresses when they run.
-                npc_url: closed_port_url(),
-                world_url: closed_port_url(),
                 peer_timeout: Duration::from_secs(2),
                 transform: TransformConfig {
                     llm: options.llm.clone(),
@@ -420,7 +412,6 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
             }
         }),
         metrics: Some(MetricsConfig {
-            grpc_addr: loopback,
             database: db("metrics"),
             scrape: {
                 let interval = options.stats_interval.unwrap_or(vdm_metrics::config::DEFAULT_INTERVAL);
@@ -440,16 +431,11 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
                     .expect("the repository's budgets parse")
             }),
         }),
+        grpc_addrs: GrpcAddrs::default(),
         seed_demo: false,
     };
     let gateway = GatewayConfig {
         http_addr: loopback,
-        // Those of the services that run are replaced by their addresses.
-        quest_url: closed_port_url(),
-        npc_url: closed_port_url(),
-        world_url: closed_port_url(),
-        rumor_url: Some(closed_port_url()),
-        metrics_url: Some(closed_port_url()),
         bootstrap_budget: options.bootstrap_budget.unwrap_or(Duration::from_millis(300)),
         admin_token: Secret::new(ADMIN_TOKEN),
         admin_tokens_file: options.admin_tokens_file.clone(),
@@ -472,7 +458,7 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
         cors_origins: vec!["https://play.example".to_owned()],
     };
     let shutdown = CancellationToken::new();
-    let running = vdm::embedded::start(&services, gateway.clone(), shutdown.clone())
+    let running = vdm::embedded::start(&services, &services_down(), gateway.clone(), shutdown.clone())
         .await
         .expect("apps start");
     if options.seed_demo {
@@ -500,6 +486,15 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
         setup: Some((services, gateway)),
         down_port: None,
     })
+}
+
+/// Every service at a closed port: those a test does not start are down.
+fn services_down() -> Peers {
+    let mut peers = Peers::default();
+    for name in PEER_NAMES {
+        peers.insert(name, closed_port_url());
+    }
+    peers
 }
 
 /// Drops test schemas older than an hour (left by tests that panicked).
@@ -548,11 +543,6 @@ pub async fn spawn_gateway_without_services() -> TestApp {
         .port();
     let gateway = GatewayConfig {
         http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        quest_url: format!("http://127.0.0.1:{closed_port}"),
-        npc_url: format!("http://127.0.0.1:{closed_port}"),
-        world_url: format!("http://127.0.0.1:{closed_port}"),
-        rumor_url: Some(format!("http://127.0.0.1:{closed_port}")),
-        metrics_url: Some(format!("http://127.0.0.1:{closed_port}")),
         bootstrap_budget: Duration::from_millis(300),
         admin_token: Secret::new(ADMIN_TOKEN),
         admin_tokens_file: None,
@@ -571,7 +561,11 @@ pub async fn spawn_gateway_without_services() -> TestApp {
         cors_origins: Vec::new(),
     };
     let shutdown = CancellationToken::new();
-    let app = vdm_gateway::App::build(&gateway, shutdown.clone())
+    let mut peers = Peers::default();
+    for name in PEER_NAMES {
+        peers.insert(name, format!("http://127.0.0.1:{closed_port}"));
+    }
+    let app = vdm_gateway::App::build(&gateway, &peers, shutdown.clone())
         .await
         .expect("gateway builds");
     let addr = app.local_addr();
@@ -597,15 +591,10 @@ impl TestApp {
     /// Starts another gateway replica in front of the same services, cache
     /// and event bus (cleaned up by this app's `finish`).
     pub async fn spawn_second_gateway(&self) -> TestApp {
-        let (_, mut config) = self.setup.clone().expect("a full app");
-        let url = |addr: Option<SocketAddr>| addr.map(|a| format!("http://{a}")).unwrap_or_else(closed_port_url);
-        config.quest_url = url(self.quest_addr);
-        config.npc_url = url(self.npc_addr);
-        config.world_url = url(self.world_addr);
-        config.rumor_url = Some(url(self.rumor_addr));
-        config.metrics_url = Some(url(self.metrics_addr));
+        let (_, config) = self.setup.clone().expect("a full app");
+        let peers = &self.running.as_ref().expect("a running app").peers;
         let shutdown = CancellationToken::new();
-        let app = vdm_gateway::App::build(&config, shutdown.clone())
+        let app = vdm_gateway::App::build(&config, peers, shutdown.clone())
             .await
             .expect("second gateway builds");
         let addr = app.local_addr();
@@ -634,7 +623,8 @@ impl TestApp {
         let (_, mut config) = self.setup.clone().expect("a full app");
         config.http_addr = SocketAddr::from(([127, 0, 0, 1], 0));
         let shutdown = CancellationToken::new();
-        let app = vdm_gateway::App::build(&config, shutdown.clone())
+        let peers = &self.running.as_ref().expect("a running app").peers;
+        let app = vdm_gateway::App::build(&config, peers, shutdown.clone())
             .await
             .expect("gateway builds");
         let router = app.router().clone();
@@ -738,7 +728,7 @@ impl TestApp {
         }
         let (services, gateway) = self.setup.take().expect("spawned by spawn_app");
         let shutdown = CancellationToken::new();
-        let running = vdm::embedded::start(&services, gateway.clone(), shutdown.clone())
+        let running = vdm::embedded::start(&services, &services_down(), gateway.clone(), shutdown.clone())
             .await
             .expect("apps start again");
         let cleanup = std::mem::replace(&mut self.cleanup, Cleanup::Dir(PathBuf::new()));
