@@ -218,6 +218,44 @@ impl Cache {
         value
     }
 
+    /// Reads `key` through the cache: a hit is decoded (MessagePack); on a
+    /// miss, or an entry that no longer decodes (an older layout), `load`
+    /// runs and what it returns is stored for the TTL. A failing `load` is
+    /// returned and nothing is stored.
+    pub async fn get_or_load<T, E, F>(&self, key: &str, load: F) -> Result<T, E>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned,
+        F: Future<Output = Result<T, E>>,
+    {
+        if let Some(value) = self.get_decoded(key).await {
+            return Ok(value);
+        }
+        let value = load.await?;
+        self.set_encoded(key, &value).await;
+        Ok(value)
+    }
+
+    /// The value under `key`, decoded; `None` on a miss, a failure or an
+    /// entry that does not decode.
+    pub async fn get_decoded<T: serde::de::DeserializeOwned>(&self, key: &str) -> Option<T> {
+        let bytes = self.get(key).await?;
+        match rmp_serde::from_slice(&bytes) {
+            Ok(value) => Some(value),
+            Err(err) => {
+                tracing::warn!(cache = self.inner.name, key, error = %err, "undecodable cache entry: reading through");
+                None
+            }
+        }
+    }
+
+    /// Stores `value` under `key`, encoded (MessagePack).
+    pub async fn set_encoded<T: serde::Serialize>(&self, key: &str, value: &T) {
+        match rmp_serde::to_vec(value) {
+            Ok(bytes) => self.set(key, Bytes::from(bytes)).await,
+            Err(err) => tracing::warn!(cache = self.inner.name, key, error = %err, "cannot encode a cache entry"),
+        }
+    }
+
     /// Stores `value` under `key` for the cache's TTL; failures are logged and ignored.
     pub async fn set(&self, key: &str, value: Bytes) {
         let inner = &*self.inner;

@@ -14,6 +14,8 @@
 //! - [`page`]: opaque keyset-pagination cursors and page limits.
 //! - [`grpc`]: serve a service with health, reflection and observability;
 //!   connect to one.
+//! - [`hash`]: one stable hash (FNV-1a) for fingerprints, seeds and keys.
+//! - [`idempotency`]: create-or-replay under an idempotency key, [`idempotency::Created`].
 //! - [`breaker`]: the circuit breaker in front of every client channel.
 //! - [`tower`]: the gRPC server and client layers.
 //! - [`admin`]: `/health`, `/ready`, `/metrics` for service processes.
@@ -33,6 +35,8 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod grpc;
+pub mod hash;
+pub mod idempotency;
 pub mod metrics;
 pub mod page;
 pub mod secure;

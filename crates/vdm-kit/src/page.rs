@@ -15,56 +15,72 @@ pub const MAX_PAGE: u32 = 100;
 /// Page size when the client does not say.
 pub const DEFAULT_PAGE: u32 = 20;
 
-/// Where a page starts.
+/// The id order of a list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Cursor {
-    /// Rows with an id above this one come next.
-    pub after_id: i64,
+pub enum Order {
+    /// Oldest first: a page continues after the last id.
+    #[default]
+    Ascending,
+    /// Newest first: a page continues before the last id.
+    Descending,
 }
 
-impl Cursor {
-    /// Decodes a client's cursor; an empty string is the first page.
-    pub fn decode(raw: &str) -> Result<Cursor, PageError> {
-        if raw.is_empty() {
-            return Ok(Cursor::default());
+impl Order {
+    /// The cursor's tag: a cursor of a list in one order is refused by a
+    /// list in the other.
+    fn tag(self) -> &'static str {
+        match self {
+            Order::Ascending => "a:",
+            Order::Descending => "d:",
         }
-        let bad = || PageError(format!("cursor {raw:?} is not a cursor this service issued"));
-        let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| bad())?;
-        let text = std::str::from_utf8(&bytes).map_err(|_| bad())?;
-        let after_id = text
-            .strip_prefix("a:")
-            .and_then(|v| v.parse::<i64>().ok())
-            .ok_or_else(bad)?;
-        Ok(Cursor { after_id })
-    }
-
-    /// Encodes the cursor that continues after `last_id`.
-    pub fn encode_after(last_id: i64) -> String {
-        URL_SAFE_NO_PAD.encode(format!("a:{last_id}"))
     }
 }
 
-/// A page request: where to start and how many rows.
+/// A page request: where to start, how many rows, in which order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Page {
-    /// Where the page starts.
-    pub cursor: Cursor,
+    /// Rows after (ascending) or before (descending) this id; `None` from
+    /// the start.
+    pub from_id: Option<i64>,
     /// Rows wanted (1..=[`MAX_PAGE`]).
     pub limit: u32,
+    /// The list's order.
+    pub order: Order,
 }
 
 impl Page {
-    /// Validates a client's limit (0 means the default) and cursor.
+    /// Validates a client's limit (0 means the default) and cursor (empty:
+    /// the first page) for a list in id order.
     pub fn parse(limit: u32, cursor: &str) -> Result<Page, PageError> {
+        Page::parse_ordered(limit, cursor, Order::Ascending)
+    }
+
+    /// [`Page::parse`] for a list in `order`; a cursor another order issued
+    /// is refused.
+    pub fn parse_ordered(limit: u32, cursor: &str, order: Order) -> Result<Page, PageError> {
         let limit = match limit {
             0 => DEFAULT_PAGE,
             n if n > MAX_PAGE => return Err(PageError(format!("limit must be between 1 and {MAX_PAGE}"))),
             n => n,
         };
-        Ok(Page {
-            cursor: Cursor::decode(cursor)?,
-            limit,
-        })
+        let from_id = if cursor.is_empty() {
+            None
+        } else {
+            let bad = || PageError(format!("cursor {cursor:?} is not a cursor this list issued"));
+            let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+            let text = std::str::from_utf8(&bytes).map_err(|_| bad())?;
+            let id = text
+                .strip_prefix(order.tag())
+                .and_then(|v| v.parse::<i64>().ok())
+                .ok_or_else(bad)?;
+            Some(id)
+        };
+        Ok(Page { from_id, limit, order })
+    }
+
+    /// The id an ascending page starts after (0 on the first page).
+    pub fn after_id(&self) -> i64 {
+        self.from_id.unwrap_or(0)
     }
 
     /// Splits `rows` (fetched with `limit + 1`) into the page and the next
@@ -73,11 +89,16 @@ impl Page {
         let limit = self.limit as usize;
         if rows.len() > limit {
             rows.truncate(limit);
-            let next = rows.last().map(|r| Cursor::encode_after(id_of(r)));
+            let next = rows.last().map(|r| self.cursor_after(id_of(r)));
             (rows, next)
         } else {
             (rows, None)
         }
+    }
+
+    /// The cursor of the page that continues after `last_id`.
+    pub fn cursor_after(&self, last_id: i64) -> String {
+        URL_SAFE_NO_PAD.encode(format!("{}{last_id}", self.order.tag()))
     }
 }
 
@@ -87,19 +108,34 @@ mod tests {
 
     #[test]
     fn round_trips_and_rejects_garbage() {
-        let raw = Cursor::encode_after(42);
-        assert_eq!(Cursor::decode(&raw).unwrap().after_id, 42);
-        assert!(Cursor::decode("!!!").is_err());
-        assert!(Cursor::decode(&URL_SAFE_NO_PAD.encode("b:1")).is_err());
-        assert_eq!(Cursor::decode("").unwrap().after_id, 0);
+        let page = Page::parse(2, "").unwrap();
+        assert_eq!(page.after_id(), 0);
+        let raw = page.cursor_after(42);
+        assert_eq!(Page::parse(2, &raw).unwrap().after_id(), 42);
+        assert!(Page::parse(2, "!!!").is_err());
+        assert!(Page::parse(2, &URL_SAFE_NO_PAD.encode("b:1")).is_err());
+        assert!(Page::parse(101, "").is_err());
+        assert_eq!(Page::parse(0, "").unwrap().limit, DEFAULT_PAGE);
     }
 
     #[test]
-    fn a_full_page_has_a_next_cursor() {
+    fn a_full_page_has_a_next_cursor_in_its_order() {
         let page = Page::parse(2, "").unwrap();
         let (rows, next) = page.finish(vec![1, 2, 3], |r| *r);
         assert_eq!(rows, vec![1, 2]);
-        assert_eq!(Cursor::decode(&next.unwrap()).unwrap().after_id, 2);
-        assert!(Page::parse(101, "").is_err());
+        assert_eq!(Page::parse(2, &next.unwrap()).unwrap().from_id, Some(2));
+
+        let newest_first = Page::parse_ordered(2, "", Order::Descending).unwrap();
+        let (rows, next) = newest_first.finish(vec![9, 8, 7], |r| *r);
+        assert_eq!(rows, vec![9, 8]);
+        let next = next.unwrap();
+        assert_eq!(
+            Page::parse_ordered(2, &next, Order::Descending).unwrap().from_id,
+            Some(8)
+        );
+        assert!(
+            Page::parse(2, &next).is_err(),
+            "a descending cursor in an ascending list"
+        );
     }
 }

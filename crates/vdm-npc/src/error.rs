@@ -93,6 +93,18 @@ impl From<NpcError> for tonic::Status {
     }
 }
 
+impl From<vdm_kit::idempotency::KeyConflict> for NpcError {
+    fn from(err: vdm_kit::idempotency::KeyConflict) -> NpcError {
+        NpcError::IdempotencyConflict(err.0)
+    }
+}
+
+impl From<vdm_kit::page::PageError> for NpcError {
+    fn from(err: vdm_kit::page::PageError) -> NpcError {
+        NpcError::Invalid(err.0)
+    }
+}
+
 impl From<vdm_kit::validate::Invalid> for NpcError {
     fn from(err: vdm_kit::validate::Invalid) -> NpcError {
         NpcError::Invalid(err.0)

@@ -5,17 +5,17 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use tracing::instrument;
 use vdm_kit::bus::{Event, EventBus};
 use vdm_kit::cache::{Cache, CacheStore};
+use vdm_kit::idempotency::create_or_replay;
 
 use crate::domain::{
     Disposition, Hex, Memory, MemoryInput, NewMemory, NewNpc, Npc, NpcInput, Order, Page, adjusted_score,
     check_idempotency_key, positive_id,
 };
 use crate::error::{NpcError, NpcResult};
-use crate::store::{Created, NpcFilter, NpcRow, NpcStore, Recorded};
+use crate::store::{NpcFilter, NpcRow, NpcStore, Recorded};
 use crate::world::WorldClient;
 
 /// How long a cached NPC lives; every write to it also deletes it.
@@ -77,11 +77,26 @@ impl NpcService {
         check_idempotency_key(idempotency_key)?;
         let new = NewNpc::parse(input)?;
         let fingerprint = new.fingerprint();
-        if let Some(key) = idempotency_key
-            && let Some(npc) = self.store.replay(key, &fingerprint).await?
-        {
-            return Ok((npc, true));
-        }
+        let key = idempotency_key.map(|k| (k, fingerprint.as_str()));
+        let created = create_or_replay(
+            idempotency_key,
+            |key| self.store.replay(key, &fingerprint),
+            || async {
+                let row = self.placed(new).await?;
+                self.store.insert(&row, key, now_ms).await
+            },
+        )
+        .await?;
+        let replayed = !created.is_new();
+        let npc = created.into_inner();
+        tracing::Span::current().record("npc.id", npc.id);
+        tracing::info!(npc.id = npc.id, replayed, "npc created");
+        Ok((npc, replayed))
+    }
+
+    /// Where a new NPC goes, checked with the world service: its cell (the
+    /// region's first when it names none) and its faction.
+    async fn placed(&self, new: NewNpc) -> NpcResult<NpcRow> {
         let cells = self.world.region_cells(new.region_id).await?;
         let position = match new.position {
             Some(hex) if cells.contains(&hex) => hex,
@@ -98,40 +113,24 @@ impl NpcService {
         {
             return Err(NpcError::UnknownFaction(faction_id));
         }
-        let row = NpcRow {
+        Ok(NpcRow {
             name: new.name,
             region_id: new.region_id,
             position,
             faction_id: new.faction_id,
             traits: new.traits,
-        };
-        let key = idempotency_key.map(|k| (k, fingerprint.as_str()));
-        let (npc, replayed) = match self.store.create(&row, key, now_ms).await? {
-            Created::New(npc) => (npc, false),
-            Created::Replayed(npc) => (npc, true),
-        };
-        tracing::Span::current().record("npc.id", npc.id);
-        tracing::info!(npc.id = npc.id, replayed, "npc created");
-        Ok((npc, replayed))
+        })
     }
 
     /// Reads an NPC through the cache.
     #[instrument(skip_all, fields(npc.id = id))]
     pub async fn get(&self, id: i64) -> NpcResult<Npc> {
         positive_id("id", id)?;
-        let key = id.to_string();
-        if let Some(bytes) = self.cache.get(&key).await {
-            match rmp_serde::from_slice::<Npc>(&bytes) {
-                Ok(npc) => return Ok(npc),
-                // An entry from an older layout: read through and overwrite.
-                Err(err) => tracing::warn!(error = %err, "undecodable cached npc"),
-            }
-        }
-        let npc = self.store.get(id).await?.ok_or(NpcError::NpcNotFound(id))?;
-        if let Ok(bytes) = rmp_serde::to_vec(&npc) {
-            self.cache.set(&key, Bytes::from(bytes)).await;
-        }
-        Ok(npc)
+        self.cache
+            .get_or_load(&id.to_string(), async {
+                self.store.get(id).await?.ok_or(NpcError::NpcNotFound(id))
+            })
+            .await
     }
 
     /// Reads up to [`MAX_BATCH`] NPCs in one query; unknown ids are left out.
@@ -152,9 +151,7 @@ impl NpcService {
                 positive_id(field, id)?;
             }
         }
-        self.store
-            .list(filter, Page::parse(limit, cursor, Order::Ascending)?)
-            .await
+        self.store.list(filter, Page::parse(limit, cursor)?).await
     }
 
     /// Moves an NPC to a hex on the map (asked of the world service) and
@@ -272,7 +269,7 @@ impl NpcService {
     /// Lists an NPC's memories, newest first.
     #[instrument(skip_all, fields(npc.id = npc_id))]
     pub async fn memories(&self, npc_id: i64, limit: u32, cursor: &str) -> NpcResult<(Vec<Memory>, Option<String>)> {
-        let page = Page::parse(limit, cursor, Order::Descending)?;
+        let page = Page::parse_ordered(limit, cursor, Order::Descending)?;
         self.get(npc_id).await?;
         self.store.list_memories(npc_id, page).await
     }

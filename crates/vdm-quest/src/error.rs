@@ -106,6 +106,12 @@ impl From<vdm_kit::page::PageError> for QuestError {
     }
 }
 
+impl From<vdm_kit::idempotency::KeyConflict> for QuestError {
+    fn from(err: vdm_kit::idempotency::KeyConflict) -> QuestError {
+        QuestError::IdempotencyConflict(err.0)
+    }
+}
+
 impl From<vdm_kit::validate::Invalid> for QuestError {
     fn from(err: vdm_kit::validate::Invalid) -> QuestError {
         QuestError::Invalid(err.0)

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::sync::Mutex;
 use tracing::instrument;
 use vdm_kit::bus::{Event, EventBus};
@@ -83,19 +82,11 @@ impl QuestService {
     #[instrument(skip_all, fields(quest.id = id))]
     pub async fn get(&self, id: i64) -> QuestResult<Quest> {
         positive_id("id", id)?;
-        let key = id.to_string();
-        if let Some(bytes) = self.cache.get(&key).await {
-            match rmp_serde::from_slice::<Quest>(&bytes) {
-                Ok(quest) => return Ok(quest),
-                // An entry from an older layout: read through and overwrite.
-                Err(err) => tracing::warn!(error = %err, "undecodable cached quest"),
-            }
-        }
-        let quest = self.store.get(id).await?.ok_or(QuestError::QuestNotFound(id))?;
-        if let Ok(bytes) = rmp_serde::to_vec(&quest) {
-            self.cache.set(&key, Bytes::from(bytes)).await;
-        }
-        Ok(quest)
+        self.cache
+            .get_or_load(&id.to_string(), async {
+                self.store.get(id).await?.ok_or(QuestError::QuestNotFound(id))
+            })
+            .await
     }
 
     /// Changes a quest and drops its cache entry.

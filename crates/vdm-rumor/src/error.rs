@@ -63,6 +63,12 @@ impl From<DbErr> for RumorError {
     }
 }
 
+impl From<vdm_kit::idempotency::KeyConflict> for RumorError {
+    fn from(err: vdm_kit::idempotency::KeyConflict) -> RumorError {
+        RumorError::IdempotencyConflict(err.0)
+    }
+}
+
 impl From<vdm_kit::validate::Invalid> for RumorError {
     fn from(err: vdm_kit::validate::Invalid) -> RumorError {
         RumorError::Invalid(err.0)

@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use tracing::instrument;
 use vdm_kit::bus::{Event, EventBus};
-use vdm_kit::page::Page;
+use vdm_kit::idempotency::create_or_replay;
+use vdm_kit::page::{Order, Page};
 use vdm_kit::validate::positive_id;
 
 use crate::config::{MAX_TICK_TELLINGS, TickConfig};
@@ -85,11 +86,31 @@ impl RumorService {
         vdm_kit::validate::idempotency_key(idempotency_key)?;
         let new = NewRumor::parse(input)?;
         let fingerprint = new.fingerprint();
-        if let Some(key) = idempotency_key
-            && let Some(rumor) = self.store.replay(key, &fingerprint).await?
-        {
-            return Ok((rumor, true));
-        }
+        let key = idempotency_key.map(|k| (k, fingerprint.as_str()));
+        let created = create_or_replay(
+            idempotency_key,
+            |key| self.store.replay(key, &fingerprint),
+            || async {
+                let witnesses = self.witnesses(&new).await?;
+                self.store.insert(&new, &witnesses, key, now_ms).await
+            },
+        )
+        .await?;
+        let replayed = !created.is_new();
+        let rumor = created.into_inner();
+        tracing::Span::current().record("rumor.id", rumor.id);
+        tracing::info!(
+            rumor.id = rumor.id,
+            region.id = rumor.region_id,
+            replayed,
+            "rumor created"
+        );
+        Ok((rumor, replayed))
+    }
+
+    /// Checks a new rumor's region and origin with the world and NPC
+    /// services; returns the NPCs who know it from the start.
+    async fn witnesses(&self, new: &NewRumor) -> RumorResult<Vec<i64>> {
         self.peers.check_region(new.region_id).await?;
         match new.origin {
             Origin::Npc(id) => match self.peers.npc(id).await {
@@ -102,7 +123,7 @@ impl RumorService {
         }
         // A rumor born of a world event starts with the NPCs who saw it: the
         // first few of its region.
-        let witnesses: Vec<i64> = match new.origin {
+        Ok(match new.origin {
             Origin::Npc(id) => vec![id],
             Origin::Event(_) => self
                 .peers
@@ -111,17 +132,7 @@ impl RumorService {
                 .into_iter()
                 .map(|n| n.id)
                 .collect(),
-        };
-        let key = idempotency_key.map(|k| (k, fingerprint.as_str()));
-        let (rumor, replayed) = self.store.create(&new, &witnesses, key, now_ms).await?;
-        tracing::Span::current().record("rumor.id", rumor.id);
-        tracing::info!(
-            rumor.id = rumor.id,
-            region.id = rumor.region_id,
-            replayed,
-            "rumor created"
-        );
-        Ok((rumor, replayed))
+        })
     }
 
     /// Reads one rumor.
@@ -264,7 +275,8 @@ impl RumorService {
         if let Some(region_id) = region_id {
             positive_id("region_id", region_id)?;
         }
-        let page = Page::parse(limit, cursor)?;
+        // Newest first.
+        let page = Page::parse_ordered(limit, cursor, Order::Descending)?;
         self.store.list_known(holder, region_id, page).await
     }
 

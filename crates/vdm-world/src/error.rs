@@ -97,6 +97,12 @@ impl From<vdm_kit::page::PageError> for WorldError {
     }
 }
 
+impl From<vdm_kit::idempotency::KeyConflict> for WorldError {
+    fn from(err: vdm_kit::idempotency::KeyConflict) -> WorldError {
+        WorldError::IdempotencyConflict(err.0)
+    }
+}
+
 impl From<vdm_kit::validate::Invalid> for WorldError {
     fn from(err: vdm_kit::validate::Invalid) -> WorldError {
         WorldError::Invalid(err.0)

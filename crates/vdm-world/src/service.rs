@@ -8,9 +8,6 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use tracing::instrument;
 use vdm_kit::bus::{Event, EventBus};
 use vdm_kit::cache::{Cache, CacheStore};
@@ -68,25 +65,18 @@ impl WorldService {
     /// Lists every region.
     #[instrument(skip_all)]
     pub async fn list_regions(&self) -> WorldResult<Vec<Region>> {
-        if let Some(regions) = cached::<Vec<Region>>(&self.regions, ALL_REGIONS).await {
-            return Ok(regions);
-        }
-        let regions = self.store.list_regions().await?;
-        fill(&self.regions, ALL_REGIONS, &regions).await;
-        Ok(regions)
+        self.regions.get_or_load(ALL_REGIONS, self.store.list_regions()).await
     }
 
     /// Reads a region.
     #[instrument(skip_all, fields(region.id = id))]
     pub async fn get_region(&self, id: i64) -> WorldResult<Region> {
         positive_id("id", id)?;
-        let key = id.to_string();
-        if let Some(region) = cached::<Region>(&self.regions, &key).await {
-            return Ok(region);
-        }
-        let region = self.store.get_region(id).await?.ok_or(WorldError::RegionNotFound(id))?;
-        fill(&self.regions, &key, &region).await;
-        Ok(region)
+        self.regions
+            .get_or_load(&id.to_string(), async {
+                self.store.get_region(id).await?.ok_or(WorldError::RegionNotFound(id))
+            })
+            .await
     }
 
     /// Reads the region holding `hex`.
@@ -95,17 +85,14 @@ impl WorldService {
         if !hex.in_bounds() {
             return Err(WorldError::OutsideMap(hex));
         }
-        let key = hex_key(hex);
-        let id = match cached::<i64>(&self.hexes, &key).await {
-            Some(id) => id,
-            None => {
-                let id = self.store.region_id_at(hex).await?.unwrap_or(0);
-                // Misses are cached too (as 0): an NPC walking off the map
-                // should not cost a query per step.
-                fill(&self.hexes, &key, &id).await;
-                id
-            }
-        };
+        // Misses are cached too (as 0): an NPC walking off the map should
+        // not cost a query per step.
+        let id = self
+            .hexes
+            .get_or_load(&hex_key(hex), async {
+                Ok::<_, WorldError>(self.store.region_id_at(hex).await?.unwrap_or(0))
+            })
+            .await?;
         if id == 0 {
             return Err(WorldError::OutsideMap(hex));
         }
@@ -156,12 +143,7 @@ impl WorldService {
     /// Lists every faction.
     #[instrument(skip_all)]
     pub async fn list_factions(&self) -> WorldResult<Vec<Faction>> {
-        if let Some(factions) = cached::<Vec<Faction>>(&self.factions, FACTIONS).await {
-            return Ok(factions);
-        }
-        let factions = self.store.list_factions().await?;
-        fill(&self.factions, FACTIONS, &factions).await;
-        Ok(factions)
+        self.factions.get_or_load(FACTIONS, self.store.list_factions()).await
     }
 
     /// Creates or renames a faction; returns it and whether it was created.
@@ -185,14 +167,10 @@ impl WorldService {
                 return Err(WorldError::FactionNotFound(id));
             }
         }
-        let stored = match cached::<Vec<FactionRelation>>(&self.factions, RELATIONS).await {
-            Some(stored) => stored,
-            None => {
-                let stored = self.store.stored_relations().await?;
-                fill(&self.factions, RELATIONS, &stored).await;
-                stored
-            }
-        };
+        let stored = self
+            .factions
+            .get_or_load(RELATIONS, self.store.stored_relations())
+            .await?;
         Ok(all_pairs(&factions, &stored, faction_id))
     }
 
@@ -236,13 +214,7 @@ impl WorldService {
         idempotency_key: Option<&str>,
         now_ms: i64,
     ) -> WorldResult<(WorldEvent, bool)> {
-        if let Some(key) = idempotency_key
-            && (key.len() > 128 || !key.bytes().all(|b| b.is_ascii_graphic()))
-        {
-            return Err(WorldError::Invalid(
-                "idempotency key must be 1 to 128 printable ASCII characters".to_owned(),
-            ));
-        }
+        vdm_kit::validate::idempotency_key(idempotency_key)?;
         let new = NewEvent::parse(input)?;
         if let Some(unknown) = self.store.first_unknown_region(&new.region_ids).await? {
             return Err(WorldError::UnknownRegion(unknown));
@@ -310,23 +282,4 @@ impl WorldService {
 
 fn hex_key(hex: Hex) -> String {
     format!("{},{}", hex.q, hex.r)
-}
-
-/// A cached value, or `None` on a miss or an entry that no longer decodes
-/// (an older layout: the caller reads through and overwrites it).
-async fn cached<T: DeserializeOwned>(cache: &Cache, key: &str) -> Option<T> {
-    let bytes = cache.get(key).await?;
-    match rmp_serde::from_slice::<T>(&bytes) {
-        Ok(value) => Some(value),
-        Err(err) => {
-            tracing::warn!(error = %err, key, "undecodable cache entry");
-            None
-        }
-    }
-}
-
-async fn fill<T: Serialize>(cache: &Cache, key: &str, value: &T) {
-    if let Ok(bytes) = rmp_serde::to_vec(value) {
-        cache.set(key, Bytes::from(bytes)).await;
-    }
 }

@@ -9,8 +9,10 @@ use std::collections::HashMap;
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, SqlErr, TransactionTrait,
+    QuerySelect, TransactionTrait,
 };
+
+use vdm_kit::idempotency::{Inserted, check_fingerprint, is_unique_violation};
 
 use self::entities::{disposition, idempotency_key, memory, npc};
 use crate::domain::{Disposition, Hex, Memory, MemoryRank, NewMemory, Npc, Order, Page, Traits, memories_to_drop};
@@ -38,15 +40,6 @@ pub struct NpcRow {
     pub faction_id: Option<i64>,
     /// Its personality.
     pub traits: Traits,
-}
-
-/// What a create did.
-#[derive(Debug)]
-pub enum Created {
-    /// A new NPC.
-    New(Npc),
-    /// An earlier request with the same idempotency key created this NPC.
-    Replayed(Npc),
 }
 
 /// What a memory record did.
@@ -86,9 +79,7 @@ impl NpcStore {
         else {
             return Ok(None);
         };
-        if row.fingerprint != fingerprint {
-            return Err(NpcError::IdempotencyConflict(key.to_owned()));
-        }
+        check_fingerprint(key, &row.fingerprint, fingerprint)?;
         match self.get(row.npc_id).await? {
             Some(npc) => Ok(Some(npc)),
             None => Err(NpcError::Corrupt(format!(
@@ -98,10 +89,15 @@ impl NpcStore {
         }
     }
 
-    /// Inserts an NPC. With an idempotency key, the key is stored in the
-    /// same transaction, and a concurrent request with the same key gets the
-    /// first one's NPC.
-    pub async fn create(&self, new: &NpcRow, idempotency_key: Option<(&str, &str)>, now_ms: i64) -> NpcResult<Created> {
+    /// Inserts an NPC. With an idempotency key (and the request's
+    /// fingerprint), the key is stored in the same transaction; a concurrent
+    /// request that stored the same key first makes this one roll back.
+    pub async fn insert(
+        &self,
+        new: &NpcRow,
+        idempotency_key: Option<(&str, &str)>,
+        now_ms: i64,
+    ) -> NpcResult<Inserted<Npc, NpcError>> {
         let txn = self.db.begin().await?;
         let row = npc::Entity::insert(npc::ActiveModel {
             name: Set(new.name.clone()),
@@ -129,19 +125,15 @@ impl NpcStore {
             .await;
             if let Err(err) = inserted {
                 // A concurrent request with the same key won the race: drop
-                // this NPC and answer with that request's result.
+                // this NPC (that request's result is the answer).
                 txn.rollback().await?;
-                if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) {
-                    return match self.replay(key, fingerprint).await? {
-                        Some(npc) => Ok(Created::Replayed(npc)),
-                        None => Err(NpcError::from(err)),
-                    };
-                }
-                return Err(NpcError::from(err));
+                let taken = is_unique_violation(&err);
+                let err = NpcError::from(err);
+                return if taken { Ok(Inserted::KeyTaken(err)) } else { Err(err) };
             }
         }
         txn.commit().await?;
-        Ok(Created::New(to_npc(row)))
+        Ok(Inserted::Done(to_npc(row)))
     }
 
     /// Reads one NPC.

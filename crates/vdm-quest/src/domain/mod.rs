@@ -6,4 +6,4 @@ mod quest;
 
 pub use player_quest::{ObjectiveProgress, PlayerQuest, QuestStatus};
 pub use quest::{NewObjective, NewQuest, Objective, Quest, QuestInput, QuestPatch, Reward, positive_id};
-pub use vdm_kit::page::{Cursor, Page};
+pub use vdm_kit::page::Page;

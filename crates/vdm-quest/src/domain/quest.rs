@@ -177,7 +177,7 @@ impl NewQuest {
     /// A stable fingerprint of the quest, to tell an idempotent retry from a
     /// different request that reuses the key (FNV-1a over every field).
     pub fn fingerprint(&self) -> String {
-        let mut hash = Fnv::default();
+        let mut hash = vdm_kit::hash::Fnv64::default();
         hash.str(&self.title);
         hash.str(&self.description);
         hash.int(self.giver_npc_id);
@@ -193,7 +193,7 @@ impl NewQuest {
             hash.str(&objective.description);
             hash.int(i64::from(objective.target_count));
         }
-        format!("{:016x}", hash.0)
+        hash.hex()
     }
 }
 
@@ -250,32 +250,6 @@ pub use vdm_kit::validate::{TextRule, positive_id, text_field};
 
 fn invalid(message: String) -> QuestError {
     QuestError::Invalid(message)
-}
-
-struct Fnv(u64);
-
-impl Default for Fnv {
-    fn default() -> Fnv {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Fnv {
-    fn bytes(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.0 ^= u64::from(*byte);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-
-    fn str(&mut self, s: &str) {
-        self.int(s.len() as i64);
-        self.bytes(s.as_bytes());
-    }
-
-    fn int(&mut self, v: i64) {
-        self.bytes(&v.to_le_bytes());
-    }
 }
 
 #[cfg(test)]

@@ -9,9 +9,11 @@ use std::collections::HashMap;
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     TransactionTrait,
 };
+
+use vdm_kit::idempotency::{Inserted, check_fingerprint, create_or_replay, is_unique_violation};
 
 use self::entities::{idempotency_key, objective, player_quest, quest};
 use crate::domain::{NewQuest, Objective, ObjectiveProgress, Page, PlayerQuest, Quest, QuestStatus, Reward};
@@ -26,14 +28,7 @@ pub struct QuestFilter {
     pub giver_npc_id: Option<i64>,
 }
 
-/// What a create did.
-#[derive(Debug)]
-pub enum Created {
-    /// A new quest.
-    New(Quest),
-    /// An earlier request with the same idempotency key created this quest.
-    Replayed(Quest),
-}
+pub use vdm_kit::idempotency::Created;
 
 /// A stored player quest with the version its next update must match.
 #[derive(Debug, Clone)]
@@ -64,14 +59,29 @@ impl QuestStore {
     /// Inserts a quest and its objectives in one transaction. With an
     /// idempotency key, the key is stored in the same transaction, and a
     /// repeat returns the quest the first request created.
-    pub async fn create(&self, new: &NewQuest, idempotency_key: Option<&str>, now_ms: i64) -> QuestResult<Created> {
+    pub async fn create(
+        &self,
+        new: &NewQuest,
+        idempotency_key: Option<&str>,
+        now_ms: i64,
+    ) -> QuestResult<Created<Quest>> {
         let fingerprint = new.fingerprint();
-        if let Some(key) = idempotency_key
-            && let Some(quest) = self.replay(key, &fingerprint).await?
-        {
-            return Ok(Created::Replayed(quest));
-        }
+        let key = idempotency_key.map(|key| (key, fingerprint.as_str()));
+        create_or_replay(
+            idempotency_key,
+            |key| self.replay(key, &fingerprint),
+            || self.insert(new, key, now_ms),
+        )
+        .await
+    }
 
+    /// The create transaction: the quest, its objectives and the key row.
+    async fn insert(
+        &self,
+        new: &NewQuest,
+        key: Option<(&str, &str)>,
+        now_ms: i64,
+    ) -> QuestResult<Inserted<Quest, QuestError>> {
         let txn = self.db.begin().await?;
         let row = quest::ActiveModel {
             title: Set(new.title.clone()),
@@ -98,10 +108,10 @@ impl QuestStore {
             .exec_with_returning(&txn)
             .await?;
 
-        if let Some(key) = idempotency_key {
+        if let Some((key, fingerprint)) = key {
             let inserted = idempotency_key::Entity::insert(idempotency_key::ActiveModel {
                 key: Set(key.to_owned()),
-                fingerprint: Set(fingerprint.clone()),
+                fingerprint: Set(fingerprint.to_owned()),
                 quest_id: Set(quest_row.id),
                 created_at_ms: Set(now_ms),
             })
@@ -109,22 +119,18 @@ impl QuestStore {
             .await;
             if let Err(err) = inserted {
                 // A concurrent request with the same key won the race: drop
-                // this quest and answer with that request's result.
+                // this quest (that request's result is the answer).
                 txn.rollback().await?;
-                if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) {
-                    return match self.replay(key, &fingerprint).await? {
-                        Some(quest) => Ok(Created::Replayed(quest)),
-                        None => Err(QuestError::from(err)),
-                    };
-                }
-                return Err(QuestError::from(err));
+                let taken = is_unique_violation(&err);
+                let err = QuestError::from(err);
+                return if taken { Ok(Inserted::KeyTaken(err)) } else { Err(err) };
             }
         }
         txn.commit().await?;
 
         let mut objective_rows = objective_rows;
         objective_rows.sort_by_key(|o| o.position);
-        Ok(Created::New(to_quest(quest_row, objective_rows)?))
+        Ok(Inserted::Done(to_quest(quest_row, objective_rows)?))
     }
 
     /// Writes a changed quest definition (objectives are left as they are).
@@ -180,9 +186,7 @@ impl QuestStore {
         else {
             return Ok(None);
         };
-        if row.fingerprint != fingerprint {
-            return Err(QuestError::IdempotencyConflict(key.to_owned()));
-        }
+        check_fingerprint(key, &row.fingerprint, fingerprint)?;
         match self.get(row.quest_id).await? {
             Some(quest) => Ok(Some(quest)),
             None => Err(QuestError::Corrupt(format!(
@@ -215,7 +219,7 @@ impl QuestStore {
 
     /// Reads one page of quests in id order.
     pub async fn list(&self, filter: QuestFilter, page: Page) -> QuestResult<(Vec<Quest>, Option<String>)> {
-        let mut query = quest::Entity::find().filter(quest::Column::Id.gt(page.cursor.after_id));
+        let mut query = quest::Entity::find().filter(quest::Column::Id.gt(page.after_id()));
         if let Some(region_id) = filter.region_id {
             query = query.filter(quest::Column::RegionId.eq(region_id));
         }
@@ -308,7 +312,7 @@ impl QuestStore {
                 .await;
                 match inserted {
                     Ok(_) => Ok(true),
-                    Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Ok(false),
+                    Err(err) if is_unique_violation(&err) => Ok(false),
                     Err(err) => Err(err.into()),
                 }
             }
@@ -339,7 +343,7 @@ impl QuestStore {
     ) -> QuestResult<(Vec<PlayerQuest>, Option<String>)> {
         let mut query = player_quest::Entity::find()
             .filter(player_quest::Column::PlayerId.eq(player_id))
-            .filter(player_quest::Column::QuestId.gt(page.cursor.after_id));
+            .filter(player_quest::Column::QuestId.gt(page.after_id()));
         if let Some(status) = status {
             query = query.filter(player_quest::Column::Status.eq(status.as_str()));
         }

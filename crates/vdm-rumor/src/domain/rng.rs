@@ -38,21 +38,7 @@ impl Rng {
     }
 }
 
-/// FNV-1a over length-prefixed parts: a stable hash for seeds and cache keys.
-pub fn hash_parts(parts: &[&[u8]]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut feed = |bytes: &[u8]| {
-        for byte in bytes {
-            hash ^= u64::from(*byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    };
-    for part in parts {
-        feed(&(part.len() as u64).to_le_bytes());
-        feed(part);
-    }
-    hash
-}
+pub use vdm_kit::hash::hash_parts;
 
 #[cfg(test)]
 mod tests {

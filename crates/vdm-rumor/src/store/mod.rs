@@ -9,8 +9,10 @@ use std::collections::HashMap;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, SqlErr, TransactionTrait, TryInsertResult,
+    QuerySelect, TransactionTrait, TryInsertResult,
 };
+
+use vdm_kit::idempotency::{Inserted, check_fingerprint, is_unique_violation};
 
 use self::entities::{knowledge, lease, rumor, variant};
 use crate::domain::{Holder, Known, NewRumor, Origin, Rumor, Variant};
@@ -75,23 +77,21 @@ impl RumorStore {
         else {
             return Ok(None);
         };
-        if row.fingerprint.as_deref() != Some(fingerprint) {
-            return Err(RumorError::IdempotencyConflict(key.to_owned()));
-        }
+        check_fingerprint(key, row.fingerprint.as_deref().unwrap_or_default(), fingerprint)?;
         Ok(Some(self.with_count(row).await?))
     }
 
-    /// Inserts a rumor, its first variant and the knowledge of it of the
-    /// NPCs who know it from the start, in one transaction. Returns the
-    /// rumor and whether a concurrent request with the same key made it
-    /// first.
-    pub async fn create(
+    /// Inserts a rumor (with its idempotency key and fingerprint), its
+    /// first variant and the knowledge of it of the NPCs who know it from
+    /// the start, in one transaction. A concurrent request that stored the
+    /// same key first makes this one roll back.
+    pub async fn insert(
         &self,
         new: &NewRumor,
         knowers: &[i64],
         idempotency_key: Option<(&str, &str)>,
         now_ms: i64,
-    ) -> RumorResult<(Rumor, bool)> {
+    ) -> RumorResult<Inserted<Rumor, RumorError>> {
         let (origin_npc_id, origin_event_id) = match new.origin {
             Origin::Npc(id) => (Some(id), None),
             Origin::Event(id) => (None, Some(id)),
@@ -116,13 +116,9 @@ impl RumorStore {
             Err(err) => {
                 txn.rollback().await?;
                 // A concurrent request with the same key won the race.
-                if let Some((key, fingerprint)) = idempotency_key
-                    && matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
-                    && let Some(rumor) = self.replay(key, fingerprint).await?
-                {
-                    return Ok((rumor, true));
-                }
-                return Err(err.into());
+                let taken = idempotency_key.is_some() && is_unique_violation(&err);
+                let err = RumorError::from(err);
+                return if taken { Ok(Inserted::KeyTaken(err)) } else { Err(err) };
             }
         };
         let root = variant::Entity::insert(variant::ActiveModel {
@@ -156,16 +152,13 @@ impl RumorStore {
         .exec_without_returning(&txn)
         .await?;
         txn.commit().await?;
-        Ok((
-            to_rumor(
-                rumor::Model {
-                    root_variant_id: root.id,
-                    ..row
-                },
-                1,
-            ),
-            false,
-        ))
+        Ok(Inserted::Done(to_rumor(
+            rumor::Model {
+                root_variant_id: root.id,
+                ..row
+            },
+            1,
+        )))
     }
 
     /// Reads one rumor with its variant count.
@@ -306,9 +299,9 @@ impl RumorStore {
         let mut query = knowledge::Entity::find()
             .filter(knowledge::Column::HolderKind.eq(holder.kind()))
             .filter(knowledge::Column::HolderId.eq(holder.id()));
-        if page.cursor.after_id > 0 {
+        if let Some(before) = page.from_id {
             // Newest first: the cursor's id is where the last page stopped.
-            query = query.filter(knowledge::Column::RumorId.lt(page.cursor.after_id));
+            query = query.filter(knowledge::Column::RumorId.lt(before));
         }
         if let Some(region_id) = region_id {
             query = query.filter(knowledge::Column::RegionId.eq(region_id));

@@ -10,8 +10,10 @@ use std::collections::{HashMap, HashSet};
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, SqlErr, TransactionTrait,
+    QuerySelect, TransactionTrait,
 };
+
+use vdm_kit::idempotency::{Inserted, check_fingerprint, create_or_replay, is_unique_violation};
 
 use self::entities::{clock, event, event_region, faction, faction_relation, idempotency_key, region, region_cell};
 use crate::domain::{
@@ -22,14 +24,7 @@ use crate::error::{WorldError, WorldResult};
 /// Rows per multi-row insert, well under every backend's bind limit.
 const INSERT_CHUNK: usize = 1_000;
 
-/// What a publish did.
-#[derive(Debug)]
-pub enum Created {
-    /// A new event.
-    New(WorldEvent),
-    /// An earlier request with the same idempotency key created this event.
-    Replayed(WorldEvent),
-}
+pub use vdm_kit::idempotency::Created;
 
 /// The world tables behind one database pool.
 #[derive(Clone)]
@@ -373,13 +368,25 @@ impl WorldStore {
         idempotency_key: Option<&str>,
         game_time_ms: i64,
         now_ms: i64,
-    ) -> WorldResult<Created> {
+    ) -> WorldResult<Created<WorldEvent>> {
         let fingerprint = new.fingerprint();
-        if let Some(key) = idempotency_key
-            && let Some(event) = self.replay(key, &fingerprint).await?
-        {
-            return Ok(Created::Replayed(event));
-        }
+        let key = idempotency_key.map(|key| (key, fingerprint.as_str()));
+        create_or_replay(
+            idempotency_key,
+            |key| self.replay(key, &fingerprint),
+            || self.insert_event(new, key, game_time_ms, now_ms),
+        )
+        .await
+    }
+
+    /// The publish transaction: the event, its regions and the key row.
+    async fn insert_event(
+        &self,
+        new: &NewEvent,
+        key: Option<(&str, &str)>,
+        game_time_ms: i64,
+        now_ms: i64,
+    ) -> WorldResult<Inserted<WorldEvent, WorldError>> {
         let txn = self.db.begin().await?;
         let row = event::Entity::insert(event::ActiveModel {
             kind: Set(new.kind.clone()),
@@ -396,10 +403,10 @@ impl WorldStore {
         }))
         .exec_without_returning(&txn)
         .await?;
-        if let Some(key) = idempotency_key {
+        if let Some((key, fingerprint)) = key {
             let inserted = idempotency_key::Entity::insert(idempotency_key::ActiveModel {
                 key: Set(key.to_owned()),
-                fingerprint: Set(fingerprint.clone()),
+                fingerprint: Set(fingerprint.to_owned()),
                 event_id: Set(row.id),
                 created_at_ms: Set(now_ms),
             })
@@ -407,19 +414,15 @@ impl WorldStore {
             .await;
             if let Err(err) = inserted {
                 // A concurrent request with the same key won the race: drop
-                // this event and answer with that request's result.
+                // this event (that request's result is the answer).
                 txn.rollback().await?;
-                if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) {
-                    return match self.replay(key, &fingerprint).await? {
-                        Some(event) => Ok(Created::Replayed(event)),
-                        None => Err(WorldError::from(err)),
-                    };
-                }
-                return Err(WorldError::from(err));
+                let taken = is_unique_violation(&err);
+                let err = WorldError::from(err);
+                return if taken { Ok(Inserted::KeyTaken(err)) } else { Err(err) };
             }
         }
         txn.commit().await?;
-        Ok(Created::New(to_event(row, new.region_ids.clone())))
+        Ok(Inserted::Done(to_event(row, new.region_ids.clone())))
     }
 
     async fn replay(&self, key: &str, fingerprint: &str) -> WorldResult<Option<WorldEvent>> {
@@ -429,9 +432,7 @@ impl WorldStore {
         else {
             return Ok(None);
         };
-        if row.fingerprint != fingerprint {
-            return Err(WorldError::IdempotencyConflict(key.to_owned()));
-        }
+        check_fingerprint(key, &row.fingerprint, fingerprint)?;
         let Some(event) = event::Entity::find_by_id(row.event_id).one(&self.db).await? else {
             return Err(WorldError::Corrupt(format!(
                 "idempotency key {key:?} names missing event {}",
@@ -448,7 +449,7 @@ impl WorldStore {
         since_ms: i64,
         page: Page,
     ) -> WorldResult<(Vec<WorldEvent>, Option<String>)> {
-        let mut query = event::Entity::find().filter(event::Column::Id.gt(page.cursor.after_id));
+        let mut query = event::Entity::find().filter(event::Column::Id.gt(page.after_id()));
         if since_ms > 0 {
             query = query.filter(event::Column::CreatedAtMs.gte(since_ms));
         }
@@ -459,7 +460,7 @@ impl WorldStore {
                         .column(event_region::Column::EventId)
                         .from(event_region::Entity)
                         .and_where(event_region::Column::RegionId.eq(region_id))
-                        .and_where(event_region::Column::EventId.gt(page.cursor.after_id))
+                        .and_where(event_region::Column::EventId.gt(page.after_id()))
                         .to_owned(),
                 ),
             );
@@ -507,7 +508,7 @@ impl WorldStore {
 
 /// A unique violation means a concurrent writer inserted the same key first.
 fn contended_or(err: DbErr, what: &'static str) -> WorldError {
-    if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) {
+    if is_unique_violation(&err) {
         WorldError::Contended(what)
     } else {
         WorldError::from(err)
