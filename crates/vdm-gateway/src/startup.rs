@@ -9,6 +9,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::response::IntoResponse;
+use serde_json::Value;
 use tokio::net::TcpListener;
 use tonic::codec::CompressionEncoding;
 use tonic_health::pb::health_client::HealthClient;
@@ -36,6 +37,7 @@ use crate::auth::players::{PlayerStore, migration::Migrator};
 use crate::auth::sessions::Revocations;
 use crate::config::GatewayConfig;
 use crate::error::{GatewayError, GatewayResult};
+use crate::openapi::Document;
 use crate::rate_limit::{self, LimitState, Limiter};
 use crate::realtime::hub::Hub;
 use crate::realtime::resume::SessionStore;
@@ -153,11 +155,9 @@ impl App {
             health,
             shutdown: shutdown.clone(),
             realtime: realtime.clone(),
+            document: Document::new(&document()),
         });
         vdm_kit::metrics::install();
-        // Built now, not at the first request: the route labels of the
-        // metrics come from it.
-        openapi::document();
         let router = router(state, config);
         // Socket requests go through this same router (and its layers).
         realtime.set_router(Some(router.clone()));
@@ -226,9 +226,9 @@ async fn drain(shutdown: CancellationToken, delay: std::time::Duration) {
 
 /// The route table: every route of the gateway, each registered with
 /// `routes!` from its handler's `#[utoipa::path]`, so that the router and
-/// the OpenAPI document ([`crate::openapi`]) come from the same
-/// declarations. Handlers of one path go in one `routes!` (it routes every
-/// handler it is given at every path among them).
+/// the OpenAPI document ([`document()`]) come from the same declarations.
+/// Handlers of one path go in one `routes!` (it routes every handler it is
+/// given at every path among them).
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::base())
         .routes(routes!(auth::routes::device))
@@ -272,6 +272,12 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::ready))
         .routes(routes!(ops::metrics))
         .routes(routes!(openapi::serve))
+}
+
+/// The OpenAPI document of every route of the table, finished by
+/// [`openapi::finish`].
+pub fn document() -> Value {
+    openapi::finish(routes().into_openapi())
 }
 
 /// Builds the router with every route of [`routes()`] and the middleware

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::FromRef;
 use tonic_health::pb::health_client::HealthClient;
 use vdm_kit::grpc::GrpcChannel;
 use vdm_kit::shutdown::CancellationToken;
@@ -16,6 +17,7 @@ use vdm_proto::world::v1::world_service_client::WorldServiceClient;
 
 use crate::auth::TokenKeys;
 use crate::auth::players::PlayerStore;
+use crate::openapi::Document;
 use crate::realtime::Realtime;
 
 /// The state behind every route.
@@ -46,4 +48,12 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     /// Sockets, subscriptions and push delivery.
     pub realtime: Arc<Realtime>,
+    /// The OpenAPI document, as served.
+    pub document: Document,
+}
+
+impl FromRef<AppState> for Document {
+    fn from_ref(state: &AppState) -> Document {
+        state.document.clone()
+    }
 }
