@@ -143,9 +143,10 @@ impl App {
             config.session_ttl,
             config.refresh_ttl,
         ));
-        let state: AppState = Arc::new(Shared {
+        let state = AppState::new(Shared {
             tokens,
             players,
+            bus: realtime.bus.clone(),
             quest,
             npc,
             world,
