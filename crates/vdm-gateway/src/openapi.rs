@@ -7,11 +7,12 @@
 //!   request body, its own answers, who may call it), and the types it
 //!   decodes and encodes derive `ToSchema` / `IntoParams` next to their
 //!   serde derives, so a field renamed or made optional changes both;
-//! - `startup::routes` registers every handler with
-//!   `utoipa_axum::routes!`, which adds the handler to the router and its
-//!   operation to the document from that one declaration. A route added
-//!   any other way (a bare `.route(..)`) would be served undocumented:
-//!   `tests/api/openapi.rs` compares the built router with the document;
+//! - `startup::routes` (and `startup::socket_routes`, for `/v1/ws`)
+//!   registers every handler with `utoipa_axum::routes!`, which adds the
+//!   handler to the router and its operation to the document from that one
+//!   declaration. A route added any other way (a bare `.route(..)`) would
+//!   be served undocumented: `tests/api/openapi.rs` compares the built
+//!   router with the document;
 //! - `finish` adds what a handler's declaration does not show: the
 //!   answers of its extractors (401/403 from the token extractors, 400, 413
 //!   and 415 from body and query decoding) and of the layers of

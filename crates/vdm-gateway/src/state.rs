@@ -24,7 +24,6 @@ use vdm_proto::world::v1::world_service_client::WorldServiceClient;
 use crate::auth::TokenKeys;
 use crate::auth::players::PlayerStore;
 use crate::openapi::Document;
-use crate::realtime::Realtime;
 
 /// The state behind every REST route: a shared [`Shared`], cheap to clone.
 #[derive(Clone)]
@@ -48,7 +47,7 @@ impl Deref for AppState {
 /// See [`AppState`].
 pub struct Shared {
     /// Signs and checks tokens (shared with the rate limiter, which keys on
-    /// the verified caller).
+    /// the verified caller, and with the socket route).
     pub tokens: Arc<TokenKeys>,
     /// Player accounts.
     pub players: PlayerStore,
@@ -70,8 +69,6 @@ pub struct Shared {
     pub health: Vec<(&'static str, HealthClient<GrpcChannel>)>,
     /// Cancelled when the process begins to shut down.
     pub shutdown: CancellationToken,
-    /// Sockets, subscriptions and push delivery.
-    pub realtime: Arc<Realtime>,
     /// The OpenAPI document, as served.
     pub document: Document,
 }
