@@ -14,7 +14,7 @@
 //!   rejections are JSON errors.
 //! - [`openapi`]: the OpenAPI document, generated from the handlers'
 //!   declarations and served at `/v1/openapi.json`.
-//! - [`realtime`]: the `/v1/ws` socket: requests through the same router,
+//! - [`realtime`]: the `/v1/ws` socket: requests through the REST router,
 //!   pushes from the event bus, heartbeats, resume.
 //! - [`rate_limit`]: token buckets per caller and route class (429).
 //! - [`middleware`]: per-request span and metrics; uniform error bodies.

@@ -13,6 +13,7 @@
 //!   answer given without reading the declared body says `Connection:
 //!   close`.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::HttpBody;
@@ -20,6 +21,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use metrics::SharedString;
 use tracing::Instrument;
 use vdm_kit::ErrorCode;
 
@@ -32,19 +34,14 @@ pub async fn observe(request: Request, next: Next) -> Response {
     // Dropped with this future, also when the client goes away.
     let _in_flight = vdm_kit::metrics::InFlight::new(metrics::gauge!("vdm_http_requests_in_flight"));
     let method = request.method().clone();
-    let route: &str = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(MatchedPath::as_str)
-        .unwrap_or("unmatched");
-    let route = route_label(route);
+    let route = route_label(request.extensions().get::<MatchedPath>());
     let span = tracing::info_span!(
         "http_request",
         otel.name = format_args!("{} {}", method, route),
         otel.kind = "server",
         otel.status_code = tracing::field::Empty,
         http.request.method = %method,
-        http.route = route,
+        http.route = &*route,
         http.response.status_code = tracing::field::Empty,
         player.id = tracing::field::Empty,
         quest.id = tracing::field::Empty,
@@ -72,7 +69,7 @@ pub async fn observe(request: Request, next: Next) -> Response {
     }
     let method_label = method_label(&method);
     let status_label = status_label(status.as_u16());
-    metrics::counter!("http_server_requests_total", "method" => method_label, "route" => route, "status" => status_label).increment(1);
+    metrics::counter!("http_server_requests_total", "method" => method_label, "route" => route.clone(), "status" => status_label).increment(1);
     metrics::histogram!("http_server_request_duration_seconds", "method" => method_label, "route" => route)
         .record(start.elapsed().as_secs_f64());
     response
@@ -205,13 +202,17 @@ fn re_encode(response: Response, body: &ErrorBody) -> Response {
     Response::from_parts(parts, axum::body::Body::from(bytes)).into_response()
 }
 
-/// A `'static` route template for metric labels: the router's templates
-/// (those of the OpenAPI document, built from the same declarations) are a
-/// fixed set, anything else is `unmatched`.
-fn route_label(route: &str) -> &'static str {
-    crate::openapi::route_templates()
-        .find(|r| *r == route)
-        .unwrap_or("unmatched")
+/// The route label of a request: the template of the route the router
+/// matched (`/v1/quests/{id}`), one of a fixed set, or `unmatched` for a
+/// request no route took, so a client's paths never become label values.
+/// [`observe`] runs inside the router (`Router::layer` wraps each route and
+/// the fallback), where the matched path is known.
+fn route_label(matched: Option<&MatchedPath>) -> SharedString {
+    match matched {
+        // One allocation per request; both metrics share it.
+        Some(path) => SharedString::from(Arc::<str>::from(path.as_str())),
+        None => SharedString::const_str("unmatched"),
+    }
 }
 
 fn method_label(method: &axum::http::Method) -> &'static str {

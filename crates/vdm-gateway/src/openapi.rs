@@ -7,11 +7,12 @@
 //!   request body, its own answers, who may call it), and the types it
 //!   decodes and encodes derive `ToSchema` / `IntoParams` next to their
 //!   serde derives, so a field renamed or made optional changes both;
-//! - [`crate::startup::routes`] registers every handler with
-//!   `utoipa_axum::routes!`, which adds the handler to the router and its
-//!   operation to the document from that one declaration. A route added
-//!   any other way (a bare `.route(..)`) would be served undocumented:
-//!   `tests/api/openapi.rs` compares the built router with the document;
+//! - `startup::routes` (and `startup::socket_routes`, for `/v1/ws`)
+//!   registers every handler with `utoipa_axum::routes!`, which adds the
+//!   handler to the router and its operation to the document from that one
+//!   declaration. A route added any other way (a bare `.route(..)`) would
+//!   be served undocumented: `tests/api/openapi.rs` compares the built
+//!   router with the document;
 //! - `finish` adds what a handler's declaration does not show: the
 //!   answers of its extractors (401/403 from the token extractors, 400, 413
 //!   and 415 from body and query decoding) and of the layers of
@@ -24,10 +25,10 @@
 //! operation that lists both takes either. The handlers' attributes spell
 //! the names out (`security(("session" = []))`: the macro takes literals).
 
-use std::sync::LazyLock;
-
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use serde_json::Value;
 use utoipa::openapi::content::Content;
 use utoipa::openapi::header::HeaderBuilder;
@@ -51,25 +52,18 @@ pub const OPS_TAG: &str = "ops";
 
 const JSON: &str = "application/json";
 
-/// The document, built once from the route table.
-static DOCUMENT: LazyLock<Value> = LazyLock::new(|| finish(crate::startup::routes().into_openapi()));
+/// The document as served: the JSON of [`finish`], encoded once when the
+/// gateway is built. `startup::document` builds it from the route table and
+/// [`serve`] reads it from the state, so this module never names the table
+/// it documents.
+#[derive(Clone)]
+pub struct Document(Bytes);
 
-/// The document as served, encoded once.
-static DOCUMENT_JSON: LazyLock<Vec<u8>> =
-    LazyLock::new(|| serde_json::to_vec(&*DOCUMENT).expect("a JSON value encodes"));
-
-/// Returns the OpenAPI document of every route of the gateway.
-pub fn document() -> &'static Value {
-    &DOCUMENT
-}
-
-/// Returns the route templates of the document (`/v1/quests/{id}`, ...):
-/// the router's, since both come from the same declarations.
-pub fn route_templates() -> impl Iterator<Item = &'static str> {
-    DOCUMENT["paths"]
-        .as_object()
-        .into_iter()
-        .flat_map(|paths| paths.keys().map(String::as_str))
+impl Document {
+    /// Encodes a finished document.
+    pub fn new(document: &Value) -> Document {
+        Document(serde_json::to_vec(document).expect("a JSON value encodes").into())
+    }
 }
 
 /// Serves this document.
@@ -83,13 +77,13 @@ pub fn route_templates() -> impl Iterator<Item = &'static str> {
         (status = 200, description = "The OpenAPI 3.1 document of every REST route", content_type = "application/json", body = Object),
     ),
 )]
-pub async fn serve() -> Response {
+pub async fn serve(State(Document(document)): State<Document>) -> Response {
     (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(JSON)),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         ],
-        DOCUMENT_JSON.as_slice(),
+        document,
     )
         .into_response()
 }
@@ -169,7 +163,7 @@ struct Base;
 /// Completes the document the routes declared: the answers of extractors
 /// and layers, `Retry-After`, and MessagePack beside JSON; then refers to
 /// named schemas where utoipa wrote them out.
-fn finish(mut doc: OpenApi) -> Value {
+pub fn finish(mut doc: OpenApi) -> Value {
     for (path, item) in doc.paths.paths.iter_mut() {
         for operation in operations_mut(item) {
             add_extractor_answers(operation);

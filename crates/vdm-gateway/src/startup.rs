@@ -2,13 +2,14 @@
 //! one gRPC client per service, compose the router and its layers, serve.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::response::IntoResponse;
+use serde_json::Value;
 use tokio::net::TcpListener;
 use tonic::codec::CompressionEncoding;
 use tonic_health::pb::health_client::HealthClient;
@@ -37,6 +38,8 @@ use crate::auth::players::{PlayerStore, migration::Migrator};
 use crate::auth::sessions::Revocations;
 use crate::config::GatewayConfig;
 use crate::error::{GatewayError, GatewayResult};
+use crate::middleware::RequestIds;
+use crate::openapi::Document;
 use crate::rate_limit::{self, LimitState, Limiter};
 use crate::realtime::hub::Hub;
 use crate::realtime::resume::SessionStore;
@@ -80,12 +83,6 @@ impl App {
         };
         let hub = Hub::new(Realtime::hub_config(&config.realtime), sessions, bus.keeps_history());
         hub.clone().spawn(bus.clone(), shutdown.clone());
-        let realtime = Arc::new(Realtime {
-            config: config.realtime.clone(),
-            hub,
-            bus,
-            router: Mutex::new(None),
-        });
         let npc_channel = vdm_kit::grpc::channel(peers.url("npc")?, config.request_timeout)?;
         let npc = NpcServiceClient::new(npc_channel.clone())
             .accept_compressed(CompressionEncoding::Gzip)
@@ -136,7 +133,7 @@ impl App {
         for revocation in players.revocations_since(revocations.horizon_ms()).await? {
             revocations.apply(&revocation);
         }
-        revocations.clone().spawn_listener(&realtime.bus, shutdown.clone());
+        revocations.clone().spawn_listener(&bus, shutdown.clone());
         let tokens = Arc::new(TokenKeys::new(
             &config.jwt_secret,
             operators,
@@ -144,9 +141,10 @@ impl App {
             config.session_ttl,
             config.refresh_ttl,
         ));
-        let state: AppState = Arc::new(Shared {
+        let state = AppState::new(Shared {
             tokens,
             players,
+            bus,
             quest,
             npc,
             world,
@@ -155,22 +153,10 @@ impl App {
             bootstrap_budget: config.bootstrap_budget,
             health,
             shutdown: shutdown.clone(),
-            realtime: realtime.clone(),
+            document: Document::new(&document()),
         });
         vdm_kit::metrics::install();
-        // Built now, not at the first request: the route labels of the
-        // metrics come from it.
-        openapi::document();
-        let router = router(state, config);
-        // Socket requests go through this same router (and its layers).
-        realtime.set_router(Some(router.clone()));
-        let (stopping, held) = (shutdown.clone(), realtime.clone());
-        tokio::spawn(async move {
-            stopping.cancelled().await;
-            // Breaks the router -> state -> realtime -> router cycle, so the
-            // state (and its database pool) is freed once the server stops.
-            held.set_router(None);
-        });
+        let router = router(state, hub, config);
         let listener = TcpListener::bind(config.http_addr).await?;
         Ok(App {
             listener,
@@ -181,8 +167,9 @@ impl App {
         })
     }
 
-    /// The router this app serves: every route of [`routes()`] behind the
-    /// middleware stack (tests read its route table).
+    /// The router this app serves: every route of [`routes()`] and
+    /// [`socket_routes()`] behind the middleware stack (tests read its route
+    /// table).
     pub fn router(&self) -> &Router {
         &self.router
     }
@@ -227,11 +214,12 @@ async fn drain(shutdown: CancellationToken, delay: std::time::Duration) {
     tracing::info!("shutting down: no new connections, finishing in-flight requests");
 }
 
-/// The route table: every route of the gateway, each registered with
+/// The route table: every REST route of the gateway, each registered with
 /// `routes!` from its handler's `#[utoipa::path]`, so that the router and
-/// the OpenAPI document ([`crate::openapi`]) come from the same
-/// declarations. Handlers of one path go in one `routes!` (it routes every
-/// handler it is given at every path among them).
+/// the OpenAPI document ([`document()`]) come from the same declarations.
+/// Handlers of one path go in one `routes!` (it routes every handler it is
+/// given at every path among them). The socket route is in
+/// [`socket_routes()`].
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::base())
         .routes(routes!(auth::routes::device))
@@ -245,7 +233,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(quests::list_mine))
         .routes(routes!(quests::progress))
         .routes(routes!(quests::abandon))
-        .routes(routes!(realtime::connect))
         .routes(routes!(world::regions))
         .routes(routes!(world::region))
         .routes(routes!(world::factions))
@@ -277,10 +264,27 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(openapi::serve))
 }
 
-/// Builds the router with every route of [`routes()`] and the middleware
-/// stack.
-pub fn router(state: AppState, config: &GatewayConfig) -> Router {
-    let (api, _document) = routes().split_for_parts();
+/// The socket route, `/v1/ws`: a table of its own, because its state, the
+/// [`Realtime`], holds the finished router of [`routes()`] that socket
+/// requests are dispatched to.
+pub fn socket_routes() -> OpenApiRouter<Arc<Realtime>> {
+    OpenApiRouter::default().routes(routes!(realtime::connect))
+}
+
+/// The OpenAPI document of every route of both tables, finished by
+/// [`openapi::finish`].
+pub fn document() -> Value {
+    let mut declared = routes().into_openapi();
+    declared.merge(socket_routes().into_openapi());
+    openapi::finish(declared)
+}
+
+/// Builds the router: the REST routes of [`routes()`] behind the middleware
+/// stack, then the socket route of [`socket_routes()`] around that finished
+/// REST router, and both behind the same stack. Socket requests thus pass
+/// the same layers (limits, metrics, error bodies) as HTTP requests, and
+/// the REST router never refers to the socket route that holds it.
+fn router(state: AppState, hub: Arc<Hub>, config: &GatewayConfig) -> Router {
     let limits = LimitState {
         limiter: config.rate_limits.clone().map(|limits| Arc::new(Limiter::new(limits))),
         tokens: state.tokens.clone(),
@@ -288,7 +292,20 @@ pub fn router(state: AppState, config: &GatewayConfig) -> Router {
     if let Some(limiter) = &limits.limiter {
         rate_limit::spawn_sweeper(limiter.clone(), state.shutdown.clone());
     }
-    layers(api.with_state(state), config, limits)
+    // One sequence of request ids for both stacks.
+    let ids = RequestIds::default();
+    let (api, _declared) = routes().split_for_parts();
+    let api = api.with_state(state.clone());
+    let realtime = Arc::new(Realtime {
+        config: config.realtime.clone(),
+        hub,
+        bus: state.bus.clone(),
+        tokens: state.tokens.clone(),
+        shutdown: state.shutdown.clone(),
+        api: layers(api.clone(), config, limits.clone(), ids.clone()),
+    });
+    let (socket, _declared) = socket_routes().split_for_parts();
+    layers(api.merge(socket.with_state(realtime)), config, limits, ids)
 }
 
 fn cors(origins: &[String]) -> Option<CorsLayer> {
@@ -320,14 +337,14 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
 
 /// The middleware stack, outermost first: each request passes the layers in
 /// this order and its response comes back through them in reverse.
-fn layers(router: Router, config: &GatewayConfig, limits: LimitState) -> Router {
+fn layers(router: Router, config: &GatewayConfig, limits: LimitState, ids: RequestIds) -> Router {
     router.layer(
         ServiceBuilder::new()
             // Span, trace id header and request metrics; outermost so the
             // status it records is the one the client gets.
             .layer(axum::middleware::from_fn(middleware::observe))
             // x-request-id: the client's, or a new one; echoed on the response.
-            .layer(SetRequestIdLayer::x_request_id(middleware::RequestIds::default()))
+            .layer(SetRequestIdLayer::x_request_id(ids))
             .layer(PropagateRequestIdLayer::x_request_id())
             // Browser (WebGL) clients: the configured origins only.
             .option_layer(cors(&config.cors_origins))
@@ -411,7 +428,7 @@ mod tests {
                 config.refresh_ttl,
             )),
         };
-        let response = tower::ServiceExt::oneshot(layers(boom, &config, limits), request)
+        let response = tower::ServiceExt::oneshot(layers(boom, &config, limits, RequestIds::default()), request)
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);

@@ -1,11 +1,18 @@
-//! What every handler shares: token keys, the player store and one gRPC
-//! client per service, created once at start-up and cloned per request
-//! (a clone shares the underlying HTTP/2 connection).
+//! What every REST handler shares: token keys, the player store, the event
+//! bus and one gRPC client per service, created once at start-up and cloned
+//! per request (a clone shares the underlying HTTP/2 connection).
+//!
+//! Extractors and handlers outside `routes/` take only the part they need
+//! (`State<Arc<TokenKeys>>`, `State<PlayerStore>`, ...) through the
+//! [`FromRef`] impls here, so they never name this module.
 
+use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::FromRef;
 use tonic_health::pb::health_client::HealthClient;
+use vdm_kit::bus::EventBus;
 use vdm_kit::grpc::GrpcChannel;
 use vdm_kit::shutdown::CancellationToken;
 use vdm_proto::metrics::v1::metrics_service_client::MetricsServiceClient;
@@ -16,18 +23,36 @@ use vdm_proto::world::v1::world_service_client::WorldServiceClient;
 
 use crate::auth::TokenKeys;
 use crate::auth::players::PlayerStore;
-use crate::realtime::Realtime;
+use crate::openapi::Document;
 
-/// The state behind every route.
-pub type AppState = Arc<Shared>;
+/// The state behind every REST route: a shared [`Shared`], cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    /// Wraps what the handlers share.
+    pub fn new(shared: Shared) -> AppState {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
 
 /// See [`AppState`].
 pub struct Shared {
     /// Signs and checks tokens (shared with the rate limiter, which keys on
-    /// the verified caller).
+    /// the verified caller, and with the socket route).
     pub tokens: Arc<TokenKeys>,
     /// Player accounts.
     pub players: PlayerStore,
+    /// The event bus (revocations are published on it).
+    pub bus: EventBus,
     /// The quest service.
     pub quest: QuestServiceClient<GrpcChannel>,
     /// The NPC service.
@@ -44,6 +69,30 @@ pub struct Shared {
     pub health: Vec<(&'static str, HealthClient<GrpcChannel>)>,
     /// Cancelled when the process begins to shut down.
     pub shutdown: CancellationToken,
-    /// Sockets, subscriptions and push delivery.
-    pub realtime: Arc<Realtime>,
+    /// The OpenAPI document, as served.
+    pub document: Document,
+}
+
+impl FromRef<AppState> for Arc<TokenKeys> {
+    fn from_ref(state: &AppState) -> Arc<TokenKeys> {
+        state.tokens.clone()
+    }
+}
+
+impl FromRef<AppState> for PlayerStore {
+    fn from_ref(state: &AppState) -> PlayerStore {
+        state.players.clone()
+    }
+}
+
+impl FromRef<AppState> for EventBus {
+    fn from_ref(state: &AppState) -> EventBus {
+        state.bus.clone()
+    }
+}
+
+impl FromRef<AppState> for Document {
+    fn from_ref(state: &AppState) -> Document {
+        state.document.clone()
+    }
 }

@@ -21,7 +21,7 @@ pub mod sessions;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -32,7 +32,6 @@ use vdm_kit::config::Secret;
 use crate::auth::operators::Operators;
 use crate::auth::sessions::Revocations;
 use crate::error::GatewayError;
-use crate::state::AppState;
 
 /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
 const LEEWAY_SECS: u64 = 5;
@@ -298,14 +297,21 @@ pub fn verified_caller(tokens: &TokenKeys, request: &mut axum::extract::Request)
     Some(caller)
 }
 
-impl FromRequestParts<AppState> for Caller {
+/// Verifies the bearer token with the state's [`TokenKeys`], unless the rate
+/// limiter did already (its verdict is in the request's extensions).
+impl<S> FromRequestParts<S> for Caller
+where
+    S: Send + Sync,
+    Arc<TokenKeys>: FromRef<S>,
+{
     type Rejection = GatewayError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, GatewayError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Caller, GatewayError> {
         let caller = match parts.extensions.get::<Caller>() {
             Some(caller) => caller.clone(),
             None => {
-                let caller = state.tokens.caller(bearer_in(&parts.headers)?)?;
+                let tokens = Arc::<TokenKeys>::from_ref(state);
+                let caller = tokens.caller(bearer_in(&parts.headers)?)?;
                 parts.extensions.insert(caller.clone());
                 caller
             }
@@ -322,10 +328,14 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-impl FromRequestParts<AppState> for Player {
+impl<S> FromRequestParts<S> for Player
+where
+    S: Send + Sync,
+    Arc<TokenKeys>: FromRef<S>,
+{
     type Rejection = GatewayError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Player, GatewayError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Player, GatewayError> {
         match Caller::from_request_parts(parts, state).await? {
             Caller::Player(id) => Ok(Player(id)),
             Caller::Operator(_) => Err(GatewayError::api(
@@ -336,10 +346,14 @@ impl FromRequestParts<AppState> for Player {
     }
 }
 
-impl FromRequestParts<AppState> for Admin {
+impl<S> FromRequestParts<S> for Admin
+where
+    S: Send + Sync,
+    Arc<TokenKeys>: FromRef<S>,
+{
     type Rejection = GatewayError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Admin, GatewayError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Admin, GatewayError> {
         match Caller::from_request_parts(parts, state).await? {
             Caller::Operator(name) => Ok(Admin(name)),
             Caller::Player(_) => Err(GatewayError::api(

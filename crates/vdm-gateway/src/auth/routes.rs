@@ -1,18 +1,20 @@
 //! `POST /v1/auth/device`, `POST /v1/auth/refresh`, `POST /v1/auth/signout`
 //! and the operators' `POST /v1/players/{id}/sessions:revoke`.
 
+use std::sync::Arc;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::ToSchema;
 use vdm_kit::ErrorCode;
+use vdm_kit::bus::EventBus;
 
-use crate::auth::players::Rotation;
+use crate::auth::players::{PlayerStore, Rotation};
 use crate::auth::sessions::{self, Revocation};
-use crate::auth::{Admin, Player, TokenPair};
+use crate::auth::{Admin, Player, TokenKeys, TokenPair};
 use crate::error::{ErrorBody, GatewayError, GatewayResult};
 use crate::negotiate::{Body, Format, Reply};
-use crate::state::AppState;
 
 /// `POST /v1/auth/device` body.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -46,7 +48,8 @@ pub struct Refresh {
     ),
 )]
 pub async fn device(
-    State(state): State<AppState>,
+    State(tokens): State<Arc<TokenKeys>>,
+    State(players): State<PlayerStore>,
     format: Format,
     Body(body): Body<DeviceSignIn>,
 ) -> GatewayResult<Reply<TokenPair>> {
@@ -56,11 +59,11 @@ pub async fn device(
             "device_id must be 1 to 128 printable ASCII characters",
         ));
     }
-    let (player_id, created) = state.players.sign_in(device_id).await?;
+    let (player_id, created) = players.sign_in(device_id).await?;
     if created {
         tracing::info!(player.id = player_id, "player created");
     }
-    let pair = state.tokens.issue(player_id, None)?;
+    let pair = tokens.issue(player_id, None)?;
     Ok(if created {
         Reply::created(format, pair)
     } else {
@@ -83,23 +86,22 @@ pub async fn device(
     ),
 )]
 pub async fn refresh(
-    State(state): State<AppState>,
+    State(tokens): State<Arc<TokenKeys>>,
+    State(players): State<PlayerStore>,
+    State(bus): State<EventBus>,
     format: Format,
     Body(body): Body<Refresh>,
 ) -> GatewayResult<Reply<TokenPair>> {
-    let grant = state.tokens.verify_refresh(body.refresh_token.trim())?;
+    let grant = tokens.verify_refresh(body.refresh_token.trim())?;
     let session = &grant.session;
     let refused = |message: &str| Err(GatewayError::api(ErrorCode::Unauthenticated, message));
-    match state
-        .players
+    match players
         .rotate(session.player_id, &session.sid, grant.generation, session.issued_ms)
         .await?
     {
         Rotation::Rotated(generation) => Ok(Reply::ok(
             format,
-            state
-                .tokens
-                .issue(session.player_id, Some((&session.sid, generation)))?,
+            tokens.issue(session.player_id, Some((&session.sid, generation)))?,
         )),
         Rotation::NoPlayer => refused("the token's player no longer exists"),
         Rotation::Revoked => refused("the session has been revoked; sign in again"),
@@ -111,7 +113,8 @@ pub async fn refresh(
             );
             metrics::counter!("vdm_refresh_reuse_total").increment(1);
             revoked(
-                &state,
+                &tokens,
+                &bus,
                 Revocation::Session {
                     player_id: session.player_id,
                     sid: session.sid.clone(),
@@ -138,15 +141,18 @@ pub async fn refresh(
     ),
 )]
 pub async fn sign_out(
-    State(state): State<AppState>,
+    State(tokens): State<Arc<TokenKeys>>,
+    State(players): State<PlayerStore>,
+    State(bus): State<EventBus>,
     Player(_): Player,
     headers: axum::http::HeaderMap,
 ) -> GatewayResult<StatusCode> {
-    let session = state.tokens.verify_session(crate::auth::bearer_in(&headers)?)?;
-    state.players.revoke_session(session.player_id, &session.sid).await?;
+    let session = tokens.verify_session(crate::auth::bearer_in(&headers)?)?;
+    players.revoke_session(session.player_id, &session.sid).await?;
     tracing::info!(player.id = session.player_id, "signed out");
     revoked(
-        &state,
+        &tokens,
+        &bus,
         Revocation::Session {
             player_id: session.player_id,
             sid: session.sid,
@@ -173,12 +179,14 @@ pub async fn sign_out(
     ),
 )]
 pub async fn revoke_player(
-    State(state): State<AppState>,
+    State(tokens): State<Arc<TokenKeys>>,
+    State(players): State<PlayerStore>,
+    State(bus): State<EventBus>,
     Admin(operator): Admin,
     Path(player_id): Path<i64>,
 ) -> GatewayResult<StatusCode> {
     let at_ms = vdm_kit::now_ms();
-    if player_id <= 0 || !state.players.revoke_player(player_id, at_ms).await? {
+    if player_id <= 0 || !players.revoke_player(player_id, at_ms).await? {
         return Err(GatewayError::api(
             ErrorCode::NotFound,
             format!("player {player_id} not found"),
@@ -190,7 +198,8 @@ pub async fn revoke_player(
         "sessions revoked by an operator"
     );
     revoked(
-        &state,
+        &tokens,
+        &bus,
         Revocation::Player {
             player_id,
             before_ms: at_ms,
@@ -202,7 +211,7 @@ pub async fn revoke_player(
 
 /// Applies a revocation (stored already) here at once, and tells the
 /// other replicas.
-async fn revoked(state: &AppState, revocation: Revocation) {
-    state.tokens.revocations().apply(&revocation);
-    state.realtime.bus.publish(sessions::event(&revocation)).await;
+async fn revoked(tokens: &TokenKeys, bus: &EventBus, revocation: Revocation) {
+    tokens.revocations().apply(&revocation);
+    bus.publish(sessions::event(&revocation)).await;
 }

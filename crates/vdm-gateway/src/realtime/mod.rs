@@ -7,8 +7,8 @@
 //!   bus events to them through bounded queues (a slow consumer is cut off),
 //!   numbering each socket's pushes, and checkpoints their sessions.
 //! - [`session`]: one socket's loop: frames in, requests dispatched to the
-//!   same router as REST (one handler per operation, two transports),
-//!   pushes and replies out, heartbeats.
+//!   REST router (one handler per operation, two transports), pushes and
+//!   replies out, heartbeats.
 //! - [`resume`]: session checkpoints (in Redis when the gateway has it) that
 //!   let a reconnecting client get the pushes it missed, on any replica.
 
@@ -18,7 +18,7 @@ pub mod resume;
 pub mod session;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Extension;
@@ -28,9 +28,10 @@ use axum::extract::{ConnectInfo, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use vdm_kit::ErrorCode;
+use vdm_kit::shutdown::CancellationToken;
 
+use crate::auth::TokenKeys;
 use crate::error::{ErrorBody, GatewayError};
-use crate::state::AppState;
 
 /// The subprotocol of JSON sockets (text frames).
 pub const JSON_PROTOCOL: &str = "vdm.v1.json";
@@ -92,7 +93,8 @@ impl Default for RealtimeConfig {
     }
 }
 
-/// The realtime side of the gateway, shared by every socket.
+/// The realtime side of the gateway, shared by every socket: the state of
+/// the `/v1/ws` route.
 pub struct Realtime {
     /// Settings.
     pub config: RealtimeConfig,
@@ -100,10 +102,14 @@ pub struct Realtime {
     pub hub: Arc<hub::Hub>,
     /// The event bus (read back to resume sessions).
     pub bus: vdm_kit::bus::EventBus,
-    /// The router requests are dispatched to: set once it is built, taken
-    /// when the gateway stops (the router holds the state that holds this,
-    /// so keeping it would keep both alive forever).
-    pub router: Mutex<Option<Router>>,
+    /// Verifies the token a socket opens with.
+    pub tokens: Arc<TokenKeys>,
+    /// Cancelled when the gateway shuts down.
+    pub shutdown: CancellationToken,
+    /// The REST router, with its middleware, that socket requests are
+    /// dispatched to. It is finished before the socket route is built and
+    /// does not route `/v1/ws`, so it never holds a `Realtime`.
+    pub api: Router,
 }
 
 impl Realtime {
@@ -118,16 +124,6 @@ impl Realtime {
             checkpoint_every: (config.resume_window / 4)
                 .clamp(std::time::Duration::from_secs(1), std::time::Duration::from_secs(30)),
         }
-    }
-
-    /// The router to dispatch socket requests to, while the gateway runs.
-    pub fn router(&self) -> Option<Router> {
-        self.router.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// Sets (or, with `None`, drops) the dispatch router.
-    pub fn set_router(&self, router: Option<Router>) {
-        *self.router.lock().unwrap_or_else(|e| e.into_inner()) = router;
     }
 }
 
@@ -196,7 +192,7 @@ impl utoipa::IntoParams for Subprotocol {
     ),
 )]
 pub async fn connect(
-    State(state): State<AppState>,
+    State(realtime): State<Arc<Realtime>>,
     peer: Option<Extension<ConnectInfo<std::net::SocketAddr>>>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
@@ -221,21 +217,20 @@ pub async fn connect(
         )
         .into_response();
     };
-    if state.tokens.is_operator(&token) {
+    if realtime.tokens.is_operator(&token) {
         return GatewayError::api(
             ErrorCode::PermissionDenied,
             "sockets are for players; an operator credential cannot open one",
         )
         .into_response();
     }
-    let session = match state.tokens.verify_session(&token) {
+    let session = match realtime.tokens.verify_session(&token) {
         Ok(session) => session,
         Err(err) => return err.into_response(),
     };
     let player_id = session.player_id;
-    let revocations = state.tokens.revocations().clone();
+    let revocations = realtime.tokens.revocations().clone();
     let peer = peer.map(|Extension(ConnectInfo(addr))| addr);
-    let realtime = state.realtime.clone();
     if realtime.hub.sockets_of(player_id) >= realtime.config.max_per_player {
         return GatewayError::api(
             ErrorCode::ResourceExhausted,
@@ -261,7 +256,7 @@ pub async fn connect(
         Some(MSGPACK_PROTOCOL) => envelope::Wire::Msgpack,
         _ => envelope::Wire::Json,
     };
-    let shutdown = state.shutdown.clone();
+    let shutdown = realtime.shutdown.clone();
     upgrade.on_upgrade(move |socket| {
         session::run(
             socket,

@@ -302,9 +302,7 @@ async fn handle(ctx: Ctx<'_>, incoming: Incoming) -> Option<Outgoing> {
                     "too many requests in flight on this socket",
                 ));
             };
-            let Some(router) = ctx.realtime.router() else {
-                return Some(error_reply(id, ErrorCode::Unavailable, "the gateway is starting"));
-            };
+            let router = ctx.realtime.api.clone();
             let (token, peer, replies) = (ctx.token.to_owned(), ctx.peer, ctx.replies.clone());
             tokio::spawn(async move {
                 let reply = dispatch(router, &token, peer, incoming).await;

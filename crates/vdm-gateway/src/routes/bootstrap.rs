@@ -30,7 +30,8 @@ use vdm_proto::quest::v1 as quest_pb;
 use vdm_proto::rumor::v1 as rumor_pb;
 use vdm_proto::world::v1 as world_pb;
 
-use super::quests::{PlayerQuestJson, QuestJson, non_empty, player_quest_json, quest_json};
+use super::quests::{PlayerQuestJson, QuestJson, player_quest_json, quest_json};
+use super::shared::{non_empty, some_id};
 use super::world::{RegionJson, WorldTimeJson, region_json, time_json};
 use crate::auth::Player;
 use crate::error::{ErrorBody, GatewayError, GatewayResult};
@@ -290,7 +291,7 @@ pub async fn bootstrap(
                         name: npc.name,
                         q: position.q,
                         r: position.r,
-                        faction_id: (npc.faction_id != 0).then_some(npc.faction_id),
+                        faction_id: some_id(npc.faction_id),
                     }
                 })
                 .collect(),
@@ -320,7 +321,7 @@ pub async fn bootstrap(
                 .map(|v| HeardJson {
                     rumor_id: v.rumor_id,
                     text: v.text,
-                    from_npc_id: (v.teller_npc_id != 0).then_some(v.teller_npc_id),
+                    from_npc_id: some_id(v.teller_npc_id),
                 })
                 .collect(),
             non_empty(page.next_cursor),

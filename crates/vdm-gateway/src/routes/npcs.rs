@@ -10,8 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use vdm_proto::npc::v1 as pb;
 
-use super::quests::ListJson;
-use super::{IdempotencyKey, check_limit, idempotency_key};
+use super::shared::{IdempotencyKey, ListJson, check_limit, idempotency_key, some_id};
 use crate::auth::{Admin, Caller, Player};
 use crate::error::{ErrorBody, GatewayError, GatewayResult};
 use crate::negotiate::{Body, Format, NoQuery, PathId, QueryArgs, Reply};
@@ -492,7 +491,7 @@ fn npc_json(npc: pb::Npc) -> NpcJson {
         region_id: npc.region_id,
         q: position.q,
         r: position.r,
-        faction_id: (npc.faction_id != 0).then_some(npc.faction_id),
+        faction_id: some_id(npc.faction_id),
         traits: TraitsJson {
             gullibility: traits.gullibility,
             talkativeness: traits.talkativeness,

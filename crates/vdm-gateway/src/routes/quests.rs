@@ -10,7 +10,7 @@ use tonic::Request;
 use utoipa::{IntoParams, ToSchema};
 use vdm_proto::quest::v1 as pb;
 
-use super::IdempotencyKey;
+use super::shared::{IdempotencyKey, ListJson};
 use crate::auth::{Admin, Caller, Player};
 use crate::error::{ErrorBody, GatewayError, GatewayResult};
 use crate::negotiate::{Body, Format, NoQuery, PathId, QueryArgs, Reply};
@@ -140,25 +140,6 @@ pub struct ProgressJson {
     objective_id: i64,
     progress: u32,
     target_count: u32,
-}
-
-/// A page of a list.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ListJson<T> {
-    items: Vec<T>,
-    /// Pass as `cursor` for the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next_cursor: Option<String>,
-}
-
-impl<T> ListJson<T> {
-    /// A page; an empty cursor means the last page.
-    pub fn new(items: Vec<T>, next_cursor: String) -> ListJson<T> {
-        ListJson {
-            items,
-            next_cursor: non_empty(next_cursor),
-        }
-    }
 }
 
 /// `GET /v1/quests` query.
@@ -399,10 +380,8 @@ pub async fn batch_get(
         .quests;
     Ok(Reply::ok(
         format,
-        ListJson {
-            items: quests.into_iter().map(quest_json).collect(),
-            next_cursor: None,
-        },
+        // A batch is one page: no cursor.
+        ListJson::new(quests.into_iter().map(quest_json).collect(), String::new()),
     ))
 }
 
@@ -437,10 +416,7 @@ pub async fn list(
     let page = state.quest.clone().list_quests(request).await?.into_inner();
     Ok(Reply::ok(
         format,
-        ListJson {
-            items: page.quests.into_iter().map(quest_json).collect(),
-            next_cursor: non_empty(page.next_cursor),
-        },
+        ListJson::new(page.quests.into_iter().map(quest_json).collect(), page.next_cursor),
     ))
 }
 
@@ -583,15 +559,11 @@ pub async fn list_mine(
     let page = state.quest.clone().list_player_quests(request).await?.into_inner();
     Ok(Reply::ok(
         format,
-        ListJson {
-            items: page.quests.into_iter().map(player_quest_json).collect(),
-            next_cursor: non_empty(page.next_cursor),
-        },
+        ListJson::new(
+            page.quests.into_iter().map(player_quest_json).collect(),
+            page.next_cursor,
+        ),
     ))
-}
-
-pub(crate) fn non_empty(s: String) -> Option<String> {
-    (!s.is_empty()).then_some(s)
 }
 
 fn reward_to_pb(reward: RewardJson) -> pb::Reward {

@@ -10,13 +10,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use vdm_kit::ErrorCode;
-use vdm_kit::grpc::GrpcChannel;
 use vdm_proto::rumor::v1 as pb;
-use vdm_proto::rumor::v1::rumor_service_client::RumorServiceClient;
 
-use super::quests::ListJson;
-use super::{IdempotencyKey, check_limit, idempotency_key};
+use super::shared::{IdempotencyKey, ListJson, check_limit, idempotency_key, rumor_client, some_id};
 use crate::auth::{Admin, Caller, Player};
 use crate::error::{ErrorBody, GatewayError, GatewayResult};
 use crate::negotiate::{Body, Format, NoQuery, PathId, QueryArgs, Reply};
@@ -198,7 +194,7 @@ pub async fn create(
         truth: body.truth,
         idempotency_key: idempotency_key(&headers)?,
     };
-    let response = client(&state)?.create_rumor(request).await?.into_inner();
+    let response = rumor_client(&state)?.create_rumor(request).await?.into_inner();
     let rumor = response
         .rumor
         .ok_or_else(|| GatewayError::Internal("create_rumor answered without a rumor".into()))?;
@@ -231,7 +227,7 @@ pub async fn get(
     PathId(id): PathId,
 ) -> GatewayResult<Reply<RumorJson>> {
     tracing::Span::current().record("rumor.id", id);
-    let rumor = client(&state)?
+    let rumor = rumor_client(&state)?
         .get_rumor(pb::GetRumorRequest { id })
         .await?
         .into_inner();
@@ -270,7 +266,7 @@ pub async fn spread(
         to_npc_id: body.to_npc_id,
         seed: body.seed.unwrap_or(0),
     };
-    let response = client(&state)?.spread_rumor(request).await?.into_inner();
+    let response = rumor_client(&state)?.spread_rumor(request).await?.into_inner();
     let variant = response
         .variant
         .ok_or_else(|| GatewayError::Internal("spread_rumor answered without a variant".into()))?;
@@ -346,7 +342,7 @@ async fn list_known(
         limit: check_limit(q.limit)?,
         cursor: q.cursor.unwrap_or_default(),
     };
-    let page = client(state)?.list_known_rumors(request).await?.into_inner();
+    let page = rumor_client(state)?.list_known_rumors(request).await?.into_inner();
     let items = page
         .known
         .into_iter()
@@ -384,7 +380,7 @@ pub async fn talk(
     PathId(npc_id): PathId,
 ) -> GatewayResult<Reply<TalkJson>> {
     tracing::Span::current().record("npc.id", npc_id);
-    let response = client(&state)?
+    let response = rumor_client(&state)?
         .tell_player(pb::TellPlayerRequest { npc_id, player_id })
         .await?
         .into_inner();
@@ -428,7 +424,7 @@ pub async fn tick(
         },
         seed: body.seed.unwrap_or(0),
     };
-    let report = client(&state)?.spread_tick(request).await?.into_inner();
+    let report = rumor_client(&state)?.spread_tick(request).await?.into_inner();
     Ok(Reply::ok(
         format,
         TickReportJson {
@@ -438,16 +434,6 @@ pub async fn tick(
             tellings: report.tellings,
         },
     ))
-}
-
-/// The rumor service's client; a gateway without `VDM_RUMOR_URL` has none.
-pub(crate) fn client(state: &AppState) -> GatewayResult<RumorServiceClient<GrpcChannel>> {
-    state.rumor.clone().ok_or_else(|| {
-        GatewayError::api(
-            ErrorCode::Unavailable,
-            "rumors are not enabled on this gateway (VDM_RUMOR_URL is not set)",
-        )
-    })
 }
 
 /// An optional id: absent is 0 (the services' "not given"); present must be
@@ -466,8 +452,8 @@ fn rumor_json(r: pb::Rumor) -> RumorJson {
     RumorJson {
         id: r.id,
         text: r.text,
-        origin_npc_id: (r.origin_npc_id != 0).then_some(r.origin_npc_id),
-        origin_event_id: (r.origin_event_id != 0).then_some(r.origin_event_id),
+        origin_npc_id: some_id(r.origin_npc_id),
+        origin_event_id: some_id(r.origin_event_id),
         region_id: r.region_id,
         truth: r.truth,
         root_variant_id: r.root_variant_id,
@@ -478,17 +464,16 @@ fn rumor_json(r: pb::Rumor) -> RumorJson {
 
 /// A variant as clients see it (the bootstrap uses it too).
 pub(crate) fn variant_json(v: pb::Variant) -> VariantJson {
-    let some = |id: i64| (id != 0).then_some(id);
     VariantJson {
         id: v.id,
         rumor_id: v.rumor_id,
-        parent_id: some(v.parent_id),
+        parent_id: some_id(v.parent_id),
         text: v.text,
         distortion: v.distortion,
         truth: v.truth,
-        teller_npc_id: some(v.teller_npc_id),
-        listener_npc_id: some(v.listener_npc_id),
-        listener_player_id: some(v.listener_player_id),
+        teller_npc_id: some_id(v.teller_npc_id),
+        listener_npc_id: some_id(v.listener_npc_id),
+        listener_player_id: some_id(v.listener_player_id),
         transformer: v.transformer,
         at: vdm_kit::rfc3339(v.created_at_ms),
     }

@@ -11,10 +11,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use vdm_proto::metrics::v1 as pb;
 
+use super::shared::metrics_client;
 use crate::auth::Admin;
 use crate::error::{ErrorBody, GatewayError, GatewayResult};
 use crate::negotiate::{Format, QueryArgs, Reply};
-use crate::routes::telemetry::client;
 use crate::state::AppState;
 
 /// One service's backend stats at one scrape; figures not measured are
@@ -87,7 +87,10 @@ pub struct HistoryJson {
     ),
 )]
 pub async fn current(State(state): State<AppState>, _admin: Admin, format: Format) -> GatewayResult<Reply<StatsJson>> {
-    let response = client(&state)?.get_stats(pb::GetStatsRequest {}).await?.into_inner();
+    let response = metrics_client(&state)?
+        .get_stats(pb::GetStatsRequest {})
+        .await?
+        .into_inner();
     Ok(Reply::ok(
         format,
         StatsJson {
@@ -119,7 +122,7 @@ pub async fn history(
 ) -> GatewayResult<Reply<HistoryJson>> {
     let from_ms = query.from.as_deref().map(|v| parse_time("from", v)).transpose()?;
     let to_ms = query.to.as_deref().map(|v| parse_time("to", v)).transpose()?;
-    let response = client(&state)?
+    let response = metrics_client(&state)?
         .get_stats_history(pb::GetStatsHistoryRequest {
             service: query.service.unwrap_or_default(),
             from_ms,
@@ -179,7 +182,7 @@ pub async fn budgets(
     _admin: Admin,
     format: Format,
 ) -> GatewayResult<Reply<BudgetsJson>> {
-    let response = client(&state)?
+    let response = metrics_client(&state)?
         .get_budgets(pb::GetBudgetsRequest {})
         .await?
         .into_inner();

@@ -8,13 +8,11 @@ use std::collections::BTreeMap;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use vdm_kit::ErrorCode;
-use vdm_kit::grpc::GrpcChannel;
 use vdm_proto::metrics::v1 as pb;
-use vdm_proto::metrics::v1::metrics_service_client::MetricsServiceClient;
 
+use super::shared::metrics_client;
 use crate::auth::{Caller, Player};
-use crate::error::{ErrorBody, GatewayError, GatewayResult};
+use crate::error::{ErrorBody, GatewayResult};
 use crate::negotiate::{Body, Format, NoQuery, QueryArgs, Reply};
 use crate::state::AppState;
 
@@ -127,7 +125,10 @@ pub async fn upload(
             })
             .collect(),
     };
-    let response = client(&state)?.record_client_samples(request).await?.into_inner();
+    let response = metrics_client(&state)?
+        .record_client_samples(request)
+        .await?
+        .into_inner();
     Ok(Reply::accepted(
         format,
         AcceptedJson {
@@ -157,7 +158,7 @@ pub async fn stats(
 ) -> GatewayResult<Reply<ClientStatsJson>> {
     let system = query.system.filter(|s| !s.is_empty());
     let client_version = query.client_version.filter(|s| !s.is_empty());
-    let response = client(&state)?
+    let response = metrics_client(&state)?
         .client_stats(pb::ClientStatsRequest {
             system: system.clone().unwrap_or_default(),
             client_version: client_version.clone().unwrap_or_default(),
@@ -176,14 +177,4 @@ pub async fn stats(
             p99: response.p99,
         },
     ))
-}
-
-/// The metrics service's client; a gateway without `VDM_METRICS_URL` has none.
-pub(crate) fn client(state: &AppState) -> GatewayResult<MetricsServiceClient<GrpcChannel>> {
-    state.metrics.clone().ok_or_else(|| {
-        GatewayError::api(
-            ErrorCode::Unavailable,
-            "the metrics service is not configured on this gateway (VDM_METRICS_URL is not set)",
-        )
-    })
 }

@@ -9,8 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use vdm_proto::world::v1 as pb;
 
-use super::quests::ListJson;
-use super::{IdempotencyKey, check_limit, idempotency_key};
+use super::shared::{IdempotencyKey, ListJson, check_limit, idempotency_key};
 use crate::auth::{Admin, Caller};
 use crate::error::{ErrorBody, GatewayError, GatewayResult};
 use crate::negotiate::{Body, Format, PathId, QueryArgs, Reply};
