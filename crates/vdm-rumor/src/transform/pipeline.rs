@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
-use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 use vdm_kit::cache::{Cache, CacheStore};
@@ -86,11 +85,8 @@ impl Pipeline {
     pub async fn transform(&self, ask: Ask) -> (Transformed, Source) {
         let digest = ask.digest();
         let key = format!("{}:{digest:016x}", self.inner.id);
-        if let Some(bytes) = self.inner.cache.get(&key).await {
-            match rmp_serde::from_slice::<(String, String)>(&bytes) {
-                Ok((text, by)) => return count((Transformed { text, by }, Source::Cache)),
-                Err(err) => tracing::warn!(error = %err, "undecodable cached rumor text"),
-            }
+        if let Some((text, by)) = self.inner.cache.get_decoded::<(String, String)>(&key).await {
+            return count((Transformed { text, by }, Source::Cache));
         }
         let (sender, receiver) = oneshot::channel();
         let lead = {
@@ -106,12 +102,23 @@ impl Pipeline {
                 }
             }
         };
-        if lead && let Err(mpsc::error::SendError((digest, ask))) = self.inner.queue.send((digest, ask.clone())) {
+        // The same ask may have completed between the cache read above and
+        // now: its result is cached before its waiters are let go, so a new
+        // lead finds it there instead of asking the upstream again.
+        let mut source = if lead { Source::Computed } else { Source::Joined };
+        if lead && let Some((text, by)) = self.inner.cache.get_decoded::<(String, String)>(&key).await {
+            let transformed = Transformed { text, by };
+            let waiters = lock(&self.inner.in_flight).remove(&digest).unwrap_or_default();
+            for waiter in waiters {
+                let _ = waiter.send(transformed.clone());
+            }
+            source = Source::Cache;
+        } else if lead && let Err(mpsc::error::SendError((digest, ask))) = self.inner.queue.send((digest, ask.clone()))
+        {
             // The batcher is gone (shutting down): answer here.
             let result = self.inner.transformer.transform_batch(std::slice::from_ref(&ask)).await;
             complete(&self.inner, vec![(digest, ask)], result).await;
         }
-        let source = if lead { Source::Computed } else { Source::Joined };
         match receiver.await {
             Ok(transformed) => count((transformed, source)),
             // The batch was dropped mid-way (shutdown): answer locally.
@@ -216,10 +223,8 @@ async fn complete(inner: &Inner, batch: Vec<(u64, Ask)>, results: Vec<Transforme
             .unwrap_or_else(|| LocalTransformer.transform(&ask));
         let key = format!("{}:{digest:016x}", inner.id);
         // A fallback is not cached: the upstream may answer next time.
-        if !result.by.ends_with("(fallback)")
-            && let Ok(bytes) = rmp_serde::to_vec(&(&result.text, &result.by))
-        {
-            inner.cache.set(&key, Bytes::from(bytes)).await;
+        if !result.by.ends_with("(fallback)") {
+            inner.cache.set_encoded(&key, &(&result.text, &result.by)).await;
         }
         let waiters = lock(&inner.in_flight).remove(&digest).unwrap_or_default();
         for waiter in waiters {
