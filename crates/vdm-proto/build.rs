@@ -16,18 +16,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out_dir.join("vdm_descriptor.bin"), fds.encode_to_vec())?;
 
-    // The contract hash clients compare at connect: FNV-1a over every proto
-    // file's path and text, so any change to the contract changes it.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for file in &files {
-        let name = file.strip_prefix(&root).unwrap_or(file).to_string_lossy().into_owned();
-        for byte in name.bytes().chain(std::fs::read(file)?) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    std::fs::write(out_dir.join("contract.txt"), format!("v1-{hash:016x}"))?;
-
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)

@@ -14,6 +14,8 @@
 //!   rejections are JSON errors.
 //! - [`openapi`]: the OpenAPI document, generated from the handlers'
 //!   declarations and served at `/v1/openapi.json`.
+//! - [`pushes`]: the payload type of every socket push, rendered from the
+//!   services' typed bus events (`vdm.events.v1`).
 //! - [`realtime`]: the `/v1/ws` socket: requests through the REST router,
 //!   pushes from the event bus, heartbeats, resume.
 //! - [`rate_limit`]: token buckets per caller and route class (429).
@@ -27,6 +29,7 @@ pub mod error;
 pub mod middleware;
 pub mod negotiate;
 pub mod openapi;
+pub mod pushes;
 pub mod rate_limit;
 pub mod realtime;
 pub mod routes;

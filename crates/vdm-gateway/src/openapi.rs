@@ -64,6 +64,11 @@ impl Document {
     pub fn new(document: &Value) -> Document {
         Document(serde_json::to_vec(document).expect("a JSON value encodes").into())
     }
+
+    /// The encoded document.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 /// Serves this document.

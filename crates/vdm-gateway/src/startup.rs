@@ -46,7 +46,7 @@ use crate::realtime::resume::SessionStore;
 use crate::realtime::{self, Realtime};
 use crate::routes::{bootstrap, dashboard, npcs, ops, quests, rumors, stats, telemetry, world};
 use crate::state::{AppState, Shared};
-use crate::{auth, middleware, openapi};
+use crate::{auth, middleware, openapi, pushes};
 
 /// Responses smaller than this are not worth compressing.
 const COMPRESS_ABOVE_BYTES: u64 = 1024;
@@ -276,7 +276,10 @@ pub fn socket_routes() -> OpenApiRouter<Arc<Realtime>> {
 pub fn document() -> Value {
     let mut declared = routes().into_openapi();
     declared.merge(socket_routes().into_openapi());
-    openapi::finish(declared)
+    declared.merge(<pushes::Schemas as utoipa::OpenApi>::openapi());
+    let mut document = openapi::finish(declared);
+    pushes::describe(&mut document);
+    document
 }
 
 /// Builds the router: the REST routes of [`routes()`] behind the middleware
@@ -297,6 +300,7 @@ fn router(state: AppState, hub: Arc<Hub>, config: &GatewayConfig) -> Router {
     let (api, _declared) = routes().split_for_parts();
     let api = api.with_state(state.clone());
     let realtime = Arc::new(Realtime {
+        contract: pushes::contract(state.document.bytes()),
         config: config.realtime.clone(),
         hub,
         bus: state.bus.clone(),

@@ -36,6 +36,10 @@ const CAPACITY: usize = 65_536;
 /// gateways also trim it by age, see [`EventBus::trim_history`]).
 const STREAM_MAX_LEN: usize = 100_000;
 
+/// The stream entry field that holds an event (protobuf). Entries written
+/// under another field (an older JSON layout) are skipped by readers.
+const EVENT_FIELD: &str = "p";
+
 /// How long one blocking `XREAD` waits for new events.
 const READ_BLOCK: Duration = Duration::from_secs(5);
 
@@ -47,20 +51,11 @@ const TRIM_BY_AGE: &str = "local t = redis.call('TIME') \
     local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) \
     return redis.call('XTRIM', KEYS[1], 'MINID', '~', now - tonumber(ARGV[1]))";
 
-/// Something that happened, for the players it concerns.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Event {
-    /// The push name clients see (`quest.updated`, `npc.moved`, ...).
-    pub kind: String,
-    /// The one player it is for, if it is personal.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub player_id: Option<i64>,
-    /// The regions it is for (players subscribed to any of them get it).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub region_ids: Vec<i64>,
-    /// The push payload, as clients see it.
-    pub payload: serde_json::Value,
-}
+/// Something that happened, for the players it concerns: a typed
+/// `vdm.events.v1.Event` (who it is for, and one body per kind of push).
+/// On Redis it travels protobuf-encoded.
+pub use vdm_proto::events::v1::Event;
+pub use vdm_proto::events::v1::event::Body as EventBody;
 
 /// An event's place in the bus's order: a Redis stream id
 /// (`milliseconds-sequence`), or `0-n` on the in-process bus.
@@ -195,13 +190,13 @@ impl EventBus {
             otel.kind = "producer",
             messaging.system = if self.redis.is_some() { "redis" } else { "in_process" },
             messaging.destination.name = "events",
-            event = %event.kind,
+            event = event.kind(),
         );
         self.publish_in(event).instrument(span).await
     }
 
     async fn publish_in(&self, event: Event) {
-        let kind = event.kind.clone();
+        let kind = event.kind();
         match (&self.redis, &self.process) {
             (None, Some(bus)) => {
                 let mut last = bus.lock();
@@ -211,9 +206,7 @@ impl EventBus {
             }
             (None, None) => {}
             (Some(redis), _) => {
-                let Ok(json) = serde_json::to_string(&event) else {
-                    return;
-                };
+                let bytes = prost::Message::encode_to_vec(&event);
                 let call = async {
                     let mut conn = redis.pool.get().await.map_err(|e| e.to_string())?;
                     redis::cmd("XADD")
@@ -222,20 +215,20 @@ impl EventBus {
                         .arg("~")
                         .arg(STREAM_MAX_LEN)
                         .arg("*")
-                        .arg("e")
-                        .arg(json)
+                        .arg(EVENT_FIELD)
+                        .arg(bytes)
                         .query_async::<String>(&mut conn)
                         .await
                         .map_err(|e| e.to_string())
                 };
                 match tokio::time::timeout(Duration::from_secs(1), call).await {
                     Ok(Ok(_)) => {}
-                    Ok(Err(err)) => fail(&kind, &err),
-                    Err(_) => fail(&kind, "timed out"),
+                    Ok(Err(err)) => fail(kind, &err),
+                    Err(_) => fail(kind, "timed out"),
                 }
             }
         }
-        metrics::counter!("vdm_events_published_total", "event" => kind_label(&kind)).increment(1);
+        metrics::counter!("vdm_events_published_total", "event" => kind).increment(1);
     }
 
     /// Receives every event published from now on. With Redis, the first
@@ -446,9 +439,9 @@ fn stream_entries(reply: &Value) -> Vec<(Offset, Option<Arc<Event>>)> {
             let event = match parts.get(1) {
                 Some(Value::Array(fields)) => fields
                     .chunks(2)
-                    .find(|pair| pair.first().and_then(bulk) == Some(b"e".as_slice()))
+                    .find(|pair| pair.first().and_then(bulk) == Some(EVENT_FIELD.as_bytes()))
                     .and_then(|pair| pair.get(1).and_then(bulk))
-                    .and_then(|json| match serde_json::from_slice::<Event>(json) {
+                    .and_then(|bytes| match <Event as prost::Message>::decode(bytes) {
                         Ok(event) => Some(Arc::new(event)),
                         Err(err) => {
                             tracing::warn!(error = %err, offset = %offset, "undecodable event skipped");
@@ -475,17 +468,6 @@ fn fail(kind: &str, err: &str) {
     metrics::counter!("vdm_event_publish_errors_total").increment(1);
 }
 
-/// A bounded label for an event name.
-fn kind_label(kind: &str) -> &'static str {
-    match kind {
-        "quest.updated" => "quest.updated",
-        "rumor.heard" => "rumor.heard",
-        "world.event" => "world.event",
-        "npc.moved" => "npc.moved",
-        _ => "other",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -505,25 +487,40 @@ mod tests {
 
     #[test]
     fn stream_replies_decode_and_keep_offsets_of_bad_entries() {
-        let good = r#"{"kind":"npc.moved","region_ids":[2],"payload":{}}"#;
+        let good = prost::Message::encode_to_vec(&Event {
+            player_id: None,
+            region_ids: vec![2],
+            body: Some(EventBody::RumorSpread(vdm_proto::events::v1::RumorSpread {
+                region_id: 2,
+                tellings: 3,
+            })),
+        });
         let entries = Value::Array(vec![
             Value::Array(vec![
                 bulk_str("10-0"),
-                Value::Array(vec![bulk_str("e"), bulk_str(good)]),
+                Value::Array(vec![bulk_str("p"), Value::BulkString(good)]),
             ]),
             Value::Array(vec![
                 bulk_str("10-1"),
-                Value::Array(vec![bulk_str("e"), bulk_str("{oops")]),
+                // A length that runs past the end: not an event.
+                Value::Array(vec![bulk_str("p"), Value::BulkString(vec![0x12, 0x05, 0x01])]),
+            ]),
+            Value::Array(vec![
+                bulk_str("10-2"),
+                Value::Array(vec![bulk_str("e"), bulk_str(r#"{"kind":"npc.moved"}"#)]),
             ]),
         ]);
         let decoded = stream_entries(&entries);
-        assert_eq!(decoded.len(), 2);
+        assert_eq!(decoded.len(), 3);
         assert_eq!(decoded[0].0, Offset(10, 0));
         assert_eq!(decoded[0].1.as_ref().map(|e| e.region_ids.clone()), Some(vec![2]));
+        assert_eq!(decoded[0].1.as_ref().map(|e| e.kind()), Some("rumor.spread"));
         assert_eq!(decoded[1].0, Offset(10, 1));
         assert!(decoded[1].1.is_none());
+        assert_eq!(decoded[2].0, Offset(10, 2));
+        assert!(decoded[2].1.is_none(), "an entry of the older JSON layout is skipped");
         let xread = Value::Array(vec![Value::Array(vec![bulk_str("vdm:events"), entries])]);
-        assert_eq!(xread_entries(&xread).len(), 2);
+        assert_eq!(xread_entries(&xread).len(), 3);
         assert!(xread_entries(&Value::Nil).is_empty());
     }
 }

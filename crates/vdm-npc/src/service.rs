@@ -6,9 +6,10 @@
 use std::time::Duration;
 
 use tracing::instrument;
-use vdm_kit::bus::{Event, EventBus};
+use vdm_kit::bus::{Event, EventBody, EventBus};
 use vdm_kit::cache::{Cache, CacheStore};
 use vdm_kit::idempotency::create_or_replay;
+use vdm_proto::events::v1::NpcMoved;
 
 use crate::domain::{
     Disposition, Hex, Memory, MemoryInput, NewMemory, NewNpc, Npc, NpcInput, Order, Page, adjusted_score,
@@ -172,19 +173,17 @@ impl NpcService {
         // Subscribers of the region it left and of the one it entered.
         let mut regions = vec![before.region_id, npc.region_id];
         regions.dedup();
-        let payload = serde_json::json!({
-            "npc_id": npc.id,
-            "from_region_id": before.region_id,
-            "region_id": npc.region_id,
-            "q": npc.position.q,
-            "r": npc.position.r,
-        });
         self.events
             .publish(Event {
-                kind: "npc.moved".to_owned(),
                 player_id: None,
                 region_ids: regions,
-                payload,
+                body: Some(EventBody::NpcMoved(NpcMoved {
+                    npc_id: npc.id,
+                    from_region_id: before.region_id,
+                    region_id: npc.region_id,
+                    q: npc.position.q,
+                    r: npc.position.r,
+                })),
             })
             .await;
         Ok(npc)

@@ -7,11 +7,6 @@
 /// The encoded `FileDescriptorSet` of every vdm proto, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/vdm_descriptor.bin"));
 
-/// The contract version: `v1-` and a hash of every proto file. The gateway
-/// announces it on its WebSocket so a client built against another contract
-/// is told at connect.
-pub const CONTRACT: &str = include_str!(concat!(env!("OUT_DIR"), "/contract.txt"));
-
 /// Quest definitions and player quest progress (`vdm.quest.v1`).
 pub mod quest {
     /// Version 1 of the quest contract.
@@ -54,5 +49,31 @@ pub mod rumor {
     pub mod v1 {
         #![allow(missing_docs, clippy::all)]
         tonic::include_proto!("vdm.rumor.v1");
+    }
+}
+
+/// Events services publish on the bus and the gateway pushes (`vdm.events.v1`).
+pub mod events {
+    /// Version 1 of the event schema.
+    pub mod v1 {
+        #![allow(missing_docs, clippy::all)]
+        tonic::include_proto!("vdm.events.v1");
+
+        impl Event {
+            /// The push name clients see (`quest.updated`, ...), or
+            /// `session.revoked` (between gateways), or `empty` for an event
+            /// without a body (from a newer publisher).
+            pub fn kind(&self) -> &'static str {
+                match &self.body {
+                    Some(event::Body::QuestUpdated(_)) => "quest.updated",
+                    Some(event::Body::NpcMoved(_)) => "npc.moved",
+                    Some(event::Body::WorldEvent(_)) => "world.event",
+                    Some(event::Body::RumorHeard(_)) => "rumor.heard",
+                    Some(event::Body::RumorSpread(_)) => "rumor.spread",
+                    Some(event::Body::SessionRevoked(_)) => "session.revoked",
+                    None => "empty",
+                }
+            }
+        }
     }
 }

@@ -227,7 +227,7 @@ fn status_to_pb(status: QuestStatus) -> pb::QuestStatus {
     }
 }
 
-fn player_quest_to_pb(pq: PlayerQuest) -> pb::PlayerQuest {
+pub(crate) fn player_quest_to_pb(pq: PlayerQuest) -> pb::PlayerQuest {
     pb::PlayerQuest {
         player_id: pq.player_id,
         quest_id: pq.quest_id,

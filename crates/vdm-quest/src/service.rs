@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::Mutex;
 use tracing::instrument;
-use vdm_kit::bus::{Event, EventBus};
+use vdm_kit::bus::{Event, EventBody, EventBus};
 use vdm_kit::cache::{Cache, CacheStore};
 
 use crate::domain::{Page, PlayerQuest, Quest, QuestInput, QuestPatch, QuestStatus, positive_id};
@@ -220,24 +220,10 @@ impl QuestService {
 
     /// Tells the player's sockets (`quest.updated`), after the write committed.
     async fn publish_update(&self, pq: &PlayerQuest) {
-        let mut payload = serde_json::json!({
-            "quest_id": pq.quest_id,
-            "status": pq.status.as_str(),
-            "accepted_at": vdm_kit::rfc3339(pq.accepted_at_ms),
-            "objectives": pq.objectives.iter().map(|o| serde_json::json!({
-                "objective_id": o.objective_id,
-                "progress": o.progress,
-                "target_count": o.target_count,
-            })).collect::<Vec<_>>(),
-        });
-        if let Some(done) = pq.completed_at_ms {
-            payload["completed_at"] = vdm_kit::rfc3339(done).into();
-        }
         let event = Event {
-            kind: "quest.updated".to_owned(),
             player_id: Some(pq.player_id),
             region_ids: Vec::new(),
-            payload,
+            body: Some(EventBody::QuestUpdated(crate::grpc::player_quest_to_pb(pq.clone()))),
         };
         self.events.publish(event).await;
     }

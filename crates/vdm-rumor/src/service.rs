@@ -7,10 +7,11 @@ use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use tracing::instrument;
-use vdm_kit::bus::{Event, EventBus};
+use vdm_kit::bus::{Event, EventBody, EventBus};
 use vdm_kit::idempotency::create_or_replay;
 use vdm_kit::page::{Order, Page};
 use vdm_kit::validate::positive_id;
+use vdm_proto::events::v1::{RumorHeard, RumorSpread};
 
 use crate::config::{MAX_TICK_TELLINGS, TickConfig};
 use crate::domain::{
@@ -242,16 +243,15 @@ impl RumorService {
             // The player's other sockets (and the game's journal) hear it too.
             self.events
                 .publish(Event {
-                    kind: "rumor.heard".to_owned(),
                     player_id: Some(player_id),
                     region_ids: Vec::new(),
-                    payload: serde_json::json!({
-                        "rumor_id": variant.rumor_id,
-                        "variant_id": variant.id,
-                        "npc_id": npc_id,
-                        "region_id": rumor.region_id,
-                        "text": variant.text,
-                    }),
+                    body: Some(EventBody::RumorHeard(RumorHeard {
+                        rumor_id: variant.rumor_id,
+                        variant_id: variant.id,
+                        npc_id,
+                        region_id: rumor.region_id,
+                        text: variant.text.clone(),
+                    })),
                 })
                 .await;
         }
@@ -374,10 +374,12 @@ impl RumorService {
         if learnt > 0 {
             self.events
                 .publish(Event {
-                    kind: "rumor.spread".to_owned(),
                     player_id: None,
                     region_ids: vec![region_id],
-                    payload: serde_json::json!({"region_id": region_id, "tellings": report.tellings}),
+                    body: Some(EventBody::RumorSpread(RumorSpread {
+                        region_id,
+                        tellings: report.tellings,
+                    })),
                 })
                 .await;
         }

@@ -232,7 +232,7 @@ fn relation_to_pb(relation: FactionRelation) -> pb::FactionRelation {
     }
 }
 
-fn event_to_pb(event: WorldEvent) -> pb::WorldEvent {
+pub(crate) fn event_to_pb(event: WorldEvent) -> pb::WorldEvent {
     pb::WorldEvent {
         id: event.id,
         kind: event.kind,

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use tracing::instrument;
-use vdm_kit::bus::{Event, EventBus};
+use vdm_kit::bus::{Event, EventBody, EventBus};
 use vdm_kit::cache::{Cache, CacheStore};
 
 use crate::domain::{
@@ -232,18 +232,10 @@ impl WorldService {
         tracing::info!(event.id = event.id, replayed, kind = %event.kind, "world event published");
         if !replayed {
             // Players subscribed to any affected region get it pushed.
-            let payload = serde_json::json!({
-                "id": event.id,
-                "kind": event.kind,
-                "text": event.text,
-                "region_ids": event.region_ids,
-                "at": vdm_kit::rfc3339(event.created_at_ms),
-            });
             let push = Event {
-                kind: "world.event".to_owned(),
                 player_id: None,
                 region_ids: event.region_ids.clone(),
-                payload,
+                body: Some(EventBody::WorldEvent(crate::grpc::event_to_pb(event.clone()))),
             };
             self.events.publish(push).await;
         }

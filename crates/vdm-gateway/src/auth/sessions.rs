@@ -4,7 +4,7 @@
 //! Session tokens are checked at the edge from their signature alone, so a
 //! revocation must reach every gateway replica: the replica that revokes
 //! writes it to its database, applies it at once, and publishes it on the
-//! event bus ([`KIND`]); every replica applies what it hears; a replica
+//! event bus (`vdm.events.v1.SessionRevoked`; no socket gets it); every replica applies what it hears; a replica
 //! that starts reads the revocations recent enough to still matter (younger
 //! than the session token lifetime). Open sockets of a revoked session are
 //! told through [`Revocations::watch`] and close.
@@ -16,12 +16,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
-use vdm_kit::bus::{Event, EventBus};
+use vdm_kit::bus::{Event, EventBody, EventBus};
 use vdm_kit::shutdown::CancellationToken;
-
-/// The bus event kind of a revocation (gateway-internal: no socket gets
-/// it as a push, since it names no player or region to route to).
-pub const KIND: &str = "session.revoked";
+use vdm_proto::events::v1::session_revoked::Scope;
+use vdm_proto::events::v1::{OneSession, SessionRevoked};
 
 /// One revocation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,10 +139,12 @@ impl Revocations {
                     received = deliveries.recv() => received,
                 };
                 match delivery {
-                    Ok(vdm_kit::bus::Delivery::Event(_, event)) if event.kind == KIND => {
-                        match serde_json::from_value::<Revocation>(event.payload.clone()) {
-                            Ok(revocation) => self.apply(&revocation),
-                            Err(err) => tracing::error!(error = %err, "unreadable revocation event"),
+                    Ok(vdm_kit::bus::Delivery::Event(_, event)) => {
+                        if let Some(EventBody::SessionRevoked(revoked)) = &event.body {
+                            match Revocation::from_event(revoked) {
+                                Some(revocation) => self.apply(&revocation),
+                                None => tracing::error!("revocation event without a scope"),
+                            }
                         }
                     }
                     Ok(_) => {}
@@ -162,11 +162,41 @@ impl Revocations {
 
 /// The bus event that carries a revocation to every replica.
 pub fn event(revocation: &Revocation) -> Event {
+    let (player_id, scope) = match revocation {
+        Revocation::Session { player_id, sid, at_ms } => (
+            *player_id,
+            Scope::Session(OneSession {
+                sid: sid.clone(),
+                at_ms: *at_ms,
+            }),
+        ),
+        Revocation::Player { player_id, before_ms } => (*player_id, Scope::IssuedBeforeMs(*before_ms)),
+    };
     Event {
-        kind: KIND.to_owned(),
+        // Routed to no socket: only gateways listen.
         player_id: None,
         region_ids: Vec::new(),
-        payload: serde_json::to_value(revocation).unwrap_or_default(),
+        body: Some(EventBody::SessionRevoked(SessionRevoked {
+            player_id,
+            scope: Some(scope),
+        })),
+    }
+}
+
+impl Revocation {
+    /// The revocation a bus event carries (`None` without a scope).
+    fn from_event(revoked: &SessionRevoked) -> Option<Revocation> {
+        Some(match revoked.scope.as_ref()? {
+            Scope::Session(session) => Revocation::Session {
+                player_id: revoked.player_id,
+                sid: session.sid.clone(),
+                at_ms: session.at_ms,
+            },
+            Scope::IssuedBeforeMs(before_ms) => Revocation::Player {
+                player_id: revoked.player_id,
+                before_ms: *before_ms,
+            },
+        })
     }
 }
 

@@ -50,7 +50,7 @@ pub enum Outgoing {
         /// The player.
         player_id: i64,
         /// The server's contract version.
-        contract: &'static str,
+        contract: String,
         /// The server's ping interval.
         heartbeat_ms: u64,
         /// Whether this socket continues an earlier session.
@@ -110,12 +110,13 @@ pub fn decode(message: &Message) -> Result<Option<Incoming>, String> {
 }
 
 /// An event on its way to sockets. A region push goes to thousands of
-/// sockets at once: its JSON frame is built once, around a gap for each
-/// socket's `seq`, instead of once per socket.
+/// sockets at once: it is rendered once, and its JSON frame built once
+/// around a gap for each socket's `seq`, instead of once per socket.
 #[derive(Debug)]
 pub struct Outbound {
     /// The event.
     pub event: std::sync::Arc<vdm_kit::bus::Event>,
+    rendered: std::sync::OnceLock<Option<(&'static str, Value)>>,
     json: std::sync::OnceLock<Option<(String, String)>>,
 }
 
@@ -124,7 +125,25 @@ impl Outbound {
     pub fn new(event: std::sync::Arc<vdm_kit::bus::Event>) -> std::sync::Arc<Outbound> {
         std::sync::Arc::new(Outbound {
             event,
+            rendered: std::sync::OnceLock::new(),
             json: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// The push's name and payload (`None`: no socket gets this event).
+    pub fn rendered(&self) -> Option<&(&'static str, Value)> {
+        self.rendered
+            .get_or_init(|| crate::pushes::render(&self.event))
+            .as_ref()
+    }
+
+    /// The push envelope for the socket whose seq it is.
+    pub fn envelope(&self, seq: u64) -> Option<Outgoing> {
+        let (kind, payload) = self.rendered()?;
+        Some(Outgoing::Event {
+            seq,
+            event: (*kind).to_owned(),
+            payload: payload.clone(),
         })
     }
 
@@ -133,8 +152,9 @@ impl Outbound {
         let (head, tail) = self
             .json
             .get_or_init(|| {
-                let kind = serde_json::to_string(&self.event.kind).ok()?;
-                let payload = serde_json::to_string(&self.event.payload).ok()?;
+                let (kind, payload) = self.rendered()?;
+                let kind = serde_json::to_string(kind).ok()?;
+                let payload = serde_json::to_string(payload).ok()?;
                 Some((
                     r#"{"type":"event","seq":"#.to_owned(),
                     format!(r#","event":{kind},"payload":{payload}}}"#),

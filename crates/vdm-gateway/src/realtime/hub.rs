@@ -522,6 +522,10 @@ impl Hub {
                 state.floor = Some(dropped);
             }
         }
+        if !crate::pushes::is_pushed(event) {
+            // Between gateways (or unknown here): no socket numbers it.
+            return;
+        }
         let outbound = Outbound::new(event.clone());
         // Sockets of the player and of each region; a socket in several of
         // those sets gets the event once.
@@ -677,10 +681,9 @@ mod tests {
 
     fn event(player: i64, regions: Vec<i64>) -> Arc<Event> {
         Arc::new(Event {
-            kind: "quest.updated".into(),
             player_id: Some(player),
             region_ids: regions,
-            payload: serde_json::json!({}),
+            body: Some(vdm_kit::bus::EventBody::QuestUpdated(Default::default())),
         })
     }
 

@@ -96,6 +96,9 @@ impl Default for RealtimeConfig {
 /// The realtime side of the gateway, shared by every socket: the state of
 /// the `/v1/ws` route.
 pub struct Realtime {
+    /// The contract version the welcome announces and a client's
+    /// `contract` must match (`pushes::contract` of the OpenAPI document).
+    pub contract: String,
     /// Settings.
     pub config: RealtimeConfig,
     /// Open sockets and their subscriptions.

@@ -22,8 +22,6 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use vdm_kit::bus::{Event, Offset};
 
-use super::envelope::Outgoing;
-
 /// Why a session cannot be resumed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResumeRefused {
@@ -90,7 +88,8 @@ pub struct Replay {
 /// Whether an event is a push of a session of `player_id` in `regions`
 /// (the hub delivers by the same rule).
 pub fn concerns(event: &Event, player_id: i64, regions: &[i64]) -> bool {
-    event.player_id == Some(player_id) || event.region_ids.iter().any(|r| regions.contains(r))
+    crate::pushes::is_pushed(event)
+        && (event.player_id == Some(player_id) || event.region_ids.iter().any(|r| regions.contains(r)))
 }
 
 impl Record {
@@ -323,25 +322,15 @@ pub fn sorted(regions: &HashSet<i64>) -> Vec<i64> {
     all
 }
 
-/// The push envelope of an event.
-pub fn push(seq: u64, event: &Event) -> Outgoing {
-    Outgoing::Event {
-        seq,
-        event: event.kind.clone(),
-        payload: event.payload.clone(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn event(player: Option<i64>, regions: &[i64]) -> Arc<Event> {
         Arc::new(Event {
-            kind: "quest.updated".to_owned(),
             player_id: player,
             region_ids: regions.to_vec(),
-            payload: serde_json::json!({}),
+            body: Some(vdm_kit::bus::EventBody::QuestUpdated(Default::default())),
         })
     }
 

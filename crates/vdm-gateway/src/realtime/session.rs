@@ -16,7 +16,6 @@ use vdm_kit::shutdown::WaitForCancellationFuture;
 
 use super::envelope::{Incoming, Outbound, Outgoing, Wire, decode};
 use super::hub::{self, Out};
-use super::resume::push;
 use super::{ConnectQuery, Realtime, close};
 use crate::error::ErrorBody;
 
@@ -63,12 +62,9 @@ pub async fn run(socket: WebSocket, start: Start) {
     let config = realtime.config.clone();
 
     if let Some(contract) = &query.contract
-        && contract != vdm_proto::CONTRACT
+        && *contract != realtime.contract
     {
-        let reason = format!(
-            "incompatible contract: server {}, client {contract}",
-            vdm_proto::CONTRACT
-        );
+        let reason = format!("incompatible contract: server {}, client {contract}", realtime.contract);
         let close = close_message(close::INCOMPATIBLE_CONTRACT, &reason);
         let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(close)).await;
         return;
@@ -136,12 +132,12 @@ pub async fn run(socket: WebSocket, start: Start) {
     let welcome = Outgoing::Welcome {
         resume_token,
         player_id,
-        contract: vdm_proto::CONTRACT,
+        contract: realtime.contract.clone(),
         heartbeat_ms: u64::try_from(config.heartbeat.as_millis()).unwrap_or(u64::MAX),
         resumed: was_resumed,
         last_seq,
     };
-    let replay = replay.into_iter().map(|(seq, outbound)| push(seq, &outbound.event));
+    let replay = replay.into_iter().filter_map(|(seq, outbound)| outbound.envelope(seq));
     for message in std::iter::once(welcome).chain(replay) {
         if let Some(frame) = message.encode(format)
             && !matches!(
@@ -418,7 +414,7 @@ pub fn request_of(token: &str, incoming: &Incoming) -> Result<axum::http::Reques
 fn push_frame(seq: u64, outbound: &Outbound, format: Wire) -> Option<Message> {
     match format {
         Wire::Json => Some(Message::Text(outbound.json_text(seq)?.into())),
-        Wire::Msgpack => push(seq, &outbound.event).encode(format),
+        Wire::Msgpack => outbound.envelope(seq)?.encode(format),
     }
 }
 

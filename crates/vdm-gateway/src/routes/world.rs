@@ -351,7 +351,7 @@ pub(crate) fn time_json(time: pb::WorldTime) -> WorldTimeJson {
     }
 }
 
-fn event_json(event: pb::WorldEvent) -> EventJson {
+pub(crate) fn event_json(event: pb::WorldEvent) -> EventJson {
     EventJson {
         id: event.id,
         kind: event.kind,

@@ -22,6 +22,7 @@ backend_tests!(
     the_documented_routes_are_the_routes_the_router_serves,
     documented_security_is_what_the_handlers_enforce,
     real_answers_match_the_documented_schemas,
+    pushes_match_their_documented_schemas_and_the_contract_is_the_document,
 );
 
 const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
@@ -987,4 +988,81 @@ async fn real_answers_match_the_documented_schemas(backend: Backend) {
         );
     }
     app.finish().await;
+}
+
+/// Every push a socket gets is in the document (`x-vdm-pushes`: its name and
+/// payload schema) and matches it; the contract version the socket announces
+/// is the hash of the document the client reads, so a change to anything a
+/// client sees changes it.
+async fn pushes_match_their_documented_schemas_and_the_contract_is_the_document(backend: Backend) {
+    let Some(app) = crate::helpers::spawn_demo(backend).await else {
+        return;
+    };
+    let served = app.send(Method::GET, "/v1/openapi.json", &[], Vec::new()).await;
+    assert_eq!(served.status, 200);
+    let contract = format!("v1-{}", vdm_kit::hash::Fnv64::default().bytes(&served.body).hex());
+    let doc: Value = served.json();
+    let pushes = doc["x-vdm-pushes"].as_object().expect("x-vdm-pushes");
+    let names: BTreeSet<&str> = pushes.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        BTreeSet::from([
+            "npc.moved",
+            "quest.updated",
+            "rumor.heard",
+            "rumor.spread",
+            "world.event"
+        ])
+    );
+
+    let (_, token) = app.sign_in("push-schemas").await;
+    let mut socket = crate::realtime::connect(&app, "", Some(&token), "vdm.v1.json")
+        .await
+        .unwrap();
+    let welcome = crate::realtime::next(&mut socket).await;
+    assert_eq!(welcome["contract"], contract.as_str(), "{welcome}");
+    crate::realtime::send(&mut socket, json!({"id": "s", "type": "subscribe", "regions": [1, 2]})).await;
+    crate::realtime::collect(&mut socket, "s", 0).await;
+
+    let admin = Some(ADMIN_TOKEN);
+    let event = json!({"kind": "storm", "text": "Hail over the vale.", "region_ids": [1]});
+    assert_eq!(app.post_json("/v1/world/events", admin, &event).await.status, 201);
+    let moved = app.post_json("/v1/npcs/1/move", admin, &json!({"q": 6, "r": -4})).await;
+    assert_eq!(moved.status, 200, "{}", String::from_utf8_lossy(&moved.body));
+    let accepted = app.post_json("/v1/quests/1/accept", Some(&token), &json!({})).await;
+    assert_eq!(accepted.status, 200, "{}", String::from_utf8_lossy(&accepted.body));
+    let talked = app.post_json("/v1/npcs/4/talk", Some(&token), &json!({})).await;
+    assert_eq!(talked.status, 200, "{}", String::from_utf8_lossy(&talked.body));
+    let mut seen = BTreeSet::new();
+    for _ in 0..4 {
+        let push = crate::realtime::next(&mut socket).await;
+        seen.insert(check_push(&doc, &push));
+    }
+    for seed in 1..=10 {
+        let tick = app
+            .post_json("/v1/rumors:tick", admin, &json!({"region_id": 1, "seed": seed}))
+            .await
+            .json();
+        if tick["tellings"].as_u64().unwrap() > 0 {
+            break;
+        }
+    }
+    let push = crate::realtime::next(&mut socket).await;
+    seen.insert(check_push(&doc, &push));
+    assert_eq!(seen, names.iter().map(|n| (*n).to_owned()).collect::<BTreeSet<_>>());
+    app.finish().await;
+}
+
+/// Checks a push against its documented schema; returns its name.
+fn check_push(doc: &Value, push: &Value) -> String {
+    assert_eq!(push["type"], "event", "{push}");
+    let name = push["event"].as_str().expect("a push name").to_owned();
+    let reference = doc["x-vdm-pushes"][&name]["$ref"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{name} is not documented"));
+    let schema = resolve(doc, reference).expect("the push schema resolves");
+    if let Err(mismatch) = check(doc, schema, &push["payload"], &name) {
+        panic!("{name}: {mismatch}: {push}");
+    }
+    name
 }
