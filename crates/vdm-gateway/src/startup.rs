@@ -67,7 +67,7 @@ impl App {
     /// listener.
     pub async fn build(config: &GatewayConfig, peers: &Peers, shutdown: CancellationToken) -> GatewayResult<App> {
         let db = vdm_kit::db::connect::<Migrator>(&config.database, "gateway").await?;
-        let quest_channel = vdm_kit::grpc::channel(peers.url("quest")?, config.request_timeout)?;
+        let quest_channel = peers.channel("quest", config.request_timeout)?;
         let quest = QuestServiceClient::new(quest_channel.clone())
             .accept_compressed(CompressionEncoding::Gzip)
             .accept_compressed(CompressionEncoding::Zstd);
@@ -83,27 +83,21 @@ impl App {
         };
         let hub = Hub::new(Realtime::hub_config(&config.realtime), sessions, bus.keeps_history());
         hub.clone().spawn(bus.clone(), shutdown.clone());
-        let npc_channel = vdm_kit::grpc::channel(peers.url("npc")?, config.request_timeout)?;
+        let npc_channel = peers.channel("npc", config.request_timeout)?;
         let npc = NpcServiceClient::new(npc_channel.clone())
             .accept_compressed(CompressionEncoding::Gzip)
             .accept_compressed(CompressionEncoding::Zstd);
-        let world_channel = vdm_kit::grpc::channel(peers.url("world")?, config.request_timeout)?;
+        let world_channel = peers.channel("world", config.request_timeout)?;
         let world = WorldServiceClient::new(world_channel.clone())
             .accept_compressed(CompressionEncoding::Gzip)
             .accept_compressed(CompressionEncoding::Zstd);
-        let rumor_channel = match peers.get("rumor") {
-            Some(url) => Some(vdm_kit::grpc::channel(url, config.request_timeout)?),
-            None => None,
-        };
+        let rumor_channel = peers.optional_channel("rumor", config.request_timeout)?;
         let rumor = rumor_channel.clone().map(|channel| {
             RumorServiceClient::new(channel)
                 .accept_compressed(CompressionEncoding::Gzip)
                 .accept_compressed(CompressionEncoding::Zstd)
         });
-        let metrics_channel = match peers.get("metrics") {
-            Some(url) => Some(vdm_kit::grpc::channel(url, config.request_timeout)?),
-            None => None,
-        };
+        let metrics_channel = peers.optional_channel("metrics", config.request_timeout)?;
         // Batches of 500 samples are worth compressing on the way in.
         let metrics = metrics_channel.clone().map(|channel| {
             MetricsServiceClient::new(channel)

@@ -144,6 +144,16 @@ impl ErrorCode {
         }
     }
 
+    /// Whether the same call may succeed if tried again later: the callee
+    /// was unreachable, overloaded or slow, not the request wrong. The one
+    /// place callers sort failures into "retry later" and "give up".
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::Unavailable | ErrorCode::ResourceExhausted | ErrorCode::DeadlineExceeded
+        )
+    }
+
     /// Returns the class of an HTTP error status produced outside a handler
     /// (by a middleware layer or the router itself).
     pub fn from_http(status: StatusCode) -> ErrorCode {
@@ -208,6 +218,36 @@ mod tests {
     use super::*;
 
     const ALL: [ErrorCode; 14] = ErrorCode::ALL;
+
+    #[test]
+    fn retryable_classes_are_the_ones_a_later_try_may_fix() {
+        let retryable: Vec<ErrorCode> = ALL.into_iter().filter(|c| c.is_retryable()).collect();
+        assert_eq!(retryable.len(), 3, "{retryable:?}");
+        for code in [
+            ErrorCode::Unavailable,
+            ErrorCode::ResourceExhausted,
+            ErrorCode::DeadlineExceeded,
+        ] {
+            assert!(retryable.contains(&code), "{code:?}");
+        }
+        for code in [
+            Code::Unavailable,
+            Code::Cancelled,
+            Code::Aborted,
+            Code::DeadlineExceeded,
+            Code::ResourceExhausted,
+        ] {
+            assert!(ErrorCode::from_grpc(code).is_retryable(), "{code:?}");
+        }
+        for code in [
+            Code::InvalidArgument,
+            Code::NotFound,
+            Code::Internal,
+            Code::PermissionDenied,
+        ] {
+            assert!(!ErrorCode::from_grpc(code).is_retryable(), "{code:?}");
+        }
+    }
 
     #[test]
     fn http_status_survives_a_grpc_round_trip() {

@@ -3,7 +3,16 @@
 //! Every server gets `grpc.health.v1` health, server reflection over the
 //! vdm descriptors, and the [`RpcServerLayer`] span and metrics; every client
 //! channel gets the [`RpcClientLayer`].
+//!
+//! A channel reaches its service over HTTP/2 ([`channel`]), or, when the
+//! service runs in the same process, by calling its server stack directly
+//! ([`local_channel`]): the same tonic client and server code, the same
+//! layers (spans, metrics, the artificial delay), the same deadline, but no
+//! socket, no HTTP/2 framing and no HPACK.
 
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -48,29 +57,13 @@ pub struct ServeOptions {
     pub artificial_delay: Option<Duration>,
 }
 
-/// Serves `routes` (one vdm service) on `listener` until `shutdown`
-/// completes, then drains in-flight calls.
-///
-/// `service_name` is the full gRPC name (`vdm.quest.v1.QuestService`) that
-/// health checks report as serving while the server runs and as not serving
-/// once shutdown has begun.
-pub async fn serve(
-    listener: TcpListener,
+/// A service's routes with what every vdm server adds: `grpc.health.v1`
+/// (reporting `service_name` as serving) and reflection v1 and v1alpha.
+/// The reporter turns health to not serving when the server drains.
+pub async fn complete_routes(
     service_name: &'static str,
     routes: Routes,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), GrpcError> {
-    serve_with(listener, service_name, routes, shutdown, ServeOptions::default()).await
-}
-
-/// [`serve`], with [`ServeOptions`].
-pub async fn serve_with(
-    listener: TcpListener,
-    service_name: &'static str,
-    routes: Routes,
-    shutdown: impl Future<Output = ()> + Send,
-    options: ServeOptions,
-) -> Result<(), GrpcError> {
+) -> Result<(Routes, tonic_health::server::HealthReporter), GrpcError> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_service_status(service_name, ServingStatus::Serving)
@@ -87,7 +80,36 @@ pub async fn serve_with(
         .add_service(health_service)
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?);
+    Ok((routes, health_reporter))
+}
 
+/// A service running in this process, as a caller in the same process
+/// calls it: its completed routes behind the same layers the network server
+/// puts in front of them.
+pub type LocalService =
+    tower::util::BoxCloneSyncService<http::Request<tonic::body::Body>, http::Response<tonic::body::Body>, Infallible>;
+
+/// The in-process entry of completed `routes` (see [`complete_routes`]).
+pub fn local_service(routes: Routes, options: ServeOptions) -> LocalService {
+    let stack = tower::ServiceBuilder::new()
+        // As in `serve`: the span and metrics see the whole call.
+        .layer(RpcServerLayer)
+        .layer(DelayLayer::new(options.artificial_delay))
+        .service(routes);
+    tower::util::BoxCloneSyncService::new(stack)
+}
+
+/// Serves completed `routes` (see [`complete_routes`]) on `listener` until
+/// `shutdown` completes, then reports not serving and drains in-flight
+/// calls.
+pub async fn serve_routes(
+    listener: TcpListener,
+    service_name: &'static str,
+    routes: Routes,
+    health_reporter: tonic_health::server::HealthReporter,
+    shutdown: impl Future<Output = ()> + Send,
+    options: ServeOptions,
+) -> Result<(), GrpcError> {
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let shutdown = async move {
         shutdown.await;
@@ -123,7 +145,7 @@ pub fn bound_addr(listener: &TcpListener) -> std::net::SocketAddr {
 }
 
 /// A gRPC channel with trace propagation and client metrics.
-pub type GrpcChannel = RpcClient<HttpChannel>;
+pub type GrpcChannel = RpcClient<Transport>;
 
 /// Creates a lazily connecting channel to `address` (`http://host:port`).
 ///
@@ -155,7 +177,106 @@ pub fn channel(address: &str, timeout: Duration) -> Result<GrpcChannel, GrpcErro
         authority,
         timeout,
     };
-    Ok(tower::Layer::layer(&RpcClientLayer, channel))
+    Ok(tower::Layer::layer(&RpcClientLayer, Transport::Http(channel)))
+}
+
+/// A channel to a service in this process: calls go straight to its
+/// [`LocalService`], each with `timeout` as its deadline. Nothing can be
+/// unreachable, so there is no breaker.
+pub fn local_channel(service: LocalService, timeout: Duration) -> GrpcChannel {
+    tower::Layer::layer(&RpcClientLayer, Transport::Local { service, timeout })
+}
+
+/// How a [`GrpcChannel`] reaches its service.
+// A channel is made once per peer and lives as long as its client; the
+// size of the HTTP variant costs nothing per call.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone)]
+pub enum Transport {
+    /// Over HTTP/2 to an address.
+    Http(HttpChannel),
+    /// In this process.
+    Local {
+        /// The service's server stack.
+        service: LocalService,
+        /// Every call's deadline.
+        timeout: Duration,
+    },
+}
+
+impl tower::Service<http::Request<tonic::body::Body>> for Transport {
+    type Response = http::Response<ResponseBody>;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Both are always ready: the HTTP client pools connections, a
+        // local service has no back pressure of its own.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        match self {
+            Transport::Http(channel) => {
+                let call = channel.call(request);
+                Box::pin(async move { Ok(call.await?.map(|body| ResponseBody::Http { body })) })
+            }
+            Transport::Local { service, timeout } => {
+                let call = tower::ServiceExt::oneshot(service.clone(), request);
+                let timeout = *timeout;
+                Box::pin(async move {
+                    match tokio::time::timeout(timeout, call).await {
+                        Ok(Ok(response)) => Ok(response.map(|body| ResponseBody::Local { body })),
+                        Ok(Err(never)) => match never {},
+                        Err(_) => Err(tonic::Status::deadline_exceeded(format!(
+                            "the in-process service did not answer within {timeout:?}"
+                        ))
+                        .into()),
+                    }
+                })
+            }
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The body of an answer, from either transport.
+    #[project = ResponseBodyProj]
+    pub enum ResponseBody {
+        /// From the network.
+        Http { #[pin] body: hyper::body::Incoming },
+        /// From a service in this process.
+        Local { #[pin] body: tonic::body::Body },
+    }
+}
+
+impl http_body::Body for ResponseBody {
+    type Data = bytes::Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        match self.project() {
+            ResponseBodyProj::Http { body } => body.poll_frame(cx).map_err(Into::into),
+            ResponseBodyProj::Local { body } => body.poll_frame(cx).map_err(|status| Box::new(status) as _),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ResponseBody::Http { body } => body.is_end_stream(),
+            ResponseBody::Local { body } => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self {
+            ResponseBody::Http { body } => body.size_hint(),
+            ResponseBody::Local { body } => body.size_hint(),
+        }
+    }
 }
 
 /// The transport under [`GrpcChannel`]: a pooled HTTP/2 client that sends

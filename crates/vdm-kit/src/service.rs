@@ -26,7 +26,7 @@ use crate::bus::EventBus;
 use crate::cache::{CacheSetupError, CacheStore};
 use crate::config::{CacheConfig, ConfigError, DatabaseConfig, Env};
 use crate::db::DbSetupError;
-use crate::grpc::{GrpcError, ServeOptions};
+use crate::grpc::{GrpcChannel, GrpcError, LocalService, ServeOptions};
 use crate::shutdown::CancellationToken;
 
 /// A service's error type: each error knows its failure class, and turns
@@ -97,9 +97,20 @@ pub enum StartError {
 /// A process on its own reads them from `VDM_<NAME>_URL`; `vdm all` passes
 /// the addresses its services are bound to. Services ask for the ones they
 /// need when they are built.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Peers {
     urls: BTreeMap<&'static str, String>,
+    /// Services that run in this process: called without a socket.
+    local: BTreeMap<&'static str, LocalService>,
+}
+
+impl std::fmt::Debug for Peers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peers")
+            .field("urls", &self.urls)
+            .field("local", &self.local.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// Every service name a process may call.
@@ -141,6 +152,39 @@ impl Peers {
     /// The address of `name`, when there is one.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.urls.get(name).map(String::as_str)
+    }
+
+    /// Calls to `name` go to `service`, in this process, not over a socket.
+    pub fn insert_local(&mut self, name: &'static str, service: LocalService) {
+        self.local.insert(name, service);
+    }
+
+    /// Whether `name` is known, in this process or by address.
+    pub fn contains(&self, name: &str) -> bool {
+        self.local.contains_key(name) || self.urls.contains_key(name)
+    }
+
+    /// A channel to `name` (which the caller cannot run without), each call
+    /// with `timeout` as its deadline: in this process when it runs here,
+    /// else to its address.
+    pub fn channel(&self, name: &'static str, timeout: std::time::Duration) -> Result<GrpcChannel, StartError> {
+        if let Some(service) = self.local.get(name) {
+            return Ok(crate::grpc::local_channel(service.clone(), timeout));
+        }
+        Ok(crate::grpc::channel(self.url(name)?, timeout)?)
+    }
+
+    /// [`Peers::channel`] for a service the caller can run without.
+    pub fn optional_channel(
+        &self,
+        name: &'static str,
+        timeout: std::time::Duration,
+    ) -> Result<Option<GrpcChannel>, StartError> {
+        if self.contains(name) {
+            self.channel(name, timeout).map(Some)
+        } else {
+            Ok(None)
+        }
     }
 }
 
@@ -276,19 +320,32 @@ pub struct GrpcApp {
     name: &'static str,
     listener: TcpListener,
     parts: Parts,
+    health: tonic_health::server::HealthReporter,
 }
 
 impl GrpcApp {
     /// Builds service `S` from `config` and `peers`, to be served on
     /// `listener`.
     pub async fn build<S: Service>(listener: Listener, config: &S::Config, peers: &Peers) -> Result<GrpcApp, S::Error> {
-        let parts = S::build(config, peers).await?;
+        let mut parts = S::build(config, peers).await?;
+        let (routes, health) = crate::grpc::complete_routes(parts.grpc_name, parts.routes)
+            .await
+            .map_err(StartError::from)?;
+        parts.routes = routes;
         tracing::info!(service = S::NAME, addr = %listener.local_addr(), "service built");
         Ok(GrpcApp {
             name: S::NAME,
             listener: listener.0,
             parts,
+            health,
         })
+    }
+
+    /// The service as callers in this process reach it: its routes (health
+    /// and reflection included) behind the same layers as the network
+    /// server, without a socket.
+    pub fn local_service(&self) -> LocalService {
+        crate::grpc::local_service(self.parts.routes.clone(), self.parts.options)
     }
 
     /// The address the gRPC server is bound to.
@@ -325,7 +382,7 @@ impl GrpcApp {
             .into_iter()
             .map(|task| tokio::spawn(task(stop.clone())))
             .collect();
-        let served = crate::grpc::serve_with(self.listener, grpc_name, routes, shutdown, options).await;
+        let served = crate::grpc::serve_routes(self.listener, grpc_name, routes, self.health, shutdown, options).await;
         stop.cancel();
         for task in tasks {
             let _ = task.await;

@@ -38,10 +38,9 @@ impl Service for Npc {
     /// the event bus and the world client (which connects lazily, so the
     /// world service may start later).
     async fn build(config: &NpcConfig, peers: &Peers) -> NpcResult<Parts> {
-        let world_url = peers.url("world")?;
+        let world = WorldClient::new(peers.channel("world", config.world_timeout)?);
         let backends = Backends::connect::<Migrator>(Self::NAME, &config.database, &config.cache).await?;
-        let world = WorldClient::connect(world_url, config.world_timeout)?;
-        tracing::info!(world = world_url, memory_cap = config.memory_cap, "npc service peers");
+        tracing::info!(memory_cap = config.memory_cap, "npc service built");
         let service = NpcService::new(
             NpcStore::new(backends.db),
             &backends.caches,

@@ -3,9 +3,8 @@
 //! one place this crate speaks `vdm.world.v1`; its answers become domain
 //! values and its errors [`NpcError`]s.
 
-use std::time::Duration;
-
 use tonic::Code;
+use vdm_kit::ErrorCode;
 use vdm_kit::grpc::GrpcChannel;
 use vdm_proto::world::v1 as pb;
 use vdm_proto::world::v1::world_service_client::WorldServiceClient;
@@ -21,13 +20,12 @@ pub struct WorldClient {
 }
 
 impl WorldClient {
-    /// A lazily connecting client of the world service at `url`; each call
-    /// gets `timeout` as its deadline.
-    pub fn connect(url: &str, timeout: Duration) -> NpcResult<WorldClient> {
-        let channel = vdm_kit::grpc::channel(url, timeout).map_err(vdm_kit::service::StartError::from)?;
-        Ok(WorldClient {
+    /// A client of the world service over `channel` (lazily connecting,
+    /// or in this process).
+    pub fn new(channel: GrpcChannel) -> WorldClient {
+        WorldClient {
             client: WorldServiceClient::new(channel),
-        })
+        }
     }
 
     /// The cells of a region, in q then r order.
@@ -91,10 +89,9 @@ impl WorldClient {
 /// A world answer the NPC service cannot turn into a client error: the
 /// world is down (retry later) or failed.
 fn unexpected(status: tonic::Status) -> NpcError {
-    match status.code() {
-        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::ResourceExhausted => {
-            NpcError::WorldUnavailable(status)
-        }
-        _ => NpcError::World(status),
+    if ErrorCode::from_grpc(status.code()).is_retryable() {
+        NpcError::WorldUnavailable(status)
+    } else {
+        NpcError::World(status)
     }
 }

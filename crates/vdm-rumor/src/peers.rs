@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tonic::Code;
+use vdm_kit::ErrorCode;
 use vdm_kit::grpc::GrpcChannel;
 use vdm_proto::npc::v1 as npc_pb;
 use vdm_proto::npc::v1::npc_service_client::NpcServiceClient;
@@ -61,15 +62,14 @@ pub struct Peers {
 }
 
 impl Peers {
-    /// Lazily connecting clients; each call gets `timeout` as its deadline.
-    pub fn connect(npc_url: &str, world_url: &str, timeout: Duration) -> RumorResult<Peers> {
-        let channel = |url| vdm_kit::grpc::channel(url, timeout).map_err(vdm_kit::service::StartError::from);
-        Ok(Peers {
-            npc: NpcServiceClient::new(channel(npc_url)?),
-            world: WorldServiceClient::new(channel(world_url)?),
+    /// Clients over these channels (lazily connecting, or in this process).
+    pub fn new(npc: GrpcChannel, world: GrpcChannel) -> Peers {
+        Peers {
+            npc: NpcServiceClient::new(npc),
+            world: WorldServiceClient::new(world),
             names: Arc::new(Mutex::new(HashMap::new())),
             places: Arc::new(Mutex::new(HashMap::new())),
-        })
+        }
     }
 
     /// One NPC.
@@ -259,10 +259,9 @@ fn npc_info(npc: npc_pb::Npc) -> NpcInfo {
 
 /// A peer answer the rumor service cannot turn into a client error.
 fn unexpected(peer: &'static str, status: tonic::Status) -> RumorError {
-    match status.code() {
-        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::ResourceExhausted => {
-            RumorError::PeerUnavailable(peer, status)
-        }
-        _ => RumorError::Peer(peer, status),
+    if ErrorCode::from_grpc(status.code()).is_retryable() {
+        RumorError::PeerUnavailable(peer, status)
+    } else {
+        RumorError::Peer(peer, status)
     }
 }

@@ -41,9 +41,11 @@ impl Service for Rumor {
     /// the event bus, the transformer pipeline and the NPC and world clients
     /// (which connect lazily); runs the ticker when one is configured.
     async fn build(config: &RumorConfig, peers: &Peers) -> RumorResult<Parts> {
-        let (npc_url, world_url) = (peers.url("npc")?, peers.url("world")?);
+        let clients = PeerClients::new(
+            peers.channel("npc", config.peer_timeout)?,
+            peers.channel("world", config.peer_timeout)?,
+        );
         let backends = Backends::connect::<Migrator>(Self::NAME, &config.database, &config.cache).await?;
-        let clients = PeerClients::connect(npc_url, world_url, config.peer_timeout)?;
         let transformer = match &config.transform.llm {
             Some(llm) => Transformer::Llm(Box::new(LlmClient::new(llm).map_err(RumorError::Invalid)?)),
             None => Transformer::Local(LocalTransformer),
@@ -54,8 +56,6 @@ impl Service for Rumor {
             batch_size = config.transform.batch_size,
             batch_window_ms = config.transform.batch_window.as_millis() as u64,
             tick_interval_ms = config.tick.interval.map(|d| d.as_millis() as u64),
-            npc = npc_url,
-            world = world_url,
             "rumor pipeline built"
         );
         let store = RumorStore::new(backends.db);

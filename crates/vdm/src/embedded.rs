@@ -44,6 +44,11 @@ pub struct Services {
     pub metrics: Option<MetricsConfig>,
     /// Where each service listens (loopback, a free port, unless set).
     pub grpc_addrs: GrpcAddrs,
+    /// Callers in this process (the gateway, the NPC and rumor services)
+    /// call the services started here in-process, through the same client
+    /// and server stacks but without a socket; `false`: over loopback
+    /// HTTP/2, as between pods. Every service listens either way.
+    pub in_process: bool,
     /// Seed the demo world (through the services' gRPC APIs) before the
     /// gateway starts serving, so `/ready` never answers for an empty world.
     pub seed_demo: bool,
@@ -135,10 +140,11 @@ pub async fn start(
     let metrics = bind::<Metrics>(services.metrics.as_ref(), addrs, &mut peers).await?;
 
     let mut tasks = JoinSet::new();
-    let world_addr = spawn::<World>(world, &peers, &mut tasks, &shutdown).await?;
-    let npc_addr = spawn::<Npc>(npc, &peers, &mut tasks, &shutdown).await?;
-    let quest_addr = spawn::<Quest>(quest, &peers, &mut tasks, &shutdown).await?;
-    let rumor_addr = spawn::<Rumor>(rumor, &peers, &mut tasks, &shutdown).await?;
+    let local = services.in_process;
+    let world_addr = spawn::<World>(world, &mut peers, local, &mut tasks, &shutdown).await?;
+    let npc_addr = spawn::<Npc>(npc, &mut peers, local, &mut tasks, &shutdown).await?;
+    let quest_addr = spawn::<Quest>(quest, &mut peers, local, &mut tasks, &shutdown).await?;
+    let rumor_addr = spawn::<Rumor>(rumor, &mut peers, local, &mut tasks, &shutdown).await?;
 
     if services.seed_demo {
         let seeded = match (world_addr, npc_addr, quest_addr) {
@@ -172,7 +178,9 @@ pub async fn start(
         }
         (config, listener)
     });
-    let metrics_addr = spawn::<Metrics>(metrics, &peers, &mut tasks, &shutdown).await?;
+    // Built after the gateway (it scrapes the gateway's address), so the
+    // gateway reaches it over loopback: telemetry uploads only.
+    let metrics_addr = spawn::<Metrics>(metrics, &mut peers, false, &mut tasks, &shutdown).await?;
     let stop = shutdown.clone();
     tasks.spawn(async move {
         let result = gateway_app.run().await.map_err(VdmError::from);
@@ -207,10 +215,12 @@ async fn bind<S: Service>(
     Ok(Some((config.clone(), listener)))
 }
 
-/// Builds `S` on its listener and runs it until `shutdown`.
+/// Builds `S` on its listener and runs it until `shutdown`; with `local`,
+/// later callers in this process reach it in-process.
 async fn spawn<S: Service>(
     bound: Option<(S::Config, Listener)>,
-    peers: &Peers,
+    peers: &mut Peers,
+    local: bool,
     tasks: &mut JoinSet<Result<(), VdmError>>,
     shutdown: &CancellationToken,
 ) -> Result<Option<SocketAddr>, VdmError> {
@@ -220,6 +230,9 @@ async fn spawn<S: Service>(
     let app = GrpcApp::build::<S>(listener, &config, peers)
         .await
         .map_err(|err| VdmError::service(S::NAME, err))?;
+    if local {
+        peers.insert_local(S::NAME, app.local_service());
+    }
     let addr = app.local_addr();
     let stop = shutdown.clone();
     tasks.spawn(async move {
@@ -268,6 +281,7 @@ pub async fn run(env: &Env, common: &Common, shutdown: CancellationToken) -> Res
             metrics
         }),
         grpc_addrs: GrpcAddrs::from_env(env)?,
+        in_process: env.bool_or("VDM_IN_PROCESS_CALLS", true)?,
         seed_demo: env.bool_or("VDM_SEED_DEMO", true)?,
     };
 

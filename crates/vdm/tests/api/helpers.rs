@@ -432,6 +432,9 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
             }),
         }),
         grpc_addrs: GrpcAddrs::default(),
+        // The embedded back end calls its services in-process, as `vdm all`
+        // does; Postgres + Redis over loopback HTTP/2, as between pods.
+        in_process: matches!(backend, Backend::Embedded),
         seed_demo: false,
     };
     let gateway = GatewayConfig {
