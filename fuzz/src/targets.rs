@@ -125,10 +125,10 @@ fn whole<T: DeserializeOwned>(format: Format, data: &[u8]) -> u64 {
 
 fn bodies(format: Format, data: &[u8]) -> u64 {
     let mut h = 0;
-    h = mix(h, whole::<quests::NewQuestJson>(format, data));
-    h = mix(h, whole::<quests::QuestPatchJson>(format, data));
-    h = mix(h, whole::<quests::ProgressBody>(format, data));
-    h = mix(h, whole::<quests::BatchGetBody>(format, data));
+    h = mix(h, whole::<quests::json::NewQuestJson>(format, data));
+    h = mix(h, whole::<quests::json::QuestPatchJson>(format, data));
+    h = mix(h, whole::<quests::json::ProgressBody>(format, data));
+    h = mix(h, whole::<quests::json::BatchGetBody>(format, data));
     h = mix(h, whole::<npcs::NewNpcJson>(format, data));
     h = mix(h, whole::<npcs::MoveJson>(format, data));
     h = mix(h, whole::<npcs::BatchGetBody>(format, data));
@@ -167,8 +167,8 @@ pub fn query(data: &[u8]) -> u64 {
     h = mix(h, outcome(&decode_query::<bootstrap::BootstrapQuery>(&uri)));
     h = mix(h, outcome(&decode_query::<npcs::ListNpcsQuery>(&uri)));
     h = mix(h, outcome(&decode_query::<npcs::MemoriesQuery>(&uri)));
-    h = mix(h, outcome(&decode_query::<quests::ListQuestsQuery>(&uri)));
-    h = mix(h, outcome(&decode_query::<quests::ListMineQuery>(&uri)));
+    h = mix(h, outcome(&decode_query::<quests::json::ListQuestsQuery>(&uri)));
+    h = mix(h, outcome(&decode_query::<quests::json::ListMineQuery>(&uri)));
     h = mix(h, outcome(&decode_query::<rumors::KnownQuery>(&uri)));
     h = mix(h, outcome(&decode_query::<stats::HistoryQuery>(&uri)));
     h = mix(h, outcome(&decode_query::<telemetry::StatsQuery>(&uri)));

@@ -11,7 +11,8 @@
 //!   relations; dropped on every write to them).
 //! - [`domain`]: rules without IO: hex geometry, region and faction
 //!   validation, relation scores, the clock, events, pagination cursors.
-//! - [`store`]: sea-orm entities, migrations and queries.
+//! - [`store`]: sea-orm entities, migrations and queries, one file per
+//!   aggregate (regions, factions, events, clock).
 //! - [`error`]: [`WorldError`] and its mapping to `tonic::Status`.
 
 pub mod config;

@@ -30,7 +30,7 @@ use vdm_proto::quest::v1 as quest_pb;
 use vdm_proto::rumor::v1 as rumor_pb;
 use vdm_proto::world::v1 as world_pb;
 
-use super::quests::{PlayerQuestJson, QuestJson, player_quest_json, quest_json};
+use super::quests::json::{PlayerQuestJson, QuestJson, player_quest_json, quest_json};
 use super::shared::{non_empty, some_id};
 use super::world::{RegionJson, WorldTimeJson, region_json, time_json};
 use crate::auth::Player;

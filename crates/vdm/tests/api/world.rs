@@ -196,9 +196,13 @@ async fn region_and_faction_writes_show_at_once(backend: Backend) {
         .assert_error(400, "invalid_argument");
 
     // Region 1 grows by that hex and is renamed.
-    let mut cells: Vec<pb::Hex> = vdm::demo::region_cells((0, 0))
+    let mut cells: Vec<pb::Hex> = vdm::demo::world()
+        .unwrap()
+        .region(1)
+        .unwrap()
+        .cells()
         .into_iter()
-        .map(|(q, r)| pb::Hex { q, r })
+        .map(|c| pb::Hex { q: c.q, r: c.r })
         .collect();
     cells.push(pb::Hex { q: 0, r: -3 });
     let saved = world
