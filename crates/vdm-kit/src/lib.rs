@@ -26,6 +26,9 @@
 //! - [`validate`]: field checks naming the field, request fingerprints.
 //! - [`secure`]: tokens and ids from the system CSPRNG, with no fallback.
 //! - [`shutdown`]: the SIGTERM/Ctrl-C signal and the cancellation token.
+//! - `testing` (feature `testing`, for service crates' tests): one service
+//!   started through the skeleton on SQLite or Postgres + Redis, its events,
+//!   stand-ins for its peers.
 
 pub mod admin;
 pub mod breaker;
@@ -44,6 +47,8 @@ pub mod serve;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod tower;
 pub mod validate;
 
