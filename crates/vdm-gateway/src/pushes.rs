@@ -12,7 +12,7 @@ use serde_json::Value;
 use utoipa::{OpenApi, ToSchema};
 use vdm_kit::bus::{Event, EventBody};
 
-use crate::routes::quests::{PlayerQuestJson, player_quest_json};
+use crate::routes::quests::json::{PlayerQuestJson, player_quest_json};
 use crate::routes::world::{EventJson, event_json};
 
 /// `npc.moved`: an NPC walked to another cell, maybe into another region.

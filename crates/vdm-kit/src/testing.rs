@@ -261,7 +261,7 @@ impl Events {
     async fn next_of(&mut self, kind: &str) -> Arc<Event> {
         loop {
             match self.deliveries.recv().await {
-                Ok(Delivery::Event(_, event)) if event.kind == kind => return event,
+                Ok(Delivery::Event(_, event)) if event.kind() == kind => return event,
                 Ok(_) => {}
                 Err(broadcast::error::RecvError::Lagged(n)) => panic!("the watcher lagged {n} events behind"),
                 Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
@@ -321,7 +321,13 @@ impl Stub {
         let stop = CancellationToken::new();
         let shutdown = stop.clone().cancelled_owned();
         tokio::spawn(async move {
-            if let Err(err) = crate::grpc::serve(listener, T::NAME, Routes::new(server), shutdown).await {
+            let served = match crate::grpc::complete_routes(T::NAME, Routes::new(server)).await {
+                Ok((routes, health)) => {
+                    crate::grpc::serve_routes(listener, T::NAME, routes, health, shutdown, Default::default()).await
+                }
+                Err(err) => Err(err),
+            };
+            if let Err(err) = served {
                 tracing::error!(error = %error_chain(&err), "stub server failed");
             }
         });

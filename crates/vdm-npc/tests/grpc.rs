@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tonic::{Code, Request, Response, Status};
+use vdm_kit::bus::EventBody;
 use vdm_kit::grpc::GrpcChannel;
 use vdm_kit::testing::{Backend, Stub, TestService, closed_port_url, expect_status, peers};
 use vdm_npc::{Npc, NpcConfig};
@@ -461,8 +462,11 @@ async fn moving_asks_the_world_and_is_pushed(backend: Backend) {
         vec![1, 2],
         "the region it left and the one it entered"
     );
-    assert_eq!(pushed.payload["npc_id"], tom.id);
-    assert_eq!(pushed.payload["from_region_id"], 1);
+    let Some(EventBody::NpcMoved(moved)) = &pushed.body else {
+        panic!("not a move: {pushed:?}")
+    };
+    assert_eq!(moved.npc_id, tom.id);
+    assert_eq!(moved.from_region_id, 1);
 
     let off = client
         .move_npc(pb::MoveNpcRequest {

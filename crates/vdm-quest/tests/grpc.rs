@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use tonic::Code;
+use vdm_kit::bus::EventBody;
 use vdm_kit::grpc::GrpcChannel;
 use vdm_kit::service::Peers;
 use vdm_kit::testing::{Backend, TestService, expect_status};
@@ -333,8 +334,11 @@ async fn progress_runs_the_state_machine_and_is_pushed(backend: Backend) {
     assert_eq!(progress, vec![(wolves, 0, 3), (miller, 0, 1)]);
     let pushed = events.next("quest.updated").await;
     assert_eq!(pushed.player_id, Some(5));
-    assert_eq!(pushed.payload["quest_id"], created.id);
-    assert_eq!(pushed.payload["status"], "active");
+    let Some(EventBody::QuestUpdated(pq)) = &pushed.body else {
+        panic!("not a quest update: {pushed:?}")
+    };
+    assert_eq!(pq.quest_id, created.id);
+    assert_eq!(pq.status(), pb::QuestStatus::Active);
 
     let twice = client
         .accept_quest(pb::AcceptQuestRequest {
@@ -392,11 +396,15 @@ async fn progress_runs_the_state_machine_and_is_pushed(backend: Backend) {
         .await;
     expect_status(abandon, Code::FailedPrecondition, "it is completed");
     // Every change so far reached the bus, the last one completed.
-    let mut last = events.next("quest.updated").await;
-    while last.payload["status"] != "completed" {
-        last = events.next("quest.updated").await;
-    }
-    assert!(last.payload["completed_at"].is_string());
+    let completed = loop {
+        let pushed = events.next("quest.updated").await;
+        if let Some(EventBody::QuestUpdated(pq)) = &pushed.body
+            && pq.status() == pb::QuestStatus::Completed
+        {
+            break pq.clone();
+        }
+    };
+    assert!(completed.completed_at_ms > 0);
 
     // An abandoned quest may be taken up again.
     let other = create(&mut client, spec("Bandits on the Road", 10), "")

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use tonic::{Code, Request, Response, Status};
+use vdm_kit::bus::EventBody;
 use vdm_kit::grpc::GrpcChannel;
 use vdm_kit::testing::{Backend, Stub, TestService, closed_port_url, expect_status, peers};
 use vdm_proto::npc::v1 as npc_pb;
@@ -616,8 +617,11 @@ async fn an_npc_tells_a_player_what_they_have_not_heard(backend: Backend) {
     );
     let pushed = events.next("rumor.heard").await;
     assert_eq!(pushed.player_id, Some(500));
-    assert_eq!(pushed.payload["variant_id"], heard.id);
-    assert_eq!(pushed.payload["text"], heard.text.as_str());
+    let Some(EventBody::RumorHeard(pushed)) = &pushed.body else {
+        panic!("not a rumor heard: {pushed:?}")
+    };
+    assert_eq!(pushed.variant_id, heard.id);
+    assert_eq!(pushed.text, heard.text);
 
     let repeat = client.tell_player(talk).await.unwrap().into_inner();
     assert!(repeat.told && !repeat.first_time);
@@ -701,7 +705,10 @@ async fn a_tick_tells_the_nearest_neighbour(backend: Backend) {
     );
     let pushed = events.next("rumor.spread").await;
     assert_eq!(pushed.region_ids, vec![VALE]);
-    assert_eq!(pushed.payload["tellings"], 1);
+    let Some(EventBody::RumorSpread(spread)) = &pushed.body else {
+        panic!("not a spread: {pushed:?}")
+    };
+    assert_eq!(spread.tellings, 1);
     let counted = client
         .get_rumor(pb::GetRumorRequest { id: bridge.id })
         .await

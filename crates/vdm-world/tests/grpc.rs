@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use tonic::Code;
+use vdm_kit::bus::EventBody;
 use vdm_kit::grpc::GrpcChannel;
 use vdm_kit::service::Peers;
 use vdm_kit::testing::{Backend, TestService, expect_status};
@@ -362,8 +363,11 @@ async fn an_event_is_published_once_per_key(backend: Backend) {
 
     let pushed = events.next("world.event").await;
     assert_eq!(pushed.region_ids, vec![1, 2]);
-    assert_eq!(pushed.payload["id"], event.id);
-    assert_eq!(pushed.payload["text"], "A storm floods the mill.");
+    let Some(EventBody::WorldEvent(pushed)) = &pushed.body else {
+        panic!("not a world event: {pushed:?}")
+    };
+    assert_eq!(pushed.id, event.id);
+    assert_eq!(pushed.text, "A storm floods the mill.");
 
     let again = client
         .publish_world_event(storm("A storm floods the mill."))

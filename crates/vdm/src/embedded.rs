@@ -1,10 +1,12 @@
 //! `vdm all`: every service and the gateway in one process.
 //!
 //! Each service listens on its own loopback gRPC port (picked by the OS
-//! unless configured) and the gateway, and the NPC service for the world,
-//! reach it over gRPC, so the same code path runs as in Kubernetes. With no
-//! configuration it uses SQLite files under `./data`, the in-process cache,
-//! generated secrets, and seeds the demo world.
+//! unless configured); the gateway, and the NPC and rumor services for their
+//! peers, call it through the same gRPC client and server stacks, in-process
+//! (no socket) unless `VDM_IN_PROCESS_CALLS=false`, so the same code path
+//! runs as in Kubernetes. With no configuration it uses SQLite files under
+//! `./data`, the in-process cache, generated secrets, and seeds the demo
+//! world.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -5,7 +5,8 @@
 //! - [`Command`]: the subcommands.
 //! - [`run`]: builds the runtime, telemetry and config, then dispatches.
 //! - [`embedded`]: `vdm all`: every service and the gateway in one process,
-//!   each service on its own loopback gRPC port, and the demo world.
+//!   each service on its own loopback gRPC port and called in-process, and
+//!   the demo world.
 //! - [`demo`]: the demo world seeded on first start.
 
 pub mod demo;
