@@ -7,7 +7,7 @@
 //! that creates the thing, so a key never names something that was rolled
 //! back. [`create_or_replay`] is the protocol around that transaction.
 
-use sea_orm::{DbErr, SqlErr};
+use sea_orm::{DatabaseTransaction, DbErr, SqlErr};
 
 /// What a create did.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,6 +69,16 @@ pub fn check_fingerprint(key: &str, stored: &str, fingerprint: &str) -> Result<(
 /// row of a concurrent request).
 pub fn is_unique_violation(err: &DbErr) -> bool {
     matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+/// What the create transaction answers when writing its key row failed:
+/// it rolls back, and a unique violation (a concurrent request stored the
+/// key first) is [`Inserted::KeyTaken`], anything else an error.
+pub async fn key_refused<T, E: From<DbErr>>(txn: DatabaseTransaction, err: DbErr) -> Result<Inserted<T, E>, E> {
+    txn.rollback().await?;
+    let taken = is_unique_violation(&err);
+    let err = E::from(err);
+    if taken { Ok(Inserted::KeyTaken(err)) } else { Err(err) }
 }
 
 /// Creates something under an optional idempotency key.

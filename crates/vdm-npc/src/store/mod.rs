@@ -12,7 +12,7 @@ use sea_orm::{
     QuerySelect, TransactionTrait,
 };
 
-use vdm_kit::idempotency::{Inserted, check_fingerprint, is_unique_violation};
+use vdm_kit::idempotency::{Inserted, check_fingerprint, key_refused};
 
 use self::entities::{disposition, idempotency_key, memory, npc};
 use crate::domain::{Disposition, Hex, Memory, MemoryRank, NewMemory, Npc, Order, Page, Traits, memories_to_drop};
@@ -124,12 +124,9 @@ impl NpcStore {
             .exec_without_returning(&txn)
             .await;
             if let Err(err) = inserted {
-                // A concurrent request with the same key won the race: drop
-                // this NPC (that request's result is the answer).
-                txn.rollback().await?;
-                let taken = is_unique_violation(&err);
-                let err = NpcError::from(err);
-                return if taken { Ok(Inserted::KeyTaken(err)) } else { Err(err) };
+                // A concurrent request with the same key may have won the
+                // race: drop this NPC (that request's result is the answer).
+                return key_refused(txn, err).await;
             }
         }
         txn.commit().await?;

@@ -13,7 +13,7 @@ use sea_orm::{
     TransactionTrait,
 };
 
-use vdm_kit::idempotency::{Inserted, check_fingerprint, create_or_replay, is_unique_violation};
+use vdm_kit::idempotency::{Inserted, check_fingerprint, create_or_replay, is_unique_violation, key_refused};
 
 use self::entities::{idempotency_key, objective, player_quest, quest};
 use crate::domain::{NewQuest, Objective, ObjectiveProgress, Page, PlayerQuest, Quest, QuestStatus, Reward};
@@ -118,12 +118,9 @@ impl QuestStore {
             .exec_without_returning(&txn)
             .await;
             if let Err(err) = inserted {
-                // A concurrent request with the same key won the race: drop
-                // this quest (that request's result is the answer).
-                txn.rollback().await?;
-                let taken = is_unique_violation(&err);
-                let err = QuestError::from(err);
-                return if taken { Ok(Inserted::KeyTaken(err)) } else { Err(err) };
+                // A concurrent request with the same key may have won the
+                // race: drop this quest (that request's result is the answer).
+                return key_refused(txn, err).await;
             }
         }
         txn.commit().await?;

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use sea_orm::sea_query::Query;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
 
-use vdm_kit::idempotency::{Inserted, check_fingerprint, create_or_replay, is_unique_violation};
+use vdm_kit::idempotency::{Inserted, check_fingerprint, create_or_replay, key_refused};
 
 use super::entities::{event, event_region, idempotency_key};
 use super::{Created, WorldStore};
@@ -68,12 +68,9 @@ impl WorldStore {
             .exec_without_returning(&txn)
             .await;
             if let Err(err) = inserted {
-                // A concurrent request with the same key won the race: drop
-                // this event (that request's result is the answer).
-                txn.rollback().await?;
-                let taken = is_unique_violation(&err);
-                let err = WorldError::from(err);
-                return if taken { Ok(Inserted::KeyTaken(err)) } else { Err(err) };
+                // A concurrent request with the same key may have won the
+                // race: drop this event (that request's result is the answer).
+                return key_refused(txn, err).await;
             }
         }
         txn.commit().await?;
