@@ -1,36 +1,22 @@
-//! Events between processes: services publish, gateways deliver to sockets.
+//! The Redis transport: the stream `<prefix>:events`. A publish is one
+//! `XADD` (the event protobuf-encoded); one task per bus follows the stream
+//! with a blocking `XREAD` into a local broadcast, reconnecting by itself
+//! and continuing after the last event it delivered; `XRANGE` reads the
+//! stream back for resumes.
 //!
-//! One interface, two transports:
-//! - with `REDIS_URL`, a Redis stream (`<prefix>:events`): a publish is one
-//!   `XADD`; every gateway replica follows the stream with a blocking
-//!   `XREAD`, so each receives every event, in the one order Redis gave
-//!   them. The stream doubles as the replay buffer: a gateway resuming a
-//!   socket that another replica held reads what it missed with `XRANGE`,
-//!   and a gateway whose connection to Redis dropped continues from the
-//!   last event it saw instead of losing what was published meanwhile.
-//! - otherwise an in-memory broadcast shared by everything in the process
-//!   with the same key prefix (the embedded default, where services and
-//!   the gateway share one process).
-//!
-//! Either way every event carries an [`Offset`], its place in that order.
-//! A publish never fails the write that caused it: a Redis failure is
-//! logged and counted.
+//! Replies are decoded here, entry by entry: an entry that is not an event
+//! (another layout, a bad write) keeps its offset so readers move past it,
+//! where decoding the whole reply at once would fail the batch, and the
+//! follower would read the same entries again forever.
 
-use std::collections::HashMap;
-use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use deadpool_redis::redis::{self, Value};
-use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
-use tracing::Instrument;
 
-use crate::cache::CacheStore;
-
-/// Deliveries buffered per subscriber before a slow one starts losing them.
-const CAPACITY: usize = 65_536;
+use super::{CAPACITY, Delivery, Event, HistoryError, Offset, Subscription};
 
 /// Events the Redis stream keeps at most (trimmed approximately by `XADD`;
 /// gateways also trim it by age, see [`EventBus::trim_history`]).
@@ -51,230 +37,75 @@ const TRIM_BY_AGE: &str = "local t = redis.call('TIME') \
     local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) \
     return redis.call('XTRIM', KEYS[1], 'MINID', '~', now - tonumber(ARGV[1]))";
 
-/// Something that happened, for the players it concerns: a typed
-/// `vdm.events.v1.Event` (who it is for, and one body per kind of push).
-/// On Redis it travels protobuf-encoded.
-pub use vdm_proto::events::v1::Event;
-pub use vdm_proto::events::v1::event::Body as EventBody;
-
-/// An event's place in the bus's order: a Redis stream id
-/// (`milliseconds-sequence`), or `0-n` on the in-process bus.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Offset(pub u64, pub u64);
-
-impl Offset {
-    /// Reads a stream id such as `1700000000000-3`.
-    pub fn parse(raw: &str) -> Option<Offset> {
-        let (ms, n) = raw.split_once('-')?;
-        Some(Offset(ms.parse().ok()?, n.parse().ok()?))
-    }
-}
-
-impl fmt::Display for Offset {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.0, self.1)
-    }
-}
-
-/// What a subscriber receives.
-#[derive(Debug, Clone)]
-pub enum Delivery {
-    /// An event, at its offset.
-    Event(Offset, Arc<Event>),
-    /// Everything up to this offset has been delivered: sent when a Redis
-    /// subscription starts, so a subscriber knows where it joined.
-    Position(Offset),
-}
-
-/// A subscriber's receiving end.
-pub struct Subscription {
-    /// Where the subscriber joined, when already known (the in-process bus
-    /// knows at once; a Redis subscription sends a [`Delivery::Position`]).
-    pub position: Option<Offset>,
-    /// Deliveries, in offset order.
-    pub deliveries: broadcast::Receiver<Delivery>,
-}
-
-/// Why the replay buffer could not be read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HistoryError(pub String);
-
-impl fmt::Display for HistoryError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for HistoryError {}
-
-/// Publishes and subscribes to [`Event`]s.
-#[derive(Clone)]
-pub struct EventBus {
-    local: broadcast::Sender<Delivery>,
-    redis: Option<RedisBus>,
-    /// The in-process bus (without Redis).
-    process: Option<Arc<ProcessBus>>,
-}
-
-#[derive(Clone)]
-struct RedisBus {
+/// The stream of one key prefix, and the local broadcast it is followed into.
+pub(super) struct RedisBus {
     pool: deadpool_redis::Pool,
     connection: redis::ConnectionInfo,
     stream: String,
+    local: broadcast::Sender<Delivery>,
     /// Whether the following task runs (one per bus).
     following: Arc<AtomicBool>,
 }
 
-/// The in-process bus: offsets are handed out under the same lock as the
-/// send, so deliveries arrive in offset order.
-struct ProcessBus {
-    last: Mutex<u64>,
-    sender: broadcast::Sender<Delivery>,
-}
-
-/// The in-process bus of a key prefix.
-fn process_bus(prefix: &str) -> Arc<ProcessBus> {
-    static BUSES: OnceLock<Mutex<HashMap<String, Arc<ProcessBus>>>> = OnceLock::new();
-    let mut buses = BUSES
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    buses
-        .entry(prefix.to_owned())
-        .or_insert_with(|| {
-            Arc::new(ProcessBus {
-                last: Mutex::new(0),
-                sender: broadcast::channel(CAPACITY).0,
-            })
-        })
-        .clone()
-}
-
-impl ProcessBus {
-    fn lock(&self) -> std::sync::MutexGuard<'_, u64> {
-        self.last.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl EventBus {
-    /// The bus of a cache store's backend: the Redis stream
-    /// `<prefix>:events`, or the in-process bus of `prefix`.
-    pub fn new(store: &CacheStore, prefix: &str) -> EventBus {
-        match (store.redis_pool(), store.redis_connection()) {
-            (Some(pool), Some(connection)) => EventBus {
-                local: broadcast::channel(CAPACITY).0,
-                redis: Some(RedisBus {
-                    pool: pool.clone(),
-                    connection: connection.clone(),
-                    stream: format!("{prefix}:events"),
-                    following: Arc::new(AtomicBool::new(false)),
-                }),
-                process: None,
-            },
-            _ => {
-                let process = process_bus(prefix);
-                EventBus {
-                    local: process.sender.clone(),
-                    redis: None,
-                    process: Some(process),
-                }
-            }
+impl RedisBus {
+    pub(super) fn new(pool: &deadpool_redis::Pool, connection: &redis::ConnectionInfo, prefix: &str) -> RedisBus {
+        RedisBus {
+            pool: pool.clone(),
+            connection: connection.clone(),
+            stream: format!("{prefix}:events"),
+            local: broadcast::channel(CAPACITY).0,
+            following: Arc::new(AtomicBool::new(false)),
         }
     }
 
-    /// Publishes an event; failures are logged and counted, never returned.
-    pub async fn publish(&self, event: Event) {
-        let span = tracing::info_span!(
-            "event_publish",
-            otel.name = "PUBLISH events",
-            otel.kind = "producer",
-            messaging.system = if self.redis.is_some() { "redis" } else { "in_process" },
-            messaging.destination.name = "events",
-            event = event.kind(),
-        );
-        self.publish_in(event).instrument(span).await
-    }
-
-    async fn publish_in(&self, event: Event) {
+    /// `XADD`s the event; failures are logged and counted.
+    pub(super) async fn publish(&self, event: Event) {
         let kind = event.kind();
-        match (&self.redis, &self.process) {
-            (None, Some(bus)) => {
-                let mut last = bus.lock();
-                *last += 1;
-                // No subscriber is not an error: no gateway is listening yet.
-                let _ = bus.sender.send(Delivery::Event(Offset(0, *last), Arc::new(event)));
-            }
-            (None, None) => {}
-            (Some(redis), _) => {
-                let bytes = prost::Message::encode_to_vec(&event);
-                let call = async {
-                    let mut conn = redis.pool.get().await.map_err(|e| e.to_string())?;
-                    redis::cmd("XADD")
-                        .arg(&redis.stream)
-                        .arg("MAXLEN")
-                        .arg("~")
-                        .arg(STREAM_MAX_LEN)
-                        .arg("*")
-                        .arg(EVENT_FIELD)
-                        .arg(bytes)
-                        .query_async::<String>(&mut conn)
-                        .await
-                        .map_err(|e| e.to_string())
-                };
-                match tokio::time::timeout(Duration::from_secs(1), call).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(err)) => fail(kind, &err),
-                    Err(_) => fail(kind, "timed out"),
-                }
-            }
-        }
-        metrics::counter!("vdm_events_published_total", "event" => kind).increment(1);
-    }
-
-    /// Receives every event published from now on. With Redis, the first
-    /// call starts one background task that follows the stream and
-    /// reconnects by itself, continuing after the last event it delivered.
-    pub fn subscribe(&self) -> Subscription {
-        match (&self.redis, &self.process) {
-            (None, Some(bus)) => {
-                let last = bus.lock();
-                Subscription {
-                    position: Some(Offset(0, *last)),
-                    deliveries: bus.sender.subscribe(),
-                }
-            }
-            (redis, _) => {
-                let deliveries = self.local.subscribe();
-                if let Some(redis) = redis {
-                    redis.ensure_following(self.local.clone());
-                }
-                Subscription {
-                    position: None,
-                    deliveries,
-                }
-            }
-        }
-    }
-
-    /// Whether published events can be read back ([`EventBus::history_after`]):
-    /// true with Redis; the in-process bus keeps nothing.
-    pub fn keeps_history(&self) -> bool {
-        self.redis.is_some()
-    }
-
-    /// Up to `max` events after `after`, oldest first, from the Redis
-    /// stream. Fewer than `max` means the stream's end was reached.
-    pub async fn history_after(&self, after: Offset, max: usize) -> Result<Vec<(Offset, Arc<Event>)>, HistoryError> {
-        let Some(redis) = &self.redis else {
-            return Err(HistoryError("the in-process bus keeps no history".to_owned()));
+        let bytes = prost::Message::encode_to_vec(&event);
+        let call = async {
+            let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
+            redis::cmd("XADD")
+                .arg(&self.stream)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(STREAM_MAX_LEN)
+                .arg("*")
+                .arg(EVENT_FIELD)
+                .arg(bytes)
+                .query_async::<String>(&mut conn)
+                .await
+                .map_err(|e| e.to_string())
         };
-        let mut conn = redis.pool.get().await.map_err(|e| HistoryError(e.to_string()))?;
+        match tokio::time::timeout(Duration::from_secs(1), call).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => fail(kind, &err),
+            Err(_) => fail(kind, "timed out"),
+        }
+    }
+
+    /// Everything published from now on; the position comes as the first
+    /// delivery ([`Delivery::Position`]).
+    pub(super) fn subscribe(&self) -> Subscription {
+        let deliveries = self.local.subscribe();
+        self.ensure_following();
+        Subscription {
+            position: None,
+            deliveries,
+        }
+    }
+
+    pub(super) async fn history_after(
+        &self,
+        after: Offset,
+        max: usize,
+    ) -> Result<Vec<(Offset, Arc<Event>)>, HistoryError> {
+        let mut conn = self.pool.get().await.map_err(|e| HistoryError(e.to_string()))?;
         let mut events = Vec::new();
         let mut from = after;
         while events.len() < max {
             let count = READ_COUNT.min(max - events.len());
             let reply: Value = redis::cmd("XRANGE")
-                .arg(&redis.stream)
+                .arg(&self.stream)
                 .arg(format!("({from}"))
                 .arg("+")
                 .arg("COUNT")
@@ -295,15 +126,12 @@ impl EventBus {
         Ok(events)
     }
 
-    /// Drops stream entries older than `keep` (by the Redis server's clock).
-    /// A no-op on the in-process bus.
-    pub async fn trim_history(&self, keep: Duration) -> Result<(), HistoryError> {
-        let Some(redis) = &self.redis else { return Ok(()) };
-        let mut conn = redis.pool.get().await.map_err(|e| HistoryError(e.to_string()))?;
+    pub(super) async fn trim_history(&self, keep: Duration) -> Result<(), HistoryError> {
+        let mut conn = self.pool.get().await.map_err(|e| HistoryError(e.to_string()))?;
         let trimmed: i64 = redis::cmd("EVAL")
             .arg(TRIM_BY_AGE)
             .arg(1)
-            .arg(&redis.stream)
+            .arg(&self.stream)
             .arg(u64::try_from(keep.as_millis()).unwrap_or(u64::MAX))
             .query_async(&mut conn)
             .await
@@ -311,14 +139,13 @@ impl EventBus {
         metrics::counter!("vdm_event_history_trimmed_total").increment(u64::try_from(trimmed).unwrap_or(0));
         Ok(())
     }
-}
 
-impl RedisBus {
-    fn ensure_following(&self, local: broadcast::Sender<Delivery>) {
+    fn ensure_following(&self) {
         if self.following.swap(true, Ordering::AcqRel) {
             return;
         }
         let (connection, stream, following) = (self.connection.clone(), self.stream.clone(), self.following.clone());
+        let local = self.local.clone();
         tokio::spawn(async move {
             let mut last: Option<Offset> = None;
             let mut backoff = Duration::from_millis(100);
@@ -471,18 +298,10 @@ fn fail(kind: &str, err: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bus::EventBody;
 
     fn bulk_str(s: &str) -> Value {
         Value::BulkString(s.as_bytes().to_vec())
-    }
-
-    #[test]
-    fn offsets_order_like_stream_ids() {
-        assert_eq!(Offset::parse("1700000000000-3"), Some(Offset(1_700_000_000_000, 3)));
-        assert!(Offset(5, 9) < Offset(6, 0));
-        assert_eq!(Offset(12, 4).to_string(), "12-4");
-        assert_eq!(Offset::parse("12"), None);
-        assert_eq!(Offset::parse("a-1"), None);
     }
 
     #[test]
