@@ -111,7 +111,9 @@ impl EventBus {
     /// `<prefix>:events`, or the in-process bus of `prefix`.
     pub fn new(store: &CacheStore, prefix: &str) -> EventBus {
         let transport = match (store.redis_pool(), store.redis_connection()) {
-            (Some(pool), Some(connection)) => Transport::Redis(Arc::new(redis::RedisBus::new(pool, connection, prefix))),
+            (Some(pool), Some(connection)) => {
+                Transport::Redis(Arc::new(redis::RedisBus::new(pool, connection, prefix)))
+            }
             _ => Transport::Process(process::bus(prefix)),
         };
         EventBus { transport }
