@@ -106,7 +106,7 @@ impl pb::metrics_service_server::MetricsService for MetricsGrpc {
     ) -> Result<Response<pb::GetStatsResponse>, Status> {
         let (latest, interval) = self.service.stats();
         Ok(Response::new(pb::GetStatsResponse {
-            services: latest.iter().map(snapshot_pb).collect(),
+            services: latest.iter().map(pb::ServiceSnapshot::from).collect(),
             interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
         }))
     }
@@ -118,25 +118,27 @@ impl pb::metrics_service_server::MetricsService for MetricsGrpc {
         let r = request.into_inner();
         let (samples, truncated) = self.service.stats_history(&r.service, r.from_ms, r.to_ms).await?;
         Ok(Response::new(pb::GetStatsHistoryResponse {
-            samples: samples.iter().map(snapshot_pb).collect(),
+            samples: samples.iter().map(pb::ServiceSnapshot::from).collect(),
             truncated,
         }))
     }
 }
 
-fn snapshot_pb(sample: &StatsSample) -> pb::ServiceSnapshot {
-    let s = sample.snapshot.as_ref();
-    pb::ServiceSnapshot {
-        service: sample.service.clone(),
-        scraped_at_ms: sample.at_ms,
-        up: sample.up,
-        memory_mb: s.and_then(|s| s.memory_mb),
-        cpu_percent: s.and_then(|s| s.cpu_percent),
-        request_count: s.map(|s| s.request_count),
-        error_count: s.map(|s| s.error_count),
-        throughput_rps: s.and_then(|s| s.throughput_rps),
-        p50_ms: s.and_then(|s| s.p50_ms),
-        p99_ms: s.and_then(|s| s.p99_ms),
-        error: sample.error.clone().unwrap_or_default(),
+impl From<&StatsSample> for pb::ServiceSnapshot {
+    fn from(sample: &StatsSample) -> pb::ServiceSnapshot {
+        let s = sample.snapshot.as_ref();
+        pb::ServiceSnapshot {
+            service: sample.service.clone(),
+            scraped_at_ms: sample.at_ms,
+            up: sample.up,
+            memory_mb: s.and_then(|s| s.memory_mb),
+            cpu_percent: s.and_then(|s| s.cpu_percent),
+            request_count: s.map(|s| s.request_count),
+            error_count: s.map(|s| s.error_count),
+            throughput_rps: s.and_then(|s| s.throughput_rps),
+            p50_ms: s.and_then(|s| s.p50_ms),
+            p99_ms: s.and_then(|s| s.p99_ms),
+            error: sample.error.clone().unwrap_or_default(),
+        }
     }
 }

@@ -45,7 +45,7 @@ impl pb::npc_service_server::NpcService for NpcGrpc {
         let input = NpcInput {
             name: spec.name,
             region_id: spec.region_id,
-            position: spec.position.map(hex_from),
+            position: spec.position.map(Hex::from),
             faction_id: spec.faction_id,
             traits: spec.traits.map(|t| Traits {
                 gullibility: t.gullibility,
@@ -56,14 +56,14 @@ impl pb::npc_service_server::NpcService for NpcGrpc {
         let key = Some(request.idempotency_key.as_str()).filter(|k| !k.is_empty());
         let (npc, replayed) = self.service.create(input, key, vdm_kit::now_ms()).await?;
         Ok(Response::new(pb::CreateNpcResponse {
-            npc: Some(npc_to_pb(npc)),
+            npc: Some(pb::Npc::from(npc)),
             replayed,
         }))
     }
 
     async fn get_npc(&self, request: Request<pb::GetNpcRequest>) -> Result<Response<pb::Npc>, Status> {
         let npc = self.service.get(request.into_inner().id).await?;
-        Ok(Response::new(npc_to_pb(npc)))
+        Ok(Response::new(pb::Npc::from(npc)))
     }
 
     async fn batch_get_npcs(
@@ -72,7 +72,7 @@ impl pb::npc_service_server::NpcService for NpcGrpc {
     ) -> Result<Response<pb::BatchGetNpcsResponse>, Status> {
         let npcs = self.service.batch_get(&request.into_inner().ids).await?;
         Ok(Response::new(pb::BatchGetNpcsResponse {
-            npcs: npcs.into_iter().map(npc_to_pb).collect(),
+            npcs: npcs.into_iter().map(pb::Npc::from).collect(),
         }))
     }
 
@@ -84,7 +84,7 @@ impl pb::npc_service_server::NpcService for NpcGrpc {
         };
         let (npcs, next) = self.service.list(filter, r.limit, &r.cursor).await?;
         Ok(Response::new(pb::ListNpcsResponse {
-            npcs: npcs.into_iter().map(npc_to_pb).collect(),
+            npcs: npcs.into_iter().map(pb::Npc::from).collect(),
             next_cursor: next.unwrap_or_default(),
         }))
     }
@@ -92,8 +92,8 @@ impl pb::npc_service_server::NpcService for NpcGrpc {
     async fn move_npc(&self, request: Request<pb::MoveNpcRequest>) -> Result<Response<pb::Npc>, Status> {
         let r = request.into_inner();
         let to = r.to.ok_or_else(|| NpcError::Invalid("to is required".to_owned()))?;
-        let npc = self.service.move_to(r.id, hex_from(to), vdm_kit::now_ms()).await?;
-        Ok(Response::new(npc_to_pb(npc)))
+        let npc = self.service.move_to(r.id, Hex::from(to), vdm_kit::now_ms()).await?;
+        Ok(Response::new(pb::Npc::from(npc)))
     }
 
     async fn adjust_disposition(
@@ -105,7 +105,7 @@ impl pb::npc_service_server::NpcService for NpcGrpc {
             .service
             .adjust_disposition(r.npc_id, r.player_id, r.delta, vdm_kit::now_ms())
             .await?;
-        Ok(Response::new(disposition_to_pb(disposition)))
+        Ok(Response::new(pb::Disposition::from(disposition)))
     }
 
     async fn get_disposition(
@@ -114,7 +114,7 @@ impl pb::npc_service_server::NpcService for NpcGrpc {
     ) -> Result<Response<pb::Disposition>, Status> {
         let r = request.into_inner();
         let disposition = self.service.disposition(r.npc_id, r.player_id).await?;
-        Ok(Response::new(disposition_to_pb(disposition)))
+        Ok(Response::new(pb::Disposition::from(disposition)))
     }
 
     async fn batch_get_dispositions(
@@ -131,7 +131,7 @@ impl pb::npc_service_server::NpcService for NpcGrpc {
         };
         let dispositions = self.service.dispositions(r.player_id, scope).await?;
         Ok(Response::new(pb::BatchGetDispositionsResponse {
-            dispositions: dispositions.into_iter().map(disposition_to_pb).collect(),
+            dispositions: dispositions.into_iter().map(pb::Disposition::from).collect(),
         }))
     }
 
@@ -151,7 +151,7 @@ impl pb::npc_service_server::NpcService for NpcGrpc {
         };
         let recorded = self.service.record_memory(input, key, vdm_kit::now_ms()).await?;
         Ok(Response::new(pb::RecordMemoryResponse {
-            memory: Some(memory_to_pb(recorded.memory)),
+            memory: Some(pb::Memory::from(recorded.memory)),
             replayed: recorded.replayed,
             dropped_memory_ids: recorded.dropped_ids,
         }))
@@ -164,7 +164,7 @@ impl pb::npc_service_server::NpcService for NpcGrpc {
         let r = request.into_inner();
         let (memories, next) = self.service.memories(r.npc_id, r.limit, &r.cursor).await?;
         Ok(Response::new(pb::ListMemoriesResponse {
-            memories: memories.into_iter().map(memory_to_pb).collect(),
+            memories: memories.into_iter().map(pb::Memory::from).collect(),
             next_cursor: next.unwrap_or_default(),
         }))
     }
@@ -174,48 +174,56 @@ fn nonzero(id: i64) -> Option<i64> {
     (id != 0).then_some(id)
 }
 
-fn hex_from(hex: pb::Hex) -> Hex {
-    Hex::new(hex.q, hex.r)
-}
-
-fn npc_to_pb(npc: Npc) -> pb::Npc {
-    pb::Npc {
-        id: npc.id,
-        name: npc.name,
-        region_id: npc.region_id,
-        position: Some(pb::Hex {
-            q: npc.position.q,
-            r: npc.position.r,
-        }),
-        faction_id: npc.faction_id.unwrap_or(0),
-        traits: Some(pb::Traits {
-            gullibility: npc.traits.gullibility,
-            talkativeness: npc.traits.talkativeness,
-            honesty: npc.traits.honesty,
-        }),
-        created_at_ms: npc.created_at_ms,
-        updated_at_ms: npc.updated_at_ms,
+impl From<pb::Hex> for Hex {
+    fn from(hex: pb::Hex) -> Hex {
+        Hex::new(hex.q, hex.r)
     }
 }
 
-fn disposition_to_pb(d: Disposition) -> pb::Disposition {
-    pb::Disposition {
-        npc_id: d.npc_id,
-        player_id: d.player_id,
-        score: d.score,
-        updated_at_ms: d.updated_at_ms,
+impl From<Npc> for pb::Npc {
+    fn from(npc: Npc) -> pb::Npc {
+        pb::Npc {
+            id: npc.id,
+            name: npc.name,
+            region_id: npc.region_id,
+            position: Some(pb::Hex {
+                q: npc.position.q,
+                r: npc.position.r,
+            }),
+            faction_id: npc.faction_id.unwrap_or(0),
+            traits: Some(pb::Traits {
+                gullibility: npc.traits.gullibility,
+                talkativeness: npc.traits.talkativeness,
+                honesty: npc.traits.honesty,
+            }),
+            created_at_ms: npc.created_at_ms,
+            updated_at_ms: npc.updated_at_ms,
+        }
     }
 }
 
-fn memory_to_pb(m: Memory) -> pb::Memory {
-    pb::Memory {
-        id: m.id,
-        npc_id: m.npc_id,
-        kind: m.kind,
-        text: m.text,
-        subject_ids: m.subject_ids,
-        importance: m.importance,
-        game_time_ms: m.game_time_ms,
-        created_at_ms: m.created_at_ms,
+impl From<Disposition> for pb::Disposition {
+    fn from(d: Disposition) -> pb::Disposition {
+        pb::Disposition {
+            npc_id: d.npc_id,
+            player_id: d.player_id,
+            score: d.score,
+            updated_at_ms: d.updated_at_ms,
+        }
+    }
+}
+
+impl From<Memory> for pb::Memory {
+    fn from(m: Memory) -> pb::Memory {
+        pb::Memory {
+            id: m.id,
+            npc_id: m.npc_id,
+            kind: m.kind,
+            text: m.text,
+            subject_ids: m.subject_ids,
+            importance: m.importance,
+            game_time_ms: m.game_time_ms,
+            created_at_ms: m.created_at_ms,
+        }
     }
 }

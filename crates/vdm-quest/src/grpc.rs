@@ -43,16 +43,19 @@ impl pb::quest_service_server::QuestService for QuestGrpc {
             .quest
             .ok_or_else(|| QuestError::Invalid("quest is required".to_owned()))?;
         let key = Some(request.idempotency_key.as_str()).filter(|k| !k.is_empty());
-        let (quest, replayed) = self.service.create(input_from(spec), key, vdm_kit::now_ms()).await?;
+        let (quest, replayed) = self
+            .service
+            .create(QuestInput::from(spec), key, vdm_kit::now_ms())
+            .await?;
         Ok(Response::new(pb::CreateQuestResponse {
-            quest: Some(quest_to_pb(quest)),
+            quest: Some(pb::Quest::from(quest)),
             replayed,
         }))
     }
 
     async fn get_quest(&self, request: Request<pb::GetQuestRequest>) -> Result<Response<pb::Quest>, Status> {
         let quest = self.service.get(request.into_inner().id).await?;
-        Ok(Response::new(quest_to_pb(quest)))
+        Ok(Response::new(pb::Quest::from(quest)))
     }
 
     async fn update_quest(&self, request: Request<pb::UpdateQuestRequest>) -> Result<Response<pb::Quest>, Status> {
@@ -63,10 +66,10 @@ impl pb::quest_service_server::QuestService for QuestGrpc {
             giver_npc_id: r.giver_npc_id,
             region_id: r.region_id,
             level_requirement: r.level_requirement,
-            reward: r.reward.map(reward_from),
+            reward: r.reward.map(Reward::from),
         };
         let quest = self.service.update(r.id, patch, vdm_kit::now_ms()).await?;
-        Ok(Response::new(quest_to_pb(quest)))
+        Ok(Response::new(pb::Quest::from(quest)))
     }
 
     async fn delete_quest(
@@ -83,7 +86,7 @@ impl pb::quest_service_server::QuestService for QuestGrpc {
     ) -> Result<Response<pb::BatchGetQuestsResponse>, Status> {
         let quests = self.service.batch_get(&request.into_inner().ids).await?;
         Ok(Response::new(pb::BatchGetQuestsResponse {
-            quests: quests.into_iter().map(quest_to_pb).collect(),
+            quests: quests.into_iter().map(pb::Quest::from).collect(),
         }))
     }
 
@@ -98,7 +101,7 @@ impl pb::quest_service_server::QuestService for QuestGrpc {
         };
         let (quests, next) = self.service.list(filter, r.limit, &r.cursor).await?;
         Ok(Response::new(pb::ListQuestsResponse {
-            quests: quests.into_iter().map(quest_to_pb).collect(),
+            quests: quests.into_iter().map(pb::Quest::from).collect(),
             next_cursor: next.unwrap_or_default(),
         }))
     }
@@ -109,7 +112,7 @@ impl pb::quest_service_server::QuestService for QuestGrpc {
     ) -> Result<Response<pb::PlayerQuest>, Status> {
         let r = request.into_inner();
         let pq = self.service.accept(r.player_id, r.quest_id, vdm_kit::now_ms()).await?;
-        Ok(Response::new(player_quest_to_pb(pq)))
+        Ok(Response::new(pb::PlayerQuest::from(pq)))
     }
 
     async fn advance_objective(
@@ -121,7 +124,7 @@ impl pb::quest_service_server::QuestService for QuestGrpc {
             .service
             .advance(r.player_id, r.quest_id, r.objective_id, r.amount, vdm_kit::now_ms())
             .await?;
-        Ok(Response::new(player_quest_to_pb(pq)))
+        Ok(Response::new(pb::PlayerQuest::from(pq)))
     }
 
     async fn abandon_quest(
@@ -130,7 +133,7 @@ impl pb::quest_service_server::QuestService for QuestGrpc {
     ) -> Result<Response<pb::PlayerQuest>, Status> {
         let r = request.into_inner();
         let pq = self.service.abandon(r.player_id, r.quest_id, vdm_kit::now_ms()).await?;
-        Ok(Response::new(player_quest_to_pb(pq)))
+        Ok(Response::new(pb::PlayerQuest::from(pq)))
     }
 
     async fn list_player_quests(
@@ -140,7 +143,7 @@ impl pb::quest_service_server::QuestService for QuestGrpc {
         let r = request.into_inner();
         let status = match pb::QuestStatus::try_from(r.status) {
             Ok(pb::QuestStatus::Unspecified) => None,
-            Ok(status) => Some(status_from_pb(status)),
+            Ok(status) => Some(QuestStatus::from(status)),
             Err(_) => return Err(QuestError::Invalid(format!("unknown status {}", r.status)).into()),
         };
         let (quests, next) = self
@@ -148,7 +151,7 @@ impl pb::quest_service_server::QuestService for QuestGrpc {
             .list_player_quests(r.player_id, status, r.limit, &r.cursor)
             .await?;
         Ok(Response::new(pb::ListPlayerQuestsResponse {
-            quests: quests.into_iter().map(player_quest_to_pb).collect(),
+            quests: quests.into_iter().map(pb::PlayerQuest::from).collect(),
             next_cursor: next.unwrap_or_default(),
         }))
     }
@@ -158,91 +161,103 @@ fn nonzero(id: i64) -> Option<i64> {
     (id != 0).then_some(id)
 }
 
-fn input_from(spec: pb::QuestSpec) -> QuestInput {
-    QuestInput {
-        title: spec.title,
-        description: spec.description,
-        giver_npc_id: spec.giver_npc_id,
-        region_id: spec.region_id,
-        level_requirement: spec.level_requirement,
-        reward: spec.reward.map(reward_from).unwrap_or_default(),
-        objectives: spec
-            .objectives
-            .into_iter()
-            .map(|o| (o.description, o.target_count))
-            .collect(),
+impl From<pb::QuestSpec> for QuestInput {
+    fn from(spec: pb::QuestSpec) -> QuestInput {
+        QuestInput {
+            title: spec.title,
+            description: spec.description,
+            giver_npc_id: spec.giver_npc_id,
+            region_id: spec.region_id,
+            level_requirement: spec.level_requirement,
+            reward: spec.reward.map(Reward::from).unwrap_or_default(),
+            objectives: spec
+                .objectives
+                .into_iter()
+                .map(|o| (o.description, o.target_count))
+                .collect(),
+        }
     }
 }
 
-fn reward_from(reward: pb::Reward) -> Reward {
-    Reward {
-        gold: reward.gold,
-        xp: reward.xp,
-        item_ids: reward.item_ids,
+impl From<pb::Reward> for Reward {
+    fn from(reward: pb::Reward) -> Reward {
+        Reward {
+            gold: reward.gold,
+            xp: reward.xp,
+            item_ids: reward.item_ids,
+        }
     }
 }
 
-fn quest_to_pb(quest: Quest) -> pb::Quest {
-    pb::Quest {
-        id: quest.id,
-        title: quest.title,
-        description: quest.description,
-        giver_npc_id: quest.giver_npc_id,
-        region_id: quest.region_id,
-        level_requirement: quest.level_requirement,
-        reward: Some(pb::Reward {
-            gold: quest.reward.gold,
-            xp: quest.reward.xp,
-            item_ids: quest.reward.item_ids,
-        }),
-        objectives: quest
-            .objectives
-            .into_iter()
-            .map(|o| pb::Objective {
-                id: o.id,
-                description: o.description,
-                target_count: o.target_count,
-            })
-            .collect(),
-        created_at_ms: quest.created_at_ms,
-        updated_at_ms: quest.updated_at_ms,
+impl From<Quest> for pb::Quest {
+    fn from(quest: Quest) -> pb::Quest {
+        pb::Quest {
+            id: quest.id,
+            title: quest.title,
+            description: quest.description,
+            giver_npc_id: quest.giver_npc_id,
+            region_id: quest.region_id,
+            level_requirement: quest.level_requirement,
+            reward: Some(pb::Reward {
+                gold: quest.reward.gold,
+                xp: quest.reward.xp,
+                item_ids: quest.reward.item_ids,
+            }),
+            objectives: quest
+                .objectives
+                .into_iter()
+                .map(|o| pb::Objective {
+                    id: o.id,
+                    description: o.description,
+                    target_count: o.target_count,
+                })
+                .collect(),
+            created_at_ms: quest.created_at_ms,
+            updated_at_ms: quest.updated_at_ms,
+        }
     }
 }
 
-fn status_from_pb(status: pb::QuestStatus) -> QuestStatus {
-    match status {
-        pb::QuestStatus::Completed => QuestStatus::Completed,
-        pb::QuestStatus::Failed => QuestStatus::Failed,
-        pb::QuestStatus::Abandoned => QuestStatus::Abandoned,
-        pb::QuestStatus::Active | pb::QuestStatus::Unspecified => QuestStatus::Active,
+impl From<pb::QuestStatus> for QuestStatus {
+    fn from(status: pb::QuestStatus) -> QuestStatus {
+        match status {
+            pb::QuestStatus::Completed => QuestStatus::Completed,
+            pb::QuestStatus::Failed => QuestStatus::Failed,
+            pb::QuestStatus::Abandoned => QuestStatus::Abandoned,
+            pb::QuestStatus::Active | pb::QuestStatus::Unspecified => QuestStatus::Active,
+        }
     }
 }
 
-fn status_to_pb(status: QuestStatus) -> pb::QuestStatus {
-    match status {
-        QuestStatus::Active => pb::QuestStatus::Active,
-        QuestStatus::Completed => pb::QuestStatus::Completed,
-        QuestStatus::Failed => pb::QuestStatus::Failed,
-        QuestStatus::Abandoned => pb::QuestStatus::Abandoned,
+impl From<QuestStatus> for pb::QuestStatus {
+    fn from(status: QuestStatus) -> pb::QuestStatus {
+        match status {
+            QuestStatus::Active => pb::QuestStatus::Active,
+            QuestStatus::Completed => pb::QuestStatus::Completed,
+            QuestStatus::Failed => pb::QuestStatus::Failed,
+            QuestStatus::Abandoned => pb::QuestStatus::Abandoned,
+        }
     }
 }
 
-pub(crate) fn player_quest_to_pb(pq: PlayerQuest) -> pb::PlayerQuest {
-    pb::PlayerQuest {
-        player_id: pq.player_id,
-        quest_id: pq.quest_id,
-        status: status_to_pb(pq.status) as i32,
-        accepted_at_ms: pq.accepted_at_ms,
-        updated_at_ms: pq.updated_at_ms,
-        completed_at_ms: pq.completed_at_ms.unwrap_or(0),
-        objectives: pq
-            .objectives
-            .into_iter()
-            .map(|o| pb::ObjectiveProgress {
-                objective_id: o.objective_id,
-                progress: o.progress,
-                target_count: o.target_count,
-            })
-            .collect(),
+impl From<PlayerQuest> for pb::PlayerQuest {
+    fn from(pq: PlayerQuest) -> pb::PlayerQuest {
+        pb::PlayerQuest {
+            player_id: pq.player_id,
+            quest_id: pq.quest_id,
+            status: pb::QuestStatus::from(pq.status) as i32,
+            accepted_at_ms: pq.accepted_at_ms,
+            updated_at_ms: pq.updated_at_ms,
+            completed_at_ms: pq.completed_at_ms.unwrap_or(0),
+            objectives: pq
+                .objectives
+                .into_iter()
+                .map(|o| pb::ObjectiveProgress {
+                    objective_id: o.objective_id,
+                    progress: o.progress,
+                    target_count: o.target_count,
+                })
+                .collect(),
+        }
     }
 }

@@ -223,7 +223,9 @@ impl QuestService {
         let event = Event {
             player_id: Some(pq.player_id),
             region_ids: Vec::new(),
-            body: Some(EventBody::QuestUpdated(crate::grpc::player_quest_to_pb(pq.clone()))),
+            body: Some(EventBody::QuestUpdated(vdm_proto::quest::v1::PlayerQuest::from(
+                pq.clone(),
+            ))),
         };
         self.events.publish(event).await;
     }

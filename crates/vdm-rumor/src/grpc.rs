@@ -47,14 +47,14 @@ impl pb::rumor_service_server::RumorService for RumorGrpc {
         };
         let (rumor, replayed) = self.service.create(input, key, vdm_kit::now_ms()).await?;
         Ok(Response::new(pb::CreateRumorResponse {
-            rumor: Some(rumor_to_pb(rumor)),
+            rumor: Some(pb::Rumor::from(rumor)),
             replayed,
         }))
     }
 
     async fn get_rumor(&self, request: Request<pb::GetRumorRequest>) -> Result<Response<pb::Rumor>, Status> {
         let rumor = self.service.get(request.into_inner().id).await?;
-        Ok(Response::new(rumor_to_pb(rumor)))
+        Ok(Response::new(pb::Rumor::from(rumor)))
     }
 
     async fn spread_rumor(
@@ -67,7 +67,7 @@ impl pb::rumor_service_server::RumorService for RumorGrpc {
             .spread(r.rumor_id, r.from_npc_id, r.to_npc_id, r.seed, vdm_kit::now_ms())
             .await?;
         Ok(Response::new(pb::SpreadRumorResponse {
-            variant: Some(variant_to_pb(variant)),
+            variant: Some(pb::Variant::from(variant)),
             already_known,
         }))
     }
@@ -85,7 +85,7 @@ impl pb::rumor_service_server::RumorService for RumorGrpc {
         let region_id = (r.region_id != 0).then_some(r.region_id);
         let (known, next) = self.service.list_known(holder, region_id, r.limit, &r.cursor).await?;
         Ok(Response::new(pb::ListKnownRumorsResponse {
-            known: known.into_iter().map(known_to_pb).collect(),
+            known: known.into_iter().map(pb::Known::from).collect(),
             next_cursor: next.unwrap_or_default(),
         }))
     }
@@ -102,7 +102,7 @@ impl pb::rumor_service_server::RumorService for RumorGrpc {
         Ok(Response::new(match told {
             Some((variant, first_time)) => pb::TellPlayerResponse {
                 told: true,
-                variant: Some(variant_to_pb(variant)),
+                variant: Some(pb::Variant::from(variant)),
                 first_time,
             },
             None => pb::TellPlayerResponse::default(),
@@ -126,49 +126,55 @@ impl pb::rumor_service_server::RumorService for RumorGrpc {
     }
 }
 
-fn rumor_to_pb(rumor: Rumor) -> pb::Rumor {
-    let (origin_npc_id, origin_event_id) = match rumor.origin {
-        Origin::Npc(id) => (id, 0),
-        Origin::Event(id) => (0, id),
-    };
-    pb::Rumor {
-        id: rumor.id,
-        text: rumor.text,
-        origin_npc_id,
-        origin_event_id,
-        region_id: rumor.region_id,
-        truth: rumor.truth,
-        root_variant_id: rumor.root_variant_id,
-        variant_count: rumor.variant_count,
-        created_at_ms: rumor.created_at_ms,
+impl From<Rumor> for pb::Rumor {
+    fn from(rumor: Rumor) -> pb::Rumor {
+        let (origin_npc_id, origin_event_id) = match rumor.origin {
+            Origin::Npc(id) => (id, 0),
+            Origin::Event(id) => (0, id),
+        };
+        pb::Rumor {
+            id: rumor.id,
+            text: rumor.text,
+            origin_npc_id,
+            origin_event_id,
+            region_id: rumor.region_id,
+            truth: rumor.truth,
+            root_variant_id: rumor.root_variant_id,
+            variant_count: rumor.variant_count,
+            created_at_ms: rumor.created_at_ms,
+        }
     }
 }
 
-fn variant_to_pb(v: Variant) -> pb::Variant {
-    let (listener_npc_id, listener_player_id) = match v.listener {
-        Some(Holder::Npc(id)) => (id, 0),
-        Some(Holder::Player(id)) => (0, id),
-        None => (0, 0),
-    };
-    pb::Variant {
-        id: v.id,
-        rumor_id: v.rumor_id,
-        parent_id: v.parent_id.unwrap_or(0),
-        teller_npc_id: v.teller_npc_id.unwrap_or(0),
-        listener_npc_id,
-        listener_player_id,
-        text: v.text,
-        distortion: v.distortion,
-        truth: v.truth,
-        transformer: v.transformer,
-        created_at_ms: v.created_at_ms,
+impl From<Variant> for pb::Variant {
+    fn from(v: Variant) -> pb::Variant {
+        let (listener_npc_id, listener_player_id) = match v.listener {
+            Some(Holder::Npc(id)) => (id, 0),
+            Some(Holder::Player(id)) => (0, id),
+            None => (0, 0),
+        };
+        pb::Variant {
+            id: v.id,
+            rumor_id: v.rumor_id,
+            parent_id: v.parent_id.unwrap_or(0),
+            teller_npc_id: v.teller_npc_id.unwrap_or(0),
+            listener_npc_id,
+            listener_player_id,
+            text: v.text,
+            distortion: v.distortion,
+            truth: v.truth,
+            transformer: v.transformer,
+            created_at_ms: v.created_at_ms,
+        }
     }
 }
 
-fn known_to_pb(k: Known) -> pb::Known {
-    pb::Known {
-        variant: Some(variant_to_pb(k.variant)),
-        region_id: k.region_id,
-        since_ms: k.since_ms,
+impl From<Known> for pb::Known {
+    fn from(k: Known) -> pb::Known {
+        pb::Known {
+            variant: Some(pb::Variant::from(k.variant)),
+            region_id: k.region_id,
+            since_ms: k.since_ms,
+        }
     }
 }

@@ -38,13 +38,13 @@ impl pb::world_service_server::WorldService for WorldGrpc {
     ) -> Result<Response<pb::ListRegionsResponse>, Status> {
         let regions = self.service.list_regions().await?;
         Ok(Response::new(pb::ListRegionsResponse {
-            regions: regions.into_iter().map(region_to_pb).collect(),
+            regions: regions.into_iter().map(pb::Region::from).collect(),
         }))
     }
 
     async fn get_region(&self, request: Request<pb::GetRegionRequest>) -> Result<Response<pb::Region>, Status> {
         let region = self.service.get_region(request.into_inner().id).await?;
-        Ok(Response::new(region_to_pb(region)))
+        Ok(Response::new(pb::Region::from(region)))
     }
 
     async fn get_region_at(&self, request: Request<pb::GetRegionAtRequest>) -> Result<Response<pb::Region>, Status> {
@@ -52,8 +52,8 @@ impl pb::world_service_server::WorldService for WorldGrpc {
             .into_inner()
             .hex
             .ok_or_else(|| WorldError::Invalid("hex is required".to_owned()))?;
-        let region = self.service.region_at(hex_from(hex)).await?;
-        Ok(Response::new(region_to_pb(region)))
+        let region = self.service.region_at(Hex::from(hex)).await?;
+        Ok(Response::new(pb::Region::from(region)))
     }
 
     async fn upsert_region(
@@ -68,11 +68,11 @@ impl pb::world_service_server::WorldService for WorldGrpc {
             id: spec.id,
             name: spec.name,
             biome: spec.biome,
-            cells: spec.cells.into_iter().map(hex_from).collect(),
+            cells: spec.cells.into_iter().map(Hex::from).collect(),
         };
         let (region, created) = self.service.upsert_region(input, vdm_kit::now_ms()).await?;
         Ok(Response::new(pb::UpsertRegionResponse {
-            region: Some(region_to_pb(region)),
+            region: Some(pb::Region::from(region)),
             created,
         }))
     }
@@ -83,7 +83,7 @@ impl pb::world_service_server::WorldService for WorldGrpc {
     ) -> Result<Response<pb::ListFactionsResponse>, Status> {
         let factions = self.service.list_factions().await?;
         Ok(Response::new(pb::ListFactionsResponse {
-            factions: factions.into_iter().map(faction_to_pb).collect(),
+            factions: factions.into_iter().map(pb::Faction::from).collect(),
         }))
     }
 
@@ -100,7 +100,7 @@ impl pb::world_service_server::WorldService for WorldGrpc {
             .upsert_faction(faction.id, faction.name, vdm_kit::now_ms())
             .await?;
         Ok(Response::new(pb::UpsertFactionResponse {
-            faction: Some(faction_to_pb(faction)),
+            faction: Some(pb::Faction::from(faction)),
             created,
         }))
     }
@@ -112,7 +112,7 @@ impl pb::world_service_server::WorldService for WorldGrpc {
         let faction_id = request.into_inner().faction_id;
         let relations = self.service.relations((faction_id != 0).then_some(faction_id)).await?;
         Ok(Response::new(pb::GetFactionRelationsResponse {
-            relations: relations.into_iter().map(relation_to_pb).collect(),
+            relations: relations.into_iter().map(pb::FactionRelation::from).collect(),
         }))
     }
 
@@ -125,7 +125,7 @@ impl pb::world_service_server::WorldService for WorldGrpc {
             .service
             .adjust_relation(r.faction_a, r.faction_b, r.delta, vdm_kit::now_ms())
             .await?;
-        Ok(Response::new(relation_to_pb(relation)))
+        Ok(Response::new(pb::FactionRelation::from(relation)))
     }
 
     async fn set_faction_relation(
@@ -137,7 +137,7 @@ impl pb::world_service_server::WorldService for WorldGrpc {
             .service
             .set_relation(r.faction_a, r.faction_b, r.score, vdm_kit::now_ms())
             .await?;
-        Ok(Response::new(relation_to_pb(relation)))
+        Ok(Response::new(pb::FactionRelation::from(relation)))
     }
 
     async fn get_world_time(
@@ -168,7 +168,7 @@ impl pb::world_service_server::WorldService for WorldGrpc {
         };
         let (event, replayed) = self.service.publish_event(input, key, vdm_kit::now_ms()).await?;
         Ok(Response::new(pb::PublishWorldEventResponse {
-            event: Some(event_to_pb(event)),
+            event: Some(pb::WorldEvent::from(event)),
             replayed,
         }))
     }
@@ -184,7 +184,7 @@ impl pb::world_service_server::WorldService for WorldGrpc {
             .list_events(region_id, r.since_ms, r.limit, &r.cursor)
             .await?;
         Ok(Response::new(pb::ListWorldEventsResponse {
-            events: events.into_iter().map(event_to_pb).collect(),
+            events: events.into_iter().map(pb::WorldEvent::from).collect(),
             next_cursor: next.unwrap_or_default(),
         }))
     }
@@ -194,51 +194,63 @@ impl pb::world_service_server::WorldService for WorldGrpc {
         request: Request<pb::GetWorldEventRequest>,
     ) -> Result<Response<pb::WorldEvent>, Status> {
         let event = self.service.get_event(request.into_inner().id).await?;
-        Ok(Response::new(event_to_pb(event)))
+        Ok(Response::new(pb::WorldEvent::from(event)))
     }
 }
 
-fn hex_from(hex: pb::Hex) -> Hex {
-    Hex::new(hex.q, hex.r)
-}
-
-fn hex_to_pb(hex: Hex) -> pb::Hex {
-    pb::Hex { q: hex.q, r: hex.r }
-}
-
-fn region_to_pb(region: Region) -> pb::Region {
-    pb::Region {
-        id: region.id,
-        name: region.name,
-        biome: region.biome,
-        cells: region.cells.into_iter().map(hex_to_pb).collect(),
-        neighbor_ids: region.neighbor_ids,
-        updated_at_ms: region.updated_at_ms,
+impl From<pb::Hex> for Hex {
+    fn from(hex: pb::Hex) -> Hex {
+        Hex::new(hex.q, hex.r)
     }
 }
 
-fn faction_to_pb(faction: Faction) -> pb::Faction {
-    pb::Faction {
-        id: faction.id,
-        name: faction.name,
+impl From<Hex> for pb::Hex {
+    fn from(hex: Hex) -> pb::Hex {
+        pb::Hex { q: hex.q, r: hex.r }
     }
 }
 
-fn relation_to_pb(relation: FactionRelation) -> pb::FactionRelation {
-    pb::FactionRelation {
-        faction_a: relation.faction_a,
-        faction_b: relation.faction_b,
-        score: relation.score,
+impl From<Region> for pb::Region {
+    fn from(region: Region) -> pb::Region {
+        pb::Region {
+            id: region.id,
+            name: region.name,
+            biome: region.biome,
+            cells: region.cells.into_iter().map(pb::Hex::from).collect(),
+            neighbor_ids: region.neighbor_ids,
+            updated_at_ms: region.updated_at_ms,
+        }
     }
 }
 
-pub(crate) fn event_to_pb(event: WorldEvent) -> pb::WorldEvent {
-    pb::WorldEvent {
-        id: event.id,
-        kind: event.kind,
-        text: event.text,
-        region_ids: event.region_ids,
-        game_time_ms: event.game_time_ms,
-        created_at_ms: event.created_at_ms,
+impl From<Faction> for pb::Faction {
+    fn from(faction: Faction) -> pb::Faction {
+        pb::Faction {
+            id: faction.id,
+            name: faction.name,
+        }
+    }
+}
+
+impl From<FactionRelation> for pb::FactionRelation {
+    fn from(relation: FactionRelation) -> pb::FactionRelation {
+        pb::FactionRelation {
+            faction_a: relation.faction_a,
+            faction_b: relation.faction_b,
+            score: relation.score,
+        }
+    }
+}
+
+impl From<WorldEvent> for pb::WorldEvent {
+    fn from(event: WorldEvent) -> pb::WorldEvent {
+        pb::WorldEvent {
+            id: event.id,
+            kind: event.kind,
+            text: event.text,
+            region_ids: event.region_ids,
+            game_time_ms: event.game_time_ms,
+            created_at_ms: event.created_at_ms,
+        }
     }
 }

@@ -235,7 +235,9 @@ impl WorldService {
             let push = Event {
                 player_id: None,
                 region_ids: event.region_ids.clone(),
-                body: Some(EventBody::WorldEvent(crate::grpc::event_to_pb(event.clone()))),
+                body: Some(EventBody::WorldEvent(vdm_proto::world::v1::WorldEvent::from(
+                    event.clone(),
+                ))),
             };
             self.events.publish(push).await;
         }
