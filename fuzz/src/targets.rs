@@ -17,7 +17,7 @@ use vdm_gateway::realtime::envelope::decode;
 use vdm_gateway::realtime::session::request_of;
 use vdm_gateway::routes::{bootstrap, npcs, quests, rumors, stats, telemetry, world};
 use vdm_metrics::domain::telemetry::{MAX_SAMPLES, MAX_SYSTEMS};
-use vdm_metrics::domain::{ClientBatch, ClientBatchInput, telemetry::ClientSampleInput};
+use vdm_metrics::domain::{ClientBatch, ClientBatchInput};
 use vdm_rumor::domain::{MAX_TEXT_CHARS, Traits};
 use vdm_rumor::transform::{Ask, LocalTransformer, llm::parse_answer};
 
@@ -295,32 +295,16 @@ pub fn rumor_llm_answer(data: &[u8]) -> u64 {
     h
 }
 
-/// A telemetry upload, decoded as the gateway does, then checked as the
-/// metrics service does (after the same field-by-field conversion).
+/// A telemetry upload, decoded as the gateway does, converted as the gateway
+/// and the metrics service convert it, then checked as the metrics service
+/// does.
 pub fn telemetry(data: &[u8]) -> u64 {
     let mut h = 0;
     for format in [Format::Json, Format::Msgpack] {
         let decoded = decode_body::<telemetry::ClientBatchJson>(format, data);
         h = mix(h, outcome(&decoded));
         let Ok(body) = decoded else { continue };
-        let input = ClientBatchInput {
-            player_id: 1,
-            client_version: body.client_version,
-            device_class: body.device_class,
-            samples: body
-                .samples
-                .into_iter()
-                .map(|s| ClientSampleInput {
-                    frame_time_ms: s.frame_time_ms,
-                    gc_collections: s.gc_collections,
-                    gc_pause_ms: s.gc_pause_ms,
-                    memory_mb: s.memory_mb,
-                    input_latency_ms: s.input_latency_ms,
-                    event_dispatch_ms: s.event_dispatch_ms,
-                    systems: s.systems.into_iter().collect(),
-                })
-                .collect(),
-        };
+        let input = ClientBatchInput::from(body.into_request(1));
         let parsed = ClientBatch::parse(input);
         h = mix(h, outcome(&parsed));
         if let Ok(batch) = parsed {

@@ -29,14 +29,9 @@ impl MetricsGrpc {
     }
 }
 
-#[tonic::async_trait]
-impl pb::metrics_service_server::MetricsService for MetricsGrpc {
-    async fn record_client_samples(
-        &self,
-        request: Request<pb::RecordClientSamplesRequest>,
-    ) -> Result<Response<pb::RecordClientSamplesResponse>, Status> {
-        let r = request.into_inner();
-        let input = ClientBatchInput {
+impl From<pb::RecordClientSamplesRequest> for ClientBatchInput {
+    fn from(r: pb::RecordClientSamplesRequest) -> ClientBatchInput {
+        ClientBatchInput {
             player_id: r.player_id,
             client_version: r.client_version,
             device_class: r.device_class,
@@ -53,7 +48,17 @@ impl pb::metrics_service_server::MetricsService for MetricsGrpc {
                     systems: s.systems.into_iter().collect(),
                 })
                 .collect(),
-        };
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::metrics_service_server::MetricsService for MetricsGrpc {
+    async fn record_client_samples(
+        &self,
+        request: Request<pb::RecordClientSamplesRequest>,
+    ) -> Result<Response<pb::RecordClientSamplesResponse>, Status> {
+        let input = ClientBatchInput::from(request.into_inner());
         let accepted = self.service.record_client_samples(input, vdm_kit::now_ms()).await?;
         Ok(Response::new(pb::RecordClientSamplesResponse {
             accepted: u32::try_from(accepted).unwrap_or(u32::MAX),

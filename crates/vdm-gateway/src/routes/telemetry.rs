@@ -87,6 +87,30 @@ pub struct ClientStatsJson {
 }
 
 /// Stores a batch of the calling player's samples (202).
+impl ClientBatchJson {
+    /// The metrics service's request for this upload by `player_id`.
+    pub fn into_request(self, player_id: i64) -> pb::RecordClientSamplesRequest {
+        pb::RecordClientSamplesRequest {
+            player_id,
+            client_version: self.client_version,
+            device_class: self.device_class,
+            samples: self
+                .samples
+                .into_iter()
+                .map(|s| pb::ClientSample {
+                    frame_time_ms: s.frame_time_ms,
+                    gc_collections: s.gc_collections,
+                    gc_pause_ms: s.gc_pause_ms,
+                    memory_mb: s.memory_mb,
+                    input_latency_ms: s.input_latency_ms,
+                    event_dispatch_ms: s.event_dispatch_ms,
+                    systems: s.systems.into_iter().collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
 #[utoipa::path(
     post,
     path = "/v1/telemetry/client",
@@ -107,24 +131,7 @@ pub async fn upload(
     format: Format,
     Body(body): Body<ClientBatchJson>,
 ) -> GatewayResult<Reply<AcceptedJson>> {
-    let request = pb::RecordClientSamplesRequest {
-        player_id,
-        client_version: body.client_version,
-        device_class: body.device_class,
-        samples: body
-            .samples
-            .into_iter()
-            .map(|s| pb::ClientSample {
-                frame_time_ms: s.frame_time_ms,
-                gc_collections: s.gc_collections,
-                gc_pause_ms: s.gc_pause_ms,
-                memory_mb: s.memory_mb,
-                input_latency_ms: s.input_latency_ms,
-                event_dispatch_ms: s.event_dispatch_ms,
-                systems: s.systems.into_iter().collect(),
-            })
-            .collect(),
-    };
+    let request = body.into_request(player_id);
     let response = metrics_client(&state)?
         .record_client_samples(request)
         .await?
