@@ -343,11 +343,20 @@ impl Stub {
     }
 }
 
-/// An address where nothing listens (bound, then released): a peer that is
-/// down.
+/// A local address where nothing listens, for as long as the tests run: a
+/// socket bound to it and never listening holds the port (no test's
+/// listener can be given it) and refuses every connection. A port bound
+/// and released instead can be handed to the next listener a test binds.
 pub fn closed_port_url() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port is free");
-    let port = listener.local_addr().expect("a bound listener has an address").port();
+    static CLOSED: std::sync::OnceLock<(u16, tokio::net::TcpSocket)> = std::sync::OnceLock::new();
+    let (port, _socket) = CLOSED.get_or_init(|| {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket
+            .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+            .expect("a loopback port is free");
+        let port = socket.local_addr().expect("a bound socket has an address").port();
+        (port, socket)
+    });
     format!("http://127.0.0.1:{port}")
 }
 

@@ -267,13 +267,20 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
     spawn_app_with(backend, Options::default()).await
 }
 
-/// A local port where nothing listens (bound, then released).
+/// A local address where nothing listens, for as long as the tests run: a
+/// socket bound to it and never listening holds the port (no test's
+/// listener can be given it) and refuses every connection. A port bound
+/// and released instead can be handed to the next listener a test binds.
 pub fn closed_port_url() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    static CLOSED: std::sync::OnceLock<(u16, tokio::net::TcpSocket)> = std::sync::OnceLock::new();
+    let (port, _socket) = CLOSED.get_or_init(|| {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket
+            .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+            .expect("a loopback port is free");
+        let port = socket.local_addr().expect("a bound socket has an address").port();
+        (port, socket)
+    });
     format!("http://127.0.0.1:{port}")
 }
 
@@ -538,12 +545,11 @@ async fn prune_old_schemas(url: &str) {
 /// nothing listens, as when the service is down.
 pub async fn spawn_gateway_without_services() -> TestApp {
     let dir = std::env::temp_dir().join(format!("vdm-test-{}", random_suffix()));
-    // Bind and drop a listener: its port is then (almost surely) closed.
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed_port: u16 = closed_port_url()
+        .rsplit(':')
+        .next()
+        .and_then(|port| port.parse().ok())
+        .expect("a port");
     let gateway = GatewayConfig {
         http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         bootstrap_budget: Duration::from_millis(300),
