@@ -267,22 +267,8 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
     spawn_app_with(backend, Options::default()).await
 }
 
-/// A local address where nothing listens, for as long as the tests run: a
-/// socket bound to it and never listening holds the port (no test's
-/// listener can be given it) and refuses every connection. A port bound
-/// and released instead can be handed to the next listener a test binds.
-pub fn closed_port_url() -> String {
-    static CLOSED: std::sync::OnceLock<(u16, tokio::net::TcpSocket)> = std::sync::OnceLock::new();
-    let (port, _socket) = CLOSED.get_or_init(|| {
-        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
-        socket
-            .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
-            .expect("a loopback port is free");
-        let port = socket.local_addr().expect("a bound socket has an address").port();
-        (port, socket)
-    });
-    format!("http://127.0.0.1:{port}")
-}
+/// A local address where nothing listens, held for the whole test run.
+pub use vdm_kit::testing::closed_port_url;
 
 /// Each service's database, by service name.
 type DbFor = Box<dyn Fn(&str) -> DatabaseConfig>;
