@@ -15,6 +15,14 @@ pub fn positive_id(field: &str, id: i64) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// An optional id filter: absent is no filter, present must be positive.
+pub fn positive_filter(field: &str, id: Option<i64>) -> Result<Option<i64>, Invalid> {
+    if let Some(id) = id {
+        positive_id(field, id)?;
+    }
+    Ok(id)
+}
+
 /// Whether a user-visible text may span lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lines {

@@ -3,6 +3,7 @@
 //! `vdm.npc.v1` stop here.
 
 use tonic::{Request, Response, Status};
+use vdm_kit::validate::positive_filter;
 use vdm_proto::npc::v1 as pb;
 use vdm_proto::npc::v1::npc_service_server::NpcServiceServer;
 
@@ -79,8 +80,8 @@ impl pb::npc_service_server::NpcService for NpcGrpc {
     async fn list_npcs(&self, request: Request<pb::ListNpcsRequest>) -> Result<Response<pb::ListNpcsResponse>, Status> {
         let r = request.into_inner();
         let filter = NpcFilter {
-            region_id: nonzero(r.region_id),
-            faction_id: nonzero(r.faction_id),
+            region_id: positive_filter("region_id", r.region_id).map_err(NpcError::from)?,
+            faction_id: positive_filter("faction_id", r.faction_id).map_err(NpcError::from)?,
         };
         let (npcs, next) = self.service.list(filter, r.limit, &r.cursor).await?;
         Ok(Response::new(pb::ListNpcsResponse {
@@ -123,8 +124,8 @@ impl pb::npc_service_server::NpcService for NpcGrpc {
     ) -> Result<Response<pb::BatchGetDispositionsResponse>, Status> {
         let r = request.into_inner();
         let scope = match (r.npc_ids.is_empty(), r.region_id) {
-            (false, 0) => DispositionScope::Npcs(r.npc_ids),
-            (true, region_id) if region_id != 0 => DispositionScope::Region(region_id),
+            (false, None) => DispositionScope::Npcs(r.npc_ids),
+            (true, Some(region_id)) => DispositionScope::Region(region_id),
             _ => {
                 return Err(NpcError::Invalid("give exactly one of npc_ids and region_id".to_owned()).into());
             }
@@ -170,10 +171,6 @@ impl pb::npc_service_server::NpcService for NpcGrpc {
     }
 }
 
-fn nonzero(id: i64) -> Option<i64> {
-    (id != 0).then_some(id)
-}
-
 impl From<pb::Hex> for Hex {
     fn from(hex: pb::Hex) -> Hex {
         Hex::new(hex.q, hex.r)
@@ -190,7 +187,7 @@ impl From<Npc> for pb::Npc {
                 q: npc.position.q,
                 r: npc.position.r,
             }),
-            faction_id: npc.faction_id.unwrap_or(0),
+            faction_id: npc.faction_id,
             traits: Some(pb::Traits {
                 gullibility: npc.traits.gullibility,
                 talkativeness: npc.traits.talkativeness,

@@ -264,20 +264,20 @@ async fn npcs_are_placed_on_the_map_and_listed_by_page(backend: Backend) {
     assert_eq!(miller.region_id, 1);
     assert_eq!(miller.position, Some(pb::Hex { q: 0, r: 0 }), "the region's first cell");
     assert_eq!(miller.traits, Some(traits(0.5, 0.5, 0.5)));
-    assert_eq!(miller.faction_id, 0);
+    assert_eq!(miller.faction_id, None);
 
     let warden = create(
         &mut client,
         pb::NpcSpec {
             position: Some(pb::Hex { q: 1, r: 0 }),
-            faction_id: 7,
+            faction_id: Some(7),
             traits: Some(traits(0.1, 0.9, 0.8)),
             ..spec("Captain Ela", 1)
         },
     )
     .await;
     assert_eq!(warden.position, Some(pb::Hex { q: 1, r: 0 }));
-    assert_eq!(warden.faction_id, 7);
+    assert_eq!(warden.faction_id, Some(7));
     assert_eq!(warden.traits, Some(traits(0.1, 0.9, 0.8)));
     let hermit = create(&mut client, spec("Hermit", 2)).await;
     let smith = create(&mut client, spec("Smith", 1)).await;
@@ -291,7 +291,7 @@ async fn npcs_are_placed_on_the_map_and_listed_by_page(backend: Backend) {
 
     let page = client
         .list_npcs(pb::ListNpcsRequest {
-            region_id: 1,
+            region_id: Some(1),
             limit: 2,
             ..Default::default()
         })
@@ -302,7 +302,7 @@ async fn npcs_are_placed_on_the_map_and_listed_by_page(backend: Backend) {
     assert_eq!(ids, vec![miller.id, warden.id]);
     let rest = client
         .list_npcs(pb::ListNpcsRequest {
-            region_id: 1,
+            region_id: Some(1),
             limit: 2,
             cursor: page.next_cursor,
             ..Default::default()
@@ -315,7 +315,7 @@ async fn npcs_are_placed_on_the_map_and_listed_by_page(backend: Backend) {
     assert_eq!(rest.next_cursor, "");
     let wardens = client
         .list_npcs(pb::ListNpcsRequest {
-            faction_id: 7,
+            faction_id: Some(7),
             ..Default::default()
         })
         .await
@@ -398,7 +398,7 @@ async fn the_world_refuses_what_it_does_not_have(backend: Backend) {
     expect_status(cell, Code::InvalidArgument, "position (5, 5) is not a cell of region 1");
     let faction = client
         .create_npc(refused(pb::NpcSpec {
-            faction_id: 8,
+            faction_id: Some(8),
             ..spec("Rebel", 1)
         }))
         .await;
@@ -570,7 +570,7 @@ async fn dispositions_are_clamped_per_player(backend: Backend) {
         .batch_get_dispositions(pb::BatchGetDispositionsRequest {
             player_id: 5,
             npc_ids: vec![tom.id, ela.id],
-            region_id: 0,
+            region_id: None,
         })
         .await
         .unwrap()
@@ -582,7 +582,7 @@ async fn dispositions_are_clamped_per_player(backend: Backend) {
         .batch_get_dispositions(pb::BatchGetDispositionsRequest {
             player_id: 5,
             npc_ids: Vec::new(),
-            region_id: 1,
+            region_id: Some(1),
         })
         .await
         .unwrap()
@@ -597,7 +597,7 @@ async fn dispositions_are_clamped_per_player(backend: Backend) {
         .batch_get_dispositions(pb::BatchGetDispositionsRequest {
             player_id: 5,
             npc_ids: vec![tom.id],
-            region_id: 1,
+            region_id: Some(1),
         })
         .await;
     expect_status(both, Code::InvalidArgument, "give exactly one of npc_ids and region_id");

@@ -2,6 +2,7 @@
 //! [`QuestService`], convert the answer back. Protobuf types stop here.
 
 use tonic::{Request, Response, Status};
+use vdm_kit::validate::positive_filter;
 use vdm_proto::quest::v1 as pb;
 use vdm_proto::quest::v1::quest_service_server::QuestServiceServer;
 
@@ -96,8 +97,8 @@ impl pb::quest_service_server::QuestService for QuestGrpc {
     ) -> Result<Response<pb::ListQuestsResponse>, Status> {
         let r = request.into_inner();
         let filter = QuestFilter {
-            region_id: nonzero(r.region_id),
-            giver_npc_id: nonzero(r.giver_npc_id),
+            region_id: positive_filter("region_id", r.region_id).map_err(QuestError::from)?,
+            giver_npc_id: positive_filter("giver_npc_id", r.giver_npc_id).map_err(QuestError::from)?,
         };
         let (quests, next) = self.service.list(filter, r.limit, &r.cursor).await?;
         Ok(Response::new(pb::ListQuestsResponse {
@@ -155,10 +156,6 @@ impl pb::quest_service_server::QuestService for QuestGrpc {
             next_cursor: next.unwrap_or_default(),
         }))
     }
-}
-
-fn nonzero(id: i64) -> Option<i64> {
-    (id != 0).then_some(id)
 }
 
 impl From<pb::QuestSpec> for QuestInput {

@@ -117,7 +117,7 @@ async fn create_get_and_list_pages_with_a_cursor(backend: Backend) {
 
     let page = client
         .list_quests(pb::ListQuestsRequest {
-            region_id: 10,
+            region_id: Some(10),
             limit: 2,
             ..Default::default()
         })
@@ -129,7 +129,7 @@ async fn create_get_and_list_pages_with_a_cursor(backend: Backend) {
     assert!(!page.next_cursor.is_empty());
     let rest = client
         .list_quests(pb::ListQuestsRequest {
-            region_id: 10,
+            region_id: Some(10),
             limit: 2,
             cursor: page.next_cursor,
             ..Default::default()
@@ -178,7 +178,7 @@ async fn a_key_replays_its_quest_and_refuses_another_body(backend: Backend) {
 
     let listed = client
         .list_quests(pb::ListQuestsRequest {
-            region_id: 10,
+            region_id: Some(10),
             ..Default::default()
         })
         .await

@@ -3,6 +3,7 @@
 //! `vdm.rumor.v1` stop here.
 
 use tonic::{Request, Response, Status};
+use vdm_kit::validate::positive_filter;
 use vdm_proto::rumor::v1 as pb;
 use vdm_proto::rumor::v1::rumor_service_server::RumorServiceServer;
 
@@ -78,11 +79,11 @@ impl pb::rumor_service_server::RumorService for RumorGrpc {
     ) -> Result<Response<pb::ListKnownRumorsResponse>, Status> {
         let r = request.into_inner();
         let holder = match (r.npc_id, r.player_id) {
-            (npc, 0) if npc != 0 => Holder::Npc(npc),
-            (0, player) if player != 0 => Holder::Player(player),
+            (Some(npc), None) => Holder::Npc(npc),
+            (None, Some(player)) => Holder::Player(player),
             _ => return Err(RumorError::Invalid("give exactly one of npc_id and player_id".to_owned()).into()),
         };
-        let region_id = (r.region_id != 0).then_some(r.region_id);
+        let region_id = positive_filter("region_id", r.region_id).map_err(RumorError::from)?;
         let (known, next) = self.service.list_known(holder, region_id, r.limit, &r.cursor).await?;
         Ok(Response::new(pb::ListKnownRumorsResponse {
             known: known.into_iter().map(pb::Known::from).collect(),
@@ -129,8 +130,8 @@ impl pb::rumor_service_server::RumorService for RumorGrpc {
 impl From<Rumor> for pb::Rumor {
     fn from(rumor: Rumor) -> pb::Rumor {
         let (origin_npc_id, origin_event_id) = match rumor.origin {
-            Origin::Npc(id) => (id, 0),
-            Origin::Event(id) => (0, id),
+            Origin::Npc(id) => (Some(id), None),
+            Origin::Event(id) => (None, Some(id)),
         };
         pb::Rumor {
             id: rumor.id,
@@ -149,15 +150,15 @@ impl From<Rumor> for pb::Rumor {
 impl From<Variant> for pb::Variant {
     fn from(v: Variant) -> pb::Variant {
         let (listener_npc_id, listener_player_id) = match v.listener {
-            Some(Holder::Npc(id)) => (id, 0),
-            Some(Holder::Player(id)) => (0, id),
-            None => (0, 0),
+            Some(Holder::Npc(id)) => (Some(id), None),
+            Some(Holder::Player(id)) => (None, Some(id)),
+            None => (None, None),
         };
         pb::Variant {
             id: v.id,
             rumor_id: v.rumor_id,
-            parent_id: v.parent_id.unwrap_or(0),
-            teller_npc_id: v.teller_npc_id.unwrap_or(0),
+            parent_id: v.parent_id,
+            teller_npc_id: v.teller_npc_id,
             listener_npc_id,
             listener_player_id,
             text: v.text,

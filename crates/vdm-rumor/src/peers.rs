@@ -121,8 +121,8 @@ impl Peers {
                 .npc
                 .clone()
                 .list_npcs(npc_pb::ListNpcsRequest {
-                    region_id,
-                    faction_id: 0,
+                    region_id: Some(region_id),
+                    faction_id: None,
                     limit: (max - npcs.len() as u32).min(100),
                     cursor,
                 })

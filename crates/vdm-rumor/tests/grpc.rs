@@ -46,7 +46,7 @@ fn fake_npcs() -> Vec<npc_pb::Npc> {
         name: name.to_owned(),
         region_id,
         position: Some(npc_pb::Hex { q, r: 0 }),
-        faction_id: 0,
+        faction_id: None,
         traits: Some(npc_pb::Traits {
             gullibility: 0.5,
             talkativeness,
@@ -104,7 +104,7 @@ impl NpcService for FakeNpcs {
         Ok(Response::new(npc_pb::ListNpcsResponse {
             npcs: fake_npcs()
                 .into_iter()
-                .filter(|n| r.region_id == 0 || n.region_id == r.region_id)
+                .filter(|n| r.region_id.is_none_or(|id| n.region_id == id))
                 .take(limit)
                 .collect(),
             next_cursor: String::new(),
@@ -323,8 +323,8 @@ async fn start(backend: Backend) -> Option<Setup> {
 fn from_npc(text: &str, npc_id: i64, truth: f32, key: &str) -> pb::CreateRumorRequest {
     pb::CreateRumorRequest {
         text: text.to_owned(),
-        origin_npc_id: npc_id,
-        origin_event_id: 0,
+        origin_npc_id: Some(npc_id),
+        origin_event_id: None,
         region_id: VALE,
         truth,
         idempotency_key: key.to_owned(),
@@ -338,7 +338,7 @@ async fn create(client: &mut RumorServiceClient<GrpcChannel>, request: pb::Creat
 async fn known_by_npc(client: &mut RumorServiceClient<GrpcChannel>, npc_id: i64) -> Vec<pb::Known> {
     client
         .list_known_rumors(pb::ListKnownRumorsRequest {
-            npc_id,
+            npc_id: Some(npc_id),
             ..Default::default()
         })
         .await
@@ -383,7 +383,7 @@ async fn a_rumor_starts_with_its_origin_and_replays_its_key(backend: Backend) {
     assert!(!first.replayed);
     let bridge = first.rumor.unwrap();
     assert_eq!(bridge.text, "The bridge at Ashford fell");
-    assert_eq!((bridge.origin_npc_id, bridge.origin_event_id), (ADA, 0));
+    assert_eq!((bridge.origin_npc_id, bridge.origin_event_id), (Some(ADA), None));
     assert_eq!(bridge.region_id, VALE);
     assert_eq!(bridge.truth, 0.8);
     assert_eq!(bridge.variant_count, 1);
@@ -416,7 +416,7 @@ async fn a_rumor_starts_with_its_origin_and_replays_its_key(backend: Backend) {
     assert_eq!(known.len(), 1, "the origin NPC knows it, once");
     let root = known[0].variant.as_ref().unwrap();
     assert_eq!(root.id, bridge.root_variant_id);
-    assert_eq!((root.parent_id, root.teller_npc_id, root.listener_npc_id), (0, 0, 0));
+    assert_eq!((root.parent_id, root.teller_npc_id, root.listener_npc_id), (None, None, None));
     assert_eq!(root.text, "The bridge at Ashford fell");
     assert_eq!(root.transformer, "origin");
     assert_eq!((root.distortion, root.truth), (0.0, 0.8));
@@ -449,8 +449,8 @@ async fn creates_are_checked_with_the_peers(backend: Backend) {
     );
     let unknown_event = client
         .create_rumor(pb::CreateRumorRequest {
-            origin_npc_id: 0,
-            origin_event_id: 77,
+            origin_npc_id: None,
+            origin_event_id: Some(77),
             ..from_npc("Wolves!", ADA, 0.5, "")
         })
         .await;
@@ -461,7 +461,7 @@ async fn creates_are_checked_with_the_peers(backend: Backend) {
     );
     let both = client
         .create_rumor(pb::CreateRumorRequest {
-            origin_event_id: FLOOD,
+            origin_event_id: Some(FLOOD),
             ..from_npc("Wolves!", ADA, 0.5, "")
         })
         .await;
@@ -479,8 +479,8 @@ async fn creates_are_checked_with_the_peers(backend: Backend) {
     expect_status(missing, Code::NotFound, "rumor 4242 not found");
     let holder = client
         .list_known_rumors(pb::ListKnownRumorsRequest {
-            npc_id: ADA,
-            player_id: 5,
+            npc_id: Some(ADA),
+            player_id: Some(5),
             ..Default::default()
         })
         .await;
@@ -508,13 +508,13 @@ async fn a_rumor_from_an_event_starts_with_its_witnesses(backend: Backend) {
     let flood = create(
         &mut client,
         pb::CreateRumorRequest {
-            origin_npc_id: 0,
-            origin_event_id: FLOOD,
+            origin_npc_id: None,
+            origin_event_id: Some(FLOOD),
             ..from_npc("The river took the mill wheel", ADA, 0.9, "")
         },
     )
     .await;
-    assert_eq!((flood.origin_npc_id, flood.origin_event_id), (0, FLOOD));
+    assert_eq!((flood.origin_npc_id, flood.origin_event_id), (None, Some(FLOOD)));
     for npc in [ADA, BRAM, CORA] {
         let known = known_by_npc(&mut client, npc).await;
         let rumors: Vec<i64> = known.iter().map(|k| k.variant.as_ref().unwrap().rumor_id).collect();
@@ -542,10 +542,10 @@ async fn spreading_retells_once_per_listener(backend: Backend) {
     assert!(!told.already_known);
     let heard = told.variant.unwrap();
     assert_eq!(heard.rumor_id, bridge.id);
-    assert_eq!(heard.parent_id, bridge.root_variant_id);
+    assert_eq!(heard.parent_id, Some(bridge.root_variant_id));
     assert_eq!(
         (heard.teller_npc_id, heard.listener_npc_id, heard.listener_player_id),
-        (ADA, BRAM, 0)
+        (Some(ADA), Some(BRAM), None)
     );
     assert_eq!(heard.transformer, "local/1");
     assert!(!heard.text.is_empty());
@@ -564,7 +564,7 @@ async fn spreading_retells_once_per_listener(backend: Backend) {
         .unwrap()
         .variant
         .unwrap();
-    assert_eq!(onward.parent_id, heard.id);
+    assert_eq!(onward.parent_id, Some(heard.id));
     assert!(
         onward.distortion > heard.distortion,
         "distortion grows with every retelling"
@@ -613,7 +613,7 @@ async fn an_npc_tells_a_player_what_they_have_not_heard(backend: Backend) {
     assert_eq!(heard.rumor_id, bridge.id);
     assert_eq!(
         (heard.teller_npc_id, heard.listener_player_id, heard.listener_npc_id),
-        (ADA, 500, 0)
+        (Some(ADA), Some(500), None)
     );
     let pushed = events.next("rumor.heard").await;
     assert_eq!(pushed.player_id, Some(500));
@@ -649,7 +649,7 @@ async fn an_npc_tells_a_player_what_they_have_not_heard(backend: Backend) {
 
     let journal = client
         .list_known_rumors(pb::ListKnownRumorsRequest {
-            player_id: 500,
+            player_id: Some(500),
             ..Default::default()
         })
         .await
@@ -693,12 +693,12 @@ async fn a_tick_tells_the_nearest_neighbour(backend: Backend) {
         .unwrap()
         .into_inner();
     assert_eq!((report.npcs, report.knowers, report.tellings), (3, 1, 1));
-    let bram: Vec<i64> = known_by_npc(&mut client, BRAM)
+    let bram: Vec<Option<i64>> = known_by_npc(&mut client, BRAM)
         .await
         .iter()
         .map(|k| k.variant.as_ref().unwrap().teller_npc_id)
         .collect();
-    assert_eq!(bram, vec![ADA], "Ada told her nearest neighbour");
+    assert_eq!(bram, vec![Some(ADA)], "Ada told her nearest neighbour");
     assert!(
         known_by_npc(&mut client, CORA).await.is_empty(),
         "one telling per talker and tick"

@@ -109,8 +109,7 @@ impl pb::world_service_server::WorldService for WorldGrpc {
         &self,
         request: Request<pb::GetFactionRelationsRequest>,
     ) -> Result<Response<pb::GetFactionRelationsResponse>, Status> {
-        let faction_id = request.into_inner().faction_id;
-        let relations = self.service.relations((faction_id != 0).then_some(faction_id)).await?;
+        let relations = self.service.relations(request.into_inner().faction_id).await?;
         Ok(Response::new(pb::GetFactionRelationsResponse {
             relations: relations.into_iter().map(pb::FactionRelation::from).collect(),
         }))
@@ -178,10 +177,9 @@ impl pb::world_service_server::WorldService for WorldGrpc {
         request: Request<pb::ListWorldEventsRequest>,
     ) -> Result<Response<pb::ListWorldEventsResponse>, Status> {
         let r = request.into_inner();
-        let region_id = (r.region_id != 0).then_some(r.region_id);
         let (events, next) = self
             .service
-            .list_events(region_id, r.since_ms, r.limit, &r.cursor)
+            .list_events(r.region_id, r.since_ms, r.limit, &r.cursor)
             .await?;
         Ok(Response::new(pb::ListWorldEventsResponse {
             events: events.into_iter().map(pb::WorldEvent::from).collect(),

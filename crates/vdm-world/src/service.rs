@@ -14,7 +14,7 @@ use vdm_kit::cache::{Cache, CacheStore};
 
 use crate::domain::{
     Clock, EventInput, Faction, FactionRelation, Hex, NewEvent, NewRegion, Page, Region, RegionInput, WorldEvent,
-    WorldTime, adjusted_score, all_pairs, check_score, pair, parse_faction, positive_id,
+    WorldTime, adjusted_score, all_pairs, check_score, pair, parse_faction, positive_filter, positive_id,
 };
 use crate::error::{WorldError, WorldResult};
 use crate::store::{Created, WorldStore};
@@ -256,14 +256,12 @@ impl WorldService {
     pub async fn list_events(
         &self,
         region_id: Option<i64>,
-        since_ms: i64,
+        since_ms: Option<i64>,
         limit: u32,
         cursor: &str,
     ) -> WorldResult<(Vec<WorldEvent>, Option<String>)> {
-        if let Some(id) = region_id {
-            positive_id("region_id", id)?;
-        }
-        if since_ms < 0 {
+        positive_filter("region_id", region_id)?;
+        if let Some(since_ms) = since_ms.filter(|ms| *ms < 0) {
             return Err(WorldError::Invalid(format!(
                 "since_ms must not be negative, got {since_ms}"
             )));

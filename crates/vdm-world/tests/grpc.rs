@@ -240,7 +240,7 @@ async fn factions_have_a_clamped_relation_per_pair(backend: Backend) {
         relations.iter().map(|r| (r.faction_a, r.faction_b, r.score)).collect()
     };
     let all = client
-        .get_faction_relations(pb::GetFactionRelationsRequest { faction_id: 0 })
+        .get_faction_relations(pb::GetFactionRelationsRequest { faction_id: None })
         .await
         .unwrap()
         .into_inner();
@@ -278,14 +278,14 @@ async fn factions_have_a_clamped_relation_per_pair(backend: Backend) {
     assert_eq!((friends.faction_a, friends.faction_b, friends.score), (1, 2, 25));
 
     let of_three = client
-        .get_faction_relations(pb::GetFactionRelationsRequest { faction_id: 3 })
+        .get_faction_relations(pb::GetFactionRelationsRequest { faction_id: Some(3) })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(scores(&of_three.relations), vec![(1, 3, -100), (2, 3, 0)]);
 
     let unknown = client
-        .get_faction_relations(pb::GetFactionRelationsRequest { faction_id: 9 })
+        .get_faction_relations(pb::GetFactionRelationsRequest { faction_id: Some(9) })
         .await;
     expect_status(unknown, Code::NotFound, "faction 9 not found");
     let itself = client
@@ -422,7 +422,7 @@ async fn an_event_is_published_once_per_key(backend: Backend) {
         .unwrap();
     let in_vale = client
         .list_world_events(pb::ListWorldEventsRequest {
-            region_id: 1,
+            region_id: Some(1),
             ..Default::default()
         })
         .await

@@ -65,7 +65,7 @@ async fn a_tick_runs_a_fixed_number_of_statements(backend: Backend) {
                     name: format!("Villager {i}"),
                     region_id: 1,
                     position: Some(npc_pb::Hex { q: (i % 5) - 2, r: 0 }),
-                    faction_id: 0,
+                    faction_id: None,
                     traits: Some(npc_pb::Traits {
                         gullibility: 0.5,
                         talkativeness: 1.0,

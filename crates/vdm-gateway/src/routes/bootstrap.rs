@@ -31,7 +31,7 @@ use vdm_proto::rumor::v1 as rumor_pb;
 use vdm_proto::world::v1 as world_pb;
 
 use super::quests::json::{PlayerQuestJson, QuestJson, player_quest_json, quest_json};
-use super::shared::{non_empty, some_id};
+use super::shared::non_empty;
 use super::world::{RegionJson, WorldTimeJson, region_json, time_json};
 use crate::auth::Player;
 use crate::error::{ErrorBody, GatewayError, GatewayResult};
@@ -211,8 +211,8 @@ pub async fn bootstrap(
         within(
             budget,
             npc_a.list_npcs(npc_pb::ListNpcsRequest {
-                region_id,
-                faction_id: 0,
+                region_id: Some(region_id),
+                faction_id: None,
                 limit: PART_LIMIT,
                 cursor: String::new(),
             })
@@ -222,14 +222,14 @@ pub async fn bootstrap(
             npc_b.batch_get_dispositions(npc_pb::BatchGetDispositionsRequest {
                 player_id,
                 npc_ids: Vec::new(),
-                region_id,
+                region_id: Some(region_id),
             })
         ),
         within(
             budget,
             quest_a.list_quests(quest_pb::ListQuestsRequest {
-                region_id,
-                giver_npc_id: 0,
+                region_id: Some(region_id),
+                giver_npc_id: None,
                 limit: PART_LIMIT,
                 cursor: String::new(),
             })
@@ -250,9 +250,9 @@ pub async fn bootstrap(
             within(
                 budget,
                 rumor.list_known_rumors(rumor_pb::ListKnownRumorsRequest {
-                    npc_id: 0,
-                    player_id,
-                    region_id,
+                    npc_id: None,
+                    player_id: Some(player_id),
+                    region_id: Some(region_id),
                     limit: PART_LIMIT,
                     cursor: String::new(),
                 }),
@@ -291,7 +291,7 @@ pub async fn bootstrap(
                         name: npc.name,
                         q: position.q,
                         r: position.r,
-                        faction_id: some_id(npc.faction_id),
+                        faction_id: npc.faction_id,
                     }
                 })
                 .collect(),
@@ -321,7 +321,7 @@ pub async fn bootstrap(
                 .map(|v| HeardJson {
                     rumor_id: v.rumor_id,
                     text: v.text,
-                    from_npc_id: some_id(v.teller_npc_id),
+                    from_npc_id: v.teller_npc_id,
                 })
                 .collect(),
             non_empty(page.next_cursor),

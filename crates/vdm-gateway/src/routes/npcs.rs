@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use vdm_proto::npc::v1 as pb;
 
-use super::shared::{IdempotencyKey, ListJson, check_limit, idempotency_key, some_id};
+use super::shared::{IdempotencyKey, ListJson, check_limit, idempotency_key};
 use crate::auth::{Admin, Caller, Player};
 use crate::error::{ErrorBody, GatewayError, GatewayResult};
 use crate::negotiate::{Body, Format, NoQuery, PathId, QueryArgs, Reply};
@@ -199,9 +199,6 @@ pub async fn create(
     headers: HeaderMap,
     Body(body): Body<NewNpcJson>,
 ) -> GatewayResult<impl IntoResponse> {
-    if body.faction_id.is_some_and(|id| id <= 0) {
-        return Err(GatewayError::invalid("faction_id must be a positive id"));
-    }
     let position = match (body.q, body.r) {
         (Some(q), Some(r)) => Some(pb::Hex { q, r }),
         (None, None) => None,
@@ -212,7 +209,7 @@ pub async fn create(
             name: body.name,
             region_id: body.region_id,
             position,
-            faction_id: body.faction_id.unwrap_or(0),
+            faction_id: body.faction_id,
             traits: body.traits.map(|t| pb::Traits {
                 gullibility: t.gullibility,
                 talkativeness: t.talkativeness,
@@ -308,14 +305,9 @@ pub async fn list(
     format: Format,
     QueryArgs(q): QueryArgs<ListNpcsQuery>,
 ) -> GatewayResult<Reply<ListJson<NpcJson>>> {
-    for (field, value) in [("region_id", q.region_id), ("faction_id", q.faction_id)] {
-        if value.is_some_and(|id| id <= 0) {
-            return Err(GatewayError::invalid(format!("{field} must be a positive id")));
-        }
-    }
     let request = pb::ListNpcsRequest {
-        region_id: q.region_id.unwrap_or(0),
-        faction_id: q.faction_id.unwrap_or(0),
+        region_id: q.region_id,
+        faction_id: q.faction_id,
         limit: check_limit(q.limit)?,
         cursor: q.cursor.unwrap_or_default(),
     };
@@ -491,7 +483,7 @@ fn npc_json(npc: pb::Npc) -> NpcJson {
         region_id: npc.region_id,
         q: position.q,
         r: position.r,
-        faction_id: some_id(npc.faction_id),
+        faction_id: npc.faction_id,
         traits: TraitsJson {
             gullibility: traits.gullibility,
             talkativeness: traits.talkativeness,

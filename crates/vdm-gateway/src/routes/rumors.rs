@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use vdm_proto::rumor::v1 as pb;
 
-use super::shared::{IdempotencyKey, ListJson, check_limit, idempotency_key, rumor_client, some_id};
+use super::shared::{IdempotencyKey, ListJson, check_limit, idempotency_key, rumor_client};
 use crate::auth::{Admin, Caller, Player};
 use crate::error::{ErrorBody, GatewayError, GatewayResult};
 use crate::negotiate::{Body, Format, NoQuery, PathId, QueryArgs, Reply};
@@ -188,8 +188,8 @@ pub async fn create(
 ) -> GatewayResult<impl IntoResponse> {
     let request = pb::CreateRumorRequest {
         text: body.text,
-        origin_npc_id: nonzero_id("origin_npc_id", body.origin_npc_id)?,
-        origin_event_id: nonzero_id("origin_event_id", body.origin_event_id)?,
+        origin_npc_id: body.origin_npc_id,
+        origin_event_id: body.origin_event_id,
         region_id: body.region_id,
         truth: body.truth,
         idempotency_key: idempotency_key(&headers)?,
@@ -303,7 +303,7 @@ pub async fn known_by_npc(
     QueryArgs(q): QueryArgs<KnownQuery>,
 ) -> GatewayResult<Reply<ListJson<KnownJson>>> {
     tracing::Span::current().record("npc.id", id);
-    list_known(&state, format, id, 0, q).await
+    list_known(&state, format, Some(id), None, q).await
 }
 
 /// What the calling player has heard, newest rumor first.
@@ -325,20 +325,20 @@ pub async fn mine(
     format: Format,
     QueryArgs(q): QueryArgs<KnownQuery>,
 ) -> GatewayResult<Reply<ListJson<KnownJson>>> {
-    list_known(&state, format, 0, player_id, q).await
+    list_known(&state, format, None, Some(player_id), q).await
 }
 
 async fn list_known(
     state: &AppState,
     format: Format,
-    npc_id: i64,
-    player_id: i64,
+    npc_id: Option<i64>,
+    player_id: Option<i64>,
     q: KnownQuery,
 ) -> GatewayResult<Reply<ListJson<KnownJson>>> {
     let request = pb::ListKnownRumorsRequest {
         npc_id,
         player_id,
-        region_id: nonzero_id("region_id", q.region_id)?,
+        region_id: q.region_id,
         limit: check_limit(q.limit)?,
         cursor: q.cursor.unwrap_or_default(),
     };
@@ -436,24 +436,12 @@ pub async fn tick(
     ))
 }
 
-/// An optional id: absent is 0 (the services' "not given"); present must be
-/// positive.
-fn nonzero_id(field: &str, id: Option<i64>) -> GatewayResult<i64> {
-    match id {
-        None => Ok(0),
-        Some(id) if id > 0 => Ok(id),
-        Some(id) => Err(GatewayError::invalid(format!(
-            "{field} must be a positive id, got {id}"
-        ))),
-    }
-}
-
 fn rumor_json(r: pb::Rumor) -> RumorJson {
     RumorJson {
         id: r.id,
         text: r.text,
-        origin_npc_id: some_id(r.origin_npc_id),
-        origin_event_id: some_id(r.origin_event_id),
+        origin_npc_id: r.origin_npc_id,
+        origin_event_id: r.origin_event_id,
         region_id: r.region_id,
         truth: r.truth,
         root_variant_id: r.root_variant_id,
@@ -467,13 +455,13 @@ pub(crate) fn variant_json(v: pb::Variant) -> VariantJson {
     VariantJson {
         id: v.id,
         rumor_id: v.rumor_id,
-        parent_id: some_id(v.parent_id),
+        parent_id: v.parent_id,
         text: v.text,
         distortion: v.distortion,
         truth: v.truth,
-        teller_npc_id: some_id(v.teller_npc_id),
-        listener_npc_id: some_id(v.listener_npc_id),
-        listener_player_id: some_id(v.listener_player_id),
+        teller_npc_id: v.teller_npc_id,
+        listener_npc_id: v.listener_npc_id,
+        listener_player_id: v.listener_player_id,
         transformer: v.transformer,
         at: vdm_kit::rfc3339(v.created_at_ms),
     }

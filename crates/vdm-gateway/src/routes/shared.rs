@@ -83,11 +83,6 @@ pub(crate) fn non_empty(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
-/// A proto id where 0 means absent.
-pub(crate) fn some_id(id: i64) -> Option<i64> {
-    (id != 0).then_some(id)
-}
-
 /// The rumor service's client; a gateway without `VDM_RUMOR_URL` has none.
 pub(crate) fn rumor_client(state: &AppState) -> GatewayResult<RumorServiceClient<GrpcChannel>> {
     state.rumor.clone().ok_or_else(|| {

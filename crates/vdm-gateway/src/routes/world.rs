@@ -184,7 +184,7 @@ pub async fn factions(
     let (mut for_factions, mut for_relations) = (state.world.clone(), state.world.clone());
     let (factions, relations) = tokio::join!(
         for_factions.list_factions(pb::ListFactionsRequest {}),
-        for_relations.get_faction_relations(pb::GetFactionRelationsRequest { faction_id: 0 }),
+        for_relations.get_faction_relations(pb::GetFactionRelationsRequest { faction_id: None }),
     );
     Ok(Reply::ok(
         format,
@@ -296,11 +296,8 @@ pub async fn events(
     QueryArgs(q): QueryArgs<EventsQuery>,
 ) -> GatewayResult<Reply<ListJson<EventJson>>> {
     let request = pb::ListWorldEventsRequest {
-        region_id: q.region_id.unwrap_or(0),
-        since_ms: match q.since.as_deref() {
-            None => 0,
-            Some(raw) => parse_since(raw)?,
-        },
+        region_id: q.region_id,
+        since_ms: q.since.as_deref().map(parse_since).transpose()?,
         limit: check_limit(q.limit)?,
         cursor: q.cursor.unwrap_or_default(),
     };

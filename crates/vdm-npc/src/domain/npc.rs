@@ -1,6 +1,7 @@
 //! NPCs: who they are, where they stand, and their personality.
 
 use serde::{Deserialize, Serialize};
+use vdm_kit::validate::positive_filter;
 
 use super::text::{TextRule, fingerprint, positive_id, text_field, unit_field};
 use crate::error::{NpcError, NpcResult};
@@ -87,8 +88,8 @@ pub struct NpcInput {
     pub region_id: i64,
     /// See [`Npc::position`]; the region's first cell when absent.
     pub position: Option<Hex>,
-    /// See [`Npc::faction_id`]; 0 is none.
-    pub faction_id: i64,
+    /// See [`Npc::faction_id`].
+    pub faction_id: Option<i64>,
     /// See [`Npc::traits`]; 0.5 each when absent.
     pub traits: Option<Traits>,
 }
@@ -119,13 +120,7 @@ impl NewNpc {
         {
             return Err(NpcError::OutsideMap(hex));
         }
-        let faction_id = match input.faction_id {
-            0 => None,
-            id => {
-                positive_id("faction_id", id)?;
-                Some(id)
-            }
-        };
+        let faction_id = positive_filter("faction_id", input.faction_id)?;
         let traits = input.traits.unwrap_or_default();
         Ok(NewNpc {
             name,
@@ -172,7 +167,7 @@ mod tests {
             name: " Hilda ".into(),
             region_id: 1,
             position: Some(Hex::new(0, 0)),
-            faction_id: 0,
+            faction_id: None,
             traits: Some(Traits {
                 gullibility: 0.2,
                 talkativeness: 0.9,
@@ -197,7 +192,7 @@ mod tests {
         let cases: Vec<(Mutation, &str)> = vec![
             (|i| i.name = " ".into(), "name must not be empty"),
             (|i| i.region_id = 0, "region_id"),
-            (|i| i.faction_id = -3, "faction_id"),
+            (|i| i.faction_id = Some(-3), "faction_id"),
             (|i| i.position = Some(Hex::new(MAX_COORD + 1, 0)), "outside the map"),
             (
                 |i| {

@@ -126,10 +126,10 @@ impl Traits {
 pub struct RumorInput {
     /// The text.
     pub text: String,
-    /// The origin NPC (0: none).
-    pub origin_npc_id: i64,
-    /// The origin world event (0: none).
-    pub origin_event_id: i64,
+    /// The origin NPC.
+    pub origin_npc_id: Option<i64>,
+    /// The origin world event.
+    pub origin_event_id: Option<i64>,
     /// The region.
     pub region_id: i64,
     /// 0..=1.
@@ -154,16 +154,16 @@ impl NewRumor {
     pub fn parse(input: RumorInput) -> Result<NewRumor, Invalid> {
         let text = text_field("text", input.text, TextRule::paragraph(MAX_TEXT_CHARS))?;
         let origin = match (input.origin_npc_id, input.origin_event_id) {
-            (0, 0) => return Err(Invalid("give one of origin_npc_id and origin_event_id".to_owned())),
-            (npc, 0) => {
+            (None, None) => return Err(Invalid("give one of origin_npc_id and origin_event_id".to_owned())),
+            (Some(npc), None) => {
                 positive_id("origin_npc_id", npc)?;
                 Origin::Npc(npc)
             }
-            (0, event) => {
+            (None, Some(event)) => {
                 positive_id("origin_event_id", event)?;
                 Origin::Event(event)
             }
-            _ => {
+            (Some(_), Some(_)) => {
                 return Err(Invalid("give only one of origin_npc_id and origin_event_id".to_owned()));
             }
         };
@@ -213,8 +213,8 @@ mod tests {
     fn input() -> RumorInput {
         RumorInput {
             text: " The bridge at Ashford fell ".into(),
-            origin_npc_id: 3,
-            origin_event_id: 0,
+            origin_npc_id: Some(3),
+            origin_event_id: None,
             region_id: 1,
             truth: 0.8,
         }
@@ -228,9 +228,9 @@ mod tests {
         type Change = fn(&mut RumorInput);
         let cases: [(Change, &str); 6] = [
             (|i| i.text = " ".into(), "text"),
-            (|i| i.origin_npc_id = 0, "origin"),
-            (|i| i.origin_event_id = 4, "only one"),
-            (|i| i.origin_npc_id = -2, "origin_npc_id"),
+            (|i| i.origin_npc_id = None, "origin"),
+            (|i| i.origin_event_id = Some(4), "only one"),
+            (|i| i.origin_npc_id = Some(-2), "origin_npc_id"),
             (|i| i.region_id = 0, "region_id"),
             (|i| i.truth = 1.5, "truth"),
         ];

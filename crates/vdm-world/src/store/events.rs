@@ -98,11 +98,11 @@ impl WorldStore {
     pub async fn list_events(
         &self,
         region_id: Option<i64>,
-        since_ms: i64,
+        since_ms: Option<i64>,
         page: Page,
     ) -> WorldResult<(Vec<WorldEvent>, Option<String>)> {
         let mut query = event::Entity::find().filter(event::Column::Id.gt(page.after_id()));
-        if since_ms > 0 {
+        if let Some(since_ms) = since_ms {
             query = query.filter(event::Column::CreatedAtMs.gte(since_ms));
         }
         if let Some(region_id) = region_id {

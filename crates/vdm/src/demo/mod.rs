@@ -123,8 +123,8 @@ async fn seed_rumors(
         let response = rumors
             .create_rumor(rumor_pb::CreateRumorRequest {
                 text: rumor.text.clone(),
-                origin_npc_id: origin,
-                origin_event_id: 0,
+                origin_npc_id: Some(origin),
+                origin_event_id: None,
                 region_id,
                 truth: rumor.truth,
                 idempotency_key: format!("demo-rumor-{}", i + 1),
@@ -224,7 +224,7 @@ async fn seed_npcs(
                     q: position.q,
                     r: position.r,
                 }),
-                faction_id: spec.faction.unwrap_or(0),
+                faction_id: spec.faction,
                 traits: Some(npc_pb::Traits {
                     gullibility: spec.traits.gullibility,
                     talkativeness: spec.traits.talkativeness,

@@ -442,7 +442,7 @@ async fn dispositions_belong_to_each_player(backend: Backend) {
         .batch_get_dispositions(pb::BatchGetDispositionsRequest {
             player_id: alice,
             npc_ids: vec![14, 3, 2, 9999],
-            region_id: 0,
+            region_id: None,
         })
         .await
         .unwrap()
@@ -454,7 +454,7 @@ async fn dispositions_belong_to_each_player(backend: Backend) {
         .batch_get_dispositions(pb::BatchGetDispositionsRequest {
             player_id: alice,
             npc_ids: vec![],
-            region_id: 1,
+            region_id: Some(1),
         })
         .await
         .unwrap()
@@ -469,7 +469,7 @@ async fn dispositions_belong_to_each_player(backend: Backend) {
             pb::BatchGetDispositionsRequest {
                 player_id: alice,
                 npc_ids: vec![1],
-                region_id: 1,
+                region_id: Some(1),
             },
             "both",
         ),
@@ -477,7 +477,7 @@ async fn dispositions_belong_to_each_player(backend: Backend) {
             pb::BatchGetDispositionsRequest {
                 player_id: alice,
                 npc_ids: (1..=101).collect(),
-                region_id: 0,
+                region_id: None,
             },
             "too many",
         ),

@@ -339,7 +339,7 @@ async fn region_and_faction_writes_show_at_once(backend: Backend) {
     assert_eq!(items(&factions).len(), 6);
     assert_eq!(factions["relations"].as_array().unwrap().len(), 15);
     let one_faction = world
-        .get_faction_relations(pb::GetFactionRelationsRequest { faction_id: 6 })
+        .get_faction_relations(pb::GetFactionRelationsRequest { faction_id: Some(6) })
         .await
         .unwrap()
         .into_inner();

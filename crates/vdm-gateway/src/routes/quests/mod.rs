@@ -225,8 +225,8 @@ pub async fn list(
     QueryArgs(q): QueryArgs<ListQuestsQuery>,
 ) -> GatewayResult<Reply<ListJson<QuestJson>>> {
     let request = pb::ListQuestsRequest {
-        region_id: q.region_id.unwrap_or(0),
-        giver_npc_id: q.giver_npc_id.unwrap_or(0),
+        region_id: q.region_id,
+        giver_npc_id: q.giver_npc_id,
         limit: q.limit.unwrap_or(0),
         cursor: q.cursor.unwrap_or_default(),
     };
