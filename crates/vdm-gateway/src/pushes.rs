@@ -12,8 +12,8 @@ use serde_json::Value;
 use utoipa::{OpenApi, ToSchema};
 use vdm_kit::bus::{Event, EventBody};
 
-use crate::routes::quests::json::{PlayerQuestJson, player_quest_json};
-use crate::routes::world::{EventJson, event_json};
+use crate::routes::quests::json::PlayerQuestJson;
+use crate::routes::world::EventJson;
 
 /// `npc.moved`: an NPC walked to another cell, maybe into another region.
 #[derive(Debug, Serialize, ToSchema)]
@@ -87,8 +87,8 @@ pub fn contract(document: &[u8]) -> String {
 /// not know).
 pub fn render(event: &Event) -> Option<(&'static str, Value)> {
     let payload = match event.body.as_ref()? {
-        EventBody::QuestUpdated(pq) => to_value::<PlayerQuestJson>(player_quest_json(pq.clone())),
-        EventBody::WorldEvent(world_event) => to_value::<EventJson>(event_json(world_event.clone())),
+        EventBody::QuestUpdated(pq) => to_value::<PlayerQuestJson>(PlayerQuestJson::from(pq.clone())),
+        EventBody::WorldEvent(world_event) => to_value::<EventJson>(EventJson::from(world_event.clone())),
         EventBody::NpcMoved(moved) => to_value(NpcMovedJson {
             npc_id: moved.npc_id,
             from_region_id: moved.from_region_id,

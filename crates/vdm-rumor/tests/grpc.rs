@@ -416,7 +416,10 @@ async fn a_rumor_starts_with_its_origin_and_replays_its_key(backend: Backend) {
     assert_eq!(known.len(), 1, "the origin NPC knows it, once");
     let root = known[0].variant.as_ref().unwrap();
     assert_eq!(root.id, bridge.root_variant_id);
-    assert_eq!((root.parent_id, root.teller_npc_id, root.listener_npc_id), (None, None, None));
+    assert_eq!(
+        (root.parent_id, root.teller_npc_id, root.listener_npc_id),
+        (None, None, None)
+    );
     assert_eq!(root.text, "The bridge at Ashford fell");
     assert_eq!(root.transformer, "origin");
     assert_eq!((root.distortion, root.truth), (0.0, 0.8));

@@ -30,9 +30,9 @@ use vdm_proto::quest::v1 as quest_pb;
 use vdm_proto::rumor::v1 as rumor_pb;
 use vdm_proto::world::v1 as world_pb;
 
-use super::quests::json::{PlayerQuestJson, QuestJson, player_quest_json, quest_json};
+use super::quests::json::{PlayerQuestJson, QuestJson};
 use super::shared::non_empty;
-use super::world::{RegionJson, WorldTimeJson, region_json, time_json};
+use super::world::{RegionJson, WorldTimeJson};
 use crate::auth::Player;
 use crate::error::{ErrorBody, GatewayError, GatewayResult};
 use crate::negotiate::{Format, QueryArgs, Reply};
@@ -301,14 +301,14 @@ pub async fn bootstrap(
     };
     let (quests, quests_next_cursor) = match quests {
         Some(page) => (
-            page.quests.into_iter().map(quest_json).collect(),
+            page.quests.into_iter().map(QuestJson::from).collect(),
             non_empty(page.next_cursor),
         ),
         None => (Vec::new(), None),
     };
     let (active_quests, active_quests_next_cursor) = match active {
         Some(page) => (
-            page.quests.into_iter().map(player_quest_json).collect(),
+            page.quests.into_iter().map(PlayerQuestJson::from).collect(),
             non_empty(page.next_cursor),
         ),
         None => (Vec::new(), None),
@@ -331,8 +331,8 @@ pub async fn bootstrap(
     Ok(Reply::ok(
         format,
         BootstrapJson {
-            region: region.map(region_json),
-            time: time.map(time_json),
+            region: region.map(RegionJson::from),
+            time: time.map(WorldTimeJson::from),
             npcs,
             npcs_next_cursor,
             quests,

@@ -225,7 +225,7 @@ pub async fn create(
     let replayed = if response.replayed { "true" } else { "false" };
     Ok((
         [("idempotent-replayed", replayed)],
-        Reply::created(format, npc_json(npc)),
+        Reply::created(format, NpcJson::from(npc)),
     ))
 }
 
@@ -251,7 +251,7 @@ pub async fn get(
 ) -> GatewayResult<Reply<NpcJson>> {
     tracing::Span::current().record("npc.id", id);
     let npc = state.npc.clone().get_npc(pb::GetNpcRequest { id }).await?.into_inner();
-    Ok(Reply::ok(format, npc_json(npc)))
+    Ok(Reply::ok(format, NpcJson::from(npc)))
 }
 
 /// Reads many NPCs at once (one query); unknown ids are left out.
@@ -282,7 +282,7 @@ pub async fn batch_get(
         .npcs;
     Ok(Reply::ok(
         format,
-        ListJson::new(npcs.into_iter().map(npc_json).collect(), String::new()),
+        ListJson::new(npcs.into_iter().map(NpcJson::from).collect(), String::new()),
     ))
 }
 
@@ -314,7 +314,7 @@ pub async fn list(
     let page = state.npc.clone().list_npcs(request).await?.into_inner();
     Ok(Reply::ok(
         format,
-        ListJson::new(page.npcs.into_iter().map(npc_json).collect(), page.next_cursor),
+        ListJson::new(page.npcs.into_iter().map(NpcJson::from).collect(), page.next_cursor),
     ))
 }
 
@@ -347,7 +347,7 @@ pub async fn move_to(
         to: Some(pb::Hex { q: body.q, r: body.r }),
     };
     let npc = state.npc.clone().move_npc(request).await?.into_inner();
-    Ok(Reply::ok(format, npc_json(npc)))
+    Ok(Reply::ok(format, NpcJson::from(npc)))
 }
 
 /// Lists an NPC's memories, newest first.
@@ -380,7 +380,10 @@ pub async fn memories(
     let page = state.npc.clone().list_memories(request).await?.into_inner();
     Ok(Reply::ok(
         format,
-        ListJson::new(page.memories.into_iter().map(memory_json).collect(), page.next_cursor),
+        ListJson::new(
+            page.memories.into_iter().map(MemoryJson::from).collect(),
+            page.next_cursor,
+        ),
     ))
 }
 
@@ -429,7 +432,7 @@ pub async fn record_memory(
         Reply::created(
             format,
             RecordedJson {
-                memory: memory_json(memory),
+                memory: MemoryJson::from(memory),
                 dropped_memory_ids: response.dropped_memory_ids,
             },
         ),
@@ -474,32 +477,36 @@ pub async fn disposition(
     ))
 }
 
-fn npc_json(npc: pb::Npc) -> NpcJson {
-    let position = npc.position.unwrap_or_default();
-    let traits = npc.traits.unwrap_or_default();
-    NpcJson {
-        id: npc.id,
-        name: npc.name,
-        region_id: npc.region_id,
-        q: position.q,
-        r: position.r,
-        faction_id: npc.faction_id,
-        traits: TraitsJson {
-            gullibility: traits.gullibility,
-            talkativeness: traits.talkativeness,
-            honesty: traits.honesty,
-        },
+impl From<pb::Npc> for NpcJson {
+    fn from(npc: pb::Npc) -> NpcJson {
+        let position = npc.position.unwrap_or_default();
+        let traits = npc.traits.unwrap_or_default();
+        NpcJson {
+            id: npc.id,
+            name: npc.name,
+            region_id: npc.region_id,
+            q: position.q,
+            r: position.r,
+            faction_id: npc.faction_id,
+            traits: TraitsJson {
+                gullibility: traits.gullibility,
+                talkativeness: traits.talkativeness,
+                honesty: traits.honesty,
+            },
+        }
     }
 }
 
-fn memory_json(m: pb::Memory) -> MemoryJson {
-    MemoryJson {
-        id: m.id,
-        kind: m.kind,
-        text: m.text,
-        subject_ids: m.subject_ids,
-        importance: m.importance,
-        game_time_ms: m.game_time_ms,
-        at: vdm_kit::rfc3339(m.created_at_ms),
+impl From<pb::Memory> for MemoryJson {
+    fn from(m: pb::Memory) -> MemoryJson {
+        MemoryJson {
+            id: m.id,
+            kind: m.kind,
+            text: m.text,
+            subject_ids: m.subject_ids,
+            importance: m.importance,
+            game_time_ms: m.game_time_ms,
+            at: vdm_kit::rfc3339(m.created_at_ms),
+        }
     }
 }

@@ -202,7 +202,7 @@ pub async fn create(
     let replayed = if response.replayed { "true" } else { "false" };
     Ok((
         [("idempotent-replayed", replayed)],
-        Reply::created(format, rumor_json(rumor)),
+        Reply::created(format, RumorJson::from(rumor)),
     ))
 }
 
@@ -231,7 +231,7 @@ pub async fn get(
         .get_rumor(pb::GetRumorRequest { id })
         .await?
         .into_inner();
-    Ok(Reply::ok(format, rumor_json(rumor)))
+    Ok(Reply::ok(format, RumorJson::from(rumor)))
 }
 
 /// One NPC tells another a rumor (admin): 201 with the listener's new
@@ -271,7 +271,7 @@ pub async fn spread(
         .variant
         .ok_or_else(|| GatewayError::Internal("spread_rumor answered without a variant".into()))?;
     let answer = SpreadAnswerJson {
-        variant: variant_json(variant),
+        variant: VariantJson::from(variant),
         already_known: response.already_known,
     };
     let status = if response.already_known {
@@ -348,7 +348,7 @@ async fn list_known(
         .into_iter()
         .filter_map(|k| {
             k.variant.map(|v| KnownJson {
-                variant: variant_json(v),
+                variant: VariantJson::from(v),
                 region_id: k.region_id,
                 since: vdm_kit::rfc3339(k.since_ms),
             })
@@ -389,7 +389,7 @@ pub async fn talk(
         TalkJson {
             npc_id,
             told: response.told,
-            rumor: response.variant.map(variant_json),
+            rumor: response.variant.map(VariantJson::from),
             first_time: response.first_time,
         },
     ))
@@ -436,33 +436,37 @@ pub async fn tick(
     ))
 }
 
-fn rumor_json(r: pb::Rumor) -> RumorJson {
-    RumorJson {
-        id: r.id,
-        text: r.text,
-        origin_npc_id: r.origin_npc_id,
-        origin_event_id: r.origin_event_id,
-        region_id: r.region_id,
-        truth: r.truth,
-        root_variant_id: r.root_variant_id,
-        variant_count: r.variant_count,
-        created_at: vdm_kit::rfc3339(r.created_at_ms),
+impl From<pb::Rumor> for RumorJson {
+    fn from(r: pb::Rumor) -> RumorJson {
+        RumorJson {
+            id: r.id,
+            text: r.text,
+            origin_npc_id: r.origin_npc_id,
+            origin_event_id: r.origin_event_id,
+            region_id: r.region_id,
+            truth: r.truth,
+            root_variant_id: r.root_variant_id,
+            variant_count: r.variant_count,
+            created_at: vdm_kit::rfc3339(r.created_at_ms),
+        }
     }
 }
 
 /// A variant as clients see it (the bootstrap uses it too).
-pub(crate) fn variant_json(v: pb::Variant) -> VariantJson {
-    VariantJson {
-        id: v.id,
-        rumor_id: v.rumor_id,
-        parent_id: v.parent_id,
-        text: v.text,
-        distortion: v.distortion,
-        truth: v.truth,
-        teller_npc_id: v.teller_npc_id,
-        listener_npc_id: v.listener_npc_id,
-        listener_player_id: v.listener_player_id,
-        transformer: v.transformer,
-        at: vdm_kit::rfc3339(v.created_at_ms),
+impl From<pb::Variant> for VariantJson {
+    fn from(v: pb::Variant) -> VariantJson {
+        VariantJson {
+            id: v.id,
+            rumor_id: v.rumor_id,
+            parent_id: v.parent_id,
+            text: v.text,
+            distortion: v.distortion,
+            truth: v.truth,
+            teller_npc_id: v.teller_npc_id,
+            listener_npc_id: v.listener_npc_id,
+            listener_player_id: v.listener_player_id,
+            transformer: v.transformer,
+            at: vdm_kit::rfc3339(v.created_at_ms),
+        }
     }
 }

@@ -95,7 +95,7 @@ pub async fn current(State(state): State<AppState>, _admin: Admin, format: Forma
         format,
         StatsJson {
             interval_ms: response.interval_ms,
-            services: response.services.into_iter().map(snapshot_json).collect(),
+            services: response.services.into_iter().map(SnapshotJson::from).collect(),
         },
     ))
 }
@@ -133,7 +133,7 @@ pub async fn history(
     Ok(Reply::ok(
         format,
         HistoryJson {
-            samples: response.samples.into_iter().map(snapshot_json).collect(),
+            samples: response.samples.into_iter().map(SnapshotJson::from).collect(),
             truncated: response.truncated,
         },
     ))
@@ -225,20 +225,22 @@ pub fn parse_time(field: &str, value: &str) -> GatewayResult<i64> {
         })
 }
 
-pub(crate) fn snapshot_json(s: pb::ServiceSnapshot) -> SnapshotJson {
-    SnapshotJson {
-        scraped_at: rfc3339(s.scraped_at_ms),
-        service: s.service,
-        scraped_at_ms: s.scraped_at_ms,
-        up: s.up,
-        memory_mb: s.memory_mb,
-        cpu_percent: s.cpu_percent,
-        request_count: s.request_count,
-        error_count: s.error_count,
-        throughput_rps: s.throughput_rps,
-        p50_ms: s.p50_ms,
-        p99_ms: s.p99_ms,
-        error: Some(s.error).filter(|e| !e.is_empty()),
+impl From<pb::ServiceSnapshot> for SnapshotJson {
+    fn from(s: pb::ServiceSnapshot) -> SnapshotJson {
+        SnapshotJson {
+            scraped_at: rfc3339(s.scraped_at_ms),
+            service: s.service,
+            scraped_at_ms: s.scraped_at_ms,
+            up: s.up,
+            memory_mb: s.memory_mb,
+            cpu_percent: s.cpu_percent,
+            request_count: s.request_count,
+            error_count: s.error_count,
+            throughput_rps: s.throughput_rps,
+            p50_ms: s.p50_ms,
+            p99_ms: s.p99_ms,
+            error: Some(s.error).filter(|e| !e.is_empty()),
+        }
     }
 }
 

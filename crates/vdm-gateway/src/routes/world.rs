@@ -130,7 +130,7 @@ pub async fn regions(
         .regions;
     Ok(Reply::ok(
         format,
-        ListJson::new(regions.into_iter().map(region_json).collect(), String::new()),
+        ListJson::new(regions.into_iter().map(RegionJson::from).collect(), String::new()),
     ))
 }
 
@@ -161,7 +161,7 @@ pub async fn region(
         .get_region(pb::GetRegionRequest { id })
         .await?
         .into_inner();
-    Ok(Reply::ok(format, region_json(region)))
+    Ok(Reply::ok(format, RegionJson::from(region)))
 }
 
 /// Lists the factions and the relation of every pair.
@@ -232,7 +232,7 @@ pub async fn time(
         .get_world_time(pb::GetWorldTimeRequest {})
         .await?
         .into_inner();
-    Ok(Reply::ok(format, time_json(time)))
+    Ok(Reply::ok(format, WorldTimeJson::from(time)))
 }
 
 /// Publishes a world event (admin). Honours `Idempotency-Key`.
@@ -272,7 +272,7 @@ pub async fn publish_event(
     let replayed = if response.replayed { "true" } else { "false" };
     Ok((
         [("idempotent-replayed", replayed)],
-        Reply::created(format, event_json(event)),
+        Reply::created(format, EventJson::from(event)),
     ))
 }
 
@@ -307,7 +307,7 @@ pub async fn events(
     let page = state.world.clone().list_world_events(request).await?.into_inner();
     Ok(Reply::ok(
         format,
-        ListJson::new(page.events.into_iter().map(event_json).collect(), page.next_cursor),
+        ListJson::new(page.events.into_iter().map(EventJson::from).collect(), page.next_cursor),
     ))
 }
 
@@ -328,34 +328,40 @@ pub fn parse_since(raw: &str) -> GatewayResult<i64> {
         })
 }
 
-pub(crate) fn region_json(region: pb::Region) -> RegionJson {
-    RegionJson {
-        id: region.id,
-        name: region.name,
-        biome: region.biome,
-        cells: region.cells.into_iter().map(|c| [c.q, c.r]).collect(),
-        neighbor_ids: region.neighbor_ids,
+impl From<pb::Region> for RegionJson {
+    fn from(region: pb::Region) -> RegionJson {
+        RegionJson {
+            id: region.id,
+            name: region.name,
+            biome: region.biome,
+            cells: region.cells.into_iter().map(|c| [c.q, c.r]).collect(),
+            neighbor_ids: region.neighbor_ids,
+        }
     }
 }
 
-pub(crate) fn time_json(time: pb::WorldTime) -> WorldTimeJson {
-    WorldTimeJson {
-        game_time_ms: time.game_time_ms,
-        day: time.day,
-        hour: time.hour,
-        minute: time.minute,
-        rate: time.rate,
+impl From<pb::WorldTime> for WorldTimeJson {
+    fn from(time: pb::WorldTime) -> WorldTimeJson {
+        WorldTimeJson {
+            game_time_ms: time.game_time_ms,
+            day: time.day,
+            hour: time.hour,
+            minute: time.minute,
+            rate: time.rate,
+        }
     }
 }
 
-pub(crate) fn event_json(event: pb::WorldEvent) -> EventJson {
-    EventJson {
-        id: event.id,
-        kind: event.kind,
-        text: event.text,
-        region_ids: event.region_ids,
-        game_time_ms: event.game_time_ms,
-        at: vdm_kit::rfc3339(event.created_at_ms),
+impl From<pb::WorldEvent> for EventJson {
+    fn from(event: pb::WorldEvent) -> EventJson {
+        EventJson {
+            id: event.id,
+            kind: event.kind,
+            text: event.text,
+            region_ids: event.region_ids,
+            game_time_ms: event.game_time_ms,
+            at: vdm_kit::rfc3339(event.created_at_ms),
+        }
     }
 }
 

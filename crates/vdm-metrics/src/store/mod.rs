@@ -181,7 +181,7 @@ impl MetricsStore {
         let truncated = rows.len() as u64 > MAX_HISTORY_ROWS;
         rows.truncate(MAX_HISTORY_ROWS as usize);
         rows.reverse();
-        Ok((rows.into_iter().map(sample_of_row).collect(), truncated))
+        Ok((rows.into_iter().map(StatsSample::from).collect(), truncated))
     }
 
     /// Deletes the samples taken before `cutoff_ms`; returns how many.
@@ -194,24 +194,26 @@ impl MetricsStore {
     }
 }
 
-fn sample_of_row(row: stats_sample::Model) -> StatsSample {
-    let count = |v: Option<i64>| v.map(|v| u64::try_from(v).unwrap_or(0)).unwrap_or(0);
-    let snapshot = row.up.then(|| Snapshot {
-        memory_mb: row.memory_mb,
-        cpu_percent: row.cpu_percent,
-        request_count: count(row.request_count),
-        error_count: count(row.error_count),
-        throughput_rps: row.throughput_rps,
-        p50_ms: row.p50_ms,
-        p99_ms: row.p99_ms,
-        // Not stored: budgets judge it from the round, not the history.
-        error_percent: None,
-    });
-    StatsSample {
-        service: row.service,
-        at_ms: row.at_ms,
-        up: row.up,
-        snapshot,
-        error: row.error,
+impl From<stats_sample::Model> for StatsSample {
+    fn from(row: stats_sample::Model) -> StatsSample {
+        let count = |v: Option<i64>| v.map(|v| u64::try_from(v).unwrap_or(0)).unwrap_or(0);
+        let snapshot = row.up.then(|| Snapshot {
+            memory_mb: row.memory_mb,
+            cpu_percent: row.cpu_percent,
+            request_count: count(row.request_count),
+            error_count: count(row.error_count),
+            throughput_rps: row.throughput_rps,
+            p50_ms: row.p50_ms,
+            p99_ms: row.p99_ms,
+            // Not stored: budgets judge it from the round, not the history.
+            error_percent: None,
+        });
+        StatsSample {
+            service: row.service,
+            at_ms: row.at_ms,
+            up: row.up,
+            snapshot,
+            error: row.error,
+        }
     }
 }

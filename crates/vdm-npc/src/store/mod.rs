@@ -130,12 +130,12 @@ impl NpcStore {
             }
         }
         txn.commit().await?;
-        Ok(Inserted::Done(to_npc(row)))
+        Ok(Inserted::Done(Npc::from(row)))
     }
 
     /// Reads one NPC.
     pub async fn get(&self, id: i64) -> NpcResult<Option<Npc>> {
-        Ok(npc::Entity::find_by_id(id).one(&self.db).await?.map(to_npc))
+        Ok(npc::Entity::find_by_id(id).one(&self.db).await?.map(Npc::from))
     }
 
     /// Reads NPCs by id in one query; unknown ids are left out and the
@@ -149,7 +149,7 @@ impl NpcStore {
             .all(&self.db)
             .await?
             .into_iter()
-            .map(to_npc)
+            .map(Npc::from)
             .collect();
         let order: HashMap<i64, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
         npcs.sort_by_key(|n| order.get(&n.id).copied().unwrap_or(usize::MAX));
@@ -174,7 +174,7 @@ impl NpcStore {
             .all(&self.db)
             .await?;
         let (rows, next) = page.finish(rows, |r| r.id);
-        Ok((rows.into_iter().map(to_npc).collect(), next))
+        Ok((rows.into_iter().map(Npc::from).collect(), next))
     }
 
     /// Moves an NPC; `None` when it does not exist.
@@ -211,7 +211,7 @@ impl NpcStore {
         Ok(disposition::Entity::find_by_id((player_id, npc_id))
             .one(&self.db)
             .await?
-            .map(to_disposition))
+            .map(Disposition::from))
     }
 
     /// Sets a player's disposition with an NPC to `change(current)` in one
@@ -281,7 +281,7 @@ impl NpcStore {
             .all(&self.db)
             .await?
             .into_iter()
-            .map(|d| (d.npc_id, to_disposition(d)))
+            .map(|d| (d.npc_id, Disposition::from(d)))
             .collect();
         let known: std::collections::HashSet<i64> = known.into_iter().collect();
         let mut seen = std::collections::HashSet::new();
@@ -317,7 +317,7 @@ impl NpcStore {
             .all(&self.db)
             .await?
             .into_iter()
-            .map(to_disposition)
+            .map(Disposition::from)
             .collect())
     }
 
@@ -351,7 +351,7 @@ impl NpcStore {
                     return Err(NpcError::IdempotencyConflict(key.to_owned()));
                 }
                 return Ok(Recorded {
-                    memory: to_memory(earlier)?,
+                    memory: Memory::try_from(earlier)?,
                     replayed: true,
                     dropped_ids: Vec::new(),
                 });
@@ -396,7 +396,7 @@ impl NpcStore {
         }
         txn.commit().await?;
         Ok(Recorded {
-            memory: to_memory(row)?,
+            memory: Memory::try_from(row)?,
             replayed: false,
             dropped_ids,
         })
@@ -417,49 +417,57 @@ impl NpcStore {
         };
         let rows = query.limit(u64::from(page.limit) + 1).all(&self.db).await?;
         let (rows, next) = page.finish(rows, |r| r.id);
-        let memories = rows.into_iter().map(to_memory).collect::<NpcResult<Vec<_>>>()?;
+        let memories = rows.into_iter().map(Memory::try_from).collect::<NpcResult<Vec<_>>>()?;
         Ok((memories, next))
     }
 }
 
-fn to_npc(row: npc::Model) -> Npc {
-    Npc {
-        id: row.id,
-        name: row.name,
-        region_id: row.region_id,
-        position: Hex::new(row.q, row.r),
-        faction_id: row.faction_id,
-        traits: Traits {
-            gullibility: row.gullibility,
-            talkativeness: row.talkativeness,
-            honesty: row.honesty,
-        },
-        created_at_ms: row.created_at_ms,
-        updated_at_ms: row.updated_at_ms,
+impl From<npc::Model> for Npc {
+    fn from(row: npc::Model) -> Npc {
+        Npc {
+            id: row.id,
+            name: row.name,
+            region_id: row.region_id,
+            position: Hex::new(row.q, row.r),
+            faction_id: row.faction_id,
+            traits: Traits {
+                gullibility: row.gullibility,
+                talkativeness: row.talkativeness,
+                honesty: row.honesty,
+            },
+            created_at_ms: row.created_at_ms,
+            updated_at_ms: row.updated_at_ms,
+        }
     }
 }
 
-fn to_disposition(row: disposition::Model) -> Disposition {
-    Disposition {
-        npc_id: row.npc_id,
-        player_id: row.player_id,
-        score: row.score,
-        updated_at_ms: row.updated_at_ms,
+impl From<disposition::Model> for Disposition {
+    fn from(row: disposition::Model) -> Disposition {
+        Disposition {
+            npc_id: row.npc_id,
+            player_id: row.player_id,
+            score: row.score,
+            updated_at_ms: row.updated_at_ms,
+        }
     }
 }
 
-fn to_memory(row: memory::Model) -> NpcResult<Memory> {
-    Ok(Memory {
-        id: row.id,
-        npc_id: row.npc_id,
-        subject_ids: serde_json::from_str(&row.subject_ids)
-            .map_err(|e| NpcError::Corrupt(format!("stored subject ids {:?}: {e}", row.subject_ids)))?,
-        kind: row.kind,
-        text: row.text,
-        importance: row.importance,
-        game_time_ms: row.game_time_ms,
-        created_at_ms: row.created_at_ms,
-    })
+impl TryFrom<memory::Model> for Memory {
+    type Error = NpcError;
+
+    fn try_from(row: memory::Model) -> Result<Memory, NpcError> {
+        Ok(Memory {
+            id: row.id,
+            npc_id: row.npc_id,
+            subject_ids: serde_json::from_str(&row.subject_ids)
+                .map_err(|e| NpcError::Corrupt(format!("stored subject ids {:?}: {e}", row.subject_ids)))?,
+            kind: row.kind,
+            text: row.text,
+            importance: row.importance,
+            game_time_ms: row.game_time_ms,
+            created_at_ms: row.created_at_ms,
+        })
+    }
 }
 
 fn encode_ids(ids: &[i64]) -> String {

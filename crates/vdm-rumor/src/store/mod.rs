@@ -202,7 +202,7 @@ impl RumorStore {
             .all(&self.db)
             .await?
             .into_iter()
-            .map(|row| to_variant(row).map(|v| (v.id, v)))
+            .map(|row| Variant::try_from(row).map(|v| (v.id, v)))
             .collect()
     }
 
@@ -236,7 +236,7 @@ impl RumorStore {
         match learnt {
             TryInsertResult::Inserted(n) if n > 0 => {
                 txn.commit().await?;
-                Ok(Told::New(to_variant(row)?))
+                Ok(Told::New(Variant::try_from(row)?))
             }
             _ => {
                 txn.rollback().await?;
@@ -433,28 +433,32 @@ fn to_rumor(row: rumor::Model, variant_count: i64) -> Rumor {
     }
 }
 
-fn to_variant(row: variant::Model) -> RumorResult<Variant> {
-    let listener = match (row.listener_kind.as_deref(), row.listener_id) {
-        (None, _) => None,
-        (Some("npc"), Some(id)) => Some(Holder::Npc(id)),
-        (Some("player"), Some(id)) => Some(Holder::Player(id)),
-        (kind, id) => {
-            return Err(RumorError::Db(sea_orm::DbErr::Type(format!(
-                "variant {}: listener {kind:?} {id:?}",
-                row.id
-            ))));
-        }
-    };
-    Ok(Variant {
-        id: row.id,
-        rumor_id: row.rumor_id,
-        parent_id: row.parent_id,
-        teller_npc_id: row.teller_npc_id,
-        listener,
-        text: row.text,
-        distortion: row.distortion,
-        truth: row.truth,
-        transformer: row.transformer,
-        created_at_ms: row.created_at_ms,
-    })
+impl TryFrom<variant::Model> for Variant {
+    type Error = RumorError;
+
+    fn try_from(row: variant::Model) -> Result<Variant, RumorError> {
+        let listener = match (row.listener_kind.as_deref(), row.listener_id) {
+            (None, _) => None,
+            (Some("npc"), Some(id)) => Some(Holder::Npc(id)),
+            (Some("player"), Some(id)) => Some(Holder::Player(id)),
+            (kind, id) => {
+                return Err(RumorError::Db(sea_orm::DbErr::Type(format!(
+                    "variant {}: listener {kind:?} {id:?}",
+                    row.id
+                ))));
+            }
+        };
+        Ok(Variant {
+            id: row.id,
+            rumor_id: row.rumor_id,
+            parent_id: row.parent_id,
+            teller_npc_id: row.teller_npc_id,
+            listener,
+            text: row.text,
+            distortion: row.distortion,
+            truth: row.truth,
+            transformer: row.transformer,
+            created_at_ms: row.created_at_ms,
+        })
+    }
 }

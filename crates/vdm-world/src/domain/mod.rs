@@ -17,5 +17,5 @@ pub use faction::{
 pub use hex::{BoundingBox, Hex, MAX_COORD};
 pub use region::{MAX_CELLS, NewRegion, Region, RegionInput, neighbor_ids};
 pub use text::{fingerprint, positive_id};
-pub use vdm_kit::validate::positive_filter;
 pub use vdm_kit::page::{DEFAULT_PAGE, MAX_PAGE, Page};
+pub use vdm_kit::validate::positive_filter;

@@ -196,52 +196,56 @@ pub(super) fn reward_to_pb(reward: RewardJson) -> pb::Reward {
     }
 }
 
-pub(crate) fn quest_json(quest: pb::Quest) -> QuestJson {
-    let reward = quest.reward.unwrap_or_default();
-    QuestJson {
-        id: quest.id,
-        title: quest.title,
-        description: quest.description,
-        giver_npc_id: quest.giver_npc_id,
-        region_id: quest.region_id,
-        level_requirement: quest.level_requirement,
-        reward: RewardJson {
-            gold: reward.gold,
-            xp: reward.xp,
-            item_ids: reward.item_ids,
-        },
-        objectives: quest
-            .objectives
-            .into_iter()
-            .map(|o| ObjectiveJson {
-                id: o.id,
-                description: o.description,
-                target_count: o.target_count,
-            })
-            .collect(),
+impl From<pb::Quest> for QuestJson {
+    fn from(quest: pb::Quest) -> QuestJson {
+        let reward = quest.reward.unwrap_or_default();
+        QuestJson {
+            id: quest.id,
+            title: quest.title,
+            description: quest.description,
+            giver_npc_id: quest.giver_npc_id,
+            region_id: quest.region_id,
+            level_requirement: quest.level_requirement,
+            reward: RewardJson {
+                gold: reward.gold,
+                xp: reward.xp,
+                item_ids: reward.item_ids,
+            },
+            objectives: quest
+                .objectives
+                .into_iter()
+                .map(|o| ObjectiveJson {
+                    id: o.id,
+                    description: o.description,
+                    target_count: o.target_count,
+                })
+                .collect(),
+        }
     }
 }
 
-pub(crate) fn player_quest_json(pq: pb::PlayerQuest) -> PlayerQuestJson {
-    let status = match pb::QuestStatus::try_from(pq.status) {
-        Ok(pb::QuestStatus::Completed) => QuestStatusJson::Completed,
-        Ok(pb::QuestStatus::Failed) => QuestStatusJson::Failed,
-        Ok(pb::QuestStatus::Abandoned) => QuestStatusJson::Abandoned,
-        _ => QuestStatusJson::Active,
-    };
-    PlayerQuestJson {
-        quest_id: pq.quest_id,
-        status,
-        accepted_at: vdm_kit::rfc3339(pq.accepted_at_ms),
-        completed_at: (pq.completed_at_ms != 0).then(|| vdm_kit::rfc3339(pq.completed_at_ms)),
-        objectives: pq
-            .objectives
-            .into_iter()
-            .map(|o| ProgressJson {
-                objective_id: o.objective_id,
-                progress: o.progress,
-                target_count: o.target_count,
-            })
-            .collect(),
+impl From<pb::PlayerQuest> for PlayerQuestJson {
+    fn from(pq: pb::PlayerQuest) -> PlayerQuestJson {
+        let status = match pb::QuestStatus::try_from(pq.status) {
+            Ok(pb::QuestStatus::Completed) => QuestStatusJson::Completed,
+            Ok(pb::QuestStatus::Failed) => QuestStatusJson::Failed,
+            Ok(pb::QuestStatus::Abandoned) => QuestStatusJson::Abandoned,
+            _ => QuestStatusJson::Active,
+        };
+        PlayerQuestJson {
+            quest_id: pq.quest_id,
+            status,
+            accepted_at: vdm_kit::rfc3339(pq.accepted_at_ms),
+            completed_at: (pq.completed_at_ms != 0).then(|| vdm_kit::rfc3339(pq.completed_at_ms)),
+            objectives: pq
+                .objectives
+                .into_iter()
+                .map(|o| ProgressJson {
+                    objective_id: o.objective_id,
+                    progress: o.progress,
+                    target_count: o.target_count,
+                })
+                .collect(),
+        }
     }
 }

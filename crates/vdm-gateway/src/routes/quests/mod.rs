@@ -12,7 +12,7 @@ use axum::response::IntoResponse;
 use tonic::Request;
 use vdm_proto::quest::v1 as pb;
 
-use self::json::{BatchGetBody, ListQuestsQuery, NewQuestJson, QuestJson, QuestPatchJson, quest_json, reward_to_pb};
+use self::json::{BatchGetBody, ListQuestsQuery, NewQuestJson, QuestJson, QuestPatchJson, reward_to_pb};
 use super::shared::{IdempotencyKey, ListJson};
 use crate::auth::{Admin, Caller};
 use crate::error::{ErrorBody, GatewayError, GatewayResult};
@@ -80,7 +80,7 @@ pub async fn create(
     let replayed = if response.replayed { "true" } else { "false" };
     Ok((
         [("idempotent-replayed", replayed)],
-        Reply::created(format, quest_json(quest)),
+        Reply::created(format, QuestJson::from(quest)),
     ))
 }
 
@@ -111,7 +111,7 @@ pub async fn get(
         .get_quest(pb::GetQuestRequest { id })
         .await?
         .into_inner();
-    Ok(Reply::ok(format, quest_json(quest)))
+    Ok(Reply::ok(format, QuestJson::from(quest)))
 }
 
 /// Changes a quest's definition (admin).
@@ -146,7 +146,7 @@ pub async fn update(
         reward: body.reward.map(reward_to_pb),
     };
     let quest = state.quest.clone().update_quest(request).await?.into_inner();
-    Ok(Reply::ok(format, quest_json(quest)))
+    Ok(Reply::ok(format, QuestJson::from(quest)))
 }
 
 /// Deletes a quest (admin).
@@ -201,7 +201,7 @@ pub async fn batch_get(
     Ok(Reply::ok(
         format,
         // A batch is one page: no cursor.
-        ListJson::new(quests.into_iter().map(quest_json).collect(), String::new()),
+        ListJson::new(quests.into_iter().map(QuestJson::from).collect(), String::new()),
     ))
 }
 
@@ -236,6 +236,6 @@ pub async fn list(
     let page = state.quest.clone().list_quests(request).await?.into_inner();
     Ok(Reply::ok(
         format,
-        ListJson::new(page.quests.into_iter().map(quest_json).collect(), page.next_cursor),
+        ListJson::new(page.quests.into_iter().map(QuestJson::from).collect(), page.next_cursor),
     ))
 }

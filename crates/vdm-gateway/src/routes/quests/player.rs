@@ -4,7 +4,7 @@
 use axum::extract::State;
 use vdm_proto::quest::v1 as pb;
 
-use super::json::{ListMineQuery, PlayerQuestJson, ProgressBody, player_quest_json};
+use super::json::{ListMineQuery, PlayerQuestJson, ProgressBody};
 use crate::auth::Player;
 use crate::error::{ErrorBody, GatewayError, GatewayResult};
 use crate::negotiate::{Body, Format, NoQuery, PathId, QueryArgs, Reply};
@@ -39,7 +39,7 @@ pub async fn accept(
         .accept_quest(pb::AcceptQuestRequest { player_id, quest_id })
         .await?
         .into_inner();
-    Ok(Reply::ok(format, player_quest_json(pq)))
+    Ok(Reply::ok(format, PlayerQuestJson::from(pq)))
 }
 
 /// Adds progress to an objective of the calling player's quest.
@@ -73,7 +73,7 @@ pub async fn progress(
         amount: body.amount,
     };
     let pq = state.quest.clone().advance_objective(request).await?.into_inner();
-    Ok(Reply::ok(format, player_quest_json(pq)))
+    Ok(Reply::ok(format, PlayerQuestJson::from(pq)))
 }
 
 /// Abandons the calling player's quest.
@@ -104,7 +104,7 @@ pub async fn abandon(
         .abandon_quest(pb::AbandonQuestRequest { player_id, quest_id })
         .await?
         .into_inner();
-    Ok(Reply::ok(format, player_quest_json(pq)))
+    Ok(Reply::ok(format, PlayerQuestJson::from(pq)))
 }
 
 /// Lists the calling player's quests.
@@ -151,7 +151,7 @@ pub async fn list_mine(
     Ok(Reply::ok(
         format,
         ListJson::new(
-            page.quests.into_iter().map(player_quest_json).collect(),
+            page.quests.into_iter().map(PlayerQuestJson::from).collect(),
             page.next_cursor,
         ),
     ))
