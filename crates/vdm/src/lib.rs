@@ -39,6 +39,10 @@ commands:
                       write the performance budgets (VDM_BUDGETS_FILE, else
                       the compiled-in deploy/budgets.json) as Prometheus
                       alert rules, to FILE or standard output
+  openapi [--out FILE]
+                      write the gateway's OpenAPI document, byte for byte as
+                      GET /v1/openapi.json serves it, to FILE or standard
+                      output (client generators read it; no server needed)
   help                print this help
 
 Configuration is read from the environment (VDM_*, DATABASE_URL, REDIS_URL,
@@ -57,6 +61,8 @@ pub enum Command {
     Migrate(String),
     /// Write the budgets as Prometheus alert rules (to a file, or stdout).
     BudgetAlertRules(Option<PathBuf>),
+    /// Write the gateway's OpenAPI document (to a file, or stdout).
+    OpenApi(Option<PathBuf>),
     /// Print the help.
     Help,
     /// Print the version.
@@ -79,6 +85,11 @@ impl Command {
                     Some(other) => return Err(format!("unexpected argument {other:?}")),
                 },
                 _ => return Err("usage: vdm budgets alert-rules [--out FILE]".to_owned()),
+            },
+            Some("openapi") => match args.next().as_deref() {
+                None => Command::OpenApi(None),
+                Some("--out") => Command::OpenApi(Some(PathBuf::from(args.next().ok_or("--out needs a file name")?))),
+                Some(other) => return Err(format!("unexpected argument {other:?}")),
             },
             Some("help" | "-h" | "--help") => Command::Help,
             Some("version" | "-V" | "--version") => Command::Version,
@@ -181,6 +192,7 @@ pub fn run(command: Command) -> Result<(), VdmError> {
             return Ok(());
         }
         Command::BudgetAlertRules(out) => return write_alert_rules(&Env::from_process(), out.as_deref()),
+        Command::OpenApi(out) => return write_openapi(out.as_deref()),
         _ => {}
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -222,7 +234,7 @@ async fn run_async(command: Command) -> Result<(), VdmError> {
             other => Err(VdmError::Other(format!("unknown service {other:?}"))),
         },
         Command::Migrate(service) => migrate(&env, &common, &service).await,
-        Command::Help | Command::Version | Command::BudgetAlertRules(_) => Ok(()),
+        Command::Help | Command::Version | Command::BudgetAlertRules(_) | Command::OpenApi(_) => Ok(()),
     }
 }
 
@@ -236,6 +248,23 @@ fn write_alert_rules(env: &Env, out: Option<&std::path::Path>) -> Result<(), Vdm
             eprintln!("wrote {} alert rules to {}", budgets.len(), path.display());
         }
         None => print!("{rules}"),
+    }
+    Ok(())
+}
+
+/// `vdm openapi`: the document the gateway serves, and its contract version.
+fn write_openapi(out: Option<&std::path::Path>) -> Result<(), VdmError> {
+    let document = vdm_gateway::openapi::Document::new(&vdm_gateway::startup::document());
+    let contract = vdm_gateway::pushes::contract(document.bytes());
+    match out {
+        Some(path) => {
+            std::fs::write(path, document.bytes())?;
+            eprintln!("wrote the OpenAPI document (contract {contract}) to {}", path.display());
+        }
+        None => {
+            use std::io::Write;
+            std::io::stdout().write_all(document.bytes())?;
+        }
     }
     Ok(())
 }
@@ -335,6 +364,12 @@ mod tests {
             parse(&["budgets", "alert-rules", "--out", "a.yml"]).unwrap(),
             Command::BudgetAlertRules(Some(PathBuf::from("a.yml")))
         );
+        assert_eq!(parse(&["openapi"]).unwrap(), Command::OpenApi(None));
+        assert_eq!(
+            parse(&["openapi", "--out", "doc.json"]).unwrap(),
+            Command::OpenApi(Some(PathBuf::from("doc.json")))
+        );
+        assert!(parse(&["openapi", "--out"]).is_err());
         assert!(parse(&["budgets"]).is_err());
         assert!(parse(&["budgets", "alert-rules", "--out"]).is_err());
         assert_eq!(

@@ -75,7 +75,8 @@ pub struct RealtimeConfig {
     pub resume_window: Duration,
     /// How many missed pushes are kept per session.
     pub resume_messages: usize,
-    /// Requests one socket may have in flight.
+    /// Requests one socket may have waiting behind the one running (a
+    /// socket's requests run one at a time, in order).
     pub max_in_flight: usize,
 }
 

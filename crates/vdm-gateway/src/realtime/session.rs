@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::{Sink, SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tower::ServiceExt;
 use vdm_kit::ErrorCode;
 use vdm_kit::shutdown::CancellationToken;
@@ -150,7 +150,7 @@ pub async fn run(socket: WebSocket, start: Start) {
         }
     }
 
-    let in_flight = Arc::new(Semaphore::new(config.max_in_flight));
+    let mut requests = Requests::new(config.max_in_flight);
     let mut heartbeat = tokio::time::interval(config.heartbeat);
     heartbeat.tick().await;
     let mut last_heard = Instant::now();
@@ -179,7 +179,7 @@ pub async fn run(socket: WebSocket, start: Start) {
                     Ok(None) => {}
                     Ok(Some(incoming)) => {
                         metrics::counter!("vdm_ws_messages_total", "direction" => "in").increment(1);
-                        let ctx = Ctx { realtime: &realtime, conn, token: &token, peer, in_flight: &in_flight, replies: &out_tx };
+                        let ctx = Ctx { realtime: &realtime, conn, token: &token, peer, requests: &mut requests, replies: &out_tx };
                         // Boxed: the loop's state stays small for idle sockets.
                         if let Some(reply) = Box::pin(handle(ctx, incoming)).await
                             && let Some(frame) = reply.encode(format)
@@ -281,8 +281,61 @@ struct Ctx<'a> {
     conn: u64,
     token: &'a str,
     peer: Option<std::net::SocketAddr>,
-    in_flight: &'a Arc<Semaphore>,
+    requests: &'a mut Requests,
     replies: &'a mpsc::Sender<Out>,
+}
+
+/// The requests of one socket, run one after another in the order they
+/// came: a client that sends an accept and at once a progress on the same
+/// quest must find the accept applied. Up to `waiting` requests queue
+/// behind the running one; past that the socket is told to slow down. The
+/// worker task starts with the socket's first request, so an idle socket
+/// costs no task, and ends with the socket.
+struct Requests {
+    queue: Option<mpsc::Sender<Incoming>>,
+    waiting: usize,
+}
+
+impl Requests {
+    fn new(waiting: usize) -> Requests {
+        Requests {
+            queue: None,
+            waiting: waiting.max(1),
+        }
+    }
+
+    /// Queues a request behind the socket's earlier ones; gives it back
+    /// when the queue is full.
+    fn submit(&mut self, worker: impl FnOnce() -> Worker, incoming: Incoming) -> Result<(), Box<Incoming>> {
+        let queue = self.queue.get_or_insert_with(|| {
+            let (queue, waiting) = mpsc::channel(self.waiting);
+            tokio::spawn(worker().run(waiting));
+            queue
+        });
+        queue.try_send(incoming).map_err(|err| Box::new(err.into_inner()))
+    }
+}
+
+/// What a socket's request worker needs: the router and the socket's
+/// credentials, and where replies go.
+struct Worker {
+    router: axum::Router,
+    token: String,
+    peer: Option<std::net::SocketAddr>,
+    replies: mpsc::Sender<Out>,
+}
+
+impl Worker {
+    async fn run(self, mut waiting: mpsc::Receiver<Incoming>) {
+        while let Some(incoming) = waiting.recv().await {
+            let reply = dispatch(self.router.clone(), &self.token, self.peer, incoming).await;
+            if self.replies.send(Out::Reply(Box::new(reply))).await.is_err() {
+                // The socket closed: the requests still queued were never
+                // answered, so they are dropped unrun.
+                break;
+            }
+        }
+    }
 }
 
 /// Handles one client message; returns an immediate reply, if any (request
@@ -291,21 +344,20 @@ async fn handle(ctx: Ctx<'_>, incoming: Incoming) -> Option<Outgoing> {
     let id = incoming.id.clone();
     match incoming.kind.as_str() {
         "request" => {
-            let Ok(permit) = ctx.in_flight.clone().try_acquire_owned() else {
-                return Some(error_reply(
+            let worker = || Worker {
+                router: ctx.realtime.api.clone(),
+                token: ctx.token.to_owned(),
+                peer: ctx.peer,
+                replies: ctx.replies.clone(),
+            };
+            match ctx.requests.submit(worker, incoming) {
+                Ok(()) => None,
+                Err(_) => Some(error_reply(
                     id,
                     ErrorCode::ResourceExhausted,
-                    "too many requests in flight on this socket",
-                ));
-            };
-            let router = ctx.realtime.api.clone();
-            let (token, peer, replies) = (ctx.token.to_owned(), ctx.peer, ctx.replies.clone());
-            tokio::spawn(async move {
-                let reply = dispatch(router, &token, peer, incoming).await;
-                let _ = replies.send(Out::Reply(Box::new(reply))).await;
-                drop(permit);
-            });
-            None
+                    "too many requests waiting on this socket",
+                )),
+            }
         }
         "subscribe" | "unsubscribe" => {
             let Some(regions) = incoming.regions else {

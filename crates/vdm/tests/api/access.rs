@@ -4,8 +4,8 @@
 
 use serde_json::json;
 
-use crate::backend_tests;
 use crate::helpers::{ADMIN_TOKEN, Backend, Options, spawn_app_with, wolves};
+use vdm_kit::backend_tests;
 
 backend_tests!(players_reach_only_their_own_rumors_progress_and_standing);
 

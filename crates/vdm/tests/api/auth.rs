@@ -4,8 +4,8 @@ use http::Method;
 use jsonwebtoken::{EncodingKey, Header};
 use serde_json::json;
 
-use crate::backend_tests;
 use crate::helpers::{ADMIN_TOKEN, Backend, JWT_SECRET, spawn_app, wolves};
+use vdm_kit::backend_tests;
 
 backend_tests!(
     device_sign_in_creates_once_and_refresh_rotates,

@@ -18,8 +18,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::backend_tests;
 use crate::helpers::{ADMIN_TOKEN, Backend, Options, TestApp, spawn_app_with, spawn_demo_with_generous_limits};
+use vdm_kit::backend_tests;
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use vdm_proto::npc::v1 as npc_pb;
 use vdm_proto::world::v1 as world_pb;
 
-use crate::backend_tests;
 use crate::helpers::{ADMIN_TOKEN, Backend, Options, TestApp, spawn_app_with, spawn_gateway_without_services, wolves};
+use vdm_kit::backend_tests;
 
 backend_tests!(
     bootstrap_carries_every_part_of_a_region,

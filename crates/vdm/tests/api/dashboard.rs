@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::backend_tests;
 use crate::helpers::{ADMIN_TOKEN, Backend, Options, spawn_app_with};
+use vdm_kit::backend_tests;
 
 backend_tests!(the_dashboard_draws_the_stats_in_a_browser);
 

@@ -21,11 +21,11 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use vdm_gateway::rate_limit::{Rate, RateLimits};
 use vdm_proto::world::v1 as world_pb;
 
-use crate::backend_tests;
 use crate::helpers::{
     ADMIN_TOKEN, Backend, Options, TestApp, generous_rate_limits, spawn_app_with, spawn_demo_with_generous_limits,
     wolves,
 };
+use vdm_kit::backend_tests;
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 

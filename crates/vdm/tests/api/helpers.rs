@@ -45,35 +45,9 @@ use vdm_world::WorldConfig;
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 pub const JWT_SECRET: &str = "test-jwt-secret-0123456789abcdef0123456789";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Embedded,
-    External,
-}
-
-/// Generates `mod sqlite` and `mod postgres` with one `#[tokio::test]` per
-/// listed `async fn name(backend: Backend)`.
-#[macro_export]
-macro_rules! backend_tests {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::helpers::Backend::Embedded).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::helpers::Backend::External).await
-                }
-            )*
-        }
-    };
-}
+/// The back ends every end-to-end test runs on, with the kit's
+/// `backend_tests!` that makes one test per back end.
+pub use vdm_kit::testing::Backend;
 
 /// How `spawn_app_with` sets the apps up; the default is what `spawn_app`
 /// starts: every service up, no delays, no demo data.

@@ -10,9 +10,9 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::backend_tests;
 use crate::helpers::{ADMIN_TOKEN, Backend, Options, TestApp, generous_rate_limits, spawn_app_with, wolves};
 use crate::realtime::{Socket, close_code, collect, connect, next, send};
+use vdm_kit::backend_tests;
 
 backend_tests!(
     a_flood_of_bad_requests_leaves_another_player_at_full_success,

@@ -3,11 +3,11 @@
 use http::Method;
 use serde_json::{Value, json};
 
-use crate::backend_tests;
 use crate::helpers::{
     ADMIN_TOKEN, Backend, Options, spawn_app, spawn_app_with, spawn_gateway_without_services, wolves,
 };
 use vdm_gateway::rate_limit::{Rate, RateLimits};
+use vdm_kit::backend_tests;
 
 backend_tests!(
     malformed_and_mistyped_json_are_400_naming_the_problem,

@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 use tonic::Code;
 use vdm_proto::npc::v1 as pb;
 
-use crate::backend_tests;
 use crate::helpers::{ADMIN_TOKEN, Backend, Options, TestApp, spawn_app_with};
+use vdm_kit::backend_tests;
 
 backend_tests!(
     create_read_list_and_batch_get,

@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
 use vdm_gateway::rate_limit::{Rate, RateLimits};
 
-use crate::backend_tests;
 use crate::helpers::{ADMIN_TOKEN, Backend, Options, TestApp, TestResponse, spawn_app_with, wolves};
+use vdm_kit::backend_tests;
 
 backend_tests!(
     the_document_is_openapi_3_1_and_self_consistent,
@@ -24,6 +24,27 @@ backend_tests!(
     real_answers_match_the_documented_schemas,
     pushes_match_their_documented_schemas_and_the_contract_is_the_document,
 );
+
+/// `vdm openapi` writes, byte for byte, the document the gateway serves: a
+/// client generator can read it without starting a server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_command_writes_the_served_document() {
+    let Some(app) = spawn_app_with(Backend::Embedded, Options::default()).await else {
+        return;
+    };
+    let served = app.send(Method::GET, "/v1/openapi.json", &[], Vec::new()).await;
+    assert_eq!(served.status, 200);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_vdm"))
+        .arg("openapi")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.stdout == served.body.as_ref(),
+        "vdm openapi differs from GET /v1/openapi.json"
+    );
+    app.finish().await;
+}
 
 const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 

@@ -3,8 +3,8 @@
 use http::Method;
 use serde_json::json;
 
-use crate::backend_tests;
 use crate::helpers::{ADMIN_TOKEN, Backend, Options, generous_rate_limits, spawn_app, spawn_app_with, wolves};
+use vdm_kit::backend_tests;
 
 backend_tests!(
     create_then_read_returns_the_contract_shape,

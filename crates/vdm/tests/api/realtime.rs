@@ -12,13 +12,14 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::backend_tests;
 use crate::helpers::{ADMIN_TOKEN, Backend, Options, TestApp, generous_rate_limits, spawn_app, spawn_app_with, wolves};
+use vdm_kit::backend_tests;
 
 pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 backend_tests!(
     requests_replies_and_pushes_in_order,
+    dependent_requests_sent_back_to_back_run_in_order,
     messagepack_socket_carries_the_same_conversation,
     resume_replays_exactly_the_missed_pushes,
     a_push_reaches_a_socket_on_another_gateway,
@@ -159,6 +160,45 @@ async fn requests_replies_and_pushes_in_order(backend: Backend) {
     // Garbage ends the socket with "invalid payload", never a panic.
     socket.send(Message::Text("{not json".into())).await.unwrap();
     assert_eq!(close_code(&mut socket).await, Some(CloseCode::Invalid));
+    app.finish().await;
+}
+
+/// An accept and progress on the same quest sent at once, without waiting
+/// for the answers, run in the order they were sent.
+async fn dependent_requests_sent_back_to_back_run_in_order(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let quest = app.create_quest(&wolves()).await;
+    let id = quest["id"].as_i64().unwrap();
+    let objective = quest["objectives"][0]["id"].as_i64().unwrap();
+    let (_, token) = app.sign_in("hasty-player").await;
+    let mut socket = connect(&app, "", Some(&token), "vdm.v1.json").await.unwrap();
+    assert_eq!(next(&mut socket).await["type"], "welcome");
+
+    let progress = json!({"objective_id": objective, "amount": 1});
+    let mut sent =
+        vec![json!({"id": "r0", "type": "request", "method": "POST", "path": format!("/v1/quests/{id}/accept")})];
+    for n in 1..=3 {
+        sent.push(json!({"id": format!("r{n}"), "type": "request", "method": "POST", "path": format!("/v1/me/quests/{id}/progress"), "body": progress}));
+    }
+    sent.push(json!({"id": "r4", "type": "request", "method": "GET", "path": "/v1/me/quests"}));
+    for request in &sent {
+        send(&mut socket, request.clone()).await;
+    }
+    let mut replies = Vec::new();
+    while replies.len() < sent.len() {
+        let message = next(&mut socket).await;
+        if message["type"] == "response" {
+            replies.push(message);
+        }
+    }
+    let ids: Vec<&str> = replies.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["r0", "r1", "r2", "r3", "r4"], "answered in the order sent");
+    for reply in &replies {
+        assert_eq!(reply["status"], 200, "{reply}");
+    }
+    assert_eq!(replies[3]["body"]["objectives"][0]["progress"], 3);
+    assert_eq!(replies[4]["body"]["items"][0]["quest_id"], id);
+    assert_eq!(replies[4]["body"]["items"][0]["objectives"][0]["progress"], 3);
     app.finish().await;
 }
 

@@ -4,8 +4,8 @@
 
 use serde_json::{Value, json};
 
-use crate::backend_tests;
 use crate::helpers::{ADMIN_TOKEN, Backend, Options, spawn_app_with, spawn_demo};
+use vdm_kit::backend_tests;
 
 backend_tests!(
     create_read_spread_and_list_what_npcs_know,

@@ -18,8 +18,8 @@ use serde_json::{Value, json};
 use vdm_gateway::rate_limit::{Rate, RateLimits};
 use vdm_rumor::config::LlmConfig;
 
-use crate::backend_tests;
 use crate::helpers::{ADMIN_TOKEN, Backend, Options, TestApp, spawn_app_with};
+use vdm_kit::backend_tests;
 
 backend_tests!(
     identical_concurrent_asks_make_one_upstream_call_and_then_hit_the_cache,

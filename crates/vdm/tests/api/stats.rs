@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::backend_tests;
 use crate::helpers::{
     ADMIN_TOKEN, Backend, Options, TestApp, closed_port_url, spawn_app_with, spawn_gateway_without_services,
 };
+use vdm_kit::backend_tests;
 use vdm_metrics::domain::targets::Target;
 
 backend_tests!(

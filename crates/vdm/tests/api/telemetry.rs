@@ -3,8 +3,8 @@
 
 use serde_json::{Value, json};
 
-use crate::backend_tests;
 use crate::helpers::{ADMIN_TOKEN, Backend, spawn_app};
+use vdm_kit::backend_tests;
 
 backend_tests!(
     a_good_batch_is_accepted,

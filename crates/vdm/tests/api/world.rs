@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 use tonic::Code;
 use vdm_proto::world::v1 as pb;
 
-use crate::backend_tests;
 use crate::helpers::{ADMIN_TOKEN, Backend, Options, spawn_app_with, spawn_demo};
+use vdm_kit::backend_tests;
 
 backend_tests!(
     regions_factions_time_and_events_of_the_demo_world,
