@@ -66,6 +66,7 @@ pub struct NewNpcJson {
     /// Axial hex row (with `q`).
     r: Option<i32>,
     /// A positive faction id.
+    #[schema(minimum = 1)]
     faction_id: Option<i64>,
     traits: Option<TraitsJson>,
 }

@@ -137,8 +137,10 @@ pub struct ProgressJson {
 #[serde(deny_unknown_fields)]
 pub struct ListQuestsQuery {
     /// Only quests offered in this region.
+    #[param(minimum = 1)]
     pub(super) region_id: Option<i64>,
     /// Only quests offered by this NPC.
+    #[param(minimum = 1)]
     pub(super) giver_npc_id: Option<i64>,
     /// Page size, 1 to 100.
     #[param(minimum = 1, maximum = 100)]
