@@ -15,7 +15,7 @@ use vdm_gateway::auth::routes as auth;
 use vdm_gateway::negotiate::{Format, decode_body, decode_query};
 use vdm_gateway::realtime::envelope::decode;
 use vdm_gateway::realtime::session::request_of;
-use vdm_gateway::routes::{bootstrap, npcs, quests, rumors, stats, telemetry, world};
+use vdm_gateway::routes::{bootstrap, npcs, quests, rumors, shared, stats, telemetry, world};
 use vdm_metrics::domain::telemetry::{MAX_SAMPLES, MAX_SYSTEMS};
 use vdm_metrics::domain::{ClientBatch, ClientBatchInput};
 use vdm_rumor::domain::{MAX_TEXT_CHARS, Traits};
@@ -155,11 +155,8 @@ pub fn body_msgpack(data: &[u8]) -> u64 {
 /// Query strings: `data` is what follows the `?` of a request target.
 pub fn query(data: &[u8]) -> u64 {
     let text = String::from_utf8_lossy(data);
-    // The times' parsers see the decoded parameter value, any string.
-    let mut h = mix(
-        outcome(&world::parse_since(&text)),
-        outcome(&stats::parse_time("from", &text)),
-    );
+    // The time parser sees the decoded parameter value, any string.
+    let mut h = outcome(&shared::parse_time("since", &text));
     // hyper refuses request targets that are not URIs before any extractor.
     let Ok(uri) = Uri::try_from(format!("/v1/x?{text}")) else {
         return mix(h, 2);
@@ -178,8 +175,7 @@ pub fn query(data: &[u8]) -> u64 {
     h = mix(h, outcome(&pairs));
     if let Ok(pairs) = pairs {
         for value in pairs.values() {
-            h = mix(h, outcome(&world::parse_since(value)));
-            h = mix(h, outcome(&stats::parse_time("to", value)));
+            h = mix(h, outcome(&shared::parse_time("to", value)));
         }
         h = mix(h, outcome(&vdm_gateway::realtime::parse_query(pairs)));
     }

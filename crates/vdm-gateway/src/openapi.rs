@@ -36,6 +36,7 @@ use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{OpenApi, Ref, RefOr};
+use vdm_kit::page::Order;
 
 use crate::negotiate::MSGPACK;
 
@@ -178,8 +179,146 @@ pub fn finish(mut doc: OpenApi) -> Value {
         }
     }
     let mut doc = serde_json::to_value(&doc).expect("an OpenAPI document is plain JSON data");
+    constrain_ids_and_cursors(&mut doc);
+    constrain_fields(&mut doc);
     refer_to_named_schemas(&mut doc);
     doc
+}
+
+/// What a request field holds, as the services check it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Field {
+    /// A required one-line text players see, of at most this many
+    /// characters (`TextRule::line`).
+    Line(u32),
+    /// A required text that may span lines (`TextRule::paragraph`).
+    Paragraph(u32),
+    /// [`Field::Paragraph`] that may also be empty or blank.
+    OptionalParagraph(u32),
+    /// A one-word label (`word_field`): a memory's or a world event's kind.
+    Word,
+}
+
+/// The text rules of request fields (`vdm_kit::validate::text_field` and
+/// `word_field` in the services), stated in the document where utoipa's
+/// attributes cannot share a pattern. A test checks that every entry names
+/// a field the document has.
+pub(crate) const FIELDS: &[(&str, &str, Field)] = &[
+    ("NewQuestJson", "title", Field::Line(200)),
+    ("NewQuestJson", "description", Field::OptionalParagraph(4_000)),
+    ("QuestPatchJson", "title", Field::Line(200)),
+    ("QuestPatchJson", "description", Field::OptionalParagraph(4_000)),
+    ("NewObjectiveJson", "description", Field::Line(500)),
+    ("NewNpcJson", "name", Field::Line(100)),
+    ("NewMemoryJson", "kind", Field::Word),
+    ("NewMemoryJson", "text", Field::Paragraph(1_000)),
+    ("NewRumorJson", "text", Field::Paragraph(500)),
+    ("NewEventJson", "kind", Field::Word),
+    ("NewEventJson", "text", Field::Paragraph(2_000)),
+];
+
+/// Characters `check_text` refuses anywhere: control characters and
+/// bidirectional controls; with `lines`, tab and line feed stay allowed.
+fn refused(lines: bool) -> &'static str {
+    if lines {
+        r"\u0000-\u0008\u000B-\u001F\u007F-\u009F\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069"
+    } else {
+        r"\u0000-\u001F\u007F-\u009F\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069"
+    }
+}
+
+/// A text `check_text` accepts that also shows something: allowed
+/// characters around one that is neither white space nor zero-width.
+fn visible_text(lines: bool) -> String {
+    let refused = refused(lines);
+    format!(r"[^{refused}]*[^\s{refused}\u200B-\u200D\u2060\uFEFF][^{refused}]*")
+}
+
+impl Field {
+    fn describe(self, schema: &mut serde_json::Map<String, Value>) {
+        let (pattern, max) = match self {
+            Field::Line(max) => (format!("^{}$", visible_text(false)), Some(max)),
+            Field::Paragraph(max) => (format!("^{}$", visible_text(true)), Some(max)),
+            Field::OptionalParagraph(max) => (format!(r"^(\s*|{})$", visible_text(true)), Some(max)),
+            Field::Word => ("^[a-z][a-z0-9_]{0,31}$".to_owned(), None),
+        };
+        schema.insert("pattern".into(), pattern.into());
+        if let Some(max) = max {
+            schema.insert("maxLength".into(), max.into());
+        }
+    }
+}
+
+fn constrain_fields(doc: &mut Value) {
+    for (schema, field, rule) in FIELDS {
+        let pointer = format!("/components/schemas/{schema}/properties/{field}");
+        if let Some(Value::Object(property)) = doc.pointer_mut(&pointer) {
+            rule.describe(property);
+        }
+    }
+    // A rumor starts from exactly one origin.
+    if let Some(Value::Object(rumor)) = doc.pointer_mut("/components/schemas/NewRumorJson") {
+        rumor.insert(
+            "oneOf".into(),
+            serde_json::json!([{"required": ["origin_npc_id"]}, {"required": ["origin_event_id"]}]),
+        );
+    }
+}
+
+/// Writes down, once for every route, two rules every handler enforces:
+/// an id (`id`, `*_id`, and the items of `ids`, `*_ids`) is a positive
+/// integer, and a `cursor` parameter is a cursor of the list's order
+/// (oldest first unless the route's query says otherwise with its own
+/// pattern). Written by hand on each field, one would be forgotten; a
+/// client generator and a property tester read them from here.
+fn constrain_ids_and_cursors(value: &mut Value) {
+    match value {
+        Value::Object(fields) => {
+            if let Some(Value::Object(properties)) = fields.get_mut("properties") {
+                for (name, schema) in properties.iter_mut() {
+                    constrain_field(name, schema);
+                }
+            }
+            if let (Some(Value::String(name)), Some(Value::String(place))) = (fields.get("name"), fields.get("in"))
+                && matches!(place.as_str(), "query" | "path")
+            {
+                let name = name.clone();
+                if let Some(schema) = fields.get_mut("schema") {
+                    if name == "cursor" {
+                        if let Some(schema) = schema.as_object_mut() {
+                            schema
+                                .entry("pattern")
+                                .or_insert(Order::Ascending.cursor_pattern().into());
+                        }
+                    } else {
+                        constrain_field(&name, schema);
+                    }
+                }
+            }
+            fields.values_mut().for_each(constrain_ids_and_cursors);
+        }
+        Value::Array(items) => items.iter_mut().for_each(constrain_ids_and_cursors),
+        _ => {}
+    }
+}
+
+fn constrain_field(name: &str, schema: &mut Value) {
+    let is_integer = |schema: &Value| match schema.get("type") {
+        Some(Value::String(t)) => t == "integer",
+        Some(Value::Array(types)) => types.iter().any(|t| t == "integer"),
+        _ => false,
+    };
+    if (name == "id" || name.ends_with("_id")) && is_integer(schema) {
+        if let Some(schema) = schema.as_object_mut() {
+            schema.entry("minimum").or_insert(1.into());
+        }
+    } else if (name == "ids" || name.ends_with("_ids"))
+        && let Some(items) = schema.get_mut("items")
+        && is_integer(items)
+        && let Some(items) = items.as_object_mut()
+    {
+        items.entry("minimum").or_insert(1.into());
+    }
 }
 
 /// utoipa writes the schema of a generic's argument out in full

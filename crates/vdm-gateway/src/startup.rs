@@ -273,6 +273,7 @@ pub fn document() -> Value {
     declared.merge(<pushes::Schemas as utoipa::OpenApi>::openapi());
     let mut document = openapi::finish(declared);
     pushes::describe(&mut document);
+    crate::routes::telemetry::describe(&mut document);
     document
 }
 
@@ -434,5 +435,17 @@ mod tests {
         let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(body["error"]["code"], "internal", "{body}");
         assert_eq!(body["error"]["message"], "internal error", "{body}");
+    }
+
+    #[test]
+    fn every_text_rule_names_a_field_of_the_document() {
+        let document = document();
+        for (schema, field, _) in crate::openapi::FIELDS {
+            let property = document.pointer(&format!("/components/schemas/{schema}/properties/{field}"));
+            let pattern = property.and_then(|p| p.get("pattern"));
+            assert!(pattern.is_some(), "{schema}.{field} is not in the document");
+        }
+        let rumor = document.pointer("/components/schemas/NewRumorJson/oneOf");
+        assert!(rumor.is_some(), "a rumor's origins say exactly one");
     }
 }

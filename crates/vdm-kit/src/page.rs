@@ -1,9 +1,9 @@
-//! Opaque keyset-pagination cursors, shared by every service that lists in
-//! id order: a page continues after the last id of
-//! the previous one, so pages stay stable while rows are added.
-
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+//! Keyset-pagination cursors, shared by every service that lists in id
+//! order: a page continues after the last id of the previous one, so pages
+//! stay stable while rows are added. A cursor is the list's order tag and
+//! that id (`a42`, `d42`): every string its pattern admits is a position a
+//! list can start from, so the API document can say exactly which cursors
+//! are valid.
 
 /// A limit or cursor a client sent that cannot be used; the message names it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,10 +28,19 @@ pub enum Order {
 impl Order {
     /// The cursor's tag: a cursor of a list in one order is refused by a
     /// list in the other.
-    fn tag(self) -> &'static str {
+    fn tag(self) -> char {
         match self {
-            Order::Ascending => "a:",
-            Order::Descending => "d:",
+            Order::Ascending => 'a',
+            Order::Descending => 'd',
+        }
+    }
+
+    /// The pattern of this order's cursors, as the API document states it
+    /// (ids of up to 18 digits, all of which fit an `i64`).
+    pub const fn cursor_pattern(self) -> &'static str {
+        match self {
+            Order::Ascending => "^a(0|[1-9][0-9]{0,17})$",
+            Order::Descending => "^d(0|[1-9][0-9]{0,17})$",
         }
     }
 }
@@ -66,13 +75,11 @@ impl Page {
         let from_id = if cursor.is_empty() {
             None
         } else {
-            let bad = || PageError(format!("cursor {cursor:?} is not a cursor this list issued"));
-            let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
-            let text = std::str::from_utf8(&bytes).map_err(|_| bad())?;
-            let id = text
+            let id = cursor
                 .strip_prefix(order.tag())
-                .and_then(|v| v.parse::<i64>().ok())
-                .ok_or_else(bad)?;
+                .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|digits| digits.parse::<i64>().ok())
+                .ok_or_else(|| PageError(format!("cursor {cursor:?} is not a cursor this list issued")))?;
             Some(id)
         };
         Ok(Page { from_id, limit, order })
@@ -98,7 +105,7 @@ impl Page {
 
     /// The cursor of the page that continues after `last_id`.
     pub fn cursor_after(&self, last_id: i64) -> String {
-        URL_SAFE_NO_PAD.encode(format!("{}{last_id}", self.order.tag()))
+        format!("{}{last_id}", self.order.tag())
     }
 }
 
@@ -112,8 +119,16 @@ mod tests {
         assert_eq!(page.after_id(), 0);
         let raw = page.cursor_after(42);
         assert_eq!(Page::parse(2, &raw).unwrap().after_id(), 42);
-        assert!(Page::parse(2, "!!!").is_err());
-        assert!(Page::parse(2, &URL_SAFE_NO_PAD.encode("b:1")).is_err());
+        assert_eq!(raw, "a42");
+        for bad in ["!!!", "b1", "a", "a-1", "a+1", "a1x", "d1", "a99999999999999999999"] {
+            assert!(Page::parse(2, bad).is_err(), "{bad}");
+        }
+        // Every cursor the documented pattern admits starts a page.
+        assert_eq!(
+            Page::parse(2, "a999999999999999999").unwrap().after_id(),
+            999_999_999_999_999_999
+        );
+        assert_eq!(Page::parse(2, "a0").unwrap().after_id(), 0);
         assert!(Page::parse(101, "").is_err());
         assert_eq!(Page::parse(0, "").unwrap().limit, DEFAULT_PAGE);
     }

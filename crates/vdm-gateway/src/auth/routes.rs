@@ -21,8 +21,9 @@ use crate::negotiate::{Body, Format, Reply};
 #[serde(deny_unknown_fields)]
 pub struct DeviceSignIn {
     /// A stable identifier of the device (Unity's `SystemInfo.deviceUniqueIdentifier`):
-    /// 1 to 128 printable ASCII characters.
-    #[schema(min_length = 1, max_length = 128)]
+    /// 1 to 128 printable ASCII characters, no spaces (surrounding
+    /// whitespace is trimmed).
+    #[schema(min_length = 1, max_length = 128, pattern = "^[!-~]{1,128}$")]
     pub device_id: String,
 }
 

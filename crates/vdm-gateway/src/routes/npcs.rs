@@ -61,9 +61,11 @@ pub struct NpcJson {
 pub struct NewNpcJson {
     name: String,
     region_id: i64,
-    /// Axial hex column (with `r`).
+    /// Axial hex column (with `r`), within the map's ±100 000.
+    #[schema(minimum = -100_000, maximum = 100_000)]
     q: Option<i32>,
-    /// Axial hex row (with `q`).
+    /// Axial hex row (with `q`), within the map's ±100 000.
+    #[schema(minimum = -100_000, maximum = 100_000)]
     r: Option<i32>,
     /// A positive faction id.
     #[schema(minimum = 1)]
@@ -75,9 +77,11 @@ pub struct NewNpcJson {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MoveJson {
-    /// Axial hex column.
+    /// Axial hex column, within the map's ±100 000.
+    #[schema(minimum = -100_000, maximum = 100_000)]
     q: i32,
-    /// Axial hex row.
+    /// Axial hex row, within the map's ±100 000.
+    #[schema(minimum = -100_000, maximum = 100_000)]
     r: i32,
 }
 
@@ -134,10 +138,13 @@ pub struct NewMemoryJson {
     text: String,
     /// Whom or what it is about.
     #[serde(default)]
+    #[schema(max_items = 16)]
     subject_ids: Vec<i64>,
     /// Decides what is forgotten first past the cap.
+    #[schema(minimum = 0, maximum = 1)]
     importance: f32,
     /// When it happened; the world clock's now when absent.
+    #[schema(minimum = 0)]
     game_time_ms: Option<i64>,
 }
 
@@ -159,7 +166,8 @@ pub struct MemoriesQuery {
     /// Page size, 1 to 100.
     #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
-    /// The `next_cursor` of the previous page.
+    /// The `next_cursor` of the previous page (newest first).
+    #[param(pattern = "^d(0|[1-9][0-9]{0,17})$")]
     cursor: Option<String>,
 }
 

@@ -120,7 +120,8 @@ pub struct KnownQuery {
     /// Page size, 1 to 100.
     #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
-    /// The `next_cursor` of the previous page.
+    /// The `next_cursor` of the previous page (newest first).
+    #[param(pattern = "^d(0|[1-9][0-9]{0,17})$")]
     cursor: Option<String>,
 }
 

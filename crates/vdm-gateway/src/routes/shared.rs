@@ -83,6 +83,41 @@ pub(crate) fn non_empty(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
+/// Reads a time a client gives as Unix milliseconds or an RFC 3339 time;
+/// times before 1970 read as 1970. The error names `field`.
+pub fn parse_time(field: &str, raw: &str) -> GatewayResult<i64> {
+    if let Ok(ms) = raw.parse::<i64>() {
+        if ms < 0 {
+            return Err(GatewayError::invalid(format!("{field} must not be negative")));
+        }
+        return Ok(ms);
+    }
+    chrono::DateTime::parse_from_rfc3339(raw)
+        .map(|t| t.timestamp_millis().max(0))
+        .map_err(|_| {
+            GatewayError::invalid(format!(
+                "{field} must be Unix milliseconds or an RFC 3339 time (2026-01-31T12:00:00Z), got {raw:?}"
+            ))
+        })
+}
+
+/// The schema of a time [`parse_time`] reads.
+pub(crate) fn time_schema() -> utoipa::openapi::Schema {
+    use utoipa::openapi::schema::{AnyOfBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    AnyOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[0-9]{1,15}$")),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+        )
+        .into()
+}
+
 /// The rumor service's client; a gateway without `VDM_RUMOR_URL` has none.
 pub(crate) fn rumor_client(state: &AppState) -> GatewayResult<RumorServiceClient<GrpcChannel>> {
     state.rumor.clone().ok_or_else(|| {
@@ -101,4 +136,28 @@ pub(crate) fn metrics_client(state: &AppState) -> GatewayResult<MetricsServiceCl
             "the metrics service is not configured on this gateway (VDM_METRICS_URL is not set)",
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn times_are_unix_ms_or_rfc3339() {
+        assert_eq!(parse_time("since", "1500").unwrap(), 1500);
+        assert_eq!(parse_time("from", "1795000000123").unwrap(), 1_795_000_000_123);
+        assert_eq!(
+            parse_time("from", "2026-11-18T11:06:40.123Z").unwrap(),
+            1_795_000_000_123
+        );
+        assert_eq!(
+            parse_time("since", "1969-12-31T23:59:59Z").unwrap(),
+            0,
+            "before 1970 reads as 1970"
+        );
+        assert!(parse_time("since", "-1").is_err());
+        let err = parse_time("to", "yesterday").unwrap_err();
+        assert!(err.to_string().starts_with("to must be"), "{err}");
+    }
 }

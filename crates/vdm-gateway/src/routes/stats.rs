@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use vdm_proto::metrics::v1 as pb;
 
-use super::shared::metrics_client;
+use super::shared::{metrics_client, parse_time, time_schema};
 use crate::auth::Admin;
-use crate::error::{ErrorBody, GatewayError, GatewayResult};
+use crate::error::{ErrorBody, GatewayResult};
 use crate::negotiate::{Format, QueryArgs, Reply};
 use crate::state::AppState;
 
@@ -58,10 +58,13 @@ pub struct StatsJson {
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
     /// Only this service's samples.
+    #[param(pattern = "^[a-z][a-z0-9_-]{0,31}$")]
     service: Option<String>,
     /// From this time on (inclusive): RFC 3339 or Unix milliseconds.
+    #[param(schema_with = time_schema)]
     from: Option<String>,
     /// Up to this time (inclusive): RFC 3339 or Unix milliseconds.
+    #[param(schema_with = time_schema)]
     to: Option<String>,
 }
 
@@ -211,20 +214,6 @@ fn rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-/// Reads an RFC 3339 time or Unix milliseconds; the error names `field`.
-pub fn parse_time(field: &str, value: &str) -> GatewayResult<i64> {
-    if let Ok(ms) = value.parse::<i64>() {
-        return Ok(ms);
-    }
-    DateTime::parse_from_rfc3339(value)
-        .map(|t| t.timestamp_millis())
-        .map_err(|_| {
-            GatewayError::invalid(format!(
-                "{field} must be an RFC 3339 time (2026-11-27T10:00:00Z) or Unix milliseconds"
-            ))
-        })
-}
-
 impl From<pb::ServiceSnapshot> for SnapshotJson {
     fn from(s: pb::ServiceSnapshot) -> SnapshotJson {
         SnapshotJson {
@@ -241,22 +230,5 @@ impl From<pb::ServiceSnapshot> for SnapshotJson {
             p99_ms: s.p99_ms,
             error: Some(s.error).filter(|e| !e.is_empty()),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn times_are_rfc3339_or_unix_ms() {
-        assert_eq!(parse_time("from", "1795000000123").unwrap(), 1_795_000_000_123);
-        assert_eq!(
-            parse_time("from", "2026-11-18T11:06:40.123Z").unwrap(),
-            1_795_000_000_123
-        );
-        let err = parse_time("to", "yesterday").unwrap_err();
-        assert!(err.to_string().starts_with("to must be"), "{err}");
     }
 }

@@ -21,8 +21,10 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct ClientBatchJson {
     /// The client build (`1.4.2`).
+    #[schema(pattern = "^[A-Za-z0-9.+_-]{1,32}$")]
     pub client_version: String,
     /// The device class (`desktop`, `mobile`, ...).
+    #[schema(pattern = "^[a-z0-9_]{1,32}$")]
     pub device_class: String,
     /// The samples, 1 to 500.
     #[schema(min_items = 1, max_items = 500)]
@@ -35,20 +37,45 @@ pub struct ClientBatchJson {
 #[serde(deny_unknown_fields)]
 pub struct ClientSampleJson {
     /// Frame time.
+    #[schema(minimum = 0, maximum = 10_000)]
     pub frame_time_ms: f64,
     /// GC collections during the frame (a whole number).
+    #[schema(minimum = 0, maximum = 1_000, multiple_of = 1)]
     pub gc_collections: Option<f64>,
     /// GC pause time.
+    #[schema(minimum = 0, maximum = 10_000)]
     pub gc_pause_ms: Option<f64>,
     /// Managed memory.
+    #[schema(minimum = 0, maximum = 1_048_576)]
     pub memory_mb: Option<f64>,
     /// Input-to-action latency.
+    #[schema(minimum = 0, maximum = 10_000)]
     pub input_latency_ms: Option<f64>,
     /// Event dispatch latency.
+    #[schema(minimum = 0, maximum = 10_000)]
     pub event_dispatch_ms: Option<f64>,
-    /// Update time per named system: at most 32, names `[a-z0-9_]{1,32}`.
+    /// Update time per named system (0 to 10 000 ms): at most 32, names
+    /// `[a-z0-9_]{1,32}`.
     #[serde(default)]
     pub systems: BTreeMap<String, f64>,
+}
+
+/// Writes down what utoipa's attributes cannot say of
+/// `ClientSampleJson.systems`: its names' pattern, its size, its values'
+/// range.
+pub fn describe(document: &mut serde_json::Value) {
+    let systems = document.pointer_mut("/components/schemas/ClientSampleJson/properties/systems");
+    if let Some(serde_json::Value::Object(systems)) = systems {
+        systems.insert("maxProperties".into(), 32.into());
+        systems.insert(
+            "propertyNames".into(),
+            serde_json::json!({"type": "string", "pattern": "^[a-z0-9_]{1,32}$"}),
+        );
+        systems.insert(
+            "additionalProperties".into(),
+            serde_json::json!({"type": "number", "format": "double", "minimum": 0, "maximum": 10_000}),
+        );
+    }
 }
 
 /// The answer to an upload.
@@ -64,8 +91,10 @@ pub struct AcceptedJson {
 #[serde(deny_unknown_fields)]
 pub struct StatsQuery {
     /// One system's update times instead of frame times.
+    #[param(pattern = "^[a-z0-9_]{1,32}$")]
     system: Option<String>,
     /// Only samples of this client build.
+    #[param(pattern = "^[A-Za-z0-9.+_-]{1,32}$")]
     client_version: Option<String>,
 }
 

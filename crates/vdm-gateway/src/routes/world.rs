@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use vdm_proto::world::v1 as pb;
 
-use super::shared::{IdempotencyKey, ListJson, check_limit, idempotency_key};
+use super::shared::{IdempotencyKey, ListJson, check_limit, idempotency_key, parse_time, time_schema};
 use crate::auth::{Admin, Caller};
 use crate::error::{ErrorBody, GatewayError, GatewayResult};
 use crate::negotiate::{Body, Format, PathId, QueryArgs, Reply};
@@ -84,6 +84,7 @@ pub struct NewEventJson {
     kind: String,
     text: String,
     /// The regions it concerns (existing ones).
+    #[schema(min_items = 1, max_items = 64)]
     region_ids: Vec<i64>,
 }
 
@@ -96,6 +97,7 @@ pub struct EventsQuery {
     #[param(minimum = 1)]
     region_id: Option<i64>,
     /// Only events from this time on: Unix milliseconds, or an RFC 3339 time.
+    #[param(schema_with = time_schema)]
     since: Option<String>,
     /// Page size, 1 to 100.
     #[param(minimum = 1, maximum = 100)]
@@ -297,7 +299,7 @@ pub async fn events(
 ) -> GatewayResult<Reply<ListJson<EventJson>>> {
     let request = pb::ListWorldEventsRequest {
         region_id: q.region_id,
-        since_ms: q.since.as_deref().map(parse_since).transpose()?,
+        since_ms: q.since.as_deref().map(|raw| parse_time("since", raw)).transpose()?,
         limit: check_limit(q.limit)?,
         cursor: q.cursor.unwrap_or_default(),
     };
@@ -309,23 +311,6 @@ pub async fn events(
         format,
         ListJson::new(page.events.into_iter().map(EventJson::from).collect(), page.next_cursor),
     ))
-}
-
-/// Reads `since` as Unix milliseconds or an RFC 3339 time.
-pub fn parse_since(raw: &str) -> GatewayResult<i64> {
-    if let Ok(ms) = raw.parse::<i64>() {
-        if ms < 0 {
-            return Err(GatewayError::invalid("since must not be negative"));
-        }
-        return Ok(ms);
-    }
-    chrono::DateTime::parse_from_rfc3339(raw)
-        .map(|t| t.timestamp_millis().max(0))
-        .map_err(|_| {
-            GatewayError::invalid(format!(
-                "since must be Unix milliseconds or an RFC 3339 time (2026-01-31T12:00:00Z), got {raw:?}"
-            ))
-        })
 }
 
 impl From<pb::Region> for RegionJson {
@@ -362,18 +347,5 @@ impl From<pb::WorldEvent> for EventJson {
             game_time_ms: event.game_time_ms,
             at: vdm_kit::rfc3339(event.created_at_ms),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn since_takes_millis_or_rfc3339() {
-        assert_eq!(parse_since("1500").unwrap(), 1500);
-        assert_eq!(parse_since("1970-01-01T00:00:01Z").unwrap(), 1000);
-        assert!(parse_since("-1").is_err());
-        assert!(parse_since("yesterday").is_err());
     }
 }

@@ -11,12 +11,15 @@ use vdm_proto::quest::v1 as pb;
 pub struct RewardJson {
     /// Gold.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub gold: i64,
     /// Experience points.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub xp: i64,
     /// Item ids.
     #[serde(default)]
+    #[schema(max_items = 32)]
     pub item_ids: Vec<i64>,
 }
 
@@ -27,6 +30,7 @@ pub struct NewObjectiveJson {
     /// What to do.
     pub description: String,
     /// How many times.
+    #[schema(minimum = 1, maximum = 100_000)]
     pub target_count: u32,
 }
 
@@ -45,11 +49,13 @@ pub struct NewQuestJson {
     pub region_id: i64,
     /// The lowest level that may take it.
     #[serde(default)]
+    #[schema(maximum = 1_000)]
     pub level_requirement: u32,
     /// What it gives.
     #[serde(default)]
     pub reward: RewardJson,
     /// What must be done.
+    #[schema(min_items = 1, max_items = 20)]
     pub objectives: Vec<NewObjectiveJson>,
 }
 
@@ -66,6 +72,7 @@ pub struct QuestPatchJson {
     /// The region where it is offered.
     pub(super) region_id: Option<i64>,
     /// The lowest level that may take it.
+    #[schema(maximum = 1_000)]
     pub(super) level_requirement: Option<u32>,
     /// What it gives (replaced whole).
     pub(super) reward: Option<RewardJson>,
@@ -172,7 +179,7 @@ pub struct ProgressBody {
     pub(super) objective_id: i64,
     /// How many steps (1 when absent).
     #[serde(default = "one")]
-    #[schema(default = 1)]
+    #[schema(default = 1, minimum = 1, maximum = 100_000)]
     pub(super) amount: u32,
 }
 
