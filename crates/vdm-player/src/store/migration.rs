@@ -1,5 +1,6 @@
-//! The player service's tables. One migration per file name, as
-//! `DeriveMigrationName` names each after its module.
+//! The player service's tables. Each migration is named by hand:
+//! `DeriveMigrationName` would name every migration of this file after the
+//! file (`migration`).
 
 use sea_orm_migration::prelude::*;
 
@@ -16,8 +17,13 @@ mod m20261203_000001_create_player_tables {
     use sea_orm_migration::prelude::*;
     use sea_orm_migration::schema::*;
 
-    #[derive(DeriveMigrationName)]
     pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261203_000001_create_player_tables"
+        }
+    }
 
     #[derive(DeriveIden)]
     enum Players {
