@@ -157,7 +157,14 @@ pub async fn start(
 
     if services.seed_demo {
         let seeded = match (world_addr, npc_addr, quest_addr) {
-            (Some(world), Some(npc), Some(quest)) => crate::demo::seed(world, npc, quest, rumor_addr).await,
+            (Some(world), Some(npc), Some(quest)) => match crate::demo::seed(world, npc, quest, rumor_addr).await {
+                // The item catalog lives in the player service, when it runs here.
+                Ok(()) => match player_addr {
+                    Some(player) => crate::demo::seed_items(player).await,
+                    None => Ok(()),
+                },
+                Err(err) => Err(err),
+            },
             _ => Err(VdmError::Other(
                 "demo seed: the world, NPC and quest services must run here".to_owned(),
             )),
