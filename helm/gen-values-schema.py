@@ -28,6 +28,7 @@ CHARTS = [
     ("npc", False, ["world"]),
     ("world", False, []),
     ("rumor", False, ["npc", "world"]),
+    ("player", False, []),
     ("metrics", False, []),
 ]
 

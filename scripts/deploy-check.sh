@@ -17,7 +17,7 @@ set -euo pipefail
 KUBERNETES_VERSION="1.33.0"
 RELEASE="vdm"
 NAMESPACE="vdm"
-SERVICE_CHARTS=(vdm-gateway vdm-quest vdm-npc vdm-world vdm-rumor vdm-metrics)
+SERVICE_CHARTS=(vdm-gateway vdm-quest vdm-npc vdm-world vdm-rumor vdm-player vdm-metrics)
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${repo}"
@@ -161,6 +161,8 @@ render umbrella-secret-from-values "${umbrella}" \
   --set vdm-rumor.secret.values.databaseUrl=postgres://vdm:vdm@postgres:5432/vdm \
   --set vdm-rumor.secret.values.llmApiKey=sk-try-it-out-only \
   --set vdm-rumor.llm.url=http://llm-proxy:8080/v1 \
+  --set vdm-player.secret.create=true \
+  --set vdm-player.secret.values.databaseUrl=postgres://vdm:vdm@postgres:5432/vdm \
   --set vdm-metrics.secret.create=true \
   --set vdm-metrics.secret.values.databaseUrl=postgres://vdm:vdm@postgres:5432/vdm
 # The gateway's optional settings: trusted proxies (IPv4 and IPv6) and
@@ -368,7 +370,7 @@ import sys
 import yaml
 
 rendered = pathlib.Path(sys.argv[1])
-CHARTS = ["vdm-gateway", "vdm-quest", "vdm-npc", "vdm-world", "vdm-rumor", "vdm-metrics"]
+CHARTS = ["vdm-gateway", "vdm-quest", "vdm-npc", "vdm-world", "vdm-rumor", "vdm-player", "vdm-metrics"]
 problems = []
 
 

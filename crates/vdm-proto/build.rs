@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read when the script runs, not when it is compiled: a build script
+    // binary compiled for one checkout of the workspace may be reused for
+    // another (a shared target folder), and must read that one's protos.
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let mut files = Vec::new();
     collect_protos(&root, &mut files)?;
     files.sort();

@@ -107,14 +107,19 @@ pub fn render(event: &Event) -> Option<(&'static str, Value)> {
             region_id: spread.region_id,
             tellings: spread.tellings,
         }),
-        EventBody::SessionRevoked(_) => return None,
+        // Player events reach sockets once the gateway renders them (the
+        // player service's phase 2 adds their payload types to the contract).
+        EventBody::SessionRevoked(_) | EventBody::PlayerUpdated(_) | EventBody::PlayerLevelUp(_) => return None,
     }?;
     Some((event.kind(), payload))
 }
 
 /// Whether some socket may get `event` (cheap: no rendering).
 pub fn is_pushed(event: &Event) -> bool {
-    !matches!(event.body, None | Some(EventBody::SessionRevoked(_)))
+    !matches!(
+        event.body,
+        None | Some(EventBody::SessionRevoked(_) | EventBody::PlayerUpdated(_) | EventBody::PlayerLevelUp(_))
+    )
 }
 
 fn to_value<T: Serialize>(payload: T) -> Option<Value> {

@@ -114,7 +114,7 @@ impl std::fmt::Debug for Peers {
 }
 
 /// Every service name a process may call.
-pub const PEER_NAMES: &[&str] = &["quest", "npc", "world", "rumor", "metrics"];
+pub const PEER_NAMES: &[&str] = &["quest", "npc", "world", "rumor", "player", "metrics"];
 
 impl Peers {
     /// Reads `VDM_<NAME>_URL` for every name of [`PEER_NAMES`] that is set;

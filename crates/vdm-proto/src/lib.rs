@@ -52,6 +52,15 @@ pub mod rumor {
     }
 }
 
+/// Accounts, profiles, items, inventories and the ledger (`vdm.player.v1`).
+pub mod player {
+    /// Version 1 of the player contract.
+    pub mod v1 {
+        #![allow(missing_docs, clippy::all)]
+        tonic::include_proto!("vdm.player.v1");
+    }
+}
+
 /// Events services publish on the bus and the gateway pushes (`vdm.events.v1`).
 pub mod events {
     /// Version 1 of the event schema.
@@ -71,6 +80,8 @@ pub mod events {
                     Some(event::Body::RumorHeard(_)) => "rumor.heard",
                     Some(event::Body::RumorSpread(_)) => "rumor.spread",
                     Some(event::Body::SessionRevoked(_)) => "session.revoked",
+                    Some(event::Body::PlayerUpdated(_)) => "player.updated",
+                    Some(event::Body::PlayerLevelUp(_)) => "player.level_up",
                     None => "empty",
                 }
             }

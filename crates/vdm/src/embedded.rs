@@ -18,6 +18,7 @@ use vdm_kit::service::{GrpcApp, Listener, PEER_NAMES, Peers, Service};
 use vdm_kit::shutdown::CancellationToken;
 use vdm_metrics::{Metrics, MetricsConfig};
 use vdm_npc::{Npc, NpcConfig};
+use vdm_player::{Player, PlayerConfig};
 use vdm_quest::{Quest, QuestConfig};
 use vdm_rumor::{Rumor, RumorConfig};
 use vdm_world::{World, WorldConfig};
@@ -41,6 +42,8 @@ pub struct Services {
     pub quest: Option<QuestConfig>,
     /// The rumor service.
     pub rumor: Option<RumorConfig>,
+    /// The player service.
+    pub player: Option<PlayerConfig>,
     /// The metrics service; with no scrape targets it scrapes every app of
     /// the process.
     pub metrics: Option<MetricsConfig>,
@@ -94,6 +97,8 @@ pub struct Running {
     pub quest_addr: Option<SocketAddr>,
     /// Where the rumor service serves gRPC, when started.
     pub rumor_addr: Option<SocketAddr>,
+    /// Where the player service serves gRPC, when started.
+    pub player_addr: Option<SocketAddr>,
     /// Where the metrics service serves gRPC, when started.
     pub metrics_addr: Option<SocketAddr>,
     /// Every service's address as the gateway got it (another gateway in
@@ -139,6 +144,7 @@ pub async fn start(
     let npc = bind::<Npc>(services.npc.as_ref(), addrs, &mut peers).await?;
     let quest = bind::<Quest>(services.quest.as_ref(), addrs, &mut peers).await?;
     let rumor = bind::<Rumor>(services.rumor.as_ref(), addrs, &mut peers).await?;
+    let player = bind::<Player>(services.player.as_ref(), addrs, &mut peers).await?;
     let metrics = bind::<Metrics>(services.metrics.as_ref(), addrs, &mut peers).await?;
 
     let mut tasks = JoinSet::new();
@@ -147,10 +153,18 @@ pub async fn start(
     let npc_addr = spawn::<Npc>(npc, &mut peers, local, &mut tasks, &shutdown).await?;
     let quest_addr = spawn::<Quest>(quest, &mut peers, local, &mut tasks, &shutdown).await?;
     let rumor_addr = spawn::<Rumor>(rumor, &mut peers, local, &mut tasks, &shutdown).await?;
+    let player_addr = spawn::<Player>(player, &mut peers, local, &mut tasks, &shutdown).await?;
 
     if services.seed_demo {
         let seeded = match (world_addr, npc_addr, quest_addr) {
-            (Some(world), Some(npc), Some(quest)) => crate::demo::seed(world, npc, quest, rumor_addr).await,
+            (Some(world), Some(npc), Some(quest)) => match crate::demo::seed(world, npc, quest, rumor_addr).await {
+                // The item catalog lives in the player service, when it runs here.
+                Ok(()) => match player_addr {
+                    Some(player) => crate::demo::seed_items(player).await,
+                    None => Ok(()),
+                },
+                Err(err) => Err(err),
+            },
             _ => Err(VdmError::Other(
                 "demo seed: the world, NPC and quest services must run here".to_owned(),
             )),
@@ -174,6 +188,7 @@ pub async fn start(
                     ("npc", npc_addr),
                     ("quest", quest_addr),
                     ("rumor", rumor_addr),
+                    ("player", player_addr),
                     ("metrics", Some(listener.local_addr())),
                 ],
             );
@@ -196,6 +211,7 @@ pub async fn start(
         npc_addr,
         quest_addr,
         rumor_addr,
+        player_addr,
         metrics_addr,
         peers,
         tasks,
@@ -250,7 +266,7 @@ async fn spawn<S: Service>(
 /// gateway's); the scraper tells them apart by RPC package.
 fn in_process_targets(
     http_addr: SocketAddr,
-    services: [(&str, Option<SocketAddr>); 5],
+    services: [(&str, Option<SocketAddr>); 6],
 ) -> Vec<vdm_metrics::domain::targets::Target> {
     let url = format!("http://{http_addr}/metrics");
     std::iter::once("gateway")
@@ -276,6 +292,7 @@ pub async fn run(env: &Env, common: &Common, shutdown: CancellationToken) -> Res
         npc: Some(Npc::config_from_env(env, data)?),
         quest: Some(Quest::config_from_env(env, data)?),
         rumor: Some(Rumor::config_from_env(env, data)?),
+        player: Some(Player::config_from_env(env, data)?),
         metrics: Some({
             let mut metrics = Metrics::config_from_env(env, data)?;
             // The history log is on in the embedded default, beside its data.

@@ -32,9 +32,11 @@ commands:
   npc                 run the NPC service
   rumor               run the rumor service
   world               run the world service
+  player              run the player service
   metrics             run the metrics service
   migrate <service>   run a service's database migrations and exit
-                      (gateway, quest, npc, world, rumor, metrics, all)
+                      (gateway, quest, npc, world, rumor, player, metrics,
+                      all)
   budgets alert-rules [--out FILE]
                       write the performance budgets (VDM_BUDGETS_FILE, else
                       the compiled-in deploy/budgets.json) as Prometheus
@@ -151,7 +153,7 @@ pub use vdm_kit::service::error_chain;
 
 /// The services the binary runs one per process (`vdm quest`), in the
 /// order `vdm migrate all` migrates them after the gateway.
-pub const SERVICES: &[&str] = &["quest", "npc", "world", "rumor", "metrics"];
+pub const SERVICES: &[&str] = &["quest", "npc", "world", "rumor", "player", "metrics"];
 
 /// Settings every subcommand shares.
 #[derive(Debug, Clone)]
@@ -230,6 +232,7 @@ async fn run_async(command: Command) -> Result<(), VdmError> {
             "npc" => serve_one::<vdm_npc::Npc>(&env, &common, shutdown).await,
             "world" => serve_one::<vdm_world::World>(&env, &common, shutdown).await,
             "rumor" => serve_one::<vdm_rumor::Rumor>(&env, &common, shutdown).await,
+            "player" => serve_one::<vdm_player::Player>(&env, &common, shutdown).await,
             "metrics" => serve_one::<vdm_metrics::Metrics>(&env, &common, shutdown).await,
             other => Err(VdmError::Other(format!("unknown service {other:?}"))),
         },
@@ -326,6 +329,7 @@ async fn migrate(env: &Env, common: &Common, service: &str) -> Result<(), VdmErr
             "npc" => migrate_one::<vdm_npc::Npc>(env, common).await?,
             "world" => migrate_one::<vdm_world::World>(env, common).await?,
             "rumor" => migrate_one::<vdm_rumor::Rumor>(env, common).await?,
+            "player" => migrate_one::<vdm_player::Player>(env, common).await?,
             "metrics" => migrate_one::<vdm_metrics::Metrics>(env, common).await?,
             other => return Err(VdmError::Other(format!("unknown service {other:?}"))),
         }
@@ -378,6 +382,7 @@ mod tests {
         );
         assert_eq!(parse(&["migrate", "world"]).unwrap(), Command::Migrate("world".into()));
         assert_eq!(parse(&["migrate", "quest"]).unwrap(), Command::Migrate("quest".into()));
+        assert_eq!(parse(&["player"]).unwrap(), Command::Service("player"));
         assert!(parse(&["migrate"]).is_err());
         assert!(parse(&["bogus"]).is_err());
         assert!(parse(&["quest", "extra"]).is_err());

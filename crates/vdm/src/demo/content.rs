@@ -41,6 +41,10 @@ pub struct DemoWorld {
     /// World events.
     #[serde(default)]
     pub events: Vec<Event>,
+    /// The player service's item catalog (upserted by id, seeded only when
+    /// the player service runs); quest rewards name items by id.
+    #[serde(default)]
+    pub items: Vec<Item>,
     /// Quests offered by the NPCs.
     #[serde(default)]
     pub quests: Vec<Quest>,
@@ -173,6 +177,31 @@ pub struct Event {
     pub regions: Vec<i64>,
 }
 
+/// A catalog item.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Item {
+    /// Its id, chosen here (quest rewards name it).
+    pub id: i64,
+    /// A unique lowercase label.
+    pub key: String,
+    /// What players see.
+    pub name: String,
+    /// A lowercase label (`weapon`, `herb`).
+    pub kind: String,
+    /// common, uncommon, rare, epic or legendary.
+    pub rarity: String,
+    /// The most units one stack holds.
+    pub max_stack: u32,
+    /// Whether players may trade it (default: yes).
+    #[serde(default = "yes")]
+    pub tradeable: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
 /// A quest.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -267,6 +296,15 @@ impl DemoWorld {
         if let Some(npc) = self.npcs.iter().find(|npc| !regions.contains(&npc.region)) {
             return Err(format!("npc {:?}: no region has id {}", npc.name, npc.region));
         }
+        let mut items = HashSet::new();
+        if let Some(twice) = self.items.iter().find(|item| !items.insert(item.id)) {
+            return Err(format!("items: id {} is used twice", twice.id));
+        }
+        for quest in &self.quests {
+            if let Some(id) = quest.reward.item_ids.iter().find(|id| !items.contains(*id)) {
+                return Err(format!("quest {:?}: reward item {id} is not in items", quest.title));
+            }
+        }
         let unknown = |name: &String| !names.contains(name.as_str());
         if let Some(quest) = self.quests.iter().find(|q| unknown(&q.giver)) {
             return Err(format!("quest {:?}: no npc is named {:?}", quest.title, quest.giver));
@@ -324,6 +362,11 @@ mod tests {
         );
         let err = DemoWorld::parse(&stranger).unwrap_err();
         assert!(err.to_string().contains("no npc is named \"Bob\""), "{err}");
+
+        let item = r#"{"id": 4, "key": "k", "name": "K", "kind": "key", "rarity": "common", "max_stack": 1}"#;
+        let twice = format!(r#"{{"items": [{item}, {item}]}}"#);
+        let err = DemoWorld::parse(&twice).unwrap_err();
+        assert!(err.to_string().contains("items: id 4 is used twice"), "{err}");
 
         let homeless = format!(r#"{{"npcs": [{npc}]}}"#);
         let err = DemoWorld::parse(&homeless).unwrap_err();

@@ -1,14 +1,16 @@
 //! The demo world the embedded default seeds on first start, through the
 //! services' own gRPC APIs: four regions of hex cells, five factions and
 //! their relations, 32 NPCs with traits (the first 24 give the quests), a few
-//! memories and world events, eight quests, and four rumors for the NPCs
-//! to spread. Regions and factions are
-//! upserted by id and relations set to fixed scores; every create carries a
-//! fixed idempotency key. So seeding again on a later start creates nothing.
+//! memories and world events, eight quests, four rumors for the NPCs
+//! to spread, and the six catalog items the quests reward. Regions,
+//! factions and items are upserted by id and relations set to fixed scores;
+//! every create carries a fixed idempotency key. So seeding again on a
+//! later start creates nothing.
 //!
 //! - [`content`]: the world as data, `content/demo-world.json` compiled in,
 //!   and its types.
-//! - [`seed`]: creates it through the services.
+//! - [`seed`]: creates it through the services; [`seed_items`] writes the
+//!   item catalog through the player service.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,6 +20,8 @@ use std::time::Duration;
 use vdm_kit::grpc::GrpcChannel;
 use vdm_proto::npc::v1 as npc_pb;
 use vdm_proto::npc::v1::npc_service_client::NpcServiceClient;
+use vdm_proto::player::v1 as player_pb;
+use vdm_proto::player::v1::player_service_client::PlayerServiceClient;
 use vdm_proto::quest::v1 as pb;
 use vdm_proto::quest::v1::quest_service_client::QuestServiceClient;
 use vdm_proto::rumor::v1 as rumor_pb;
@@ -73,6 +77,53 @@ pub async fn seed(
             rumors = created.rumors,
             "demo world seeded"
         );
+    }
+    Ok(())
+}
+
+/// Writes the demo item catalog through the player service: an item
+/// missing or different is put, one as the file has it is left alone.
+pub async fn seed_items(player_addr: SocketAddr) -> Result<(), VdmError> {
+    let demo = world()?;
+    let channel = vdm_kit::grpc::channel(&format!("http://{player_addr}"), Duration::from_secs(10))
+        .map_err(|e| VdmError::Other(format!("demo seed: {e}")))?;
+    let mut players = PlayerServiceClient::new(channel);
+    let mut written = 0;
+    for item in &demo.items {
+        let wanted = player_pb::Item {
+            id: item.id,
+            key: item.key.clone(),
+            name: item.name.clone(),
+            kind: item.kind.clone(),
+            rarity: item.rarity.clone(),
+            max_stack: item.max_stack,
+            tradeable: item.tradeable,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+        };
+        let current = match players.get_item(player_pb::GetItemRequest { id: item.id }).await {
+            Ok(found) => Some(found.into_inner()),
+            Err(status) if status.code() == tonic::Code::NotFound => None,
+            Err(status) => return Err(failed(format!("item {}", item.id))(status)),
+        };
+        let same = current.is_some_and(|current| {
+            player_pb::Item {
+                created_at_ms: 0,
+                updated_at_ms: 0,
+                ..current
+            } == wanted
+        });
+        if same {
+            continue;
+        }
+        players
+            .put_item(player_pb::PutItemRequest { item: Some(wanted) })
+            .await
+            .map_err(failed(format!("item {}", item.id)))?;
+        written += 1;
+    }
+    if written > 0 {
+        tracing::info!(items = written, "demo items written");
     }
     Ok(())
 }
@@ -326,6 +377,7 @@ mod tests {
         assert_eq!(demo.events.len(), 4);
         assert_eq!(demo.quests.len(), 8);
         assert_eq!(demo.rumors.len(), 4);
+        assert_eq!(demo.items.len(), 6);
         assert_eq!(demo.regions[0].name, "Millbrook Vale");
         assert_eq!(demo.npcs[0].name, "Hilda the Miller");
     }

@@ -183,8 +183,8 @@ async fn the_dashboard_draws_the_stats_in_a_browser(backend: Backend) {
         assert!(number(&dom, chart, "data-series") <= services(field));
     }
     // Memory is measured for every service of the process.
-    // (gateway, world, NPC, quest, rumor and metrics).
-    assert_eq!(number(&dom, "chart-memory", "data-series"), 6.0);
+    // (gateway, world, NPC, quest, rumor, player and metrics).
+    assert_eq!(number(&dom, "chart-memory", "data-series"), 7.0);
     // The frame time bars are the stored samples' percentiles.
     let client = app.get("/v1/stats/client", ADMIN_TOKEN).await.json();
     assert_eq!(number(&dom, "chart-frame", "data-points"), 3.0);

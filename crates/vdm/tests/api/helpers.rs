@@ -35,6 +35,7 @@ use vdm_kit::service::{PEER_NAMES, Peers};
 use vdm_kit::shutdown::CancellationToken;
 use vdm_metrics::{MetricsConfig, ScrapeConfig};
 use vdm_npc::NpcConfig;
+use vdm_player::PlayerConfig;
 use vdm_proto::npc::v1::npc_service_client::NpcServiceClient;
 use vdm_proto::world::v1::world_service_client::WorldServiceClient;
 use vdm_quest::QuestConfig;
@@ -308,7 +309,7 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
                 memory_capacity: 1000,
                 timeout: Duration::from_millis(500),
             };
-            let schemas = ["quest", "npc", "world", "gateway", "metrics", "rumor"]
+            let schemas = ["quest", "npc", "world", "gateway", "metrics", "rumor", "player"]
                 .iter()
                 .map(|s| format!("{prefix}_{s}"))
                 .collect();
@@ -354,6 +355,11 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
         quest: (!options.quest_down).then(|| QuestConfig {
             database: db("quest"),
             cache: cache.clone(),
+        }),
+        player: Some(PlayerConfig {
+            database: db("player"),
+            cache: cache.clone(),
+            levels: Default::default(),
         }),
         rumor: (!options.rumor_down).then(|| {
             let defaults = TransformConfig::default();

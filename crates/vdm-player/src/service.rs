@@ -1,0 +1,237 @@
+//! The player service's use cases: validation (domain), storage (store)
+//! and events, composed. Transport-free: `grpc.rs` converts protobuf
+//! messages to and from these calls.
+
+use tracing::instrument;
+use vdm_kit::bus::{Event, EventBody, EventBus};
+use vdm_kit::idempotency::Created;
+use vdm_proto::events::v1::PlayerLevelUp;
+
+use crate::domain::{
+    Change, DisplayName, Item, ItemInput, LedgerEntry, NewItem, Outcome, Page, Profile, Revocation, Rotation,
+    device_id, positive_id, session_id,
+};
+use crate::error::{PlayerError, PlayerResult};
+use crate::store::PlayerStore;
+
+/// Accounts, profiles, items, inventories and the ledger, backed by the
+/// database; changes are published on the event bus.
+#[derive(Clone)]
+pub struct PlayerService {
+    store: PlayerStore,
+    events: EventBus,
+}
+
+impl PlayerService {
+    /// Builds the service over a store and an event bus.
+    pub fn new(store: PlayerStore, events: EventBus) -> PlayerService {
+        PlayerService { store, events }
+    }
+
+    /// Answers whether the database is reachable.
+    pub async fn ready(&self) -> PlayerResult<()> {
+        self.store.ping().await
+    }
+
+    /// Returns the player of a device, creating it on first sight, and
+    /// whether it was created now.
+    #[instrument(skip_all, fields(player.id))]
+    pub async fn sign_in(&self, device: &str, now_ms: i64) -> PlayerResult<(i64, bool)> {
+        let device = device_id(device)?;
+        let (player_id, created) = self.store.sign_in(device, now_ms).await?;
+        tracing::Span::current().record("player.id", player_id);
+        if created {
+            tracing::info!(player.id = player_id, "player created");
+        }
+        Ok((player_id, created))
+    }
+
+    /// Moves a session family to its next refresh generation (see
+    /// [`PlayerStore::rotate`]).
+    #[instrument(skip_all, fields(player.id = player_id, generation))]
+    pub async fn rotate_session(
+        &self,
+        player_id: i64,
+        sid: &str,
+        generation: i64,
+        issued_at_ms: i64,
+        now_ms: i64,
+    ) -> PlayerResult<Rotation> {
+        positive_id("player_id", player_id)?;
+        let sid = session_id(sid)?;
+        if generation < 0 {
+            return Err(PlayerError::Invalid(format!(
+                "generation must not be negative, got {generation}"
+            )));
+        }
+        let rotation = self
+            .store
+            .rotate(player_id, sid, generation, issued_at_ms, now_ms)
+            .await?;
+        if rotation == Rotation::Reused {
+            tracing::warn!(
+                player.id = player_id,
+                "spent refresh token used again: session family revoked"
+            );
+        }
+        Ok(rotation)
+    }
+
+    /// Revokes one session family; returns when.
+    #[instrument(skip_all, fields(player.id = player_id))]
+    pub async fn revoke_session(&self, player_id: i64, sid: &str, now_ms: i64) -> PlayerResult<i64> {
+        positive_id("player_id", player_id)?;
+        let sid = session_id(sid)?;
+        self.store.revoke_session(player_id, sid, now_ms).await?;
+        tracing::info!("session revoked");
+        Ok(now_ms)
+    }
+
+    /// Revokes every session of a player issued until `at_ms` (0: now);
+    /// returns that time.
+    #[instrument(skip_all, fields(player.id = player_id))]
+    pub async fn revoke_player(&self, player_id: i64, at_ms: i64, now_ms: i64) -> PlayerResult<i64> {
+        positive_id("player_id", player_id)?;
+        if at_ms < 0 {
+            return Err(PlayerError::Invalid(format!("at_ms must not be negative, got {at_ms}")));
+        }
+        let at_ms = if at_ms == 0 { now_ms } else { at_ms };
+        if !self.store.revoke_player(player_id, at_ms).await? {
+            return Err(PlayerError::PlayerNotFound(player_id));
+        }
+        tracing::info!("every session of the player revoked");
+        Ok(at_ms)
+    }
+
+    /// The revocations made since `since_ms`.
+    #[instrument(skip_all)]
+    pub async fn revocations_since(&self, since_ms: i64) -> PlayerResult<Vec<Revocation>> {
+        self.store.revocations_since(since_ms).await
+    }
+
+    /// Reads a player's profile.
+    #[instrument(skip_all, fields(player.id = player_id))]
+    pub async fn profile(&self, player_id: i64) -> PlayerResult<Profile> {
+        positive_id("player_id", player_id)?;
+        self.store
+            .get_profile(player_id)
+            .await?
+            .ok_or(PlayerError::PlayerNotFound(player_id))
+    }
+
+    /// Changes a player's profile (its display name, when given).
+    #[instrument(skip_all, fields(player.id = player_id))]
+    pub async fn update_profile(
+        &self,
+        player_id: i64,
+        display_name: Option<&str>,
+        now_ms: i64,
+    ) -> PlayerResult<Profile> {
+        positive_id("player_id", player_id)?;
+        let Some(raw) = display_name else {
+            return self.profile(player_id).await;
+        };
+        let name = DisplayName::parse(raw)?;
+        let profile = self.store.set_display_name(player_id, &name, now_ms).await?;
+        tracing::info!("display name set");
+        self.publish_updated(&profile).await;
+        Ok(profile)
+    }
+
+    /// Creates or replaces a catalog item.
+    #[instrument(skip_all, fields(item.id = input.id))]
+    pub async fn put_item(&self, input: ItemInput, now_ms: i64) -> PlayerResult<Item> {
+        let new = NewItem::parse(input)?;
+        let item = self.store.put_item(&new, now_ms).await?;
+        tracing::info!(item.key = %item.key, "item written");
+        Ok(item)
+    }
+
+    /// Reads one catalog item.
+    #[instrument(skip_all, fields(item.id = id))]
+    pub async fn item(&self, id: i64) -> PlayerResult<Item> {
+        positive_id("id", id)?;
+        self.store.get_item(id).await?.ok_or(PlayerError::ItemNotFound(id))
+    }
+
+    /// Lists the catalog.
+    #[instrument(skip_all)]
+    pub async fn items(&self, limit: u32, cursor: &str) -> PlayerResult<(Vec<Item>, Option<String>)> {
+        self.store.list_items(Page::parse(limit, cursor)?).await
+    }
+
+    /// Reads a player's stacks.
+    #[instrument(skip_all, fields(player.id = player_id))]
+    pub async fn inventory(&self, player_id: i64) -> PlayerResult<Vec<(Item, i64)>> {
+        positive_id("player_id", player_id)?;
+        self.store
+            .inventory(player_id)
+            .await?
+            .ok_or(PlayerError::PlayerNotFound(player_id))
+    }
+
+    /// Lists a player's ledger, oldest first.
+    #[instrument(skip_all, fields(player.id = player_id))]
+    pub async fn ledger(
+        &self,
+        player_id: i64,
+        limit: u32,
+        cursor: &str,
+    ) -> PlayerResult<(Vec<LedgerEntry>, Option<String>)> {
+        positive_id("player_id", player_id)?;
+        let page = Page::parse(limit, cursor)?;
+        if self.store.get_profile(player_id).await?.is_none() {
+            return Err(PlayerError::PlayerNotFound(player_id));
+        }
+        self.store.ledger(player_id, page).await
+    }
+
+    /// Applies a change of balances (a grant, a removal, a reward), once
+    /// per grant id; publishes `player.updated` (and `player.level_up`)
+    /// when it applied now.
+    #[instrument(skip_all, fields(player.id = change.player_id, grant.id = change.grant_id.as_deref()))]
+    pub async fn apply(&self, change: Change, now_ms: i64) -> PlayerResult<Outcome> {
+        let outcome = match self.store.apply(&change, now_ms).await? {
+            Created::New(outcome) => outcome,
+            Created::Replayed(outcome) => {
+                tracing::info!("grant replayed");
+                return Ok(outcome);
+            }
+        };
+        tracing::info!(
+            gold = change.amounts.gold,
+            xp = change.amounts.xp,
+            items = change.amounts.items.len(),
+            level = outcome.profile.level,
+            "balances changed"
+        );
+        self.publish_updated(&outcome.profile).await;
+        if outcome.leveled_up() {
+            self.publish(
+                outcome.profile.player_id,
+                EventBody::PlayerLevelUp(PlayerLevelUp {
+                    player_id: outcome.profile.player_id,
+                    previous_level: outcome.previous_level,
+                    level: outcome.profile.level,
+                }),
+            )
+            .await;
+        }
+        Ok(outcome)
+    }
+
+    /// Tells the player (`player.updated`), after the write committed.
+    async fn publish_updated(&self, profile: &Profile) {
+        let body = EventBody::PlayerUpdated(vdm_proto::player::v1::Profile::from(profile.clone()));
+        self.publish(profile.player_id, body).await;
+    }
+
+    async fn publish(&self, player_id: i64, body: EventBody) {
+        let event = Event {
+            player_id: Some(player_id),
+            region_ids: Vec::new(),
+            body: Some(body),
+        };
+        self.events.publish(event).await;
+    }
+}
