@@ -1,0 +1,156 @@
+using System;
+using System.Collections.Concurrent;
+using System.Collections.Generic;
+using System.Linq;
+using System.Threading.Tasks;
+
+namespace Vdm.Client.Tests
+{
+    /// <summary>VdmSocket against the real server: requests, typed pushes, resume, the contract check.</summary>
+    public class SocketTests
+    {
+        [LiveTest]
+        public async Task WelcomeCarriesTheGeneratedContract()
+        {
+            var client = await Live.PlayerAsync();
+            var socket = new VdmSocket(client);
+            var welcome = await socket.ConnectAsync();
+            Check.Equal(VdmContract.Version, welcome.Contract, "the server's contract is the generated one");
+            Check.Equal(client.Session.PlayerId, welcome.PlayerId, "player");
+            Check.That(!welcome.Resumed && welcome.HeartbeatMs > 0 && !string.IsNullOrEmpty(welcome.ResumeToken), "a new session");
+            await socket.CloseAsync();
+        }
+
+        [LiveTest]
+        public async Task RequestsAreAnsweredById()
+        {
+            var client = await Live.PlayerAsync();
+            var socket = new VdmSocket(client);
+            await socket.ConnectAsync();
+            var quest = await socket.SendAsync<Quest>("GET", "/v1/quests/1");
+            Check.Equal(1L, quest.Id, "typed answer");
+            // Independent reads may be answered in any order: each answer
+            // reaches the request with its id.
+            var reads = Enumerable.Range(1, 4).Select(id => socket.SendAsync<Npc>("GET", "/v1/npcs/" + id)).ToList();
+            var npcs = await Task.WhenAll(reads);
+            for (var i = 0; i < npcs.Length; i++) Check.Equal((long)(i + 1), npcs[i].Id, "answer " + i + " matches its request");
+            var missing = await Check.Throws<VdmApiException>(() => socket.SendAsync<Quest>("GET", "/v1/quests/987654321"), "an unknown quest");
+            Check.Equal(404, missing.Status, "status over the socket");
+            Check.Equal("not_found", missing.Code, "code over the socket");
+            var raw = await socket.SendAsync("POST", "/v1/world/events", new NewEvent { Kind = "x", Text = "y", RegionIds = new List<long> { 1 } });
+            Check.That(raw.Status == 401 || raw.Status == 403, "a player cannot publish: " + raw.Status);
+            await socket.CloseAsync();
+        }
+
+        [LiveTest]
+        public async Task PushesArriveAsTypedEvents()
+        {
+            var client = await Live.PlayerAsync();
+            var admin = Live.Admin();
+            var socket = new VdmSocket(client);
+            var quests = new ConcurrentQueue<PlayerQuest>();
+            var events = new ConcurrentQueue<Event>();
+            var moves = new ConcurrentQueue<NpcMoved>();
+            var heard = new ConcurrentQueue<RumorHeard>();
+            socket.QuestUpdated += q => quests.Enqueue(q);
+            socket.WorldEvent += e => events.Enqueue(e);
+            socket.NpcMoved += m => moves.Enqueue(m);
+            socket.RumorHeard += r => heard.Enqueue(r);
+            await socket.ConnectAsync();
+            await socket.SubscribeAsync(new long[] { 2 });
+
+            var quest = await Live.NewQuestAsync(admin);
+            // Each request waits for its answer before the next is sent:
+            // the progress depends on the accept.
+            await socket.SendAsync<PlayerQuest>("POST", "/v1/quests/" + quest.Id + "/accept");
+            await socket.SendAsync<PlayerQuest>("POST", "/v1/me/quests/" + quest.Id + "/progress", new ProgressBody { ObjectiveId = quest.Objectives[0].Id, Amount = 2 });
+            await Check.Eventually(() => quests.Count(q => q.QuestId == quest.Id) >= 2, "quest.updated for the accept and the progress");
+            var last = quests.Last(q => q.QuestId == quest.Id);
+            Check.Equal(2, last.Objectives[0].ProgressValue, "the push carries the progress");
+
+            var published = await admin.PublishWorldEventAsync(new NewEvent { Kind = "festival", Text = "Lanterns on the lake", RegionIds = new List<long> { 2 } });
+            await Check.Eventually(() => events.Any(e => e.Id == published.Id), "world.event for a subscribed region");
+            Check.Equal("Lanterns on the lake", events.First(e => e.Id == published.Id).Text, "typed world event");
+
+            await admin.MoveNpcAsync(8, new Move { Q = 5, R = -3 });
+            await Check.Eventually(() => moves.Any(m => m.NpcId == 8 && m.Q == 5 && m.R == -3), "npc.moved in a subscribed region");
+
+            var npc = await admin.CreateNpcAsync(new NewNpc { Name = "Gossip", RegionId = 2 });
+            await admin.CreateRumorAsync(new NewRumor { Text = "The bridge is cursed", OriginNpcId = npc.Id, RegionId = 2, Truth = 0.2 });
+            await client.TalkToNpcAsync(npc.Id);
+            await Check.Eventually(() => heard.Any(r => r.NpcId == npc.Id), "rumor.heard when an NPC tells the player");
+
+            Check.That(socket.LastSeq >= 5, "pushes are numbered: " + socket.LastSeq);
+            await socket.CloseAsync();
+        }
+
+        [LiveTest]
+        public async Task ResumeDeliversEveryMissedPushOnce()
+        {
+            var client = await Live.PlayerAsync();
+            var admin = Live.Admin();
+            // A long first backoff: the pushes below happen while the socket is away.
+            var socket = new VdmSocket(client, new VdmSocketOptions { ReconnectBaseDelay = TimeSpan.FromSeconds(4) });
+            var seqs = new ConcurrentQueue<long>();
+            var progress = new ConcurrentQueue<int>();
+            var welcomes = new ConcurrentQueue<VdmWelcome>();
+            var reconnecting = 0;
+            socket.Connected += w => welcomes.Enqueue(w);
+            socket.Reconnecting += (attempt, delay) => System.Threading.Interlocked.Increment(ref reconnecting);
+            var quest = await Live.NewQuestAsync(admin, target: 10);
+            socket.QuestUpdated += q =>
+            {
+                if (q.QuestId != quest.Id) return;
+                seqs.Enqueue(socket.LastSeq);
+                progress.Enqueue(q.Objectives[0].ProgressValue);
+            };
+            await socket.ConnectAsync();
+            await client.AcceptQuestAsync(quest.Id);
+            await Check.Eventually(() => progress.Count == 1, "the accept's push");
+
+            socket.AbortConnection();
+            await Check.Eventually(() => reconnecting > 0, "the socket noticed the drop");
+            Check.That(!socket.IsConnected, "away");
+            for (var i = 0; i < 3; i++)
+            {
+                await client.AdvanceObjectiveAsync(quest.Id, new ProgressBody { ObjectiveId = quest.Objectives[0].Id, Amount = 1 });
+            }
+            Check.Equal(1, progress.Count, "no push while away");
+            await Check.Eventually(() => welcomes.Count == 2, "reconnected", 15);
+            Check.That(welcomes.Last().Resumed, "the session was resumed");
+            await Check.Eventually(() => progress.Count >= 4, "the missed pushes replayed");
+            await client.AdvanceObjectiveAsync(quest.Id, new ProgressBody { ObjectiveId = quest.Objectives[0].Id, Amount = 1 });
+            await Check.Eventually(() => progress.Count >= 5, "live pushes after the replay");
+            await Task.Delay(300);
+            Check.Equal("0,1,2,3,4", string.Join(",", progress), "each push once, in order");
+            var ordered = seqs.ToList();
+            Check.That(ordered.Distinct().Count() == ordered.Count && ordered.SequenceEqual(ordered.OrderBy(s => s)), "seqs increase without repeats: " + string.Join(",", ordered));
+            await socket.CloseAsync();
+        }
+
+        [LiveTest]
+        public async Task AWrongContractIsAClearError()
+        {
+            var client = await Live.PlayerAsync();
+            var socket = new VdmSocket(client, new VdmSocketOptions { Contract = "v1-0000000000000000" });
+            var error = await Check.Throws<VdmContractException>(() => socket.ConnectAsync(), "a client of another contract");
+            Check.Equal("v1-0000000000000000", error.ClientContract, "the client's contract");
+            Check.That(error.Reason.Contains(VdmContract.Version), "the reason names the server's contract: " + error.Reason);
+        }
+
+        [LiveTest]
+        public async Task SignOutClosesTheSocketForGood()
+        {
+            var client = await Live.PlayerAsync();
+            var socket = new VdmSocket(client);
+            Exception closed = null;
+            var closedOnce = 0;
+            socket.Closed += e => { closed = e; System.Threading.Interlocked.Increment(ref closedOnce); };
+            await socket.ConnectAsync();
+            await client.SignOutAsync();
+            await Check.Eventually(() => closedOnce == 1, "the socket closed");
+            var socketError = closed as VdmSocketException;
+            Check.That(socketError != null && socketError.CloseCode == 4003, "closed with 4003: " + closed);
+        }
+    }
+}
