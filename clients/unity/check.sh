@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Checks the Unity SDK against a live server, as CI does:
 #   1. starts vdm (embedded default) twice on free ports in a temp dir: one
-#      with default limits, one with tight rate limits for the retry tests;
+#      with default limits, one with tight rate limits (for the retry tests)
+#      and a 1 s socket heartbeat;
 #   2. regenerates the SDK from the live /v1/openapi.json into a temp dir
 #      and fails if the committed Runtime/Generated differs (a contract
 #      change without an SDK update);
-#   3. checks every package file has its Unity .meta;
+#   3. generates from generator/fixture.json (one of every schema construct)
+#      and compiles the result; checks every package file has its Unity .meta;
 #   4. compiles Runtime/ and Tests/ with Mono's mcs (C# 7.2, Newtonsoft.Json);
 #   5. runs the tests against the servers (`N passed, N failed`);
 #   6. stops the servers.
@@ -65,7 +67,7 @@ wait_ready() {
 
 echo "==> starting vdm (${vdm})"
 url="$(start main)"
-limited="$(start limited VDM_RATE_READ=2/2 VDM_RATE_WRITE=1/1)"
+limited="$(start limited VDM_RATE_READ=2/2 VDM_RATE_WRITE=1/1 VDM_WS_HEARTBEAT_MS=1000)"
 wait_ready "${url}" main
 wait_ready "${limited}" limited
 echo "vdm at ${url}; with tight rate limits at ${limited}"
@@ -77,6 +79,14 @@ if ! diff -ru --exclude='*.meta' "${here}/Runtime/Generated" "${work}/generated"
   die "contract changed: run python3 clients/unity/generator/generate.py http://<host:port>/v1/openapi.json against a server built from this tree, and commit clients/unity/Runtime/Generated"
 fi
 echo "Runtime/Generated is what the generator makes of $(grep -o 'contract v1-[0-9a-f]*' "${here}/Runtime/Generated/Pushes.cs" | head -n1)"
+
+echo "==> the generator handles every schema construct it knows (generator/fixture.json)"
+python3 "${here}/generator/generate.py" "${here}/generator/fixture.json" "${work}/fixture" >/dev/null
+mapfile -t handwritten < <(find "${here}/Runtime" -name '*.cs' -not -path '*/Generated/*' | sort)
+mcs -langversion:7.2 -nologo -warnaserror -target:library -out:"${work}/fixture.dll" \
+  -r:"${newtonsoft}" -r:System.Net.Http.dll "${work}"/fixture/*.cs "${handwritten[@]}" \
+  || die "code generated from generator/fixture.json does not compile"
+echo "the fixture's code compiles"
 
 echo "==> every package file has a Unity .meta"
 python3 "${here}/generator/metas.py" --check || die "missing .meta files: run python3 clients/unity/generator/metas.py and commit them"

@@ -261,9 +261,15 @@ namespace Vdm.Client
 
         private bool NeedsRefresh(VdmSession current)
         {
-            var lifetime = current.ExpiresAtUtc - DateTime.UtcNow;
             var margin = options.RefreshMargin;
-            return lifetime <= margin;
+            if (current.IssuedAtUtc.HasValue)
+            {
+                // A server with short sessions (minutes) would otherwise
+                // have every call refresh first.
+                var half = TimeSpan.FromTicks((current.ExpiresAtUtc - current.IssuedAtUtc.Value).Ticks / 2);
+                if (half < margin) margin = half;
+            }
+            return current.ExpiresAtUtc - DateTime.UtcNow <= margin;
         }
 
         /// <summary>

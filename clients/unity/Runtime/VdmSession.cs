@@ -11,13 +11,23 @@ namespace Vdm.Client
     {
         /// <summary>Creates a session from stored tokens.</summary>
         public VdmSession(long playerId, string sessionToken, DateTime expiresAtUtc, string refreshToken, DateTime refreshExpiresAtUtc)
+            : this(playerId, sessionToken, expiresAtUtc, refreshToken, refreshExpiresAtUtc, null)
         {
+        }
+
+        /// <summary>Creates a session from stored tokens, with when the session token was issued.</summary>
+        public VdmSession(long playerId, string sessionToken, DateTime expiresAtUtc, string refreshToken, DateTime refreshExpiresAtUtc, DateTime? issuedAtUtc)
+        {
+            IssuedAtUtc = issuedAtUtc;
             PlayerId = playerId;
             SessionToken = sessionToken;
             ExpiresAtUtc = expiresAtUtc;
             RefreshToken = refreshToken;
             RefreshExpiresAtUtc = refreshExpiresAtUtc;
         }
+
+        /// <summary>When the session token was issued (UTC), when known: a session refreshes at the latest halfway through its life.</summary>
+        public DateTime? IssuedAtUtc { get; }
 
         /// <summary>The player.</summary>
         public long PlayerId { get; }
@@ -43,7 +53,7 @@ namespace Vdm.Client
         internal static VdmSession From(TokenPair pair, DateTime nowUtc)
         {
             return new VdmSession(pair.PlayerId, pair.SessionToken, nowUtc.AddSeconds(pair.ExpiresIn),
-                pair.RefreshToken, nowUtc.AddSeconds(pair.RefreshExpiresIn));
+                pair.RefreshToken, nowUtc.AddSeconds(pair.RefreshExpiresIn), nowUtc);
         }
     }
 }

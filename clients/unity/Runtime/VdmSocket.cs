@@ -253,7 +253,18 @@ namespace Vdm.Client
             {
                 if (c.Ws.State == WebSocketState.Open)
                 {
-                    await c.Ws.CloseAsync(WebSocketCloseStatus.NormalClosure, "bye", cancellationToken).ConfigureAwait(false);
+                    // Only the output side: the receive loop reads the
+                    // server's close frame (and anything sent before it).
+                    await sending.WaitAsync(cancellationToken).ConfigureAwait(false);
+                    try
+                    {
+                        await c.Ws.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "bye", cancellationToken).ConfigureAwait(false);
+                    }
+                    finally
+                    {
+                        sending.Release();
+                    }
+                    await Task.WhenAny(c.Closed.Task, Task.Delay(TimeSpan.FromSeconds(2), cancellationToken)).ConfigureAwait(false);
                 }
             }
             catch (WebSocketException)
@@ -448,6 +459,7 @@ namespace Vdm.Client
                 failure = e;
             }
             c.Stop.Cancel();
+            c.Closed.TrySetResult(true);
             var lost = new VdmSocketException("the socket closed before the answer came; the request may or may not have run", closeCode, failure);
             foreach (var id in pending.Keys)
             {
@@ -641,6 +653,7 @@ namespace Vdm.Client
 
             public readonly ClientWebSocket Ws;
             public readonly CancellationTokenSource Stop = new CancellationTokenSource();
+            public readonly TaskCompletionSource<bool> Closed = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
             public TimeSpan Heartbeat;
             public DateTime LastHeard;
         }

@@ -46,6 +46,20 @@ namespace Vdm.Client.Tests
         }
 
         [LiveTest]
+        public async Task AShortSessionIsNotRefreshedOnEveryCall()
+        {
+            var client = await Live.PlayerAsync();
+            var s = client.Session;
+            // A 20 s session (a server with short sessions): 20 s left is
+            // more than half its life, so no refresh yet, though within the
+            // 60 s margin.
+            var now = DateTime.UtcNow;
+            client.RestoreSession(new VdmSession(s.PlayerId, s.SessionToken, now.AddSeconds(20), s.RefreshToken, s.RefreshExpiresAtUtc, now));
+            await client.ListFactionsAsync();
+            Check.Equal(s.SessionToken, client.Session.SessionToken, "the session was kept");
+        }
+
+        [LiveTest]
         public async Task A401RefreshesOnceAndRetries()
         {
             var client = await Live.PlayerAsync();

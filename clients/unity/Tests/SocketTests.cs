@@ -2,6 +2,7 @@ using System;
 using System.Collections.Concurrent;
 using System.Collections.Generic;
 using System.Linq;
+using System.Threading;
 using System.Threading.Tasks;
 
 namespace Vdm.Client.Tests
@@ -80,7 +81,13 @@ namespace Vdm.Client.Tests
             await client.TalkToNpcAsync(npc.Id);
             await Check.Eventually(() => heard.Any(r => r.NpcId == npc.Id), "rumor.heard when an NPC tells the player");
 
-            Check.That(socket.LastSeq >= 5, "pushes are numbered: " + socket.LastSeq);
+            var spreads = new ConcurrentQueue<RumorSpread>();
+            socket.RumorSpread += r => spreads.Enqueue(r);
+            var tick = await admin.TickRumorsAsync(new Tick { RegionId = 2, Seed = 3, MaxTellings = 50 });
+            Check.That(tick.Tellings > 0, "the tick retold something: " + tick.Tellings);
+            await Check.Eventually(() => spreads.Any(r => r.RegionId == 2 && r.Tellings == tick.Tellings), "rumor.spread for a subscribed region");
+
+            Check.That(socket.LastSeq >= 6, "pushes are numbered: " + socket.LastSeq);
             await socket.CloseAsync();
         }
 
@@ -129,6 +136,55 @@ namespace Vdm.Client.Tests
         }
 
         [LiveTest]
+        public async Task EventsAreRaisedOnTheContextTheSocketWasCreatedOn()
+        {
+            var client = await Live.PlayerAsync();
+            var admin = Live.Admin();
+            using (var pump = new PumpContext())
+            {
+                // Stands in for Unity's main thread: a socket created under
+                // its context must raise every event there.
+                var before = SynchronizationContext.Current;
+                SynchronizationContext.SetSynchronizationContext(pump);
+                VdmSocket socket;
+                try
+                {
+                    socket = new VdmSocket(client);
+                }
+                finally
+                {
+                    SynchronizationContext.SetSynchronizationContext(before);
+                }
+                var threads = new ConcurrentQueue<int>();
+                socket.Connected += w => threads.Enqueue(Thread.CurrentThread.ManagedThreadId);
+                socket.QuestUpdated += q => threads.Enqueue(Thread.CurrentThread.ManagedThreadId);
+                await socket.ConnectAsync();
+                var quest = await Live.NewQuestAsync(admin);
+                await client.AcceptQuestAsync(quest.Id);
+                await Check.Eventually(() => threads.Count >= 2, "Connected and QuestUpdated");
+                Check.That(threads.All(id => id == pump.ThreadId), "every event ran on the context's thread");
+                await socket.CloseAsync();
+            }
+        }
+
+        [LiveTest]
+        public async Task HeartbeatsKeepAnIdleSocketOpen()
+        {
+            // The limited server pings every second and closes a socket
+            // silent for two intervals (4002).
+            var client = await Live.PlayerAsync(Live.LimitedUrl);
+            var socket = new VdmSocket(client);
+            var reconnects = 0;
+            socket.Reconnecting += (attempt, delay) => Interlocked.Increment(ref reconnects);
+            var welcome = await socket.ConnectAsync();
+            Check.Equal(1000L, welcome.HeartbeatMs, "the server's heartbeat");
+            await Task.Delay(TimeSpan.FromSeconds(4));
+            Check.That(socket.IsConnected, "still open after four heartbeat intervals");
+            Check.Equal(0, reconnects, "no reconnect");
+            await socket.CloseAsync();
+        }
+
+        [LiveTest]
         public async Task AWrongContractIsAClearError()
         {
             var client = await Live.PlayerAsync();
@@ -151,6 +207,34 @@ namespace Vdm.Client.Tests
             await Check.Eventually(() => closedOnce == 1, "the socket closed");
             var socketError = closed as VdmSocketException;
             Check.That(socketError != null && socketError.CloseCode == 4003, "closed with 4003: " + closed);
+        }
+    }
+
+    /// <summary>A single-threaded SynchronizationContext, as Unity's main thread has.</summary>
+    public sealed class PumpContext : SynchronizationContext, IDisposable
+    {
+        private readonly BlockingCollection<KeyValuePair<SendOrPostCallback, object>> queue = new BlockingCollection<KeyValuePair<SendOrPostCallback, object>>();
+        private readonly Thread thread;
+
+        public PumpContext()
+        {
+            thread = new Thread(() =>
+            {
+                foreach (var work in queue.GetConsumingEnumerable()) work.Key(work.Value);
+            }) { IsBackground = true };
+            thread.Start();
+        }
+
+        public int ThreadId { get { return thread.ManagedThreadId; } }
+
+        public override void Post(SendOrPostCallback d, object state)
+        {
+            queue.Add(new KeyValuePair<SendOrPostCallback, object>(d, state));
+        }
+
+        public void Dispose()
+        {
+            queue.CompleteAdding();
         }
     }
 }

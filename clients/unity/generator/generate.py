@@ -222,41 +222,78 @@ def header(version, usings):
     return lines
 
 
-def validation(contract, lines, prop_name, json_name, schema, required, cs_type, indent):
-    """Cheap checks of one property against its schema's constraints, as
-    C# statements; the server checks again, these save a round trip."""
-    inner, nullable = contract.nullable_parts(schema)
-    field = cs_string(json_name)
-    path = 'Prefix(path, %s)' % field
-    is_value = cs_type in VALUE_TYPES
-    access = prop_name + ".Value" if (is_value and not required) else prop_name
-    checks = []
-    if required and not is_value:
-        lines.append(indent + "if (%s == null) throw new ArgumentException(%s + \" is required\", %s);" % (prop_name, path, path))
-    guard = ("%s.HasValue" % prop_name) if (is_value and not required) else ("%s != null" % prop_name if not is_value else None)
-    if "minimum" in inner:
-        checks.append("if (%s < %s) throw new ArgumentException(%s + \" must be at least %s\", %s);" % (access, cs_number(inner["minimum"]), path, cs_number(inner["minimum"]), path))
-    if "maximum" in inner:
-        checks.append("if (%s > %s) throw new ArgumentException(%s + \" must be at most %s\", %s);" % (access, cs_number(inner["maximum"]), path, cs_number(inner["maximum"]), path))
-    if "minLength" in inner:
-        checks.append("if (%s.Length < %d) throw new ArgumentException(%s + \" must have at least %d characters\", %s);" % (access, inner["minLength"], path, inner["minLength"], path))
-    if "maxLength" in inner:
-        checks.append("if (%s.Length > %d) throw new ArgumentException(%s + \" must have at most %d characters\", %s);" % (access, inner["maxLength"], path, inner["maxLength"], path))
-    if "minItems" in inner:
-        checks.append("if (%s.Count < %d) throw new ArgumentException(%s + \" must have at least %d items\", %s);" % (access, inner["minItems"], path, inner["minItems"], path))
-    if "maxItems" in inner:
-        checks.append("if (%s.Count > %d) throw new ArgumentException(%s + \" must have at most %d items\", %s);" % (access, inner["maxItems"], path, inner["maxItems"], path))
-    values = contract.enum_values(schema)
-    if values and cs_type == "string":
-        checks.append("if (Array.IndexOf(new[] { %s }, %s) < 0) throw new ArgumentException(%s + \" must be one of %s\", %s);" % (
-            ", ".join(cs_string(v) for v in values), access, path, "|".join(values), path))
+def checks_for(contract, schema, value, path, depth=0):
+    """C# statements that check `value` (a non-null, unwrapped C# expression)
+    against the constraints of `schema`, naming it by `path` (a C# string
+    expression). Cheap checks only: the server checks again, these save a
+    round trip and name the field before anything is sent."""
+    inner, _ = contract.nullable_parts(schema)
     if "$ref" in inner and not contract.is_enum_schema(ref_name(inner["$ref"])):
-        checks.append("%s.Validate(%s);" % (access, path))
-    if inner.get("type") == "array" and "$ref" in inner.get("items", {}):
-        item = ref_name(inner["items"]["$ref"])
-        if not contract.is_enum_schema(item):
-            checks.append("for (var i = 0; i < %s.Count; i++) { if (%s[i] == null) throw new ArgumentException(%s + \"[\" + i + \"] is required\", %s); %s[i].Validate(%s + \"[\" + i + \"]\"); }" % (
-                access, access, path, path, access, path))
+        return ["%s.Validate(%s);" % (value, path)]
+    if "$ref" in inner:
+        inner = contract.schemas[ref_name(inner["$ref"])]
+    out = []
+
+    def number(op, bound, words):
+        out.append("if (%s %s %s) throw new ArgumentOutOfRangeException(%s, %s, %s + \" must be %s %s\");" % (
+            value, op, cs_number(bound), path, value, path, words, cs_number(bound)))
+
+    def sized(prop, op, bound, words):
+        out.append("if (%s.%s %s %d) throw new ArgumentException(%s + \" must have %s %d\", %s);" % (
+            value, prop, op, bound, path, words, bound, path))
+
+    if isinstance(inner.get("minimum"), (int, float)):
+        number("<", inner["minimum"], "at least")
+    if isinstance(inner.get("maximum"), (int, float)):
+        number(">", inner["maximum"], "at most")
+    if isinstance(inner.get("exclusiveMinimum"), (int, float)) and not isinstance(inner.get("exclusiveMinimum"), bool):
+        number("<=", inner["exclusiveMinimum"], "more than")
+    if isinstance(inner.get("exclusiveMaximum"), (int, float)) and not isinstance(inner.get("exclusiveMaximum"), bool):
+        number(">=", inner["exclusiveMaximum"], "less than")
+    if "minLength" in inner:
+        sized("Length", "<", inner["minLength"], "at least", )
+        out[-1] = out[-1].replace("must have at least %d\"" % inner["minLength"], "must have at least %d characters\"" % inner["minLength"])
+    if "maxLength" in inner:
+        sized("Length", ">", inner["maxLength"], "at most")
+        out[-1] = out[-1].replace("must have at most %d\"" % inner["maxLength"], "must have at most %d characters\"" % inner["maxLength"])
+    if "pattern" in inner:
+        out.append("if (!Regex.IsMatch(%s, %s, RegexOptions.CultureInvariant)) throw new ArgumentException(%s + %s, %s);" % (
+            value, cs_string(inner["pattern"]), path, cs_string(" must match " + inner["pattern"]), path))
+    values = contract.enum_values(schema)
+    if values and all(isinstance(v, str) for v in values):
+        out.append("if (Array.IndexOf(new[] { %s }, %s) < 0) throw new ArgumentException(%s + %s, %s);" % (
+            ", ".join(cs_string(v) for v in values), value, path, cs_string(" must be one of " + "|".join(values)), path))
+    for key, prop, op, words in (("minItems", "Count", "<", "at least"), ("maxItems", "Count", ">", "at most"),
+                                 ("minProperties", "Count", "<", "at least"), ("maxProperties", "Count", ">", "at most")):
+        if key in inner:
+            unit = "items" if "Items" in key else "entries"
+            out.append("if (%s.%s %s %d) throw new ArgumentException(%s + \" must have %s %d %s\", %s);" % (
+                value, prop, op, inner[key], path, words, inner[key], unit, path))
+    item_var = "i%d" % depth
+    if inner.get("type") == "array" and isinstance(inner.get("items"), dict):
+        items = inner["items"]
+        item_type = contract.cs_type(items)
+        element = "%s[%s]" % (value, item_var)
+        element_path = "%s + \"[\" + %s + \"]\"" % (path, item_var)
+        body = checks_for(contract, items, element, element_path, depth + 1)
+        if body:
+            loop = ["for (var %s = 0; %s < %s.Count; %s++)" % (item_var, item_var, value, item_var), "{"]
+            if item_type not in VALUE_TYPES:
+                loop.append("    if (%s == null) throw new ArgumentException(%s + \" is required\", %s);" % (element, element_path, element_path))
+            loop += ["    " + b for b in body] + ["}"]
+            out += loop
+    extra = inner.get("additionalProperties")
+    if inner.get("type") == "object" and isinstance(extra, dict) and not inner.get("properties"):
+        entry = "e%d" % depth
+        entry_path = "%s + \".\" + %s.Key" % (path, entry)
+        body = checks_for(contract, inner.get("propertyNames", {}), "%s.Key" % entry, entry_path, depth + 1)
+        body += checks_for(contract, extra, "%s.Value" % entry, entry_path, depth + 1)
+        if body:
+            out += ["foreach (var %s in %s)" % (entry, value), "{"] + ["    " + b for b in body] + ["}"]
+    return out
+
+
+def emit_checks(lines, checks, guard, indent):
     if not checks:
         return
     if guard:
@@ -270,8 +307,21 @@ def validation(contract, lines, prop_name, json_name, schema, required, cs_type,
             lines.append(indent + c)
 
 
+def validation(contract, lines, prop_name, json_name, schema, required, cs_type, indent):
+    """The checks of one property of a sent model."""
+    path = "Prefix(path, %s)" % cs_string(json_name)
+    is_value = cs_type in VALUE_TYPES
+    if required and not is_value:
+        lines.append(indent + "if (%s == null) throw new ArgumentException(%s + \" is required\", %s);" % (prop_name, path, path))
+    access = prop_name + ".Value" if (is_value and not required) else prop_name
+    guard = None if (is_value or required) else "%s != null" % prop_name
+    if is_value and not required:
+        guard = "%s.HasValue" % prop_name
+    emit_checks(lines, checks_for(contract, schema, access, path), guard, indent)
+
+
 def generate_models(contract, version):
-    lines = header(version, ["System", "System.Collections.Generic", "Newtonsoft.Json", "Newtonsoft.Json.Linq"])
+    lines = header(version, ["System", "System.Collections.Generic", "System.Text.RegularExpressions", "Newtonsoft.Json", "Newtonsoft.Json.Linq"])
     sent = contract.sent_models()
     first = True
     for name in sorted(contract.schemas):
@@ -301,9 +351,12 @@ def generate_models(contract, version):
             for part in schema["allOf"]:
                 if "$ref" in part and base is None:
                     base = contract.names[ref_name(part["$ref"])]
-                else:
-                    props.update(part.get("properties", {}))
-                    required.update(part.get("required", []))
+                    continue
+                # C# has one base class: the other parts are copied in.
+                if "$ref" in part:
+                    part = contract.schemas[ref_name(part["$ref"])]
+                props.update(part.get("properties", {}))
+                required.update(part.get("required", []))
         doc(lines, schema.get("description", ""), "    ")
         lines.append("    public partial class %s%s" % (cname, " : " + base if base else ""))
         lines.append("    {")
@@ -384,44 +437,21 @@ def response_of(contract, op):
 
 
 def param_check(contract, lines, var, schema, indent, required):
-    inner, _ = contract.nullable_parts(schema)
-    ctype = contract.cs_type(inner)
+    """The checks of one path or query parameter of a route method."""
+    ctype = contract.cs_type(schema)
     is_value = ctype in VALUE_TYPES
-    access = var + ".Value" if (is_value and not required) else var
     name = cs_string(var.lstrip("@"))
-    checks = []
-    if "minimum" in inner:
-        checks.append("if (%s < %s) throw new ArgumentOutOfRangeException(%s, %s, \"must be at least %s\");" % (access, cs_number(inner["minimum"]), name, access, cs_number(inner["minimum"])))
-    if "maximum" in inner:
-        checks.append("if (%s > %s) throw new ArgumentOutOfRangeException(%s, %s, \"must be at most %s\");" % (access, cs_number(inner["maximum"]), name, access, cs_number(inner["maximum"])))
-    if "minLength" in inner:
-        checks.append("if (%s.Length < %d) throw new ArgumentException(\"must have at least %d characters\", %s);" % (access, inner["minLength"], inner["minLength"], name))
-    if "maxLength" in inner:
-        checks.append("if (%s.Length > %d) throw new ArgumentException(\"must have at most %d characters\", %s);" % (access, inner["maxLength"], inner["maxLength"], name))
-    values = contract.enum_values(schema)
-    if values and ctype == "string":
-        checks.append("if (Array.IndexOf(new[] { %s }, %s) < 0) throw new ArgumentException(\"must be one of %s\", %s);" % (
-            ", ".join(cs_string(v) for v in values), access, "|".join(values), name))
     if required and not is_value:
         lines.append(indent + "if (%s == null) throw new ArgumentNullException(%s);" % (var, name))
-    if not checks:
-        return
+    access = var + ".Value" if (is_value and not required) else var
     guard = None
     if not required:
         guard = "%s.HasValue" % var if is_value else "%s != null" % var
-    if guard:
-        lines.append(indent + "if (%s)" % guard)
-        lines.append(indent + "{")
-        for c in checks:
-            lines.append(indent + "    " + c)
-        lines.append(indent + "}")
-    else:
-        for c in checks:
-            lines.append(indent + c)
+    emit_checks(lines, checks_for(contract, schema, access, name), guard, indent)
 
 
 def generate_routes(contract, version):
-    lines = header(version, ["System", "System.Collections.Generic", "System.Threading", "System.Threading.Tasks", "Newtonsoft.Json.Linq"])
+    lines = header(version, ["System", "System.Collections.Generic", "System.Text.RegularExpressions", "System.Threading", "System.Threading.Tasks", "Newtonsoft.Json.Linq"])
     lines.append("    public partial class VdmClient")
     lines.append("    {")
     ops = []

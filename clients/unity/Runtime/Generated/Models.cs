@@ -6,6 +6,7 @@
 
 using System;
 using System.Collections.Generic;
+using System.Text.RegularExpressions;
 using Newtonsoft.Json;
 using Newtonsoft.Json.Linq;
 
@@ -178,11 +179,12 @@ namespace Vdm.Client
             if (ClientVersion == null) throw new ArgumentException(Prefix(path, "client_version") + " is required", Prefix(path, "client_version"));
             if (DeviceClass == null) throw new ArgumentException(Prefix(path, "device_class") + " is required", Prefix(path, "device_class"));
             if (Samples == null) throw new ArgumentException(Prefix(path, "samples") + " is required", Prefix(path, "samples"));
-            if (Samples != null)
+            if (Samples.Count < 1) throw new ArgumentException(Prefix(path, "samples") + " must have at least 1 items", Prefix(path, "samples"));
+            if (Samples.Count > 500) throw new ArgumentException(Prefix(path, "samples") + " must have at most 500 items", Prefix(path, "samples"));
+            for (var i0 = 0; i0 < Samples.Count; i0++)
             {
-                if (Samples.Count < 1) throw new ArgumentException(Prefix(path, "samples") + " must have at least 1 items", Prefix(path, "samples"));
-                if (Samples.Count > 500) throw new ArgumentException(Prefix(path, "samples") + " must have at most 500 items", Prefix(path, "samples"));
-                for (var i = 0; i < Samples.Count; i++) { if (Samples[i] == null) throw new ArgumentException(Prefix(path, "samples") + "[" + i + "] is required", Prefix(path, "samples")); Samples[i].Validate(Prefix(path, "samples") + "[" + i + "]"); }
+                if (Samples[i0] == null) throw new ArgumentException(Prefix(path, "samples") + "[" + i0 + "]" + " is required", Prefix(path, "samples") + "[" + i0 + "]");
+                Samples[i0].Validate(Prefix(path, "samples") + "[" + i0 + "]");
             }
         }
 
@@ -311,11 +313,8 @@ namespace Vdm.Client
         public void Validate(string path = null)
         {
             if (DeviceId == null) throw new ArgumentException(Prefix(path, "device_id") + " is required", Prefix(path, "device_id"));
-            if (DeviceId != null)
-            {
-                if (DeviceId.Length < 1) throw new ArgumentException(Prefix(path, "device_id") + " must have at least 1 characters", Prefix(path, "device_id"));
-                if (DeviceId.Length > 128) throw new ArgumentException(Prefix(path, "device_id") + " must have at most 128 characters", Prefix(path, "device_id"));
-            }
+            if (DeviceId.Length < 1) throw new ArgumentException(Prefix(path, "device_id") + " must have at least 1 characters", Prefix(path, "device_id"));
+            if (DeviceId.Length > 128) throw new ArgumentException(Prefix(path, "device_id") + " must have at most 128 characters", Prefix(path, "device_id"));
         }
 
         private static string Prefix(string path, string field)
@@ -831,7 +830,7 @@ namespace Vdm.Client
         public void Validate(string path = null)
         {
             if (Description == null) throw new ArgumentException(Prefix(path, "description") + " is required", Prefix(path, "description"));
-            if (TargetCount < 0) throw new ArgumentException(Prefix(path, "target_count") + " must be at least 0", Prefix(path, "target_count"));
+            if (TargetCount < 0) throw new ArgumentOutOfRangeException(Prefix(path, "target_count"), TargetCount, Prefix(path, "target_count") + " must be at least 0");
         }
 
         private static string Prefix(string path, string field)
@@ -896,12 +895,13 @@ namespace Vdm.Client
         {
             if (LevelRequirement.HasValue)
             {
-                if (LevelRequirement.Value < 0) throw new ArgumentException(Prefix(path, "level_requirement") + " must be at least 0", Prefix(path, "level_requirement"));
+                if (LevelRequirement.Value < 0) throw new ArgumentOutOfRangeException(Prefix(path, "level_requirement"), LevelRequirement.Value, Prefix(path, "level_requirement") + " must be at least 0");
             }
             if (Objectives == null) throw new ArgumentException(Prefix(path, "objectives") + " is required", Prefix(path, "objectives"));
-            if (Objectives != null)
+            for (var i0 = 0; i0 < Objectives.Count; i0++)
             {
-                for (var i = 0; i < Objectives.Count; i++) { if (Objectives[i] == null) throw new ArgumentException(Prefix(path, "objectives") + "[" + i + "] is required", Prefix(path, "objectives")); Objectives[i].Validate(Prefix(path, "objectives") + "[" + i + "]"); }
+                if (Objectives[i0] == null) throw new ArgumentException(Prefix(path, "objectives") + "[" + i0 + "]" + " is required", Prefix(path, "objectives") + "[" + i0 + "]");
+                Objectives[i0].Validate(Prefix(path, "objectives") + "[" + i0 + "]");
             }
             if (Reward != null)
             {
@@ -954,15 +954,15 @@ namespace Vdm.Client
         {
             if (OriginEventId.HasValue)
             {
-                if (OriginEventId.Value < 1) throw new ArgumentException(Prefix(path, "origin_event_id") + " must be at least 1", Prefix(path, "origin_event_id"));
+                if (OriginEventId.Value < 1) throw new ArgumentOutOfRangeException(Prefix(path, "origin_event_id"), OriginEventId.Value, Prefix(path, "origin_event_id") + " must be at least 1");
             }
             if (OriginNpcId.HasValue)
             {
-                if (OriginNpcId.Value < 1) throw new ArgumentException(Prefix(path, "origin_npc_id") + " must be at least 1", Prefix(path, "origin_npc_id"));
+                if (OriginNpcId.Value < 1) throw new ArgumentOutOfRangeException(Prefix(path, "origin_npc_id"), OriginNpcId.Value, Prefix(path, "origin_npc_id") + " must be at least 1");
             }
             if (Text == null) throw new ArgumentException(Prefix(path, "text") + " is required", Prefix(path, "text"));
-            if (Truth < 0) throw new ArgumentException(Prefix(path, "truth") + " must be at least 0", Prefix(path, "truth"));
-            if (Truth > 1) throw new ArgumentException(Prefix(path, "truth") + " must be at most 1", Prefix(path, "truth"));
+            if (Truth < 0) throw new ArgumentOutOfRangeException(Prefix(path, "truth"), Truth, Prefix(path, "truth") + " must be at least 0");
+            if (Truth > 1) throw new ArgumentOutOfRangeException(Prefix(path, "truth"), Truth, Prefix(path, "truth") + " must be at most 1");
         }
 
         private static string Prefix(string path, string field)
@@ -990,10 +990,7 @@ namespace Vdm.Client
         public void Validate(string path = null)
         {
             if (Ids == null) throw new ArgumentException(Prefix(path, "ids") + " is required", Prefix(path, "ids"));
-            if (Ids != null)
-            {
-                if (Ids.Count > 100) throw new ArgumentException(Prefix(path, "ids") + " must have at most 100 items", Prefix(path, "ids"));
-            }
+            if (Ids.Count > 100) throw new ArgumentException(Prefix(path, "ids") + " must have at most 100 items", Prefix(path, "ids"));
         }
 
         private static string Prefix(string path, string field)
@@ -1136,7 +1133,7 @@ namespace Vdm.Client
         {
             if (Amount.HasValue)
             {
-                if (Amount.Value < 0) throw new ArgumentException(Prefix(path, "amount") + " must be at least 0", Prefix(path, "amount"));
+                if (Amount.Value < 0) throw new ArgumentOutOfRangeException(Prefix(path, "amount"), Amount.Value, Prefix(path, "amount") + " must be at least 0");
             }
         }
 
@@ -1180,10 +1177,7 @@ namespace Vdm.Client
         public void Validate(string path = null)
         {
             if (Ids == null) throw new ArgumentException(Prefix(path, "ids") + " is required", Prefix(path, "ids"));
-            if (Ids != null)
-            {
-                if (Ids.Count > 100) throw new ArgumentException(Prefix(path, "ids") + " must have at most 100 items", Prefix(path, "ids"));
-            }
+            if (Ids.Count > 100) throw new ArgumentException(Prefix(path, "ids") + " must have at most 100 items", Prefix(path, "ids"));
         }
 
         private static string Prefix(string path, string field)
@@ -1278,7 +1272,7 @@ namespace Vdm.Client
         {
             if (LevelRequirement.HasValue)
             {
-                if (LevelRequirement.Value < 0) throw new ArgumentException(Prefix(path, "level_requirement") + " must be at least 0", Prefix(path, "level_requirement"));
+                if (LevelRequirement.Value < 0) throw new ArgumentOutOfRangeException(Prefix(path, "level_requirement"), LevelRequirement.Value, Prefix(path, "level_requirement") + " must be at least 0");
             }
             if (Reward != null)
             {
@@ -1626,7 +1620,7 @@ namespace Vdm.Client
         {
             if (Seed.HasValue)
             {
-                if (Seed.Value < 0) throw new ArgumentException(Prefix(path, "seed") + " must be at least 0", Prefix(path, "seed"));
+                if (Seed.Value < 0) throw new ArgumentOutOfRangeException(Prefix(path, "seed"), Seed.Value, Prefix(path, "seed") + " must be at least 0");
             }
         }
 
@@ -1704,11 +1698,11 @@ namespace Vdm.Client
         {
             if (MaxTellings.HasValue)
             {
-                if (MaxTellings.Value < 1) throw new ArgumentException(Prefix(path, "max_tellings") + " must be at least 1", Prefix(path, "max_tellings"));
+                if (MaxTellings.Value < 1) throw new ArgumentOutOfRangeException(Prefix(path, "max_tellings"), MaxTellings.Value, Prefix(path, "max_tellings") + " must be at least 1");
             }
             if (Seed.HasValue)
             {
-                if (Seed.Value < 0) throw new ArgumentException(Prefix(path, "seed") + " must be at least 0", Prefix(path, "seed"));
+                if (Seed.Value < 0) throw new ArgumentOutOfRangeException(Prefix(path, "seed"), Seed.Value, Prefix(path, "seed") + " must be at least 0");
             }
         }
 
@@ -1820,18 +1814,18 @@ namespace Vdm.Client
         {
             if (Gullibility.HasValue)
             {
-                if (Gullibility.Value < 0) throw new ArgumentException(Prefix(path, "gullibility") + " must be at least 0", Prefix(path, "gullibility"));
-                if (Gullibility.Value > 1) throw new ArgumentException(Prefix(path, "gullibility") + " must be at most 1", Prefix(path, "gullibility"));
+                if (Gullibility.Value < 0) throw new ArgumentOutOfRangeException(Prefix(path, "gullibility"), Gullibility.Value, Prefix(path, "gullibility") + " must be at least 0");
+                if (Gullibility.Value > 1) throw new ArgumentOutOfRangeException(Prefix(path, "gullibility"), Gullibility.Value, Prefix(path, "gullibility") + " must be at most 1");
             }
             if (Honesty.HasValue)
             {
-                if (Honesty.Value < 0) throw new ArgumentException(Prefix(path, "honesty") + " must be at least 0", Prefix(path, "honesty"));
-                if (Honesty.Value > 1) throw new ArgumentException(Prefix(path, "honesty") + " must be at most 1", Prefix(path, "honesty"));
+                if (Honesty.Value < 0) throw new ArgumentOutOfRangeException(Prefix(path, "honesty"), Honesty.Value, Prefix(path, "honesty") + " must be at least 0");
+                if (Honesty.Value > 1) throw new ArgumentOutOfRangeException(Prefix(path, "honesty"), Honesty.Value, Prefix(path, "honesty") + " must be at most 1");
             }
             if (Talkativeness.HasValue)
             {
-                if (Talkativeness.Value < 0) throw new ArgumentException(Prefix(path, "talkativeness") + " must be at least 0", Prefix(path, "talkativeness"));
-                if (Talkativeness.Value > 1) throw new ArgumentException(Prefix(path, "talkativeness") + " must be at most 1", Prefix(path, "talkativeness"));
+                if (Talkativeness.Value < 0) throw new ArgumentOutOfRangeException(Prefix(path, "talkativeness"), Talkativeness.Value, Prefix(path, "talkativeness") + " must be at least 0");
+                if (Talkativeness.Value > 1) throw new ArgumentOutOfRangeException(Prefix(path, "talkativeness"), Talkativeness.Value, Prefix(path, "talkativeness") + " must be at most 1");
             }
         }
 

@@ -6,6 +6,7 @@
 
 using System;
 using System.Collections.Generic;
+using System.Text.RegularExpressions;
 using System.Threading;
 using System.Threading.Tasks;
 using Newtonsoft.Json.Linq;
@@ -20,7 +21,7 @@ namespace Vdm.Client
         /// </summary>
         public Task<PlayerQuest> AbandonQuestAsync(long id, CancellationToken cancellationToken = default(CancellationToken))
         {
-            if (id < 1) throw new ArgumentOutOfRangeException("id", id, "must be at least 1");
+            if (id < 1) throw new ArgumentOutOfRangeException("id", id, "id" + " must be at least 1");
             var request = new VdmRequest("POST", "/v1/me/quests/" + Segment(id) + "/abandon", "/v1/me/quests/{id}/abandon", "abandonQuest", VdmAuth.Session);
             return SendAsync<PlayerQuest>(request, cancellationToken);
         }
@@ -31,7 +32,7 @@ namespace Vdm.Client
         /// </summary>
         public Task<PlayerQuest> AcceptQuestAsync(long id, CancellationToken cancellationToken = default(CancellationToken))
         {
-            if (id < 1) throw new ArgumentOutOfRangeException("id", id, "must be at least 1");
+            if (id < 1) throw new ArgumentOutOfRangeException("id", id, "id" + " must be at least 1");
             var request = new VdmRequest("POST", "/v1/quests/" + Segment(id) + "/accept", "/v1/quests/{id}/accept", "acceptQuest", VdmAuth.Session);
             return SendAsync<PlayerQuest>(request, cancellationToken);
         }
@@ -42,7 +43,7 @@ namespace Vdm.Client
         /// </summary>
         public Task<PlayerQuest> AdvanceObjectiveAsync(long id, ProgressBody body, CancellationToken cancellationToken = default(CancellationToken))
         {
-            if (id < 1) throw new ArgumentOutOfRangeException("id", id, "must be at least 1");
+            if (id < 1) throw new ArgumentOutOfRangeException("id", id, "id" + " must be at least 1");
             if (body == null) throw new ArgumentNullException("body");
             body.Validate();
             var request = new VdmRequest("POST", "/v1/me/quests/" + Segment(id) + "/progress", "/v1/me/quests/{id}/progress", "advanceObjective", VdmAuth.Session);
@@ -87,7 +88,7 @@ namespace Vdm.Client
         /// </summary>
         public Task<Bootstrap> BootstrapAsync(long regionId, CancellationToken cancellationToken = default(CancellationToken))
         {
-            if (regionId < 1) throw new ArgumentOutOfRangeException("regionId", regionId, "must be at least 1");
+            if (regionId < 1) throw new ArgumentOutOfRangeException("regionId", regionId, "regionId" + " must be at least 1");
             var request = new VdmRequest("GET", "/v1/bootstrap", "/v1/bootstrap", "bootstrap", VdmAuth.Session);
             request.AddQuery("region_id", regionId);
             return SendAsync<Bootstrap>(request, cancellationToken);
@@ -151,7 +152,7 @@ namespace Vdm.Client
         /// </summary>
         public Task DeleteQuestAsync(long id, CancellationToken cancellationToken = default(CancellationToken))
         {
-            if (id < 1) throw new ArgumentOutOfRangeException("id", id, "must be at least 1");
+            if (id < 1) throw new ArgumentOutOfRangeException("id", id, "id" + " must be at least 1");
             var request = new VdmRequest("DELETE", "/v1/quests/" + Segment(id), "/v1/quests/{id}", "deleteQuest", VdmAuth.Admin);
             return SendAsync(request, cancellationToken);
         }
@@ -184,7 +185,7 @@ namespace Vdm.Client
         /// </summary>
         public Task<Disposition> GetMyDispositionAsync(long id, CancellationToken cancellationToken = default(CancellationToken))
         {
-            if (id < 1) throw new ArgumentOutOfRangeException("id", id, "must be at least 1");
+            if (id < 1) throw new ArgumentOutOfRangeException("id", id, "id" + " must be at least 1");
             var request = new VdmRequest("GET", "/v1/me/npcs/" + Segment(id) + "/disposition", "/v1/me/npcs/{id}/disposition", "getMyDisposition", VdmAuth.Session);
             return SendAsync<Disposition>(request, cancellationToken);
         }
@@ -195,7 +196,7 @@ namespace Vdm.Client
         /// </summary>
         public Task<Npc> GetNpcAsync(long id, CancellationToken cancellationToken = default(CancellationToken))
         {
-            if (id < 1) throw new ArgumentOutOfRangeException("id", id, "must be at least 1");
+            if (id < 1) throw new ArgumentOutOfRangeException("id", id, "id" + " must be at least 1");
             var request = new VdmRequest("GET", "/v1/npcs/" + Segment(id), "/v1/npcs/{id}", "getNpc", VdmAuth.SessionOrAdmin);
             return SendAsync<Npc>(request, cancellationToken);
         }
@@ -216,7 +217,7 @@ namespace Vdm.Client
         /// </summary>
         public Task<Quest> GetQuestAsync(long id, CancellationToken cancellationToken = default(CancellationToken))
         {
-            if (id < 1) throw new ArgumentOutOfRangeException("id", id, "must be at least 1");
+            if (id < 1) throw new ArgumentOutOfRangeException("id", id, "id" + " must be at least 1");
             var request = new VdmRequest("GET", "/v1/quests/" + Segment(id), "/v1/quests/{id}", "getQuest", VdmAuth.SessionOrAdmin);
             return SendAsync<Quest>(request, cancellationToken);
         }
@@ -227,7 +228,7 @@ namespace Vdm.Client
         /// </summary>
         public Task<Region> GetRegionAsync(long id, CancellationToken cancellationToken = default(CancellationToken))
         {
-            if (id < 1) throw new ArgumentOutOfRangeException("id", id, "must be at least 1");
+            if (id < 1) throw new ArgumentOutOfRangeException("id", id, "id" + " must be at least 1");
             var request = new VdmRequest("GET", "/v1/world/regions/" + Segment(id), "/v1/world/regions/{id}", "getRegion", VdmAuth.SessionOrAdmin);
             return SendAsync<Region>(request, cancellationToken);
         }
@@ -238,7 +239,7 @@ namespace Vdm.Client
         /// </summary>
         public Task<Rumor> GetRumorAsync(long id, CancellationToken cancellationToken = default(CancellationToken))
         {
-            if (id < 1) throw new ArgumentOutOfRangeException("id", id, "must be at least 1");
+            if (id < 1) throw new ArgumentOutOfRangeException("id", id, "id" + " must be at least 1");
             var request = new VdmRequest("GET", "/v1/rumors/" + Segment(id), "/v1/rumors/{id}", "getRumor", VdmAuth.SessionOrAdmin);
             return SendAsync<Rumor>(request, cancellationToken);
         }
@@ -305,12 +306,12 @@ namespace Vdm.Client
         {
             if (status != null)
             {
-                if (Array.IndexOf(new[] { "active", "completed", "failed", "abandoned" }, status) < 0) throw new ArgumentException("must be one of active|completed|failed|abandoned", "status");
+                if (Array.IndexOf(new[] { "active", "completed", "failed", "abandoned" }, status) < 0) throw new ArgumentException("status" + " must be one of active|completed|failed|abandoned", "status");
             }
             if (limit.HasValue)
             {
-                if (limit.Value < 1) throw new ArgumentOutOfRangeException("limit", limit.Value, "must be at least 1");
-                if (limit.Value > 100) throw new ArgumentOutOfRangeException("limit", limit.Value, "must be at most 100");
+                if (limit.Value < 1) throw new ArgumentOutOfRangeException("limit", limit.Value, "limit" + " must be at least 1");
+                if (limit.Value > 100) throw new ArgumentOutOfRangeException("limit", limit.Value, "limit" + " must be at most 100");
             }
             var request = new VdmRequest("GET", "/v1/me/quests", "/v1/me/quests", "listMyQuests", VdmAuth.Session);
             request.AddQuery("status", status);
@@ -327,12 +328,12 @@ namespace Vdm.Client
         {
             if (regionId.HasValue)
             {
-                if (regionId.Value < 1) throw new ArgumentOutOfRangeException("regionId", regionId.Value, "must be at least 1");
+                if (regionId.Value < 1) throw new ArgumentOutOfRangeException("regionId", regionId.Value, "regionId" + " must be at least 1");
             }
             if (limit.HasValue)
             {
-                if (limit.Value < 1) throw new ArgumentOutOfRangeException("limit", limit.Value, "must be at least 1");
-                if (limit.Value > 100) throw new ArgumentOutOfRangeException("limit", limit.Value, "must be at most 100");
+                if (limit.Value < 1) throw new ArgumentOutOfRangeException("limit", limit.Value, "limit" + " must be at least 1");
+                if (limit.Value > 100) throw new ArgumentOutOfRangeException("limit", limit.Value, "limit" + " must be at most 100");
             }
             var request = new VdmRequest("GET", "/v1/me/rumors", "/v1/me/rumors", "listMyRumors", VdmAuth.Session);
             request.AddQuery("region_id", regionId);
@@ -347,11 +348,11 @@ namespace Vdm.Client
         /// </summary>
         public Task<MemoryPage> ListNpcMemoriesAsync(long id, int? limit = null, string cursor = null, CancellationToken cancellationToken = default(CancellationToken))
         {
-            if (id < 1) throw new ArgumentOutOfRangeException("id", id, "must be at least 1");
+            if (id < 1) throw new ArgumentOutOfRangeException("id", id, "id" + " must be at least 1");
             if (limit.HasValue)
             {
-                if (limit.Value < 1) throw new ArgumentOutOfRangeException("limit", limit.Value, "must be at least 1");
-                if (limit.Value > 100) throw new ArgumentOutOfRangeException("limit", limit.Value, "must be at most 100");
+                if (limit.Value < 1) throw new ArgumentOutOfRangeException("limit", limit.Value, "limit" + " must be at least 1");
+                if (limit.Value > 100) throw new ArgumentOutOfRangeException("limit", limit.Value, "limit" + " must be at most 100");
             }
             var request = new VdmRequest("GET", "/v1/npcs/" + Segment(id) + "/memories", "/v1/npcs/{id}/memories", "listNpcMemories", VdmAuth.SessionOrAdmin);
             request.AddQuery("limit", limit);
@@ -365,15 +366,15 @@ namespace Vdm.Client
         /// </summary>
         public Task<KnownPage> ListNpcRumorsAsync(long id, long? regionId = null, int? limit = null, string cursor = null, CancellationToken cancellationToken = default(CancellationToken))
         {
-            if (id < 1) throw new ArgumentOutOfRangeException("id", id, "must be at least 1");
+            if (id < 1) throw new ArgumentOutOfRangeException("id", id, "id" + " must be at least 1");
             if (regionId.HasValue)
             {
-                if (regionId.Value < 1) throw new ArgumentOutOfRangeException("regionId", regionId.Value, "must be at least 1");
+                if (regionId.Value < 1) throw new ArgumentOutOfRangeException("regionId", regionId.Value, "regionId" + " must be at least 1");
             }
             if (limit.HasValue)
             {
-                if (limit.Value < 1) throw new ArgumentOutOfRangeException("limit", limit.Value, "must be at least 1");
-                if (limit.Value > 100) throw new ArgumentOutOfRangeException("limit", limit.Value, "must be at most 100");
+                if (limit.Value < 1) throw new ArgumentOutOfRangeException("limit", limit.Value, "limit" + " must be at least 1");
+                if (limit.Value > 100) throw new ArgumentOutOfRangeException("limit", limit.Value, "limit" + " must be at most 100");
             }
             var request = new VdmRequest("GET", "/v1/npcs/" + Segment(id) + "/rumors", "/v1/npcs/{id}/rumors", "listNpcRumors", VdmAuth.SessionOrAdmin);
             request.AddQuery("region_id", regionId);
@@ -390,16 +391,16 @@ namespace Vdm.Client
         {
             if (regionId.HasValue)
             {
-                if (regionId.Value < 1) throw new ArgumentOutOfRangeException("regionId", regionId.Value, "must be at least 1");
+                if (regionId.Value < 1) throw new ArgumentOutOfRangeException("regionId", regionId.Value, "regionId" + " must be at least 1");
             }
             if (factionId.HasValue)
             {
-                if (factionId.Value < 1) throw new ArgumentOutOfRangeException("factionId", factionId.Value, "must be at least 1");
+                if (factionId.Value < 1) throw new ArgumentOutOfRangeException("factionId", factionId.Value, "factionId" + " must be at least 1");
             }
             if (limit.HasValue)
             {
-                if (limit.Value < 1) throw new ArgumentOutOfRangeException("limit", limit.Value, "must be at least 1");
-                if (limit.Value > 100) throw new ArgumentOutOfRangeException("limit", limit.Value, "must be at most 100");
+                if (limit.Value < 1) throw new ArgumentOutOfRangeException("limit", limit.Value, "limit" + " must be at least 1");
+                if (limit.Value > 100) throw new ArgumentOutOfRangeException("limit", limit.Value, "limit" + " must be at most 100");
             }
             var request = new VdmRequest("GET", "/v1/npcs", "/v1/npcs", "listNpcs", VdmAuth.SessionOrAdmin);
             request.AddQuery("region_id", regionId);
@@ -417,8 +418,8 @@ namespace Vdm.Client
         {
             if (limit.HasValue)
             {
-                if (limit.Value < 1) throw new ArgumentOutOfRangeException("limit", limit.Value, "must be at least 1");
-                if (limit.Value > 100) throw new ArgumentOutOfRangeException("limit", limit.Value, "must be at most 100");
+                if (limit.Value < 1) throw new ArgumentOutOfRangeException("limit", limit.Value, "limit" + " must be at least 1");
+                if (limit.Value > 100) throw new ArgumentOutOfRangeException("limit", limit.Value, "limit" + " must be at most 100");
             }
             var request = new VdmRequest("GET", "/v1/quests", "/v1/quests", "listQuests", VdmAuth.SessionOrAdmin);
             request.AddQuery("region_id", regionId);
@@ -446,12 +447,12 @@ namespace Vdm.Client
         {
             if (regionId.HasValue)
             {
-                if (regionId.Value < 1) throw new ArgumentOutOfRangeException("regionId", regionId.Value, "must be at least 1");
+                if (regionId.Value < 1) throw new ArgumentOutOfRangeException("regionId", regionId.Value, "regionId" + " must be at least 1");
             }
             if (limit.HasValue)
             {
-                if (limit.Value < 1) throw new ArgumentOutOfRangeException("limit", limit.Value, "must be at least 1");
-                if (limit.Value > 100) throw new ArgumentOutOfRangeException("limit", limit.Value, "must be at most 100");
+                if (limit.Value < 1) throw new ArgumentOutOfRangeException("limit", limit.Value, "limit" + " must be at least 1");
+                if (limit.Value > 100) throw new ArgumentOutOfRangeException("limit", limit.Value, "limit" + " must be at most 100");
             }
             var request = new VdmRequest("GET", "/v1/world/events", "/v1/world/events", "listWorldEvents", VdmAuth.SessionOrAdmin);
             request.AddQuery("region_id", regionId);
@@ -477,7 +478,7 @@ namespace Vdm.Client
         /// </summary>
         public Task<Npc> MoveNpcAsync(long id, Move body, CancellationToken cancellationToken = default(CancellationToken))
         {
-            if (id < 1) throw new ArgumentOutOfRangeException("id", id, "must be at least 1");
+            if (id < 1) throw new ArgumentOutOfRangeException("id", id, "id" + " must be at least 1");
             if (body == null) throw new ArgumentNullException("body");
             body.Validate();
             var request = new VdmRequest("POST", "/v1/npcs/" + Segment(id) + "/move", "/v1/npcs/{id}/move", "moveNpc", VdmAuth.Admin);
@@ -515,7 +516,7 @@ namespace Vdm.Client
         /// </summary>
         public Task<Recorded> RecordNpcMemoryAsync(long id, NewMemory body, string idempotencyKey = null, CancellationToken cancellationToken = default(CancellationToken))
         {
-            if (id < 1) throw new ArgumentOutOfRangeException("id", id, "must be at least 1");
+            if (id < 1) throw new ArgumentOutOfRangeException("id", id, "id" + " must be at least 1");
             if (body == null) throw new ArgumentNullException("body");
             body.Validate();
             var request = new VdmRequest("POST", "/v1/npcs/" + Segment(id) + "/memories", "/v1/npcs/{id}/memories", "recordNpcMemory", VdmAuth.Admin);
@@ -579,7 +580,7 @@ namespace Vdm.Client
         /// </summary>
         public Task<SpreadAnswer> SpreadRumorAsync(long id, Spread body, CancellationToken cancellationToken = default(CancellationToken))
         {
-            if (id < 1) throw new ArgumentOutOfRangeException("id", id, "must be at least 1");
+            if (id < 1) throw new ArgumentOutOfRangeException("id", id, "id" + " must be at least 1");
             if (body == null) throw new ArgumentNullException("body");
             body.Validate();
             var request = new VdmRequest("POST", "/v1/rumors/" + Segment(id) + "/spread", "/v1/rumors/{id}/spread", "spreadRumor", VdmAuth.Admin);
@@ -594,7 +595,7 @@ namespace Vdm.Client
         /// </summary>
         public Task<Talk> TalkToNpcAsync(long id, CancellationToken cancellationToken = default(CancellationToken))
         {
-            if (id < 1) throw new ArgumentOutOfRangeException("id", id, "must be at least 1");
+            if (id < 1) throw new ArgumentOutOfRangeException("id", id, "id" + " must be at least 1");
             var request = new VdmRequest("POST", "/v1/npcs/" + Segment(id) + "/talk", "/v1/npcs/{id}/talk", "talkToNpc", VdmAuth.Session);
             return SendAsync<Talk>(request, cancellationToken);
         }
@@ -619,7 +620,7 @@ namespace Vdm.Client
         /// </summary>
         public Task<Quest> UpdateQuestAsync(long id, QuestPatch body, CancellationToken cancellationToken = default(CancellationToken))
         {
-            if (id < 1) throw new ArgumentOutOfRangeException("id", id, "must be at least 1");
+            if (id < 1) throw new ArgumentOutOfRangeException("id", id, "id" + " must be at least 1");
             if (body == null) throw new ArgumentNullException("body");
             body.Validate();
             var request = new VdmRequest("PATCH", "/v1/quests/" + Segment(id), "/v1/quests/{id}", "updateQuest", VdmAuth.Admin);
