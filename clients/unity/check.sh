@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Checks the Unity SDK against a live server, as CI does:
 #   1. starts vdm (embedded default) twice on free ports in a temp dir: one
-#      with default limits, one with tight rate limits (for the retry tests)
-#      and a 1 s socket heartbeat;
+#      with default limits, one with tight rate limits (for the retry tests),
+#      a 1 s socket heartbeat and 12 s sessions;
 #   2. regenerates the SDK from the live /v1/openapi.json into a temp dir
 #      and fails if the committed Runtime/Generated differs (a contract
 #      change without an SDK update);
@@ -67,7 +67,7 @@ wait_ready() {
 
 echo "==> starting vdm (${vdm})"
 url="$(start main)"
-limited="$(start limited VDM_RATE_READ=2/2 VDM_RATE_WRITE=1/1 VDM_WS_HEARTBEAT_MS=1000)"
+limited="$(start limited VDM_RATE_READ=2/2 VDM_RATE_WRITE=1/1 VDM_WS_HEARTBEAT_MS=1000 VDM_SESSION_TTL_SECS=12)"
 wait_ready "${url}" main
 wait_ready "${limited}" limited
 echo "vdm at ${url}; with tight rate limits at ${limited}"

@@ -261,6 +261,12 @@ namespace Vdm.Client
 
         private bool NeedsRefresh(VdmSession current)
         {
+            return DateTime.UtcNow >= RefreshDueUtc(current);
+        }
+
+        /// <summary>When <paramref name="current"/> is due for a refresh (the socket reconnects with a fresh token then).</summary>
+        internal DateTime RefreshDueUtc(VdmSession current)
+        {
             var margin = options.RefreshMargin;
             if (current.IssuedAtUtc.HasValue)
             {
@@ -269,7 +275,7 @@ namespace Vdm.Client
                 var half = TimeSpan.FromTicks((current.ExpiresAtUtc - current.IssuedAtUtc.Value).Ticks / 2);
                 if (half < margin) margin = half;
             }
-            return current.ExpiresAtUtc - DateTime.UtcNow <= margin;
+            return current.ExpiresAtUtc - margin;
         }
 
         /// <summary>

@@ -374,6 +374,7 @@ namespace Vdm.Client
         private async Task<VdmWelcome> OpenAsync(bool resume, CancellationToken cancellationToken)
         {
             var token = await client.GetSessionTokenAsync(cancellationToken).ConfigureAwait(false);
+            var session = client.Session;
             var ws = new ClientWebSocket();
             ws.Options.AddSubProtocol(JsonSubprotocol);
             ws.Options.SetRequestHeader("Authorization", "Bearer " + token);
@@ -414,6 +415,7 @@ namespace Vdm.Client
                 current = c;
             }
             c.Heartbeat = TimeSpan.FromMilliseconds(welcome.HeartbeatMs > 0 ? welcome.HeartbeatMs : 15000);
+            c.RotateAtUtc = session != null && session.SessionToken == token ? client.RefreshDueUtc(session) : DateTime.MaxValue;
             // Both loops end with the connection; failures surface through Closed or a reconnect.
             _ = Task.Run(() => ReceiveLoopAsync(c));
             _ = Task.Run(() => HeartbeatLoopAsync(c));
@@ -478,14 +480,27 @@ namespace Vdm.Client
                 Raise(Closed, closeCode.HasValue ? CloseError(closeCode.Value, closeReason) : lost);
                 return;
             }
-            await ReconnectAsync().ConfigureAwait(false);
+            await ReconnectAsync(c.Rotating).ConfigureAwait(false);
         }
 
-        private async Task ReconnectAsync()
+        private async Task ReconnectAsync(bool immediately)
         {
             Exception last = null;
             for (var attempt = 1; attempt <= options.MaxReconnectAttempts; attempt++)
             {
+                if (immediately && attempt == 1)
+                {
+                    // A token rotation, not a failure: no backoff.
+                    try
+                    {
+                        await OpenAsync(true, CancellationToken.None).ConfigureAwait(false);
+                        return;
+                    }
+                    catch (Exception e) when (!(e is VdmContractException) && !(e is VdmApiException))
+                    {
+                        last = e;
+                    }
+                }
                 // Equal jitter: at least half the ceiling, so a burst of
                 // clients dropped together (a gateway restart) spreads out
                 // without any of them hammering at once.
@@ -538,6 +553,16 @@ namespace Vdm.Client
                     await Task.Delay(interval, c.Stop.Token).ConfigureAwait(false);
                     if (DateTime.UtcNow - c.LastHeard > c.Heartbeat + c.Heartbeat)
                     {
+                        c.Ws.Abort();
+                        return;
+                    }
+                    if (DateTime.UtcNow >= c.RotateAtUtc)
+                    {
+                        // The server runs socket requests with the token the
+                        // socket opened with, so they would fail with 401
+                        // once it expires: reconnect now with a fresh one,
+                        // resuming, so no push is lost.
+                        c.Rotating = true;
                         c.Ws.Abort();
                         return;
                     }
@@ -655,6 +680,8 @@ namespace Vdm.Client
             public readonly CancellationTokenSource Stop = new CancellationTokenSource();
             public readonly TaskCompletionSource<bool> Closed = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
             public TimeSpan Heartbeat;
+            public DateTime RotateAtUtc = DateTime.MaxValue;
+            public volatile bool Rotating;
             public DateTime LastHeard;
         }
     }

@@ -9,7 +9,7 @@ namespace Vdm.Client.Tests
         /// <summary>The server with default limits.</summary>
         public static string Url { get { return Env("VDM_URL"); } }
 
-        /// <summary>A second server started with tight rate limits (VDM_RATE_READ=2/2, VDM_RATE_WRITE=1/1) and a 1 s socket heartbeat.</summary>
+        /// <summary>A second server started with tight rate limits (VDM_RATE_READ=2/2, VDM_RATE_WRITE=1/1) a 1 s socket heartbeat and 12 s sessions.</summary>
         public static string LimitedUrl { get { return Env("VDM_LIMITED_URL"); } }
 
         /// <summary>The admin token of both servers.</summary>

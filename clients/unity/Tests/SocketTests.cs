@@ -178,9 +178,36 @@ namespace Vdm.Client.Tests
             socket.Reconnecting += (attempt, delay) => Interlocked.Increment(ref reconnects);
             var welcome = await socket.ConnectAsync();
             Check.Equal(1000L, welcome.HeartbeatMs, "the server's heartbeat");
-            await Task.Delay(TimeSpan.FromSeconds(4));
-            Check.That(socket.IsConnected, "still open after four heartbeat intervals");
+            await Task.Delay(TimeSpan.FromSeconds(3));
+            Check.That(socket.IsConnected, "still open after three heartbeat intervals");
             Check.Equal(0, reconnects, "no reconnect");
+            await socket.CloseAsync();
+        }
+
+        [LiveTest]
+        public async Task TheSocketMovesToAFreshTokenBeforeItsOwnExpires()
+        {
+            // Sessions on the limited server last 12 s: due for a refresh
+            // after 6 s (half their life).
+            var client = await Live.PlayerAsync(Live.LimitedUrl);
+            var admin = Live.Admin(Live.LimitedUrl);
+            var socket = new VdmSocket(client);
+            var welcomes = new ConcurrentQueue<VdmWelcome>();
+            var progress = new ConcurrentQueue<int>();
+            socket.Connected += w => welcomes.Enqueue(w);
+            var quest = await Live.NewQuestAsync(admin, target: 10);
+            socket.QuestUpdated += q => { if (q.QuestId == quest.Id) progress.Enqueue(q.Objectives[0].ProgressValue); };
+            var first = client.Session.SessionToken;
+            var firstExpires = client.Session.ExpiresAtUtc;
+            await socket.ConnectAsync();
+            await client.AcceptQuestAsync(quest.Id);
+            await Check.Eventually(() => welcomes.Count == 2, "a second connection before the token expires", 15);
+            Check.That(welcomes.Last().Resumed, "the session resumed");
+            Check.That(client.Session.SessionToken != first, "with a refreshed token");
+            Check.That(DateTime.UtcNow < firstExpires, "rotated before the first token expired");
+            var quest2 = await socket.SendAsync<PlayerQuest>("POST", "/v1/me/quests/" + quest.Id + "/progress", new ProgressBody { ObjectiveId = quest.Objectives[0].Id, Amount = 1 });
+            Check.Equal(1, quest2.Objectives[0].ProgressValue, "a socket request after the rotation");
+            await Check.Eventually(() => progress.Count == 2, "the accept's and the progress's pushes, once each");
             await socket.CloseAsync();
         }
 
