@@ -170,6 +170,9 @@ namespace Vdm.Client
         /// </summary>
         public async Task<VdmWelcome> ConnectAsync(CancellationToken cancellationToken = default(CancellationToken))
         {
+            // A second connection would leave the first running unseen,
+            // counting against the server's sockets-per-player limit.
+            if (IsConnected) throw new InvalidOperationException("the socket is already connected");
             lock (state) closing = false;
             return await OpenAsync(false, cancellationToken).ConfigureAwait(false);
         }
