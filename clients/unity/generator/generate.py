@@ -380,7 +380,12 @@ def generate_models(contract, version):
             # Required fields are always written; optional ones are left
             # out when null, as the server leaves out absent fields.
             lines.append("        [JsonProperty(%s)]" % cs_string(json_name))
-            lines.append("        public %s %s { get; set; }" % (declared, pname))
+            initial = ""
+            if name not in sent and (ctype.startswith("List<") or ctype.startswith("Dictionary<")):
+                # The server leaves empty lists out of its answers; an
+                # empty list here spares every caller a null check.
+                initial = " = new %s();" % ctype
+            lines.append("        public %s %s { get; set; }%s" % (declared, pname, initial))
             lines.append("")
         if name in sent:
             lines.append("        /// <summary>")
@@ -561,6 +566,7 @@ def generate_pushes(contract, version):
     for name in sorted(pushes):
         payload = contract.names[ref_name(pushes[name]["$ref"])]
         description = contract.schemas[ref_name(pushes[name]["$ref"])].get("description", "").split("\n")[0]
+        description = re.sub(r"^`%s`:\s*" % re.escape(name), "", description)
         lines.append("        /// <summary>")
         lines.append("        /// `%s` push: %s" % (name, xml(description)))
         lines.append("        /// Raised once per push, in seq order, on the context the socket was created on.")

@@ -31,22 +31,22 @@ namespace Vdm.Client
     public partial class Bootstrap
     {
         [JsonProperty("active_quests")]
-        public List<PlayerQuest> ActiveQuests { get; set; }
+        public List<PlayerQuest> ActiveQuests { get; set; } = new List<PlayerQuest>();
 
         [JsonProperty("active_quests_next_cursor")]
         public string ActiveQuestsNextCursor { get; set; }
 
         [JsonProperty("missing")]
-        public List<string> Missing { get; set; }
+        public List<string> Missing { get; set; } = new List<string>();
 
         [JsonProperty("npcs")]
-        public List<BootstrapNpc> Npcs { get; set; }
+        public List<BootstrapNpc> Npcs { get; set; } = new List<BootstrapNpc>();
 
         [JsonProperty("npcs_next_cursor")]
         public string NpcsNextCursor { get; set; }
 
         [JsonProperty("quests")]
-        public List<Quest> Quests { get; set; }
+        public List<Quest> Quests { get; set; } = new List<Quest>();
 
         [JsonProperty("quests_next_cursor")]
         public string QuestsNextCursor { get; set; }
@@ -58,7 +58,7 @@ namespace Vdm.Client
         public Region Region { get; set; }
 
         [JsonProperty("rumors")]
-        public List<Heard> Rumors { get; set; }
+        public List<Heard> Rumors { get; set; } = new List<Heard>();
 
         [JsonProperty("rumors_next_cursor")]
         public string RumorsNextCursor { get; set; }
@@ -143,7 +143,7 @@ namespace Vdm.Client
     public partial class Budgets
     {
         [JsonProperty("budgets")]
-        public List<Budget> BudgetsValue { get; set; }
+        public List<Budget> BudgetsValue { get; set; } = new List<Budget>();
     }
 
     /// <summary>
@@ -404,7 +404,7 @@ namespace Vdm.Client
         public string Kind { get; set; }
 
         [JsonProperty("region_ids")]
-        public List<long> RegionIds { get; set; }
+        public List<long> RegionIds { get; set; } = new List<long>();
 
         [JsonProperty("text")]
         public string Text { get; set; }
@@ -428,10 +428,10 @@ namespace Vdm.Client
     public partial class Factions
     {
         [JsonProperty("items")]
-        public List<Faction> Items { get; set; }
+        public List<Faction> Items { get; set; } = new List<Faction>();
 
         [JsonProperty("relations")]
-        public List<Relation> Relations { get; set; }
+        public List<Relation> Relations { get; set; } = new List<Relation>();
     }
 
     /// <summary>
@@ -471,7 +471,7 @@ namespace Vdm.Client
         /// Oldest first.
         /// </summary>
         [JsonProperty("samples")]
-        public List<Snapshot> Samples { get; set; }
+        public List<Snapshot> Samples { get; set; } = new List<Snapshot>();
 
         /// <summary>
         /// True when the range held more samples than were returned (the newest are kept).
@@ -501,7 +501,7 @@ namespace Vdm.Client
     public partial class EventPage
     {
         [JsonProperty("items")]
-        public List<Event> Items { get; set; }
+        public List<Event> Items { get; set; } = new List<Event>();
 
         /// <summary>
         /// Pass as `cursor` for the next page; absent on the last page.
@@ -516,7 +516,7 @@ namespace Vdm.Client
     public partial class KnownPage
     {
         [JsonProperty("items")]
-        public List<Known> Items { get; set; }
+        public List<Known> Items { get; set; } = new List<Known>();
 
         /// <summary>
         /// Pass as `cursor` for the next page; absent on the last page.
@@ -531,7 +531,7 @@ namespace Vdm.Client
     public partial class MemoryPage
     {
         [JsonProperty("items")]
-        public List<Memory> Items { get; set; }
+        public List<Memory> Items { get; set; } = new List<Memory>();
 
         /// <summary>
         /// Pass as `cursor` for the next page; absent on the last page.
@@ -546,7 +546,7 @@ namespace Vdm.Client
     public partial class NpcPage
     {
         [JsonProperty("items")]
-        public List<Npc> Items { get; set; }
+        public List<Npc> Items { get; set; } = new List<Npc>();
 
         /// <summary>
         /// Pass as `cursor` for the next page; absent on the last page.
@@ -561,7 +561,7 @@ namespace Vdm.Client
     public partial class PlayerQuestPage
     {
         [JsonProperty("items")]
-        public List<PlayerQuest> Items { get; set; }
+        public List<PlayerQuest> Items { get; set; } = new List<PlayerQuest>();
 
         /// <summary>
         /// Pass as `cursor` for the next page; absent on the last page.
@@ -576,7 +576,7 @@ namespace Vdm.Client
     public partial class QuestPage
     {
         [JsonProperty("items")]
-        public List<Quest> Items { get; set; }
+        public List<Quest> Items { get; set; } = new List<Quest>();
 
         /// <summary>
         /// Pass as `cursor` for the next page; absent on the last page.
@@ -591,7 +591,7 @@ namespace Vdm.Client
     public partial class RegionPage
     {
         [JsonProperty("items")]
-        public List<Region> Items { get; set; }
+        public List<Region> Items { get; set; } = new List<Region>();
 
         /// <summary>
         /// Pass as `cursor` for the next page; absent on the last page.
@@ -630,7 +630,7 @@ namespace Vdm.Client
         /// Whom or what it is about; left out when empty.
         /// </summary>
         [JsonProperty("subject_ids")]
-        public List<long> SubjectIds { get; set; }
+        public List<long> SubjectIds { get; set; } = new List<long>();
 
         [JsonProperty("text")]
         public string Text { get; set; }
@@ -1095,7 +1095,7 @@ namespace Vdm.Client
         public string CompletedAt { get; set; }
 
         [JsonProperty("objectives")]
-        public List<Progress> Objectives { get; set; }
+        public List<Progress> Objectives { get; set; } = new List<Progress>();
 
         [JsonProperty("quest_id")]
         public long QuestId { get; set; }
@@ -1207,7 +1207,7 @@ namespace Vdm.Client
         public int LevelRequirement { get; set; }
 
         [JsonProperty("objectives")]
-        public List<Objective> Objectives { get; set; }
+        public List<Objective> Objectives { get; set; } = new List<Objective>();
 
         [JsonProperty("region_id")]
         public long RegionId { get; set; }
@@ -1323,7 +1323,7 @@ namespace Vdm.Client
         /// What does not answer; left out when nothing.
         /// </summary>
         [JsonProperty("failing")]
-        public List<string> Failing { get; set; }
+        public List<string> Failing { get; set; } = new List<string>();
 
         /// <summary>
         /// How ready the gateway is.
@@ -1342,7 +1342,7 @@ namespace Vdm.Client
         /// least important).
         /// </summary>
         [JsonProperty("dropped_memory_ids")]
-        public List<long> DroppedMemoryIds { get; set; }
+        public List<long> DroppedMemoryIds { get; set; } = new List<long>();
 
         /// <summary>
         /// A memory as the client sees it.
@@ -1390,7 +1390,7 @@ namespace Vdm.Client
         /// The region's hexes, each `[q, r]` (axial coordinates).
         /// </summary>
         [JsonProperty("cells")]
-        public List<List<int>> Cells { get; set; }
+        public List<List<int>> Cells { get; set; } = new List<List<int>>();
 
         [JsonProperty("id")]
         public long Id { get; set; }
@@ -1402,7 +1402,7 @@ namespace Vdm.Client
         /// Regions sharing an edge with this one; left out when none.
         /// </summary>
         [JsonProperty("neighbor_ids")]
-        public List<long> NeighborIds { get; set; }
+        public List<long> NeighborIds { get; set; } = new List<long>();
     }
 
     /// <summary>
@@ -1639,7 +1639,7 @@ namespace Vdm.Client
         public long IntervalMs { get; set; }
 
         [JsonProperty("services")]
-        public List<Snapshot> Services { get; set; }
+        public List<Snapshot> Services { get; set; } = new List<Snapshot>();
     }
 
     /// <summary>

@@ -36,7 +36,7 @@ namespace Vdm.Client
     public partial class VdmSocket
     {
         /// <summary>
-        /// `npc.moved` push: `npc.moved`: an NPC walked to another cell, maybe into another region.
+        /// `npc.moved` push: an NPC walked to another cell, maybe into another region.
         /// Raised once per push, in seq order, on the context the socket was created on.
         /// </summary>
         public event Action<NpcMoved> NpcMoved;
@@ -48,13 +48,13 @@ namespace Vdm.Client
         public event Action<PlayerQuest> QuestUpdated;
 
         /// <summary>
-        /// `rumor.heard` push: `rumor.heard`: the player heard a rumor from an NPC.
+        /// `rumor.heard` push: the player heard a rumor from an NPC.
         /// Raised once per push, in seq order, on the context the socket was created on.
         /// </summary>
         public event Action<RumorHeard> RumorHeard;
 
         /// <summary>
-        /// `rumor.spread` push: `rumor.spread`: a tick spread rumors among a region's NPCs.
+        /// `rumor.spread` push: a tick spread rumors among a region's NPCs.
         /// Raised once per push, in seq order, on the context the socket was created on.
         /// </summary>
         public event Action<RumorSpread> RumorSpread;

@@ -34,7 +34,7 @@ public class VdmQuickStart : MonoBehaviour
 
             var world = await client.BootstrapAsync(regionId);
             Debug.Log("region " + world.Region.Name + ": " + world.Npcs.Count + " NPCs, " + world.Quests.Count + " quests");
-            var quest = world.Quests.FirstOrDefault();
+            var quest = world.Quests.FirstOrDefault();   // empty, not null, when the region offers none
             if (quest != null)
             {
                 var accepted = await client.AcceptQuestAsync(quest.Id);
