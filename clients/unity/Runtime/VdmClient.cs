@@ -67,6 +67,10 @@ namespace Vdm.Client
         private readonly Random random = new Random();
         private VdmSession session;
 
+        // Set on the client of VdmSocket.Calls: the socket authenticates
+        // every request with its own token, so this client sends none.
+        private readonly bool overSocket;
+
         /// <summary>
         /// Creates a client of the gateway at <paramref name="baseUrl"/>
         /// (<c>https://game.example.com</c>), over <paramref name="transport"/>
@@ -78,6 +82,18 @@ namespace Vdm.Client
             BaseUrl = new Uri(baseUrl.TrimEnd('/') + "/");
             this.options = options ?? new VdmClientOptions();
             this.transport = transport ?? new HttpClientTransport();
+        }
+
+        /// <summary>
+        /// The client of <see cref="VdmSocket.Calls"/>: the same route
+        /// methods, carried by the socket, which authenticates them.
+        /// </summary>
+        internal VdmClient(VdmClient parent, IVdmTransport socketTransport)
+        {
+            BaseUrl = parent.BaseUrl;
+            options = parent.options;
+            transport = socketTransport;
+            overSocket = true;
         }
 
         /// <summary>
@@ -193,7 +209,7 @@ namespace Vdm.Client
             for (var attempt = 1; ; attempt++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                var sessionToken = request.Auth == VdmAuth.None ? null : await CredentialAsync(request.Auth, cancellationToken).ConfigureAwait(false);
+                var sessionToken = request.Auth == VdmAuth.None || overSocket ? null : await CredentialAsync(request.Auth, cancellationToken).ConfigureAwait(false);
                 var http = new VdmHttpRequest { Method = request.Method, Url = url, Body = body, Timeout = options.Timeout };
                 http.Headers["Accept"] = "application/json";
                 http.Headers["Accept-Encoding"] = "gzip";
@@ -311,7 +327,7 @@ namespace Vdm.Client
         {
             if (cancellationToken.IsCancellationRequested) return false;
             return e is TimeoutException || e is System.Net.Http.HttpRequestException || e is System.Net.WebException
-                   || e is System.IO.IOException;
+                   || e is System.IO.IOException || e is VdmSocketException;
         }
 
         /// <summary>

@@ -128,7 +128,19 @@ namespace Vdm.Client
             this.client = client ?? throw new ArgumentNullException(nameof(client));
             this.options = options ?? new VdmSocketOptions();
             context = SynchronizationContext.Current;
+            Calls = new VdmClient(client, new SocketTransport(this));
         }
+
+        /// <summary>
+        /// The typed route methods of <see cref="VdmClient"/>, carried by this
+        /// socket instead of HTTP: <c>await socket.Calls.AcceptQuestAsync(id)</c>.
+        /// Arguments are checked, errors are <see cref="VdmApiException"/>, and
+        /// idempotent calls are retried (a dropped connection included) as over
+        /// REST. Calls that take an Idempotency-Key cannot go over the socket
+        /// (its envelope has no headers) and throw <see cref="NotSupportedException"/>;
+        /// sign-in and refresh belong to the REST client.
+        /// </summary>
+        public VdmClient Calls { get; }
 
         /// <summary>Raised when a connection opens (the first, and each reconnect).</summary>
         public event Action<VdmWelcome> Connected;
@@ -661,6 +673,60 @@ namespace Vdm.Client
                     if (result.EndOfMessage) break;
                 }
                 return new Frame { Text = Encoding.UTF8.GetString(message.ToArray()) };
+            }
+        }
+
+        /// <summary>Carries the requests of <see cref="Calls"/> as socket requests.</summary>
+        private sealed class SocketTransport : IVdmTransport
+        {
+            private readonly VdmSocket socket;
+
+            public SocketTransport(VdmSocket socket)
+            {
+                this.socket = socket;
+            }
+
+            public async Task<VdmHttpResponse> SendAsync(VdmHttpRequest request, CancellationToken cancellationToken)
+            {
+                if (request.Headers.ContainsKey("Idempotency-Key"))
+                {
+                    // Sent without its key, a retried create would create twice.
+                    throw new NotSupportedException("a call with an Idempotency-Key cannot go over the socket; use the REST client");
+                }
+                var body = request.Body == null ? null : JToken.Parse(Encoding.UTF8.GetString(request.Body));
+                using (var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+                {
+                    deadline.CancelAfter(request.Timeout);
+                    VdmSocketResponse response;
+                    try
+                    {
+                        response = await socket.SendAsync(request.Method, ServerPath(request.Url), body, deadline.Token).ConfigureAwait(false);
+                    }
+                    catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+                    {
+                        throw new TimeoutException(string.Format("{0} {1} took longer than {2} ms", request.Method, request.Url.AbsolutePath, (long)request.Timeout.TotalMilliseconds));
+                    }
+                    var bytes = response.Body == null || response.Body.Type == JTokenType.Null
+                        ? new byte[0]
+                        : Encoding.UTF8.GetBytes(response.Body.ToString(Formatting.None));
+                    return new VdmHttpResponse(response.Status, null, bytes);
+                }
+            }
+
+            /// <summary>
+            /// The path as the gateway routes it: behind a proxy that serves
+            /// the gateway under a prefix (<c>https://host/game/</c>), the
+            /// prefix is the proxy's, not the gateway's.
+            /// </summary>
+            private string ServerPath(Uri url)
+            {
+                var prefix = socket.client.BaseUrl.AbsolutePath.TrimEnd('/');
+                var path = url.PathAndQuery;
+                return prefix.Length > 0 && path.StartsWith(prefix + "/", StringComparison.Ordinal) ? path.Substring(prefix.Length) : path;
+            }
+
+            public void Dispose()
+            {
             }
         }
 

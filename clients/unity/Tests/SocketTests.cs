@@ -44,6 +44,33 @@ namespace Vdm.Client.Tests
         }
 
         [LiveTest]
+        public async Task TypedRouteMethodsGoOverTheSocket()
+        {
+            var counting = new CountingTransport(new HttpClientTransport());
+            var client = await Live.PlayerAsync(Live.Url, null, counting);
+            var quest = await Live.NewQuestAsync(Live.Admin(), target: 4);
+            var socket = new VdmSocket(client);
+            var pushes = new ConcurrentQueue<PlayerQuest>();
+            socket.QuestUpdated += q => pushes.Enqueue(q);
+            await socket.ConnectAsync();
+            var http = counting.Calls;
+
+            var accepted = await socket.Calls.AcceptQuestAsync(quest.Id);
+            Check.Equal(QuestStatus.Active, accepted.Status, "accepted over the socket");
+            var progressed = await socket.Calls.AdvanceObjectiveAsync(quest.Id, new ProgressBody { ObjectiveId = quest.Objectives[0].Id, Amount = 2 });
+            Check.Equal(2, progressed.Objectives[0].ProgressValue, "progress over the socket");
+            var log = await socket.Calls.ListMyQuestsAsync(status: QuestStatus.Active, limit: 50);
+            Check.That(log.Items.Any(q => q.QuestId == quest.Id), "a query string over the socket");
+            var missing = await Check.Throws<VdmApiException>(() => socket.Calls.GetQuestAsync(987654321), "an unknown quest over the socket");
+            Check.Equal("not_found", missing.Code, "typed error over the socket");
+            await Check.Throws<ArgumentOutOfRangeException>(() => socket.Calls.GetQuestAsync(-1), "arguments are checked");
+            await Check.Throws<NotSupportedException>(() => socket.Calls.PublishWorldEventAsync(new NewEvent { Kind = "k", Text = "t", RegionIds = new List<long> { 1 } }, "key-1"), "an Idempotency-Key cannot travel on the socket");
+            Check.Equal(http, counting.Calls, "no HTTP request was made");
+            await Check.Eventually(() => pushes.Count(q => q.QuestId == quest.Id) == 2, "the accept's and the progress's pushes");
+            await socket.CloseAsync();
+        }
+
+        [LiveTest]
         public async Task PushesArriveAsTypedEvents()
         {
             var client = await Live.PlayerAsync();
