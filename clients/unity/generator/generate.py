@@ -233,6 +233,13 @@ def checks_for(contract, schema, value, path, depth=0):
     if "$ref" in inner:
         inner = contract.schemas[ref_name(inner["$ref"])]
     out = []
+    # Only the checks the C# type can express: a schema that allows several
+    # types (a JToken here) is left to the server.
+    ctype = contract.cs_type(inner)
+    is_number = ctype in ("long", "int", "double")
+    is_string = ctype == "string"
+    is_list = ctype.startswith("List<")
+    is_map = ctype.startswith("Dictionary<")
 
     def number(op, bound, words):
         out.append("if (%s %s %s) throw new ArgumentOutOfRangeException(%s, %s, %s + \" must be %s %s\");" % (
@@ -242,35 +249,35 @@ def checks_for(contract, schema, value, path, depth=0):
         out.append("if (%s.%s %s %d) throw new ArgumentException(%s + \" must have %s %d\", %s);" % (
             value, prop, op, bound, path, words, bound, path))
 
-    if isinstance(inner.get("minimum"), (int, float)):
+    if is_number and isinstance(inner.get("minimum"), (int, float)):
         number("<", inner["minimum"], "at least")
-    if isinstance(inner.get("maximum"), (int, float)):
+    if is_number and isinstance(inner.get("maximum"), (int, float)):
         number(">", inner["maximum"], "at most")
-    if isinstance(inner.get("exclusiveMinimum"), (int, float)) and not isinstance(inner.get("exclusiveMinimum"), bool):
+    if is_number and isinstance(inner.get("exclusiveMinimum"), (int, float)) and not isinstance(inner.get("exclusiveMinimum"), bool):
         number("<=", inner["exclusiveMinimum"], "more than")
-    if isinstance(inner.get("exclusiveMaximum"), (int, float)) and not isinstance(inner.get("exclusiveMaximum"), bool):
+    if is_number and isinstance(inner.get("exclusiveMaximum"), (int, float)) and not isinstance(inner.get("exclusiveMaximum"), bool):
         number(">=", inner["exclusiveMaximum"], "less than")
-    if "minLength" in inner:
+    if is_string and "minLength" in inner:
         sized("Length", "<", inner["minLength"], "at least", )
         out[-1] = out[-1].replace("must have at least %d\"" % inner["minLength"], "must have at least %d characters\"" % inner["minLength"])
-    if "maxLength" in inner:
+    if is_string and "maxLength" in inner:
         sized("Length", ">", inner["maxLength"], "at most")
         out[-1] = out[-1].replace("must have at most %d\"" % inner["maxLength"], "must have at most %d characters\"" % inner["maxLength"])
-    if "pattern" in inner:
+    if is_string and "pattern" in inner:
         out.append("if (!Regex.IsMatch(%s, %s, RegexOptions.CultureInvariant)) throw new ArgumentException(%s + %s, %s);" % (
             value, cs_string(inner["pattern"]), path, cs_string(" must match " + inner["pattern"]), path))
     values = contract.enum_values(schema)
-    if values and all(isinstance(v, str) for v in values):
+    if is_string and values and all(isinstance(v, str) for v in values):
         out.append("if (Array.IndexOf(new[] { %s }, %s) < 0) throw new ArgumentException(%s + %s, %s);" % (
             ", ".join(cs_string(v) for v in values), value, path, cs_string(" must be one of " + "|".join(values)), path))
     for key, prop, op, words in (("minItems", "Count", "<", "at least"), ("maxItems", "Count", ">", "at most"),
                                  ("minProperties", "Count", "<", "at least"), ("maxProperties", "Count", ">", "at most")):
-        if key in inner:
+        if key in inner and (is_list if "Items" in key else is_map):
             unit = "items" if "Items" in key else "entries"
             out.append("if (%s.%s %s %d) throw new ArgumentException(%s + \" must have %s %d %s\", %s);" % (
                 value, prop, op, inner[key], path, words, inner[key], unit, path))
     item_var = "i%d" % depth
-    if inner.get("type") == "array" and isinstance(inner.get("items"), dict):
+    if is_list and isinstance(inner.get("items"), dict):
         items = inner["items"]
         item_type = contract.cs_type(items)
         element = "%s[%s]" % (value, item_var)
@@ -283,7 +290,7 @@ def checks_for(contract, schema, value, path, depth=0):
             loop += ["    " + b for b in body] + ["}"]
             out += loop
     extra = inner.get("additionalProperties")
-    if inner.get("type") == "object" and isinstance(extra, dict) and not inner.get("properties"):
+    if is_map:
         entry = "e%d" % depth
         entry_path = "%s + \".\" + %s.Key" % (path, entry)
         body = checks_for(contract, inner.get("propertyNames", {}), "%s.Key" % entry, entry_path, depth + 1)
