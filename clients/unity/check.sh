@@ -100,7 +100,7 @@ mapfile -t tests < <(find "${here}/Tests" -name '*.cs' | sort)
 mcs -langversion:7.2 -nologo -warnaserror -target:library -out:"${out}/Vdm.Client.dll" \
   -r:"${newtonsoft}" -r:System.Net.Http.dll "${runtime[@]}" || die "Runtime/ does not compile"
 mcs -langversion:7.2 -nologo -target:exe -out:"${out}/Vdm.Client.Tests.exe" \
-  -r:"${out}/Vdm.Client.dll" -r:"${newtonsoft}" -r:System.Net.Http.dll "${tests[@]}" || die "Tests/ do not compile"
+  -r:"${out}/Vdm.Client.dll" -r:"${newtonsoft}" -r:System.Net.Http.dll -r:System.IO.Compression.dll "${tests[@]}" || die "Tests/ do not compile"
 
 echo "==> tests against the live server"
 status=0

@@ -300,6 +300,22 @@ namespace Vdm.Client.Tests
         }
 
         [LiveTest]
+        public async Task AnswersComeGzipped()
+        {
+            // A transport that does not decompress sees what the server sent
+            // for the SDK's own headers.
+            var probe = new GzipProbe();
+            var client = await Live.PlayerAsync(Live.Url, null, probe);
+            var document = await client.GetOpenApiAsync();
+            Check.That(document["paths"] != null, "the document parsed after inflating");
+            Check.That(probe.Asked.Contains("gzip"), "the SDK asks for gzip: " + probe.Asked);
+            Check.Equal("gzip", probe.LastEncoding, "the server answered gzip");
+            // And the default transport inflates it by itself.
+            var plain = await Live.PlayerAsync();
+            Check.That((await plain.GetOpenApiAsync())["x-vdm-pushes"] != null, "the default transport reads the gzipped document");
+        }
+
+        [LiveTest]
         public async Task SignOutEndsTheSession()
         {
             var client = await Live.PlayerAsync();
@@ -334,6 +350,36 @@ namespace Vdm.Client.Tests
             var response = await inner.SendAsync(request, cancellationToken);
             lock (Statuses) Statuses.Add(response.Status);
             return response;
+        }
+
+        public void Dispose()
+        {
+            inner.Dispose();
+        }
+    }
+
+    /// <summary>Sends over an HttpClient that does not decompress, records the encoding, then inflates.</summary>
+    public sealed class GzipProbe : IVdmTransport
+    {
+        private readonly HttpClientTransport inner = new HttpClientTransport(new System.Net.Http.HttpClient(new System.Net.Http.HttpClientHandler { AutomaticDecompression = System.Net.DecompressionMethods.None }));
+
+        public string Asked { get; private set; } = "";
+
+        public string LastEncoding { get; private set; }
+
+        public async Task<VdmHttpResponse> SendAsync(VdmHttpRequest request, CancellationToken cancellationToken)
+        {
+            string asked;
+            Asked = request.Headers.TryGetValue("Accept-Encoding", out asked) ? asked : "";
+            var response = await inner.SendAsync(request, cancellationToken);
+            LastEncoding = response.Header("Content-Encoding");
+            if (LastEncoding != "gzip") return response;
+            using (var zipped = new System.IO.Compression.GZipStream(new System.IO.MemoryStream(response.Body), System.IO.Compression.CompressionMode.Decompress))
+            using (var plain = new System.IO.MemoryStream())
+            {
+                zipped.CopyTo(plain);
+                return new VdmHttpResponse(response.Status, response.Headers, plain.ToArray());
+            }
         }
 
         public void Dispose()
