@@ -44,15 +44,17 @@ free_port() {
 
 admin_token="sdk-check-$(python3 -c 'import secrets; print(secrets.token_hex(12))')"
 
-# start NAME [VAR=value ...]: starts vdm with a data dir of its own; prints its URL.
+# start NAME OUT_VAR [VAR=value ...]: starts vdm with a data dir of its own
+# and sets OUT_VAR to its URL. Not called in $(...): the server's pid must
+# reach this shell's `pids`, or the cleanup would not stop it.
 start() {
-  local name="$1"; shift
+  local name="$1" out="$2"; shift 2
   local port; port="$(free_port)"
   mkdir -p "${work}/${name}"
   env VDM_HTTP_ADDR="127.0.0.1:${port}" VDM_DATA_DIR="${work}/${name}" VDM_ADMIN_TOKEN="${admin_token}" \
     VDM_RUMOR_TICK_INTERVAL_MS=0 "$@" "${vdm}" >"${work}/${name}.log" 2>&1 &
   pids+=("$!")
-  echo "http://127.0.0.1:${port}"
+  printf -v "${out}" 'http://127.0.0.1:%s' "${port}"
 }
 
 wait_ready() {
@@ -66,8 +68,8 @@ wait_ready() {
 }
 
 echo "==> starting vdm (${vdm})"
-url="$(start main)"
-limited="$(start limited VDM_RATE_READ=2/2 VDM_RATE_WRITE=1/1 VDM_WS_HEARTBEAT_MS=1000 VDM_SESSION_TTL_SECS=12)"
+start main url
+start limited limited VDM_RATE_READ=2/2 VDM_RATE_WRITE=1/1 VDM_WS_HEARTBEAT_MS=1000 VDM_SESSION_TTL_SECS=12
 wait_ready "${url}" main
 wait_ready "${limited}" limited
 echo "vdm at ${url}; with tight rate limits at ${limited}"
