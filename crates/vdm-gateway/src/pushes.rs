@@ -107,14 +107,18 @@ pub fn render(event: &Event) -> Option<(&'static str, Value)> {
             region_id: spread.region_id,
             tellings: spread.tellings,
         }),
-        EventBody::SessionRevoked(_) => return None,
+        // Between processes only: not part of the client contract.
+        EventBody::SessionRevoked(_) | EventBody::ResourceChanged(_) => return None,
     }?;
     Some((event.kind(), payload))
 }
 
 /// Whether some socket may get `event` (cheap: no rendering).
 pub fn is_pushed(event: &Event) -> bool {
-    !matches!(event.body, None | Some(EventBody::SessionRevoked(_)))
+    !matches!(
+        event.body,
+        None | Some(EventBody::SessionRevoked(_) | EventBody::ResourceChanged(_))
+    )
 }
 
 fn to_value<T: Serialize>(payload: T) -> Option<Value> {
@@ -156,6 +160,9 @@ mod tests {
         };
         assert!(render(&revoked).is_none());
         assert!(render(&Event::default()).is_none());
+        let changed = Event::resource_changed(vdm_proto::events::v1::ResourceKind::Quest, 4);
+        assert!(render(&changed).is_none());
+        assert!(!is_pushed(&changed));
         assert!(PUSHES.iter().any(|(name, _)| *name == kind));
     }
 }
