@@ -291,6 +291,15 @@ pub fn generous_rate_limits() -> RateLimits {
     }
 }
 
+/// The gateway's edge cache turned off: for tests that watch what reaches
+/// the services (their caches, their latency) through repeated reads.
+pub fn edge_cache_off() -> Option<EdgeCacheConfig> {
+    Some(EdgeCacheConfig {
+        max_bytes: 0,
+        ..EdgeCacheConfig::default()
+    })
+}
+
 /// [`spawn_app`] with [`Options`].
 pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestApp> {
     let suffix = random_suffix();
