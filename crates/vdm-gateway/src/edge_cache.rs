@@ -445,6 +445,10 @@ impl Inner {
         .boxed()
         .shared();
         flights.by_key.insert(key, (id, flight.clone()));
+        // Driven by a task of its own: a fill whose callers all went away
+        // (a client that hung up, the request timeout) still ends, leaves
+        // the table of fills and keeps its answer for the next caller.
+        tokio::spawn(flight.clone());
         (flight, true)
     }
 
@@ -594,6 +598,19 @@ mod tests {
         assert_eq!(stale.status(), StatusCode::OK);
         read(&cache, &calls, 2, &none).await;
         assert_eq!(calls.load(Ordering::SeqCst), 2, "the overtaken fill was not kept");
+    }
+
+    #[tokio::test]
+    async fn a_fill_whose_caller_left_still_lands() {
+        let cache = cache();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let none = HeaderMap::new();
+        // The caller gives up before the 20 ms load ends.
+        let gave_up = tokio::time::timeout(Duration::from_millis(5), read(&cache, &calls, 1, &none)).await;
+        assert!(gave_up.is_err());
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert_eq!(read(&cache, &calls, 1, &none).await.status(), StatusCode::OK);
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "the abandoned fill was kept");
     }
 
     #[tokio::test]
