@@ -10,7 +10,8 @@
 # Rounds 2 and 3 alternate twice so drift on a noisy machine shows.
 # Rate limits are off (VDM_RATE_LIMITS=off): one token drives the load.
 # The VDM_* environment reaches `vdm all` (VDM_EDGE_CACHE_BYTES=0: the
-# gateway's edge cache off), and CARGO_TARGET_DIR says where the binaries are.
+# gateway's edge cache off), CARGO_TARGET_DIR says where the binaries are, and
+# BENCH_PORT / BENCH_BASELINE_PORT move the ports (18080 / 18090) off busy ones.
 #
 #   load-tests/quest-read.sh [duration_s] [connections]
 set -euo pipefail
@@ -22,8 +23,8 @@ cargo build --release --locked -p vdm -p vdm-load >&2
 vdm="${CARGO_TARGET_DIR:-target}/release/vdm"
 load="${CARGO_TARGET_DIR:-target}/release/vdm-load"
 work="$(mktemp -d)"
-port=18080
-baseline_port=18090
+port="${BENCH_PORT:-18080}"
+baseline_port="${BENCH_BASELINE_PORT:-18090}"
 admin="bench-admin-token-0123456789"
 cleanup() {
   [[ -n "${vdm_pid:-}" ]] && kill "${vdm_pid}" 2>/dev/null || true
