@@ -32,6 +32,10 @@
 //! Per-player answers (a player's quests, dispositions, the bootstrap) never
 //! come through here: a key names a public resource and a format, never a
 //! caller, so only routes whose answer is the same for every caller use it.
+//!
+//! Layout: this file holds the keys, the table of entries and fills, and
+//! invalidation; `entry.rs` a kept body and its answers (200 with ETag, or
+//! 304); `events.rs` the bus listener and which events are changes.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -39,30 +43,27 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
 use moka::notification::RemovalCause;
 use serde::Serialize;
 use tokio::sync::Mutex;
 use tracing::Instrument;
-use vdm_kit::bus::{Delivery, Event, EventBody, EventBus};
-use vdm_kit::shutdown::CancellationToken;
 use vdm_proto::events::v1::ResourceKind;
 
+use self::entry::Entry;
 use crate::error::{GatewayError, GatewayResult};
 use crate::negotiate::Format;
+
+mod entry;
+mod events;
 
 /// The default byte budget: bodies of a few KiB, so thousands of entries.
 pub const DEFAULT_MAX_BYTES: u64 = 32 << 20;
 /// The default TTL, the bound on staleness when an event is lost.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(30);
-
-/// What an entry costs beyond its body: the key, the ETag, moka's own
-/// bookkeeping (an estimate, so that many tiny bodies still count).
-const ENTRY_OVERHEAD: usize = 160;
 
 /// The cache's settings.
 #[derive(Debug, Clone)]
@@ -172,73 +173,6 @@ impl Resource {
 struct Key {
     resource: Resource,
     format: Format,
-}
-
-/// A ready-to-send body.
-#[derive(Debug)]
-struct Entry {
-    format: Format,
-    body: Bytes,
-    etag: HeaderValue,
-}
-
-impl Entry {
-    /// Encodes `value`; the ETag is a hash of the body, tagged with the
-    /// format so a JSON and a MessagePack body never share one.
-    fn encode<T: Serialize>(format: Format, value: &T) -> GatewayResult<Entry> {
-        let body = format.encode(value)?;
-        let tag = match format {
-            Format::Json => 'j',
-            Format::Msgpack => 'm',
-        };
-        let hash = vdm_kit::hash::Fnv64::default().bytes(&body).hex();
-        let etag = HeaderValue::from_str(&format!("\"{tag}{hash}\""))
-            .map_err(|e| GatewayError::Internal(format!("etag: {e}")))?;
-        Ok(Entry {
-            format,
-            body: Bytes::from(body),
-            etag,
-        })
-    }
-
-    fn weight(&self) -> u32 {
-        u32::try_from(self.body.len() + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
-    }
-
-    /// The 200 with the body, or a 304 when the client already holds it.
-    fn respond(&self, request: &HeaderMap) -> Response {
-        // The body depends on `Accept`: shared HTTP caches must key on it.
-        let vary = HeaderValue::from_static("accept");
-        if none_match(request, &self.etag) {
-            return (
-                StatusCode::NOT_MODIFIED,
-                [(header::ETAG, self.etag.clone()), (header::VARY, vary)],
-            )
-                .into_response();
-        }
-        (
-            StatusCode::OK,
-            [
-                (header::CONTENT_TYPE, self.format.content_type()),
-                (header::ETAG, self.etag.clone()),
-                (header::VARY, vary),
-            ],
-            self.body.clone(),
-        )
-            .into_response()
-    }
-}
-
-/// Whether `If-None-Match` names `etag` (or is `*`). The comparison is the
-/// weak one RFC 9110 asks of `If-None-Match`: a `W/` prefix is ignored.
-fn none_match(request: &HeaderMap, etag: &HeaderValue) -> bool {
-    let etag = etag.as_bytes();
-    request
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .flat_map(|value| value.as_bytes().split(|b| *b == b','))
-        .map(|tag| tag.trim_ascii())
-        .any(|tag| tag == b"*" || tag.strip_prefix(b"W/").unwrap_or(tag) == etag)
 }
 
 /// What a fill ends with, shared by every caller that joined it.
@@ -374,39 +308,6 @@ impl EdgeCache {
         inner.entries.invalidate_all();
         metrics::counter!("vdm_edge_cache_invalidations_total", "kind" => "all").increment(1);
     }
-
-    /// Follows the event bus until `shutdown`, dropping what each change
-    /// names. Every replica runs one, so a write through any replica is
-    /// dropped on all of them.
-    pub fn spawn_listener(&self, bus: &EventBus, shutdown: CancellationToken) {
-        if self.inner.is_none() {
-            return;
-        }
-        let cache = self.clone();
-        let mut deliveries = bus.subscribe().deliveries;
-        tokio::spawn(async move {
-            loop {
-                let delivery = tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    received = deliveries.recv() => received,
-                };
-                match delivery {
-                    Ok(Delivery::Event(_, event)) => match change_of(&event) {
-                        Some(Change::Of(kind, id)) => cache.invalidate(kind, id).await,
-                        Some(Change::Unknown) => cache.clear().await,
-                        None => {}
-                    },
-                    Ok(Delivery::Position(_)) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                        // Changes may be among the missed events.
-                        tracing::error!(missed, "edge cache fell behind the event bus; dropping every entry");
-                        cache.clear().await;
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                }
-            }
-        });
-    }
 }
 
 impl Inner {
@@ -493,28 +394,6 @@ impl Inner {
     }
 }
 
-/// What a bus event says about the cached models.
-#[derive(Debug, PartialEq, Eq)]
-enum Change {
-    /// This id (0: any) of this kind changed.
-    Of(Kind, i64),
-    /// Something changed that this gateway cannot place (a kind from a
-    /// newer publisher).
-    Unknown,
-}
-
-fn change_of(event: &Event) -> Option<Change> {
-    match event.body.as_ref()? {
-        EventBody::ResourceChanged(changed) => Some(match Kind::from_proto(changed.kind()) {
-            Some(kind) => Change::Of(kind, changed.id),
-            None => Change::Unknown,
-        }),
-        // A move changes the NPC's public body (region and hex).
-        EventBody::NpcMoved(moved) => Some(Change::Of(Kind::Npc, moved.npc_id)),
-        _ => None,
-    }
-}
-
 fn counted(resource: &'static str, result: &'static str) {
     metrics::counter!("vdm_edge_cache_requests_total", "resource" => resource, "result" => result).increment(1);
     tracing::Span::current().record("edge_cache", result);
@@ -534,6 +413,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use std::sync::atomic::AtomicUsize;
+
+    use axum::http::{StatusCode, header};
 
     use super::*;
 
@@ -633,29 +514,5 @@ mod tests {
             assert_eq!(answer.status(), StatusCode::NOT_FOUND);
         }
         assert_eq!(calls.load(Ordering::SeqCst), 2);
-    }
-
-    #[test]
-    fn if_none_match_lists_and_weak_tags_match() {
-        let etag = HeaderValue::from_static("\"j0123\"");
-        let with = |value: &'static str| {
-            let mut headers = HeaderMap::new();
-            headers.insert(header::IF_NONE_MATCH, HeaderValue::from_static(value));
-            none_match(&headers, &etag)
-        };
-        assert!(with("\"j0123\""));
-        assert!(with("\"x\", W/\"j0123\""));
-        assert!(with("*"));
-        assert!(!with("\"m0123\""));
-        assert!(!none_match(&HeaderMap::new(), &etag));
-    }
-
-    #[test]
-    fn changes_are_read_from_the_bus_events() {
-        let changed = Event::resource_changed(ResourceKind::Region, 4);
-        assert_eq!(change_of(&changed), Some(Change::Of(Kind::Region, 4)));
-        let unknown = Event::resource_changed(ResourceKind::Unspecified, 4);
-        assert_eq!(change_of(&unknown), Some(Change::Unknown));
-        assert_eq!(change_of(&Event::default()), None);
     }
 }
