@@ -5,9 +5,13 @@
 #   3. cached GET /v1/quests/{id} through vdm all (gateway -> gRPC -> cache),
 #      spread over 10,000 seeded quests, closed loop;
 #   4. the same at half of the maximum measured in 3 (paced), for p99;
-#   5. POST /v1/auth/device over 1,000 devices.
+#   5. a conditional GET of one quest whose ETag matches (304, no body);
+#   6. POST /v1/auth/device over 1,000 devices.
 # Rounds 2 and 3 alternate twice so drift on a noisy machine shows.
 # Rate limits are off (VDM_RATE_LIMITS=off): one token drives the load.
+# The VDM_* environment reaches `vdm all` (VDM_EDGE_CACHE_BYTES=0: the
+# gateway's edge cache off), CARGO_TARGET_DIR says where the binaries are, and
+# BENCH_PORT / BENCH_BASELINE_PORT move the ports (18080 / 18090) off busy ones.
 #
 #   load-tests/quest-read.sh [duration_s] [connections]
 set -euo pipefail
@@ -16,11 +20,11 @@ duration="${1:-10}"
 connections="${2:-32}"
 
 cargo build --release --locked -p vdm -p vdm-load >&2
-vdm=target/release/vdm
-load=target/release/vdm-load
+vdm="${CARGO_TARGET_DIR:-target}/release/vdm"
+load="${CARGO_TARGET_DIR:-target}/release/vdm-load"
 work="$(mktemp -d)"
-port=18080
-baseline_port=18090
+port="${BENCH_PORT:-18080}"
+baseline_port="${BENCH_BASELINE_PORT:-18090}"
 admin="bench-admin-token-0123456789"
 cleanup() {
   [[ -n "${vdm_pid:-}" ]] && kill "${vdm_pid}" 2>/dev/null || true
@@ -31,6 +35,7 @@ trap cleanup EXIT
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
 echo "vdm: $(git rev-parse --short HEAD), release build; ${connections} connections, ${duration} s per run"
+echo "edge cache: VDM_EDGE_CACHE_BYTES=${VDM_EDGE_CACHE_BYTES:-default (32 MiB)}"
 echo
 
 start_ns=$(date +%s%N)
@@ -79,8 +84,15 @@ base=$(sed -E 's/.*rate ([0-9]+) req.*/\1/' "${work}/base.txt" | sort -n | tail 
 half=$(( max / 2 ))
 run "GET /v1/quests/{id} at ${half}/s" get "http://127.0.0.1:${port}" "/v1/quests/{id}" --ids "${range}" \
   --token "${token}" --connections "${connections}" --duration "${duration}" --rate "${half}"
+etag=$(curl -fs -D - -o /dev/null "http://127.0.0.1:${port}/v1/quests/${first_id}" -H "authorization: Bearer ${token}" \
+  | tr -d '\r' | awk 'tolower($1) == "etag:" {print $2}')
+run "GET /v1/quests/{id} If-None-Match (304)" get "http://127.0.0.1:${port}" "/v1/quests/${first_id}" \
+  --token "${token}" --if-none-match "${etag}" --connections "${connections}" --duration "${duration}" \
+  | tee "${work}/conditional.txt"
 run "POST /v1/auth/device (1000 devices)" device-auth "http://127.0.0.1:${port}" --devices 1000 \
   --connections "${connections}" --duration "${duration}"
 echo
 echo "best gateway / best baseline: $(python3 -c "print(f'{${max}/${base}:.2f}')") (${max} vs ${base} req/s)"
+conditional=$(sed -E 's/.*rate ([0-9]+) req.*/\1/' "${work}/conditional.txt")
+echo "conditional (304) / best baseline: $(python3 -c "print(f'{${conditional}/${base}:.2f}')") (${conditional} vs ${base} req/s)"
 echo "RSS at the end: $(awk '/VmRSS/ {printf "%.1f MB", $2/1024}' /proc/${vdm_pid}/status)"

@@ -34,6 +34,8 @@ pub enum RequestFactory {
         template: Arc<str>,
         ids: (u64, u64),
         auth: Option<Arc<str>>,
+        /// Sent as `If-None-Match` (conditional reads: a 304 is a success).
+        if_none_match: Option<Arc<str>>,
     },
     /// POST /v1/auth/device for one of `devices` device ids.
     DeviceAuth { devices: u64 },
@@ -41,11 +43,17 @@ pub enum RequestFactory {
 
 impl RequestFactory {
     /// See [`RequestFactory::Get`].
-    pub fn get(template: String, ids: (u64, u64), auth: Option<String>) -> RequestFactory {
+    pub fn get(
+        template: String,
+        ids: (u64, u64),
+        auth: Option<String>,
+        if_none_match: Option<String>,
+    ) -> RequestFactory {
         RequestFactory::Get {
             template: template.into(),
             ids,
             auth: auth.map(Into::into),
+            if_none_match: if_none_match.map(Into::into),
         }
     }
 
@@ -59,7 +67,12 @@ impl RequestFactory {
     fn build(&self, authority: &str, n: u64) -> Request<Full<Bytes>> {
         let builder = Request::builder().header(http::header::HOST, authority);
         let request = match self {
-            RequestFactory::Get { template, ids, auth } => {
+            RequestFactory::Get {
+                template,
+                ids,
+                auth,
+                if_none_match,
+            } => {
                 let span = ids.1 - ids.0 + 1;
                 // A multiplicative scramble spreads consecutive n over the range.
                 let id = ids.0 + (n.wrapping_mul(2_654_435_761) % span);
@@ -67,6 +80,9 @@ impl RequestFactory {
                 let mut b = builder.method(Method::GET).uri(path);
                 if let Some(auth) = auth {
                     b = b.header(http::header::AUTHORIZATION, auth.as_ref());
+                }
+                if let Some(tag) = if_none_match {
+                    b = b.header(http::header::IF_NONE_MATCH, tag.as_ref());
                 }
                 b.body(Full::new(Bytes::new()))
             }
@@ -233,7 +249,8 @@ async fn connection_loop(
                 let status = response.status();
                 let body = response.into_body().collect().await;
                 (
-                    status.is_success() && body.is_ok(),
+                    // A 304 answers a conditional read (`--if-none-match`).
+                    (status.is_success() || status == http::StatusCode::NOT_MODIFIED) && body.is_ok(),
                     status.is_server_error() || body.is_err(),
                 )
             }

@@ -21,7 +21,8 @@
 //! `--connections N` (64), `--duration S` (10), `--rate R` (total requests
 //! per second, paced per connection; latency counts from the scheduled send
 //! time, so a stalled server cannot hide its queueing), `--token T`,
-//! `--warmup S` (1), `--devices N` (device-auth: pool of device ids, 1000).
+//! `--warmup S` (1), `--devices N` (device-auth: pool of device ids, 1000),
+//! `--if-none-match TAG` (get: conditional reads; a 304 counts as a success).
 //! Prints a progress line per second and a summary; exits non-zero when
 //! any request failed.
 
@@ -112,7 +113,8 @@ async fn run(args: Vec<String>) -> Result<bool, String> {
             let template = options.positional.get(1).cloned().unwrap_or_else(|| "/".to_owned());
             let ids = parse_range(options.get("ids").unwrap_or("1-1"))?;
             let token = options.get("token").map(|t| format!("Bearer {t}"));
-            let factory = RequestFactory::get(template, ids, token);
+            let if_none_match = options.get("if-none-match").map(str::to_owned);
+            let factory = RequestFactory::get(template, ids, token, if_none_match);
             engine::run(plan(url, &options)?, factory).await
         }
         "device-auth" => {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use vdm_kit::config::{CacheConfig, ConfigError, DatabaseConfig, Env, Secret};
 
+use crate::edge_cache::EdgeCacheConfig;
 use crate::rate_limit::{ProxyNet, Rate, RateLimits};
 use crate::realtime::RealtimeConfig;
 
@@ -56,6 +57,8 @@ pub struct GatewayConfig {
     pub realtime: RealtimeConfig,
     /// Request rate limits; `None` turns them off.
     pub rate_limits: Option<RateLimits>,
+    /// The edge read cache (`VDM_EDGE_CACHE_BYTES`, `VDM_EDGE_CACHE_TTL_SECS`).
+    pub edge_cache: EdgeCacheConfig,
     /// Origins allowed by CORS (`VDM_CORS_ORIGINS`, comma-separated, `*` for
     /// any); empty: no CORS headers (native clients need none).
     pub cors_origins: Vec<String>,
@@ -126,6 +129,7 @@ impl GatewayConfig {
             cache: CacheConfig::from_env(env)?,
             realtime: realtime_from_env(env)?,
             rate_limits: rate_limits_from_env(env)?,
+            edge_cache: edge_cache_from_env(env)?,
             cors_origins: env
                 .string("VDM_CORS_ORIGINS")
                 .map(|v| {
@@ -157,6 +161,17 @@ fn realtime_from_env(env: &Env) -> Result<RealtimeConfig, ConfigError> {
         resume_window: env.secs_or("VDM_WS_RESUME_SECS", defaults.resume_window)?,
         resume_messages: positive("VDM_WS_RESUME_MESSAGES", defaults.resume_messages)?,
         max_in_flight: defaults.max_in_flight,
+    })
+}
+
+/// Reads `VDM_EDGE_CACHE_BYTES` (the byte budget; 0 turns the cache off)
+/// and `VDM_EDGE_CACHE_TTL_SECS` (at least 1: the TTL is what bounds a
+/// stale entry when a change event is lost).
+fn edge_cache_from_env(env: &Env) -> Result<EdgeCacheConfig, ConfigError> {
+    let defaults = EdgeCacheConfig::default();
+    Ok(EdgeCacheConfig {
+        max_bytes: env.parse_or("VDM_EDGE_CACHE_BYTES", defaults.max_bytes)?,
+        ttl: env.secs_or("VDM_EDGE_CACHE_TTL_SECS", defaults.ttl)?,
     })
 }
 
@@ -292,6 +307,20 @@ mod tests {
                 with(&[("VDM_BODY_READ_TIMEOUT_MS", bad)]).unwrap_err().var,
                 "VDM_BODY_READ_TIMEOUT_MS"
             );
+        }
+    }
+
+    #[test]
+    fn the_edge_cache_has_defaults_and_checks_its_ttl() {
+        let config = with(&[]).unwrap().edge_cache;
+        assert_eq!(config.max_bytes, 32 << 20);
+        assert_eq!(config.ttl, Duration::from_secs(30));
+        let off = with(&[("VDM_EDGE_CACHE_BYTES", "0"), ("VDM_EDGE_CACHE_TTL_SECS", "5")])
+            .unwrap()
+            .edge_cache;
+        assert_eq!((off.max_bytes, off.ttl), (0, Duration::from_secs(5)));
+        for (var, value) in [("VDM_EDGE_CACHE_TTL_SECS", "0"), ("VDM_EDGE_CACHE_BYTES", "lots")] {
+            assert_eq!(with(&[(var, value)]).unwrap_err().var, var, "{value}");
         }
     }
 

@@ -10,6 +10,8 @@
 //! - [`auth`]: device sign-in, session/refresh tokens, admin token, and the
 //!   `Player` / `Admin` / `Caller` extractors.
 //! - [`routes`]: one module per resource; handlers convert JSON ⇄ gRPC.
+//! - [`edge_cache`]: the public read models as ready-to-send bodies with
+//!   ETags, dropped when their service publishes a change on the bus.
 //! - [`negotiate`]: JSON or MessagePack bodies, and extractors whose
 //!   rejections are JSON errors.
 //! - [`openapi`]: the OpenAPI document, generated from the handlers'
@@ -25,6 +27,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod edge_cache;
 pub mod error;
 pub mod middleware;
 pub mod negotiate;

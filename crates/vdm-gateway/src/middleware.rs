@@ -49,6 +49,8 @@ pub async fn observe(request: Request, next: Next) -> Response {
         npc.id = tracing::field::Empty,
         rumor.id = tracing::field::Empty,
         region.id = tracing::field::Empty,
+        // hit, miss or joined, on routes the edge cache serves.
+        edge_cache = tracing::field::Empty,
     );
     vdm_kit::telemetry::set_parent_from_headers(&span, request.headers());
     let trace_id = span.in_scope(vdm_kit::telemetry::current_trace_id);

@@ -26,7 +26,7 @@ pub const MAX_DEPTH: usize = 128;
 pub const MSGPACK: &str = "application/msgpack";
 
 /// The encoding of a body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {
     /// `application/json`.
     Json,
@@ -65,7 +65,8 @@ impl Format {
         }
     }
 
-    fn content_type(self) -> HeaderValue {
+    /// The `Content-Type` of a body in this format.
+    pub(crate) fn content_type(self) -> HeaderValue {
         match self {
             Format::Json => HeaderValue::from_static("application/json"),
             Format::Msgpack => HeaderValue::from_static(MSGPACK),

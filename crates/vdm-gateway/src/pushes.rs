@@ -107,9 +107,13 @@ pub fn render(event: &Event) -> Option<(&'static str, Value)> {
             region_id: spread.region_id,
             tellings: spread.tellings,
         }),
-        // Player events reach sockets once the gateway renders them (the
-        // player service's phase 2 adds their payload types to the contract).
-        EventBody::SessionRevoked(_) | EventBody::PlayerUpdated(_) | EventBody::PlayerLevelUp(_) => return None,
+        // Between processes only (session revocations, changes the edge
+        // cache follows), or not yet rendered (the player events: their
+        // payload types join the contract with the player routes).
+        EventBody::SessionRevoked(_)
+        | EventBody::ResourceChanged(_)
+        | EventBody::PlayerUpdated(_)
+        | EventBody::PlayerLevelUp(_) => return None,
     }?;
     Some((event.kind(), payload))
 }
@@ -118,7 +122,12 @@ pub fn render(event: &Event) -> Option<(&'static str, Value)> {
 pub fn is_pushed(event: &Event) -> bool {
     !matches!(
         event.body,
-        None | Some(EventBody::SessionRevoked(_) | EventBody::PlayerUpdated(_) | EventBody::PlayerLevelUp(_))
+        None | Some(
+            EventBody::SessionRevoked(_)
+                | EventBody::ResourceChanged(_)
+                | EventBody::PlayerUpdated(_)
+                | EventBody::PlayerLevelUp(_)
+        )
     )
 }
 
@@ -161,6 +170,9 @@ mod tests {
         };
         assert!(render(&revoked).is_none());
         assert!(render(&Event::default()).is_none());
+        let changed = Event::resource_changed(vdm_proto::events::v1::ResourceKind::Quest, 4);
+        assert!(render(&changed).is_none());
+        assert!(!is_pushed(&changed));
         assert!(PUSHES.iter().any(|(name, _)| *name == kind));
     }
 }

@@ -37,6 +37,7 @@ use crate::auth::operators::Operators;
 use crate::auth::players::{PlayerStore, migration::Migrator};
 use crate::auth::sessions::Revocations;
 use crate::config::GatewayConfig;
+use crate::edge_cache::EdgeCache;
 use crate::error::{GatewayError, GatewayResult};
 use crate::middleware::RequestIds;
 use crate::openapi::Document;
@@ -128,6 +129,8 @@ impl App {
             revocations.apply(&revocation);
         }
         revocations.clone().spawn_listener(&bus, shutdown.clone());
+        let edge = EdgeCache::new(&config.edge_cache);
+        edge.spawn_listener(&bus, shutdown.clone());
         let tokens = Arc::new(TokenKeys::new(
             &config.jwt_secret,
             operators,
@@ -139,6 +142,7 @@ impl App {
             tokens,
             players,
             bus,
+            edge,
             quest,
             npc,
             world,

@@ -1,5 +1,5 @@
 //! What every REST handler shares: token keys, the player store, the event
-//! bus and one gRPC client per service, created once at start-up and cloned
+//! bus, the edge cache and one gRPC client per service, created once at start-up and cloned
 //! per request (a clone shares the underlying HTTP/2 connection).
 //!
 //! Extractors and handlers outside `routes/` take only the part they need
@@ -23,6 +23,7 @@ use vdm_proto::world::v1::world_service_client::WorldServiceClient;
 
 use crate::auth::TokenKeys;
 use crate::auth::players::PlayerStore;
+use crate::edge_cache::EdgeCache;
 use crate::openapi::Document;
 
 /// The state behind every REST route: a shared [`Shared`], cheap to clone.
@@ -53,6 +54,8 @@ pub struct Shared {
     pub players: PlayerStore,
     /// The event bus (revocations are published on it).
     pub bus: EventBus,
+    /// Public read models as ready-to-send bodies.
+    pub edge: EdgeCache,
     /// The quest service.
     pub quest: QuestServiceClient<GrpcChannel>,
     /// The NPC service.

@@ -151,6 +151,26 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
         "Cache lookups, by cache and result (hit, miss, error)",
     ),
     (
+        "vdm_edge_cache_requests_total",
+        Kind::Counter,
+        "Gateway edge cache lookups, by resource and result (hit, miss, joined: waited for a fill in flight)",
+    ),
+    (
+        "vdm_edge_cache_invalidations_total",
+        Kind::Counter,
+        "Gateway edge cache drops on a change, by kind (quest, npc, region, faction, all)",
+    ),
+    (
+        "vdm_edge_cache_evictions_total",
+        Kind::Counter,
+        "Gateway edge cache entries evicted, by cause (size: over the byte budget, expired: past the TTL)",
+    ),
+    (
+        "vdm_edge_cache_bytes",
+        Kind::Gauge,
+        "Bytes of bodies the gateway edge cache holds",
+    ),
+    (
         "vdm_events_published_total",
         Kind::Counter,
         "Events published on the event bus, by event",

@@ -9,7 +9,7 @@ use tracing::instrument;
 use vdm_kit::bus::{Event, EventBody, EventBus};
 use vdm_kit::cache::{Cache, CacheStore};
 use vdm_kit::idempotency::create_or_replay;
-use vdm_proto::events::v1::NpcMoved;
+use vdm_proto::events::v1::{NpcMoved, ResourceKind};
 
 use crate::domain::{
     Disposition, Hex, Memory, MemoryInput, NewMemory, NewNpc, Npc, NpcInput, Order, Page, adjusted_score,
@@ -92,6 +92,13 @@ impl NpcService {
         let npc = created.into_inner();
         tracing::Span::current().record("npc.id", npc.id);
         tracing::info!(npc.id = npc.id, replayed, "npc created");
+        if !replayed {
+            // Lists of NPCs that gateways keep now miss one. (A move needs
+            // no event of its own: gateways read `npc.moved` as a change.)
+            self.events
+                .publish(Event::resource_changed(ResourceKind::Npc, npc.id))
+                .await;
+        }
         Ok((npc, replayed))
     }
 

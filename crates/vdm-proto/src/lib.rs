@@ -70,7 +70,8 @@ pub mod events {
 
         impl Event {
             /// The push name clients see (`quest.updated`, ...), or
-            /// `session.revoked` (between gateways), or `empty` for an event
+            /// `session.revoked` (between gateways), `resource.changed`
+            /// (services to gateways), or `empty` for an event
             /// without a body (from a newer publisher).
             pub fn kind(&self) -> &'static str {
                 match &self.body {
@@ -82,7 +83,18 @@ pub mod events {
                     Some(event::Body::SessionRevoked(_)) => "session.revoked",
                     Some(event::Body::PlayerUpdated(_)) => "player.updated",
                     Some(event::Body::PlayerLevelUp(_)) => "player.level_up",
+                    Some(event::Body::ResourceChanged(_)) => "resource.changed",
                     None => "empty",
+                }
+            }
+
+            /// The event that tells gateways a public read model changed
+            /// (`id` 0: any of `kind`); routed to no socket.
+            pub fn resource_changed(kind: ResourceKind, id: i64) -> Event {
+                Event {
+                    player_id: None,
+                    region_ids: Vec::new(),
+                    body: Some(event::Body::ResourceChanged(ResourceChanged { kind: kind as i32, id })),
                 }
             }
         }

@@ -9,6 +9,7 @@ use tokio::sync::Mutex;
 use tracing::instrument;
 use vdm_kit::bus::{Event, EventBody, EventBus};
 use vdm_kit::cache::{Cache, CacheStore};
+use vdm_proto::events::v1::ResourceKind;
 
 use crate::domain::{Page, PlayerQuest, Quest, QuestInput, QuestPatch, QuestStatus, positive_id};
 use crate::error::{QuestError, QuestResult};
@@ -75,6 +76,10 @@ impl QuestService {
         };
         tracing::Span::current().record("quest.id", quest.id);
         tracing::info!(quest.id = quest.id, replayed, "quest created");
+        if !replayed {
+            // Lists of quests that gateways keep now miss one.
+            self.publish_changed(quest.id).await;
+        }
         Ok((quest, replayed))
     }
 
@@ -97,6 +102,7 @@ impl QuestService {
         let updated = current.patched(patch, now_ms)?;
         let found = self.store.update(&updated).await?;
         self.cache.delete(&id.to_string()).await;
+        self.publish_changed(id).await;
         if !found {
             return Err(QuestError::QuestNotFound(id));
         }
@@ -110,6 +116,7 @@ impl QuestService {
         positive_id("id", id)?;
         let found = self.store.delete(id).await?;
         self.cache.delete(&id.to_string()).await;
+        self.publish_changed(id).await;
         if !found {
             return Err(QuestError::QuestNotFound(id));
         }
@@ -228,6 +235,15 @@ impl QuestService {
             ))),
         };
         self.events.publish(event).await;
+    }
+
+    /// Tells gateways that a quest definition changed (`resource.changed`),
+    /// after the write committed and this service's cache entry was
+    /// dropped, so a gateway that refills at once reads the new quest.
+    async fn publish_changed(&self, id: i64) {
+        self.events
+            .publish(Event::resource_changed(ResourceKind::Quest, id))
+            .await;
     }
 
     async fn lock(&self, player_id: i64, quest_id: i64) -> tokio::sync::MutexGuard<'_, ()> {

@@ -11,6 +11,7 @@ use std::time::Duration;
 use tracing::instrument;
 use vdm_kit::bus::{Event, EventBody, EventBus};
 use vdm_kit::cache::{Cache, CacheStore};
+use vdm_proto::events::v1::ResourceKind;
 
 use crate::domain::{
     Clock, EventInput, Faction, FactionRelation, Hex, NewEvent, NewRegion, Page, Region, RegionInput, WorldEvent,
@@ -110,6 +111,8 @@ impl WorldService {
         let region = self.store.get_region(new.id).await;
         self.forget_region(before.as_ref(), region.as_ref().ok().and_then(Option::as_ref))
             .await;
+        // Gateways drop the region, and the neighbours' lists with it.
+        self.publish_changed(ResourceKind::Region, new.id).await;
         let created = created?;
         let region = region?.ok_or(WorldError::RegionNotFound(new.id))?;
         tracing::info!(created, cells = region.cells.len(), "region saved");
@@ -152,6 +155,7 @@ impl WorldService {
         let faction = parse_faction(id, name)?;
         let created = self.store.upsert_faction(&faction, now_ms).await;
         self.factions.delete(FACTIONS).await;
+        self.publish_changed(ResourceKind::Faction, faction.id).await;
         let created = created?;
         tracing::info!(created, "faction saved");
         Ok((faction, created))
@@ -184,6 +188,7 @@ impl WorldService {
             .change_relation(pair, |current| adjusted_score(current, delta), now_ms)
             .await;
         self.factions.delete(RELATIONS).await;
+        self.publish_changed(ResourceKind::Faction, 0).await;
         let relation = relation?;
         tracing::info!(score = relation.score, "faction relation adjusted");
         Ok(relation)
@@ -196,7 +201,16 @@ impl WorldService {
         let score = check_score(score)?;
         let relation = self.store.change_relation(pair, |_| Ok(score), now_ms).await;
         self.factions.delete(RELATIONS).await;
+        self.publish_changed(ResourceKind::Faction, 0).await;
         relation
+    }
+
+    /// Tells gateways that a region or the factions changed
+    /// (`resource.changed`), after this service dropped its own entries
+    /// (also after a failed write, which may have committed), so a gateway
+    /// that refills at once reads the new state.
+    async fn publish_changed(&self, kind: ResourceKind, id: i64) {
+        self.events.publish(Event::resource_changed(kind, id)).await;
     }
 
     /// The world time at a real instant.

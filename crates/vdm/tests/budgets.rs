@@ -65,6 +65,9 @@ async fn flips_under_a_slow_path_and_back(backend: Backend) {
         Options {
             // Every world RPC takes 300 ms: the slow path.
             world_delay: Some(Duration::from_millis(300)),
+            // Every read of the regions goes to the slow service, none
+            // is answered from the gateway's edge cache.
+            edge_cache: helpers::edge_cache_off(),
             stats_interval: Some(Duration::from_millis(250)),
             budgets: Some(budgets),
             ..Options::default()

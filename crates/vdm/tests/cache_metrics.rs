@@ -12,7 +12,7 @@ mod helpers;
 use http::Method;
 use serde_json::json;
 
-use helpers::{ADMIN_TOKEN, Backend, TestApp, spawn_app, wolves};
+use helpers::{ADMIN_TOKEN, Backend, Options, TestApp, edge_cache_off, spawn_app_with, wolves};
 use vdm_proto::world::v1 as world_pb;
 
 async fn counter(app: &TestApp, result: &str) -> u64 {
@@ -30,7 +30,14 @@ async fn cache_counter(app: &TestApp, cache: &str, result: &str) -> u64 {
 }
 
 async fn hit_then_invalidate(backend: Backend) {
-    let Some(app) = spawn_app(backend).await else { return };
+    // The gateway's edge cache off: every read reaches the service's cache.
+    let options = Options {
+        edge_cache: edge_cache_off(),
+        ..Options::default()
+    };
+    let Some(app) = spawn_app_with(backend, options).await else {
+        return;
+    };
     let id = app.create_quest(&wolves()).await["id"].as_i64().unwrap();
     let (_, token) = app.sign_in("cache-watcher").await;
     let path = format!("/v1/quests/{id}");
@@ -70,7 +77,14 @@ async fn cache_hits_and_invalidation_show_in_metrics() {
 }
 
 async fn npc_hit_then_invalidate(backend: Backend) {
-    let Some(app) = spawn_app(backend).await else { return };
+    // The gateway's edge cache off: every read reaches the service's cache.
+    let options = Options {
+        edge_cache: edge_cache_off(),
+        ..Options::default()
+    };
+    let Some(app) = spawn_app_with(backend, options).await else {
+        return;
+    };
     app.world()
         .upsert_region(world_pb::UpsertRegionRequest {
             region: Some(world_pb::RegionSpec {

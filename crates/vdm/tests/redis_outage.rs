@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use http::Method;
 use serde_json::json;
 
-use helpers::{ADMIN_TOKEN, Backend, Options, TestApp, private_redis_server, spawn_app_with, wolves};
+use helpers::{ADMIN_TOKEN, Backend, Options, TestApp, edge_cache_off, private_redis_server, spawn_app_with, wolves};
 
 fn signal(child: &Child, sig: &str) {
     assert!(
@@ -48,6 +48,8 @@ async fn reads_and_writes_survive_a_redis_outage_without_stale_data() {
 
     let options = Options {
         redis_url: Some(format!("redis://127.0.0.1:{port}")),
+        // Every read reaches the quest service and its Redis cache.
+        edge_cache: edge_cache_off(),
         ..Options::default()
     };
     let app = spawn_app_with(Backend::Embedded, options).await.unwrap();

@@ -73,6 +73,8 @@ async fn caches_and_the_event_stream_work_over_tls_with_a_private_ca(port: u16) 
         Options {
             redis_url: Some(format!("rediss://localhost:{port}")),
             redis_ca_file: Some(CERT.into()),
+            // Every read reaches the quest service's cache in Redis.
+            edge_cache: helpers::edge_cache_off(),
             ..Options::default()
         },
     )
@@ -124,6 +126,7 @@ async fn an_untrusted_redis_certificate_is_refused_and_reads_still_work(port: u1
         Backend::Embedded,
         Options {
             redis_url: Some(format!("rediss://localhost:{port}")),
+            edge_cache: helpers::edge_cache_off(),
             ..Options::default()
         },
     )

@@ -5,13 +5,14 @@
 
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use vdm_proto::npc::v1 as pb;
 
 use super::shared::{IdempotencyKey, ListJson, check_limit, idempotency_key};
 use crate::auth::{Admin, Caller, Player};
+use crate::edge_cache::{Kind, Resource};
 use crate::error::{ErrorBody, GatewayError, GatewayResult};
 use crate::negotiate::{Body, Format, NoQuery, PathId, QueryArgs, Reply};
 use crate::state::AppState;
@@ -231,6 +232,8 @@ pub async fn create(
     let npc = response
         .npc
         .ok_or_else(|| GatewayError::Internal("create_npc answered without an npc".into()))?;
+    // This replica's pages of NPCs miss it now, before the bus says so.
+    state.edge.invalidate(Kind::Npc, npc.id).await;
     let replayed = if response.replayed { "true" } else { "false" };
     Ok((
         [("idempotent-replayed", replayed)],
@@ -247,7 +250,9 @@ pub async fn create(
     params(PathId),
     security(("session" = []), ("admin" = [])),
     responses(
-        (status = 200, description = "The NPC", body = NpcJson),
+        (status = 200, description = "The NPC", body = NpcJson,
+            headers(("etag" = String, description = "A strong validator of this body in this format"))),
+        (status = 304, description = "The NPC has not changed since the `If-None-Match` ETag"),
         (status = 404, description = "No NPC has this id", body = ErrorBody),
         (status = 503, description = "The NPC service is unavailable", body = ErrorBody),
     ),
@@ -256,11 +261,18 @@ pub async fn get(
     State(state): State<AppState>,
     _caller: Caller,
     format: Format,
+    headers: HeaderMap,
     PathId(id): PathId,
-) -> GatewayResult<Reply<NpcJson>> {
+) -> Response {
     tracing::Span::current().record("npc.id", id);
-    let npc = state.npc.clone().get_npc(pb::GetNpcRequest { id }).await?.into_inner();
-    Ok(Reply::ok(format, NpcJson::from(npc)))
+    let mut client = state.npc.clone();
+    state
+        .edge
+        .serve(Resource::Npc(id), format, &headers, move || async move {
+            let npc = client.get_npc(pb::GetNpcRequest { id }).await?.into_inner();
+            Ok(NpcJson::from(npc))
+        })
+        .await
 }
 
 /// Reads many NPCs at once (one query); unknown ids are left out.
@@ -304,7 +316,9 @@ pub async fn batch_get(
     params(ListNpcsQuery),
     security(("session" = []), ("admin" = [])),
     responses(
-        (status = 200, description = "A page of NPCs", body = ListJson<NpcJson>),
+        (status = 200, description = "A page of NPCs", body = ListJson<NpcJson>,
+            headers(("etag" = String, description = "A strong validator of this body in this format"))),
+        (status = 304, description = "The page has not changed since the `If-None-Match` ETag"),
         (status = 503, description = "The NPC service is unavailable", body = ErrorBody),
     ),
 )]
@@ -312,19 +326,40 @@ pub async fn list(
     State(state): State<AppState>,
     _caller: Caller,
     format: Format,
+    headers: HeaderMap,
     QueryArgs(q): QueryArgs<ListNpcsQuery>,
-) -> GatewayResult<Reply<ListJson<NpcJson>>> {
-    let request = pb::ListNpcsRequest {
+) -> Response {
+    let request = match list_request(q) {
+        Ok(request) => request,
+        Err(err) => return err.into_response(),
+    };
+    // The page is keyed on what the service is asked, so spellings of one
+    // query share an entry.
+    let page_key = format!(
+        "{:?}/{:?}/{}/{}",
+        request.region_id, request.faction_id, request.limit, request.cursor
+    );
+    let mut client = state.npc.clone();
+    state
+        .edge
+        .serve(Resource::Npcs(page_key.into()), format, &headers, move || async move {
+            let page = client.list_npcs(request).await?.into_inner();
+            Ok(ListJson::new(
+                page.npcs.into_iter().map(NpcJson::from).collect(),
+                page.next_cursor,
+            ))
+        })
+        .await
+}
+
+/// The service request of a `GET /v1/npcs` query, checked.
+fn list_request(q: ListNpcsQuery) -> GatewayResult<pb::ListNpcsRequest> {
+    Ok(pb::ListNpcsRequest {
         region_id: q.region_id,
         faction_id: q.faction_id,
         limit: check_limit(q.limit)?,
         cursor: q.cursor.unwrap_or_default(),
-    };
-    let page = state.npc.clone().list_npcs(request).await?.into_inner();
-    Ok(Reply::ok(
-        format,
-        ListJson::new(page.npcs.into_iter().map(NpcJson::from).collect(), page.next_cursor),
-    ))
+    })
 }
 
 /// Moves an NPC to a hex on the map (admin).
@@ -356,6 +391,8 @@ pub async fn move_to(
         to: Some(pb::Hex { q: body.q, r: body.r }),
     };
     let npc = state.npc.clone().move_npc(request).await?.into_inner();
+    // Read-your-writes on this replica, before `npc.moved` arrives.
+    state.edge.invalidate(Kind::Npc, id).await;
     Ok(Reply::ok(format, NpcJson::from(npc)))
 }
 

@@ -4,13 +4,14 @@
 
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use vdm_proto::world::v1 as pb;
 
 use super::shared::{IdempotencyKey, ListJson, check_limit, idempotency_key, parse_time, time_schema};
 use crate::auth::{Admin, Caller};
+use crate::edge_cache::Resource;
 use crate::error::{ErrorBody, GatewayError, GatewayResult};
 use crate::negotiate::{Body, Format, PathId, QueryArgs, Reply};
 use crate::state::AppState;
@@ -114,26 +115,28 @@ pub struct EventsQuery {
     tag = "world",
     security(("session" = []), ("admin" = [])),
     responses(
-        (status = 200, description = "Every region (never a `next_cursor`)", body = ListJson<RegionJson>),
+        (status = 200, description = "Every region (never a `next_cursor`)", body = ListJson<RegionJson>,
+            headers(("etag" = String, description = "A strong validator of this body in this format"))),
+        (status = 304, description = "No region has changed since the `If-None-Match` ETag"),
         (status = 503, description = "The world service is unavailable", body = ErrorBody),
     ),
 )]
-pub async fn regions(
-    State(state): State<AppState>,
-    _caller: Caller,
-    format: Format,
-) -> GatewayResult<Reply<ListJson<RegionJson>>> {
-    let regions = state
-        .world
-        .clone()
-        .list_regions(pb::ListRegionsRequest {})
-        .await?
-        .into_inner()
-        .regions;
-    Ok(Reply::ok(
-        format,
-        ListJson::new(regions.into_iter().map(RegionJson::from).collect(), String::new()),
-    ))
+pub async fn regions(State(state): State<AppState>, _caller: Caller, format: Format, headers: HeaderMap) -> Response {
+    let mut client = state.world.clone();
+    state
+        .edge
+        .serve(Resource::Regions, format, &headers, move || async move {
+            let regions = client
+                .list_regions(pb::ListRegionsRequest {})
+                .await?
+                .into_inner()
+                .regions;
+            Ok(ListJson::new(
+                regions.into_iter().map(RegionJson::from).collect(),
+                String::new(),
+            ))
+        })
+        .await
 }
 
 /// Reads one region.
@@ -145,7 +148,9 @@ pub async fn regions(
     params(PathId),
     security(("session" = []), ("admin" = [])),
     responses(
-        (status = 200, description = "The region", body = RegionJson),
+        (status = 200, description = "The region", body = RegionJson,
+            headers(("etag" = String, description = "A strong validator of this body in this format"))),
+        (status = 304, description = "The region has not changed since the `If-None-Match` ETag"),
         (status = 404, description = "No region has this id", body = ErrorBody),
         (status = 503, description = "The world service is unavailable", body = ErrorBody),
     ),
@@ -154,16 +159,18 @@ pub async fn region(
     State(state): State<AppState>,
     _caller: Caller,
     format: Format,
+    headers: HeaderMap,
     PathId(id): PathId,
-) -> GatewayResult<Reply<RegionJson>> {
+) -> Response {
     tracing::Span::current().record("region.id", id);
-    let region = state
-        .world
-        .clone()
-        .get_region(pb::GetRegionRequest { id })
-        .await?
-        .into_inner();
-    Ok(Reply::ok(format, RegionJson::from(region)))
+    let mut client = state.world.clone();
+    state
+        .edge
+        .serve(Resource::Region(id), format, &headers, move || async move {
+            let region = client.get_region(pb::GetRegionRequest { id }).await?.into_inner();
+            Ok(RegionJson::from(region))
+        })
+        .await
 }
 
 /// Lists the factions and the relation of every pair.
@@ -174,41 +181,41 @@ pub async fn region(
     tag = "world",
     security(("session" = []), ("admin" = [])),
     responses(
-        (status = 200, description = "Every faction and the relation of every pair", body = FactionsJson),
+        (status = 200, description = "Every faction and the relation of every pair", body = FactionsJson,
+            headers(("etag" = String, description = "A strong validator of this body in this format"))),
+        (status = 304, description = "No faction or relation has changed since the `If-None-Match` ETag"),
         (status = 503, description = "The world service is unavailable", body = ErrorBody),
     ),
 )]
-pub async fn factions(
-    State(state): State<AppState>,
-    _caller: Caller,
-    format: Format,
-) -> GatewayResult<Reply<FactionsJson>> {
+pub async fn factions(State(state): State<AppState>, _caller: Caller, format: Format, headers: HeaderMap) -> Response {
     let (mut for_factions, mut for_relations) = (state.world.clone(), state.world.clone());
-    let (factions, relations) = tokio::join!(
-        for_factions.list_factions(pb::ListFactionsRequest {}),
-        for_relations.get_faction_relations(pb::GetFactionRelationsRequest { faction_id: None }),
-    );
-    Ok(Reply::ok(
-        format,
-        FactionsJson {
-            items: factions?
-                .into_inner()
-                .factions
-                .into_iter()
-                .map(|f| FactionJson { id: f.id, name: f.name })
-                .collect(),
-            relations: relations?
-                .into_inner()
-                .relations
-                .into_iter()
-                .map(|r| RelationJson {
-                    a: r.faction_a,
-                    b: r.faction_b,
-                    score: r.score,
-                })
-                .collect(),
-        },
-    ))
+    state
+        .edge
+        .serve(Resource::Factions, format, &headers, move || async move {
+            let (factions, relations) = tokio::join!(
+                for_factions.list_factions(pb::ListFactionsRequest {}),
+                for_relations.get_faction_relations(pb::GetFactionRelationsRequest { faction_id: None }),
+            );
+            Ok(FactionsJson {
+                items: factions?
+                    .into_inner()
+                    .factions
+                    .into_iter()
+                    .map(|f| FactionJson { id: f.id, name: f.name })
+                    .collect(),
+                relations: relations?
+                    .into_inner()
+                    .relations
+                    .into_iter()
+                    .map(|r| RelationJson {
+                        a: r.faction_a,
+                        b: r.faction_b,
+                        score: r.score,
+                    })
+                    .collect(),
+            })
+        })
+        .await
 }
 
 /// The world clock now.

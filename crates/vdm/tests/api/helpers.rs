@@ -27,6 +27,7 @@ use sea_orm::{ConnectionTrait, Database};
 use serde_json::Value;
 use vdm::embedded::{GrpcAddrs, Running, Services};
 use vdm_gateway::GatewayConfig;
+use vdm_gateway::edge_cache::EdgeCacheConfig;
 use vdm_gateway::rate_limit::RateLimits;
 use vdm_gateway::realtime::RealtimeConfig;
 use vdm_kit::config::{CacheConfig, DatabaseConfig, Secret};
@@ -97,6 +98,8 @@ pub struct Options {
     pub admin_tokens_file: Option<PathBuf>,
     /// The budgets the metrics service judges (default: deploy/budgets.json).
     pub budgets: Option<Vec<vdm_metrics::domain::budgets::Budget>>,
+    /// The gateway's edge cache (default: the production defaults).
+    pub edge_cache: Option<EdgeCacheConfig>,
 }
 
 pub struct TestApp {
@@ -261,6 +264,15 @@ pub fn generous_rate_limits() -> RateLimits {
         in_flight: 1_000_000,
         trusted_proxies: Vec::new(),
     }
+}
+
+/// The gateway's edge cache turned off: for tests that watch what reaches
+/// the services (their caches, their latency) through repeated reads.
+pub fn edge_cache_off() -> Option<EdgeCacheConfig> {
+    Some(EdgeCacheConfig {
+        max_bytes: 0,
+        ..EdgeCacheConfig::default()
+    })
 }
 
 /// [`spawn_app`] with [`Options`].
@@ -431,6 +443,7 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
             ..RealtimeConfig::default()
         },
         rate_limits: Some(options.rate_limits.clone().unwrap_or_default()),
+        edge_cache: options.edge_cache.clone().unwrap_or_default(),
         cors_origins: vec!["https://play.example".to_owned()],
     };
     let shutdown = CancellationToken::new();
@@ -533,6 +546,7 @@ pub async fn spawn_gateway_without_services() -> TestApp {
         cache: CacheConfig::in_process(),
         realtime: RealtimeConfig::default(),
         rate_limits: None,
+        edge_cache: EdgeCacheConfig::default(),
         cors_origins: Vec::new(),
     };
     let shutdown = CancellationToken::new();

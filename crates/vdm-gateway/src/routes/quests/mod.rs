@@ -8,13 +8,14 @@ pub mod player;
 
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use tonic::Request;
 use vdm_proto::quest::v1 as pb;
 
 use self::json::{BatchGetBody, ListQuestsQuery, NewQuestJson, QuestJson, QuestPatchJson, reward_to_pb};
 use super::shared::{IdempotencyKey, ListJson};
 use crate::auth::{Admin, Caller};
+use crate::edge_cache::{Kind, Resource};
 use crate::error::{ErrorBody, GatewayError, GatewayResult};
 use crate::negotiate::{Body, Format, PathId, QueryArgs, Reply};
 use crate::state::AppState;
@@ -77,6 +78,8 @@ pub async fn create(
     let quest = response
         .quest
         .ok_or_else(|| GatewayError::Internal("create_quest answered without a quest".into()))?;
+    // This replica's pages of quests miss it now, before the bus says so.
+    state.edge.invalidate(Kind::Quest, quest.id).await;
     let replayed = if response.replayed { "true" } else { "false" };
     Ok((
         [("idempotent-replayed", replayed)],
@@ -93,7 +96,9 @@ pub async fn create(
     params(PathId),
     security(("session" = []), ("admin" = [])),
     responses(
-        (status = 200, description = "The quest", body = QuestJson),
+        (status = 200, description = "The quest", body = QuestJson,
+            headers(("etag" = String, description = "A strong validator of this body in this format"))),
+        (status = 304, description = "The quest has not changed since the `If-None-Match` ETag"),
         (status = 404, description = "No quest has this id", body = ErrorBody),
         (status = 503, description = "The quest service is unavailable", body = ErrorBody),
     ),
@@ -102,16 +107,18 @@ pub async fn get(
     State(state): State<AppState>,
     _caller: Caller,
     format: Format,
+    headers: HeaderMap,
     PathId(id): PathId,
-) -> GatewayResult<Reply<QuestJson>> {
+) -> Response {
     tracing::Span::current().record("quest.id", id);
-    let quest = state
-        .quest
-        .clone()
-        .get_quest(pb::GetQuestRequest { id })
-        .await?
-        .into_inner();
-    Ok(Reply::ok(format, QuestJson::from(quest)))
+    let mut client = state.quest.clone();
+    state
+        .edge
+        .serve(Resource::Quest(id), format, &headers, move || async move {
+            let quest = client.get_quest(pb::GetQuestRequest { id }).await?.into_inner();
+            Ok(QuestJson::from(quest))
+        })
+        .await
 }
 
 /// Changes a quest's definition (admin).
@@ -146,6 +153,8 @@ pub async fn update(
         reward: body.reward.map(reward_to_pb),
     };
     let quest = state.quest.clone().update_quest(request).await?.into_inner();
+    // Read-your-writes on this replica, before the bus event arrives.
+    state.edge.invalidate(Kind::Quest, id).await;
     Ok(Reply::ok(format, QuestJson::from(quest)))
 }
 
@@ -169,6 +178,7 @@ pub async fn delete(
     PathId(id): PathId,
 ) -> GatewayResult<axum::http::StatusCode> {
     state.quest.clone().delete_quest(pb::DeleteQuestRequest { id }).await?;
+    state.edge.invalidate(Kind::Quest, id).await;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
@@ -214,7 +224,9 @@ pub async fn batch_get(
     params(ListQuestsQuery),
     security(("session" = []), ("admin" = [])),
     responses(
-        (status = 200, description = "A page of quests", body = ListJson<QuestJson>),
+        (status = 200, description = "A page of quests", body = ListJson<QuestJson>,
+            headers(("etag" = String, description = "A strong validator of this body in this format"))),
+        (status = 304, description = "The page has not changed since the `If-None-Match` ETag"),
         (status = 503, description = "The quest service is unavailable", body = ErrorBody),
     ),
 )]
@@ -222,8 +234,9 @@ pub async fn list(
     State(state): State<AppState>,
     _caller: Caller,
     format: Format,
+    headers: HeaderMap,
     QueryArgs(q): QueryArgs<ListQuestsQuery>,
-) -> GatewayResult<Reply<ListJson<QuestJson>>> {
+) -> Response {
     let request = pb::ListQuestsRequest {
         region_id: q.region_id,
         giver_npc_id: q.giver_npc_id,
@@ -231,11 +244,28 @@ pub async fn list(
         cursor: q.cursor.unwrap_or_default(),
     };
     if q.limit == Some(0) {
-        return Err(GatewayError::invalid("limit must be between 1 and 100"));
+        return GatewayError::invalid("limit must be between 1 and 100").into_response();
     }
-    let page = state.quest.clone().list_quests(request).await?.into_inner();
-    Ok(Reply::ok(
-        format,
-        ListJson::new(page.quests.into_iter().map(QuestJson::from).collect(), page.next_cursor),
-    ))
+    // The page is keyed on what the service is asked, so spellings of one
+    // query share an entry.
+    let page_key = format!(
+        "{:?}/{:?}/{}/{}",
+        request.region_id, request.giver_npc_id, request.limit, request.cursor
+    );
+    let mut client = state.quest.clone();
+    state
+        .edge
+        .serve(
+            Resource::Quests(page_key.into()),
+            format,
+            &headers,
+            move || async move {
+                let page = client.list_quests(request).await?.into_inner();
+                Ok(ListJson::new(
+                    page.quests.into_iter().map(QuestJson::from).collect(),
+                    page.next_cursor,
+                ))
+            },
+        )
+        .await
 }
