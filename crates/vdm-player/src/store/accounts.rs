@@ -43,6 +43,36 @@ impl PlayerStore {
         }
     }
 
+    /// Registers a player under an id another service chose, with a fresh
+    /// profile; `false` when it is registered already. A device registered
+    /// under another id is refused.
+    pub async fn register(&self, player_id: i64, device_id: &str, now_ms: i64) -> PlayerResult<bool> {
+        let inserted = player::Entity::insert(player::ActiveModel {
+            id: Set(player_id),
+            device_id: Set(device_id.to_owned()),
+            display_name: Set(None),
+            display_name_key: Set(None),
+            xp: Set(0),
+            gold: Set(0),
+            sessions_revoked_at_ms: Set(0),
+            version: Set(0),
+            created_at_ms: Set(now_ms),
+            updated_at_ms: Set(now_ms),
+        })
+        .on_conflict(OnConflict::column(player::Column::Id).do_nothing().to_owned())
+        .exec_without_returning(&self.db)
+        .await;
+        match inserted {
+            Ok(rows) if rows > 0 => Ok(true),
+            Ok(_) => Ok(false),
+            Err(err) if is_unique_violation(&err) => match self.find_device(device_id).await? {
+                Some(id) if id == player_id => Ok(false),
+                _ => Err(PlayerError::DeviceTaken(player_id)),
+            },
+            Err(err) => Err(err.into()),
+        }
+    }
+
     async fn find_device(&self, device_id: &str) -> PlayerResult<Option<i64>> {
         let row = player::Entity::find()
             .filter(player::Column::DeviceId.eq(device_id))
