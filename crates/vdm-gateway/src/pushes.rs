@@ -3,7 +3,7 @@
 //!
 //! Pushes that show a resource a REST route also returns use that route's
 //! type (`quest.updated` is a [`PlayerQuestJson`], `world.event` an
-//! [`EventJson`]); the others have their own types here. Every type is in
+//! [`EventJson`], `player.updated` a [`ProfileJson`]); the others have their own types here. Every type is in
 //! the OpenAPI document (see [`PUSHES`]), so the socket's contract version,
 //! a hash of that document, changes whenever what a client sees changes.
 
@@ -12,6 +12,7 @@ use serde_json::Value;
 use utoipa::{OpenApi, ToSchema};
 use vdm_kit::bus::{Event, EventBody};
 
+use crate::routes::players::json::{LevelUpJson, ProfileJson};
 use crate::routes::quests::json::PlayerQuestJson;
 use crate::routes::world::EventJson;
 
@@ -53,11 +54,21 @@ pub const PUSHES: &[(&str, &str)] = &[
     ("npc.moved", "NpcMovedJson"),
     ("rumor.heard", "RumorHeardJson"),
     ("rumor.spread", "RumorSpreadJson"),
+    ("player.updated", "ProfileJson"),
+    ("player.level_up", "LevelUpJson"),
 ];
 
 /// The payload schemas of every push, for the OpenAPI document.
 #[derive(OpenApi)]
-#[openapi(components(schemas(PlayerQuestJson, EventJson, NpcMovedJson, RumorHeardJson, RumorSpreadJson)))]
+#[openapi(components(schemas(
+    PlayerQuestJson,
+    EventJson,
+    NpcMovedJson,
+    RumorHeardJson,
+    RumorSpreadJson,
+    ProfileJson,
+    LevelUpJson
+)))]
 pub struct Schemas;
 
 /// Adds every push to a finished OpenAPI document: `x-vdm-pushes` maps
@@ -107,19 +118,17 @@ pub fn render(event: &Event) -> Option<(&'static str, Value)> {
             region_id: spread.region_id,
             tellings: spread.tellings,
         }),
-        // Player events reach sockets once the gateway renders them (the
-        // player service's phase 2 adds their payload types to the contract).
-        EventBody::SessionRevoked(_) | EventBody::PlayerUpdated(_) | EventBody::PlayerLevelUp(_) => return None,
+        EventBody::PlayerUpdated(profile) => to_value(ProfileJson::from(profile.clone())),
+        EventBody::PlayerLevelUp(up) => to_value(LevelUpJson::from(up.clone())),
+        // Between gateways only.
+        EventBody::SessionRevoked(_) => return None,
     }?;
     Some((event.kind(), payload))
 }
 
 /// Whether some socket may get `event` (cheap: no rendering).
 pub fn is_pushed(event: &Event) -> bool {
-    !matches!(
-        event.body,
-        None | Some(EventBody::SessionRevoked(_) | EventBody::PlayerUpdated(_) | EventBody::PlayerLevelUp(_))
-    )
+    !matches!(event.body, None | Some(EventBody::SessionRevoked(_)))
 }
 
 fn to_value<T: Serialize>(payload: T) -> Option<Value> {
