@@ -119,7 +119,7 @@ pub fn render(event: &Event) -> Option<(&'static str, Value)> {
             tellings: spread.tellings,
         }),
         EventBody::PlayerUpdated(profile) => to_value(ProfileJson::from(profile.clone())),
-        EventBody::PlayerLevelUp(up) => to_value(LevelUpJson::from(up.clone())),
+        EventBody::PlayerLevelUp(up) => to_value(LevelUpJson::from(*up)),
         // Between gateways only.
         EventBody::SessionRevoked(_) => return None,
     }?;

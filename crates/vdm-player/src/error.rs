@@ -92,9 +92,7 @@ impl ServiceError for PlayerError {
             PlayerError::NameTaken(_)
             | PlayerError::DeviceTaken(_)
             | PlayerError::ItemKeyTaken(_)
-            | PlayerError::GrantConflict(_) => {
-                ErrorCode::AlreadyExists
-            }
+            | PlayerError::GrantConflict(_) => ErrorCode::AlreadyExists,
             PlayerError::Insufficient { .. } | PlayerError::StackFull { .. } | PlayerError::Overflow(_) => {
                 ErrorCode::FailedPrecondition
             }

@@ -193,7 +193,11 @@ impl PlayerService {
         newest_first: bool,
     ) -> PlayerResult<(Vec<LedgerEntry>, Option<String>)> {
         positive_id("player_id", player_id)?;
-        let order = if newest_first { Order::Descending } else { Order::Ascending };
+        let order = if newest_first {
+            Order::Descending
+        } else {
+            Order::Ascending
+        };
         let page = Page::parse_ordered(limit, cursor, order)?;
         if self.store.get_profile(player_id).await?.is_none() {
             return Err(PlayerError::PlayerNotFound(player_id));

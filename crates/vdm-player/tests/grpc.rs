@@ -1054,7 +1054,11 @@ async fn the_ledger_lists_newest_first_when_asked(backend: Backend) {
     let amounts: Vec<i64> = first.entries.iter().map(|e| e.amount).collect();
     assert_eq!(amounts, vec![5, 4]);
     assert!(first.next_cursor.starts_with('d'), "{}", first.next_cursor);
-    let second = client.list_ledger(page(first.next_cursor.clone())).await.unwrap().into_inner();
+    let second = client
+        .list_ledger(page(first.next_cursor.clone()))
+        .await
+        .unwrap()
+        .into_inner();
     let amounts: Vec<i64> = second.entries.iter().map(|e| e.amount).collect();
     assert_eq!(amounts, vec![3, 2]);
     // A cursor of the other order is refused.

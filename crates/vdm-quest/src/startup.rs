@@ -39,12 +39,7 @@ impl Service for Quest {
     async fn build(config: &QuestConfig, peers: &Peers) -> QuestResult<Parts> {
         let backends = Backends::connect::<Migrator>(Self::NAME, &config.database, &config.cache).await?;
         let players = peers.optional_channel("player", config.peer_timeout)?.map(Players::new);
-        let service = QuestService::new(
-            QuestStore::new(backends.db),
-            &backends.caches,
-            backends.events,
-            players,
-        );
+        let service = QuestService::new(QuestStore::new(backends.db), &backends.caches, backends.events, players);
         let readiness = vdm_kit::admin::readiness_check("quest database", service.clone(), |service| async move {
             service.ready().await
         });

@@ -94,8 +94,15 @@ async fn bootstrap_carries_every_part_of_a_region(backend: Backend) {
     assert_eq!(body["profile"]["player_id"], player);
     assert_eq!(body["profile"]["level"], 4);
     assert_eq!(body["profile"]["gold"], 12);
-    assert_eq!(body["profile"], app.get("/v1/me", &token).await.json(), "the profile /v1/me answers");
-    assert!(body.get("inventory").is_none() && body["profile"].get("stacks").is_none(), "lean: no inventory");
+    assert_eq!(
+        body["profile"],
+        app.get("/v1/me", &token).await.json(),
+        "the profile /v1/me answers"
+    );
+    assert!(
+        body.get("inventory").is_none() && body["profile"].get("stacks").is_none(),
+        "lean: no inventory"
+    );
 
     assert_eq!(npc_ids(&body), vec![1, 2, 3, 4, 5, 6, 25, 26]);
     let hilda = &body["npcs"][0];

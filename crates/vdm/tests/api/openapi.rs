@@ -877,7 +877,8 @@ async fn real_answers_match_the_documented_schemas(backend: Backend) {
 
     // The player: the catalog, a grant (and its replay), the profile, a
     // rename (and a taken name), the inventory and the ledger.
-    let item = json!({"key": "wolf_pelt", "name": "Wolf Pelt", "kind": "material", "rarity": "common", "max_stack": 20});
+    let item =
+        json!({"key": "wolf_pelt", "name": "Wolf Pelt", "kind": "material", "rarity": "common", "max_stack": 20});
     let put = app.json_request(Method::PUT, "/v1/items/40", admin, &item).await;
     checked.answer("PUT", "/v1/items/{id}", &put);
     checked.answer("GET", "/v1/items/{id}", &app.get("/v1/items/40", &token).await);
@@ -898,7 +899,11 @@ async fn real_answers_match_the_documented_schemas(backend: Backend) {
         checked.answer("POST", "/v1/players/{id}/grants", &granted);
     }
     let unknown = app
-        .post_json("/v1/players/999999/grants", admin, &json!({"gold": 1, "reason": "nobody"}))
+        .post_json(
+            "/v1/players/999999/grants",
+            admin,
+            &json!({"gold": 1, "reason": "nobody"}),
+        )
         .await;
     checked.answer("POST", "/v1/players/{id}/grants", &unknown);
     checked.answer("GET", "/v1/me", &app.get("/v1/me", &token).await);
@@ -908,7 +913,12 @@ async fn real_answers_match_the_documented_schemas(backend: Backend) {
     checked.answer("PATCH", "/v1/me", &renamed);
     let (_, second) = app.sign_in("openapi-second").await;
     let taken = app
-        .json_request(Method::PATCH, "/v1/me", Some(&second), &json!({"display_name": "open api"}))
+        .json_request(
+            Method::PATCH,
+            "/v1/me",
+            Some(&second),
+            &json!({"display_name": "open api"}),
+        )
         .await;
     assert_eq!(taken.status, 409, "{}", String::from_utf8_lossy(&taken.body));
     checked.answer("PATCH", "/v1/me", &taken);
@@ -1098,7 +1108,9 @@ async fn pushes_match_their_documented_schemas_and_the_contract_is_the_document(
     assert_eq!(talked.status, 200, "{}", String::from_utf8_lossy(&talked.body));
     // 100 xp: level 2, so `player.updated` and `player.level_up`.
     let grant = json!({"xp": 100, "reason": "push schemas"});
-    let granted = app.post_json(&format!("/v1/players/{player_id}/grants"), admin, &grant).await;
+    let granted = app
+        .post_json(&format!("/v1/players/{player_id}/grants"), admin, &grant)
+        .await;
     assert_eq!(granted.status, 200, "{}", String::from_utf8_lossy(&granted.body));
     let mut seen = BTreeSet::new();
     for _ in 0..6 {

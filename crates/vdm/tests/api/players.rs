@@ -18,7 +18,8 @@ backend_tests!(
 );
 
 async fn put_item(app: &TestApp, id: i64, key: &str, max_stack: u32) -> Value {
-    let body = json!({"key": key, "name": format!("Item {key}"), "kind": "potion", "rarity": "rare", "max_stack": max_stack});
+    let body =
+        json!({"key": key, "name": format!("Item {key}"), "kind": "potion", "rarity": "rare", "max_stack": max_stack});
     let response = app
         .json_request(Method::PUT, &format!("/v1/items/{id}"), Some(ADMIN_TOKEN), &body)
         .await;
@@ -56,7 +57,12 @@ async fn me_reads_and_renames(backend: Backend) {
     assert!(me["created_at"].as_str().unwrap().ends_with('Z'));
 
     let renamed = app
-        .json_request(Method::PATCH, "/v1/me", Some(&token), &json!({"display_name": "  Ada Wolfbane "}))
+        .json_request(
+            Method::PATCH,
+            "/v1/me",
+            Some(&token),
+            &json!({"display_name": "  Ada Wolfbane "}),
+        )
         .await;
     assert_eq!(renamed.status, 200, "{}", String::from_utf8_lossy(&renamed.body));
     assert_eq!(renamed.json()["display_name"], "Ada Wolfbane", "trimmed");
@@ -65,7 +71,12 @@ async fn me_reads_and_renames(backend: Backend) {
     // Names are unique, case-insensitively.
     let (_, other) = app.sign_in("me-other").await;
     let taken = app
-        .json_request(Method::PATCH, "/v1/me", Some(&other), &json!({"display_name": "ada wolfbane"}))
+        .json_request(
+            Method::PATCH,
+            "/v1/me",
+            Some(&other),
+            &json!({"display_name": "ada wolfbane"}),
+        )
         .await;
     let message = taken.assert_error(409, "already_exists");
     assert!(message.contains("taken"), "{message}");
@@ -81,10 +92,14 @@ async fn me_reads_and_renames(backend: Backend) {
         .await
         .assert_error(400, "invalid_argument");
     // An empty patch changes nothing.
-    let same = app.json_request(Method::PATCH, "/v1/me", Some(&token), &json!({})).await;
+    let same = app
+        .json_request(Method::PATCH, "/v1/me", Some(&token), &json!({}))
+        .await;
     assert_eq!(same.json()["display_name"], "Ada Wolfbane");
     // Operators have no profile of their own.
-    app.get("/v1/me", ADMIN_TOKEN).await.assert_error(403, "permission_denied");
+    app.get("/v1/me", ADMIN_TOKEN)
+        .await
+        .assert_error(403, "permission_denied");
     // MessagePack, as every route.
     let auth = format!("Bearer {token}");
     let packed = app
@@ -140,16 +155,24 @@ async fn grants_fill_the_inventory_and_the_ledger(backend: Backend) {
 
     // Past a stack's limit, unknown items and players, nothing to grant.
     let full = json!({"items": [{"item_id": 4, "quantity": 4}], "reason": "too many"});
-    let message = grant(&app, player_id, &full, None).await.assert_error(409, "failed_precondition");
+    let message = grant(&app, player_id, &full, None)
+        .await
+        .assert_error(409, "failed_precondition");
     assert!(message.contains("at most 5"), "{message}");
     let unknown_item = json!({"items": [{"item_id": 777, "quantity": 1}], "reason": "nope"});
-    grant(&app, player_id, &unknown_item, None).await.assert_error(404, "not_found");
+    grant(&app, player_id, &unknown_item, None)
+        .await
+        .assert_error(404, "not_found");
     let gold = json!({"gold": 1, "reason": "nope"});
     grant(&app, 999_999, &gold, None).await.assert_error(404, "not_found");
     let nothing = json!({"reason": "nothing"});
-    grant(&app, player_id, &nothing, None).await.assert_error(400, "invalid_argument");
+    grant(&app, player_id, &nothing, None)
+        .await
+        .assert_error(400, "invalid_argument");
     let negative = json!({"gold": -5, "reason": "minus"});
-    grant(&app, player_id, &negative, None).await.assert_error(400, "invalid_argument");
+    grant(&app, player_id, &negative, None)
+        .await
+        .assert_error(400, "invalid_argument");
     // Players cannot grant themselves anything.
     let response = app
         .post_json(&format!("/v1/players/{player_id}/grants"), Some(&token), &gold)
@@ -173,7 +196,10 @@ async fn grants_fill_the_inventory_and_the_ledger(backend: Backend) {
     let mut all: Vec<Value> = items.clone();
     let mut next = Some(cursor.to_owned());
     while let Some(cursor) = next {
-        let page = app.get(&format!("/v1/me/ledger?limit=2&cursor={cursor}"), &token).await.json();
+        let page = app
+            .get(&format!("/v1/me/ledger?limit=2&cursor={cursor}"), &token)
+            .await
+            .json();
         all.extend(page["items"].as_array().unwrap().iter().cloned());
         next = page["next_cursor"].as_str().map(str::to_owned);
     }
@@ -182,7 +208,10 @@ async fn grants_fill_the_inventory_and_the_ledger(backend: Backend) {
     let first = all.last().unwrap();
     assert_eq!(first["grant_id"], "ticket-12");
     assert_eq!(first["source_id"], "ticket-12");
-    assert!(all.iter().any(|e| e["kind"] == "item" && e["item_id"] == 9 && e["balance_after"] == 3));
+    assert!(
+        all.iter()
+            .any(|e| e["kind"] == "item" && e["item_id"] == 9 && e["balance_after"] == 3)
+    );
     app.get("/v1/me/ledger?cursor=a1", &token)
         .await
         .assert_error(400, "invalid_argument");
@@ -251,20 +280,28 @@ async fn a_quest_above_the_players_level_is_refused_until_xp_raises_it(backend: 
     let easy = app.create_quest(&wolves()).await["id"].as_i64().unwrap();
     let (player_id, token) = app.sign_in("level-player").await;
 
-    let refused = app.post_json(&format!("/v1/quests/{id}/accept"), Some(&token), &json!({})).await;
+    let refused = app
+        .post_json(&format!("/v1/quests/{id}/accept"), Some(&token), &json!({}))
+        .await;
     let message = refused.assert_error(409, "failed_precondition");
     assert!(message.contains("needs level 3"), "{message}");
     assert!(message.contains("level 1"), "{message}");
     // A level-1 quest is open to a new player.
-    let accepted = app.post_json(&format!("/v1/quests/{easy}/accept"), Some(&token), &json!({})).await;
+    let accepted = app
+        .post_json(&format!("/v1/quests/{easy}/accept"), Some(&token), &json!({}))
+        .await;
     assert_eq!(accepted.status, 200, "{}", String::from_utf8_lossy(&accepted.body));
 
     // 300 xp is level 3 on the default curve (100, 300, 600, ...).
-    let change = grant(&app, player_id, &json!({"xp": 300, "reason": "catch up"}), None).await.json();
+    let change = grant(&app, player_id, &json!({"xp": 300, "reason": "catch up"}), None)
+        .await
+        .json();
     assert_eq!(change["profile"]["level"], 3);
     assert_eq!(change["leveled_up"], true);
     assert_eq!(change["previous_level"], 1);
-    let accepted = app.post_json(&format!("/v1/quests/{id}/accept"), Some(&token), &json!({})).await;
+    let accepted = app
+        .post_json(&format!("/v1/quests/{id}/accept"), Some(&token), &json!({}))
+        .await;
     assert_eq!(accepted.status, 200, "{}", String::from_utf8_lossy(&accepted.body));
     assert_eq!(accepted.json()["status"], "active");
     app.finish().await;
@@ -276,7 +313,13 @@ async fn a_grant_pushes_the_profile_and_the_level_up(backend: Backend) {
     let mut socket = connect(&app, "", Some(&token), "vdm.v1.json").await.unwrap();
     assert_eq!(next(&mut socket).await["type"], "welcome");
 
-    grant(&app, player_id, &json!({"xp": 150, "gold": 7, "reason": "event prize"}), None).await;
+    grant(
+        &app,
+        player_id,
+        &json!({"xp": 150, "gold": 7, "reason": "event prize"}),
+        None,
+    )
+    .await;
     let first = next(&mut socket).await;
     let second = next(&mut socket).await;
     assert_eq!(first["event"], "player.updated", "{first}");
@@ -284,7 +327,8 @@ async fn a_grant_pushes_the_profile_and_the_level_up(backend: Backend) {
     assert_eq!(first["payload"]["level"], 2);
     assert_eq!(first["payload"]["gold"], 7);
     assert_eq!(
-        first["payload"], app.get("/v1/me", &token).await.json(),
+        first["payload"],
+        app.get("/v1/me", &token).await.json(),
         "the push carries the profile GET /v1/me answers"
     );
     assert_eq!(second["event"], "player.level_up", "{second}");

@@ -48,7 +48,10 @@ pub async fn grant(
         .await?
         .into_inner();
     let replayed = if change.replayed { "true" } else { "false" };
-    Ok(([("idempotent-replayed", replayed)], Reply::ok(format, ChangeJson::from(change))))
+    Ok((
+        [("idempotent-replayed", replayed)],
+        Reply::ok(format, ChangeJson::from(change)),
+    ))
 }
 
 /// Creates or replaces a catalog item (admin).
