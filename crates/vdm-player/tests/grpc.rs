@@ -1012,6 +1012,17 @@ async fn the_gateways_players_register_under_its_ids(backend: Backend) {
         Code::AlreadyExists,
         "another player",
     );
+    // Ids registered from outside are never handed out by a sign-in here.
+    assert!(
+        client
+            .register_player(register(1, "gateway-device-1"))
+            .await
+            .unwrap()
+            .into_inner()
+            .created
+    );
+    let signed_in = sign_in(&mut client, "device-of-the-player-service").await;
+    assert!(![1, 41].contains(&signed_in), "{signed_in}");
     expect_status(
         client.register_player(register(0, "gateway-device-0")).await,
         Code::InvalidArgument,
