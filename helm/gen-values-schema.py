@@ -23,8 +23,8 @@ SECRET_PATTERNS = {"jwtSecret": "^(.{32,})?$", "adminToken": "^(.{16,})?$"}
 
 # (component, is the HTTP gateway, the services it calls: VDM_<NAME>_URL)
 CHARTS = [
-    ("gateway", True, ["quest", "npc", "world", "rumor", "metrics"]),
-    ("quest", False, []),
+    ("gateway", True, ["quest", "npc", "world", "rumor", "player", "metrics"]),
+    ("quest", False, ["player"]),
     ("npc", False, ["world"]),
     ("world", False, []),
     ("rumor", False, ["npc", "world"]),

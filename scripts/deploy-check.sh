@@ -205,7 +205,8 @@ import yaml
 rendered, release = pathlib.Path(sys.argv[1]), sys.argv[2]
 # Who calls whom (VDM_<NAME>_URL), as in helm/gen-values-schema.py.
 CALLS = {
-    "gateway": ["quest", "npc", "world", "rumor", "metrics"],
+    "gateway": ["quest", "npc", "world", "rumor", "player", "metrics"],
+    "quest": ["player"],
     "npc": ["world"],
     "rumor": ["npc", "world"],
 }

@@ -132,6 +132,25 @@ namespace Vdm.Client.Tests
         }
 
         [LiveTest]
+        public async Task ProfileRoutes()
+        {
+            var client = await Live.PlayerAsync();
+            var me = await client.GetMeAsync();
+            Check.Equal(client.Session.PlayerId, me.PlayerId, "the caller's profile");
+            Check.Equal(1, me.Level, "a new player is level 1");
+            Check.Equal(0L, me.Gold, "a new player has no gold");
+            Check.That(me.NextLevelXp > 0, "xp for the next level");
+            var name = "Sdk " + Guid.NewGuid().ToString("N").Substring(0, 12);
+            var renamed = await client.UpdateMeAsync(new ProfilePatch { DisplayName = name });
+            Check.Equal(name, renamed.DisplayName, "renamed");
+            var other = await Live.PlayerAsync();
+            var taken = await Check.Throws<VdmApiException>(() => other.UpdateMeAsync(new ProfilePatch { DisplayName = name.ToUpperInvariant() }), "a taken name");
+            Check.Equal(409, taken.Status, "taken name status");
+            var inventory = await client.GetMyInventoryAsync();
+            Check.Equal(0, inventory.Stacks.Count, "a new player holds nothing");
+        }
+
+        [LiveTest]
         public async Task NpcAndRumorRoutes()
         {
             var client = await Live.PlayerAsync();

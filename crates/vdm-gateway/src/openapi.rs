@@ -156,6 +156,7 @@ pub fn base() -> OpenApi {
         (name = "quests", description = "Quest definitions and the player's quest log"),
         (name = "world", description = "Regions, factions, the world clock and world events"),
         (name = "npcs", description = "NPCs, their memories and the player's disposition with them"),
+        (name = "players", description = "The player's profile, inventory and ledger; grants and the item catalog"),
         (name = "rumors", description = "Rumors, who knows them, and talking to NPCs"),
         (name = "bootstrap", description = "Everything the client needs to render a region, in one round trip"),
         (name = "telemetry", description = "Unity client performance samples and their percentiles"),
@@ -193,6 +194,8 @@ pub(crate) enum Field {
     Line(u32),
     /// A required text that may span lines (`TextRule::paragraph`).
     Paragraph(u32),
+    /// [`Field::Line`] that may also be empty or blank.
+    OptionalLine(u32),
     /// [`Field::Paragraph`] that may also be empty or blank.
     OptionalParagraph(u32),
     /// A one-word label (`word_field`): a memory's or a world event's kind.
@@ -215,6 +218,9 @@ pub(crate) const FIELDS: &[(&str, &str, Field)] = &[
     ("NewRumorJson", "text", Field::Paragraph(500)),
     ("NewEventJson", "kind", Field::Word),
     ("NewEventJson", "text", Field::Paragraph(2_000)),
+    ("ItemBodyJson", "name", Field::Line(64)),
+    ("GrantJson", "reason", Field::Line(200)),
+    ("GrantJson", "source_id", Field::OptionalLine(128)),
 ];
 
 /// Characters `check_text` refuses anywhere: control characters and
@@ -239,6 +245,7 @@ impl Field {
         let (pattern, max) = match self {
             Field::Line(max) => (format!("^{}$", visible_text(false)), Some(max)),
             Field::Paragraph(max) => (format!("^{}$", visible_text(true)), Some(max)),
+            Field::OptionalLine(max) => (format!("^( *|{})$", visible_text(false)), Some(max)),
             Field::OptionalParagraph(max) => (format!(r"^(\s*|{})$", visible_text(true)), Some(max)),
             Field::Word => ("^[a-z][a-z0-9_]{0,31}$".to_owned(), None),
         };
@@ -255,6 +262,17 @@ fn constrain_fields(doc: &mut Value) {
         if let Some(Value::Object(property)) = doc.pointer_mut(&pointer) {
             rule.describe(property);
         }
+    }
+    // A grant moves some gold, xp or items.
+    if let Some(Value::Object(grant)) = doc.pointer_mut("/components/schemas/GrantJson") {
+        grant.insert(
+            "anyOf".into(),
+            serde_json::json!([
+                {"required": ["gold"], "properties": {"gold": {"minimum": 1}}},
+                {"required": ["xp"], "properties": {"xp": {"minimum": 1}}},
+                {"required": ["items"], "properties": {"items": {"minItems": 1}}}
+            ]),
+        );
     }
     // A rumor starts from exactly one origin.
     if let Some(Value::Object(rumor)) = doc.pointer_mut("/components/schemas/NewRumorJson") {

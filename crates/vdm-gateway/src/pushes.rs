@@ -3,7 +3,7 @@
 //!
 //! Pushes that show a resource a REST route also returns use that route's
 //! type (`quest.updated` is a [`PlayerQuestJson`], `world.event` an
-//! [`EventJson`]); the others have their own types here. Every type is in
+//! [`EventJson`], `player.updated` a [`ProfileJson`]); the others have their own types here. Every type is in
 //! the OpenAPI document (see [`PUSHES`]), so the socket's contract version,
 //! a hash of that document, changes whenever what a client sees changes.
 
@@ -12,6 +12,7 @@ use serde_json::Value;
 use utoipa::{OpenApi, ToSchema};
 use vdm_kit::bus::{Event, EventBody};
 
+use crate::routes::players::json::{LevelUpJson, ProfileJson};
 use crate::routes::quests::json::PlayerQuestJson;
 use crate::routes::world::EventJson;
 
@@ -53,11 +54,21 @@ pub const PUSHES: &[(&str, &str)] = &[
     ("npc.moved", "NpcMovedJson"),
     ("rumor.heard", "RumorHeardJson"),
     ("rumor.spread", "RumorSpreadJson"),
+    ("player.updated", "ProfileJson"),
+    ("player.level_up", "LevelUpJson"),
 ];
 
 /// The payload schemas of every push, for the OpenAPI document.
 #[derive(OpenApi)]
-#[openapi(components(schemas(PlayerQuestJson, EventJson, NpcMovedJson, RumorHeardJson, RumorSpreadJson)))]
+#[openapi(components(schemas(
+    PlayerQuestJson,
+    EventJson,
+    NpcMovedJson,
+    RumorHeardJson,
+    RumorSpreadJson,
+    ProfileJson,
+    LevelUpJson
+)))]
 pub struct Schemas;
 
 /// Adds every push to a finished OpenAPI document: `x-vdm-pushes` maps
@@ -107,13 +118,11 @@ pub fn render(event: &Event) -> Option<(&'static str, Value)> {
             region_id: spread.region_id,
             tellings: spread.tellings,
         }),
-        // Between processes only (session revocations, changes the edge
-        // cache follows), or not yet rendered (the player events: their
-        // payload types join the contract with the player routes).
-        EventBody::SessionRevoked(_)
-        | EventBody::ResourceChanged(_)
-        | EventBody::PlayerUpdated(_)
-        | EventBody::PlayerLevelUp(_) => return None,
+        EventBody::PlayerUpdated(profile) => to_value(ProfileJson::from(profile.clone())),
+        EventBody::PlayerLevelUp(up) => to_value(LevelUpJson::from(*up)),
+        // Between processes only: session revocations, and the changes the
+        // edge cache follows. Not part of the client contract.
+        EventBody::SessionRevoked(_) | EventBody::ResourceChanged(_) => return None,
     }?;
     Some((event.kind(), payload))
 }
@@ -122,12 +131,7 @@ pub fn render(event: &Event) -> Option<(&'static str, Value)> {
 pub fn is_pushed(event: &Event) -> bool {
     !matches!(
         event.body,
-        None | Some(
-            EventBody::SessionRevoked(_)
-                | EventBody::ResourceChanged(_)
-                | EventBody::PlayerUpdated(_)
-                | EventBody::PlayerLevelUp(_)
-        )
+        None | Some(EventBody::SessionRevoked(_) | EventBody::ResourceChanged(_))
     )
 }
 

@@ -28,6 +28,7 @@ use vdm_kit::service::Peers;
 use vdm_kit::shutdown::CancellationToken;
 use vdm_proto::metrics::v1::metrics_service_client::MetricsServiceClient;
 use vdm_proto::npc::v1::npc_service_client::NpcServiceClient;
+use vdm_proto::player::v1::player_service_client::PlayerServiceClient;
 use vdm_proto::quest::v1::quest_service_client::QuestServiceClient;
 use vdm_proto::rumor::v1::rumor_service_client::RumorServiceClient;
 use vdm_proto::world::v1::world_service_client::WorldServiceClient;
@@ -45,7 +46,7 @@ use crate::rate_limit::{self, LimitState, Limiter};
 use crate::realtime::hub::Hub;
 use crate::realtime::resume::SessionStore;
 use crate::realtime::{self, Realtime};
-use crate::routes::{bootstrap, dashboard, npcs, ops, quests, rumors, stats, telemetry, world};
+use crate::routes::{bootstrap, dashboard, npcs, ops, players, quests, rumors, stats, telemetry, world};
 use crate::state::{AppState, Shared};
 use crate::{auth, middleware, openapi, pushes};
 
@@ -98,6 +99,12 @@ impl App {
                 .accept_compressed(CompressionEncoding::Gzip)
                 .accept_compressed(CompressionEncoding::Zstd)
         });
+        let player_channel = peers.optional_channel("player", config.request_timeout)?;
+        let player = player_channel.clone().map(|channel| {
+            PlayerServiceClient::new(channel)
+                .accept_compressed(CompressionEncoding::Gzip)
+                .accept_compressed(CompressionEncoding::Zstd)
+        });
         let metrics_channel = peers.optional_channel("metrics", config.request_timeout)?;
         // Batches of 500 samples are worth compressing on the way in.
         let metrics = metrics_channel.clone().map(|channel| {
@@ -112,6 +119,9 @@ impl App {
         ];
         if let Some(channel) = rumor_channel {
             health.push(("vdm.rumor.v1.RumorService", HealthClient::new(channel)));
+        }
+        if let Some(channel) = player_channel {
+            health.push(("vdm.player.v1.PlayerService", HealthClient::new(channel)));
         }
         if let Some(channel) = metrics_channel {
             health.push(("vdm.metrics.v1.MetricsService", HealthClient::new(channel)));
@@ -147,6 +157,7 @@ impl App {
             npc,
             world,
             rumor,
+            player,
             metrics,
             bootstrap_budget: config.bootstrap_budget,
             health,
@@ -249,6 +260,12 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(rumors::get))
         .routes(routes!(rumors::spread))
         .routes(routes!(rumors::mine))
+        .routes(routes!(players::me, players::update_me))
+        .routes(routes!(players::inventory))
+        .routes(routes!(players::ledger))
+        .routes(routes!(players::admin::grant))
+        .routes(routes!(players::admin::list_items))
+        .routes(routes!(players::admin::get_item, players::admin::put_item))
         .routes(routes!(bootstrap::bootstrap))
         .routes(routes!(telemetry::upload))
         .routes(routes!(telemetry::stats))
@@ -323,7 +340,7 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
     Some(
         CorsLayer::new()
             .allow_origin(allow)
-            .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
             .allow_headers([
                 header::AUTHORIZATION,
                 header::CONTENT_TYPE,

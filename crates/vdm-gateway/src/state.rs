@@ -17,6 +17,7 @@ use vdm_kit::grpc::GrpcChannel;
 use vdm_kit::shutdown::CancellationToken;
 use vdm_proto::metrics::v1::metrics_service_client::MetricsServiceClient;
 use vdm_proto::npc::v1::npc_service_client::NpcServiceClient;
+use vdm_proto::player::v1::player_service_client::PlayerServiceClient;
 use vdm_proto::quest::v1::quest_service_client::QuestServiceClient;
 use vdm_proto::rumor::v1::rumor_service_client::RumorServiceClient;
 use vdm_proto::world::v1::world_service_client::WorldServiceClient;
@@ -64,6 +65,9 @@ pub struct Shared {
     pub world: WorldServiceClient<GrpcChannel>,
     /// The rumor service, when configured.
     pub rumor: Option<RumorServiceClient<GrpcChannel>>,
+    /// The player service (profiles, inventories, the item catalog), when
+    /// configured.
+    pub player: Option<PlayerServiceClient<GrpcChannel>>,
     /// The metrics service, when configured.
     pub metrics: Option<MetricsServiceClient<GrpcChannel>>,
     /// The budget of each service call of the game bootstrap.
@@ -85,6 +89,12 @@ impl FromRef<AppState> for Arc<TokenKeys> {
 impl FromRef<AppState> for PlayerStore {
     fn from_ref(state: &AppState) -> PlayerStore {
         state.players.clone()
+    }
+}
+
+impl FromRef<AppState> for Option<PlayerServiceClient<GrpcChannel>> {
+    fn from_ref(state: &AppState) -> Option<PlayerServiceClient<GrpcChannel>> {
+        state.player.clone()
     }
 }
 

@@ -19,6 +19,9 @@ pub enum PlayerError {
     /// Another player has this display name (compared case-insensitively).
     #[error("display name {0:?} is taken")]
     NameTaken(String),
+    /// The device belongs to another player.
+    #[error("device is registered to another player than {0}")]
+    DeviceTaken(i64),
     /// Another item has this key.
     #[error("item key {0:?} is used by another item")]
     ItemKeyTaken(String),
@@ -86,9 +89,10 @@ impl ServiceError for PlayerError {
         match self {
             PlayerError::Invalid(_) => ErrorCode::InvalidArgument,
             PlayerError::PlayerNotFound(_) | PlayerError::ItemNotFound(_) => ErrorCode::NotFound,
-            PlayerError::NameTaken(_) | PlayerError::ItemKeyTaken(_) | PlayerError::GrantConflict(_) => {
-                ErrorCode::AlreadyExists
-            }
+            PlayerError::NameTaken(_)
+            | PlayerError::DeviceTaken(_)
+            | PlayerError::ItemKeyTaken(_)
+            | PlayerError::GrantConflict(_) => ErrorCode::AlreadyExists,
             PlayerError::Insufficient { .. } | PlayerError::StackFull { .. } | PlayerError::Overflow(_) => {
                 ErrorCode::FailedPrecondition
             }

@@ -43,6 +43,18 @@ impl pb::player_service_server::PlayerService for PlayerGrpc {
         Ok(Response::new(pb::SignInDeviceResponse { player_id, created }))
     }
 
+    async fn register_player(
+        &self,
+        request: Request<pb::RegisterPlayerRequest>,
+    ) -> Result<Response<pb::RegisterPlayerResponse>, Status> {
+        let r = request.into_inner();
+        let created = self
+            .service
+            .register(r.player_id, &r.device_id, vdm_kit::now_ms())
+            .await?;
+        Ok(Response::new(pb::RegisterPlayerResponse { created }))
+    }
+
     async fn rotate_session(
         &self,
         request: Request<pb::RotateSessionRequest>,
@@ -215,7 +227,10 @@ impl pb::player_service_server::PlayerService for PlayerGrpc {
         request: Request<pb::ListLedgerRequest>,
     ) -> Result<Response<pb::ListLedgerResponse>, Status> {
         let r = request.into_inner();
-        let (entries, next) = self.service.ledger(r.player_id, r.limit, &r.cursor).await?;
+        let (entries, next) = self
+            .service
+            .ledger(r.player_id, r.limit, &r.cursor, r.newest_first)
+            .await?;
         Ok(Response::new(pb::ListLedgerResponse {
             entries: entries.into_iter().map(pb::LedgerEntry::from).collect(),
             next_cursor: next.unwrap_or_default(),

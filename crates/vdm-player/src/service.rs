@@ -8,7 +8,7 @@ use vdm_kit::idempotency::Created;
 use vdm_proto::events::v1::PlayerLevelUp;
 
 use crate::domain::{
-    Change, DisplayName, Item, ItemInput, LedgerEntry, NewItem, Outcome, Page, Profile, Revocation, Rotation,
+    Change, DisplayName, Item, ItemInput, LedgerEntry, NewItem, Order, Outcome, Page, Profile, Revocation, Rotation,
     device_id, positive_id, session_id,
 };
 use crate::error::{PlayerError, PlayerResult};
@@ -44,6 +44,19 @@ impl PlayerService {
             tracing::info!(player.id = player_id, "player created");
         }
         Ok((player_id, created))
+    }
+
+    /// Registers a player the gateway signed in, under the gateway's id;
+    /// returns whether it was registered now.
+    #[instrument(skip_all, fields(player.id = player_id))]
+    pub async fn register(&self, player_id: i64, device: &str, now_ms: i64) -> PlayerResult<bool> {
+        positive_id("player_id", player_id)?;
+        let device = device_id(device)?;
+        let created = self.store.register(player_id, device, now_ms).await?;
+        if created {
+            tracing::info!("player registered");
+        }
+        Ok(created)
     }
 
     /// Moves a session family to its next refresh generation (see
@@ -170,16 +183,22 @@ impl PlayerService {
             .ok_or(PlayerError::PlayerNotFound(player_id))
     }
 
-    /// Lists a player's ledger, oldest first.
+    /// Lists a player's ledger, oldest first, or newest first.
     #[instrument(skip_all, fields(player.id = player_id))]
     pub async fn ledger(
         &self,
         player_id: i64,
         limit: u32,
         cursor: &str,
+        newest_first: bool,
     ) -> PlayerResult<(Vec<LedgerEntry>, Option<String>)> {
         positive_id("player_id", player_id)?;
-        let page = Page::parse(limit, cursor)?;
+        let order = if newest_first {
+            Order::Descending
+        } else {
+            Order::Ascending
+        };
+        let page = Page::parse_ordered(limit, cursor, order)?;
         if self.store.get_profile(player_id).await?.is_none() {
             return Err(PlayerError::PlayerNotFound(player_id));
         }

@@ -29,6 +29,8 @@ vdm_kit::backend_tests!(
     a_grant_id_applies_once,
     bad_changes_are_refused_and_change_nothing,
     concurrent_changes_keep_balance_and_ledger_consistent,
+    the_gateways_players_register_under_its_ids,
+    the_ledger_lists_newest_first_when_asked,
 );
 
 async fn start(backend: Backend) -> Option<(TestService<Player>, Client)> {
@@ -171,6 +173,7 @@ async fn ledger(client: &mut Client, player_id: i64) -> Vec<pb::LedgerEntry> {
                 player_id,
                 limit: 7,
                 cursor,
+                newest_first: false,
             })
             .await
             .unwrap()
@@ -986,5 +989,100 @@ async fn concurrent_changes_keep_balance_and_ledger_consistent(backend: Backend)
     assert_eq!(won, gold / 10);
     assert_eq!(profile(&mut client, id).await.gold, gold % 10);
     assert_ledger_explains(&mut client, id).await;
+    player.finish().await;
+}
+
+async fn the_gateways_players_register_under_its_ids(backend: Backend) {
+    let Some((player, mut client)) = start(backend).await else {
+        return;
+    };
+    let register = |player_id: i64, device: &str| pb::RegisterPlayerRequest {
+        player_id,
+        device_id: device.to_owned(),
+    };
+    let first = client.register_player(register(41, "gateway-device-41")).await.unwrap();
+    assert!(first.into_inner().created);
+    let again = client.register_player(register(41, "gateway-device-41")).await.unwrap();
+    assert!(!again.into_inner().created, "registering twice is a no-op");
+    let fresh = profile(&mut client, 41).await;
+    assert_eq!((fresh.player_id, fresh.level, fresh.xp, fresh.gold), (41, 1, 0, 0));
+    // The device is 41's: another id cannot take it.
+    expect_status(
+        client.register_player(register(42, "gateway-device-41")).await,
+        Code::AlreadyExists,
+        "another player",
+    );
+    // Ids registered from outside are never handed out by a sign-in here.
+    assert!(
+        client
+            .register_player(register(1, "gateway-device-1"))
+            .await
+            .unwrap()
+            .into_inner()
+            .created
+    );
+    let signed_in = sign_in(&mut client, "device-of-the-player-service").await;
+    assert!(![1, 41].contains(&signed_in), "{signed_in}");
+    expect_status(
+        client.register_player(register(0, "gateway-device-0")).await,
+        Code::InvalidArgument,
+        "player_id",
+    );
+    expect_status(
+        client.register_player(register(43, "")).await,
+        Code::InvalidArgument,
+        "device_id",
+    );
+    player.finish().await;
+}
+
+async fn the_ledger_lists_newest_first_when_asked(backend: Backend) {
+    let Some((player, mut client)) = start(backend).await else {
+        return;
+    };
+    let id = sign_in(&mut client, "device-newest").await;
+    for gold in 1..=5 {
+        client
+            .grant(pb::GrantRequest {
+                player_id: id,
+                amounts: Some(pb::Amounts {
+                    gold,
+                    ..Default::default()
+                }),
+                reason: format!("gift {gold}"),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    let page = |cursor: String| pb::ListLedgerRequest {
+        player_id: id,
+        limit: 2,
+        cursor,
+        newest_first: true,
+    };
+    let first = client.list_ledger(page(String::new())).await.unwrap().into_inner();
+    let amounts: Vec<i64> = first.entries.iter().map(|e| e.amount).collect();
+    assert_eq!(amounts, vec![5, 4]);
+    assert!(first.next_cursor.starts_with('d'), "{}", first.next_cursor);
+    let second = client
+        .list_ledger(page(first.next_cursor.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    let amounts: Vec<i64> = second.entries.iter().map(|e| e.amount).collect();
+    assert_eq!(amounts, vec![3, 2]);
+    // A cursor of the other order is refused.
+    expect_status(
+        client
+            .list_ledger(pb::ListLedgerRequest {
+                player_id: id,
+                cursor: first.next_cursor,
+                ..Default::default()
+            })
+            .await,
+        Code::InvalidArgument,
+        "cursor",
+    );
     player.finish().await;
 }

@@ -1,6 +1,7 @@
 //! The quest service's settings.
 
 use std::path::Path;
+use std::time::Duration;
 
 use vdm_kit::config::{CacheConfig, ConfigError, DatabaseConfig, Env};
 
@@ -11,6 +12,9 @@ pub struct QuestConfig {
     pub database: DatabaseConfig,
     /// The service's cache.
     pub cache: CacheConfig,
+    /// How long a call to the player service may take
+    /// (`VDM_PEER_TIMEOUT_MS`, default 2 s).
+    pub peer_timeout: Duration,
 }
 
 impl QuestConfig {
@@ -20,6 +24,7 @@ impl QuestConfig {
         Ok(QuestConfig {
             database: DatabaseConfig::from_env(env, "quest", data_dir)?,
             cache: CacheConfig::from_env(env)?,
+            peer_timeout: env.millis_or("VDM_PEER_TIMEOUT_MS", Duration::from_secs(2))?,
         })
     }
 }

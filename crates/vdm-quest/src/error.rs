@@ -41,6 +41,31 @@ pub enum QuestError {
         /// The player quest's current status.
         status: QuestStatus,
     },
+    /// The player's level is under the quest's requirement.
+    #[error("quest {quest_id} needs level {required}; the player is level {level}")]
+    LevelTooLow {
+        /// The quest.
+        quest_id: i64,
+        /// Its level requirement.
+        required: u32,
+        /// The player's level.
+        level: u32,
+    },
+    /// The quest has a level requirement and no player service is
+    /// configured to read the player's level.
+    #[error("quest {quest_id} needs level {required}, and the player service that knows levels is not configured")]
+    NoLevels {
+        /// The quest.
+        quest_id: i64,
+        /// Its level requirement.
+        required: u32,
+    },
+    /// A peer service is down or overloaded (retryable).
+    #[error("the {0} service is unavailable")]
+    PeerUnavailable(&'static str, #[source] tonic::Status),
+    /// A peer service failed otherwise.
+    #[error("the {0} service failed")]
+    Peer(&'static str, #[source] tonic::Status),
     /// An idempotency key was reused with a different request.
     #[error("idempotency key {0:?} was already used for a different request")]
     IdempotencyConflict(String),
@@ -86,7 +111,9 @@ impl ServiceError for QuestError {
             QuestError::QuestNotFound(_)
             | QuestError::PlayerQuestNotFound { .. }
             | QuestError::ObjectiveNotFound { .. } => ErrorCode::NotFound,
-            QuestError::InvalidTransition { .. } => ErrorCode::FailedPrecondition,
+            QuestError::InvalidTransition { .. } | QuestError::LevelTooLow { .. } => ErrorCode::FailedPrecondition,
+            QuestError::NoLevels { .. } | QuestError::PeerUnavailable(..) => ErrorCode::Unavailable,
+            QuestError::Peer(..) => ErrorCode::Internal,
             QuestError::IdempotencyConflict(_) => ErrorCode::AlreadyExists,
             QuestError::Unavailable(_) | QuestError::Contended { .. } => ErrorCode::Unavailable,
             QuestError::Db(_) | QuestError::Corrupt(_) | QuestError::Start(_) => ErrorCode::Internal,

@@ -11,12 +11,15 @@
 //! - [`domain`]: rules without IO: new-quest validation, the player quest
 //!   state machine, pagination cursors.
 //! - [`store`]: sea-orm entities, migrations and queries.
+//! - [`players`]: the player service, asked for a player's level when a
+//!   quest has a level requirement.
 //! - [`error`]: [`QuestError`] and its mapping to `tonic::Status`.
 
 pub mod config;
 pub mod domain;
 pub mod error;
 pub mod grpc;
+pub mod players;
 pub mod service;
 pub mod startup;
 pub mod store;

@@ -13,6 +13,7 @@ use vdm_proto::events::v1::ResourceKind;
 
 use crate::domain::{Page, PlayerQuest, Quest, QuestInput, QuestPatch, QuestStatus, positive_id};
 use crate::error::{QuestError, QuestResult};
+use crate::players::Players;
 use crate::store::{Created, QuestFilter, QuestStore};
 
 /// How long a cached quest lives; every write to it also deletes it.
@@ -31,6 +32,9 @@ pub struct QuestService {
     store: QuestStore,
     cache: Cache,
     events: EventBus,
+    /// The player service, for level requirements; `None` when not
+    /// configured (quests above level 1 cannot be accepted then).
+    players: Option<Players>,
     /// Concurrent writes to the same player quest queue here instead of
     /// failing their version check and retrying; the version check still
     /// guards against writers in other replicas.
@@ -38,11 +42,13 @@ pub struct QuestService {
 }
 
 impl QuestService {
-    /// Builds the service over a store, deriving its cache from `caches`.
-    pub fn new(store: QuestStore, caches: &CacheStore, events: EventBus) -> QuestService {
+    /// Builds the service over a store, deriving its cache from `caches`;
+    /// `players` reads levels for level requirements.
+    pub fn new(store: QuestStore, caches: &CacheStore, events: EventBus, players: Option<Players>) -> QuestService {
         QuestService {
             store,
             events,
+            players,
             cache: caches.cache("quest", QUEST_CACHE_TTL),
             write_locks: (0..WRITE_STRIPES).map(|_| Mutex::new(())).collect(),
         }
@@ -155,11 +161,13 @@ impl QuestService {
         self.store.list(filter, Page::parse(limit, cursor)?).await
     }
 
-    /// Accepts (or restarts) a quest for a player.
+    /// Accepts (or restarts) a quest for a player whose level meets the
+    /// quest's requirement.
     #[instrument(skip_all, fields(player.id = player_id, quest.id = quest_id))]
     pub async fn accept(&self, player_id: i64, quest_id: i64, now_ms: i64) -> QuestResult<PlayerQuest> {
         positive_id("player_id", player_id)?;
         let quest = self.get(quest_id).await?;
+        self.check_level(player_id, &quest).await?;
         let _serialized = self.lock(player_id, quest_id).await;
         for _ in 0..MAX_ATTEMPTS {
             let existing = self.store.player_quest(player_id, quest_id).await?;
@@ -172,6 +180,31 @@ impl QuestService {
             }
         }
         Err(QuestError::Contended { player_id, quest_id })
+    }
+
+    /// Refuses a player under the quest's level requirement. Every player
+    /// is at least level 1, so only a higher requirement asks the player
+    /// service (levels only rise: a level read now still holds at the write).
+    async fn check_level(&self, player_id: i64, quest: &Quest) -> QuestResult<()> {
+        let required = quest.level_requirement;
+        if required <= 1 {
+            return Ok(());
+        }
+        let Some(players) = &self.players else {
+            return Err(QuestError::NoLevels {
+                quest_id: quest.id,
+                required,
+            });
+        };
+        let level = players.level(player_id).await?;
+        if level < required {
+            return Err(QuestError::LevelTooLow {
+                quest_id: quest.id,
+                required,
+                level,
+            });
+        }
+        Ok(())
     }
 
     /// Adds progress to an objective of a player's active quest.

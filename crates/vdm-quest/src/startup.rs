@@ -10,6 +10,7 @@ use vdm_kit::service::{Backends, Parts, Peers, Service};
 use crate::config::QuestConfig;
 use crate::error::{QuestError, QuestResult};
 use crate::grpc::{QuestGrpc, SERVICE_NAME};
+use crate::players::Players;
 use crate::service::QuestService;
 use crate::store::QuestStore;
 use crate::store::migration::Migrator;
@@ -33,10 +34,12 @@ impl Service for Quest {
     }
 
     /// Connects the database (running migrations if configured), the cache
-    /// and the event bus. The quest service calls no other service.
-    async fn build(config: &QuestConfig, _peers: &Peers) -> QuestResult<Parts> {
+    /// and the event bus, and a client of the player service when `peers`
+    /// names it (`VDM_PLAYER_URL`): it reads levels for level requirements.
+    async fn build(config: &QuestConfig, peers: &Peers) -> QuestResult<Parts> {
         let backends = Backends::connect::<Migrator>(Self::NAME, &config.database, &config.cache).await?;
-        let service = QuestService::new(QuestStore::new(backends.db), &backends.caches, backends.events);
+        let players = peers.optional_channel("player", config.peer_timeout)?.map(Players::new);
+        let service = QuestService::new(QuestStore::new(backends.db), &backends.caches, backends.events, players);
         let readiness = vdm_kit::admin::readiness_check("quest database", service.clone(), |service| async move {
             service.ready().await
         });

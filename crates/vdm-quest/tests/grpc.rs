@@ -17,6 +17,7 @@ vdm_kit::backend_tests!(
     a_key_replays_its_quest_and_refuses_another_body,
     bad_requests_name_the_field,
     unknown_ids_are_not_found,
+    a_level_requirement_needs_the_player_service,
     progress_runs_the_state_machine_and_is_pushed,
     updates_and_deletes_are_seen_at_once,
 );
@@ -24,7 +25,11 @@ vdm_kit::backend_tests!(
 async fn start(backend: Backend) -> Option<(TestService<Quest>, QuestServiceClient<GrpcChannel>)> {
     let quest = TestService::<Quest>::start(
         backend,
-        |database, cache| QuestConfig { database, cache },
+        |database, cache| QuestConfig {
+            database,
+            cache,
+            peer_timeout: std::time::Duration::from_secs(2),
+        },
         Peers::default(),
     )
     .await?;
@@ -38,7 +43,8 @@ fn spec(title: &str, region_id: i64) -> pb::QuestSpec {
         description: "The miller is afraid.".to_owned(),
         giver_npc_id: 7,
         region_id,
-        level_requirement: 3,
+        // Every player is level 1: accepting asks no player service.
+        level_requirement: 1,
         reward: Some(pb::Reward {
             gold: 50,
             xp: 120,
@@ -84,7 +90,7 @@ async fn create_get_and_list_pages_with_a_cursor(backend: Backend) {
     assert!(created.id > 0);
     assert_eq!(created.title, "Wolves at the Mill");
     assert_eq!(created.region_id, 10);
-    assert_eq!(created.level_requirement, 3);
+    assert_eq!(created.level_requirement, 1);
     assert_eq!(created.reward.as_ref().unwrap().item_ids, vec![11, 12]);
     let targets: Vec<(String, u32)> = created
         .objectives
@@ -267,6 +273,26 @@ async fn bad_requests_name_the_field(backend: Backend) {
         .unwrap()
         .into_inner();
     assert!(listed.quests.is_empty(), "nothing refused was stored");
+    quest.finish().await;
+}
+
+async fn a_level_requirement_needs_the_player_service(backend: Backend) {
+    let Some((quest, mut client)) = start(backend).await else {
+        return;
+    };
+    let mut high = spec("Wolves at the Mill", 10);
+    high.level_requirement = 4;
+    let created = create(&mut client, high, "").await.quest.unwrap();
+    assert_eq!(created.level_requirement, 4);
+    // This service runs without VDM_PLAYER_URL: it cannot read levels, so
+    // it refuses rather than let a player under the requirement in.
+    let accept = client
+        .accept_quest(pb::AcceptQuestRequest {
+            player_id: 5,
+            quest_id: created.id,
+        })
+        .await;
+    expect_status(accept, Code::Unavailable, "needs level 4");
     quest.finish().await;
 }
 

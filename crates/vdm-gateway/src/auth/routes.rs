@@ -9,6 +9,9 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use vdm_kit::ErrorCode;
 use vdm_kit::bus::EventBus;
+use vdm_kit::grpc::GrpcChannel;
+use vdm_proto::player::v1 as player_pb;
+use vdm_proto::player::v1::player_service_client::PlayerServiceClient;
 
 use crate::auth::players::{PlayerStore, Rotation};
 use crate::auth::sessions::{self, Revocation};
@@ -35,7 +38,8 @@ pub struct Refresh {
     pub refresh_token: String,
 }
 
-/// Signs a device in, creating its player on first use.
+/// Signs a device in, creating its player on first use, and registers the
+/// player with the player service (its profile, inventory and ledger).
 #[utoipa::path(
     post,
     path = "/v1/auth/device",
@@ -51,6 +55,7 @@ pub struct Refresh {
 pub async fn device(
     State(tokens): State<Arc<TokenKeys>>,
     State(players): State<PlayerStore>,
+    State(profiles): State<Option<PlayerServiceClient<GrpcChannel>>>,
     format: Format,
     Body(body): Body<DeviceSignIn>,
 ) -> GatewayResult<Reply<TokenPair>> {
@@ -63,6 +68,23 @@ pub async fn device(
     let (player_id, created) = players.sign_in(device_id).await?;
     if created {
         tracing::info!(player.id = player_id, "player created");
+    }
+    if let Some(mut profiles) = profiles {
+        // Sign-in still works while the player service is down (quests,
+        // NPCs and rumors do not need it); the next sign-in registers the
+        // player then, and `/v1/me` answers 404 until it does.
+        let request = player_pb::RegisterPlayerRequest {
+            player_id,
+            device_id: device_id.to_owned(),
+        };
+        if let Err(status) = profiles.register_player(request).await {
+            tracing::warn!(
+                player.id = player_id,
+                grpc.code = ?status.code(),
+                grpc.message = status.message(),
+                "player not registered with the player service"
+            );
+        }
     }
     let pair = tokens.issue(player_id, None)?;
     Ok(if created {

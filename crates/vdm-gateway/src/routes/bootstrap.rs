@@ -16,6 +16,9 @@
 //!
 //! The rumors the player has heard in the region come from the rumor
 //! service (`rumors`); a gateway without `VDM_RUMOR_URL` lists them missing.
+//! The player's profile (`profile`: level, xp, gold, name; never the
+//! inventory) comes from the player service, missing likewise without
+//! `VDM_PLAYER_URL`.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -26,10 +29,12 @@ use tonic::Code;
 use utoipa::{IntoParams, ToSchema};
 use vdm_kit::ErrorCode;
 use vdm_proto::npc::v1 as npc_pb;
+use vdm_proto::player::v1 as player_pb;
 use vdm_proto::quest::v1 as quest_pb;
 use vdm_proto::rumor::v1 as rumor_pb;
 use vdm_proto::world::v1 as world_pb;
 
+use super::players::json::ProfileJson;
 use super::quests::json::{PlayerQuestJson, QuestJson};
 use super::shared::non_empty;
 use super::world::{RegionJson, WorldTimeJson};
@@ -59,11 +64,13 @@ pub enum Part {
     ActiveQuests,
     /// The rumors the player has heard in the region (rumor service).
     Rumors,
+    /// The player's profile (player service).
+    Profile,
 }
 
 impl Part {
     /// Every part, in the order `missing` lists them.
-    pub const ALL: [Part; 7] = [
+    pub const ALL: [Part; 8] = [
         Part::Region,
         Part::Time,
         Part::Npcs,
@@ -71,6 +78,7 @@ impl Part {
         Part::Quests,
         Part::ActiveQuests,
         Part::Rumors,
+        Part::Profile,
     ];
 
     /// The name clients see in `missing`.
@@ -83,6 +91,7 @@ impl Part {
             Part::Quests => "quests",
             Part::ActiveQuests => "active_quests",
             Part::Rumors => "rumors",
+            Part::Profile => "profile",
         }
     }
 }
@@ -101,6 +110,9 @@ pub struct BootstrapQuery {
 /// absent cursors); `missing` names the parts that failed.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BootstrapJson {
+    /// The player's profile (not the inventory: `GET /v1/me/inventory`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    profile: Option<ProfileJson>,
     #[serde(skip_serializing_if = "Option::is_none")]
     region: Option<RegionJson>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -167,7 +179,7 @@ pub struct BootstrapNpcJson {
 /// quests offered there, the player's active quests, and the rumors the
 /// player has heard there. Each part is asked of its service at once, with
 /// the same budget; a part that fails or is too slow is left out and named
-/// in `missing`.
+/// in `missing`. It also carries the player's profile.
 #[utoipa::path(
     get,
     path = "/v1/bootstrap",
@@ -203,9 +215,10 @@ pub async fn bootstrap(
     let (mut npc_a, mut npc_b) = (state.npc.clone(), state.npc.clone());
     let (mut quest_a, mut quest_b) = (state.quest.clone(), state.quest.clone());
     let rumor = state.rumor.clone();
+    let player = state.player.clone();
 
     // Every call starts now; none waits for another.
-    let (region, time, npcs, dispositions, quests, active, heard) = tokio::join!(
+    let (region, time, npcs, dispositions, quests, active, heard, profile) = tokio::join!(
         within(budget, world_a.get_region(world_pb::GetRegionRequest { id: region_id })),
         within(budget, world_b.get_world_time(world_pb::GetWorldTimeRequest {})),
         within(
@@ -259,6 +272,20 @@ pub async fn bootstrap(
             )
             .await
         },
+        async {
+            let Some(mut player) = player else {
+                return Err(tonic::Status::unavailable("VDM_PLAYER_URL is not set"));
+            };
+            match within(budget, player.get_profile(player_pb::GetProfileRequest { player_id })).await {
+                // A player the player service does not know yet (not
+                // registered at sign-in) is the profile part missing, not
+                // the whole bootstrap's failure.
+                Err(status) if status.code() == Code::NotFound => {
+                    Err(tonic::Status::unavailable(status.message().to_owned()))
+                }
+                other => other,
+            }
+        },
     );
 
     let mut missing = Vec::new();
@@ -269,6 +296,7 @@ pub async fn bootstrap(
     let quests = part(Part::Quests, quests, &mut missing)?;
     let active = part(Part::ActiveQuests, active, &mut missing)?;
     let heard = part(Part::Rumors, heard, &mut missing)?;
+    let profile = part(Part::Profile, profile, &mut missing)?;
     if missing.len() == Part::ALL.len() {
         return Err(GatewayError::api(
             ErrorCode::Unavailable,
@@ -331,6 +359,7 @@ pub async fn bootstrap(
     Ok(Reply::ok(
         format,
         BootstrapJson {
+            profile: profile.map(ProfileJson::from),
             region: region.map(RegionJson::from),
             time: time.map(WorldTimeJson::from),
             npcs,

@@ -5,6 +5,7 @@ pub mod bootstrap;
 pub mod dashboard;
 pub mod npcs;
 pub mod ops;
+pub mod players;
 pub mod quests;
 pub mod rumors;
 pub mod shared;

@@ -14,5 +14,5 @@ pub use change::{
     Amounts, Applied, Balances, Change, Direction, LedgerEntry, LedgerKind, MAX_AMOUNT, NewEntry, Outcome,
 };
 pub use item::{Item, ItemInput, MAX_STACK_LIMIT, NewItem, Rarity};
-pub use vdm_kit::page::Page;
+pub use vdm_kit::page::{Order, Page};
 pub use vdm_kit::validate::positive_id;

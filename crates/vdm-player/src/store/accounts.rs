@@ -3,7 +3,7 @@
 
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter};
 use vdm_kit::idempotency::is_unique_violation;
 
 use super::PlayerStore;
@@ -41,6 +41,52 @@ impl PlayerStore {
             },
             Err(err) => Err(err.into()),
         }
+    }
+
+    /// Registers a player under an id another service chose, with a fresh
+    /// profile; `false` when it is registered already. A device registered
+    /// under another id is refused.
+    pub async fn register(&self, player_id: i64, device_id: &str, now_ms: i64) -> PlayerResult<bool> {
+        let inserted = player::Entity::insert(player::ActiveModel {
+            id: Set(player_id),
+            device_id: Set(device_id.to_owned()),
+            display_name: Set(None),
+            display_name_key: Set(None),
+            xp: Set(0),
+            gold: Set(0),
+            sessions_revoked_at_ms: Set(0),
+            version: Set(0),
+            created_at_ms: Set(now_ms),
+            updated_at_ms: Set(now_ms),
+        })
+        .on_conflict(OnConflict::column(player::Column::Id).do_nothing().to_owned())
+        .exec_without_returning(&self.db)
+        .await;
+        match inserted {
+            Ok(rows) if rows > 0 => {
+                self.advance_player_ids().await?;
+                Ok(true)
+            }
+            Ok(_) => Ok(false),
+            Err(err) if is_unique_violation(&err) => match self.find_device(device_id).await? {
+                Some(id) if id == player_id => Ok(false),
+                _ => Err(PlayerError::DeviceTaken(player_id)),
+            },
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Moves Postgres's id sequence past the ids registered from outside,
+    /// so that a device signed in here later gets a fresh id. (SQLite
+    /// numbers new rows after the largest id by itself.)
+    async fn advance_player_ids(&self) -> PlayerResult<()> {
+        if self.db.get_database_backend() == DbBackend::Postgres {
+            // Never lowers it: `nextval` is past every id it handed out.
+            let sql = "SELECT setval(pg_get_serial_sequence('players', 'id'), \
+                       GREATEST((SELECT MAX(id) FROM players), nextval(pg_get_serial_sequence('players', 'id'))))";
+            self.db.execute_unprepared(sql).await?;
+        }
+        Ok(())
     }
 
     async fn find_device(&self, device_id: &str) -> PlayerResult<Option<i64>> {

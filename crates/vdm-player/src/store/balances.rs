@@ -17,7 +17,7 @@ use vdm_kit::idempotency::{Created, Inserted, check_fingerprint, create_or_repla
 
 use super::entities::{grant, item, ledger, player, stack};
 use super::{PlayerStore, abort};
-use crate::domain::{Balances, Change, Item, LedgerEntry, LedgerKind, NewItem, Outcome, Page, Rarity};
+use crate::domain::{Balances, Change, Item, LedgerEntry, LedgerKind, NewItem, Order, Outcome, Page, Rarity};
 use crate::error::{PlayerError, PlayerResult};
 
 impl PlayerStore {
@@ -109,15 +109,20 @@ impl PlayerStore {
         Ok(Some(held))
     }
 
-    /// Reads one page of a player's ledger, oldest first.
+    /// Reads one page of a player's ledger in the page's order.
     pub async fn ledger(&self, player_id: i64, page: Page) -> PlayerResult<(Vec<LedgerEntry>, Option<String>)> {
-        let rows = ledger::Entity::find()
-            .filter(ledger::Column::PlayerId.eq(player_id))
-            .filter(ledger::Column::Id.gt(page.after_id()))
-            .order_by_asc(ledger::Column::Id)
-            .limit(u64::from(page.limit) + 1)
-            .all(&self.db)
-            .await?;
+        let mut query = ledger::Entity::find().filter(ledger::Column::PlayerId.eq(player_id));
+        if let Some(from) = page.from_id {
+            query = match page.order {
+                Order::Descending => query.filter(ledger::Column::Id.lt(from)),
+                Order::Ascending => query.filter(ledger::Column::Id.gt(from)),
+            };
+        }
+        query = match page.order {
+            Order::Descending => query.order_by_desc(ledger::Column::Id),
+            Order::Ascending => query.order_by_asc(ledger::Column::Id),
+        };
+        let rows = query.limit(u64::from(page.limit) + 1).all(&self.db).await?;
         let (rows, next) = page.finish(rows, |r| r.id);
         let entries = rows
             .into_iter()

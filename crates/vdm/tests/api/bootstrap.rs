@@ -59,8 +59,18 @@ async fn bootstrap_carries_every_part_of_a_region(backend: Backend) {
         return;
     };
     let (player, token) = app.sign_in("newcomer").await;
-    app.post_json("/v1/quests/1/accept", Some(&token), &json!({})).await;
-    app.post_json("/v1/quests/4/accept", Some(&token), &json!({})).await;
+    // Quest 4 needs level 4: 600 xp on the default curve.
+    let grant = json!({"xp": 600, "gold": 12, "reason": "head start"});
+    let granted = app
+        .post_json(&format!("/v1/players/{player}/grants"), Some(ADMIN_TOKEN), &grant)
+        .await;
+    assert_eq!(granted.status, 200, "{}", String::from_utf8_lossy(&granted.body));
+    for quest in [1, 4] {
+        let accepted = app
+            .post_json(&format!("/v1/quests/{quest}/accept"), Some(&token), &json!({}))
+            .await;
+        assert_eq!(accepted.status, 200, "{}", String::from_utf8_lossy(&accepted.body));
+    }
     app.npc()
         .adjust_disposition(npc_pb::AdjustDispositionRequest {
             npc_id: 1,
@@ -81,6 +91,18 @@ async fn bootstrap_carries_every_part_of_a_region(backend: Backend) {
     assert_eq!(body["region"]["cells"].as_array().unwrap().len(), 19);
     assert_eq!(body["region"]["neighbor_ids"], json!([2, 3, 4]));
     assert_eq!(body["time"]["day"], 1);
+    assert_eq!(body["profile"]["player_id"], player);
+    assert_eq!(body["profile"]["level"], 4);
+    assert_eq!(body["profile"]["gold"], 12);
+    assert_eq!(
+        body["profile"],
+        app.get("/v1/me", &token).await.json(),
+        "the profile /v1/me answers"
+    );
+    assert!(
+        body.get("inventory").is_none() && body["profile"].get("stacks").is_none(),
+        "lean: no inventory"
+    );
 
     assert_eq!(npc_ids(&body), vec![1, 2, 3, 4, 5, 6, 25, 26]);
     let hilda = &body["npcs"][0];
@@ -215,11 +237,13 @@ async fn a_service_that_is_down_leaves_its_parts_missing(backend: Backend) {
         ("npc", json!(["npcs", "dispositions"])),
         ("world", json!(["region", "time"])),
         ("quest", json!(["quests", "active_quests"])),
+        ("player", json!(["profile"])),
     ] {
         let options = Options {
             npc_down: down == "npc",
             world_down: down == "world",
             quest_down: down == "quest",
+            player_down: down == "player",
             ..Options::default()
         };
         let Some(app) = spawn_app_with(backend, options).await else {

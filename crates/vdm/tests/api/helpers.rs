@@ -68,6 +68,8 @@ pub struct Options {
     pub npc_down: bool,
     /// Leave the quest service down.
     pub quest_down: bool,
+    /// Leave the player service down.
+    pub player_down: bool,
     /// Hold every world RPC back this long.
     pub world_delay: Option<Duration>,
     /// Hold every NPC RPC back this long.
@@ -367,8 +369,9 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
         quest: (!options.quest_down).then(|| QuestConfig {
             database: db("quest"),
             cache: cache.clone(),
+            peer_timeout: Duration::from_secs(2),
         }),
-        player: Some(PlayerConfig {
+        player: (!options.player_down).then(|| PlayerConfig {
             database: db("player"),
             cache: cache.clone(),
             levels: Default::default(),
@@ -779,7 +782,8 @@ pub fn wolves() -> Value {
         "description": "The miller is afraid.",
         "giver_npc_id": 7,
         "region_id": 2,
-        "level_requirement": 3,
+        // A new player is level 1: the tests that accept it sign new players in.
+        "level_requirement": 1,
         "reward": {"gold": 50, "xp": 120, "item_ids": [4]},
         "objectives": [
             {"description": "Slay wolves", "target_count": 5},

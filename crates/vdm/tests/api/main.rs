@@ -16,6 +16,7 @@ mod isolation;
 mod negotiation;
 mod npcs;
 mod openapi;
+mod players;
 mod quests;
 mod realtime;
 mod reflection;

@@ -875,6 +875,56 @@ async fn real_answers_match_the_documented_schemas(backend: Backend) {
     assert_eq!(refused.status, 409, "{}", String::from_utf8_lossy(&refused.body));
     checked.answer("POST", "/v1/rumors/{id}/spread", &refused);
 
+    // The player: the catalog, a grant (and its replay), the profile, a
+    // rename (and a taken name), the inventory and the ledger.
+    let item =
+        json!({"key": "wolf_pelt", "name": "Wolf Pelt", "kind": "material", "rarity": "common", "max_stack": 20});
+    let put = app.json_request(Method::PUT, "/v1/items/40", admin, &item).await;
+    checked.answer("PUT", "/v1/items/{id}", &put);
+    checked.answer("GET", "/v1/items/{id}", &app.get("/v1/items/40", &token).await);
+    checked.answer("GET", "/v1/items/{id}", &app.get("/v1/items/4040", &token).await);
+    checked.answer("GET", "/v1/items", &app.get("/v1/items?limit=2", &token).await);
+    let player_id = pair["player_id"].as_i64().unwrap();
+    let grant = json!({"gold": 30, "xp": 150, "items": [{"item_id": 40, "quantity": 3}], "reason": "openapi check"});
+    let grants = format!("/v1/players/{player_id}/grants");
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let keyed = [
+        ("content-type", "application/json"),
+        ("authorization", auth.as_str()),
+        ("idempotency-key", "openapi-grant-1"),
+    ];
+    let body = serde_json::to_vec(&grant).unwrap();
+    for _ in 0..2 {
+        let granted = app.send(Method::POST, &grants, &keyed, body.clone()).await;
+        checked.answer("POST", "/v1/players/{id}/grants", &granted);
+    }
+    let unknown = app
+        .post_json(
+            "/v1/players/999999/grants",
+            admin,
+            &json!({"gold": 1, "reason": "nobody"}),
+        )
+        .await;
+    checked.answer("POST", "/v1/players/{id}/grants", &unknown);
+    checked.answer("GET", "/v1/me", &app.get("/v1/me", &token).await);
+    let renamed = app
+        .json_request(Method::PATCH, "/v1/me", player, &json!({"display_name": "Open Api"}))
+        .await;
+    checked.answer("PATCH", "/v1/me", &renamed);
+    let (_, second) = app.sign_in("openapi-second").await;
+    let taken = app
+        .json_request(
+            Method::PATCH,
+            "/v1/me",
+            Some(&second),
+            &json!({"display_name": "open api"}),
+        )
+        .await;
+    assert_eq!(taken.status, 409, "{}", String::from_utf8_lossy(&taken.body));
+    checked.answer("PATCH", "/v1/me", &taken);
+    checked.answer("GET", "/v1/me/inventory", &app.get("/v1/me/inventory", &token).await);
+    checked.answer("GET", "/v1/me/ledger", &app.get("/v1/me/ledger?limit=2", &token).await);
+
     // The bootstrap, in both formats.
     checked.answer(
         "GET",
@@ -1029,6 +1079,8 @@ async fn pushes_match_their_documented_schemas_and_the_contract_is_the_document(
         names,
         BTreeSet::from([
             "npc.moved",
+            "player.level_up",
+            "player.updated",
             "quest.updated",
             "rumor.heard",
             "rumor.spread",
@@ -1036,7 +1088,7 @@ async fn pushes_match_their_documented_schemas_and_the_contract_is_the_document(
         ])
     );
 
-    let (_, token) = app.sign_in("push-schemas").await;
+    let (player_id, token) = app.sign_in("push-schemas").await;
     let mut socket = crate::realtime::connect(&app, "", Some(&token), "vdm.v1.json")
         .await
         .unwrap();
@@ -1054,8 +1106,14 @@ async fn pushes_match_their_documented_schemas_and_the_contract_is_the_document(
     assert_eq!(accepted.status, 200, "{}", String::from_utf8_lossy(&accepted.body));
     let talked = app.post_json("/v1/npcs/4/talk", Some(&token), &json!({})).await;
     assert_eq!(talked.status, 200, "{}", String::from_utf8_lossy(&talked.body));
+    // 100 xp: level 2, so `player.updated` and `player.level_up`.
+    let grant = json!({"xp": 100, "reason": "push schemas"});
+    let granted = app
+        .post_json(&format!("/v1/players/{player_id}/grants"), admin, &grant)
+        .await;
+    assert_eq!(granted.status, 200, "{}", String::from_utf8_lossy(&granted.body));
     let mut seen = BTreeSet::new();
-    for _ in 0..4 {
+    for _ in 0..6 {
         let push = crate::realtime::next(&mut socket).await;
         seen.insert(check_push(&doc, &push));
     }

@@ -11,7 +11,8 @@ use crate::negotiate::{Body, Format, NoQuery, PathId, QueryArgs, Reply};
 use crate::routes::shared::ListJson;
 use crate::state::AppState;
 
-/// Accepts a quest for the calling player.
+/// Accepts a quest for the calling player, whose level must meet the
+/// quest's `level_requirement`.
 #[utoipa::path(
     post,
     path = "/v1/quests/{id}/accept",
@@ -22,8 +23,8 @@ use crate::state::AppState;
     responses(
         (status = 200, description = "The player's quest, active", body = PlayerQuestJson),
         (status = 404, description = "No quest has this id", body = ErrorBody),
-        (status = 409, description = "The player's quest is not in a state that can be accepted", body = ErrorBody),
-        (status = 503, description = "The quest service is unavailable, or busy with this player's quest", body = ErrorBody),
+        (status = 409, description = "The player's quest is not in a state that can be accepted, or the player's level is under the quest's `level_requirement` (the message names the level needed)", body = ErrorBody),
+        (status = 503, description = "The quest service is unavailable, or busy with this player's quest, or the player service that knows levels is", body = ErrorBody),
     ),
 )]
 pub async fn accept(

@@ -1,0 +1,138 @@
+//! Player routes: the caller's profile, inventory and ledger (`/v1/me`,
+//! `/v1/me/inventory`, `/v1/me/ledger`) here; the operators' grants and the
+//! item catalog in [`admin`]; the JSON shapes in [`json`]. Each handler
+//! converts JSON to a gRPC request, calls the player service and converts
+//! the answer back.
+
+pub mod admin;
+pub mod json;
+
+use axum::extract::State;
+use vdm_proto::player::v1 as pb;
+
+use self::json::{InventoryJson, LedgerEntryJson, LedgerQuery, ProfileJson, ProfilePatchJson};
+use super::shared::{ListJson, check_limit, player_client};
+use crate::auth::Player;
+use crate::error::{ErrorBody, GatewayResult};
+use crate::negotiate::{Body, Format, NoQuery, QueryArgs, Reply};
+use crate::state::AppState;
+
+/// Reads the calling player's profile.
+#[utoipa::path(
+    get,
+    path = "/v1/me",
+    operation_id = "getMe",
+    tag = "players",
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The player's profile", body = ProfileJson),
+        (status = 404, description = "The player service has no profile for this player yet (it is made at device sign-in)", body = ErrorBody),
+        (status = 503, description = "The player service is unavailable", body = ErrorBody),
+    ),
+)]
+pub async fn me(
+    State(state): State<AppState>,
+    Player(player_id): Player,
+    _no_query: NoQuery,
+    format: Format,
+) -> GatewayResult<Reply<ProfileJson>> {
+    let profile = player_client(&state)?
+        .get_profile(pb::GetProfileRequest { player_id })
+        .await?
+        .into_inner();
+    Ok(Reply::ok(format, ProfileJson::from(profile)))
+}
+
+/// Changes the calling player's profile: the display name.
+#[utoipa::path(
+    patch,
+    path = "/v1/me",
+    operation_id = "updateMe",
+    tag = "players",
+    request_body = ProfilePatchJson,
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The profile as changed", body = ProfileJson),
+        (status = 400, description = "The display name is not 3 to 24 letters, digits, spaces, `_` or `-`", body = ErrorBody),
+        (status = 404, description = "The player service has no profile for this player yet", body = ErrorBody),
+        (status = 409, description = "Another player has this display name (compared case-insensitively)", body = ErrorBody),
+        (status = 503, description = "The player service is unavailable", body = ErrorBody),
+    ),
+)]
+pub async fn update_me(
+    State(state): State<AppState>,
+    Player(player_id): Player,
+    _no_query: NoQuery,
+    format: Format,
+    Body(body): Body<ProfilePatchJson>,
+) -> GatewayResult<Reply<ProfileJson>> {
+    let request = pb::UpdateProfileRequest {
+        player_id,
+        display_name: body.display_name,
+    };
+    let profile = player_client(&state)?.update_profile(request).await?.into_inner();
+    Ok(Reply::ok(format, ProfileJson::from(profile)))
+}
+
+/// Reads the calling player's inventory: one stack per item held.
+#[utoipa::path(
+    get,
+    path = "/v1/me/inventory",
+    operation_id = "getMyInventory",
+    tag = "players",
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The player's stacks, in item id order", body = InventoryJson),
+        (status = 404, description = "The player service has no profile for this player yet", body = ErrorBody),
+        (status = 503, description = "The player service is unavailable", body = ErrorBody),
+    ),
+)]
+pub async fn inventory(
+    State(state): State<AppState>,
+    Player(player_id): Player,
+    _no_query: NoQuery,
+    format: Format,
+) -> GatewayResult<Reply<InventoryJson>> {
+    let inventory = player_client(&state)?
+        .get_inventory(pb::GetInventoryRequest { player_id })
+        .await?
+        .into_inner();
+    Ok(Reply::ok(format, InventoryJson::from(inventory)))
+}
+
+/// Lists the calling player's ledger, newest first: every change of gold,
+/// xp and items, with why and the balance after it.
+#[utoipa::path(
+    get,
+    path = "/v1/me/ledger",
+    operation_id = "listMyLedger",
+    tag = "players",
+    params(LedgerQuery),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "A page of the ledger, newest first", body = ListJson<LedgerEntryJson>),
+        (status = 404, description = "The player service has no profile for this player yet", body = ErrorBody),
+        (status = 503, description = "The player service is unavailable", body = ErrorBody),
+    ),
+)]
+pub async fn ledger(
+    State(state): State<AppState>,
+    Player(player_id): Player,
+    format: Format,
+    QueryArgs(q): QueryArgs<LedgerQuery>,
+) -> GatewayResult<Reply<ListJson<LedgerEntryJson>>> {
+    let request = pb::ListLedgerRequest {
+        player_id,
+        limit: check_limit(q.limit)?,
+        cursor: q.cursor.unwrap_or_default(),
+        newest_first: true,
+    };
+    let page = player_client(&state)?.list_ledger(request).await?.into_inner();
+    Ok(Reply::ok(
+        format,
+        ListJson::new(
+            page.entries.into_iter().map(LedgerEntryJson::from).collect(),
+            page.next_cursor,
+        ),
+    ))
+}
