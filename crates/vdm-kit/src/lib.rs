@@ -8,7 +8,7 @@
 //! - [`db`]: connect to Postgres (schema per service) or SQLite (file per
 //!   service) and run migrations.
 //! - [`cache`]: one cache interface over Redis or an in-process TTL cache.
-//! - [`bus`]: events from services to gateways (Redis pub/sub or in-process).
+//! - [`bus`]: events from services to gateways (a Redis stream or in-process).
 //! - [`telemetry`]: the tracing subscriber, OTLP export, W3C propagation.
 //! - [`metrics`]: the Prometheus recorder and scrape-time gauges.
 //! - [`page`]: opaque keyset-pagination cursors and page limits.

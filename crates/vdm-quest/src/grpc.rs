@@ -24,7 +24,7 @@ impl QuestGrpc {
     /// Wraps the service for tonic. Compressed requests are accepted;
     /// answers go uncompressed, since quest messages are a few hundred bytes
     /// on a data-centre network and compressing them costs more CPU than
-    /// the bytes saved (measured in docs/PERFORMANCE.md).
+    /// the bytes saved (measured in docs/history/PERFORMANCE-log.md).
     pub fn server(service: QuestService) -> QuestServiceServer<QuestGrpc> {
         use tonic::codec::CompressionEncoding;
         QuestServiceServer::new(QuestGrpc { service })

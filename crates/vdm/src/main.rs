@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 // The request path allocates many small, short-lived buffers across
 // threads; mimalloc serves them faster than glibc's malloc
-// (docs/PERFORMANCE.md has the side-by-side numbers).
+// (docs/history/PERFORMANCE-log.md has the side-by-side numbers).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -248,7 +248,7 @@ pub async fn connect(
         .max_message_size(realtime.config.max_frame_bytes)
         // Idle sockets dominate: tungstenite's default 128 KiB read and
         // write buffers per socket would cost ~140 KB each (measured in
-        // docs/PERFORMANCE.md). Client frames are small (requests, pongs):
+        // docs/history/PERFORMANCE-log.md). Client frames are small (requests, pongs):
         // reads grow past 1 KiB only when a frame needs it; writes go out at
         // once, so a slow reader backs up into the bounded push queue, where
         // it is detected.
