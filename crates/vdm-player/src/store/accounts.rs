@@ -47,6 +47,12 @@ impl PlayerStore {
     /// profile; `false` when it is registered already. A device registered
     /// under another id is refused.
     pub async fn register(&self, player_id: i64, device_id: &str, now_ms: i64) -> PlayerResult<bool> {
+        // Every device sign-in registers its player: most are players seen
+        // before, and a read answers them without the write an insert takes
+        // (on SQLite, the database's one write lock).
+        if self.find_device(device_id).await? == Some(player_id) {
+            return Ok(false);
+        }
         let inserted = player::Entity::insert(player::ActiveModel {
             id: Set(player_id),
             device_id: Set(device_id.to_owned()),
