@@ -223,6 +223,10 @@ pub enum Rotation {
 pub struct PlayerStore {
     db: DatabaseConnection,
     by_device: moka::future::Cache<String, i64>,
+    /// Players this replica registered with the player service: a device
+    /// signing in again skips that call (registration is idempotent, so
+    /// forgetting one only costs a call).
+    registered: moka::future::Cache<i64, ()>,
 }
 
 impl PlayerStore {
@@ -234,7 +238,22 @@ impl PlayerStore {
                 .max_capacity(200_000)
                 .time_to_idle(Duration::from_secs(3600))
                 .build(),
+            registered: moka::future::Cache::builder()
+                .max_capacity(200_000)
+                .time_to_idle(Duration::from_secs(3600))
+                .build(),
         }
+    }
+
+    /// Whether this replica registered `player_id` with the player
+    /// service since it started.
+    pub fn is_registered(&self, player_id: i64) -> bool {
+        self.registered.contains_key(&player_id)
+    }
+
+    /// Remembers that `player_id` is registered with the player service.
+    pub async fn mark_registered(&self, player_id: i64) {
+        self.registered.insert(player_id, ()).await;
     }
 
     /// Answers whether the database answers.

@@ -69,7 +69,9 @@ pub async fn device(
     if created {
         tracing::info!(player.id = player_id, "player created");
     }
-    if let Some(mut profiles) = profiles {
+    if let Some(mut profiles) = profiles
+        && !players.is_registered(player_id)
+    {
         // Sign-in still works while the player service is down (quests,
         // NPCs and rumors do not need it); the next sign-in registers the
         // player then, and `/v1/me` answers 404 until it does.
@@ -77,13 +79,14 @@ pub async fn device(
             player_id,
             device_id: device_id.to_owned(),
         };
-        if let Err(status) = profiles.register_player(request).await {
-            tracing::warn!(
+        match profiles.register_player(request).await {
+            Ok(_) => players.mark_registered(player_id).await,
+            Err(status) => tracing::warn!(
                 player.id = player_id,
                 grpc.code = ?status.code(),
                 grpc.message = status.message(),
                 "player not registered with the player service"
-            );
+            ),
         }
     }
     let pair = tokens.issue(player_id, None)?;
