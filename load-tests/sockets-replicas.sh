@@ -51,7 +51,7 @@ common=(
 )
 env "${common[@]}" VDM_DATA_DIR="${work}/data" VDM_HTTP_ADDR=127.0.0.1:18080 \
   VDM_WORLD_GRPC_ADDR=127.0.0.1:18191 VDM_NPC_GRPC_ADDR=127.0.0.1:18192 VDM_QUEST_GRPC_ADDR=127.0.0.1:18193 \
-  VDM_RUMOR_GRPC_ADDR=127.0.0.1:18194 VDM_METRICS_GRPC_ADDR=127.0.0.1:18195 \
+  VDM_RUMOR_GRPC_ADDR=127.0.0.1:18194 VDM_METRICS_GRPC_ADDR=127.0.0.1:18195 VDM_PLAYER_GRPC_ADDR=127.0.0.1:18196 \
   "${vdm}" all >"${work}/all.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 600); do grep -q "vdm is ready" "${work}/all.log" && break; sleep 0.1; done
@@ -61,7 +61,7 @@ gateway_pids=()
 for g in $(seq 1 "${gateways}"); do
   env "${common[@]}" VDM_DB_MAX_CONNECTIONS=4 VDM_HTTP_ADDR="127.0.0.1:$((18100 + g))" \
     VDM_WORLD_URL=http://127.0.0.1:18191 VDM_NPC_URL=http://127.0.0.1:18192 VDM_QUEST_URL=http://127.0.0.1:18193 \
-    VDM_RUMOR_URL=http://127.0.0.1:18194 VDM_METRICS_URL=http://127.0.0.1:18195 \
+    VDM_RUMOR_URL=http://127.0.0.1:18194 VDM_METRICS_URL=http://127.0.0.1:18195 VDM_PLAYER_URL=http://127.0.0.1:18196 \
     "${vdm}" gateway >"${work}/gateway-${g}.log" 2>&1 &
   pids+=($!)
   gateway_pids+=($!)

@@ -844,6 +844,10 @@ def exercise(binary: str, promtool: str) -> dict[str, dict[str, set[str]]]:
                                          "VDM_GRPC_ADDR": f"127.0.0.1:{npc_grpc}",
                                          "VDM_ADMIN_ADDR": f"127.0.0.1:{npc_admin}",
                                          "VDM_WORLD_URL": f"http://127.0.0.1:{world_grpc}"})
+            player_grpc, player_admin = free_port(), free_port()
+            procs.start("player", ["player"], {**otel, "OTEL_SERVICE_NAME": "vdm-player",
+                                               "VDM_GRPC_ADDR": f"127.0.0.1:{player_grpc}",
+                                               "VDM_ADMIN_ADDR": f"127.0.0.1:{player_admin}"})
             rumor_grpc, rumor_admin = free_port(), free_port()
             procs.start("rumor", ["rumor"], {**otel, "OTEL_SERVICE_NAME": "vdm-rumor",
                                              "VDM_GRPC_ADDR": f"127.0.0.1:{rumor_grpc}",
@@ -856,12 +860,14 @@ def exercise(binary: str, promtool: str) -> dict[str, dict[str, set[str]]]:
                                                  "VDM_NPC_URL": f"http://127.0.0.1:{npc_grpc}",
                                                  "VDM_WORLD_URL": f"http://127.0.0.1:{world_grpc}",
                                                  "VDM_RUMOR_URL": f"http://127.0.0.1:{rumor_grpc}",
+                                                 "VDM_PLAYER_URL": f"http://127.0.0.1:{player_grpc}",
                                                  "VDM_ADMIN_TOKEN": ADMIN_TOKEN, "VDM_JWT_SECRET": JWT_SECRET})
             base = f"http://127.0.0.1:{http_port}"
             if not (procs.wait_ready("quest", f"http://127.0.0.1:{admin}/ready")
                     and procs.wait_ready("world", f"http://127.0.0.1:{world_admin}/ready")
                     and procs.wait_ready("npc", f"http://127.0.0.1:{npc_admin}/ready")
                     and procs.wait_ready("rumor", f"http://127.0.0.1:{rumor_admin}/ready")
+                    and procs.wait_ready("player", f"http://127.0.0.1:{player_admin}/ready")
                     and procs.wait_ready("gateway", f"{base}/ready")):
                 return metrics
             started = time.monotonic()

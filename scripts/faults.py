@@ -379,22 +379,25 @@ def main() -> int:
         procs.kill("seed", signal.SIGTERM)
         procs.wait("seed", 15)
 
-        ports = {name: (free_port(), free_port()) for name in ("world", "npc", "quest", "rumor")}
+        ports = {name: (free_port(), free_port()) for name in ("world", "npc", "quest", "rumor", "player")}
         url = {name: f"http://127.0.0.1:{g}" for name, (g, _) in ports.items()}
-        for name in ("world", "npc", "quest", "rumor"):
+        for name in ("world", "npc", "quest", "rumor", "player"):
             grpc, admin = ports[name]
             env = {**common, "VDM_GRPC_ADDR": f"127.0.0.1:{grpc}", "VDM_ADMIN_ADDR": f"127.0.0.1:{admin}"}
             if name in ("npc", "rumor"):
                 env["VDM_WORLD_URL"] = url["world"]
             if name == "rumor":
                 env["VDM_NPC_URL"] = url["npc"]
+            if name == "quest":
+                env["VDM_PLAYER_URL"] = url["player"]
             procs.start(name, [name], env)
         http_port = free_port()
         procs.start("gateway", ["gateway"], {**common, "VDM_HTTP_ADDR": f"127.0.0.1:{http_port}",
                                              "VDM_QUEST_URL": url["quest"], "VDM_NPC_URL": url["npc"],
                                              "VDM_WORLD_URL": url["world"], "VDM_RUMOR_URL": url["rumor"],
+                                             "VDM_PLAYER_URL": url["player"],
                                              "VDM_SHUTDOWN_DELAY_MS": "1000"})
-        for name in ("world", "npc", "quest", "rumor"):
+        for name in ("world", "npc", "quest", "rumor", "player"):
             if not wait_http(f"http://127.0.0.1:{ports[name][1]}/ready"):
                 fail(f"vdm {name} did not become ready")
                 return 1

@@ -1,10 +1,9 @@
 //! The gateway's settings.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
 
-use vdm_kit::config::{CacheConfig, ConfigError, DatabaseConfig, Env, Secret};
+use vdm_kit::config::{CacheConfig, ConfigError, Env, Secret};
 
 use crate::edge_cache::EdgeCacheConfig;
 use crate::rate_limit::{ProxyNet, Rate, RateLimits};
@@ -49,8 +48,6 @@ pub struct GatewayConfig {
     /// an idle keep-alive connection is kept (`VDM_HEADER_READ_TIMEOUT_MS`,
     /// default 10 s): slow or silent clients (slowloris) are cut off.
     pub header_read_timeout: Duration,
-    /// Where player accounts are kept (schema `gateway`).
-    pub database: DatabaseConfig,
     /// Redis (for the event bus) or the in-process default.
     pub cache: CacheConfig,
     /// WebSocket settings.
@@ -78,7 +75,7 @@ impl GatewayConfig {
     /// process's [`vdm_kit::service::Peers`]); `defaults` supplies the
     /// secrets the embedded default generates. A variable that is required
     /// and has no default is an error naming it.
-    pub fn from_env(env: &Env, data_dir: &Path, defaults: SecretDefaults) -> Result<GatewayConfig, ConfigError> {
+    pub fn from_env(env: &Env, defaults: SecretDefaults) -> Result<GatewayConfig, ConfigError> {
         let admin_token = env
             .secret("VDM_ADMIN_TOKEN")
             .or(defaults.admin_token)
@@ -125,7 +122,6 @@ impl GatewayConfig {
             body_limit,
             body_read_timeout,
             header_read_timeout,
-            database: DatabaseConfig::from_env(env, "gateway", data_dir)?,
             cache: CacheConfig::from_env(env)?,
             realtime: realtime_from_env(env)?,
             rate_limits: rate_limits_from_env(env)?,
@@ -252,7 +248,7 @@ mod tests {
             ("VDM_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
         ];
         pairs.extend_from_slice(extra);
-        GatewayConfig::from_env(&Env::from_pairs(pairs), Path::new("d"), SecretDefaults::default())
+        GatewayConfig::from_env(&Env::from_pairs(pairs), SecretDefaults::default())
     }
 
     #[test]
@@ -326,7 +322,7 @@ mod tests {
 
     #[test]
     fn names_missing_and_bad_variables() {
-        let err = GatewayConfig::from_env(&Env::default(), Path::new("d"), SecretDefaults::default()).unwrap_err();
+        let err = GatewayConfig::from_env(&Env::default(), SecretDefaults::default()).unwrap_err();
         assert_eq!(err.var, "VDM_ADMIN_TOKEN");
         let env = Env::from_pairs([
             ("VDM_ADMIN_TOKEN", "0123456789abcdef"),
@@ -334,7 +330,7 @@ mod tests {
             ("VDM_HTTP_ADDR", "not-an-addr"),
         ]);
         assert_eq!(
-            GatewayConfig::from_env(&env, Path::new("d"), SecretDefaults::default())
+            GatewayConfig::from_env(&env, SecretDefaults::default())
                 .unwrap_err()
                 .var,
             "VDM_HTTP_ADDR"

@@ -33,12 +33,6 @@ pub enum GatewayError {
     /// An unexpected failure inside the gateway.
     #[error("{0}")]
     Internal(String),
-    /// The player database failed.
-    #[error("player database error")]
-    Db(#[from] sea_orm::DbErr),
-    /// Start-up could not reach or migrate the player database.
-    #[error("gateway database setup failed")]
-    DbSetup(#[from] vdm_kit::db::DbSetupError),
     /// A service address is unusable.
     #[error("gateway client setup failed")]
     Client(#[from] vdm_kit::grpc::GrpcError),
@@ -72,13 +66,9 @@ impl GatewayError {
         match self {
             GatewayError::Api { code, .. } => *code,
             GatewayError::Grpc(status) => ErrorCode::from_grpc(status.code()),
-            GatewayError::Db(err) if vdm_kit::db::is_unavailable(err) => ErrorCode::Unavailable,
-            GatewayError::Internal(_)
-            | GatewayError::Db(_)
-            | GatewayError::DbSetup(_)
-            | GatewayError::Client(_)
-            | GatewayError::Start(_)
-            | GatewayError::Io(_) => ErrorCode::Internal,
+            GatewayError::Internal(_) | GatewayError::Client(_) | GatewayError::Start(_) | GatewayError::Io(_) => {
+                ErrorCode::Internal
+            }
         }
     }
 

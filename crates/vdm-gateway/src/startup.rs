@@ -1,5 +1,6 @@
-//! Building and running the gateway: connect the player database, create
-//! one gRPC client per service, compose the router and its layers, serve.
+//! Building and running the gateway: create one gRPC client per service,
+//! compose the router and its layers, serve. The gateway keeps no database:
+//! accounts are the player service's.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,8 +35,8 @@ use vdm_proto::rumor::v1::rumor_service_client::RumorServiceClient;
 use vdm_proto::world::v1::world_service_client::WorldServiceClient;
 
 use crate::auth::TokenKeys;
+use crate::auth::accounts::Accounts;
 use crate::auth::operators::Operators;
-use crate::auth::players::{PlayerStore, migration::Migrator};
 use crate::auth::sessions::Revocations;
 use crate::config::GatewayConfig;
 use crate::edge_cache::EdgeCache;
@@ -63,12 +64,11 @@ pub struct App {
 }
 
 impl App {
-    /// Connects the player database (migrating it if configured), creates
-    /// the clients of the services `peers` names (they connect lazily; quest,
-    /// NPC and world are required, rumor and metrics optional) and binds the
-    /// listener.
+    /// Creates the clients of the services `peers` names (they connect
+    /// lazily; quest, NPC, world and player are required, rumor and metrics
+    /// optional), starts reading the session revocations that still matter
+    /// and binds the listener.
     pub async fn build(config: &GatewayConfig, peers: &Peers, shutdown: CancellationToken) -> GatewayResult<App> {
-        let db = vdm_kit::db::connect::<Migrator>(&config.database, "gateway").await?;
         let quest_channel = peers.channel("quest", config.request_timeout)?;
         let quest = QuestServiceClient::new(quest_channel.clone())
             .accept_compressed(CompressionEncoding::Gzip)
@@ -99,12 +99,10 @@ impl App {
                 .accept_compressed(CompressionEncoding::Gzip)
                 .accept_compressed(CompressionEncoding::Zstd)
         });
-        let player_channel = peers.optional_channel("player", config.request_timeout)?;
-        let player = player_channel.clone().map(|channel| {
-            PlayerServiceClient::new(channel)
-                .accept_compressed(CompressionEncoding::Gzip)
-                .accept_compressed(CompressionEncoding::Zstd)
-        });
+        let player_channel = peers.channel("player", config.request_timeout)?;
+        let player = PlayerServiceClient::new(player_channel.clone())
+            .accept_compressed(CompressionEncoding::Gzip)
+            .accept_compressed(CompressionEncoding::Zstd);
         let metrics_channel = peers.optional_channel("metrics", config.request_timeout)?;
         // Batches of 500 samples are worth compressing on the way in.
         let metrics = metrics_channel.clone().map(|channel| {
@@ -116,12 +114,10 @@ impl App {
             ("vdm.quest.v1.QuestService", HealthClient::new(quest_channel)),
             ("vdm.npc.v1.NpcService", HealthClient::new(npc_channel)),
             ("vdm.world.v1.WorldService", HealthClient::new(world_channel)),
+            ("vdm.player.v1.PlayerService", HealthClient::new(player_channel)),
         ];
         if let Some(channel) = rumor_channel {
             health.push(("vdm.rumor.v1.RumorService", HealthClient::new(channel)));
-        }
-        if let Some(channel) = player_channel {
-            health.push(("vdm.player.v1.PlayerService", HealthClient::new(channel)));
         }
         if let Some(channel) = metrics_channel {
             health.push(("vdm.metrics.v1.MetricsService", HealthClient::new(channel)));
@@ -131,14 +127,13 @@ impl App {
                 .map_err(|e| GatewayError::Internal(format!("operator credentials: {e}")))?,
         );
         operators.clone().spawn_reloader(shutdown.clone());
-        let players = PlayerStore::new(db);
+        let accounts = Accounts::new(player.clone());
         // Revocations younger than a session token's lifetime still matter:
-        // read them before serving, then follow the other replicas'.
+        // follow the other replicas' from now on, and read the earlier ones
+        // as soon as the player service answers (`/ready` waits for them).
         let revocations = Arc::new(Revocations::new(config.session_ttl));
-        for revocation in players.revocations_since(revocations.horizon_ms()).await? {
-            revocations.apply(&revocation);
-        }
         revocations.clone().spawn_listener(&bus, shutdown.clone());
+        accounts.spawn_revocation_loader(revocations.clone(), shutdown.clone());
         let edge = EdgeCache::new(&config.edge_cache);
         edge.spawn_listener(&bus, shutdown.clone());
         let tokens = Arc::new(TokenKeys::new(
@@ -150,7 +145,7 @@ impl App {
         ));
         let state = AppState::new(Shared {
             tokens,
-            players,
+            accounts,
             bus,
             edge,
             quest,
@@ -415,8 +410,6 @@ fn panicked(_panic: Box<dyn std::any::Any + Send + 'static>) -> axum::response::
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-    use std::path::Path;
-
     use axum::body::Body;
     use axum::routing::get;
     use vdm_kit::config::Env;
@@ -435,7 +428,7 @@ mod tests {
             ("VDM_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
             ("VDM_RATE_LIMITS", "off"),
         ]);
-        let config = GatewayConfig::from_env(&env, Path::new("d"), SecretDefaults::default()).unwrap();
+        let config = GatewayConfig::from_env(&env, SecretDefaults::default()).unwrap();
         let boom = Router::new().route("/boom", get(boom_handler));
         let request = axum::http::Request::get("/boom").body(Body::empty()).unwrap();
         let limits = LimitState {

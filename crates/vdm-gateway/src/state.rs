@@ -1,9 +1,9 @@
-//! What every REST handler shares: token keys, the player store, the event
+//! What every REST handler shares: token keys, the accounts client, the event
 //! bus, the edge cache and one gRPC client per service, created once at start-up and cloned
 //! per request (a clone shares the underlying HTTP/2 connection).
 //!
 //! Extractors and handlers outside `routes/` take only the part they need
-//! (`State<Arc<TokenKeys>>`, `State<PlayerStore>`, ...) through the
+//! (`State<Arc<TokenKeys>>`, `State<Accounts>`, ...) through the
 //! [`FromRef`] impls here, so they never name this module.
 
 use std::ops::Deref;
@@ -23,7 +23,7 @@ use vdm_proto::rumor::v1::rumor_service_client::RumorServiceClient;
 use vdm_proto::world::v1::world_service_client::WorldServiceClient;
 
 use crate::auth::TokenKeys;
-use crate::auth::players::PlayerStore;
+use crate::auth::accounts::Accounts;
 use crate::edge_cache::EdgeCache;
 use crate::openapi::Document;
 
@@ -51,8 +51,8 @@ pub struct Shared {
     /// Signs and checks tokens (shared with the rate limiter, which keys on
     /// the verified caller, and with the socket route).
     pub tokens: Arc<TokenKeys>,
-    /// Player accounts.
-    pub players: PlayerStore,
+    /// Player accounts (sign-in, refresh, revocations): the player service.
+    pub accounts: Accounts,
     /// The event bus (revocations are published on it).
     pub bus: EventBus,
     /// Public read models as ready-to-send bodies.
@@ -65,9 +65,8 @@ pub struct Shared {
     pub world: WorldServiceClient<GrpcChannel>,
     /// The rumor service, when configured.
     pub rumor: Option<RumorServiceClient<GrpcChannel>>,
-    /// The player service (profiles, inventories, the item catalog), when
-    /// configured.
-    pub player: Option<PlayerServiceClient<GrpcChannel>>,
+    /// The player service (profiles, inventories, the item catalog).
+    pub player: PlayerServiceClient<GrpcChannel>,
     /// The metrics service, when configured.
     pub metrics: Option<MetricsServiceClient<GrpcChannel>>,
     /// The budget of each service call of the game bootstrap.
@@ -86,15 +85,9 @@ impl FromRef<AppState> for Arc<TokenKeys> {
     }
 }
 
-impl FromRef<AppState> for PlayerStore {
-    fn from_ref(state: &AppState) -> PlayerStore {
-        state.players.clone()
-    }
-}
-
-impl FromRef<AppState> for Option<PlayerServiceClient<GrpcChannel>> {
-    fn from_ref(state: &AppState) -> Option<PlayerServiceClient<GrpcChannel>> {
-        state.player.clone()
+impl FromRef<AppState> for Accounts {
+    fn from_ref(state: &AppState) -> Accounts {
+        state.accounts.clone()
     }
 }
 

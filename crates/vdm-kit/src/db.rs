@@ -109,6 +109,16 @@ pub async fn connect<M: MigratorTrait>(
     Ok(db)
 }
 
+/// No migrations: for opening a database this process only reads (an
+/// earlier release's schema being imported).
+pub struct NoMigrations;
+
+impl MigratorTrait for NoMigrations {
+    fn migrations() -> Vec<Box<dyn sea_orm_migration::MigrationTrait>> {
+        Vec::new()
+    }
+}
+
 /// Runs `M`'s pending migrations and returns; used by `vdm migrate`.
 pub async fn migrate<M: MigratorTrait>(config: &DatabaseConfig, pool_name: &'static str) -> Result<(), DbSetupError> {
     let mut config = config.clone();

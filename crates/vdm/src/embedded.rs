@@ -312,7 +312,7 @@ pub async fn run(env: &Env, common: &Common, shutdown: CancellationToken) -> Res
     if env.secret("VDM_JWT_SECRET").is_none() {
         tracing::warn!("VDM_JWT_SECRET is not set: using a generated key, so session tokens end with this process");
     }
-    let gateway = GatewayConfig::from_env(env, data, secrets)?;
+    let gateway = GatewayConfig::from_env(env, secrets)?;
     let admin_token = gateway.admin_token.clone();
     // Every service runs here: each one's address is the one it is bound to.
     let running = start(&services, &Peers::default(), gateway, shutdown.clone()).await?;

@@ -35,8 +35,10 @@ commands:
   player              run the player service
   metrics             run the metrics service
   migrate <service>   run a service's database migrations and exit
-                      (gateway, quest, npc, world, rumor, player, metrics,
-                      all)
+                      (quest, npc, world, rumor, player, metrics, all)
+  migrate accounts    import the player accounts and sessions an earlier
+                      gateway kept (its `gateway` schema, or gateway.db) into
+                      the player service's database; idempotent
   budgets alert-rules [--out FILE]
                       write the performance budgets (VDM_BUDGETS_FILE, else
                       the compiled-in deploy/budgets.json) as Prometheus
@@ -222,7 +224,7 @@ async fn run_async(command: Command) -> Result<(), VdmError> {
     match command {
         Command::All => embedded::run(&env, &common, shutdown).await,
         Command::Gateway => {
-            let config = vdm_gateway::GatewayConfig::from_env(&env, &common.data_dir, SecretDefaults::default())?;
+            let config = vdm_gateway::GatewayConfig::from_env(&env, SecretDefaults::default())?;
             let app = vdm_gateway::App::build(&config, &Peers::from_env(&env)?, shutdown).await?;
             app.run().await?;
             Ok(())
@@ -308,23 +310,25 @@ async fn migrate_one<S: Service>(env: &Env, common: &Common) -> Result<(), VdmEr
 }
 
 async fn migrate(env: &Env, common: &Common, service: &str) -> Result<(), VdmError> {
-    let gateway_first = std::iter::once("gateway").chain(SERVICES.iter().copied());
     let targets: Vec<&str> = match service {
-        "all" => gateway_first.collect(),
-        one if one == "gateway" || SERVICES.contains(&one) => vec![one],
+        "all" => SERVICES.to_vec(),
+        "accounts" => return import_gateway_accounts(env, common).await,
+        "gateway" => {
+            return Err(VdmError::Other(
+                "the gateway keeps no database; `vdm migrate accounts` imports the accounts an earlier gateway kept"
+                    .to_owned(),
+            ));
+        }
+        one if SERVICES.contains(&one) => vec![one],
         one => {
             return Err(VdmError::Other(format!(
-                "unknown service {one:?}; expected gateway, {} or all",
+                "unknown service {one:?}; expected {}, all or accounts",
                 SERVICES.join(", ")
             )));
         }
     };
     for target in targets {
         match target {
-            "gateway" => {
-                let config = DatabaseConfig::from_env(env, "gateway", &common.data_dir)?;
-                vdm_kit::db::migrate::<vdm_gateway::auth::players::migration::Migrator>(&config, "gateway").await?
-            }
             "quest" => migrate_one::<vdm_quest::Quest>(env, common).await?,
             "npc" => migrate_one::<vdm_npc::Npc>(env, common).await?,
             "world" => migrate_one::<vdm_world::World>(env, common).await?,
@@ -334,6 +338,64 @@ async fn migrate(env: &Env, common: &Common, service: &str) -> Result<(), VdmErr
             other => return Err(VdmError::Other(format!("unknown service {other:?}"))),
         }
         println!("migrated {target}");
+    }
+    Ok(())
+}
+
+/// `vdm migrate accounts`: reads the accounts an earlier gateway kept (the
+/// schema `VDM_GATEWAY_DB_SCHEMA`, default `gateway`, of `DATABASE_URL`; or
+/// `<data dir>/gateway.db`) and merges them into the player service's
+/// database (migrated first). Prints what it did; refuses nothing it can
+/// merge, and lists what it could not.
+async fn import_gateway_accounts(env: &Env, common: &Common) -> Result<(), VdmError> {
+    let player = vdm_player::Player::config_from_env(env, &common.data_dir)?;
+    let mut legacy = DatabaseConfig::from_env(env, "gateway", &common.data_dir)?;
+    legacy.schema = env
+        .string("VDM_GATEWAY_DB_SCHEMA")
+        .unwrap_or_else(|| "gateway".to_owned());
+    legacy.migrate_on_start = false;
+    if !legacy.is_postgres() && !common.data_dir.join("gateway.db").exists() {
+        println!(
+            "no gateway accounts to import (no {})",
+            common.data_dir.join("gateway.db").display()
+        );
+        return Ok(());
+    }
+    let legacy_db = vdm_kit::db::connect::<vdm_kit::db::NoMigrations>(&legacy, "gateway-legacy").await?;
+    let found = vdm_player::store::legacy::read_gateway_accounts(&legacy_db)
+        .await
+        .map_err(|err| VdmError::service("player", err))?;
+    let Some((players, sessions)) = found else {
+        println!(
+            "no gateway accounts to import (schema {} has no players table)",
+            legacy.schema
+        );
+        return Ok(());
+    };
+    let db = vdm_kit::db::connect::<vdm_player::store::migration::Migrator>(
+        &DatabaseConfig {
+            migrate_on_start: true,
+            ..player.database.clone()
+        },
+        "player",
+    )
+    .await?;
+    let store = vdm_player::store::PlayerStore::new(db, player.levels.clone());
+    let report = store
+        .import_gateway_accounts(&players, &sessions)
+        .await
+        .map_err(|err| VdmError::service("player", err))?;
+    println!(
+        "players: {} created, {} updated, {} unchanged; session families: {} created, {} updated, {} unchanged",
+        report.players_created,
+        report.players_updated,
+        report.players_unchanged,
+        report.sessions_created,
+        report.sessions_updated,
+        report.sessions_unchanged,
+    );
+    for conflict in &report.conflicts {
+        println!("not imported: {conflict}");
     }
     Ok(())
 }

@@ -219,7 +219,14 @@ async fn a_request_is_one_trace_across_gateway_quest_and_database() {
     npc_env.push(("VDM_ADMIN_ADDR", format!("127.0.0.1:{npc_admin}")));
     npc_env.push(("VDM_WORLD_URL", format!("http://127.0.0.1:{world_grpc}")));
     let npc = Process::spawn(&["npc"], &npc_env);
+    // Sign-in is the player service's.
+    let (player_grpc, player_admin) = (free_port(), free_port());
+    let mut player_env = common("player");
+    player_env.push(("VDM_GRPC_ADDR", format!("127.0.0.1:{player_grpc}")));
+    player_env.push(("VDM_ADMIN_ADDR", format!("127.0.0.1:{player_admin}")));
+    let player = Process::spawn(&["player"], &player_env);
     let mut gateway_env = common("gateway");
+    gateway_env.push(("VDM_PLAYER_URL", format!("http://127.0.0.1:{player_grpc}")));
     gateway_env.push(("VDM_WORLD_URL", format!("http://127.0.0.1:{world_grpc}")));
     gateway_env.push(("VDM_NPC_URL", format!("http://127.0.0.1:{npc_grpc}")));
     gateway_env.push(("VDM_HTTP_ADDR", format!("127.0.0.1:{http_port}")));
@@ -231,7 +238,7 @@ async fn a_request_is_one_trace_across_gateway_quest_and_database() {
     ));
     let gateway = Process::spawn(&["gateway"], &gateway_env);
     let base = format!("http://127.0.0.1:{http_port}");
-    for admin in [admin_port, world_admin, npc_admin] {
+    for admin in [admin_port, world_admin, npc_admin, player_admin] {
         wait_ready(&format!("http://127.0.0.1:{admin}/ready")).await;
     }
     wait_ready(&format!("{base}/ready")).await;
@@ -300,6 +307,7 @@ async fn a_request_is_one_trace_across_gateway_quest_and_database() {
     quest.stop();
     npc.stop();
     world.stop();
+    player.stop();
     let spans = flatten(&receiver.requests.lock().unwrap());
     server.abort();
     let _ = std::fs::remove_dir_all(&dir);

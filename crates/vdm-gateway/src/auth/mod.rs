@@ -8,13 +8,14 @@
 //!
 //! Tokens name their session family (`sid`): a sign-in starts one, each
 //! refresh moves it to the next refresh generation (`gen`), and a refresh
-//! token works once ([`players::PlayerStore::rotate`]). Session tokens are
-//! checked without a database call: signature, `exp`, `nbf`, `iat`, and the
-//! replica's [`sessions::Revocations`].
+//! token works once ([`accounts::Accounts::rotate`]; the player service
+//! keeps the families). Session tokens are checked without a call:
+//! signature, `exp`, `nbf`, `iat`, and the replica's
+//! [`sessions::Revocations`].
 
+pub mod accounts;
 pub mod hs256;
 pub mod operators;
-pub mod players;
 pub mod routes;
 pub mod sessions;
 

@@ -9,11 +9,8 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use vdm_kit::ErrorCode;
 use vdm_kit::bus::EventBus;
-use vdm_kit::grpc::GrpcChannel;
-use vdm_proto::player::v1 as player_pb;
-use vdm_proto::player::v1::player_service_client::PlayerServiceClient;
 
-use crate::auth::players::{PlayerStore, Rotation};
+use crate::auth::accounts::{Accounts, Rotation};
 use crate::auth::sessions::{self, Revocation};
 use crate::auth::{Admin, Player, TokenKeys, TokenPair};
 use crate::error::{ErrorBody, GatewayError, GatewayResult};
@@ -38,8 +35,8 @@ pub struct Refresh {
     pub refresh_token: String,
 }
 
-/// Signs a device in, creating its player on first use, and registers the
-/// player with the player service (its profile, inventory and ledger).
+/// Signs a device in, creating its player (with a fresh profile) on first
+/// use.
 #[utoipa::path(
     post,
     path = "/v1/auth/device",
@@ -49,13 +46,12 @@ pub struct Refresh {
     responses(
         (status = 200, description = "Signed in: the device's player exists", body = TokenPair),
         (status = 201, description = "Signed in: the device's player was created", body = TokenPair),
-        (status = 503, description = "The player database is unavailable", body = ErrorBody),
+        (status = 503, description = "The player service is unavailable", body = ErrorBody),
     ),
 )]
 pub async fn device(
     State(tokens): State<Arc<TokenKeys>>,
-    State(players): State<PlayerStore>,
-    State(profiles): State<Option<PlayerServiceClient<GrpcChannel>>>,
+    State(accounts): State<Accounts>,
     format: Format,
     Body(body): Body<DeviceSignIn>,
 ) -> GatewayResult<Reply<TokenPair>> {
@@ -65,29 +61,9 @@ pub async fn device(
             "device_id must be 1 to 128 printable ASCII characters",
         ));
     }
-    let (player_id, created) = players.sign_in(device_id).await?;
+    let (player_id, created) = accounts.sign_in(device_id).await?;
     if created {
         tracing::info!(player.id = player_id, "player created");
-    }
-    if let Some(mut profiles) = profiles
-        && !players.is_registered(player_id)
-    {
-        // Sign-in still works while the player service is down (quests,
-        // NPCs and rumors do not need it); the next sign-in registers the
-        // player then, and `/v1/me` answers 404 until it does.
-        let request = player_pb::RegisterPlayerRequest {
-            player_id,
-            device_id: device_id.to_owned(),
-        };
-        match profiles.register_player(request).await {
-            Ok(_) => players.mark_registered(player_id).await,
-            Err(status) => tracing::warn!(
-                player.id = player_id,
-                grpc.code = ?status.code(),
-                grpc.message = status.message(),
-                "player not registered with the player service"
-            ),
-        }
     }
     let pair = tokens.issue(player_id, None)?;
     Ok(if created {
@@ -108,12 +84,12 @@ pub async fn device(
         (status = 200, description = "A new pair of tokens; the refresh token sent is spent", body = TokenPair),
         (status = 401, description = "The refresh token is invalid, expired, spent or revoked, or its player no longer exists; \
             a spent token sent again revokes its whole session", body = ErrorBody),
-        (status = 503, description = "The player database is unavailable", body = ErrorBody),
+        (status = 503, description = "The player service is unavailable", body = ErrorBody),
     ),
 )]
 pub async fn refresh(
     State(tokens): State<Arc<TokenKeys>>,
-    State(players): State<PlayerStore>,
+    State(accounts): State<Accounts>,
     State(bus): State<EventBus>,
     format: Format,
     Body(body): Body<Refresh>,
@@ -121,7 +97,7 @@ pub async fn refresh(
     let grant = tokens.verify_refresh(body.refresh_token.trim())?;
     let session = &grant.session;
     let refused = |message: &str| Err(GatewayError::api(ErrorCode::Unauthenticated, message));
-    match players
+    match accounts
         .rotate(session.player_id, &session.sid, grant.generation, session.issued_ms)
         .await?
     {
@@ -163,18 +139,18 @@ pub async fn refresh(
     security(("session" = [])),
     responses(
         (status = 204, description = "Signed out: the session's tokens no longer work"),
-        (status = 503, description = "The player database is unavailable", body = ErrorBody),
+        (status = 503, description = "The player service is unavailable", body = ErrorBody),
     ),
 )]
 pub async fn sign_out(
     State(tokens): State<Arc<TokenKeys>>,
-    State(players): State<PlayerStore>,
+    State(accounts): State<Accounts>,
     State(bus): State<EventBus>,
     Player(_): Player,
     headers: axum::http::HeaderMap,
 ) -> GatewayResult<StatusCode> {
     let session = tokens.verify_session(crate::auth::bearer_in(&headers)?)?;
-    players.revoke_session(session.player_id, &session.sid).await?;
+    let at_ms = accounts.revoke_session(session.player_id, &session.sid).await?;
     tracing::info!(player.id = session.player_id, "signed out");
     revoked(
         &tokens,
@@ -182,7 +158,7 @@ pub async fn sign_out(
         Revocation::Session {
             player_id: session.player_id,
             sid: session.sid,
-            at_ms: vdm_kit::now_ms(),
+            at_ms,
         },
     )
     .await;
@@ -201,23 +177,21 @@ pub async fn sign_out(
     responses(
         (status = 204, description = "Every session of the player issued until now is revoked"),
         (status = 404, description = "No such player", body = ErrorBody),
-        (status = 503, description = "The player database is unavailable", body = ErrorBody),
+        (status = 503, description = "The player service is unavailable", body = ErrorBody),
     ),
 )]
 pub async fn revoke_player(
     State(tokens): State<Arc<TokenKeys>>,
-    State(players): State<PlayerStore>,
+    State(accounts): State<Accounts>,
     State(bus): State<EventBus>,
     Admin(operator): Admin,
     Path(player_id): Path<i64>,
 ) -> GatewayResult<StatusCode> {
-    let at_ms = vdm_kit::now_ms();
-    if player_id <= 0 || !players.revoke_player(player_id, at_ms).await? {
-        return Err(GatewayError::api(
-            ErrorCode::NotFound,
-            format!("player {player_id} not found"),
-        ));
+    let not_found = || GatewayError::api(ErrorCode::NotFound, format!("player {player_id} not found"));
+    if player_id <= 0 {
+        return Err(not_found());
     }
+    let at_ms = accounts.revoke_player(player_id).await?.ok_or_else(not_found)?;
     tracing::info!(
         player.id = player_id,
         operator.name = &*operator,

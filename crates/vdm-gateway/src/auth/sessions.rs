@@ -3,11 +3,12 @@
 //!
 //! Session tokens are checked at the edge from their signature alone, so a
 //! revocation must reach every gateway replica: the replica that revokes
-//! writes it to its database, applies it at once, and publishes it on the
-//! event bus (`vdm.events.v1.SessionRevoked`; no socket gets it); every replica applies what it hears; a replica
-//! that starts reads the revocations recent enough to still matter (younger
-//! than the session token lifetime). Open sockets of a revoked session are
-//! told through [`Revocations::watch`] and close.
+//! has the player service record it, applies it at once, and publishes it
+//! on the event bus (`vdm.events.v1.SessionRevoked`; no socket gets it);
+//! every replica applies what it hears. A replica that starts reads the
+//! revocations recent enough to still matter (younger than the session
+//! token lifetime) from the player service. Open sockets of a revoked
+//! session are told through [`Revocations::watch`] and close.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -20,6 +21,7 @@ use vdm_kit::bus::{Event, EventBody, EventBus};
 use vdm_kit::shutdown::CancellationToken;
 use vdm_proto::events::v1::session_revoked::Scope;
 use vdm_proto::events::v1::{OneSession, SessionRevoked};
+use vdm_proto::player::v1 as player_pb;
 
 /// One revocation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,6 +182,26 @@ pub fn event(revocation: &Revocation) -> Event {
             player_id,
             scope: Some(scope),
         })),
+    }
+}
+
+/// A revocation the player service lists (`Err` without a scope).
+impl TryFrom<player_pb::Revocation> for Revocation {
+    type Error = ();
+
+    fn try_from(revocation: player_pb::Revocation) -> Result<Revocation, ()> {
+        use player_pb::revocation::Scope;
+        Ok(match revocation.scope.ok_or(())? {
+            Scope::Session(session) => Revocation::Session {
+                player_id: revocation.player_id,
+                sid: session.sid,
+                at_ms: session.at_ms,
+            },
+            Scope::IssuedBeforeMs(before_ms) => Revocation::Player {
+                player_id: revocation.player_id,
+                before_ms,
+            },
+        })
     }
 }
 

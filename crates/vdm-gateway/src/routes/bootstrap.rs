@@ -17,8 +17,8 @@
 //! The rumors the player has heard in the region come from the rumor
 //! service (`rumors`); a gateway without `VDM_RUMOR_URL` lists them missing.
 //! The player's profile (`profile`: level, xp, gold, name; never the
-//! inventory) comes from the player service, missing likewise without
-//! `VDM_PLAYER_URL`.
+//! inventory) comes from the player service, missing while it does not
+//! answer.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -215,7 +215,7 @@ pub async fn bootstrap(
     let (mut npc_a, mut npc_b) = (state.npc.clone(), state.npc.clone());
     let (mut quest_a, mut quest_b) = (state.quest.clone(), state.quest.clone());
     let rumor = state.rumor.clone();
-    let player = state.player.clone();
+    let mut player = state.player.clone();
 
     // Every call starts now; none waits for another.
     let (region, time, npcs, dispositions, quests, active, heard, profile) = tokio::join!(
@@ -273,13 +273,10 @@ pub async fn bootstrap(
             .await
         },
         async {
-            let Some(mut player) = player else {
-                return Err(tonic::Status::unavailable("VDM_PLAYER_URL is not set"));
-            };
             match within(budget, player.get_profile(player_pb::GetProfileRequest { player_id })).await {
-                // A player the player service does not know yet (not
-                // registered at sign-in) is the profile part missing, not
-                // the whole bootstrap's failure.
+                // A player whose account is gone (its token outlived it) is
+                // the profile part missing, not the whole bootstrap's
+                // failure.
                 Err(status) if status.code() == Code::NotFound => {
                     Err(tonic::Status::unavailable(status.message().to_owned()))
                 }

@@ -64,17 +64,18 @@ pub async fn health() -> Response {
     Json(HealthJson { status: "ok" }).into_response()
 }
 
-/// Readiness: fails without the gateway's own database (or while shutting
-/// down); services that do not answer are named (`degraded`), not fatal.
+/// Readiness: fails until the session revocations that still matter have
+/// been read from the player service (or while shutting down); services
+/// that do not answer are named (`degraded`), not fatal.
 #[utoipa::path(
     get,
     path = "/ready",
     operation_id = "ready",
     tag = OPS_TAG,
-    summary = "Readiness: the player database answers and the process is not shutting down",
+    summary = "Readiness: session revocations are loaded and the process is not shutting down",
     responses(
         (status = 200, description = "`ready`, or `degraded` naming the services that do not answer", body = ReadyJson),
-        (status = 503, description = "`not_ready` (the player database does not answer) or `shutting_down`", body = ReadyJson),
+        (status = 503, description = "`not_ready` (session revocations not read yet: the player service has not answered since start-up) or `shutting_down`", body = ReadyJson),
     ),
 )]
 pub async fn ready(State(state): State<AppState>) -> Response {
@@ -88,12 +89,6 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         )
             .into_response();
     }
-    let db = async {
-        match tokio::time::timeout(CHECK_TIMEOUT, state.players.ping()).await {
-            Ok(Ok(())) => None,
-            _ => Some("gateway database".to_owned()),
-        }
-    };
     let services = futures_util::future::join_all(state.health.iter().map(|(name, client)| {
         let mut client = client.clone();
         async move {
@@ -106,12 +101,11 @@ pub async fn ready(State(state): State<AppState>) -> Response {
             }
         }
     }));
-    let (db, services) = tokio::join!(db, services);
-    let failing: Vec<String> = services.into_iter().flatten().collect();
-    if let Some(db) = db {
-        // Without its own database the gateway cannot sign anyone in.
+    let failing: Vec<String> = services.await.into_iter().flatten().collect();
+    if !state.accounts.revocations_loaded() {
+        // Until then a revoked session token would be accepted here.
         let mut failing = failing;
-        failing.insert(0, db);
+        failing.insert(0, "session revocations".to_owned());
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(ReadyJson {

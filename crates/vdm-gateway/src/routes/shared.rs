@@ -9,7 +9,6 @@ use utoipa::ToSchema;
 use vdm_kit::ErrorCode;
 use vdm_kit::grpc::GrpcChannel;
 use vdm_proto::metrics::v1::metrics_service_client::MetricsServiceClient;
-use vdm_proto::player::v1::player_service_client::PlayerServiceClient;
 use vdm_proto::rumor::v1::rumor_service_client::RumorServiceClient;
 
 use crate::error::{GatewayError, GatewayResult};
@@ -125,16 +124,6 @@ pub(crate) fn rumor_client(state: &AppState) -> GatewayResult<RumorServiceClient
         GatewayError::api(
             ErrorCode::Unavailable,
             "rumors are not enabled on this gateway (VDM_RUMOR_URL is not set)",
-        )
-    })
-}
-
-/// The player service's client; a gateway without `VDM_PLAYER_URL` has none.
-pub(crate) fn player_client(state: &AppState) -> GatewayResult<PlayerServiceClient<GrpcChannel>> {
-    state.player.clone().ok_or_else(|| {
-        GatewayError::api(
-            ErrorCode::Unavailable,
-            "profiles are not enabled on this gateway (VDM_PLAYER_URL is not set)",
         )
     })
 }

@@ -85,7 +85,7 @@ impl PlayerStore {
     /// Moves Postgres's id sequence past the ids registered from outside,
     /// so that a device signed in here later gets a fresh id. (SQLite
     /// numbers new rows after the largest id by itself.)
-    async fn advance_player_ids(&self) -> PlayerResult<()> {
+    pub(super) async fn advance_player_ids(&self) -> PlayerResult<()> {
         if self.db.get_database_backend() == DbBackend::Postgres {
             // Never lowers it: `nextval` is past every id it handed out.
             let sql = "SELECT setval(pg_get_serial_sequence('players', 'id'), \
@@ -95,7 +95,7 @@ impl PlayerStore {
         Ok(())
     }
 
-    async fn find_device(&self, device_id: &str) -> PlayerResult<Option<i64>> {
+    pub(super) async fn find_device(&self, device_id: &str) -> PlayerResult<Option<i64>> {
         let row = player::Entity::find()
             .filter(player::Column::DeviceId.eq(device_id))
             .one(&self.db)

@@ -1,6 +1,8 @@
 //! Reading and writing the player tables.
 //!
 //! - [`accounts`]: sign-in, session families, display names.
+//! - [`legacy`]: importing the accounts a gateway kept before accounts
+//!   moved here (`vdm migrate accounts`).
 //! - [`balances`]: the catalog, inventories, the ledger, and applying a
 //!   change of balances in one transaction with its ledger rows and its
 //!   grant row.
@@ -8,6 +10,7 @@
 pub mod accounts;
 pub mod balances;
 pub mod entities;
+pub mod legacy;
 pub mod migration;
 
 use sea_orm::{DatabaseConnection, DatabaseTransaction};

@@ -34,6 +34,7 @@ use vdm_kit::config::{CacheConfig, DatabaseConfig, Secret};
 use vdm_kit::grpc::GrpcChannel;
 use vdm_kit::service::{PEER_NAMES, Peers};
 use vdm_kit::shutdown::CancellationToken;
+use vdm_kit::testing::TestService;
 use vdm_metrics::{MetricsConfig, ScrapeConfig};
 use vdm_npc::NpcConfig;
 use vdm_player::PlayerConfig;
@@ -123,6 +124,9 @@ pub struct TestApp {
     cleanup: Cleanup,
     /// What started the apps, to start them again on the same data.
     setup: Option<(Services, GatewayConfig)>,
+    /// The player service beside a gateway whose other services are down
+    /// (`spawn_gateway_without_services` only): sign-in needs it.
+    player_service: Option<TestService<vdm_player::Player>>,
 }
 
 enum Cleanup {
@@ -438,7 +442,6 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
         body_limit: 64 * 1024,
         body_read_timeout: Duration::from_secs(2),
         header_read_timeout: Duration::from_secs(2),
-        database: db("gateway"),
         cache: cache.clone(),
         realtime: RealtimeConfig {
             heartbeat: Duration::from_millis(500),
@@ -477,6 +480,7 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
         cleanup,
         setup: Some((services, gateway)),
         down_port: None,
+        player_service: None,
     })
 }
 
@@ -523,9 +527,21 @@ async fn prune_old_schemas(url: &str) {
         .await;
 }
 
-/// Starts only the gateway (SQLite), pointed at a quest service address where
-/// nothing listens, as when the service is down.
+/// Starts only the gateway (SQLite) and the player service (sign-in needs
+/// it), with every other service address pointing where nothing listens, as
+/// when those services are down.
 pub async fn spawn_gateway_without_services() -> TestApp {
+    let player = TestService::<vdm_player::Player>::start(
+        Backend::Embedded,
+        |database, cache| PlayerConfig {
+            database,
+            cache,
+            levels: Default::default(),
+        },
+        Peers::default(),
+    )
+    .await
+    .expect("the embedded back end is always there");
     let dir = std::env::temp_dir().join(format!("vdm-test-{}", random_suffix()));
     let closed_port: u16 = closed_port_url()
         .rsplit(':')
@@ -545,7 +561,6 @@ pub async fn spawn_gateway_without_services() -> TestApp {
         body_limit: 64 * 1024,
         body_read_timeout: Duration::from_secs(2),
         header_read_timeout: Duration::from_secs(2),
-        database: DatabaseConfig::sqlite_file(&dir, "gateway"),
         cache: CacheConfig::in_process(),
         realtime: RealtimeConfig::default(),
         rate_limits: None,
@@ -557,6 +572,7 @@ pub async fn spawn_gateway_without_services() -> TestApp {
     for name in PEER_NAMES {
         peers.insert(name, format!("http://127.0.0.1:{closed_port}"));
     }
+    peers.insert("player", player.url());
     let app = vdm_gateway::App::build(&gateway, &peers, shutdown.clone())
         .await
         .expect("gateway builds");
@@ -576,6 +592,7 @@ pub async fn spawn_gateway_without_services() -> TestApp {
         cleanup: Cleanup::Dir(dir),
         setup: None,
         down_port: Some(closed_port),
+        player_service: Some(player),
     }
 }
 
@@ -605,6 +622,7 @@ impl TestApp {
             cleanup: Cleanup::None,
             setup: None,
             down_port: None,
+            player_service: None,
         }
     }
 
@@ -671,6 +689,32 @@ impl TestApp {
     }
 
     /// Signs a device in and returns (player id, session token).
+    /// Stops the player service of `spawn_gateway_without_services`, so
+    /// that every service is down.
+    pub async fn stop_player_service(&mut self) {
+        if let Some(player) = self.player_service.take() {
+            player.finish().await;
+        }
+    }
+
+    /// A session token for `player_id`, signed with the gateway's secret
+    /// (for a gateway that cannot sign anyone in: the player service is
+    /// down).
+    pub fn mint_token(&self, player_id: i64) -> String {
+        use std::sync::Arc;
+        use vdm_gateway::auth::TokenKeys;
+        use vdm_gateway::auth::operators::Operators;
+        use vdm_gateway::auth::sessions::Revocations;
+        let keys = TokenKeys::new(
+            &Secret::new(JWT_SECRET),
+            Arc::new(Operators::new(Secret::new(ADMIN_TOKEN), None).expect("the test admin token is valid")),
+            Arc::new(Revocations::new(Duration::from_secs(600))),
+            Duration::from_secs(600),
+            Duration::from_secs(3600),
+        );
+        keys.issue(player_id, None).expect("a token signs").session_token
+    }
+
     pub async fn sign_in(&self, device_id: &str) -> (i64, String) {
         let response = self
             .post_json("/v1/auth/device", None, &serde_json::json!({"device_id": device_id}))
@@ -738,6 +782,7 @@ impl TestApp {
             cleanup,
             setup: Some((services, gateway)),
             down_port: None,
+            player_service: None,
         }
     }
 
@@ -746,6 +791,9 @@ impl TestApp {
         self.shutdown.cancel();
         if let Some(running) = self.running.take() {
             running.wait().await.expect("apps stop cleanly");
+        }
+        if let Some(player) = self.player_service.take() {
+            player.finish().await;
         }
         if let Some(csv) = &self.stats_csv {
             let _ = std::fs::remove_file(csv);

@@ -10,7 +10,7 @@ use super::json::{ChangeJson, GrantJson, ItemBodyJson, ItemJson, ListItemsQuery}
 use crate::auth::{Admin, Caller};
 use crate::error::{ErrorBody, GatewayResult};
 use crate::negotiate::{Body, Format, NoQuery, PathId, QueryArgs, Reply};
-use crate::routes::shared::{IdempotencyKey, ListJson, check_limit, idempotency_key, player_client};
+use crate::routes::shared::{IdempotencyKey, ListJson, check_limit, idempotency_key};
 use crate::state::AppState;
 
 /// Grants gold, xp and items to a player (admin); every change is a ledger
@@ -43,7 +43,9 @@ pub async fn grant(
     Body(body): Body<GrantJson>,
 ) -> GatewayResult<impl IntoResponse> {
     let grant_id = idempotency_key(&headers)?;
-    let change = player_client(&state)?
+    let change = state
+        .player
+        .clone()
         .grant(body.into_pb(player_id, grant_id))
         .await?
         .into_inner();
@@ -80,7 +82,7 @@ pub async fn put_item(
     let request = pb::PutItemRequest {
         item: Some(body.into_pb(id)),
     };
-    let item = player_client(&state)?.put_item(request).await?.into_inner();
+    let item = state.player.clone().put_item(request).await?.into_inner();
     Ok(Reply::ok(format, ItemJson::from(item)))
 }
 
@@ -105,7 +107,9 @@ pub async fn get_item(
     format: Format,
     PathId(id): PathId,
 ) -> GatewayResult<Reply<ItemJson>> {
-    let item = player_client(&state)?
+    let item = state
+        .player
+        .clone()
         .get_item(pb::GetItemRequest { id })
         .await?
         .into_inner();
@@ -135,7 +139,7 @@ pub async fn list_items(
         limit: check_limit(q.limit)?,
         cursor: q.cursor.unwrap_or_default(),
     };
-    let page = player_client(&state)?.list_items(request).await?.into_inner();
+    let page = state.player.clone().list_items(request).await?.into_inner();
     Ok(Reply::ok(
         format,
         ListJson::new(page.items.into_iter().map(ItemJson::from).collect(), page.next_cursor),

@@ -11,7 +11,7 @@ use axum::extract::State;
 use vdm_proto::player::v1 as pb;
 
 use self::json::{InventoryJson, LedgerEntryJson, LedgerQuery, ProfileJson, ProfilePatchJson};
-use super::shared::{ListJson, check_limit, player_client};
+use super::shared::{ListJson, check_limit};
 use crate::auth::Player;
 use crate::error::{ErrorBody, GatewayResult};
 use crate::negotiate::{Body, Format, NoQuery, QueryArgs, Reply};
@@ -36,7 +36,9 @@ pub async fn me(
     _no_query: NoQuery,
     format: Format,
 ) -> GatewayResult<Reply<ProfileJson>> {
-    let profile = player_client(&state)?
+    let profile = state
+        .player
+        .clone()
         .get_profile(pb::GetProfileRequest { player_id })
         .await?
         .into_inner();
@@ -70,7 +72,7 @@ pub async fn update_me(
         player_id,
         display_name: body.display_name,
     };
-    let profile = player_client(&state)?.update_profile(request).await?.into_inner();
+    let profile = state.player.clone().update_profile(request).await?.into_inner();
     Ok(Reply::ok(format, ProfileJson::from(profile)))
 }
 
@@ -93,7 +95,9 @@ pub async fn inventory(
     _no_query: NoQuery,
     format: Format,
 ) -> GatewayResult<Reply<InventoryJson>> {
-    let inventory = player_client(&state)?
+    let inventory = state
+        .player
+        .clone()
         .get_inventory(pb::GetInventoryRequest { player_id })
         .await?
         .into_inner();
@@ -127,7 +131,7 @@ pub async fn ledger(
         cursor: q.cursor.unwrap_or_default(),
         newest_first: true,
     };
-    let page = player_client(&state)?.list_ledger(request).await?.into_inner();
+    let page = state.player.clone().list_ledger(request).await?.into_inner();
     Ok(Reply::ok(
         format,
         ListJson::new(
