@@ -168,7 +168,8 @@ def network_policy(gateway):
 
 def schema(component, gateway, upstreams):
     extra_config, extra_top, extra_secrets = settings(component)
-    secret_ids = (["databaseUrl", "redisUrl"] + (["jwtSecret", "adminToken"] if gateway else [])
+    # The gateway keeps no database (accounts are the player service's).
+    secret_ids = ((["redisUrl", "jwtSecret", "adminToken"] if gateway else ["databaseUrl", "redisUrl"])
                   + extra_secrets)
     if gateway:
         service = obj({
@@ -206,12 +207,14 @@ def schema(component, gateway, upstreams):
             "environment": s("VDM_ENV"),
             "log": s("VDM_LOG (EnvFilter directive)", minLength=1),
             "logFormat": s("VDM_LOG_FORMAT", enum=["json", "text"]),
-            "dbSchema": s("VDM_DB_SCHEMA", pattern="^([a-z_][a-z0-9_]*)?$"),
-            "dbMaxConnections": i("VDM_DB_MAX_CONNECTIONS", minimum=1),
+            **({} if gateway else {
+                "dbSchema": s("VDM_DB_SCHEMA", pattern="^([a-z_][a-z0-9_]*)?$"),
+                "dbMaxConnections": i("VDM_DB_MAX_CONNECTIONS", minimum=1),
+                "migrateOnStart": b("VDM_MIGRATE_ON_START"),
+            }),
             "cachePrefix": s("VDM_CACHE_PREFIX"),
-            "migrateOnStart": b("VDM_MIGRATE_ON_START"),
             **extra_config,
-        }, required=["log", "logFormat", "dbMaxConnections", "migrateOnStart"]),
+        }, required=["log", "logFormat"] + ([] if gateway else ["dbMaxConnections", "migrateOnStart"])),
         "extraEnv": {"type": "array", "description": "Kubernetes EnvVar list",
                      "items": {"type": "object", "required": ["name"], "properties": {"name": s(pattern="^[A-Za-z_][A-Za-z0-9_]*$")}}},
         "secret": obj({
@@ -261,12 +264,6 @@ def schema(component, gateway, upstreams):
             "image": s("An image with busybox wget", minLength=1),
             "resources": resources,
         }, required=["enabled", "image", "resources"]),
-        "migration": obj({
-            "enabled": b(),
-            "backoffLimit": i(minimum=0),
-            "activeDeadlineSeconds": i(minimum=1),
-            "resources": resources,
-        }, required=["enabled", "backoffLimit", "activeDeadlineSeconds"]),
         "topologySpread": obj({
             "enabled": b(),
             "topologyKeys": {"type": "array", "items": s(minLength=1)},
@@ -288,6 +285,13 @@ def schema(component, gateway, upstreams):
                        "otlpEndpoint": s(pattern="^(https?://.+)?$"),
                    })}},
     }
+    if not gateway:
+        props["migration"] = obj({
+            "enabled": b(),
+            "backoffLimit": i(minimum=0),
+            "activeDeadlineSeconds": i(minimum=1),
+            "resources": resources,
+        }, required=["enabled", "backoffLimit", "activeDeadlineSeconds"])
     props.update(extra_top)
     if upstreams:
         props["upstreams"] = obj(
@@ -309,9 +313,10 @@ def schema(component, gateway, upstreams):
         "type": "object",
         "additionalProperties": False,
         "required": ["image", "service", "config", "secret", "otel", "probes", "resources",
-                     "autoscaling", "podDisruptionBudget", "serviceMonitor", "networkPolicy", "tests", "migration",
+                     "autoscaling", "podDisruptionBudget", "serviceMonitor", "networkPolicy", "tests",
                      "preStopSleepSeconds", "terminationGracePeriodSeconds",
                      "podSecurityContext", "securityContext", "tmpSizeLimit", "replicaCount"]
+                    + ([] if gateway else ["migration"])
                     + (["upstreams"] if upstreams else []) + list(extra_top)
                     + (["scrape"] if component == "metrics" else []),
         "properties": props,

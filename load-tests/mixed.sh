@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sustained mixed load: a population of Unity clients (vdm-load clients:
-# device auth, bootstrap, quest reads and accept/abandon, NPC reads and
-# talks, telemetry uploads, an open socket each) against `vdm all` on
+# device auth, bootstrap, quest reads and accept/abandon, profile and
+# inventory reads, NPC reads and talks, telemetry uploads, an open socket
+# each) against `vdm all` on
 # Postgres and Redis, for a fixed time; prints throughput, latency per kind,
 # errors, and RSS every 5 s with its growth after warm-up.
 # Uses a fresh database (vdm_mixed) and Redis key prefix, dropped at the end.

@@ -147,7 +147,6 @@ render umbrella-production "${umbrella}" -f helm/values-production.yaml
 # Trying it out: every chart creates its Secret from values.
 render umbrella-secret-from-values "${umbrella}" \
   --set vdm-gateway.secret.create=true \
-  --set vdm-gateway.secret.values.databaseUrl=postgres://vdm:vdm@postgres:5432/vdm \
   --set vdm-gateway.secret.values.redisUrl=redis://redis:6379 \
   --set vdm-gateway.secret.values.jwtSecret=try-it-out-only-0123456789abcdef0123 \
   --set vdm-gateway.secret.values.adminToken=try-it-out-only-0123 \
@@ -307,8 +306,9 @@ problems = []
 def gateway(name):
     docs = [d for d in yaml.safe_load_all((rendered / name).read_text()) if d]
     deployment = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "vdm-gateway")
-    job = next(d for d in docs if d["kind"] == "Job" and d["metadata"]["name"] == "vdm-gateway-migrate")
-    return deployment["spec"]["template"]["spec"], job["spec"]["template"]["spec"]
+    if any(d["kind"] == "Job" and d["metadata"]["name"] == "vdm-gateway-migrate" for d in docs):
+        problems.append("%s: the gateway has a migration Job, but it keeps no database" % name)
+    return deployment["spec"]["template"]["spec"]
 
 
 def env_of(pod):
@@ -321,11 +321,17 @@ expected_proxies = {
     "umbrella-gateway-options.yaml": "10.42.0.0/16,192.168.1.7,fd00::/8",
 }
 for name, want in expected_proxies.items():
-    got = env_of(gateway(name)[0]).get("VDM_TRUSTED_PROXIES")
+    env = env_of(gateway(name))
+    got = env.get("VDM_TRUSTED_PROXIES")
     if got != want:
         problems.append("%s: VDM_TRUSTED_PROXIES is %r, expected %r" % (name, got, want))
+    database = sorted(set(env) & {"DATABASE_URL", "VDM_DB_SCHEMA", "VDM_DB_MAX_CONNECTIONS", "VDM_MIGRATE_ON_START"})
+    if database:
+        problems.append("%s: the gateway keeps no database, but gets %s" % (name, ", ".join(database)))
+    if not env.get("VDM_PLAYER_URL"):
+        problems.append("%s: the gateway has no VDM_PLAYER_URL (sign-in needs the player service)" % name)
 
-pod, job = gateway("umbrella-gateway-options.yaml")
+pod = gateway("umbrella-gateway-options.yaml")
 path = env_of(pod).get("VDM_ADMIN_TOKENS_FILE")
 mounts = [m for m in pod["containers"][0].get("volumeMounts", [])
           if path and posixpath.dirname(path) == m["mountPath"]]
@@ -346,17 +352,14 @@ else:
     items = [(i["key"], i["path"]) for i in secret.get("items", [])]
     if items != [("tokens", posixpath.basename(path))]:
         problems.append("Secret key tokens is not projected to %s: %r" % (path, items))
-if "VDM_ADMIN_TOKENS_FILE" in env_of(job):
-    problems.append("the migration Job gets VDM_ADMIN_TOKENS_FILE, but has no credentials volume")
-
-pod, _ = gateway("umbrella-default.yaml")
+pod = gateway("umbrella-default.yaml")
 if "VDM_ADMIN_TOKENS_FILE" in env_of(pod) or len(pod.get("volumes", [])) != 1:
     problems.append("with default values the gateway has VDM_ADMIN_TOKENS_FILE or a volume besides /tmp")
 for p in problems:
     print("    " + p, file=sys.stderr)
 sys.exit(1 if problems else 0)
 PY
-ok "vdm-gateway: config.trustedProxies in VDM_TRUSTED_PROXIES; operatorCredentials mounted read-only, without subPath, at VDM_ADMIN_TOKENS_FILE (off by default)"
+ok "vdm-gateway: no database settings and no migration Job, VDM_PLAYER_URL set; config.trustedProxies in VDM_TRUSTED_PROXIES; operatorCredentials mounted read-only, without subPath, at VDM_ADMIN_TOKENS_FILE (off by default)"
 
 step "optional features: PrometheusRule, NetworkPolicy, helm test"
 # Off by default; all on: the PrometheusRule carries exactly the groups of

@@ -1,9 +1,10 @@
 //! `vdm-load clients URL --clients N --duration S [--think-ms T] [--pid P] [--region R]`:
 //! a population of Unity clients. Each signs a device in, opens a socket
 //! (subscribed to its region) and, until the end, every `T` ms (±50 %):
-//! loads the bootstrap (10 %), reads a quest (25 %) or an NPC (15 %),
-//! accepts or abandons its quest in turn (15 %), talks to an NPC (25 %), or
-//! uploads a batch of 10 telemetry samples (10 %). Prints, per kind, the
+//! loads the bootstrap (10 %), reads a quest (15 %), its profile (5 %), its
+//! inventory (5 %) or an NPC (15 %), accepts or abandons its quest in turn
+//! (15 %), talks to an NPC (25 %), or uploads a batch of 10 telemetry
+//! samples (10 %). Prints, per kind, the
 //! requests, non-2xx answers, p50/p99/max latency, the pushes the sockets
 //! received, and the RSS of `--pid` every 5 s with its growth after warm-up
 //! (the first fifth of the run).
@@ -178,7 +179,9 @@ async fn client(
         let npc = 1 + next() % 32;
         let (kind, method, path, body): (&'static str, &str, String, Option<String>) = match roll {
             0..10 => ("bootstrap", "GET", format!("/v1/bootstrap?region_id={region}"), None),
-            10..35 => ("quest read", "GET", format!("/v1/quests/{}", 1 + next() % 8), None),
+            10..25 => ("quest read", "GET", format!("/v1/quests/{}", 1 + next() % 8), None),
+            25..30 => ("profile", "GET", "/v1/me".to_owned(), None),
+            30..35 => ("inventory", "GET", "/v1/me/inventory".to_owned(), None),
             35..50 => ("npc read", "GET", format!("/v1/npcs/{npc}"), None),
             50..65 if accepted => ("quest abandon", "POST", format!("/v1/me/quests/{quest}/abandon"), None),
             50..65 => ("quest accept", "POST", format!("/v1/quests/{quest}/accept"), None),

@@ -282,16 +282,19 @@ K8S_* come first so OTEL_RESOURCE_ATTRIBUTES can expand them.
 - name: VDM_ADMIN_ADDR
   value: {{ printf "0.0.0.0:%d" (int .Values.service.metricsPort) | quote }}
 {{- end }}
+{{- /* A chart with a database has config.dbMaxConnections (the gateway has none). */}}
+{{- if hasKey .Values.config "dbMaxConnections" }}
 - name: VDM_DB_SCHEMA
   value: {{ .Values.config.dbSchema | default $component | quote }}
 - name: VDM_DB_MAX_CONNECTIONS
   value: {{ .Values.config.dbMaxConnections | quote }}
+- name: VDM_MIGRATE_ON_START
+  value: {{ .Values.config.migrateOnStart | quote }}
+{{- end }}
 {{- if .Values.config.cachePrefix }}
 - name: VDM_CACHE_PREFIX
   value: {{ .Values.config.cachePrefix | quote }}
 {{- end }}
-- name: VDM_MIGRATE_ON_START
-  value: {{ .Values.config.migrateOnStart | quote }}
 {{- range $name, $url := (.Values.upstreams | default dict) }}
 - name: {{ printf "VDM_%s_URL" (upper $name) }}
   value: {{ tpl ($url | default (printf "http://%s:50051" (include "vdm-common.fullnameFor" (dict "release" $.Release.Name "name" (printf "vdm-%s" $name))))) $ | quote }}

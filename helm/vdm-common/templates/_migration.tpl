@@ -5,7 +5,7 @@ VDM_MIGRATE_ON_START=false). Helm waits for it; a failed Job fails the
 install or upgrade and is kept for `kubectl logs` until the next attempt.
 */}}
 {{- define "vdm-common.migrationJob" -}}
-{{- if .Values.migration.enabled -}}
+{{- if (.Values.migration | default dict).enabled -}}
 {{- $component := include "vdm-common.component" . -}}
 {{- $m := .Values.migration -}}
 apiVersion: batch/v1

@@ -3,7 +3,7 @@
 {{- $fullname := include "vdm-common.fullname" . -}}
 {{- $component := include "vdm-common.component" . -}}
 {{ $fullname }} ({{ include "vdm-common.image" . }}, `vdm {{ include "vdm-common.subcommand" . }}`) is installed in namespace {{ .Release.Namespace }}.
-{{- if .Values.migration.enabled }}
+{{- if (.Values.migration | default dict).enabled }}
 
 The schema migration (`vdm migrate {{ $component }}`) ran as Job {{ $fullname }}-migrate before the pods
 started; a failed migration fails the install or upgrade and keeps its Job:
@@ -13,7 +13,7 @@ started; a failed migration fails the install or upgrade and keeps its Job:
 Credentials are read from Secret {{ include "vdm-common.secretName" . }}{{ if .Values.secret.create }} (made from secret.values; `helm uninstall` leaves it behind){{ end }}, keys: {{ values .Values.secret.keys | sortAlpha | join ", " }}.
 {{- if not (or .Values.secret.create .Values.secret.existingSecret) }}
 Create it before the pods can start, e.g.
-  kubectl -n {{ .Release.Namespace }} create secret generic {{ include "vdm-common.secretName" . }} --from-literal=DATABASE_URL='postgres://...'{{ if include "vdm-common.isGateway" . }} --from-literal=VDM_JWT_SECRET='...' --from-literal=VDM_ADMIN_TOKEN='...'{{ end }}{{ if hasKey .Values.secret.keys "llmApiKey" }} [--from-literal=VDM_LLM_API_KEY='...']{{ end }}
+  kubectl -n {{ .Release.Namespace }} create secret generic {{ include "vdm-common.secretName" . }} {{ if hasKey .Values.secret.keys "databaseUrl" }}--from-literal=DATABASE_URL='postgres://...'{{ end }}{{ if include "vdm-common.isGateway" . }}--from-literal=VDM_JWT_SECRET='...' --from-literal=VDM_ADMIN_TOKEN='...'{{ end }}{{ if hasKey .Values.secret.keys "llmApiKey" }} [--from-literal=VDM_LLM_API_KEY='...']{{ end }}
 {{- end }}
 
 Watch the rollout:
