@@ -9,15 +9,25 @@
 # Rate limits are off (VDM_RATE_LIMITS=off): every client signs in from one IP.
 #
 #   load-tests/mixed.sh [duration_s] [clients] [think_ms]
+#
+# VDM_PROFILE=dev uses debug builds (CI's short run: a check that nothing
+# fails and memory stays flat, not a throughput figure); MAX_RSS_GROWTH_MB
+# fails the run when the RSS grows more than that after warm-up.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 duration="${1:-120}"
 clients="${2:-200}"
 think="${3:-200}"
+profile="${VDM_PROFILE:-release}"
 
-cargo build --release --locked -p vdm -p vdm-load >&2
-vdm=target/release/vdm
-load=target/release/vdm-load
+cargo build --profile "${profile}" --locked -p vdm -p vdm-load >&2
+target_dir="${CARGO_TARGET_DIR:-target}"
+case "${profile}" in
+  dev) vdm="${target_dir}/debug/vdm"; load="${target_dir}/debug/vdm-load" ;;
+  *) vdm="${target_dir}/${profile}/vdm"; load="${target_dir}/${profile}/vdm-load" ;;
+esac
+growth=()
+[[ -n "${MAX_RSS_GROWTH_MB:-}" ]] && growth=(--max-rss-growth-mb "${MAX_RSS_GROWTH_MB}")
 work="$(mktemp -d)"
 port=18082
 db=vdm_mixed
@@ -35,7 +45,7 @@ psql -h 127.0.0.1 -U postgres -d test -qc "DROP DATABASE IF EXISTS ${db}" >/dev/
 psql -h 127.0.0.1 -U postgres -d test -qc "CREATE DATABASE ${db}" >/dev/null
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
-echo "vdm: $(git rev-parse --short HEAD), release build; Postgres + Redis; ${clients} clients, ${duration} s, think ${think} ms"
+echo "vdm: $(git rev-parse --short HEAD), ${profile} build; Postgres + Redis; ${clients} clients, ${duration} s, think ${think} ms"
 echo
 
 VDM_DATA_DIR="${work}/data" VDM_HTTP_ADDR="127.0.0.1:${port}" VDM_ADMIN_TOKEN="${admin}" \
@@ -48,6 +58,6 @@ until curl -fs "http://127.0.0.1:${port}/ready" >/dev/null 2>&1; do sleep 0.05; 
 echo "idle RSS after start: $(awk '/VmRSS/ {printf "%.1f MB", $2/1024}' /proc/${vdm_pid}/status)"
 
 "${load}" clients "http://127.0.0.1:${port}" --clients "${clients}" --duration "${duration}" \
-  --think-ms "${think}" --pid "${vdm_pid}"
+  --think-ms "${think}" --pid "${vdm_pid}" "${growth[@]}"
 echo
 echo "errors in the vdm log: $(grep -c ' ERROR ' "${work}/vdm.log" || true)"

@@ -1,4 +1,5 @@
-//! `vdm-load clients URL --clients N --duration S [--think-ms T] [--pid P] [--region R]`:
+//! `vdm-load clients URL --clients N --duration S [--think-ms T] [--pid P] [--region R]
+//! [--max-rss-growth-mb M]`:
 //! a population of Unity clients. Each signs a device in, opens a socket
 //! (subscribed to its region) and, until the end, every `T` ms (±50 %):
 //! loads the bootstrap (10 %), reads a quest (15 %), its profile (5 %), its
@@ -7,7 +8,8 @@
 //! samples (10 %). Prints, per kind, the
 //! requests, non-2xx answers, p50/p99/max latency, the pushes the sockets
 //! received, and the RSS of `--pid` every 5 s with its growth after warm-up
-//! (the first fifth of the run).
+//! (the first fifth of the run), failing when it grew more than
+//! `--max-rss-growth-mb`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -38,6 +40,11 @@ pub async fn run(options: &Options) -> Result<bool, String> {
         .map(|p| p.parse().map_err(|_| "--pid: not a number"))
         .transpose()?;
     let regions: i64 = options.num("regions", 4)?;
+    // With --pid: fail when the RSS grows more than this after warm-up.
+    let max_growth_mb: Option<f64> = options
+        .get("max-rss-growth-mb")
+        .map(|m| m.parse().map_err(|_| "--max-rss-growth-mb: not a number"))
+        .transpose()?;
 
     let pushes = Arc::new(AtomicU64::new(0));
     let failures = Arc::new(AtomicU64::new(0));
@@ -108,6 +115,7 @@ pub async fn run(options: &Options) -> Result<bool, String> {
     for ((kind, status), example) in &examples {
         println!("first {status} of {kind}: {example}");
     }
+    let mut grew_too_much = false;
     if !rss.is_empty() {
         let line: Vec<String> = rss
             .iter()
@@ -122,11 +130,19 @@ pub async fn run(options: &Options) -> Result<bool, String> {
                 *last as f64 / 1024.0,
                 (*last as f64 - warm as f64) / 1024.0
             );
+            if let Some(max) = max_growth_mb {
+                let growth = (*last as f64 - warm as f64) / 1024.0;
+                grew_too_much = growth > max;
+                println!(
+                    "RSS growth after warm-up: {growth:+.1} MB, at most {max:.1} MB: {}",
+                    if grew_too_much { "FAIL" } else { "ok" }
+                );
+            }
         }
     }
     let failed = failures.load(Ordering::Relaxed);
     println!("5xx or transport failures: {failed}");
-    Ok(failed == 0)
+    Ok(failed == 0 && !grew_too_much)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -185,12 +201,9 @@ async fn client(
             35..50 => ("npc read", "GET", format!("/v1/npcs/{npc}"), None),
             50..65 if accepted => ("quest abandon", "POST", format!("/v1/me/quests/{quest}/abandon"), None),
             50..65 => ("quest accept", "POST", format!("/v1/quests/{quest}/accept"), None),
-            65..90 => (
-                "npc talk",
-                "POST",
-                format!("/v1/npcs/{npc}/talk"),
-                Some("{}".to_owned()),
-            ),
+            // The route takes no body: one sent would go unread and end
+            // the connection (`Connection: close`).
+            65..90 => ("npc talk", "POST", format!("/v1/npcs/{npc}/talk"), None),
             _ => (
                 "telemetry",
                 "POST",
@@ -207,9 +220,11 @@ async fn client(
                 }
                 status
             }
-            Err(_) => {
-                // The connection broke: count it, and reconnect.
+            Err(err) => {
+                // The connection broke: count it, say how (status 0), and
+                // reconnect.
                 failures.fetch_add(1, Ordering::Relaxed);
+                examples.entry((kind, 0)).or_insert(err);
                 conn = Conn::open(&authority).await?;
                 continue;
             }
