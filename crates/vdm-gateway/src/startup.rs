@@ -47,7 +47,7 @@ use crate::rate_limit::{self, LimitState, Limiter};
 use crate::realtime::hub::Hub;
 use crate::realtime::resume::SessionStore;
 use crate::realtime::{self, Realtime};
-use crate::routes::{bootstrap, dashboard, npcs, ops, players, quests, rumors, stats, telemetry, world};
+use crate::routes::{bootstrap, dashboard, docs, npcs, ops, players, quests, rumors, stats, telemetry, world};
 use crate::state::{AppState, Shared};
 use crate::{auth, middleware, openapi, pushes};
 
@@ -268,6 +268,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(stats::history))
         .routes(routes!(stats::budgets))
         .routes(routes!(dashboard::page))
+        .routes(routes!(docs::page))
         .routes(routes!(ops::health))
         .routes(routes!(ops::ready))
         .routes(routes!(ops::metrics))
@@ -309,7 +310,10 @@ fn router(state: AppState, hub: Arc<Hub>, config: &GatewayConfig) -> Router {
     // One sequence of request ids for both stacks.
     let ids = RequestIds::default();
     let (api, _declared) = routes().split_for_parts();
-    let api = api.with_state(state.clone());
+    // The API reference page's script: an asset, outside the document.
+    let api = api
+        .route(docs::REDOC_PATH, axum::routing::get(docs::redoc))
+        .with_state(state.clone());
     let realtime = Arc::new(Realtime {
         contract: pushes::contract(state.document.bytes()),
         config: config.realtime.clone(),

@@ -3,6 +3,7 @@
 
 pub mod bootstrap;
 pub mod dashboard;
+pub mod docs;
 pub mod npcs;
 pub mod ops;
 pub mod players;

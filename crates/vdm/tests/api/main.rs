@@ -9,6 +9,7 @@ mod auth;
 mod bad_input;
 mod bootstrap;
 mod dashboard;
+mod docs;
 mod edge_cache;
 mod edges;
 mod helpers;

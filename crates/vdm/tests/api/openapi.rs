@@ -295,6 +295,11 @@ async fn the_documented_routes_are_the_routes_the_router_serves(backend: Backend
     let router = app.gateway_router().await;
     let mut served = BTreeSet::new();
     for path in router_paths(&router) {
+        // The API reference page's script is an asset of `/docs`, not an
+        // operation: it is the one route left out of the document.
+        if path == vdm_gateway::routes::docs::REDOC_PATH {
+            continue;
+        }
         let concrete = fill(&path, "1");
         for method in PROBED {
             // A token that fails every check: no handler runs far.
@@ -1039,7 +1044,7 @@ async fn real_answers_match_the_documented_schemas(backend: Backend) {
     );
 
     // Operations.
-    for path in ["/health", "/ready", "/metrics", "/dashboard", "/v1/openapi.json"] {
+    for path in ["/health", "/ready", "/metrics", "/dashboard", "/docs", "/v1/openapi.json"] {
         checked.answer("GET", path, &app.send(Method::GET, path, &[], Vec::new()).await);
     }
 
