@@ -23,7 +23,9 @@ It checks, and prints as it goes:
    label name and exact label value they use against what the real binary
    serves on /metrics: `vdm quest` and `vdm gateway` as separate processes
    (as in compose and Kubernetes), after a few requests, including a 404 and
-   a call while quest is down.
+   a call while quest is down. Each process's exposition is linted: every
+   family has HELP text, `_total` families are counters, names are in base
+   units (seconds, bytes).
 6. docs/OBSERVABILITY.md names every metric family the binary serves and
    every alert.
 
@@ -805,12 +807,17 @@ class Processes:
             self.stop(name)
 
 
+# The text each scrape answered, by its label, for the exposition lint.
+EXPOSITIONS: dict[str, str] = {}
+
+
 def scrape(url: str, label: str) -> dict[str, dict[str, set[str]]]:
     """Metric sample names → label name → values seen."""
     status, _, body = http("GET", url)
     if status != 200:
         R.fail(f"{label}: GET {url} answered {status}")
         return {}
+    EXPOSITIONS[label] = body.decode()
     found: dict[str, dict[str, set[str]]] = {}
     try:
         for family in text_string_to_metric_families(body.decode()):
@@ -929,22 +936,39 @@ def exercise(binary: str, promtool: str) -> dict[str, dict[str, set[str]]]:
                     into = metrics.setdefault(sample, {})
                     for k, v in labels.items():
                         into.setdefault(k, set()).update(v)
-            # promtool's lint of the exposition: a family without HELP text
-            # fails; other findings (naming) are notes.
-            lint = subprocess.run([promtool, "check", "metrics"], input=http("GET", f"{base}/metrics")[2].decode(),
-                                  capture_output=True, text=True)
-            no_help = []
-            for line in (lint.stdout + lint.stderr).strip().splitlines():
-                if line.endswith(" no help text"):
-                    no_help.append(line.split()[0])
-                else:
-                    R.note(f"promtool check metrics: {line}")
-            if no_help:
-                R.fail(f"promtool check metrics: no HELP text on {len(no_help)} families ({', '.join(no_help)}): "
-                       "describe them in vdm_kit::metrics::FAMILIES")
+            for label, text in EXPOSITIONS.items():
+                lint_exposition(label, text, promtool)
         finally:
             procs.stop_all()
     return metrics
+
+
+# Units a family name may not carry: Prometheus names say base units.
+NON_BASE_UNITS = re.compile(r"_(ms|milliseconds|us|microseconds|ns|nanoseconds|minutes|hours|kb|mb|kilobytes|megabytes)(_|$)")
+
+
+def lint_exposition(label: str, text: str, promtool: str) -> None:
+    """Fails on a family without HELP text (promtool's lint), a `_total`
+    family that is not a counter and a name in a unit other than a base
+    one; promtool's other findings are notes."""
+    lint = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True)
+    no_help = []
+    for line in (lint.stdout + lint.stderr).strip().splitlines():
+        if line.endswith(" no help text"):
+            no_help.append(line.split()[0])
+        else:
+            R.note(f"{label}: promtool check metrics: {line}")
+    if no_help:
+        R.fail(f"{label}: no HELP text on {len(no_help)} families ({', '.join(no_help)}): "
+               "describe them in vdm_kit::metrics::FAMILIES")
+    types = dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M))
+    for name, kind in sorted(types.items()):
+        if name.endswith("_total") and kind != "counter":
+            R.fail(f"{label}: {name} is a {kind}; a _total family must be a counter")
+        if NON_BASE_UNITS.search(name):
+            R.fail(f"{label}: {name} is not in base units (seconds, bytes): rename it and convert")
+    if not no_help:
+        R.ok(f"{label}: {len(types)} families, each with HELP, counters named _total, base units")
 
 
 def check_uses(uses: list[Use], metrics: dict[str, dict[str, set[str]]]) -> None:

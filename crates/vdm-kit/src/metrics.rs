@@ -1,6 +1,6 @@
 //! Prometheus metrics: one recorder per process, rendered as text on
-//! `/metrics`, plus gauges read at scrape time (process memory and CPU,
-//! database pools).
+//! `/metrics`, plus values read at scrape time (the `process_*` families
+//! through `metrics-process`, database pools).
 //!
 //! Names follow Prometheus conventions: base units in the name, `_total` on
 //! counters, labels by route template or RPC method, never by raw path or id.
@@ -26,7 +26,9 @@ pub fn install() -> PrometheusHandle {
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), LATENCY_BUCKETS)
-                .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_ms".to_owned()), CLIENT_MS_BUCKETS))
+                // A prefix match wins over a suffix match, so the client's
+                // timings get frame-sized buckets rather than server latencies'.
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Prefix("vdm_client_".to_owned()), CLIENT_BUCKETS))
                 .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_batch_size".to_owned()), BATCH_BUCKETS))
                 .map(|b| b.build_recorder());
             match recorder {
@@ -116,8 +118,8 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
     ),
     (
         "process_cpu_seconds_total",
-        Kind::Gauge,
-        "CPU time used by the process since it started, in seconds",
+        Kind::Counter,
+        "User and system CPU time used by the process since it started, in whole seconds",
     ),
     (
         "process_resident_memory_bytes",
@@ -125,9 +127,29 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
         "Resident memory of the process, in bytes",
     ),
     (
+        "process_virtual_memory_bytes",
+        Kind::Gauge,
+        "Virtual memory of the process, in bytes",
+    ),
+    (
+        "process_virtual_memory_max_bytes",
+        Kind::Gauge,
+        "Largest virtual memory the process may map, in bytes",
+    ),
+    (
         "process_open_fds",
         Kind::Gauge,
         "Open file descriptors of the process (sockets included)",
+    ),
+    (
+        "process_max_fds",
+        Kind::Gauge,
+        "Largest number of file descriptors the process may open",
+    ),
+    (
+        "process_start_time_seconds",
+        Kind::Gauge,
+        "When the process started, in seconds since the Unix epoch",
     ),
     ("process_threads", Kind::Gauge, "OS threads of the process"),
     (
@@ -247,29 +269,29 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
         "Client performance samples received",
     ),
     (
-        "vdm_client_frame_time_ms",
+        "vdm_client_frame_time_seconds",
         Kind::Histogram,
-        "Client frame time, in milliseconds as Unity reports it",
+        "Client frame time, in seconds (Unity reports milliseconds; converted)",
     ),
     (
-        "vdm_client_gc_pause_ms",
+        "vdm_client_gc_pause_seconds",
         Kind::Histogram,
-        "Client garbage collection pauses, in milliseconds",
+        "Client garbage collection pauses, in seconds",
     ),
     (
-        "vdm_client_input_latency_ms",
+        "vdm_client_input_latency_seconds",
         Kind::Histogram,
-        "Client input latency, in milliseconds",
+        "Client input latency, in seconds",
     ),
     (
-        "vdm_client_event_dispatch_ms",
+        "vdm_client_event_dispatch_seconds",
         Kind::Histogram,
-        "Client event dispatch time, in milliseconds",
+        "Client event dispatch time, in seconds",
     ),
     (
-        "vdm_client_system_update_ms",
+        "vdm_client_system_update_seconds",
         Kind::Histogram,
-        "Client per-system update time, in milliseconds, by system",
+        "Client per-system update time, in seconds, by system",
     ),
     (
         "vdm_metrics_scrape_duration_seconds",
@@ -357,15 +379,19 @@ fn describe() {
 /// Batch sizes (items per batch).
 const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
 
-/// Client-side timings are milliseconds (as Unity reports them); buckets
-/// around a 60 fps frame budget.
-const CLIENT_MS_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 12.0, 16.7, 20.0, 25.0, 33.3, 50.0, 100.0, 250.0];
+/// Client-side timings in seconds; buckets around a 60 fps frame budget
+/// (16.7 ms) and a 30 fps one (33.3 ms).
+const CLIENT_BUCKETS: &[f64] = &[
+    0.001, 0.002, 0.004, 0.008, 0.012, 0.0167, 0.020, 0.025, 0.0333, 0.050, 0.100, 0.250,
+];
 
 /// Renders every metric of the process in Prometheus text format.
 pub fn render() -> String {
-    record_process_gauges();
+    // Installed first: values set before it would go nowhere.
+    let handle = install();
+    record_process();
     record_pool_gauges();
-    install().render()
+    handle.render()
 }
 
 /// Counts one request in a gauge for as long as it lives: incremented when
@@ -432,33 +458,12 @@ fn record_pool_gauges() {
     }
 }
 
-/// Reads RSS and CPU time from `/proc/self` (Linux; elsewhere nothing is set).
-fn record_process_gauges() {
-    if let Some(rss) = resident_memory_bytes() {
-        metrics::gauge!("process_resident_memory_bytes").set(rss as f64);
-    }
-    if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
-        // Fields after the parenthesised command name; utime and stime are
-        // the 12th and 13th of those, in clock ticks (100 per second on Linux).
-        if let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) {
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-            metrics::gauge!("process_cpu_seconds_total").set((ticks(11) + ticks(12)) / 100.0);
-            if let Some(threads) = fields.get(17).and_then(|v| v.parse::<f64>().ok()) {
-                metrics::gauge!("process_threads").set(threads);
-            }
-        }
-    }
-    if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
-        metrics::gauge!("process_open_fds").set(dir.count() as f64);
-    }
-}
-
-/// Returns the process's resident set size in bytes (Linux only).
-pub fn resident_memory_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4096)
+/// Sets the `process_*` families (CPU, memory, file descriptors, threads,
+/// start time) from the operating system, through `metrics-process`.
+fn record_process() {
+    static PROCESS: OnceLock<metrics_process::Collector> = OnceLock::new();
+    // Its own `describe` is not called: the HELP texts are in FAMILIES.
+    PROCESS.get_or_init(metrics_process::Collector::default).collect();
 }
 
 #[cfg(test)]
@@ -477,6 +482,28 @@ mod tests {
             if *kind == Kind::Counter {
                 assert!(name.ends_with("_total"), "{name}: counters end in _total");
             }
+            // Base units only: seconds and bytes, never milliseconds.
+            assert!(!name.ends_with("_ms") && !name.contains("_ms_"), "{name}: use seconds");
+        }
+    }
+
+    #[tokio::test]
+    async fn process_families_are_described_and_cpu_time_is_a_counter() {
+        let text = render();
+        assert!(text.contains("# TYPE process_cpu_seconds_total counter"), "{text}");
+        for family in [
+            "process_cpu_seconds_total",
+            "process_resident_memory_bytes",
+            "process_open_fds",
+        ] {
+            assert!(
+                text.contains(&format!("# HELP {family} ")),
+                "{family} has no HELP: {text}"
+            );
+            assert!(
+                text.lines().any(|line| line.starts_with(&format!("{family} "))),
+                "{family} has no value: {text}"
+            );
         }
     }
 }

@@ -236,42 +236,45 @@ impl MetricsService {
             (version, names)
         };
         let frame = metrics::histogram!(
-            "vdm_client_frame_time_ms",
+            "vdm_client_frame_time_seconds",
             "client_version" => version.clone(),
             "device_class" => device.clone()
         );
         let gc_pause = metrics::histogram!(
-            "vdm_client_gc_pause_ms",
+            "vdm_client_gc_pause_seconds",
             "client_version" => version.clone(),
             "device_class" => device.clone()
         );
         let input_latency = metrics::histogram!(
-            "vdm_client_input_latency_ms",
+            "vdm_client_input_latency_seconds",
             "client_version" => version.clone(),
             "device_class" => device.clone()
         );
         let dispatch = metrics::histogram!(
-            "vdm_client_event_dispatch_ms",
+            "vdm_client_event_dispatch_seconds",
             "client_version" => version,
             "device_class" => device
         );
+        // Unity reports milliseconds; Prometheus families are in seconds.
+        let seconds = |ms: f64| ms / 1000.0;
         for sample in &batch.samples {
-            frame.record(sample.frame_time_ms);
+            frame.record(seconds(sample.frame_time_ms));
             if let Some(v) = sample.gc_pause_ms {
-                gc_pause.record(v);
+                gc_pause.record(seconds(v));
             }
             if let Some(v) = sample.input_latency_ms {
-                input_latency.record(v);
+                input_latency.record(seconds(v));
             }
             if let Some(v) = sample.event_dispatch_ms {
-                dispatch.record(v);
+                dispatch.record(seconds(v));
             }
             for (name, ms) in &sample.systems {
                 let label = systems
                     .iter()
                     .find(|(n, _)| n == name)
                     .map_or("other", |(_, label)| label.as_str());
-                metrics::histogram!("vdm_client_system_update_ms", "system" => label.to_owned()).record(*ms);
+                metrics::histogram!("vdm_client_system_update_seconds", "system" => label.to_owned())
+                    .record(seconds(*ms));
             }
         }
         metrics::counter!("vdm_client_samples_total").increment(batch.samples.len() as u64);

@@ -302,7 +302,7 @@ pub fn promql(budget: &Budget) -> String {
             format!("100 * max by (job) (rate(process_cpu_seconds_total{{{job}}}[5m])) > {max}")
         }
         BudgetMetric::ClientFrameTimeP95Ms => format!(
-            "histogram_quantile(0.95, sum by (le) (rate(vdm_client_frame_time_ms_bucket{{{JOB}}}[5m]))) > {max}"
+            "histogram_quantile(0.95, sum by (le) (rate(vdm_client_frame_time_seconds_bucket{{{JOB}}}[5m]))) * 1000 > {max}"
         ),
     }
 }

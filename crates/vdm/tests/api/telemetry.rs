@@ -47,17 +47,38 @@ async fn a_good_batch_is_accepted(backend: Backend) {
     );
     assert_eq!(response.json()["accepted"], 2);
 
-    // Only the frame time is required.
-    let minimal = json!({"client_version": "1.4.2", "device_class": "mobile",
+    // Only the frame time is required. A client version of this test's own
+    // (per back end: both share the process's metrics) names its series.
+    let version = format!("seconds-{backend:?}");
+    let minimal = json!({"client_version": version, "device_class": "vr",
         "samples": [{"frame_time_ms": 33.0}]});
     let response = app.post_json("/v1/telemetry/client", Some(&token), &minimal).await;
     assert_eq!(response.status, 202);
 
-    // The histograms are in /metrics.
+    // The histograms are in /metrics, in seconds: 33 ms is above the 25 ms
+    // bucket and within the 33.3 ms one.
     let metrics = app.get("/metrics", &token).await;
     let text = String::from_utf8_lossy(&metrics.body);
-    assert!(text.contains("vdm_client_frame_time_ms_bucket"), "{text}");
-    assert!(text.contains("vdm_client_system_update_ms_bucket{system=\"animation\""));
+    assert!(
+        text.contains("vdm_client_system_update_seconds_bucket{system=\"animation\""),
+        "{text}"
+    );
+    assert!(!text.contains("vdm_client_frame_time_ms"), "{text}");
+    let series = |suffix: &str, le: Option<&str>| -> f64 {
+        let labels = format!("client_version=\"{version}\",device_class=\"vr\"");
+        let line = text
+            .lines()
+            .find(|line| {
+                line.starts_with(&format!("vdm_client_frame_time_seconds{suffix}{{"))
+                    && line.contains(&labels)
+                    && le.is_none_or(|le| line.contains(&format!("le=\"{le}\"")))
+            })
+            .unwrap_or_else(|| panic!("no {suffix} {le:?} series for {labels}: {text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(series("_bucket", Some("0.025")), 0.0);
+    assert_eq!(series("_bucket", Some("0.0333")), 1.0);
+    assert!((series("_sum", None) - 0.033).abs() < 1e-9);
     app.finish().await;
 }
 
