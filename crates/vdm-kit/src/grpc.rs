@@ -25,6 +25,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
 use crate::breaker::Breaker;
+use crate::config::{ConfigError, Env};
 use crate::tower::delay::DelayLayer;
 use crate::tower::rpc_client::{RpcClient, RpcClientLayer};
 use crate::tower::rpc_server::RpcServerLayer;
@@ -44,10 +45,43 @@ pub enum GrpcError {
 }
 
 /// How long a caller's connection to a server lives before the server asks
-/// it to reconnect (spreads callers over the pods a Service has now).
+/// it to reconnect (spreads callers over the pods a Service has now), by
+/// default.
 pub const MAX_CONNECTION_AGE: Duration = Duration::from_secs(300);
-/// How long calls in flight on an aged connection may still run.
+/// How long calls in flight on an aged connection may still run, by default.
 pub const MAX_CONNECTION_AGE_GRACE: Duration = Duration::from_secs(30);
+
+/// How long a server keeps a caller's HTTP/2 connection: after `max` it
+/// sends GOAWAY (the caller reconnects, through the Kubernetes Service, to
+/// any pod), and calls still running on it get `grace` to finish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionAge {
+    /// Age at which the server asks the caller to reconnect.
+    pub max: Duration,
+    /// Time calls in flight on an aged connection may still take.
+    pub grace: Duration,
+}
+
+impl Default for ConnectionAge {
+    fn default() -> ConnectionAge {
+        ConnectionAge {
+            max: MAX_CONNECTION_AGE,
+            grace: MAX_CONNECTION_AGE_GRACE,
+        }
+    }
+}
+
+impl ConnectionAge {
+    /// Reads `VDM_GRPC_MAX_CONNECTION_AGE_SECS` (default 300) and
+    /// `VDM_GRPC_MAX_CONNECTION_AGE_GRACE_SECS` (default 30); both must be
+    /// positive.
+    pub fn from_env(env: &Env) -> Result<ConnectionAge, ConfigError> {
+        Ok(ConnectionAge {
+            max: env.secs_or("VDM_GRPC_MAX_CONNECTION_AGE_SECS", MAX_CONNECTION_AGE)?,
+            grace: env.secs_or("VDM_GRPC_MAX_CONNECTION_AGE_GRACE_SECS", MAX_CONNECTION_AGE_GRACE)?,
+        })
+    }
+}
 
 /// How a server runs, beyond what every server gets.
 #[derive(Debug, Clone, Copy, Default)]
@@ -109,6 +143,7 @@ pub async fn serve_routes(
     health_reporter: tonic_health::server::HealthReporter,
     shutdown: impl Future<Output = ()> + Send,
     options: ServeOptions,
+    connection_age: ConnectionAge,
 ) -> Result<(), GrpcError> {
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let shutdown = async move {
@@ -124,10 +159,10 @@ pub async fn serve_routes(
         // Callers keep one HTTP/2 connection per service address; without an
         // age limit a gateway stays pinned to the pods it first reached and
         // pods the autoscaler adds get no traffic from it. GOAWAY after
-        // MAX_CONNECTION_AGE makes callers reconnect (through the Service,
+        // the connection age makes callers reconnect (through the Service,
         // to any pod); calls in flight get the grace period to finish.
-        .max_connection_age(MAX_CONNECTION_AGE)
-        .max_connection_age_grace(MAX_CONNECTION_AGE_GRACE)
+        .max_connection_age(connection_age.max)
+        .max_connection_age_grace(connection_age.grace)
         // Outermost: the span and metrics see the whole call, delay included.
         .layer(RpcServerLayer)
         .layer(DelayLayer::new(options.artificial_delay))
@@ -375,4 +410,73 @@ fn is_service_failure(err: &hyper_util::client::legacy::Error) -> bool {
         source = cause.source();
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Serves health and reflection with `age` on a port-0 listener; returns
+    /// its address and the handle that stops it.
+    async fn server(age: ConnectionAge) -> (std::net::SocketAddr, tokio_util::sync::CancellationToken) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = bound_addr(&listener);
+        let (routes, health) = complete_routes("test.v1.Test", Routes::default()).await.unwrap();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let shutdown = stop.clone().cancelled_owned();
+        tokio::spawn(serve_routes(
+            listener,
+            "test.v1.Test",
+            routes,
+            health,
+            shutdown,
+            ServeOptions::default(),
+            age,
+        ));
+        (addr, stop)
+    }
+
+    /// Opens an HTTP/2 connection and answers when the server ends it.
+    async fn connection_end(addr: std::net::SocketAddr, wait: Duration) -> Option<Result<(), h2::Error>> {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (_client, connection) = h2::client::handshake(tcp).await.unwrap();
+        tokio::time::timeout(wait, connection).await.ok()
+    }
+
+    #[tokio::test]
+    async fn a_server_ends_a_connection_past_its_age_and_keeps_a_young_one() {
+        let short = ConnectionAge {
+            max: Duration::from_millis(200),
+            grace: Duration::from_millis(200),
+        };
+        let (addr, stop) = server(short).await;
+        let ended = connection_end(addr, Duration::from_secs(5)).await;
+        assert!(
+            matches!(ended, Some(Ok(()))),
+            "the aged connection ends with GOAWAY: {ended:?}"
+        );
+        stop.cancel();
+
+        let (addr, stop) = server(ConnectionAge::default()).await;
+        let ended = connection_end(addr, Duration::from_secs(1)).await;
+        assert!(ended.is_none(), "a connection younger than 5 minutes stays: {ended:?}");
+        stop.cancel();
+    }
+
+    #[test]
+    fn connection_age_comes_from_the_environment_and_must_be_positive() {
+        assert_eq!(
+            ConnectionAge::from_env(&Env::from_pairs::<&str, &str>([])).unwrap(),
+            ConnectionAge::default()
+        );
+        let env = Env::from_pairs([
+            ("VDM_GRPC_MAX_CONNECTION_AGE_SECS", "60"),
+            ("VDM_GRPC_MAX_CONNECTION_AGE_GRACE_SECS", "5"),
+        ]);
+        let age = ConnectionAge::from_env(&env).unwrap();
+        assert_eq!((age.max, age.grace), (Duration::from_secs(60), Duration::from_secs(5)));
+        let err = ConnectionAge::from_env(&Env::from_pairs([("VDM_GRPC_MAX_CONNECTION_AGE_SECS", "0")])).unwrap_err();
+        assert!(err.to_string().contains("VDM_GRPC_MAX_CONNECTION_AGE_SECS"), "{err}");
+    }
 }

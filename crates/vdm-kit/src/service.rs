@@ -26,7 +26,7 @@ use crate::bus::EventBus;
 use crate::cache::{CacheSetupError, CacheStore};
 use crate::config::{CacheConfig, ConfigError, DatabaseConfig, Env};
 use crate::db::DbSetupError;
-use crate::grpc::{GrpcChannel, GrpcError, LocalService, ServeOptions};
+use crate::grpc::{ConnectionAge, GrpcChannel, GrpcError, LocalService, ServeOptions};
 use crate::shutdown::CancellationToken;
 
 /// A service's error type: each error knows its failure class, and turns
@@ -321,6 +321,7 @@ pub struct GrpcApp {
     listener: TcpListener,
     parts: Parts,
     health: tonic_health::server::HealthReporter,
+    connection_age: ConnectionAge,
 }
 
 impl GrpcApp {
@@ -338,7 +339,15 @@ impl GrpcApp {
             listener: listener.0,
             parts,
             health,
+            connection_age: ConnectionAge::default(),
         })
+    }
+
+    /// Serves with `age` as the callers' connection lifetime instead of the
+    /// default (5 minutes, 30 s grace).
+    pub fn with_connection_age(mut self, age: ConnectionAge) -> GrpcApp {
+        self.connection_age = age;
+        self
     }
 
     /// The service as callers in this process reach it: its routes (health
@@ -382,7 +391,16 @@ impl GrpcApp {
             .into_iter()
             .map(|task| tokio::spawn(task(stop.clone())))
             .collect();
-        let served = crate::grpc::serve_routes(self.listener, grpc_name, routes, self.health, shutdown, options).await;
+        let served = crate::grpc::serve_routes(
+            self.listener,
+            grpc_name,
+            routes,
+            self.health,
+            shutdown,
+            options,
+            self.connection_age,
+        )
+        .await;
         stop.cancel();
         for task in tasks {
             let _ = task.await;

@@ -1,7 +1,10 @@
 //! Logs and traces: one `tracing` subscriber per process, with an
 //! OpenTelemetry layer exporting over OTLP/gRPC when
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` is set, and W3C trace-context propagation
-//! helpers for HTTP headers and gRPC metadata.
+//! helpers for HTTP headers and gRPC metadata. [`quiet`] turns a start-up's
+//! INFO lines into DEBUG ones for the log output.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use opentelemetry::propagation::{Extractor, Injector, TextMapCompositePropagator};
 use opentelemetry::trace::TracerProvider as _;
@@ -9,8 +12,11 @@ use opentelemetry::{KeyValue, global};
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing::level_filters::LevelFilter;
+use tracing::subscriber::Interest;
+use tracing::{Level, Metadata};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::layer::{Context, Filter, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
@@ -36,16 +42,6 @@ impl TelemetryConfig {
     /// `VDM_LOG` (or `RUST_LOG`; default `info`) and `VDM_LOG_FORMAT`
     /// (`text` or `json`).
     pub fn from_env(env: &Env, default_service_name: &str) -> Result<TelemetryConfig, ConfigError> {
-        TelemetryConfig::from_env_or(env, default_service_name, "info")
-    }
-
-    /// [`TelemetryConfig::from_env`] with another default log filter, for
-    /// when `VDM_LOG` and `RUST_LOG` are unset.
-    pub fn from_env_or(
-        env: &Env,
-        default_service_name: &str,
-        default_filter: &str,
-    ) -> Result<TelemetryConfig, ConfigError> {
         let log_json = match env.string("VDM_LOG_FORMAT").as_deref() {
             None | Some("text") => false,
             Some("json") => true,
@@ -59,7 +55,7 @@ impl TelemetryConfig {
         let log_filter = env
             .string("VDM_LOG")
             .or_else(|| env.string("RUST_LOG"))
-            .unwrap_or_else(|| default_filter.to_owned());
+            .unwrap_or_else(|| "info".to_owned());
         if let Err(err) = EnvFilter::try_new(&log_filter) {
             return Err(ConfigError::new("VDM_LOG", err.to_string()));
         }
@@ -110,11 +106,17 @@ pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> 
         Box::new(BaggagePropagator::new()),
     ]));
     let filter = EnvFilter::try_new(&config.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    // With DEBUG enabled anywhere, what `quiet` holds back would show at
+    // DEBUG: it then holds nothing back.
+    let quiet_filter = QuietFilter {
+        off: filter.max_level_hint().is_none_or(|max| max >= LevelFilter::DEBUG),
+    };
     let fmt_layer = if config.log_json {
         tracing_subscriber::fmt::layer().json().with_current_span(true).boxed()
     } else {
         tracing_subscriber::fmt::layer().with_target(false).boxed()
-    };
+    }
+    .with_filter(quiet_filter);
 
     let provider = match &config.otlp_endpoint {
         None => None,
@@ -153,6 +155,60 @@ pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> 
         tracing::info!(endpoint, service = config.service_name, "exporting traces over OTLP");
     }
     Ok(TelemetryGuard { provider })
+}
+
+/// Start-ups holding a [`QuietGuard`] now.
+static QUIET: AtomicUsize = AtomicUsize::new(0);
+
+/// Until the guard is dropped, the log output treats INFO events as DEBUG
+/// ones: they show only when the log filter enables DEBUG (`VDM_LOG=debug`).
+/// Warnings and errors always show; spans, and their export, are untouched.
+///
+/// `vdm all` holds it while it migrates, builds and seeds the demo world
+/// through its own services (a line per record written otherwise), and
+/// drops it before it serves, so the writes of clients log at INFO.
+pub fn quiet() -> QuietGuard {
+    QUIET.fetch_add(1, Ordering::SeqCst);
+    QuietGuard(())
+}
+
+/// Ends [`quiet`] when dropped.
+#[derive(Debug)]
+#[must_use = "the quiet ends when the guard is dropped"]
+pub struct QuietGuard(());
+
+impl Drop for QuietGuard {
+    fn drop(&mut self) {
+        QUIET.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The log output's filter behind [`quiet`].
+struct QuietFilter {
+    /// DEBUG is enabled: nothing is held back.
+    off: bool,
+}
+
+impl QuietFilter {
+    fn holds_back(&self, meta: &Metadata<'_>) -> bool {
+        !self.off && meta.is_event() && *meta.level() == Level::INFO
+    }
+}
+
+impl<S> Filter<S> for QuietFilter {
+    fn enabled(&self, meta: &Metadata<'_>, _: &Context<'_, S>) -> bool {
+        !(self.holds_back(meta) && QUIET.load(Ordering::SeqCst) > 0)
+    }
+
+    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
+        // INFO events are asked each time (the quiet comes and goes); the
+        // rest is decided once.
+        if self.holds_back(meta) {
+            Interest::sometimes()
+        } else {
+            Interest::always()
+        }
+    }
 }
 
 /// Makes `span` a child of the W3C trace context carried in `headers`, if any.

@@ -323,7 +323,16 @@ impl Stub {
         tokio::spawn(async move {
             let served = match crate::grpc::complete_routes(T::NAME, Routes::new(server)).await {
                 Ok((routes, health)) => {
-                    crate::grpc::serve_routes(listener, T::NAME, routes, health, shutdown, Default::default()).await
+                    crate::grpc::serve_routes(
+                        listener,
+                        T::NAME,
+                        routes,
+                        health,
+                        shutdown,
+                        Default::default(),
+                        Default::default(),
+                    )
+                    .await
                 }
                 Err(err) => Err(err),
             };

@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use tokio::task::JoinSet;
 use vdm_gateway::{GatewayConfig, SecretDefaults};
 use vdm_kit::config::{ConfigError, Env};
+use vdm_kit::grpc::ConnectionAge;
 use vdm_kit::service::{GrpcApp, Listener, PEER_NAMES, Peers, Service};
 use vdm_kit::shutdown::CancellationToken;
 use vdm_metrics::{Metrics, MetricsConfig};
@@ -57,6 +58,8 @@ pub struct Services {
     /// Seed the demo world (through the services' gRPC APIs) before the
     /// gateway starts serving, so `/ready` never answers for an empty world.
     pub seed_demo: bool,
+    /// How long each gRPC server keeps a caller's connection.
+    pub connection_age: ConnectionAge,
 }
 
 /// The gRPC listen address of each service in one process.
@@ -149,11 +152,19 @@ pub async fn start(
 
     let mut tasks = JoinSet::new();
     let local = services.in_process;
-    let world_addr = spawn::<World>(world, &mut peers, local, &mut tasks, &shutdown).await?;
-    let npc_addr = spawn::<Npc>(npc, &mut peers, local, &mut tasks, &shutdown).await?;
-    let quest_addr = spawn::<Quest>(quest, &mut peers, local, &mut tasks, &shutdown).await?;
-    let rumor_addr = spawn::<Rumor>(rumor, &mut peers, local, &mut tasks, &shutdown).await?;
-    let player_addr = spawn::<Player>(player, &mut peers, local, &mut tasks, &shutdown).await?;
+    let world_addr = spawn::<World>(world, &mut peers, local, services.connection_age, &mut tasks, &shutdown).await?;
+    let npc_addr = spawn::<Npc>(npc, &mut peers, local, services.connection_age, &mut tasks, &shutdown).await?;
+    let quest_addr = spawn::<Quest>(quest, &mut peers, local, services.connection_age, &mut tasks, &shutdown).await?;
+    let rumor_addr = spawn::<Rumor>(rumor, &mut peers, local, services.connection_age, &mut tasks, &shutdown).await?;
+    let player_addr = spawn::<Player>(
+        player,
+        &mut peers,
+        local,
+        services.connection_age,
+        &mut tasks,
+        &shutdown,
+    )
+    .await?;
 
     if services.seed_demo {
         let seeded = match (world_addr, npc_addr, quest_addr) {
@@ -197,7 +208,15 @@ pub async fn start(
     });
     // Built after the gateway (it scrapes the gateway's address), so the
     // gateway reaches it over loopback: telemetry uploads only.
-    let metrics_addr = spawn::<Metrics>(metrics, &mut peers, false, &mut tasks, &shutdown).await?;
+    let metrics_addr = spawn::<Metrics>(
+        metrics,
+        &mut peers,
+        false,
+        services.connection_age,
+        &mut tasks,
+        &shutdown,
+    )
+    .await?;
     let stop = shutdown.clone();
     tasks.spawn(async move {
         let result = gateway_app.run().await.map_err(VdmError::from);
@@ -239,6 +258,7 @@ async fn spawn<S: Service>(
     bound: Option<(S::Config, Listener)>,
     peers: &mut Peers,
     local: bool,
+    connection_age: ConnectionAge,
     tasks: &mut JoinSet<Result<(), VdmError>>,
     shutdown: &CancellationToken,
 ) -> Result<Option<SocketAddr>, VdmError> {
@@ -247,7 +267,8 @@ async fn spawn<S: Service>(
     };
     let app = GrpcApp::build::<S>(listener, &config, peers)
         .await
-        .map_err(|err| VdmError::service(S::NAME, err))?;
+        .map_err(|err| VdmError::service(S::NAME, err))?
+        .with_connection_age(connection_age);
     if local {
         peers.insert_local(S::NAME, app.local_service());
     }
@@ -286,6 +307,10 @@ fn in_process_targets(
 /// Runs `vdm all` until a shutdown signal.
 pub async fn run(env: &Env, common: &Common, shutdown: CancellationToken) -> Result<(), VdmError> {
     let started = std::time::Instant::now();
+    // Migrating, building and seeding the demo world write a line per
+    // record at INFO; until it serves, those are DEBUG lines, so a newcomer
+    // sees the banner. Once it serves, clients' writes log at INFO.
+    let quiet = vdm_kit::telemetry::quiet();
     let data = &common.data_dir;
     let services = Services {
         world: Some(World::config_from_env(env, data)?),
@@ -301,6 +326,7 @@ pub async fn run(env: &Env, common: &Common, shutdown: CancellationToken) -> Res
         }),
         grpc_addrs: GrpcAddrs::from_env(env)?,
         in_process: env.bool_or("VDM_IN_PROCESS_CALLS", true)?,
+        connection_age: common.connection_age,
         seed_demo: env.bool_or("VDM_SEED_DEMO", true)?,
     };
 
@@ -317,6 +343,7 @@ pub async fn run(env: &Env, common: &Common, shutdown: CancellationToken) -> Res
     // Every service runs here: each one's address is the one it is bound to.
     let running = start(&services, &Peers::default(), gateway, shutdown.clone()).await?;
 
+    drop(quiet);
     let url = format!("http://{}", running.http_addr);
     tracing::info!(%url, elapsed_ms = started.elapsed().as_millis() as u64, "vdm is ready");
     println!(
@@ -326,9 +353,6 @@ pub async fn run(env: &Env, common: &Common, shutdown: CancellationToken) -> Res
     );
     if generated_admin {
         println!("admin token (generated for this run): {}", admin_token.expose());
-    }
-    if env.string("VDM_LOG").is_none() && env.string("RUST_LOG").is_none() {
-        println!("logs: start-up and warnings only (VDM_LOG=info logs every service's writes)");
     }
     println!(
         "try:\n  curl -s -X POST {url}/v1/auth/device -H 'content-type: application/json' -d '{{\"device_id\":\"my-device\"}}'"

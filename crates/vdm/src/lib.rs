@@ -17,6 +17,7 @@ use std::path::PathBuf;
 
 use vdm_gateway::SecretDefaults;
 use vdm_kit::config::{ConfigError, DatabaseConfig, Env};
+use vdm_kit::grpc::ConnectionAge;
 use vdm_kit::service::{GrpcApp, Listener, Peers, Service};
 use vdm_kit::shutdown::CancellationToken;
 use vdm_kit::telemetry::TelemetryConfig;
@@ -164,22 +165,20 @@ pub struct Common {
     pub data_dir: PathBuf,
     /// Logging and tracing.
     pub telemetry: TelemetryConfig,
+    /// How long gRPC servers keep a caller's connection
+    /// (`VDM_GRPC_MAX_CONNECTION_AGE_SECS`, `..._GRACE_SECS`).
+    pub connection_age: ConnectionAge,
 }
 
-/// The log filter of `vdm all` when `VDM_LOG` is unset: the embedded
-/// default is a person's local run, who should see the ready line and what
-/// goes wrong, not a line per demo record seeded. `VDM_LOG=info` shows every
-/// service's writes, as the per-service subcommands do by default.
-pub const EMBEDDED_DEFAULT_LOG: &str = "warn,vdm::embedded=info";
-
 impl Common {
-    fn from_env(env: &Env, service_name: &str, default_log: &str) -> Result<Common, ConfigError> {
+    fn from_env(env: &Env, service_name: &str) -> Result<Common, ConfigError> {
         Ok(Common {
             data_dir: env
                 .string("VDM_DATA_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("data")),
-            telemetry: TelemetryConfig::from_env_or(env, service_name, default_log)?,
+            telemetry: TelemetryConfig::from_env(env, service_name)?,
+            connection_age: ConnectionAge::from_env(env)?,
         })
     }
 }
@@ -211,11 +210,7 @@ async fn run_async(command: Command) -> Result<(), VdmError> {
         Command::Service(name) => name,
         _ => "vdm-migrate",
     };
-    let default_log = match &command {
-        Command::All => EMBEDDED_DEFAULT_LOG,
-        _ => "info",
-    };
-    let common = Common::from_env(&env, service_name, default_log)?;
+    let common = Common::from_env(&env, service_name)?;
     let _telemetry = vdm_kit::telemetry::init(&common.telemetry)?;
     vdm_kit::metrics::install();
     let shutdown = CancellationToken::new();
@@ -287,7 +282,8 @@ async fn serve_one<S: Service>(env: &Env, common: &Common, shutdown: Cancellatio
         .map_err(|err| VdmError::service(S::NAME, err))?;
     let app = GrpcApp::build::<S>(listener, &config, &peers)
         .await
-        .map_err(|err| VdmError::service(S::NAME, err))?;
+        .map_err(|err| VdmError::service(S::NAME, err))?
+        .with_connection_age(common.connection_age);
     let admin = tokio::net::TcpListener::bind(admin_addr).await?;
     tracing::info!(addr = %admin_addr, "admin endpoints listening");
     let admin = tokio::spawn(vdm_kit::admin::serve(admin, app.readiness(), shutdown.clone()));

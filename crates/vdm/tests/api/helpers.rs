@@ -427,6 +427,7 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
         // The embedded back end calls its services in-process, as `vdm all`
         // does; Postgres + Redis over loopback HTTP/2, as between pods.
         in_process: matches!(backend, Backend::Embedded),
+        connection_age: Default::default(),
         seed_demo: false,
     };
     let gateway = GatewayConfig {
