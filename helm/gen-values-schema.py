@@ -168,6 +168,15 @@ def network_policy(gateway):
 
 def schema(component, gateway, upstreams):
     extra_config, extra_top, extra_secrets = settings(component)
+    if not gateway:
+        # Every gRPC server: unset, the binary's defaults (300 s, 30 s).
+        extra_config = {
+            "grpcMaxConnectionAgeSecs": i("VDM_GRPC_MAX_CONNECTION_AGE_SECS: callers reconnect (to any pod) "
+                                          "after this long (unset: 300)", minimum=1),
+            "grpcMaxConnectionAgeGraceSecs": i("VDM_GRPC_MAX_CONNECTION_AGE_GRACE_SECS: time calls on an aged "
+                                               "connection may still take (unset: 30)", minimum=1),
+            **extra_config,
+        }
     # The gateway keeps no database (accounts are the player service's).
     secret_ids = ((["redisUrl", "jwtSecret", "adminToken"] if gateway else ["databaseUrl", "redisUrl"])
                   + extra_secrets)

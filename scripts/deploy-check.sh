@@ -190,6 +190,9 @@ render vdm-gateway-optional-features "${charts}/vdm-gateway" \
   --set networkPolicy.enabled=true --set tests.enabled=true
 render vdm-quest-optional-features "${charts}/vdm-quest" \
   --set networkPolicy.enabled=true --set tests.enabled=true
+# gRPC connection age set on one service, through the umbrella.
+render umbrella-connection-age "${umbrella}" \
+  --set vdm-quest.config.grpcMaxConnectionAgeSecs=120 --set vdm-quest.config.grpcMaxConnectionAgeGraceSecs=10
 
 step "services are wired to each other, secrets come from Secrets"
 # Every render above: each service gets the VDM_<NAME>_URL of the services it
@@ -360,6 +363,43 @@ for p in problems:
 sys.exit(1 if problems else 0)
 PY
 ok "vdm-gateway: no database settings and no migration Job, VDM_PLAYER_URL set; config.trustedProxies in VDM_TRUSTED_PROXIES; operatorCredentials mounted read-only, without subPath, at VDM_ADMIN_TOKENS_FILE (off by default)"
+
+step "gRPC connection age"
+# Unset by default (the binary's 300 s and 30 s); set, the service's
+# Deployment carries both variables and no other Deployment does.
+"${DEPLOY_TOOLS_PYTHON}" - "${rendered}" <<'PY' || fail "gRPC connection age values (see above)"
+import pathlib
+import sys
+
+import yaml
+
+rendered = pathlib.Path(sys.argv[1])
+VARS = ("VDM_GRPC_MAX_CONNECTION_AGE_SECS", "VDM_GRPC_MAX_CONNECTION_AGE_GRACE_SECS")
+problems = []
+
+
+def ages(name):
+    found = {}
+    for doc in yaml.safe_load_all((rendered / name).read_text()):
+        if doc and doc["kind"] == "Deployment":
+            env = {e["name"]: e.get("value") for e in doc["spec"]["template"]["spec"]["containers"][0].get("env", [])}
+            found[doc["metadata"]["name"]] = tuple(env.get(v) for v in VARS)
+    return found
+
+
+for name, deployment, want in (("umbrella-default.yaml", "vdm-quest", (None, None)),
+                               ("umbrella-connection-age.yaml", "vdm-quest", ("120", "10"))):
+    found = ages(name)
+    if found.get(deployment) != want:
+        problems.append("%s: %s has %r, expected %r" % (name, deployment, found.get(deployment), want))
+    others = {d: a for d, a in found.items() if d != deployment and a != (None, None)}
+    if others:
+        problems.append("%s: connection age set on %r" % (name, others))
+for p in problems:
+    print("    " + p, file=sys.stderr)
+sys.exit(1 if problems else 0)
+PY
+ok "config.grpcMaxConnectionAge{,Grace}Secs in VDM_GRPC_MAX_CONNECTION_AGE{,_GRACE}_SECS of that service only (unset by default)"
 
 step "optional features: PrometheusRule, NetworkPolicy, helm test"
 # Off by default; all on: the PrometheusRule carries exactly the groups of
@@ -583,6 +623,8 @@ expect_schema_error "a misspelt prometheusRule value" "${umbrella}" --set promet
 expect_schema_error "ingressFrom on a service (the gateway's only)" "${umbrella}" --set 'vdm-quest.networkPolicy.ingressFrom[0].podSelector.matchLabels.a=b'
 expect_schema_error "a misspelt tests value" "${umbrella}" --set vdm-gateway.tests.imag=busybox
 expect_schema_error "trusted proxies on a service that has none" "${umbrella}" --set 'vdm-quest.config.trustedProxies={10.0.0.0/8}'
+expect_schema_error "a gRPC connection age of 0" "${umbrella}" --set vdm-quest.config.grpcMaxConnectionAgeSecs=0
+expect_schema_error "a gRPC connection age on the gateway (no gRPC server)" "${umbrella}" --set vdm-gateway.config.grpcMaxConnectionAgeSecs=60
 if "${HELM}" template "${RELEASE}" "${umbrella}" --set 'vdm-gateway.extraEnv[0].name=VDM_TRUST_FORWARDED_FOR' \
   --set 'vdm-gateway.extraEnv[0].value=true' >/dev/null 2>"${work}/err"; then
   fail "helm template accepted VDM_TRUST_FORWARDED_FOR, which the gateway refuses at start-up"

@@ -166,7 +166,8 @@ each one feeds, and whether the process starts without it.
 {{/*
 Settings only some services have, as [value path, environment variable]: a
 chart opts in by having the value (the gateway has config.trustedProxies;
-vdm-rumor has config.peerTimeoutMs, llm.*, pipeline.* and ticker.*), and its
+the services config.grpcMaxConnectionAge*; vdm-rumor has config.peerTimeoutMs,
+llm.*, pipeline.* and ticker.*), and its
 schema types it. A list is joined with commas. An empty string, an empty list
 or a missing value leaves the variable unset, so the binary's default applies.
 */}}
@@ -174,6 +175,8 @@ or a missing value leaves the variable unset, so the binary's default applies.
 {{- list
   (list "config.trustedProxies" "VDM_TRUSTED_PROXIES")
   (list "config.peerTimeoutMs" "VDM_PEER_TIMEOUT_MS")
+  (list "config.grpcMaxConnectionAgeSecs" "VDM_GRPC_MAX_CONNECTION_AGE_SECS")
+  (list "config.grpcMaxConnectionAgeGraceSecs" "VDM_GRPC_MAX_CONNECTION_AGE_GRACE_SECS")
   (list "llm.url" "VDM_LLM_URL")
   (list "llm.model" "VDM_LLM_MODEL")
   (list "llm.timeoutMs" "VDM_LLM_TIMEOUT_MS")
