@@ -18,11 +18,13 @@ It checks, and prints as it goes:
 4. deploy/grafana: provisioning (data source uids and URLs, dashboard path)
    and deploy/grafana/dashboards/vdm.json (panel ids, layout, variables,
    data sources, a Jaeger trace link).
-5. Every PromQL expression of the dashboard, the data sources and the rules
-   through promtool's parser, then, from the parsed trees, every metric name,
-   label name and exact label value they use against what the real binary
-   serves on /metrics: `vdm quest` and `vdm gateway` as separate processes
-   (as in compose and Kubernetes), after a few requests, including a 404 and
+5. Every PromQL expression of the dashboard, the data sources, the rules
+   and the budget alerts through promtool's parser, then, from the parsed
+   trees, every metric name, label name and exact label value they use
+   against what the real binary serves on /metrics: `vdm quest`, `vdm
+   rumor`, `vdm metrics`, `vdm player` and `vdm gateway` as separate processes (as in
+   compose and Kubernetes), after a few requests (a client telemetry batch
+   among them), including a 404 and
    a call while quest is down. Each process's exposition is linted: every
    family has HELP text, `_total` families are counters, names are in base
    units (seconds, bytes).
@@ -346,8 +348,9 @@ def check_prometheus(compose: dict | None, promtool: str) -> None:
 # 3. alert rules
 
 
-def check_budget_alerts(promtool: str, vdm: str) -> None:
-    """The generated budget alerts: loaded, valid, and not edited by hand."""
+def check_budget_alerts(promtool: str, vdm: str) -> list[tuple[str, str]]:
+    """The generated budget alerts: loaded, valid, and not edited by hand.
+    Returns their expressions, checked against /metrics like the others."""
     R.section(rel(BUDGET_ALERTS))
     config = load_yaml(PROM_CONFIG) or {}
     if "alerts-budgets.yml" not in (config.get("rule_files") or []):
@@ -374,6 +377,8 @@ def check_budget_alerts(promtool: str, vdm: str) -> None:
             m = re.fullmatch(r"docs/OBSERVABILITY\.md#([\w-]+)", (rule.get("annotations") or {}).get("runbook_url", ""))
             if not m or m.group(1) not in anchors:
                 R.fail(f"{rel(BUDGET_ALERTS)}: {rule.get('alert')}: runbook anchor is no heading of {rel(DOC)}")
+    return [(f"budget alert {rule.get('alert')}", rule["expr"])
+            for group in rules.get("groups") or [] for rule in group.get("rules") or [] if "expr" in rule]
 
 
 def github_anchor(heading: str) -> str:
@@ -861,6 +866,10 @@ def exercise(binary: str, promtool: str) -> dict[str, dict[str, set[str]]]:
                                              "VDM_ADMIN_ADDR": f"127.0.0.1:{rumor_admin}",
                                              "VDM_NPC_URL": f"http://127.0.0.1:{npc_grpc}",
                                              "VDM_WORLD_URL": f"http://127.0.0.1:{world_grpc}"})
+            metrics_grpc, metrics_admin = free_port(), free_port()
+            procs.start("metrics", ["metrics"], {**otel, "OTEL_SERVICE_NAME": "vdm-metrics",
+                                                 "VDM_GRPC_ADDR": f"127.0.0.1:{metrics_grpc}",
+                                                 "VDM_ADMIN_ADDR": f"127.0.0.1:{metrics_admin}"})
             procs.start("gateway", ["gateway"], {**otel, "OTEL_SERVICE_NAME": "vdm-gateway",
                                                  "VDM_HTTP_ADDR": f"127.0.0.1:{http_port}",
                                                  "VDM_QUEST_URL": f"http://127.0.0.1:{grpc}",
@@ -868,6 +877,7 @@ def exercise(binary: str, promtool: str) -> dict[str, dict[str, set[str]]]:
                                                  "VDM_WORLD_URL": f"http://127.0.0.1:{world_grpc}",
                                                  "VDM_RUMOR_URL": f"http://127.0.0.1:{rumor_grpc}",
                                                  "VDM_PLAYER_URL": f"http://127.0.0.1:{player_grpc}",
+                                                 "VDM_METRICS_URL": f"http://127.0.0.1:{metrics_grpc}",
                                                  "VDM_ADMIN_TOKEN": ADMIN_TOKEN, "VDM_JWT_SECRET": JWT_SECRET})
             base = f"http://127.0.0.1:{http_port}"
             if not (procs.wait_ready("quest", f"http://127.0.0.1:{admin}/ready")
@@ -875,6 +885,7 @@ def exercise(binary: str, promtool: str) -> dict[str, dict[str, set[str]]]:
                     and procs.wait_ready("npc", f"http://127.0.0.1:{npc_admin}/ready")
                     and procs.wait_ready("rumor", f"http://127.0.0.1:{rumor_admin}/ready")
                     and procs.wait_ready("player", f"http://127.0.0.1:{player_admin}/ready")
+                    and procs.wait_ready("metrics", f"http://127.0.0.1:{metrics_admin}/ready")
                     and procs.wait_ready("gateway", f"{base}/ready")):
                 return metrics
             started = time.monotonic()
@@ -906,6 +917,17 @@ def exercise(binary: str, promtool: str) -> dict[str, dict[str, set[str]]]:
             if rumor_read != 404:
                 R.fail(f"GET /v1/rumors/987654321 answered {rumor_read}, expected 404")
             rumor_metrics = scrape(f"http://127.0.0.1:{rumor_admin}/metrics", "vdm rumor admin port")
+            # A Unity client's samples reach the metrics service (its client
+            # histograms, in seconds).
+            batch = {"client_version": "1.0.0", "device_class": "desktop",
+                     "samples": [{"frame_time_ms": 16.0, "gc_pause_ms": 0.5, "input_latency_ms": 20.0,
+                                  "event_dispatch_ms": 0.2, "systems": {"animation": 1.5}}]}
+            status, _, body = http("POST", f"{base}/v1/telemetry/client", batch, token)
+            if status != 202:
+                R.fail(f"POST /v1/telemetry/client answered {status}: {body[:200]!r}")
+            metrics_service = scrape(f"http://127.0.0.1:{metrics_admin}/metrics", "vdm metrics admin port")
+            # Signing in went through the player service.
+            player_metrics = scrape(f"http://127.0.0.1:{player_admin}/metrics", "vdm player admin port")
             # Accepting publishes quest.updated (the events counter).
             answers.append(http("POST", f"{base}/v1/quests/{qid}/accept", token=token)[0])
             if answers != [200, 200, 404, 404, 200]:
@@ -928,10 +950,11 @@ def exercise(binary: str, promtool: str) -> dict[str, dict[str, set[str]]]:
             R.ok(f"vdm quest + vdm gateway served create, sign-in, 2 reads, a 404, an unknown route, an accept, "
                  f"a WebSocket request, and a 503 with quest down in {time.monotonic() - started:.2f} s")
             for name, found in (("quest (admin port)", quest_metrics), ("rumor (admin port)", rumor_metrics),
+                                ("metrics (admin port)", metrics_service), ("player (admin port)", player_metrics),
                                 ("gateway (HTTP port)", gateway_metrics)):
                 families = sorted({re.sub(r"_(bucket|sum|count)$", "", n) for n in found})
                 R.ok(f"{name} /metrics: {len(families)} families: {', '.join(families)}")
-            for source in (quest_metrics, rumor_metrics, gateway_metrics):
+            for source in (quest_metrics, rumor_metrics, metrics_service, player_metrics, gateway_metrics):
                 for sample, labels in source.items():
                     into = metrics.setdefault(sample, {})
                     for k, v in labels.items():
@@ -1046,15 +1069,21 @@ def main() -> int:
     compose = check_compose()
     check_prometheus(compose, args.promtool)
     alert_exprs = check_alerts(args.promtool)
-    check_budget_alerts(args.promtool, args.vdm)
+    budget_exprs = check_budget_alerts(args.promtool, args.vdm)
     dashboard_exprs = check_grafana(compose)
 
     R.section("PromQL")
     plain = [(source, substitute_grafana(expr)) for source, expr in dashboard_exprs]
     if plain:
         promtool_parse(args.promtool, plain)
-    uses = [u for u in (collect(s, e) for s, e in plain + alert_exprs) if u]
-    R.ok(f"parsed {len(uses)} expressions into selectors ({len(alert_exprs)} alert rules, {len(plain)} dashboard and data source queries)")
+    # promql-parser reads a backtick string's backslashes as escapes; the
+    # same string double-quoted means what Prometheus reads (promtool checked
+    # the rules as written above).
+    budget_exprs = [(source, re.sub(r"`([^`]*)`", lambda m: json.dumps(m.group(1)), expr))
+                    for source, expr in budget_exprs]
+    uses = [u for u in (collect(s, e) for s, e in plain + alert_exprs + budget_exprs) if u]
+    R.ok(f"parsed {len(uses)} expressions into selectors ({len(alert_exprs)} alert rules, {len(budget_exprs)} budget "
+         f"alerts, {len(plain)} dashboard and data source queries)")
 
     metrics = exercise(args.vdm, args.promtool)
     check_uses(uses, metrics)
