@@ -152,19 +152,12 @@ pub async fn start(
 
     let mut tasks = JoinSet::new();
     let local = services.in_process;
-    let world_addr = spawn::<World>(world, &mut peers, local, services.connection_age, &mut tasks, &shutdown).await?;
-    let npc_addr = spawn::<Npc>(npc, &mut peers, local, services.connection_age, &mut tasks, &shutdown).await?;
-    let quest_addr = spawn::<Quest>(quest, &mut peers, local, services.connection_age, &mut tasks, &shutdown).await?;
-    let rumor_addr = spawn::<Rumor>(rumor, &mut peers, local, services.connection_age, &mut tasks, &shutdown).await?;
-    let player_addr = spawn::<Player>(
-        player,
-        &mut peers,
-        local,
-        services.connection_age,
-        &mut tasks,
-        &shutdown,
-    )
-    .await?;
+    let age = services.connection_age;
+    let world_addr = spawn::<World>(world, &mut peers, local, age, &mut tasks, &shutdown).await?;
+    let npc_addr = spawn::<Npc>(npc, &mut peers, local, age, &mut tasks, &shutdown).await?;
+    let quest_addr = spawn::<Quest>(quest, &mut peers, local, age, &mut tasks, &shutdown).await?;
+    let rumor_addr = spawn::<Rumor>(rumor, &mut peers, local, age, &mut tasks, &shutdown).await?;
+    let player_addr = spawn::<Player>(player, &mut peers, local, age, &mut tasks, &shutdown).await?;
 
     if services.seed_demo {
         let seeded = match (world_addr, npc_addr, quest_addr) {
@@ -208,15 +201,7 @@ pub async fn start(
     });
     // Built after the gateway (it scrapes the gateway's address), so the
     // gateway reaches it over loopback: telemetry uploads only.
-    let metrics_addr = spawn::<Metrics>(
-        metrics,
-        &mut peers,
-        false,
-        services.connection_age,
-        &mut tasks,
-        &shutdown,
-    )
-    .await?;
+    let metrics_addr = spawn::<Metrics>(metrics, &mut peers, false, age, &mut tasks, &shutdown).await?;
     let stop = shutdown.clone();
     tasks.spawn(async move {
         let result = gateway_app.run().await.map_err(VdmError::from);
