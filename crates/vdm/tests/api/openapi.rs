@@ -1044,7 +1044,14 @@ async fn real_answers_match_the_documented_schemas(backend: Backend) {
     );
 
     // Operations.
-    for path in ["/health", "/ready", "/metrics", "/dashboard", "/docs", "/v1/openapi.json"] {
+    for path in [
+        "/health",
+        "/ready",
+        "/metrics",
+        "/dashboard",
+        "/docs",
+        "/v1/openapi.json",
+    ] {
         checked.answer("GET", path, &app.send(Method::GET, path, &[], Vec::new()).await);
     }
 
