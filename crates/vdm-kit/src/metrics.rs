@@ -363,6 +363,31 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
         Kind::Histogram,
         "Time a rumor spreading tick took",
     ),
+    (
+        "vdm_outbox_pending",
+        Kind::Gauge,
+        "Outbox rows (quest rewards owed) waiting for delivery",
+    ),
+    (
+        "vdm_outbox_delivered_total",
+        Kind::Counter,
+        "Outbox rows delivered and acknowledged, by kind",
+    ),
+    (
+        "vdm_outbox_failed_total",
+        Kind::Counter,
+        "Outbox rows refused for good by their receiver (not retried), by kind",
+    ),
+    (
+        "vdm_outbox_retries_total",
+        Kind::Counter,
+        "Outbox deliveries that failed and will be tried again, by kind",
+    ),
+    (
+        "vdm_outbox_delivery_seconds",
+        Kind::Histogram,
+        "Time from a completion to its outbox row's acknowledged delivery, by kind",
+    ),
 ];
 
 /// Gives every family of [`FAMILIES`] its HELP text.

@@ -27,7 +27,7 @@
 //! vdm_kit::backend_tests!(get_unknown_quest_is_not_found);
 //!
 //! async fn get_unknown_quest_is_not_found(backend: Backend) {
-//!     let Some(quest) = TestService::<Quest>::start(backend, |database, cache| QuestConfig { database, cache, peer_timeout: Duration::from_secs(2) }, Peers::default()).await
+//!     let Some(quest) = TestService::<Quest>::start(backend, |database, cache| QuestConfig { database, cache, peer_timeout: Duration::from_secs(2), outbox_poll: Duration::from_secs(1) }, Peers::default()).await
 //!     else { return };
 //!     let mut client = QuestServiceClient::new(quest.channel());
 //!     // ...

@@ -15,6 +15,10 @@ pub struct QuestConfig {
     /// How long a call to the player service may take
     /// (`VDM_PEER_TIMEOUT_MS`, default 2 s).
     pub peer_timeout: Duration,
+    /// How often the reward relay looks for deliveries when nothing woke
+    /// it (`VDM_OUTBOX_POLL_MS`, default 1 s): what completions of other
+    /// replicas, and retries, wait at most.
+    pub outbox_poll: Duration,
 }
 
 impl QuestConfig {
@@ -25,6 +29,7 @@ impl QuestConfig {
             database: DatabaseConfig::from_env(env, "quest", data_dir)?,
             cache: CacheConfig::from_env(env)?,
             peer_timeout: env.millis_or("VDM_PEER_TIMEOUT_MS", Duration::from_secs(2))?,
+            outbox_poll: env.millis_or("VDM_OUTBOX_POLL_MS", Duration::from_secs(1))?,
         })
     }
 }

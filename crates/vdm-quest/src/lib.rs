@@ -12,7 +12,10 @@
 //!   state machine, pagination cursors.
 //! - [`store`]: sea-orm entities, migrations and queries.
 //! - [`players`]: the player service, asked for a player's level when a
-//!   quest has a level requirement.
+//!   quest has a level requirement, and given completed quests' rewards.
+//! - [`relay`]: the background task that delivers the reward outbox (rows
+//!   written with each completion) to the player service, retrying until
+//!   it is acknowledged or refused for good.
 //! - [`error`]: [`QuestError`] and its mapping to `tonic::Status`.
 
 pub mod config;
@@ -20,6 +23,7 @@ pub mod domain;
 pub mod error;
 pub mod grpc;
 pub mod players;
+pub mod relay;
 pub mod service;
 pub mod startup;
 pub mod store;

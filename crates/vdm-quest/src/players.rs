@@ -1,6 +1,6 @@
 //! The player service, as the quest service needs it: a player's level, to
-//! enforce a quest's `level_requirement`. The one place this crate speaks
-//! `vdm.player.v1`.
+//! enforce a quest's `level_requirement`, and the grant of a completed
+//! quest's reward. The one place this crate speaks `vdm.player.v1`.
 
 use tonic::Code;
 use vdm_kit::ErrorCode;
@@ -8,6 +8,7 @@ use vdm_kit::grpc::GrpcChannel;
 use vdm_proto::player::v1 as pb;
 use vdm_proto::player::v1::player_service_client::PlayerServiceClient;
 
+use crate::domain::RewardGrant;
 use crate::error::{QuestError, QuestResult};
 
 /// A client of the player service (cheap to clone).
@@ -41,4 +42,45 @@ impl Players {
             Err(status) => Err(QuestError::Peer("player", status)),
         }
     }
+
+    /// Applies a completed quest's reward, once by its grant id: a second
+    /// call with the same grant (a relay retrying, another replica's relay)
+    /// gets the first call's result and changes nothing.
+    pub async fn grant_reward(&self, grant: &RewardGrant) -> Result<(), Refusal> {
+        let request = pb::GrantRewardRequest {
+            grant_id: grant.grant_id.clone(),
+            player_id: grant.player_id,
+            gold: grant.gold,
+            xp: grant.xp,
+            item_ids: grant.item_ids.clone(),
+            reason: grant.reason.clone(),
+            source_id: grant.source_id.clone(),
+        };
+        match self.client.clone().grant_reward(request).await {
+            Ok(_) => Ok(()),
+            Err(status) if is_permanent(status.code()) => Err(Refusal::Permanent(status)),
+            Err(status) => Err(Refusal::Transient(status)),
+        }
+    }
+}
+
+/// Why a delivery to the player service did not go through.
+#[derive(Debug)]
+pub enum Refusal {
+    /// The same request can succeed later (the service is down, slow,
+    /// overloaded, or failed inside): try again.
+    Transient(tonic::Status),
+    /// The service refused this request and always will (a bad payload,
+    /// an unknown player or item, a full stack, the grant id used for
+    /// another payload).
+    Permanent(tonic::Status),
+}
+
+/// Whether a status refuses the request itself, so that sending it again
+/// cannot succeed.
+fn is_permanent(code: Code) -> bool {
+    matches!(
+        code,
+        Code::InvalidArgument | Code::NotFound | Code::FailedPrecondition | Code::AlreadyExists | Code::OutOfRange
+    )
 }

@@ -5,13 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Notify};
 use tracing::instrument;
 use vdm_kit::bus::{Event, EventBody, EventBus};
 use vdm_kit::cache::{Cache, CacheStore};
 use vdm_proto::events::v1::ResourceKind;
 
-use crate::domain::{Page, PlayerQuest, Quest, QuestInput, QuestPatch, QuestStatus, positive_id};
+use crate::domain::{Page, PlayerQuest, Quest, QuestInput, QuestPatch, QuestStatus, RewardGrant, positive_id};
 use crate::error::{QuestError, QuestResult};
 use crate::players::Players;
 use crate::store::{Created, QuestFilter, QuestStore};
@@ -39,6 +39,8 @@ pub struct QuestService {
     /// failing their version check and retrying; the version check still
     /// guards against writers in other replicas.
     write_locks: Arc<[Mutex<()>]>,
+    /// Wakes this process's reward relay when a completion queued a reward.
+    rewards_queued: Arc<Notify>,
 }
 
 impl QuestService {
@@ -51,7 +53,14 @@ impl QuestService {
             players,
             cache: caches.cache("quest", QUEST_CACHE_TTL),
             write_locks: (0..WRITE_STRIPES).map(|_| Mutex::new(())).collect(),
+            rewards_queued: Arc::new(Notify::new()),
         }
+    }
+
+    /// Notified each time a completion queued a reward (the relay waits
+    /// on it).
+    pub fn rewards_queued(&self) -> Arc<Notify> {
+        self.rewards_queued.clone()
     }
 
     /// Answers whether the database is reachable.
@@ -173,7 +182,7 @@ impl QuestService {
             let existing = self.store.player_quest(player_id, quest_id).await?;
             let version = existing.as_ref().map(|v| v.version);
             let accepted = PlayerQuest::accept(existing.map(|v| v.quest), player_id, &quest, now_ms)?;
-            if self.store.save_player_quest(&accepted, version).await? {
+            if self.store.save_player_quest(&accepted, version, None).await? {
                 tracing::info!("quest accepted");
                 self.publish_update(&accepted).await;
                 return Ok(accepted);
@@ -247,15 +256,31 @@ impl QuestService {
             let mut pq = current.quest;
             let before = pq.status;
             change(&mut pq)?;
-            if self.store.save_player_quest(&pq, Some(current.version)).await? {
+            let owed = self.owed(before, &pq).await?;
+            if self.store.save_player_quest(&pq, Some(current.version), owed.as_ref()).await? {
                 if pq.status != before {
                     tracing::info!(from = %before, to = %pq.status, "player quest status changed");
+                }
+                if let Some(grant) = &owed {
+                    tracing::info!(grant.id = %grant.grant_id, "quest reward queued");
+                    self.rewards_queued.notify_one();
                 }
                 self.publish_update(&pq).await;
                 return Ok(pq);
             }
         }
         Err(QuestError::Contended { player_id, quest_id })
+    }
+
+    /// The reward a change owes: the quest's, when it completed the quest.
+    /// The quest is read at completion, so the reward is the one the quest
+    /// offered when the player finished it.
+    async fn owed(&self, before: QuestStatus, pq: &PlayerQuest) -> QuestResult<Option<RewardGrant>> {
+        if before == QuestStatus::Completed || pq.status != QuestStatus::Completed {
+            return Ok(None);
+        }
+        let quest = self.get(pq.quest_id).await?;
+        Ok(RewardGrant::for_completion(&quest, pq.player_id))
     }
 
     /// Tells the player's sockets (`quest.updated`), after the write committed.

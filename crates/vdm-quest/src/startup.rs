@@ -11,6 +11,7 @@ use crate::config::QuestConfig;
 use crate::error::{QuestError, QuestResult};
 use crate::grpc::{QuestGrpc, SERVICE_NAME};
 use crate::players::Players;
+use crate::relay::Relay;
 use crate::service::QuestService;
 use crate::store::QuestStore;
 use crate::store::migration::Migrator;
@@ -35,18 +36,27 @@ impl Service for Quest {
 
     /// Connects the database (running migrations if configured), the cache
     /// and the event bus, and a client of the player service when `peers`
-    /// names it (`VDM_PLAYER_URL`): it reads levels for level requirements.
+    /// names it (`VDM_PLAYER_URL`): it reads levels for level requirements,
+    /// and the reward relay (a background task) delivers completed quests'
+    /// rewards through it. Without it, rewards wait in the outbox.
     async fn build(config: &QuestConfig, peers: &Peers) -> QuestResult<Parts> {
         let backends = Backends::connect::<Migrator>(Self::NAME, &config.database, &config.cache).await?;
         let players = peers.optional_channel("player", config.peer_timeout)?.map(Players::new);
-        let service = QuestService::new(QuestStore::new(backends.db), &backends.caches, backends.events, players);
+        let store = QuestStore::new(backends.db);
+        let service = QuestService::new(store.clone(), &backends.caches, backends.events, players.clone());
         let readiness = vdm_kit::admin::readiness_check("quest database", service.clone(), |service| async move {
             service.ready().await
         });
-        Ok(Parts::new(
-            Routes::new(QuestGrpc::server(service)),
+        let parts = Parts::new(
+            Routes::new(QuestGrpc::server(service.clone())),
             SERVICE_NAME,
             readiness,
-        ))
+        );
+        let Some(players) = players else {
+            tracing::warn!("no player service configured (VDM_PLAYER_URL): quest rewards wait in the outbox");
+            return Ok(parts);
+        };
+        let relay = Relay::new(store, players, service.rewards_queued(), config.outbox_poll);
+        Ok(parts.with_background(move |stop| Box::pin(relay.run(stop))))
     }
 }

@@ -29,6 +29,7 @@ async fn start(backend: Backend) -> Option<(TestService<Quest>, QuestServiceClie
             database,
             cache,
             peer_timeout: std::time::Duration::from_secs(2),
+            outbox_poll: std::time::Duration::from_millis(200),
         },
         Peers::default(),
     )

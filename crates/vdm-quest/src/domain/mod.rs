@@ -1,9 +1,11 @@
 //! Quest rules with no IO: validating new quests, the player quest state
-//! machine, and pagination cursors.
+//! machine, the reward a completion owes, and pagination cursors.
 
 mod player_quest;
 mod quest;
+mod reward;
 
 pub use player_quest::{ObjectiveProgress, PlayerQuest, QuestStatus};
+pub use reward::{RewardGrant, grant_id, retry_delay};
 pub use quest::{NewObjective, NewQuest, Objective, Quest, QuestInput, QuestPatch, Reward, positive_id};
 pub use vdm_kit::page::Page;

@@ -99,3 +99,40 @@ pub mod player_quest {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// `reward_outbox`: deliveries owed to other services, written in the
+/// transaction that completes a quest and sent by the relay.
+pub mod outbox {
+    use sea_orm::entity::prelude::*;
+
+    /// A `reward_outbox` row.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "reward_outbox")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        /// The id the receiving service applies once.
+        pub grant_id: String,
+        /// What is delivered, and to which service (`reward`).
+        pub kind: String,
+        pub player_id: i64,
+        pub quest_id: i64,
+        /// JSON of the delivery (`domain::RewardGrant` for `reward`).
+        pub payload: String,
+        /// `pending`, `delivered` or `failed`.
+        pub status: String,
+        /// Deliveries tried and not acknowledged.
+        pub attempts: i32,
+        /// When a pending row is due (Unix ms).
+        pub next_attempt_at_ms: i64,
+        /// Why the last try failed, or why the row was refused for good.
+        pub last_error: Option<String>,
+        pub created_at_ms: i64,
+        pub delivered_at_ms: Option<i64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -1,5 +1,7 @@
-//! The quest service's tables. One migration per file name, as
-//! `DeriveMigrationName` names each after its module.
+//! The quest service's tables. `DeriveMigrationName` names a migration
+//! after its file: the first migration of this file was recorded under that
+//! derived name ("migration") and keeps it, so databases that ran it do not
+//! run it again; every later one names itself by hand.
 
 use sea_orm_migration::prelude::*;
 
@@ -8,7 +10,10 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261127_000001_create_quest_tables::Migration)]
+        vec![
+            Box::new(m20261127_000001_create_quest_tables::Migration),
+            Box::new(m20261203_000001_create_reward_outbox::Migration),
+        ]
     }
 }
 
@@ -210,6 +215,98 @@ mod m20261127_000001_create_quest_tables {
                 .await?;
             manager
                 .drop_table(Table::drop().table(Quests::Table).to_owned())
+                .await?;
+            Ok(())
+        }
+    }
+}
+
+mod m20261203_000001_create_reward_outbox {
+    use sea_orm_migration::prelude::*;
+    use sea_orm_migration::schema::*;
+
+    pub struct Migration;
+
+    // Named by hand: see the module's comment.
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261203_000001_create_reward_outbox"
+        }
+    }
+
+    #[derive(DeriveIden)]
+    enum RewardOutbox {
+        Table,
+        Id,
+        GrantId,
+        Kind,
+        PlayerId,
+        QuestId,
+        Payload,
+        Status,
+        Attempts,
+        NextAttemptAtMs,
+        LastError,
+        CreatedAtMs,
+        DeliveredAtMs,
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager
+                .create_table(
+                    Table::create()
+                        .table(RewardOutbox::Table)
+                        .if_not_exists()
+                        .col(big_pk_auto(RewardOutbox::Id))
+                        // One delivery per grant id and kind: a completion
+                        // written twice queues it once.
+                        .col(string_len(RewardOutbox::GrantId, 128))
+                        .col(string_len(RewardOutbox::Kind, 16))
+                        .col(big_integer(RewardOutbox::PlayerId))
+                        .col(big_integer(RewardOutbox::QuestId))
+                        .col(text(RewardOutbox::Payload))
+                        .col(string_len(RewardOutbox::Status, 16))
+                        .col(integer(RewardOutbox::Attempts))
+                        .col(big_integer(RewardOutbox::NextAttemptAtMs))
+                        .col(text_null(RewardOutbox::LastError))
+                        .col(big_integer(RewardOutbox::CreatedAtMs))
+                        .col(big_integer_null(RewardOutbox::DeliveredAtMs))
+                        .to_owned(),
+                )
+                .await?;
+            manager
+                .create_index(
+                    Index::create()
+                        .if_not_exists()
+                        .unique()
+                        .name("reward_outbox_grant_id_kind")
+                        .table(RewardOutbox::Table)
+                        .col(RewardOutbox::GrantId)
+                        .col(RewardOutbox::Kind)
+                        .to_owned(),
+                )
+                .await?;
+            // The relay reads the pending rows that are due, oldest first,
+            // and counts the pending ones.
+            manager
+                .create_index(
+                    Index::create()
+                        .if_not_exists()
+                        .name("reward_outbox_status_next_attempt_at_ms")
+                        .table(RewardOutbox::Table)
+                        .col(RewardOutbox::Status)
+                        .col(RewardOutbox::NextAttemptAtMs)
+                        .to_owned(),
+                )
+                .await?;
+            Ok(())
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager
+                .drop_table(Table::drop().table(RewardOutbox::Table).to_owned())
                 .await?;
             Ok(())
         }

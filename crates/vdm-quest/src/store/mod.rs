@@ -4,19 +4,22 @@
 
 pub mod entities;
 pub mod migration;
+pub mod outbox;
 
 use std::collections::HashMap;
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
 };
 
 use vdm_kit::idempotency::{Inserted, check_fingerprint, create_or_replay, is_unique_violation, key_refused};
 
 use self::entities::{idempotency_key, objective, player_quest, quest};
-use crate::domain::{NewQuest, Objective, ObjectiveProgress, Page, PlayerQuest, Quest, QuestStatus, Reward};
+use crate::domain::{
+    NewQuest, Objective, ObjectiveProgress, Page, PlayerQuest, Quest, QuestStatus, Reward, RewardGrant,
+};
 use crate::error::{QuestError, QuestResult};
 
 /// Filters of a quest listing.
@@ -286,49 +289,27 @@ impl QuestStore {
     /// Writes a player quest if its row is still at `expected` (`None`: the
     /// row must not exist yet). Returns `false` when another writer got there
     /// first, so the caller can re-read and retry.
-    pub async fn save_player_quest(&self, pq: &PlayerQuest, expected: Option<i64>) -> QuestResult<bool> {
-        let progress = encode_json(
-            &pq.objectives
-                .iter()
-                .map(|o| (o.objective_id, o.progress))
-                .collect::<Vec<_>>(),
-        );
-        match expected {
-            None => {
-                let inserted = player_quest::Entity::insert(player_quest::ActiveModel {
-                    player_id: Set(pq.player_id),
-                    quest_id: Set(pq.quest_id),
-                    status: Set(pq.status.as_str().to_owned()),
-                    accepted_at_ms: Set(pq.accepted_at_ms),
-                    updated_at_ms: Set(pq.updated_at_ms),
-                    completed_at_ms: Set(pq.completed_at_ms),
-                    progress: Set(progress),
-                    version: Set(1),
-                })
-                .exec_without_returning(&self.db)
-                .await;
-                match inserted {
-                    Ok(_) => Ok(true),
-                    Err(err) if is_unique_violation(&err) => Ok(false),
-                    Err(err) => Err(err.into()),
-                }
-            }
-            Some(version) => {
-                let result = player_quest::Entity::update_many()
-                    .col_expr(player_quest::Column::Status, Expr::value(pq.status.as_str()))
-                    .col_expr(player_quest::Column::AcceptedAtMs, Expr::value(pq.accepted_at_ms))
-                    .col_expr(player_quest::Column::UpdatedAtMs, Expr::value(pq.updated_at_ms))
-                    .col_expr(player_quest::Column::CompletedAtMs, Expr::value(pq.completed_at_ms))
-                    .col_expr(player_quest::Column::Progress, Expr::value(progress))
-                    .col_expr(player_quest::Column::Version, Expr::value(version + 1))
-                    .filter(player_quest::Column::PlayerId.eq(pq.player_id))
-                    .filter(player_quest::Column::QuestId.eq(pq.quest_id))
-                    .filter(player_quest::Column::Version.eq(version))
-                    .exec(&self.db)
-                    .await?;
-                Ok(result.rows_affected == 1)
-            }
+    ///
+    /// `owed`, the reward of a completion, is queued in the reward outbox
+    /// in the same transaction: the completion and what it owes commit
+    /// together or not at all.
+    pub async fn save_player_quest(
+        &self,
+        pq: &PlayerQuest,
+        expected: Option<i64>,
+        owed: Option<&RewardGrant>,
+    ) -> QuestResult<bool> {
+        let Some(grant) = owed else {
+            return write_player_quest(&self.db, pq, expected).await;
+        };
+        let txn = self.db.begin().await?;
+        if !write_player_quest(&txn, pq, expected).await? {
+            txn.rollback().await?;
+            return Ok(false);
         }
+        outbox::enqueue(&txn, grant, pq.updated_at_ms).await?;
+        txn.commit().await?;
+        Ok(true)
     }
 
     /// Reads one page of a player's quests in quest id order.
@@ -359,6 +340,52 @@ impl QuestStore {
             })
             .collect::<QuestResult<Vec<_>>>()?;
         Ok((quests, next))
+    }
+}
+
+/// The player quest write of [`QuestStore::save_player_quest`], on `conn`.
+async fn write_player_quest(conn: &impl ConnectionTrait, pq: &PlayerQuest, expected: Option<i64>) -> QuestResult<bool> {
+    let progress = encode_json(
+        &pq.objectives
+            .iter()
+            .map(|o| (o.objective_id, o.progress))
+            .collect::<Vec<_>>(),
+    );
+    match expected {
+        None => {
+            let inserted = player_quest::Entity::insert(player_quest::ActiveModel {
+                player_id: Set(pq.player_id),
+                quest_id: Set(pq.quest_id),
+                status: Set(pq.status.as_str().to_owned()),
+                accepted_at_ms: Set(pq.accepted_at_ms),
+                updated_at_ms: Set(pq.updated_at_ms),
+                completed_at_ms: Set(pq.completed_at_ms),
+                progress: Set(progress),
+                version: Set(1),
+            })
+            .exec_without_returning(conn)
+            .await;
+            match inserted {
+                Ok(_) => Ok(true),
+                Err(err) if is_unique_violation(&err) => Ok(false),
+                Err(err) => Err(err.into()),
+            }
+        }
+        Some(version) => {
+            let result = player_quest::Entity::update_many()
+                .col_expr(player_quest::Column::Status, Expr::value(pq.status.as_str()))
+                .col_expr(player_quest::Column::AcceptedAtMs, Expr::value(pq.accepted_at_ms))
+                .col_expr(player_quest::Column::UpdatedAtMs, Expr::value(pq.updated_at_ms))
+                .col_expr(player_quest::Column::CompletedAtMs, Expr::value(pq.completed_at_ms))
+                .col_expr(player_quest::Column::Progress, Expr::value(progress))
+                .col_expr(player_quest::Column::Version, Expr::value(version + 1))
+                .filter(player_quest::Column::PlayerId.eq(pq.player_id))
+                .filter(player_quest::Column::QuestId.eq(pq.quest_id))
+                .filter(player_quest::Column::Version.eq(version))
+                .exec(conn)
+                .await?;
+            Ok(result.rows_affected == 1)
+        }
     }
 }
 

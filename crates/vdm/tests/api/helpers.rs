@@ -374,6 +374,8 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
             database: db("quest"),
             cache: cache.clone(),
             peer_timeout: Duration::from_secs(2),
+            // Rewards reach the player in tests without waiting for a poll.
+            outbox_poll: Duration::from_millis(200),
         }),
         player: (!options.player_down).then(|| PlayerConfig {
             database: db("player"),

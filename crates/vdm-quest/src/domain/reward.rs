@@ -1,0 +1,121 @@
+//! The reward a completed quest owes its player, as the outbox keeps it
+//! until the player service has applied it, and how long to wait before
+//! trying a delivery again.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::Quest;
+
+/// First wait after a failed delivery; doubled by each further failure.
+const FIRST_RETRY: Duration = Duration::from_millis(200);
+/// Longest wait between two deliveries of one reward: a player service
+/// back from a restart gets its rewards within this.
+const MAX_RETRY: Duration = Duration::from_secs(5);
+
+/// A reward owed to a player for completing a quest: everything the grant
+/// needs, frozen at completion, so an edit of the quest afterwards changes
+/// neither what is delivered nor the payload the player service
+/// fingerprints under the grant id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RewardGrant {
+    /// The grant id the player service applies once:
+    /// `quest-<quest id>-player-<player id>` (a quest completes once per player).
+    pub grant_id: String,
+    /// Who earned it.
+    pub player_id: i64,
+    /// What earned it.
+    pub quest_id: i64,
+    /// The NPC that gave the quest.
+    pub giver_npc_id: i64,
+    /// Gold.
+    pub gold: i64,
+    /// Experience.
+    pub xp: i64,
+    /// One unit per id.
+    pub item_ids: Vec<i64>,
+    /// The ledger's reason.
+    pub reason: String,
+    /// The ledger's source: `quest-<quest id>`.
+    pub source_id: String,
+}
+
+impl RewardGrant {
+    /// The reward of `quest`, completed by `player_id`; `None` when the
+    /// quest gives nothing (the player service refuses an empty change).
+    pub fn for_completion(quest: &Quest, player_id: i64) -> Option<RewardGrant> {
+        let reward = &quest.reward;
+        if reward.gold == 0 && reward.xp == 0 && reward.item_ids.is_empty() {
+            return None;
+        }
+        Some(RewardGrant {
+            grant_id: grant_id(quest.id, player_id),
+            player_id,
+            quest_id: quest.id,
+            giver_npc_id: quest.giver_npc_id,
+            gold: reward.gold,
+            xp: reward.xp,
+            item_ids: reward.item_ids.clone(),
+            reason: format!("completed quest {}", quest.id),
+            source_id: format!("quest-{}", quest.id),
+        })
+    }
+}
+
+/// The grant id of `player_id`'s reward for `quest_id`.
+pub fn grant_id(quest_id: i64, player_id: i64) -> String {
+    format!("quest-{quest_id}-player-{player_id}")
+}
+
+/// How long to wait before the next delivery of a reward that failed
+/// `attempts` times (1 or more): doubling from 200 ms, at most 5 s.
+pub fn retry_delay(attempts: u32) -> Duration {
+    let doublings = attempts.saturating_sub(1).min(16);
+    FIRST_RETRY.saturating_mul(1 << doublings).min(MAX_RETRY)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::domain::Reward;
+
+    fn quest(reward: Reward) -> Quest {
+        Quest {
+            id: 4,
+            title: "Wolves".into(),
+            description: String::new(),
+            giver_npc_id: 9,
+            region_id: 1,
+            level_requirement: 1,
+            reward,
+            objectives: Vec::new(),
+            created_at_ms: 0,
+            updated_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_completion_owes_the_quest_reward_under_a_stable_grant_id() {
+        let reward = Reward {
+            gold: 50,
+            xp: 120,
+            item_ids: vec![3, 3],
+        };
+        let grant = RewardGrant::for_completion(&quest(reward), 77).unwrap();
+        assert_eq!(grant.grant_id, "quest-4-player-77");
+        assert_eq!((grant.gold, grant.xp, grant.item_ids.as_slice()), (50, 120, &[3, 3][..]));
+        assert_eq!((grant.giver_npc_id, grant.source_id.as_str()), (9, "quest-4"));
+        assert_eq!(RewardGrant::for_completion(&quest(Reward::default()), 77), None);
+    }
+
+    #[test]
+    fn retries_back_off_to_a_ceiling() {
+        assert_eq!(retry_delay(1), Duration::from_millis(200));
+        assert_eq!(retry_delay(2), Duration::from_millis(400));
+        assert_eq!(retry_delay(4), Duration::from_millis(1600));
+        assert_eq!(retry_delay(6), Duration::from_secs(5));
+        assert_eq!(retry_delay(u32::MAX), Duration::from_secs(5));
+    }
+}
