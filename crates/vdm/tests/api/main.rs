@@ -21,6 +21,7 @@ mod players;
 mod quests;
 mod realtime;
 mod reflection;
+mod rewards;
 mod rumors;
 mod rumors_llm;
 mod stats;

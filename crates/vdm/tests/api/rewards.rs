@@ -1,0 +1,148 @@
+//! A completed quest's reward, end to end as the Unity client sees it:
+//! the quest service queues it with the completion, its relay delivers it
+//! to the player service, and the profile, inventory, ledger and socket
+//! show it, once.
+
+use std::time::Duration;
+
+use http::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::{ADMIN_TOKEN, Backend, TestApp, spawn_app, wolves};
+use crate::realtime::{connect, next};
+use vdm_kit::backend_tests;
+
+backend_tests!(
+    completing_a_quest_rewards_the_player_once,
+    a_reward_the_player_service_refuses_is_not_retried,
+);
+
+/// Polls `GET path` until `done` holds for its body (delivery is
+/// asynchronous), for at most 10 s.
+async fn eventually(app: &TestApp, path: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let response = app.get(path, token).await;
+        assert_eq!(response.status, 200, "{}", String::from_utf8_lossy(&response.body));
+        let body = response.json();
+        if done(&body) {
+            return body;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{path} never got there: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Accepts quest `id` and does every objective of it.
+async fn complete(app: &TestApp, token: &str, quest: &Value) {
+    let id = quest["id"].as_i64().unwrap();
+    let accepted = app
+        .post_json(&format!("/v1/quests/{id}/accept"), Some(token), &json!({}))
+        .await;
+    assert_eq!(accepted.status, 200, "{}", String::from_utf8_lossy(&accepted.body));
+    let mut last = Value::Null;
+    for objective in quest["objectives"].as_array().unwrap() {
+        let body = json!({"objective_id": objective["id"], "amount": objective["target_count"]});
+        last = app
+            .post_json(&format!("/v1/me/quests/{id}/progress"), Some(token), &body)
+            .await
+            .json();
+    }
+    assert_eq!(last["status"], "completed", "{last}");
+}
+
+async fn completing_a_quest_rewards_the_player_once(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let pelt = json!({"key": "wolf_pelt", "name": "Wolf pelt", "kind": "material", "rarity": "common", "max_stack": 20});
+    let put = app
+        .json_request(Method::PUT, "/v1/items/4", Some(ADMIN_TOKEN), &pelt)
+        .await;
+    assert_eq!(put.status, 200, "{}", String::from_utf8_lossy(&put.body));
+    // Wolves gives 50 gold, 120 xp (level 2 on the default curve) and item 4.
+    let wolves_quest = app.create_quest(&wolves()).await;
+    let wolves_id = wolves_quest["id"].as_i64().unwrap();
+    let mut hard = wolves();
+    hard["title"] = json!("The Alpha");
+    hard["level_requirement"] = json!(2);
+    let hard_id = app.create_quest(&hard).await["id"].as_i64().unwrap();
+
+    let (player_id, token) = app.sign_in("rewarded-player").await;
+    let me = app.get("/v1/me", &token).await.json();
+    assert_eq!((me["level"].clone(), me["gold"].clone(), me["xp"].clone()), (json!(1), json!(0), json!(0)));
+    let refused = app
+        .post_json(&format!("/v1/quests/{hard_id}/accept"), Some(&token), &json!({}))
+        .await;
+    let message = refused.assert_error(409, "failed_precondition");
+    assert!(message.contains("needs level 2"), "{message}");
+
+    let mut socket = connect(&app, "", Some(&token), "vdm.v1.json").await.unwrap();
+    assert_eq!(next(&mut socket).await["type"], "welcome");
+    complete(&app, &token, &wolves_quest).await;
+
+    let me = eventually(&app, "/v1/me", &token, |me| me["gold"] == 50).await;
+    assert_eq!((me["xp"].clone(), me["level"].clone()), (json!(120), json!(2)), "{me}");
+    let inventory = app.get("/v1/me/inventory", &token).await.json();
+    let stacks = inventory["stacks"].as_array().unwrap();
+    assert_eq!(stacks.len(), 1, "{inventory}");
+    assert_eq!((stacks[0]["item_id"].clone(), stacks[0]["count"].clone()), (json!(4), json!(1)));
+
+    // The socket gets the quest's pushes, then the profile the reward left.
+    let pushed = loop {
+        let message = next(&mut socket).await;
+        if message["event"] == "player.updated" {
+            break message;
+        }
+        assert_eq!(message["event"], "quest.updated", "{message}");
+    };
+    assert_eq!(pushed["payload"], me, "the push carries the rewarded profile");
+
+    let ledger = app.get("/v1/me/ledger", &token).await.json();
+    let entries = ledger["items"].as_array().unwrap();
+    assert_eq!(entries.len(), 3, "gold, xp and one item: {ledger}");
+    let grant_id = format!("quest-{wolves_id}-player-{player_id}");
+    for entry in entries {
+        assert_eq!(entry["source_id"], format!("quest-{wolves_id}"), "{entry}");
+        assert_eq!(entry["grant_id"], grant_id, "{entry}");
+    }
+    let kinds: Vec<_> = entries.iter().map(|e| (e["kind"].clone(), e["amount"].clone())).collect();
+    // Newest first.
+    assert_eq!(
+        kinds,
+        [(json!("item"), json!(1)), (json!("xp"), json!(120)), (json!("gold"), json!(50))]
+    );
+
+    // Level 2 now: the hard quest opens. Completing it rewards it once more,
+    // under its own grant id; the first reward is not given again.
+    let hard_quest = app.get(&format!("/v1/quests/{hard_id}"), &token).await.json();
+    complete(&app, &token, &hard_quest).await;
+    let me = eventually(&app, "/v1/me", &token, |me| me["gold"] == 100).await;
+    assert_eq!(me["xp"], 240);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let ledger = app.get("/v1/me/ledger", &token).await.json();
+    assert_eq!(ledger["items"].as_array().unwrap().len(), 6, "{ledger}");
+    assert_eq!(app.get("/v1/me", &token).await.json()["gold"], 100);
+    app.finish().await;
+}
+
+async fn a_reward_the_player_service_refuses_is_not_retried(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    // Item 4 is not in the catalog: the player service refuses the grant
+    // whole (not found), and the relay gives it up instead of retrying.
+    let quest = app.create_quest(&wolves()).await;
+    let (_, token) = app.sign_in("refused-player").await;
+    complete(&app, &token, &quest).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let me = app.get("/v1/me", &token).await.json();
+    assert_eq!((me["gold"].clone(), me["xp"].clone()), (json!(0), json!(0)), "{me}");
+    assert!(app.get("/v1/me/ledger", &token).await.json()["items"].as_array().unwrap().is_empty());
+    // Were the row still pending, the grant would go through once the item
+    // exists; a refused row stays refused.
+    let pelt = json!({"key": "wolf_pelt", "name": "Wolf pelt", "kind": "material", "rarity": "common", "max_stack": 20});
+    let put = app
+        .json_request(Method::PUT, "/v1/items/4", Some(ADMIN_TOKEN), &pelt)
+        .await;
+    assert_eq!(put.status, 200);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(app.get("/v1/me", &token).await.json()["gold"], 0);
+    app.finish().await;
+}
