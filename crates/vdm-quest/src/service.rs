@@ -257,7 +257,11 @@ impl QuestService {
             let before = pq.status;
             change(&mut pq)?;
             let owed = self.owed(before, &pq).await?;
-            if self.store.save_player_quest(&pq, Some(current.version), owed.as_ref()).await? {
+            if self
+                .store
+                .save_player_quest(&pq, Some(current.version), owed.as_ref())
+                .await?
+            {
                 if pq.status != before {
                     tracing::info!(from = %before, to = %pq.status, "player quest status changed");
                 }

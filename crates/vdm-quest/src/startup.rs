@@ -47,11 +47,7 @@ impl Service for Quest {
         let readiness = vdm_kit::admin::readiness_check("quest database", service.clone(), |service| async move {
             service.ready().await
         });
-        let parts = Parts::new(
-            Routes::new(QuestGrpc::server(service.clone())),
-            SERVICE_NAME,
-            readiness,
-        );
+        let parts = Parts::new(Routes::new(QuestGrpc::server(service.clone())), SERVICE_NAME, readiness);
         let Some(players) = players else {
             tracing::warn!("no player service configured (VDM_PLAYER_URL): quest rewards wait in the outbox");
             return Ok(parts);

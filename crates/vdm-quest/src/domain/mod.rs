@@ -6,6 +6,6 @@ mod quest;
 mod reward;
 
 pub use player_quest::{ObjectiveProgress, PlayerQuest, QuestStatus};
-pub use reward::{RewardGrant, grant_id, retry_delay};
 pub use quest::{NewObjective, NewQuest, Objective, Quest, QuestInput, QuestPatch, Reward, positive_id};
+pub use reward::{RewardGrant, grant_id, retry_delay};
 pub use vdm_kit::page::Page;

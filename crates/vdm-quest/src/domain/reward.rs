@@ -105,7 +105,10 @@ mod tests {
         };
         let grant = RewardGrant::for_completion(&quest(reward), 77).unwrap();
         assert_eq!(grant.grant_id, "quest-4-player-77");
-        assert_eq!((grant.gold, grant.xp, grant.item_ids.as_slice()), (50, 120, &[3, 3][..]));
+        assert_eq!(
+            (grant.gold, grant.xp, grant.item_ids.as_slice()),
+            (50, 120, &[3, 3][..])
+        );
         assert_eq!((grant.giver_npc_id, grant.source_id.as_str()), (9, "quest-4"));
         assert_eq!(RewardGrant::for_completion(&quest(Reward::default()), 77), None);
     }

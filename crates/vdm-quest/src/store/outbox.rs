@@ -116,7 +116,10 @@ impl QuestStore {
     /// Records a failed try of a row: it is due again at `next_at_ms`.
     pub async fn mark_retry(&self, id: i64, attempts: u32, next_at_ms: i64, error: &str) -> QuestResult<()> {
         outbox::Entity::update_many()
-            .col_expr(outbox::Column::Attempts, Expr::value(i32::try_from(attempts).unwrap_or(i32::MAX)))
+            .col_expr(
+                outbox::Column::Attempts,
+                Expr::value(i32::try_from(attempts).unwrap_or(i32::MAX)),
+            )
             .col_expr(outbox::Column::NextAttemptAtMs, Expr::value(next_at_ms))
             .col_expr(outbox::Column::LastError, Expr::value(error))
             .filter(outbox::Column::Id.eq(id))
@@ -130,7 +133,10 @@ impl QuestStore {
     pub async fn mark_failed(&self, id: i64, attempts: u32, reason: &str) -> QuestResult<()> {
         outbox::Entity::update_many()
             .col_expr(outbox::Column::Status, Expr::value(FAILED))
-            .col_expr(outbox::Column::Attempts, Expr::value(i32::try_from(attempts).unwrap_or(i32::MAX)))
+            .col_expr(
+                outbox::Column::Attempts,
+                Expr::value(i32::try_from(attempts).unwrap_or(i32::MAX)),
+            )
             .col_expr(outbox::Column::LastError, Expr::value(reason))
             .filter(outbox::Column::Id.eq(id))
             .filter(outbox::Column::Status.eq(PENDING))

@@ -53,7 +53,8 @@ async fn complete(app: &TestApp, token: &str, quest: &Value) {
 
 async fn completing_a_quest_rewards_the_player_once(backend: Backend) {
     let Some(app) = spawn_app(backend).await else { return };
-    let pelt = json!({"key": "wolf_pelt", "name": "Wolf pelt", "kind": "material", "rarity": "common", "max_stack": 20});
+    let pelt =
+        json!({"key": "wolf_pelt", "name": "Wolf pelt", "kind": "material", "rarity": "common", "max_stack": 20});
     let put = app
         .json_request(Method::PUT, "/v1/items/4", Some(ADMIN_TOKEN), &pelt)
         .await;
@@ -68,7 +69,10 @@ async fn completing_a_quest_rewards_the_player_once(backend: Backend) {
 
     let (player_id, token) = app.sign_in("rewarded-player").await;
     let me = app.get("/v1/me", &token).await.json();
-    assert_eq!((me["level"].clone(), me["gold"].clone(), me["xp"].clone()), (json!(1), json!(0), json!(0)));
+    assert_eq!(
+        (me["level"].clone(), me["gold"].clone(), me["xp"].clone()),
+        (json!(1), json!(0), json!(0))
+    );
     let refused = app
         .post_json(&format!("/v1/quests/{hard_id}/accept"), Some(&token), &json!({}))
         .await;
@@ -84,7 +88,10 @@ async fn completing_a_quest_rewards_the_player_once(backend: Backend) {
     let inventory = app.get("/v1/me/inventory", &token).await.json();
     let stacks = inventory["stacks"].as_array().unwrap();
     assert_eq!(stacks.len(), 1, "{inventory}");
-    assert_eq!((stacks[0]["item_id"].clone(), stacks[0]["count"].clone()), (json!(4), json!(1)));
+    assert_eq!(
+        (stacks[0]["item_id"].clone(), stacks[0]["count"].clone()),
+        (json!(4), json!(1))
+    );
 
     // The socket gets the quest's pushes, then the profile the reward left.
     let pushed = loop {
@@ -104,11 +111,18 @@ async fn completing_a_quest_rewards_the_player_once(backend: Backend) {
         assert_eq!(entry["source_id"], format!("quest-{wolves_id}"), "{entry}");
         assert_eq!(entry["grant_id"], grant_id, "{entry}");
     }
-    let kinds: Vec<_> = entries.iter().map(|e| (e["kind"].clone(), e["amount"].clone())).collect();
+    let kinds: Vec<_> = entries
+        .iter()
+        .map(|e| (e["kind"].clone(), e["amount"].clone()))
+        .collect();
     // Newest first.
     assert_eq!(
         kinds,
-        [(json!("item"), json!(1)), (json!("xp"), json!(120)), (json!("gold"), json!(50))]
+        [
+            (json!("item"), json!(1)),
+            (json!("xp"), json!(120)),
+            (json!("gold"), json!(50))
+        ]
     );
 
     // Level 2 now: the hard quest opens. Completing it rewards it once more,
@@ -134,10 +148,16 @@ async fn a_reward_the_player_service_refuses_is_not_retried(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let me = app.get("/v1/me", &token).await.json();
     assert_eq!((me["gold"].clone(), me["xp"].clone()), (json!(0), json!(0)), "{me}");
-    assert!(app.get("/v1/me/ledger", &token).await.json()["items"].as_array().unwrap().is_empty());
+    assert!(
+        app.get("/v1/me/ledger", &token).await.json()["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
     // Were the row still pending, the grant would go through once the item
     // exists; a refused row stays refused.
-    let pelt = json!({"key": "wolf_pelt", "name": "Wolf pelt", "kind": "material", "rarity": "common", "max_stack": 20});
+    let pelt =
+        json!({"key": "wolf_pelt", "name": "Wolf pelt", "kind": "material", "rarity": "common", "max_stack": 20});
     let put = app
         .json_request(Method::PUT, "/v1/items/4", Some(ADMIN_TOKEN), &pelt)
         .await;
