@@ -42,11 +42,14 @@ fn require_external() -> bool {
     std::env::var("VDM_TEST_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1")
 }
 
+/// The arguments and variables of one process.
+type Spec = (Vec<&'static str>, Vec<(String, String)>);
+
 /// The processes of the test, by name, with what starts each again.
 struct Procs {
     dir: PathBuf,
     env: Vec<(String, String)>,
-    specs: HashMap<&'static str, (Vec<&'static str>, Vec<(String, String)>)>,
+    specs: HashMap<&'static str, Spec>,
     running: HashMap<&'static str, Child>,
 }
 
