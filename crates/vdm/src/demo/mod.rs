@@ -1,8 +1,8 @@
 //! The demo world the embedded default seeds on first start, through the
 //! services' own gRPC APIs: four regions of hex cells, five factions and
 //! their relations, 32 NPCs with traits (the first 24 give the quests), a few
-//! memories and world events, eight quests, four rumors for the NPCs
-//! to spread, and the six catalog items the quests reward. Regions,
+//! memories and world events, ten quests, four rumors for the NPCs
+//! to spread, and the eight catalog items the quests reward. Regions,
 //! factions and items are upserted by id and relations set to fixed scores;
 //! every create carries a fixed idempotency key. So seeding again on a
 //! later start creates nothing.
@@ -375,9 +375,9 @@ mod tests {
         assert_eq!(demo.npcs.len(), 32);
         assert_eq!(demo.memories.len(), 4);
         assert_eq!(demo.events.len(), 4);
-        assert_eq!(demo.quests.len(), 8);
+        assert_eq!(demo.quests.len(), 10);
         assert_eq!(demo.rumors.len(), 4);
-        assert_eq!(demo.items.len(), 6);
+        assert_eq!(demo.items.len(), 8);
         assert_eq!(demo.regions[0].name, "Millbrook Vale");
         assert_eq!(demo.npcs[0].name, "Hilda the Miller");
     }

@@ -388,7 +388,7 @@ async fn reseeding_the_demo_creates_nothing(backend: Backend) {
     .unwrap();
     assert_eq!(snapshot(&app, &token).await, before);
     assert_eq!(before[3]["items"].as_array().unwrap().len(), 32);
-    assert_eq!(before[6]["items"].as_array().unwrap().len(), 8);
+    assert_eq!(before[6]["items"].as_array().unwrap().len(), 10);
     app.finish().await;
 }
 
