@@ -258,6 +258,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(players::me, players::update_me))
         .routes(routes!(players::inventory))
         .routes(routes!(players::ledger))
+        .routes(routes!(players::factions))
         .routes(routes!(players::admin::grant))
         .routes(routes!(players::admin::list_items))
         .routes(routes!(players::admin::get_item, players::admin::put_item))

@@ -7,6 +7,7 @@ use vdm_proto::player::v1::player_service_server::PlayerServiceServer;
 
 use crate::domain::{
     Amounts, Change, Direction, Item, ItemInput, LedgerEntry, LedgerKind, Outcome, Profile, Revocation, Rotation,
+    Standing,
 };
 use crate::error::PlayerError;
 use crate::service::PlayerService;
@@ -207,8 +208,13 @@ impl pb::player_service_server::PlayerService for PlayerGrpc {
         if r.grant_id.is_empty() {
             return Err(PlayerError::Invalid("grant_id is required".to_owned()).into());
         }
-        let amounts =
-            Amounts::parse(r.gold, r.xp, r.item_ids.into_iter().map(|id| (id, 1))).map_err(PlayerError::from)?;
+        let amounts = Amounts::parse_with_standings(
+            r.gold,
+            r.xp,
+            r.item_ids.into_iter().map(|id| (id, 1)),
+            r.standings.into_iter().map(|s| (s.faction_id, s.delta)),
+        )
+        .map_err(PlayerError::from)?;
         let change = Change::parse(
             r.player_id,
             Direction::Grant,
@@ -234,6 +240,16 @@ impl pb::player_service_server::PlayerService for PlayerGrpc {
         Ok(Response::new(pb::ListLedgerResponse {
             entries: entries.into_iter().map(pb::LedgerEntry::from).collect(),
             next_cursor: next.unwrap_or_default(),
+        }))
+    }
+
+    async fn list_standings(
+        &self,
+        request: Request<pb::ListStandingsRequest>,
+    ) -> Result<Response<pb::ListStandingsResponse>, Status> {
+        let standings = self.service.standings(request.into_inner().player_id).await?;
+        Ok(Response::new(pb::ListStandingsResponse {
+            standings: standings.into_iter().map(pb::Standing::from).collect(),
         }))
     }
 }
@@ -321,6 +337,7 @@ impl From<LedgerEntry> for pb::LedgerEntry {
             LedgerKind::Gold => pb::LedgerKind::Gold,
             LedgerKind::Xp => pb::LedgerKind::Xp,
             LedgerKind::Item => pb::LedgerKind::Item,
+            LedgerKind::Standing => pb::LedgerKind::Standing,
         };
         pb::LedgerEntry {
             id: entry.id,
@@ -333,6 +350,17 @@ impl From<LedgerEntry> for pb::LedgerEntry {
             source_id: entry.source_id,
             grant_id: entry.grant_id.unwrap_or_default(),
             created_at_ms: entry.created_at_ms,
+            faction_id: entry.faction_id.unwrap_or(0),
+        }
+    }
+}
+
+impl From<Standing> for pb::Standing {
+    fn from(standing: Standing) -> pb::Standing {
+        pb::Standing {
+            faction_id: standing.faction_id,
+            standing: standing.standing,
+            updated_at_ms: standing.updated_at_ms,
         }
     }
 }

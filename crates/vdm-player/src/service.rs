@@ -9,7 +9,7 @@ use vdm_proto::events::v1::PlayerLevelUp;
 
 use crate::domain::{
     Change, DisplayName, Item, ItemInput, LedgerEntry, NewItem, Order, Outcome, Page, Profile, Revocation, Rotation,
-    device_id, positive_id, session_id,
+    Standing, device_id, positive_id, session_id,
 };
 use crate::error::{PlayerError, PlayerResult};
 use crate::store::PlayerStore;
@@ -205,6 +205,16 @@ impl PlayerService {
         self.store.ledger(player_id, page).await
     }
 
+    /// Reads a player's standing with every faction it has one with.
+    #[instrument(skip_all, fields(player.id = player_id))]
+    pub async fn standings(&self, player_id: i64) -> PlayerResult<Vec<Standing>> {
+        positive_id("player_id", player_id)?;
+        self.store
+            .standings(player_id)
+            .await?
+            .ok_or(PlayerError::PlayerNotFound(player_id))
+    }
+
     /// Applies a change of balances (a grant, a removal, a reward), once
     /// per grant id; publishes `player.updated` (and `player.level_up`)
     /// when it applied now.
@@ -221,6 +231,7 @@ impl PlayerService {
             gold = change.amounts.gold,
             xp = change.amounts.xp,
             items = change.amounts.items.len(),
+            standings = change.amounts.standings.len(),
             level = outcome.profile.level,
             "balances changed"
         );

@@ -19,6 +19,7 @@ use vdm_proto::player::v1::player_service_client::PlayerServiceClient;
 type Client = PlayerServiceClient<GrpcChannel>;
 
 vdm_kit::backend_tests!(
+    a_reward_moves_faction_standing_once_and_clamped,
     sign_in_creates_a_player_once,
     session_families_rotate_and_a_reused_token_revokes,
     display_names_are_validated_and_unique,
@@ -140,6 +141,7 @@ fn reward(grant_id: &str, player_id: i64, gold: i64, xp: i64, item_ids: Vec<i64>
         item_ids,
         reason: "quest completed".to_owned(),
         source_id: "quest:7".to_owned(),
+        standings: Vec::new(),
     }
 }
 
@@ -1083,6 +1085,82 @@ async fn the_ledger_lists_newest_first_when_asked(backend: Backend) {
             .await,
         Code::InvalidArgument,
         "cursor",
+    );
+    player.finish().await;
+}
+
+async fn a_reward_moves_faction_standing_once_and_clamped(backend: Backend) {
+    let Some((player, mut client)) = start(backend).await else {
+        return;
+    };
+    let id = sign_in(&mut client, "device-s").await;
+    let standings = |pairs: &[(i64, i32)]| {
+        pairs
+            .iter()
+            .map(|&(faction_id, delta)| pb::StandingChange { faction_id, delta })
+            .collect::<Vec<_>>()
+    };
+    let read = |client: &mut Client| {
+        let mut client = client.clone();
+        async move {
+            client
+                .list_standings(pb::ListStandingsRequest { player_id: id })
+                .await
+                .unwrap()
+                .into_inner()
+                .standings
+                .into_iter()
+                .map(|s| (s.faction_id, s.standing))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert!(read(&mut client).await.is_empty());
+
+    // Standing alone is a reward; a replay changes nothing.
+    let mut only_standing = reward("quest-1-player", id, 0, 0, Vec::new());
+    only_standing.standings = standings(&[(3, 60), (5, -10)]);
+    client.grant_reward(only_standing.clone()).await.unwrap();
+    assert!(client.grant_reward(only_standing).await.unwrap().into_inner().replayed);
+    assert_eq!(read(&mut client).await, [(3, 60), (5, -10)]);
+
+    // Clamped at 100; the ledger says how far it moved.
+    let mut more = reward("quest-2-player", id, 5, 0, Vec::new());
+    more.standings = standings(&[(3, 60)]);
+    client.grant_reward(more.clone()).await.unwrap();
+    assert_eq!(read(&mut client).await, [(3, 100), (5, -10)]);
+    let rows: Vec<_> = ledger(&mut client, id)
+        .await
+        .into_iter()
+        .filter(|e| e.kind() == pb::LedgerKind::Standing)
+        .map(|e| (e.faction_id, e.amount, e.balance_after, e.grant_id))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (3, 60, 60, "quest-1-player".to_owned()),
+            (5, -10, -10, "quest-1-player".to_owned()),
+            (3, 40, 100, "quest-2-player".to_owned())
+        ]
+    );
+    // The standings are part of the payload under the grant id.
+    more.standings = standings(&[(3, 61)]);
+    expect_status(client.grant_reward(more).await, Code::AlreadyExists, "already used");
+
+    let mut bad = reward("quest-3-player", id, 0, 0, Vec::new());
+    bad.standings = standings(&[(3, 0)]);
+    expect_status(
+        client.grant_reward(bad.clone()).await,
+        Code::InvalidArgument,
+        "standing delta of faction 3",
+    );
+    bad.standings = standings(&[(3, 1), (3, 2)]);
+    expect_status(client.grant_reward(bad).await, Code::InvalidArgument, "listed twice");
+    expect_status(
+        client
+            .list_standings(pb::ListStandingsRequest { player_id: 999_999 })
+            .await,
+        Code::NotFound,
+        "999999",
     );
     player.finish().await;
 }

@@ -13,6 +13,8 @@
 //! - [`store`]: sea-orm entities, migrations and queries.
 //! - [`players`]: the player service, asked for a player's level when a
 //!   quest has a level requirement, and given completed quests' rewards.
+//! - [`npcs`]: the NPC service, asked for a quest giver's faction when a
+//!   reward is first delivered.
 //! - [`relay`]: the background task that delivers the reward outbox (rows
 //!   written with each completion) to the player service, retrying until
 //!   it is acknowledged or refused for good.
@@ -22,6 +24,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod grpc;
+pub mod npcs;
 pub mod players;
 pub mod relay;
 pub mod service;

@@ -55,6 +55,11 @@ impl Players {
             item_ids: grant.item_ids.clone(),
             reason: grant.reason.clone(),
             source_id: grant.source_id.clone(),
+            standings: grant
+                .standings()
+                .into_iter()
+                .map(|(faction_id, delta)| pb::StandingChange { faction_id, delta })
+                .collect(),
         };
         match self.client.clone().grant_reward(request).await {
             Ok(_) => Ok(()),

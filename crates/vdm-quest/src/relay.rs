@@ -2,6 +2,13 @@
 //! what the reward outbox holds to the player service, so a completed
 //! quest's reward reaches the player whatever restarts in between.
 //!
+//! Before a reward that raises standing is first sent, the relay asks the
+//! NPC service for the giver's faction, and keeps the answer in the row.
+//! Asked at delivery rather than at completion, so that completing a quest
+//! never waits for (or fails with) the NPC service; kept in the row, so
+//! that every retry sends the same payload under the grant id, even if the
+//! NPC changes faction meanwhile.
+//!
 //! It wakes when this process queues a reward ([`Notify`]) and polls as a
 //! fallback (rewards queued by other replicas, retries that came due).
 //! Several replicas may run it at once, and one row may be sent twice (by
@@ -17,7 +24,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::domain::retry_delay;
+use crate::domain::{GiverFaction, retry_delay};
+use crate::npcs::Npcs;
 use crate::players::{Players, Refusal};
 use crate::store::QuestStore;
 use crate::store::outbox::Pending;
@@ -31,6 +39,7 @@ const DB_RETRY: Duration = Duration::from_secs(1);
 pub struct Relay {
     store: QuestStore,
     players: Players,
+    npcs: Option<Npcs>,
     wake: Arc<Notify>,
     poll: Duration,
 }
@@ -46,11 +55,13 @@ struct Pass {
 
 impl Relay {
     /// A relay over the quest store's outbox; `wake` is notified by the
-    /// service when it queues a reward.
-    pub fn new(store: QuestStore, players: Players, wake: Arc<Notify>, poll: Duration) -> Relay {
+    /// service when it queues a reward. Without `npcs`, rewards raise no
+    /// standing.
+    pub fn new(store: QuestStore, players: Players, npcs: Option<Npcs>, wake: Arc<Notify>, poll: Duration) -> Relay {
         Relay {
             store,
             players,
+            npcs,
             wake,
             poll,
         }
@@ -101,7 +112,22 @@ impl Relay {
 
     /// Sends one row and records the answer; `false` when it is to be
     /// tried again later.
-    async fn deliver(&self, row: Pending) -> crate::QuestResult<bool> {
+    async fn deliver(&self, mut row: Pending) -> crate::QuestResult<bool> {
+        if row.grant.needs_faction() {
+            let faction = match &self.npcs {
+                None => GiverFaction::None,
+                Some(npcs) => match npcs.faction_of(row.grant.giver_npc_id).await {
+                    Ok(faction) => faction,
+                    Err(status) => {
+                        self.retry(&row, &format!("npc {:?}: {}", status.code(), status.message()))
+                            .await?;
+                        return Ok(false);
+                    }
+                },
+            };
+            row.grant.giver_faction = Some(faction);
+            self.store.set_payload(row.id, &row.grant).await?;
+        }
         let grant = &row.grant;
         let span = tracing::info_span!(
             "outbox_deliver",
@@ -120,8 +146,7 @@ impl Relay {
                     self.store.mark_delivered(row.id, now).await?;
                     metrics::counter!("vdm_outbox_delivered_total", "kind" => "reward").increment(1);
                     let waited = Duration::from_millis(u64::try_from(now - row.created_at_ms).unwrap_or(0));
-                    metrics::histogram!("vdm_outbox_delivery_seconds", "kind" => "reward")
-                        .record(waited.as_secs_f64());
+                    metrics::histogram!("vdm_outbox_delivery_seconds", "kind" => "reward").record(waited.as_secs_f64());
                     tracing::info!(
                         call_ms = started.elapsed().as_millis() as u64,
                         waited_ms = waited.as_millis() as u64,
@@ -137,17 +162,29 @@ impl Relay {
                     Ok(true)
                 }
                 Err(Refusal::Transient(status)) => {
-                    let delay = retry_delay(attempts);
-                    let next = vdm_kit::now_ms() + delay.as_millis() as i64;
-                    let error = format!("{:?}: {}", status.code(), status.message());
-                    self.store.mark_retry(row.id, attempts, next, &error).await?;
-                    metrics::counter!("vdm_outbox_retries_total", "kind" => "reward").increment(1);
-                    tracing::warn!(error = %error, retry_in_ms = delay.as_millis() as u64, "reward not delivered; will retry");
+                    self.retry(&row, &format!("{:?}: {}", status.code(), status.message()))
+                        .await?;
                     Ok(false)
                 }
             }
         }
         .instrument(span)
         .await
+    }
+
+    /// Leaves a row pending, due again after its backoff.
+    async fn retry(&self, row: &Pending, error: &str) -> crate::QuestResult<()> {
+        let attempts = row.attempts + 1;
+        let delay = retry_delay(attempts);
+        let next = vdm_kit::now_ms() + delay.as_millis() as i64;
+        self.store.mark_retry(row.id, attempts, next, error).await?;
+        metrics::counter!("vdm_outbox_retries_total", "kind" => "reward").increment(1);
+        tracing::warn!(
+            grant.id = %row.grant.grant_id,
+            error = %error,
+            retry_in_ms = delay.as_millis() as u64,
+            "reward not delivered; will retry"
+        );
+        Ok(())
     }
 }

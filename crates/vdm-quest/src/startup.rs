@@ -10,6 +10,7 @@ use vdm_kit::service::{Backends, Parts, Peers, Service};
 use crate::config::QuestConfig;
 use crate::error::{QuestError, QuestResult};
 use crate::grpc::{QuestGrpc, SERVICE_NAME};
+use crate::npcs::Npcs;
 use crate::players::Players;
 use crate::relay::Relay;
 use crate::service::QuestService;
@@ -38,7 +39,9 @@ impl Service for Quest {
     /// and the event bus, and a client of the player service when `peers`
     /// names it (`VDM_PLAYER_URL`): it reads levels for level requirements,
     /// and the reward relay (a background task) delivers completed quests'
-    /// rewards through it. Without it, rewards wait in the outbox.
+    /// rewards through it. Without it, rewards wait in the outbox. A client
+    /// of the NPC service (`VDM_NPC_URL`), when named, tells the relay the
+    /// faction whose standing a reward raises.
     async fn build(config: &QuestConfig, peers: &Peers) -> QuestResult<Parts> {
         let backends = Backends::connect::<Migrator>(Self::NAME, &config.database, &config.cache).await?;
         let players = peers.optional_channel("player", config.peer_timeout)?.map(Players::new);
@@ -52,7 +55,10 @@ impl Service for Quest {
             tracing::warn!("no player service configured (VDM_PLAYER_URL): quest rewards wait in the outbox");
             return Ok(parts);
         };
-        let relay = Relay::new(store, players, service.rewards_queued(), config.outbox_poll);
+        // The NPC service names the giver's faction, whose standing a reward
+        // raises; without `VDM_NPC_URL` rewards raise no standing.
+        let npcs = peers.optional_channel("npc", config.peer_timeout)?.map(Npcs::new);
+        let relay = Relay::new(store, players, npcs, service.rewards_queued(), config.outbox_poll);
         Ok(parts.with_background(move |stop| Box::pin(relay.run(stop))))
     }
 }

@@ -143,6 +143,12 @@ impl PlayerService for FakePlayers {
     ) -> Result<Response<player_pb::ListLedgerResponse>, Status> {
         unused()
     }
+    async fn list_standings(
+        &self,
+        _: Request<player_pb::ListStandingsRequest>,
+    ) -> Result<Response<player_pb::ListStandingsResponse>, Status> {
+        unused()
+    }
 }
 
 fn spec(reward: pb::Reward) -> pb::QuestSpec {

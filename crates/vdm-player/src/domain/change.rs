@@ -14,6 +14,12 @@ use crate::error::{PlayerError, PlayerResult};
 pub const MAX_AMOUNT: i64 = 1_000_000_000_000;
 /// The most distinct items one change may carry.
 const MAX_ITEMS: usize = 100;
+/// The most factions one change may move the standing with.
+const MAX_STANDINGS: usize = 32;
+/// The largest change of one standing.
+pub const MAX_STANDING_DELTA: i32 = 200;
+/// The range of a standing, as of an NPC's disposition.
+pub const STANDING_RANGE: (i32, i32) = (-100, 100);
 
 /// Whether a change adds or takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,9 +55,46 @@ pub struct Amounts {
     pub xp: i64,
     /// Units by item id.
     pub items: BTreeMap<i64, i64>,
+    /// Standing deltas by faction id (only grants carry them).
+    pub standings: BTreeMap<i64, i32>,
 }
 
 impl Amounts {
+    /// [`Amounts::parse`] with changes of standing (`(faction id, delta)`,
+    /// one per faction), which alone are enough for a change.
+    pub fn parse_with_standings(
+        gold: i64,
+        xp: i64,
+        items: impl IntoIterator<Item = (i64, i64)>,
+        standings: impl IntoIterator<Item = (i64, i32)>,
+    ) -> Result<Amounts, Invalid> {
+        let mut deltas = BTreeMap::new();
+        for (faction_id, delta) in standings {
+            positive_id("faction_id", faction_id)?;
+            if delta == 0 || delta.abs() > MAX_STANDING_DELTA {
+                return Err(Invalid(format!(
+                    "standing delta of faction {faction_id} must be -{MAX_STANDING_DELTA} to {MAX_STANDING_DELTA} and not 0, got {delta}"
+                )));
+            }
+            if deltas.insert(faction_id, delta).is_some() {
+                return Err(Invalid(format!("faction {faction_id} is listed twice in standings")));
+            }
+        }
+        if deltas.len() > MAX_STANDINGS {
+            return Err(Invalid(format!("at most {MAX_STANDINGS} factions per change")));
+        }
+        if deltas.is_empty() {
+            return Amounts::parse(gold, xp, items);
+        }
+        // Standing alone is a change: check the rest with a placeholder
+        // that makes it non-empty, then drop it.
+        let mut amounts = Amounts::parse(gold, xp.max(1), items)?;
+        amounts.xp = xp;
+        amount("xp", xp)?;
+        amounts.standings = deltas;
+        Ok(amounts)
+    }
+
     /// Checks the amounts of a request (`items`: `(item id, quantity)`,
     /// an id may repeat) and merges the items by id.
     pub fn parse(gold: i64, xp: i64, items: impl IntoIterator<Item = (i64, i64)>) -> Result<Amounts, Invalid> {
@@ -79,6 +122,7 @@ impl Amounts {
             gold,
             xp,
             items: merged,
+            standings: BTreeMap::new(),
         })
     }
 }
@@ -148,6 +192,13 @@ impl Change {
         for (item_id, quantity) in &self.amounts.items {
             ints.extend([*item_id, *quantity]);
         }
+        if !self.amounts.standings.is_empty() {
+            // A marker, so that standings never read as more items.
+            ints.push(-1);
+            for (faction_id, delta) in &self.amounts.standings {
+                ints.extend([*faction_id, i64::from(*delta)]);
+            }
+        }
         vdm_kit::validate::fingerprint(&[self.direction.as_str(), &self.reason, &self.source_id], &ints)
     }
 
@@ -176,6 +227,7 @@ impl Change {
             entries.push(NewEntry {
                 kind,
                 item_id,
+                faction_id: None,
                 amount: delta,
                 balance_after: balance,
             });
@@ -214,6 +266,20 @@ impl Change {
             }
             after.stacks.insert(*item_id, units);
         }
+        // Standing is clamped, as a disposition is: a delta past the end
+        // moves it to the end, and the ledger row says how far it moved.
+        for (faction_id, delta) in &self.amounts.standings {
+            let have = before.standings.get(faction_id).copied().unwrap_or(0);
+            let standing = have.saturating_add(*delta).clamp(STANDING_RANGE.0, STANDING_RANGE.1);
+            entries.push(NewEntry {
+                kind: LedgerKind::Standing,
+                item_id: None,
+                faction_id: Some(*faction_id),
+                amount: i64::from(standing - have),
+                balance_after: i64::from(standing),
+            });
+            after.standings.insert(*faction_id, standing);
+        }
         Ok(Applied { after, entries })
     }
 }
@@ -227,6 +293,8 @@ pub struct Balances {
     pub xp: i64,
     /// Units held, by item id (0 for an item not held).
     pub stacks: BTreeMap<i64, i64>,
+    /// Standing by faction id (0 for a faction with none yet).
+    pub standings: BTreeMap<i64, i32>,
 }
 
 /// A change applied: the balances after it and its ledger rows.
@@ -247,6 +315,8 @@ pub enum LedgerKind {
     Xp,
     /// Units of an item.
     Item,
+    /// Standing with a faction.
+    Standing,
 }
 
 impl LedgerKind {
@@ -256,12 +326,13 @@ impl LedgerKind {
             LedgerKind::Gold => "gold",
             LedgerKind::Xp => "xp",
             LedgerKind::Item => "item",
+            LedgerKind::Standing => "standing",
         }
     }
 
     /// The kind stored as `name`.
     pub fn parse(name: &str) -> Option<LedgerKind> {
-        [LedgerKind::Gold, LedgerKind::Xp, LedgerKind::Item]
+        [LedgerKind::Gold, LedgerKind::Xp, LedgerKind::Item, LedgerKind::Standing]
             .into_iter()
             .find(|k| k.as_str() == name)
     }
@@ -274,6 +345,8 @@ pub struct NewEntry {
     pub kind: LedgerKind,
     /// The item, for [`LedgerKind::Item`].
     pub item_id: Option<i64>,
+    /// The faction, for [`LedgerKind::Standing`].
+    pub faction_id: Option<i64>,
     /// Signed change.
     pub amount: i64,
     /// The balance after it.
@@ -291,6 +364,8 @@ pub struct LedgerEntry {
     pub kind: LedgerKind,
     /// The item, for [`LedgerKind::Item`].
     pub item_id: Option<i64>,
+    /// The faction, for [`LedgerKind::Standing`].
+    pub faction_id: Option<i64>,
     /// Signed change.
     pub amount: i64,
     /// The balance after it.
@@ -303,6 +378,17 @@ pub struct LedgerEntry {
     pub grant_id: Option<String>,
     /// When.
     pub created_at_ms: i64,
+}
+
+/// A player's standing with one faction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    /// The faction.
+    pub faction_id: i64,
+    /// -100..=100.
+    pub standing: i32,
+    /// When it last changed (Unix ms).
+    pub updated_at_ms: i64,
 }
 
 /// What a change did, as its caller (and a replay of its grant id) sees it.
@@ -357,6 +443,7 @@ mod tests {
             gold: 10,
             xp: 0,
             stacks: BTreeMap::from([(1, 4)]),
+            standings: BTreeMap::new(),
         };
         let limits = BTreeMap::from([(1, 5)]);
         let applied = change(Direction::Grant, 5, &[(1, 1)]).apply(&before, &limits).unwrap();
@@ -399,11 +486,44 @@ mod tests {
     }
 
     #[test]
+    fn standings_are_clamped_and_recorded() {
+        let amounts = Amounts::parse_with_standings(0, 0, [], [(3, 10), (4, -30)]).unwrap();
+        let change = Change::parse(7, Direction::Grant, amounts, "quest".into(), String::new(), None).unwrap();
+        let before = Balances {
+            standings: BTreeMap::from([(3, 95)]),
+            ..Balances::default()
+        };
+        let applied = change.apply(&before, &BTreeMap::new()).unwrap();
+        assert_eq!(applied.after.standings, BTreeMap::from([(3, 100), (4, -30)]));
+        let rows: Vec<_> = applied
+            .entries
+            .iter()
+            .map(|e| (e.kind, e.faction_id, e.amount, e.balance_after))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (LedgerKind::Standing, Some(3), 5, 100),
+                (LedgerKind::Standing, Some(4), -30, -30)
+            ]
+        );
+        assert!(Amounts::parse_with_standings(0, 0, [], [(3, 0)]).is_err());
+        assert!(Amounts::parse_with_standings(0, 0, [], [(3, 201)]).is_err());
+        assert!(Amounts::parse_with_standings(0, 0, [], [(3, 1), (3, 2)]).is_err());
+        assert!(Amounts::parse_with_standings(0, 0, [], [(0, 1)]).is_err());
+        assert!(Amounts::parse_with_standings(0, 0, [], []).is_err());
+        assert_eq!(Amounts::parse_with_standings(0, 0, [], [(3, 1)]).unwrap().xp, 0);
+    }
+
+    #[test]
     fn fingerprints_tell_payloads_apart() {
         let a = change(Direction::Grant, 5, &[(1, 1)]);
         assert_eq!(a.fingerprint(), change(Direction::Grant, 5, &[(1, 1)]).fingerprint());
         assert_ne!(a.fingerprint(), change(Direction::Grant, 6, &[(1, 1)]).fingerprint());
         assert_ne!(a.fingerprint(), change(Direction::Remove, 5, &[(1, 1)]).fingerprint());
         assert_ne!(a.fingerprint(), change(Direction::Grant, 5, &[(2, 1)]).fingerprint());
+        let mut with_standing = a.clone();
+        with_standing.amounts.standings.insert(3, 5);
+        assert_ne!(a.fingerprint(), with_standing.fingerprint());
     }
 }

@@ -11,7 +11,7 @@ pub use account::{
     session_id,
 };
 pub use change::{
-    Amounts, Applied, Balances, Change, Direction, LedgerEntry, LedgerKind, MAX_AMOUNT, NewEntry, Outcome,
+    Amounts, Applied, Balances, Change, Direction, LedgerEntry, LedgerKind, MAX_AMOUNT, NewEntry, Outcome, Standing,
 };
 pub use item::{Item, ItemInput, MAX_STACK_LIMIT, NewItem, Rarity};
 pub use vdm_kit::page::{Order, Page};

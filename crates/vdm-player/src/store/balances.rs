@@ -15,9 +15,9 @@ use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
 use vdm_kit::idempotency::{Created, Inserted, check_fingerprint, create_or_replay, is_unique_violation, key_refused};
 
-use super::entities::{grant, item, ledger, player, stack};
+use super::entities::{grant, item, ledger, player, stack, standing};
 use super::{PlayerStore, abort};
-use crate::domain::{Balances, Change, Item, LedgerEntry, LedgerKind, NewItem, Order, Outcome, Page, Rarity};
+use crate::domain::{Balances, Change, Item, LedgerEntry, LedgerKind, NewItem, Order, Outcome, Page, Rarity, Standing};
 use crate::error::{PlayerError, PlayerResult};
 
 impl PlayerStore {
@@ -134,6 +134,7 @@ impl PlayerStore {
                     player_id: row.player_id,
                     kind,
                     item_id: row.item_id,
+                    faction_id: row.faction_id,
                     amount: row.amount,
                     balance_after: row.balance_after,
                     reason: row.reason,
@@ -196,10 +197,15 @@ impl PlayerStore {
             Ok(found) => found,
             Err(err) => return abort(txn, err).await,
         };
+        let standings = match self.standings_of(&txn, change).await {
+            Ok(found) => found,
+            Err(err) => return abort(txn, err).await,
+        };
         let before = Balances {
             gold: row.gold,
             xp: row.xp,
             stacks: before,
+            standings,
         };
         let applied = match change.apply(&before, &max_stacks) {
             Ok(applied) => applied,
@@ -217,11 +223,15 @@ impl PlayerStore {
         for (item_id, quantity) in &after.stacks {
             write_stack(&txn, player_id, *item_id, *quantity, now_ms).await?;
         }
+        for (faction_id, value) in &after.standings {
+            write_standing(&txn, player_id, *faction_id, *value, now_ms).await?;
+        }
         if !applied.entries.is_empty() {
             ledger::Entity::insert_many(applied.entries.iter().map(|entry| ledger::ActiveModel {
                 player_id: Set(player_id),
                 kind: Set(entry.kind.as_str().to_owned()),
                 item_id: Set(entry.item_id),
+                faction_id: Set(entry.faction_id),
                 amount: Set(entry.amount),
                 balance_after: Set(entry.balance_after),
                 reason: Set(change.reason.clone()),
@@ -263,6 +273,46 @@ impl PlayerStore {
         }
         txn.commit().await?;
         Ok(Inserted::Done(outcome))
+    }
+
+    /// The standing of the player with every faction of `change` (0 where
+    /// it has none yet).
+    async fn standings_of(&self, txn: &DatabaseTransaction, change: &Change) -> PlayerResult<BTreeMap<i64, i32>> {
+        if change.amounts.standings.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let mut held: BTreeMap<i64, i32> = change.amounts.standings.keys().map(|id| (*id, 0)).collect();
+        let rows = standing::Entity::find()
+            .filter(standing::Column::PlayerId.eq(change.player_id))
+            .filter(standing::Column::FactionId.is_in(change.amounts.standings.keys().copied()))
+            .all(txn)
+            .await?;
+        for row in rows {
+            held.insert(row.faction_id, row.standing);
+        }
+        Ok(held)
+    }
+
+    /// A player's standing with every faction it has one with, in faction
+    /// id order (`None`: no such player).
+    pub async fn standings(&self, player_id: i64) -> PlayerResult<Option<Vec<Standing>>> {
+        if player::Entity::find_by_id(player_id).one(&self.db).await?.is_none() {
+            return Ok(None);
+        }
+        let rows = standing::Entity::find()
+            .filter(standing::Column::PlayerId.eq(player_id))
+            .order_by_asc(standing::Column::FactionId)
+            .all(&self.db)
+            .await?;
+        Ok(Some(
+            rows.into_iter()
+                .map(|row| Standing {
+                    faction_id: row.faction_id,
+                    standing: row.standing,
+                    updated_at_ms: row.updated_at_ms,
+                })
+                .collect(),
+        ))
     }
 
     /// The units held and the stack limit of every item of `change`;
@@ -324,6 +374,30 @@ async fn write_stack(
     .on_conflict(
         OnConflict::columns([stack::Column::PlayerId, stack::Column::ItemId])
             .update_columns([stack::Column::Quantity, stack::Column::UpdatedAtMs])
+            .to_owned(),
+    )
+    .exec_without_returning(txn)
+    .await?;
+    Ok(())
+}
+
+/// Writes one standing's new value.
+async fn write_standing(
+    txn: &DatabaseTransaction,
+    player_id: i64,
+    faction_id: i64,
+    value: i32,
+    now_ms: i64,
+) -> PlayerResult<()> {
+    standing::Entity::insert(standing::ActiveModel {
+        player_id: Set(player_id),
+        faction_id: Set(faction_id),
+        standing: Set(value),
+        updated_at_ms: Set(now_ms),
+    })
+    .on_conflict(
+        OnConflict::columns([standing::Column::PlayerId, standing::Column::FactionId])
+            .update_columns([standing::Column::Standing, standing::Column::UpdatedAtMs])
             .to_owned(),
     )
     .exec_without_returning(txn)

@@ -122,9 +122,11 @@ pub mod ledger {
         #[sea_orm(primary_key)]
         pub id: i64,
         pub player_id: i64,
-        /// `gold`, `xp` or `item`.
+        /// `gold`, `xp`, `item` or `standing`.
         pub kind: String,
         pub item_id: Option<i64>,
+        /// The faction of a `standing` row.
+        pub faction_id: Option<i64>,
         pub amount: i64,
         pub balance_after: i64,
         pub reason: String,
@@ -156,6 +158,29 @@ pub mod grant {
         /// The JSON outcome returned the first time.
         pub outcome: String,
         pub created_at_ms: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// `faction_standings`: each player's standing with each faction it has
+/// one with (-100..=100).
+pub mod standing {
+    use sea_orm::entity::prelude::*;
+
+    /// A `faction_standings` row.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "faction_standings")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub player_id: i64,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub faction_id: i64,
+        pub standing: i32,
+        pub updated_at_ms: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -9,7 +9,10 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261203_000001_create_player_tables::Migration)]
+        vec![
+            Box::new(m20261203_000001_create_player_tables::Migration),
+            Box::new(m20261203_000002_create_faction_standings::Migration),
+        ]
     }
 }
 
@@ -274,6 +277,81 @@ mod m20261203_000001_create_player_tables {
             ] {
                 manager.drop_table(Table::drop().table(table).to_owned()).await?;
             }
+            Ok(())
+        }
+    }
+}
+
+mod m20261203_000002_create_faction_standings {
+    use sea_orm_migration::prelude::*;
+    use sea_orm_migration::schema::*;
+
+    pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261203_000002_create_faction_standings"
+        }
+    }
+
+    #[derive(DeriveIden)]
+    enum FactionStandings {
+        Table,
+        PlayerId,
+        FactionId,
+        Standing,
+        UpdatedAtMs,
+    }
+
+    #[derive(DeriveIden)]
+    enum Ledger {
+        Table,
+        FactionId,
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager
+                .create_table(
+                    Table::create()
+                        .table(FactionStandings::Table)
+                        .if_not_exists()
+                        .col(big_integer(FactionStandings::PlayerId))
+                        .col(big_integer(FactionStandings::FactionId))
+                        .col(integer(FactionStandings::Standing))
+                        .col(big_integer(FactionStandings::UpdatedAtMs))
+                        .primary_key(
+                            Index::create()
+                                .col(FactionStandings::PlayerId)
+                                .col(FactionStandings::FactionId),
+                        )
+                        .to_owned(),
+                )
+                .await?;
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(Ledger::Table)
+                        .add_column(big_integer_null(Ledger::FactionId))
+                        .to_owned(),
+                )
+                .await?;
+            Ok(())
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(Ledger::Table)
+                        .drop_column(Ledger::FactionId)
+                        .to_owned(),
+                )
+                .await?;
+            manager
+                .drop_table(Table::drop().table(FactionStandings::Table).to_owned())
+                .await?;
             Ok(())
         }
     }

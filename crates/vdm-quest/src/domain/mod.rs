@@ -7,5 +7,5 @@ mod reward;
 
 pub use player_quest::{ObjectiveProgress, PlayerQuest, QuestStatus};
 pub use quest::{NewObjective, NewQuest, Objective, Quest, QuestInput, QuestPatch, Reward, positive_id};
-pub use reward::{RewardGrant, grant_id, retry_delay};
+pub use reward::{GiverFaction, RewardGrant, STANDING_PER_QUEST, grant_id, retry_delay};
 pub use vdm_kit::page::Page;

@@ -13,6 +13,9 @@ const FIRST_RETRY: Duration = Duration::from_millis(200);
 /// Longest wait between two deliveries of one reward: a player service
 /// back from a restart gets its rewards within this.
 const MAX_RETRY: Duration = Duration::from_secs(5);
+/// How much completing a quest raises the player's standing with the
+/// giver's faction.
+pub const STANDING_PER_QUEST: i32 = 5;
 
 /// A reward owed to a player for completing a quest: everything the grant
 /// needs, frozen at completion, so an edit of the quest afterwards changes
@@ -39,6 +42,39 @@ pub struct RewardGrant {
     pub reason: String,
     /// The ledger's source: `quest-<quest id>`.
     pub source_id: String,
+    /// How much the player's standing with the giver's faction rises.
+    #[serde(default)]
+    pub standing: i32,
+    /// The giver's faction, once asked: `None` until then (see
+    /// [`GiverFaction`]).
+    #[serde(default)]
+    pub giver_faction: Option<GiverFaction>,
+}
+
+/// The faction of a quest's giver, as the NPC service answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GiverFaction {
+    /// The giver belongs to this faction.
+    Faction(i64),
+    /// The giver has no faction, no longer exists, or no NPC service is
+    /// configured: the reward moves no standing.
+    None,
+}
+
+impl RewardGrant {
+    /// The standing changes the grant carries: `(faction, delta)`, once
+    /// the giver's faction is known.
+    pub fn standings(&self) -> Vec<(i64, i32)> {
+        match self.giver_faction {
+            Some(GiverFaction::Faction(id)) if self.standing != 0 => vec![(id, self.standing)],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whether the giver's faction still has to be asked before delivery.
+    pub fn needs_faction(&self) -> bool {
+        self.standing != 0 && self.giver_faction.is_none()
+    }
 }
 
 impl RewardGrant {
@@ -59,6 +95,8 @@ impl RewardGrant {
             item_ids: reward.item_ids.clone(),
             reason: format!("completed quest {}", quest.id),
             source_id: format!("quest-{}", quest.id),
+            standing: STANDING_PER_QUEST,
+            giver_faction: None,
         })
     }
 }
@@ -111,6 +149,25 @@ mod tests {
         );
         assert_eq!((grant.giver_npc_id, grant.source_id.as_str()), (9, "quest-4"));
         assert_eq!(RewardGrant::for_completion(&quest(Reward::default()), 77), None);
+    }
+
+    #[test]
+    fn standing_goes_to_the_givers_faction_once_known() {
+        let mut grant = RewardGrant::for_completion(
+            &quest(Reward {
+                gold: 1,
+                ..Reward::default()
+            }),
+            77,
+        )
+        .unwrap();
+        assert!(grant.needs_faction());
+        assert!(grant.standings().is_empty());
+        grant.giver_faction = Some(GiverFaction::Faction(3));
+        assert!(!grant.needs_faction());
+        assert_eq!(grant.standings(), [(3, STANDING_PER_QUEST)]);
+        grant.giver_faction = Some(GiverFaction::None);
+        assert!(grant.standings().is_empty());
     }
 
     #[test]

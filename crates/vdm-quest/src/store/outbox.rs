@@ -113,6 +113,20 @@ impl QuestStore {
         Ok(())
     }
 
+    /// Rewrites what a pending row delivers: the giver's faction, once
+    /// asked, is kept so every later try sends the same payload.
+    pub async fn set_payload(&self, id: i64, grant: &RewardGrant) -> QuestResult<()> {
+        let payload = serde_json::to_string(grant)
+            .map_err(|e| QuestError::Corrupt(format!("reward of grant {:?} does not encode: {e}", grant.grant_id)))?;
+        outbox::Entity::update_many()
+            .col_expr(outbox::Column::Payload, Expr::value(payload))
+            .filter(outbox::Column::Id.eq(id))
+            .filter(outbox::Column::Status.eq(PENDING))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
     /// Records a failed try of a row: it is due again at `next_at_ms`.
     pub async fn mark_retry(&self, id: i64, attempts: u32, next_at_ms: i64, error: &str) -> QuestResult<()> {
         outbox::Entity::update_many()

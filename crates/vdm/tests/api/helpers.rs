@@ -468,6 +468,10 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
         )
         .await
         .expect("demo world seeds");
+        // The catalog the demo quests reward, as `vdm all` seeds it.
+        if let Some(player) = running.player_addr {
+            vdm::demo::seed_items(player).await.expect("demo items seed");
+        }
     }
     Some(TestApp {
         addr: running.http_addr,

@@ -1,20 +1,21 @@
 //! A completed quest's reward, end to end as the Unity client sees it:
 //! the quest service queues it with the completion, its relay delivers it
-//! to the player service, and the profile, inventory, ledger and socket
-//! show it, once.
+//! to the player service, and the profile, inventory, ledger, socket and
+//! standing with the giver's faction show it, once.
 
 use std::time::Duration;
 
 use http::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN_TOKEN, Backend, TestApp, spawn_app, wolves};
+use crate::helpers::{ADMIN_TOKEN, Backend, TestApp, spawn_app, spawn_demo, wolves};
 use crate::realtime::{connect, next};
 use vdm_kit::backend_tests;
 
 backend_tests!(
     completing_a_quest_rewards_the_player_once,
     a_reward_the_player_service_refuses_is_not_retried,
+    a_quest_raises_standing_with_its_givers_faction,
 );
 
 /// Polls `GET path` until `done` holds for its body (delivery is
@@ -164,5 +165,43 @@ async fn a_reward_the_player_service_refuses_is_not_retried(backend: Backend) {
     assert_eq!(put.status, 200);
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(app.get("/v1/me", &token).await.json()["gold"], 0);
+    app.finish().await;
+}
+
+async fn a_quest_raises_standing_with_its_givers_faction(backend: Backend) {
+    let Some(app) = spawn_demo(backend).await else { return };
+    let (_, token) = app.sign_in("standing-player").await;
+    let factions = app.get("/v1/me/factions", &token).await;
+    assert_eq!(factions.status, 200, "{}", String::from_utf8_lossy(&factions.body));
+    assert_eq!(factions.json(), json!({"items": []}));
+
+    // Demo quest 1 is given by Hilda the Miller (NPC 1), of the Free Folk
+    // of the Vale (faction 5).
+    let quest = app.get("/v1/quests/1", &token).await.json();
+    assert_eq!(quest["giver_npc_id"], 1);
+    complete(&app, &token, &quest).await;
+    let factions = eventually(&app, "/v1/me/factions", &token, |f| {
+        !f["items"].as_array().unwrap().is_empty()
+    })
+    .await;
+    assert_eq!(
+        factions,
+        json!({"items": [{"faction_id": 5, "name": "Free Folk of the Vale", "standing": 5}]})
+    );
+    let ledger = app.get("/v1/me/ledger", &token).await.json();
+    let standing: Vec<_> = ledger["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "standing")
+        .collect();
+    assert_eq!(standing.len(), 1, "{ledger}");
+    assert_eq!(standing[0]["faction_id"], 5);
+    assert_eq!(
+        (standing[0]["amount"].clone(), standing[0]["balance_after"].clone()),
+        (json!(5), json!(5))
+    );
+    assert_eq!(standing[0]["source_id"], "quest-1");
+    assert_eq!(app.get("/v1/me", &token).await.json()["gold"], 50);
     app.finish().await;
 }

@@ -244,6 +244,8 @@ pub enum LedgerKindJson {
     Xp,
     /// Units of an item (`item_id`).
     Item,
+    /// Standing with a faction (`faction_id`), -100 to 100.
+    Standing,
 }
 
 /// One change of one balance.
@@ -254,6 +256,9 @@ pub struct LedgerEntryJson {
     /// The item, for `kind: item`.
     #[serde(skip_serializing_if = "Option::is_none")]
     item_id: Option<i64>,
+    /// The faction, for `kind: standing`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    faction_id: Option<i64>,
     /// Signed: positive for a grant, negative for a removal.
     amount: i64,
     /// The balance right after this change.
@@ -276,12 +281,14 @@ impl From<pb::LedgerEntry> for LedgerEntryJson {
         let kind = match pb::LedgerKind::try_from(e.kind) {
             Ok(pb::LedgerKind::Xp) => LedgerKindJson::Xp,
             Ok(pb::LedgerKind::Item) => LedgerKindJson::Item,
+            Ok(pb::LedgerKind::Standing) => LedgerKindJson::Standing,
             _ => LedgerKindJson::Gold,
         };
         LedgerEntryJson {
             id: e.id,
             kind,
             item_id: (e.item_id > 0).then_some(e.item_id),
+            faction_id: (e.faction_id > 0).then_some(e.faction_id),
             amount: e.amount,
             balance_after: e.balance_after,
             reason: e.reason,
@@ -290,6 +297,36 @@ impl From<pb::LedgerEntry> for LedgerEntryJson {
             at: vdm_kit::rfc3339(e.created_at_ms),
         }
     }
+}
+
+/// The player's standing with one faction.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FactionStandingJson {
+    faction_id: i64,
+    /// The faction's name; left out when the world service could not say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    /// -100 to 100; raised by completing quests of the faction's NPCs.
+    standing: i32,
+}
+
+impl FactionStandingJson {
+    /// A standing, named from `names` (faction id to name) when it knows it.
+    pub fn named(standing: pb::Standing, names: &std::collections::HashMap<i64, String>) -> FactionStandingJson {
+        FactionStandingJson {
+            faction_id: standing.faction_id,
+            name: names.get(&standing.faction_id).cloned(),
+            standing: standing.standing,
+        }
+    }
+}
+
+/// The player's standing with every faction it has one with, in faction
+/// id order (a faction left out is at 0).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FactionStandingsJson {
+    /// One per faction.
+    pub items: Vec<FactionStandingJson>,
 }
 
 /// `GET /v1/me/ledger` query.

@@ -1,5 +1,6 @@
-//! Player routes: the caller's profile, inventory and ledger (`/v1/me`,
-//! `/v1/me/inventory`, `/v1/me/ledger`) here; the operators' grants and the
+//! Player routes: the caller's profile, inventory, ledger and faction
+//! standings (`/v1/me`, `/v1/me/inventory`, `/v1/me/ledger`,
+//! `/v1/me/factions`) here; the operators' grants and the
 //! item catalog in [`admin`]; the JSON shapes in [`json`]. Each handler
 //! converts JSON to a gRPC request, calls the player service and converts
 //! the answer back.
@@ -10,7 +11,10 @@ pub mod json;
 use axum::extract::State;
 use vdm_proto::player::v1 as pb;
 
-use self::json::{InventoryJson, LedgerEntryJson, LedgerQuery, ProfileJson, ProfilePatchJson};
+use self::json::{
+    FactionStandingJson, FactionStandingsJson, InventoryJson, LedgerEntryJson, LedgerQuery, ProfileJson,
+    ProfilePatchJson,
+};
 use super::shared::{ListJson, check_limit};
 use crate::auth::Player;
 use crate::error::{ErrorBody, GatewayResult};
@@ -138,5 +142,56 @@ pub async fn ledger(
             page.entries.into_iter().map(LedgerEntryJson::from).collect(),
             page.next_cursor,
         ),
+    ))
+}
+
+/// Lists the calling player's standing with each faction it has one with,
+/// with the faction's name.
+#[utoipa::path(
+    get,
+    path = "/v1/me/factions",
+    operation_id = "listMyFactionStandings",
+    tag = "players",
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The player's standings, in faction id order (a faction left out is at 0); names are left out while the world service is unavailable", body = FactionStandingsJson),
+        (status = 404, description = "The player service has no profile for this player yet", body = ErrorBody),
+        (status = 503, description = "The player service is unavailable", body = ErrorBody),
+    ),
+)]
+pub async fn factions(
+    State(state): State<AppState>,
+    Player(player_id): Player,
+    _no_query: NoQuery,
+    format: Format,
+) -> GatewayResult<Reply<FactionStandingsJson>> {
+    let mut players = state.player.clone();
+    let mut world = state.world.clone();
+    let (standings, factions) = tokio::join!(
+        players.list_standings(pb::ListStandingsRequest { player_id }),
+        world.list_factions(vdm_proto::world::v1::ListFactionsRequest {}),
+    );
+    let standings = standings?.into_inner().standings;
+    // Names are a convenience: the standings answer without them.
+    let names: std::collections::HashMap<i64, String> = match factions {
+        Ok(factions) => factions
+            .into_inner()
+            .factions
+            .into_iter()
+            .map(|f| (f.id, f.name))
+            .collect(),
+        Err(status) => {
+            tracing::warn!(code = ?status.code(), "faction names unavailable");
+            Default::default()
+        }
+    };
+    Ok(Reply::ok(
+        format,
+        FactionStandingsJson {
+            items: standings
+                .into_iter()
+                .map(|s| FactionStandingJson::named(s, &names))
+                .collect(),
+        },
     ))
 }
