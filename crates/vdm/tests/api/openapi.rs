@@ -927,6 +927,25 @@ async fn real_answers_match_the_documented_schemas(backend: Backend) {
         .await;
     assert_eq!(taken.status, 409, "{}", String::from_utf8_lossy(&taken.body));
     checked.answer("PATCH", "/v1/me", &taken);
+    // Demo quest 2 (Brother Aldo, of faction 3) completed: its reward and
+    // standing reach the ledger and the factions a moment later.
+    let letter = app.get("/v1/quests/2", &token).await.json();
+    app.post_json("/v1/quests/2/accept", player, &json!({})).await;
+    let done = json!({"objective_id": letter["objectives"][0]["id"], "amount": 1});
+    app.post_json("/v1/me/quests/2/progress", player, &done).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let factions = loop {
+        let factions = app.get("/v1/me/factions", &token).await;
+        if factions.status != 200 || !factions.json()["items"].as_array().unwrap().is_empty() {
+            break factions;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the quest's standing never arrived"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    checked.answer("GET", "/v1/me/factions", &factions);
     checked.answer("GET", "/v1/me/inventory", &app.get("/v1/me/inventory", &token).await);
     checked.answer("GET", "/v1/me/ledger", &app.get("/v1/me/ledger?limit=2", &token).await);
 
