@@ -63,7 +63,8 @@ pub struct RelationBodyJson {
     responses(
         (status = 200, description = "The region, replaced", body = RegionJson),
         (status = 201, description = "The region, created", body = RegionJson),
-        (status = 400, description = "A field is invalid, or a hex is off the map or in another region", body = ErrorBody),
+        (status = 400, description = "A field is invalid, or a hex is off the map", body = ErrorBody),
+        (status = 409, description = "A hex belongs to another region", body = ErrorBody),
         (status = 503, description = "The world service is unavailable, or a concurrent change won", body = ErrorBody),
     ),
 )]
@@ -138,7 +139,8 @@ pub async fn put_faction(
     security(("admin" = [])),
     responses(
         (status = 200, description = "The relation as set (`a < b`)", body = RelationJson),
-        (status = 400, description = "A faction is unknown, the two are the same, or the score is out of range", body = ErrorBody),
+        (status = 400, description = "The two factions are the same, or the score is out of range", body = ErrorBody),
+        (status = 404, description = "No faction has one of the ids", body = ErrorBody),
         (status = 503, description = "The world service is unavailable, or a concurrent change won", body = ErrorBody),
     ),
 )]
