@@ -256,11 +256,9 @@ async fn run_async(command: Command) -> Result<(), VdmError> {
             other => Err(VdmError::Other(format!("unknown service {other:?}"))),
         },
         Command::Migrate(service) => migrate(&env, &common, &service).await,
-        Command::Help
-        | Command::Version
-        | Command::BudgetAlertRules(_)
-        | Command::OpenApi(_)
-        | Command::Content(_) => Ok(()),
+        Command::Help | Command::Version | Command::BudgetAlertRules(_) | Command::OpenApi(_) | Command::Content(_) => {
+            Ok(())
+        }
     }
 }
 

@@ -159,12 +159,7 @@ pub async fn put_relation(
         faction_b: body.b,
         score: body.score,
     };
-    let relation = state
-        .world
-        .clone()
-        .set_faction_relation(request)
-        .await?
-        .into_inner();
+    let relation = state.world.clone().set_faction_relation(request).await?.into_inner();
     state.edge.invalidate(Kind::Faction, 0).await;
     Ok(Reply::ok(format, RelationJson::from(relation)))
 }

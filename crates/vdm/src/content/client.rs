@@ -132,7 +132,13 @@ impl Gateway {
         let response = tokio::time::timeout(TIMEOUT, self.http.request(request))
             .await
             .map_err(|_| fail(format!("no answer within {}s", TIMEOUT.as_secs())))?
-            .map_err(|e| fail(format!("cannot reach the gateway at {}: {}", self.base, error_chain(&e))))?;
+            .map_err(|e| {
+                fail(format!(
+                    "cannot reach the gateway at {}: {}",
+                    self.base,
+                    error_chain(&e)
+                ))
+            })?;
         let status = response.status();
         let replayed = response
             .headers()
@@ -168,7 +174,10 @@ fn error_text(status: StatusCode, bytes: &[u8]) -> String {
     }
     match serde_json::from_slice::<Body>(bytes) {
         Ok(body) => format!("{status}: {} ({})", body.error.message, body.error.code),
-        Err(_) => format!("{status}: {}", String::from_utf8_lossy(bytes).chars().take(200).collect::<String>()),
+        Err(_) => format!(
+            "{status}: {}",
+            String::from_utf8_lossy(bytes).chars().take(200).collect::<String>()
+        ),
     }
 }
 

@@ -420,7 +420,10 @@ impl World {
     pub fn npc_position(&self, index: usize) -> Option<Hex> {
         let npc = self.npcs.get(index)?;
         let cells = self.region(npc.region)?.cells();
-        let slot = self.npcs[..index].iter().filter(|other| other.region == npc.region).count();
+        let slot = self.npcs[..index]
+            .iter()
+            .filter(|other| other.region == npc.region)
+            .count();
         cells.get((slot * 5 + 3) % cells.len().max(1)).copied()
     }
 
@@ -478,7 +481,10 @@ impl World {
             let at = format!("/relations/{i}");
             for (field, id) in [("a", relation.a), ("b", relation.b)] {
                 if !factions.contains(&id) {
-                    out.at(format!("{at}/{field}"), format!("faction {id} is not defined in this file"));
+                    out.at(
+                        format!("{at}/{field}"),
+                        format!("faction {id} is not defined in this file"),
+                    );
                 }
             }
             if relation.a == relation.b {
@@ -577,7 +583,10 @@ impl World {
             let at = format!("/quests/{i}");
             out.text(&format!("{at}/title"), &quest.title);
             if !titles.insert(quest.title.as_str()) {
-                out.at(format!("{at}/title"), format!("quest {:?} is titled twice", quest.title));
+                out.at(
+                    format!("{at}/title"),
+                    format!("quest {:?} is titled twice", quest.title),
+                );
             }
             npc_named(&mut out, format!("{at}/giver"), &quest.giver);
             if !regions.contains(&quest.region) {
@@ -716,7 +725,9 @@ mod tests {
     fn type_errors_name_their_place() {
         assert_eq!(
             problems(r#"{"regions": [], "colour": "red"}"#),
-            ["w.json: /colour: unknown field `colour`, expected one of `$schema`, `about`, `regions`, `factions`, `relations`, `npcs`, `memories`, `events`, `items`, `quests`, `rumors`"]
+            [
+                "w.json: /colour: unknown field `colour`, expected one of `$schema`, `about`, `regions`, `factions`, `relations`, `npcs`, `memories`, `events`, `items`, `quests`, `rumors`"
+            ]
         );
         let bad = r#"{"npcs": [{"name": "Ann", "region": 1, "traits": {"gullibility": "high"}}]}"#;
         let found = problems(bad);

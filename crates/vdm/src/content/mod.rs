@@ -83,7 +83,10 @@ impl ContentCommand {
                 _ => return Err(format!("unexpected argument {arg:?}\n{USAGE}")),
             }
         }
-        let file = || file.clone().ok_or_else(|| format!("vdm content {verb} needs a FILE\n{USAGE}"));
+        let file = || {
+            file.clone()
+                .ok_or_else(|| format!("vdm content {verb} needs a FILE\n{USAGE}"))
+        };
         match verb.as_str() {
             "validate" => Ok(ContentCommand::Validate(file()?)),
             "import" => Ok(ContentCommand::Import {
@@ -130,8 +133,7 @@ pub async fn run(command: ContentCommand, env: &Env) -> Result<(), VdmError> {
         }
         ContentCommand::Export { out, url } => {
             let world = export(&gateway(url)?).await?;
-            let mut text =
-                serde_json::to_string_pretty(&world).map_err(|e| VdmError::Other(format!("export: {e}")))?;
+            let mut text = serde_json::to_string_pretty(&world).map_err(|e| VdmError::Other(format!("export: {e}")))?;
             text.push('\n');
             match out {
                 Some(path) => {
@@ -148,8 +150,8 @@ pub async fn run(command: ContentCommand, env: &Env) -> Result<(), VdmError> {
 /// Reads and checks a world file; every problem names the file and the
 /// place in it.
 pub fn read(path: &Path) -> Result<World, VdmError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| VdmError::Other(format!("{}: cannot read: {e}", path.display())))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| VdmError::Other(format!("{}: cannot read: {e}", path.display())))?;
     World::parse(&path.display().to_string(), &text).map_err(|problems| VdmError::Other(problems.to_string()))
 }
 
@@ -214,12 +216,7 @@ pub async fn import(gateway: &Gateway, world: &World, file: &str, dry_run: bool)
         replayed: 0,
     };
     if !report.plan.conflicts.is_empty() {
-        let conflicts: Vec<String> = report
-            .plan
-            .conflicts
-            .iter()
-            .map(|c| format!("{file}: {c}"))
-            .collect();
+        let conflicts: Vec<String> = report.plan.conflicts.iter().map(|c| format!("{file}: {c}")).collect();
         return Err(VdmError::Other(format!(
             "{}\nnothing imported: resolve the conflicts above first",
             conflicts.join("\n")

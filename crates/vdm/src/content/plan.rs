@@ -280,11 +280,7 @@ impl Plan {
             want.insert(pair(relation.a, relation.b), Some(relation.score));
         }
         let ours = |id: i64| world.factions.iter().any(|f| f.id == id);
-        let have: HashMap<(i64, i64), i32> = live
-            .relations
-            .iter()
-            .map(|r| (pair(r.a, r.b), r.score))
-            .collect();
+        let have: HashMap<(i64, i64), i32> = live.relations.iter().map(|r| (pair(r.a, r.b), r.score)).collect();
         for (&(a, b), &score) in &have {
             if score != 0 && ours(a) && ours(b) {
                 want.entry((a, b)).or_insert(None);
@@ -345,7 +341,10 @@ impl Plan {
                 }
             };
             ids.insert(npc.name.clone(), now.id);
-            let unchangeable = differences([("faction", now.faction_id != npc.faction), ("traits", now.traits != npc.traits)]);
+            let unchangeable = differences([
+                ("faction", now.faction_id != npc.faction),
+                ("traits", now.traits != npc.traits),
+            ]);
             if let Action::Update(fields) = unchangeable {
                 self.conflicts.push(format!(
                     "npc {:?} (id {}): its {} differ from the file's, and the NPC service cannot change an NPC's {}",
@@ -458,7 +457,10 @@ impl fmt::Display for Plan {
             if once > 0 {
                 writeln!(f, "{kind}: {once} written once (by idempotency key)")?;
             } else {
-                writeln!(f, "{kind}: {create} to create, {update} to update, {unchanged} unchanged")?;
+                writeln!(
+                    f,
+                    "{kind}: {create} to create, {update} to update, {unchanged} unchanged"
+                )?;
             }
         }
         Ok(())

@@ -72,7 +72,9 @@ async fn a_world_file_is_imported_once_updated_by_field_and_exported_back(backen
     assert!(live.regions.is_empty() && live.npcs.is_empty() && live.quests.is_empty());
 
     // The import creates it all, the once-only entries included.
-    let first = vdm::content::import(&gateway, &world, "demo.json", false).await.unwrap();
+    let first = vdm::content::import(&gateway, &world, "demo.json", false)
+        .await
+        .unwrap();
     assert_eq!(first.written, entries + once, "{}", first.plan);
     assert_eq!(first.replayed, 0);
     let npcs = app.get("/v1/npcs?limit=100", ADMIN_TOKEN).await.json();
@@ -83,7 +85,9 @@ async fn a_world_file_is_imported_once_updated_by_field_and_exported_back(backen
     assert_eq!(events["items"].as_array().unwrap().len(), world.events.len());
 
     // Again: every entry unchanged, the once-only ones answered as replays.
-    let second = vdm::content::import(&gateway, &world, "demo.json", false).await.unwrap();
+    let second = vdm::content::import(&gateway, &world, "demo.json", false)
+        .await
+        .unwrap();
     assert_eq!(second.plan.changes().count(), 0, "{}", second.plan);
     assert_eq!((second.written, second.replayed), (0, once));
     let events = app.get("/v1/world/events?limit=100", ADMIN_TOKEN).await.json();
@@ -92,7 +96,9 @@ async fn a_world_file_is_imported_once_updated_by_field_and_exported_back(backen
     // One field changed: one update, of that field.
     let mut changed = world.clone();
     changed.quests[2].reward.gold += 5;
-    let third = vdm::content::import(&gateway, &changed, "demo.json", false).await.unwrap();
+    let third = vdm::content::import(&gateway, &changed, "demo.json", false)
+        .await
+        .unwrap();
     let steps: Vec<String> = third
         .plan
         .changes()
@@ -189,7 +195,10 @@ async fn the_commands_validate_plan_and_import_through_the_gateway(backend: Back
     // The import, then the export to a file.
     let (ok, stdout, stderr) = vdm(&["content", "import", demo_path]);
     assert!(ok, "{stderr}");
-    assert!(stdout.contains("npc: 32 to create, 0 to update, 0 unchanged\n"), "{stdout}");
+    assert!(
+        stdout.contains("npc: 32 to create, 0 to update, 0 unchanged\n"),
+        "{stdout}"
+    );
     let out = dir.join("export.json");
     let (ok, stdout, stderr) = vdm(&["content", "export", "--out", &out.display().to_string()]);
     assert!(ok && stdout.is_empty(), "{stderr}");
@@ -235,7 +244,12 @@ async fn the_admin_world_routes_upsert_and_refuse_what_is_wrong(backend: Backend
         assert_eq!(faction.status, 201);
     }
     let renamed = app
-        .json_request(http::Method::PUT, "/v1/world/factions/2", Some(ADMIN_TOKEN), &json!({"name": "G"}))
+        .json_request(
+            http::Method::PUT,
+            "/v1/world/factions/2",
+            Some(ADMIN_TOKEN),
+            &json!({"name": "G"}),
+        )
         .await;
     assert_eq!(renamed.status, 200);
     let relation = app
@@ -250,7 +264,12 @@ async fn the_admin_world_routes_upsert_and_refuse_what_is_wrong(backend: Backend
     assert_eq!(relation.json(), json!({"a": 1, "b": 2, "score": -40}));
     let factions = app.get("/v1/world/factions", ADMIN_TOKEN).await.json();
     assert_eq!(factions["items"][1], json!({"id": 2, "name": "G"}));
-    assert!(factions["relations"].as_array().unwrap().contains(&json!({"a": 1, "b": 2, "score": -40})));
+    assert!(
+        factions["relations"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"a": 1, "b": 2, "score": -40}))
+    );
 
     // Bad input is a 400 naming the problem; players may not write.
     app.json_request(
@@ -286,8 +305,13 @@ async fn the_admin_world_routes_upsert_and_refuse_what_is_wrong(backend: Backend
     .await
     .assert_error(400, "invalid_argument");
     let (_, token) = app.sign_in("mapmaker").await;
-    app.json_request(http::Method::PUT, "/v1/world/factions/3", Some(&token), &json!({"name": "F"}))
-        .await
-        .assert_error(403, "permission_denied");
+    app.json_request(
+        http::Method::PUT,
+        "/v1/world/factions/3",
+        Some(&token),
+        &json!({"name": "F"}),
+    )
+    .await
+    .assert_error(403, "permission_denied");
     app.finish().await;
 }

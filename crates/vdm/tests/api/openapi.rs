@@ -1046,19 +1046,24 @@ async fn real_answers_match_the_documented_schemas(backend: Backend) {
     // The world writes of an operator (world content imports use them).
     let region = json!({"name": "Far Isle", "biome": "island", "cells": [[60, 60], [61, 60]]});
     for _ in 0..2 {
-        let put = app.json_request(Method::PUT, "/v1/world/regions/9", admin, &region).await;
+        let put = app
+            .json_request(Method::PUT, "/v1/world/regions/9", admin, &region)
+            .await;
         checked.answer("PUT", "/v1/world/regions/{id}", &put);
     }
     let faction = json!({"name": "Isle Wardens"});
     for _ in 0..2 {
-        let put = app.json_request(Method::PUT, "/v1/world/factions/9", admin, &faction).await;
+        let put = app
+            .json_request(Method::PUT, "/v1/world/factions/9", admin, &faction)
+            .await;
         checked.answer("PUT", "/v1/world/factions/{id}", &put);
     }
     let relation = json!({"a": 9, "b": 1, "score": 15});
     checked.answer(
         "PUT",
         "/v1/world/relations",
-        &app.json_request(Method::PUT, "/v1/world/relations", admin, &relation).await,
+        &app.json_request(Method::PUT, "/v1/world/relations", admin, &relation)
+            .await,
     );
 
     // Operations.
