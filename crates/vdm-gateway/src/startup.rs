@@ -248,7 +248,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(world::publish_event, world::events))
         .routes(routes!(npcs::create, npcs::list))
         .routes(routes!(npcs::batch_get))
-        .routes(routes!(npcs::get))
+        .routes(routes!(npcs::get, npcs::update))
         .routes(routes!(npcs::move_to))
         .routes(routes!(npcs::memories, npcs::record_memory))
         .routes(routes!(npcs::disposition))

@@ -247,7 +247,7 @@ fn pointer(write: &Write) -> String {
         Write::Faction(i) => format!("/factions/{i}"),
         Write::Relation(a, b, _) => format!("/relations (pair {a}-{b})"),
         Write::Item(i) => format!("/items/{i}"),
-        Write::CreateNpc(i) | Write::MoveNpc(_, i) => format!("/npcs/{i}"),
+        Write::CreateNpc(i) | Write::UpdateNpc { index: i, .. } => format!("/npcs/{i}"),
         Write::CreateQuest(i) | Write::PatchQuest(_, i) => format!("/quests/{i}"),
         Write::Memory(i) => format!("/memories/{i}"),
         Write::Event(i) => format!("/events/{i}"),
@@ -316,12 +316,26 @@ async fn apply<'w>(
             npc_ids.insert(npc.name.as_str(), id_of(&created.body)?);
             false
         }
-        Write::MoveNpc(id, i) => {
-            let at = world.npc_position(*i).ok_or_else(|| missing("the npc's region"))?;
-            let body = serde_json::json!({ "q": at.q, "r": at.r });
-            gateway
-                .write::<_, Value>(Method::POST, &format!("/v1/npcs/{id}/move"), &body, None)
-                .await?;
+        Write::UpdateNpc {
+            id,
+            index,
+            moves,
+            changes,
+        } => {
+            let npc = world.npcs.get(*index).ok_or_else(|| missing("npc"))?;
+            if *changes {
+                let body = serde_json::json!({ "faction_id": npc.faction, "traits": npc.traits });
+                gateway
+                    .write::<_, Value>(Method::PATCH, &format!("/v1/npcs/{id}"), &body, None)
+                    .await?;
+            }
+            if *moves {
+                let at = world.npc_position(*index).ok_or_else(|| missing("the npc's region"))?;
+                let body = serde_json::json!({ "q": at.q, "r": at.r });
+                gateway
+                    .write::<_, Value>(Method::POST, &format!("/v1/npcs/{id}/move"), &body, None)
+                    .await?;
+            }
             false
         }
         Write::CreateQuest(i) | Write::PatchQuest(_, i) => {

@@ -148,8 +148,19 @@ pub enum Write {
     Item(usize),
     /// `POST /v1/npcs` with `npcs[i]`.
     CreateNpc(usize),
-    /// `POST /v1/npcs/{id}/move` of NPC `id` to the place of `npcs[i]`.
-    MoveNpc(i64, usize),
+    /// NPC `id` made as `npcs[index]` has it: `PATCH /v1/npcs/{id}` (its
+    /// faction and traits) when it `changes`, `POST /v1/npcs/{id}/move` (to
+    /// its place in its new region) when it `moves`.
+    UpdateNpc {
+        /// The live NPC.
+        id: i64,
+        /// Its entry in the file.
+        index: usize,
+        /// Its region differs.
+        moves: bool,
+        /// Its faction or traits differ.
+        changes: bool,
+    },
     /// `POST /v1/quests` with `quests[i]`.
     CreateQuest(usize),
     /// `PATCH /v1/quests/{id}` with `quests[i]`.
@@ -341,21 +352,18 @@ impl Plan {
                 }
             };
             ids.insert(npc.name.clone(), now.id);
-            let unchangeable = differences([
+            let action = differences([
+                ("region", now.region_id != npc.region),
                 ("faction", now.faction_id != npc.faction),
                 ("traits", now.traits != npc.traits),
             ]);
-            if let Action::Update(fields) = unchangeable {
-                self.conflicts.push(format!(
-                    "npc {:?} (id {}): its {} differ from the file's, and the NPC service cannot change an NPC's {}",
-                    npc.name,
-                    now.id,
-                    fields.join(" and "),
-                    fields.join(" or "),
-                ));
-            }
-            let action = differences([("region", now.region_id != npc.region)]);
-            self.push("npc", label, action, Write::MoveNpc(now.id, i));
+            let write = Write::UpdateNpc {
+                id: now.id,
+                index: i,
+                moves: now.region_id != npc.region,
+                changes: now.faction_id != npc.faction || now.traits != npc.traits,
+            };
+            self.push("npc", label, action, write);
         }
         ids
     }
@@ -680,15 +688,55 @@ mod tests {
     fn what_an_import_cannot_write_is_a_conflict() {
         let world = demo();
         let mut live = live_of(&world);
-        live.npcs[0].traits.honesty = 0.1;
         live.quests[0].objectives.pop();
         let twin = live.npcs[1].clone();
         live.npcs.push(LiveNpc { id: 99, ..twin });
         let plan = Plan::new(&world, &live);
-        assert_eq!(plan.conflicts.len(), 3, "{:?}", plan.conflicts);
-        assert!(plan.conflicts[0].starts_with("npc \"Hilda the Miller\" (id 1): its traits differ"));
-        assert!(plan.conflicts[1].starts_with("npc \"Brother Aldo\": the live NPCs 2, 99 share this name"));
-        assert!(plan.conflicts[2].starts_with("quest \"Wolves at the Mill\" (id 1): its objectives differ"));
+        assert_eq!(plan.conflicts.len(), 2, "{:?}", plan.conflicts);
+        assert!(plan.conflicts[0].starts_with("npc \"Brother Aldo\": the live NPCs 2, 99 share this name"));
+        assert!(plan.conflicts[1].starts_with("quest \"Wolves at the Mill\" (id 1): its objectives differ"));
+    }
+
+    #[test]
+    fn an_npc_is_changed_and_moved_as_the_file_says() {
+        let world = demo();
+        let mut live = live_of(&world);
+        live.npcs[0].traits.honesty = 0.1;
+        live.npcs[1].region_id = 2;
+        live.npcs[2].faction_id = None;
+        let plan = Plan::new(&world, &live);
+        let npcs: Vec<(String, Action, Option<Write>)> = plan
+            .changes()
+            .map(|s| (s.label.clone(), s.action.clone(), s.write.clone()))
+            .collect();
+        let update = |id, index, moves, changes| {
+            Some(Write::UpdateNpc {
+                id,
+                index,
+                moves,
+                changes,
+            })
+        };
+        assert_eq!(
+            npcs,
+            [
+                (
+                    "\"Hilda the Miller\"".into(),
+                    Action::Update(vec!["traits"]),
+                    update(1, 0, false, true)
+                ),
+                (
+                    "\"Brother Aldo\"".into(),
+                    Action::Update(vec!["region"]),
+                    update(2, 1, true, false)
+                ),
+                (
+                    "\"Mother Wren\"".into(),
+                    Action::Update(vec!["faction"]),
+                    update(3, 2, false, true)
+                ),
+            ]
+        );
     }
 
     #[test]

@@ -122,16 +122,40 @@ async fn a_world_file_is_imported_once_updated_by_field_and_exported_back(backen
     let text = serde_json::to_string_pretty(&exported).unwrap();
     assert_eq!(World::parse("export.json", &text).unwrap(), exported);
 
+    // An NPC's traits, faction and region: one update of that NPC.
+    let mut changed = changed.clone();
+    changed.npcs[0].traits.honesty = 0.05;
+    changed.npcs[0].faction = Some(1);
+    changed.npcs[0].region = 2;
+    let fourth = vdm::content::import(&gateway, &changed, "demo.json", false)
+        .await
+        .unwrap();
+    let steps: Vec<String> = fourth
+        .plan
+        .changes()
+        .map(|s| format!("{} {} {:?}", s.kind, s.label, s.action))
+        .collect();
+    assert_eq!(
+        steps,
+        ["npc \"Hilda the Miller\" Update([\"region\", \"faction\", \"traits\"])"]
+    );
+    let hilda = app.get("/v1/npcs/1", ADMIN_TOKEN).await.json();
+    assert_eq!(
+        (&hilda["region_id"], &hilda["faction_id"], &hilda["traits"]["honesty"]),
+        (&json!(2), &json!(1), &json!(0.05))
+    );
+    assert_eq!(vdm::content::export(&gateway).await.unwrap(), content_of(&changed));
+
     // What the import cannot change is refused whole, naming the file.
     let mut refused = changed.clone();
-    refused.npcs[0].traits.honesty = 0.05;
+    refused.quests[0].objectives[0].target_count += 1;
     refused.regions[0].name = "Renamed".into();
     let err = vdm::content::import(&gateway, &refused, "demo.json", false)
         .await
         .unwrap_err()
         .to_string();
     assert!(
-        err.starts_with("demo.json: npc \"Hilda the Miller\" (id 1): its traits differ"),
+        err.starts_with("demo.json: quest \"Wolves at the Mill\" (id 1): its objectives differ"),
         "{err}"
     );
     let region = app.get("/v1/world/regions/1", ADMIN_TOKEN).await.json();

@@ -801,6 +801,16 @@ async fn real_answers_match_the_documented_schemas(backend: Backend) {
         )
         .await;
     checked.answer("POST", "/v1/npcs/{id}/move", &moved);
+    let patch = json!({"faction_id": 2, "traits": {"honesty": 0.4}});
+    let patched = app
+        .json_request(Method::PATCH, &format!("/v1/npcs/{}", new_npc["id"]), admin, &patch)
+        .await;
+    assert_eq!(checked.answer("PATCH", "/v1/npcs/{id}", &patched)["faction_id"], 2);
+    let unknown = json!({"faction_id": 999});
+    let refused = app
+        .json_request(Method::PATCH, &format!("/v1/npcs/{}", new_npc["id"]), admin, &unknown)
+        .await;
+    checked.answer("PATCH", "/v1/npcs/{id}", &refused);
     let npcs = app
         .post_json("/v1/npcs:batchGet", player, &json!({"ids": [1, 2, 4]}))
         .await;
