@@ -181,6 +181,13 @@ for chart in "${SERVICE_CHARTS[@]}"; do
 done
 render umbrella-optional-features "${umbrella}" "${optional[@]}" \
   --set 'vdm-gateway.networkPolicy.ingressFrom[0].namespaceSelector.matchLabels.kubernetes\.io/metadata\.name=ingress-nginx'
+# World content imported by a hook Job: the file given as a value, and a
+# ConfigMap of the operator's.
+render umbrella-content-import "${umbrella}" --set content.import.enabled=true \
+  --set-file content.import.world=content/demo-world.json
+render umbrella-content-import-configmap "${umbrella}" --set content.import.enabled=true \
+  --set content.import.existingConfigMap=studio-world --set content.import.key=world-v3.json \
+  --set global.vdm.existingSecret=vdm-shared
 for chart in "${SERVICE_CHARTS[@]}"; do
   render "${chart}-default" "${charts}/${chart}"
 done
@@ -401,6 +408,118 @@ sys.exit(1 if problems else 0)
 PY
 ok "config.grpcMaxConnectionAge{,Grace}Secs in VDM_GRPC_MAX_CONNECTION_AGE{,_GRACE}_SECS of that service only (unset by default)"
 
+step "world files: content/world.schema.json"
+# The schema is a valid JSON Schema (2020-12); the demo world validates
+# against it, and a misspelt key, a trait out of range and a region with
+# two shapes do not (vdm content validate checks the same and more).
+"${DEPLOY_TOOLS_PYTHON}" - <<'PY' || fail "content/world.schema.json (see above)"
+import copy
+import json
+import pathlib
+import sys
+
+import jsonschema
+
+schema = json.loads(pathlib.Path("content/world.schema.json").read_text())
+jsonschema.Draft202012Validator.check_schema(schema)
+validator = jsonschema.Draft202012Validator(schema)
+demo = json.loads(pathlib.Path("content/demo-world.json").read_text())
+problems = ["content/demo-world.json: %s: %s" % ("/".join(map(str, e.absolute_path)), e.message)
+            for e in validator.iter_errors(demo)]
+broken = []
+for change in ("colour", "honesty", "shape"):
+    doc = copy.deepcopy(demo)
+    if change == "colour":
+        doc["colour"] = "red"
+    elif change == "honesty":
+        doc["npcs"][0]["traits"]["honesty"] = 1.5
+    else:
+        doc["regions"][0]["cells"] = [[0, 0]]
+    if validator.is_valid(doc):
+        problems.append("the schema accepts a world with a bad %s" % change)
+for p in problems:
+    print("    " + p, file=sys.stderr)
+if not problems:
+    print("    ok: the schema is valid, content/demo-world.json validates, three broken worlds do not")
+sys.exit(1 if problems else 0)
+PY
+
+step "world content import Job (content.import)"
+# Off by default; on: a post-install/post-upgrade hook Job runs
+# `vdm content import` on the file, mounted from the release's ConfigMap
+# (holding exactly content/demo-world.json) or the operator's, through this
+# release's gateway with the gateway's admin token from its Secret.
+"${DEPLOY_TOOLS_PYTHON}" - "${rendered}" <<'PY' || fail "content import Job (see above)"
+import json
+import pathlib
+import sys
+
+import yaml
+
+rendered = pathlib.Path(sys.argv[1])
+problems = []
+
+
+def load(name):
+    return [d for d in yaml.safe_load_all((rendered / name).read_text()) if d]
+
+
+for path in sorted(rendered.glob("*.yaml")):
+    if "content-import" in path.name:
+        continue
+    for doc in load(path.name):
+        if doc["metadata"]["name"].endswith("-content") or doc["metadata"]["name"] == "vdm-content":
+            problems.append("%s: %s %s rendered with content.import off" % (path.name, doc["kind"], doc["metadata"]["name"]))
+
+cases = {
+    # render: (ConfigMap name, key, Secret, ConfigMap rendered)
+    "umbrella-content-import.yaml": ("vdm-content", "world.json", "vdm-gateway", True),
+    "umbrella-content-import-configmap.yaml": ("studio-world", "world-v3.json", "vdm-shared", False),
+}
+for name, (config_map, key, secret, own_map) in cases.items():
+    docs = load(name)
+    jobs = [d for d in docs if d["kind"] == "Job" and d["metadata"]["name"] == "vdm-content"]
+    maps = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "vdm-content"]
+    if len(jobs) != 1:
+        problems.append("%s: expected one Job vdm-content, got %d" % (name, len(jobs)))
+        continue
+    job = jobs[0]
+    hooks = job["metadata"].get("annotations", {}).get("helm.sh/hook", "")
+    if sorted(hooks.split(",")) != ["post-install", "post-upgrade"]:
+        problems.append("%s: the Job's helm.sh/hook is %r" % (name, hooks))
+    pod = job["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    if container["args"] != ["content", "import", "/etc/vdm/content/" + key]:
+        problems.append("%s: args %r" % (name, container["args"]))
+    env = {e["name"]: e for e in container["env"]}
+    if env.get("VDM_URL", {}).get("value") != "http://vdm-gateway:8080":
+        problems.append("%s: VDM_URL is %r" % (name, env.get("VDM_URL")))
+    ref = ((env.get("VDM_ADMIN_TOKEN") or {}).get("valueFrom") or {}).get("secretKeyRef") or {}
+    if ref != {"name": secret, "key": "VDM_ADMIN_TOKEN"}:
+        problems.append("%s: VDM_ADMIN_TOKEN from %r, expected Secret %s" % (name, ref, secret))
+    volume = pod["volumes"][0]["configMap"]
+    if volume["name"] != config_map or volume["items"] != [{"key": key, "path": key}]:
+        problems.append("%s: the world volume is %r" % (name, volume))
+    if container["securityContext"].get("readOnlyRootFilesystem") is not True or pod["securityContext"].get("runAsNonRoot") is not True:
+        problems.append("%s: the Job must run as non-root on a read-only root filesystem" % name)
+    if own_map != bool(maps):
+        problems.append("%s: a ConfigMap vdm-content %s" % (name, "is missing" if own_map else "was rendered for an existing one"))
+    if own_map and maps:
+        world = json.loads(maps[0]["data"][key])
+        if world != json.loads(pathlib.Path("content/demo-world.json").read_text()):
+            problems.append("%s: the ConfigMap's %s is not content/demo-world.json" % (name, key))
+for p in problems:
+    print("    " + p, file=sys.stderr)
+if not problems:
+    print("    ok: off by default; on, a post-install/post-upgrade Job imports the file (the release's ConfigMap "
+          "or the operator's) through vdm-gateway with its admin token")
+sys.exit(1 if problems else 0)
+PY
+if "${HELM}" template "${RELEASE}" "${umbrella}" --set content.import.enabled=true >/dev/null 2>"${work}/err"; then
+  fail "helm template accepted content.import.enabled without a world file"
+fi
+ok "content.import.enabled without a world file is rejected: $(grep -o 'content.import.enabled needs[^:]*' "${work}/err")"
+
 step "optional features: PrometheusRule, NetworkPolicy, helm test"
 # Off by default; all on: the PrometheusRule carries exactly the groups of
 # deploy/prometheus; each NetworkPolicy selects its Deployment's pods and
@@ -620,6 +739,8 @@ expect_schema_error "trusted proxies as one string" "${umbrella}" --set vdm-gate
 expect_schema_error "a trusted proxy with a prefix too long" "${umbrella}" --set 'vdm-gateway.config.trustedProxies={10.0.0.0/33}'
 expect_schema_error "a misspelt operator credentials value" "${umbrella}" --set vdm-gateway.operatorCredentials.secret=ops
 expect_schema_error "a misspelt prometheusRule value" "${umbrella}" --set prometheusRule.enable=true
+expect_schema_error "a misspelt content import value" "${umbrella}" --set content.import.file=w.json
+expect_schema_error "a content import URL that is not http" "${umbrella}" --set content.import.url=ftp://gw
 expect_schema_error "ingressFrom on a service (the gateway's only)" "${umbrella}" --set 'vdm-quest.networkPolicy.ingressFrom[0].podSelector.matchLabels.a=b'
 expect_schema_error "a misspelt tests value" "${umbrella}" --set vdm-gateway.tests.imag=busybox
 expect_schema_error "trusted proxies on a service that has none" "${umbrella}" --set 'vdm-quest.config.trustedProxies={10.0.0.0/8}'

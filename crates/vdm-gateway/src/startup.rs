@@ -47,7 +47,9 @@ use crate::rate_limit::{self, LimitState, Limiter};
 use crate::realtime::hub::Hub;
 use crate::realtime::resume::SessionStore;
 use crate::realtime::{self, Realtime};
-use crate::routes::{bootstrap, dashboard, docs, npcs, ops, players, quests, rumors, stats, telemetry, world};
+use crate::routes::{
+    bootstrap, dashboard, docs, npcs, ops, players, quests, rumors, stats, telemetry, world, world_admin,
+};
 use crate::state::{AppState, Shared};
 use crate::{auth, middleware, openapi, pushes};
 
@@ -238,13 +240,15 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(quests::player::progress))
         .routes(routes!(quests::player::abandon))
         .routes(routes!(world::regions))
-        .routes(routes!(world::region))
+        .routes(routes!(world::region, world_admin::put_region))
         .routes(routes!(world::factions))
+        .routes(routes!(world_admin::put_faction))
+        .routes(routes!(world_admin::put_relation))
         .routes(routes!(world::time))
         .routes(routes!(world::publish_event, world::events))
         .routes(routes!(npcs::create, npcs::list))
         .routes(routes!(npcs::batch_get))
-        .routes(routes!(npcs::get))
+        .routes(routes!(npcs::get, npcs::update))
         .routes(routes!(npcs::move_to))
         .routes(routes!(npcs::memories, npcs::record_memory))
         .routes(routes!(npcs::disposition))

@@ -7,7 +7,7 @@ use vdm_kit::validate::positive_filter;
 use vdm_proto::npc::v1 as pb;
 use vdm_proto::npc::v1::npc_service_server::NpcServiceServer;
 
-use crate::domain::{Disposition, Hex, Memory, MemoryInput, Npc, NpcInput, Traits};
+use crate::domain::{Disposition, Hex, Memory, MemoryInput, Npc, NpcInput, NpcPatchInput, Traits};
 use crate::error::NpcError;
 use crate::service::{DispositionScope, NpcService};
 use crate::store::NpcFilter;
@@ -94,6 +94,21 @@ impl pb::npc_service_server::NpcService for NpcGrpc {
         let r = request.into_inner();
         let to = r.to.ok_or_else(|| NpcError::Invalid("to is required".to_owned()))?;
         let npc = self.service.move_to(r.id, Hex::from(to), vdm_kit::now_ms()).await?;
+        Ok(Response::new(pb::Npc::from(npc)))
+    }
+
+    async fn update_npc(&self, request: Request<pb::UpdateNpcRequest>) -> Result<Response<pb::Npc>, Status> {
+        let r = request.into_inner();
+        let input = NpcPatchInput {
+            name: r.name,
+            faction_id: r.faction.map(|f| f.id),
+            traits: r.traits.map(|t| Traits {
+                gullibility: t.gullibility,
+                talkativeness: t.talkativeness,
+                honesty: t.honesty,
+            }),
+        };
+        let npc = self.service.update(r.id, input, vdm_kit::now_ms()).await?;
         Ok(Response::new(pb::Npc::from(npc)))
     }
 

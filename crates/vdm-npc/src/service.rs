@@ -12,8 +12,8 @@ use vdm_kit::idempotency::create_or_replay;
 use vdm_proto::events::v1::{NpcMoved, ResourceKind};
 
 use crate::domain::{
-    Disposition, Hex, Memory, MemoryInput, NewMemory, NewNpc, Npc, NpcInput, Order, Page, adjusted_score,
-    check_idempotency_key, positive_id,
+    Disposition, Hex, Memory, MemoryInput, NewMemory, NewNpc, Npc, NpcInput, NpcPatch, NpcPatchInput, Order, Page,
+    adjusted_score, check_idempotency_key, positive_id,
 };
 use crate::error::{NpcError, NpcResult};
 use crate::store::{NpcFilter, NpcRow, NpcStore, Recorded};
@@ -192,6 +192,32 @@ impl NpcService {
                     r: npc.position.r,
                 })),
             })
+            .await;
+        Ok(npc)
+    }
+
+    /// Changes an NPC's name, faction or traits (a new faction checked
+    /// with the world service), drops its cache entry and tells gateways.
+    #[instrument(skip_all, fields(npc.id = id))]
+    pub async fn update(&self, id: i64, input: NpcPatchInput, now_ms: i64) -> NpcResult<Npc> {
+        positive_id("id", id)?;
+        let patch = NpcPatch::parse(input)?;
+        if patch.is_empty() {
+            return self.get(id).await;
+        }
+        if let Some(Some(faction_id)) = patch.faction_id {
+            // Unknown NPCs fail before the world is asked.
+            self.get(id).await?;
+            if !self.world.faction_exists(faction_id).await? {
+                return Err(NpcError::UnknownFaction(faction_id));
+            }
+        }
+        let updated = self.store.update(id, &patch, now_ms).await;
+        self.cache.delete(&id.to_string()).await;
+        let npc = updated?.ok_or(NpcError::NpcNotFound(id))?;
+        tracing::info!("npc updated");
+        self.events
+            .publish(Event::resource_changed(ResourceKind::Npc, npc.id))
             .await;
         Ok(npc)
     }

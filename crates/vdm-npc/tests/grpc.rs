@@ -23,6 +23,7 @@ vdm_kit::backend_tests!(
     a_key_replays_its_npc_and_refuses_another_body,
     the_world_refuses_what_it_does_not_have,
     moving_asks_the_world_and_is_pushed,
+    an_update_changes_what_it_gives,
     dispositions_are_clamped_per_player,
     memories_keep_the_most_important_within_the_cap,
     a_world_that_is_down_makes_writes_unavailable,
@@ -491,6 +492,95 @@ async fn moving_asks_the_world_and_is_pushed(backend: Backend) {
     let nowhere = client.move_npc(pb::MoveNpcRequest { id: tom.id, to: None }).await;
     expect_status(nowhere, Code::InvalidArgument, "to is required");
     events.assert_none("npc.moved", Duration::from_millis(300)).await;
+    npc.finish().await;
+}
+
+async fn an_update_changes_what_it_gives(backend: Backend) {
+    let Some(Setup {
+        npc,
+        mut client,
+        world_calls: _,
+        world: _world,
+    }) = start(backend).await
+    else {
+        return;
+    };
+    let tom = create(&mut client, spec("Old Tom", 1)).await;
+    // Read once, so the update must drop the cached NPC.
+    client.get_npc(pb::GetNpcRequest { id: tom.id }).await.unwrap();
+    let traits = pb::Traits {
+        gullibility: 0.25,
+        talkativeness: 0.75,
+        honesty: 1.0,
+    };
+    let updated = client
+        .update_npc(pb::UpdateNpcRequest {
+            id: tom.id,
+            name: None,
+            faction: Some(pb::FactionChange { id: Some(7) }),
+            traits: Some(traits),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(updated.name, "Old Tom");
+    assert_eq!(updated.faction_id, Some(7));
+    assert_eq!(updated.traits, Some(traits));
+    assert_eq!(updated.position, tom.position, "an update does not move it");
+    let got = client
+        .get_npc(pb::GetNpcRequest { id: tom.id })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (got.faction_id, got.traits),
+        (Some(7), Some(traits)),
+        "the cached NPC was dropped"
+    );
+
+    // A rename, and the faction taken away; the traits stay.
+    let renamed = client
+        .update_npc(pb::UpdateNpcRequest {
+            id: tom.id,
+            name: Some("Tom the Elder".into()),
+            faction: Some(pb::FactionChange { id: None }),
+            traits: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (renamed.name.as_str(), renamed.faction_id, renamed.traits),
+        ("Tom the Elder", None, Some(traits))
+    );
+
+    let unknown_faction = client
+        .update_npc(pb::UpdateNpcRequest {
+            id: tom.id,
+            name: None,
+            faction: Some(pb::FactionChange { id: Some(8) }),
+            traits: None,
+        })
+        .await;
+    expect_status(unknown_faction, Code::InvalidArgument, "unknown faction 8");
+    let bad = client
+        .update_npc(pb::UpdateNpcRequest {
+            id: tom.id,
+            name: Some(" ".into()),
+            faction: None,
+            traits: None,
+        })
+        .await;
+    expect_status(bad, Code::InvalidArgument, "name must not be empty");
+    let missing = client
+        .update_npc(pb::UpdateNpcRequest {
+            id: 999_999,
+            name: Some("Nobody".into()),
+            faction: None,
+            traits: None,
+        })
+        .await;
+    expect_status(missing, Code::NotFound, "npc 999999 not found");
     npc.finish().await;
 }
 

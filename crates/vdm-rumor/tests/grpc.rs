@@ -115,6 +115,10 @@ impl NpcService for FakeNpcs {
         Err(Status::unimplemented("fake"))
     }
 
+    async fn update_npc(&self, _: Request<npc_pb::UpdateNpcRequest>) -> Result<Response<npc_pb::Npc>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
     async fn adjust_disposition(
         &self,
         _: Request<npc_pb::AdjustDispositionRequest>,

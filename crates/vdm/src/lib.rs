@@ -8,7 +8,10 @@
 //!   each service on its own loopback gRPC port and called in-process, and
 //!   the demo world.
 //! - [`demo`]: the demo world seeded on first start.
+//! - [`content`]: `vdm content`: world files validated, imported through
+//!   the gateway, exported.
 
+pub mod content;
 pub mod demo;
 pub mod embedded;
 
@@ -48,6 +51,16 @@ commands:
                       write the gateway's OpenAPI document, byte for byte as
                       GET /v1/openapi.json serves it, to FILE or standard
                       output (client generators read it; no server needed)
+  content validate FILE
+                      check a world file (docs/CONTENT.md); no server needed
+  content import FILE [--dry-run] [--url URL]
+                      make the live world match FILE through the gateway
+                      (--url, else VDM_URL, else http://127.0.0.1:8080; the
+                      admin token from VDM_ADMIN_TOKEN); --dry-run prints
+                      the plan and writes nothing
+  content export [--out FILE] [--url URL]
+                      write the live world as a world file, to FILE or
+                      standard output
   help                print this help
 
 Configuration is read from the environment (VDM_*, DATABASE_URL, REDIS_URL,
@@ -68,6 +81,8 @@ pub enum Command {
     BudgetAlertRules(Option<PathBuf>),
     /// Write the gateway's OpenAPI document (to a file, or stdout).
     OpenApi(Option<PathBuf>),
+    /// A `vdm content` command: world files.
+    Content(content::ContentCommand),
     /// Print the help.
     Help,
     /// Print the version.
@@ -96,6 +111,7 @@ impl Command {
                 Some("--out") => Command::OpenApi(Some(PathBuf::from(args.next().ok_or("--out needs a file name")?))),
                 Some(other) => return Err(format!("unexpected argument {other:?}")),
             },
+            Some("content") => return content::ContentCommand::parse(args).map(Command::Content),
             Some("help" | "-h" | "--help") => Command::Help,
             Some("version" | "-V" | "--version") => Command::Version,
             Some(other) => match SERVICES.iter().find(|service| **service == other) {
@@ -196,6 +212,12 @@ pub fn run(command: Command) -> Result<(), VdmError> {
         }
         Command::BudgetAlertRules(out) => return write_alert_rules(&Env::from_process(), out.as_deref()),
         Command::OpenApi(out) => return write_openapi(out.as_deref()),
+        Command::Content(content) => {
+            // A client of the gateway: one thread is plenty, and it logs
+            // nothing but what it prints.
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            return runtime.block_on(content::run(content, &Env::from_process()));
+        }
         _ => {}
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -234,7 +256,9 @@ async fn run_async(command: Command) -> Result<(), VdmError> {
             other => Err(VdmError::Other(format!("unknown service {other:?}"))),
         },
         Command::Migrate(service) => migrate(&env, &common, &service).await,
-        Command::Help | Command::Version | Command::BudgetAlertRules(_) | Command::OpenApi(_) => Ok(()),
+        Command::Help | Command::Version | Command::BudgetAlertRules(_) | Command::OpenApi(_) | Command::Content(_) => {
+            Ok(())
+        }
     }
 }
 
@@ -442,6 +466,10 @@ mod tests {
         assert_eq!(parse(&["migrate", "quest"]).unwrap(), Command::Migrate("quest".into()));
         assert_eq!(parse(&["player"]).unwrap(), Command::Service("player"));
         assert!(parse(&["migrate"]).is_err());
+        assert_eq!(
+            parse(&["content", "validate", "w.json"]).unwrap(),
+            Command::Content(content::ContentCommand::Validate(PathBuf::from("w.json")))
+        );
         assert!(parse(&["bogus"]).is_err());
         assert!(parse(&["quest", "extra"]).is_err());
     }

@@ -13,3 +13,4 @@ pub mod shared;
 pub mod stats;
 pub mod telemetry;
 pub mod world;
+pub mod world_admin;

@@ -86,6 +86,25 @@ pub struct MoveJson {
     r: i32,
 }
 
+/// `PATCH /v1/npcs/{id}` body: what it leaves out keeps its value.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NpcPatchJson {
+    name: Option<String>,
+    /// A positive faction id, or null for none.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, minimum = 1)]
+    faction_id: Option<Option<i64>>,
+    /// The traits, whole (a trait left out is 0.5).
+    traits: Option<TraitsJson>,
+}
+
+/// A field that may be null: present (`Some`, null or not) or left out
+/// (`None`, by `#[serde(default)]`).
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Option<i64>>, D::Error> {
+    Option::<i64>::deserialize(deserializer).map(Some)
+}
+
 /// `GET /v1/npcs` query.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -392,6 +411,47 @@ pub async fn move_to(
     };
     let npc = state.npc.clone().move_npc(request).await?.into_inner();
     // Read-your-writes on this replica, before `npc.moved` arrives.
+    state.edge.invalidate(Kind::Npc, id).await;
+    Ok(Reply::ok(format, NpcJson::from(npc)))
+}
+
+/// Changes an NPC's name, faction or traits (admin).
+#[utoipa::path(
+    patch,
+    path = "/v1/npcs/{id}",
+    operation_id = "updateNpc",
+    tag = "npcs",
+    params(PathId),
+    request_body = NpcPatchJson,
+    security(("admin" = [])),
+    responses(
+        (status = 200, description = "The NPC as changed", body = NpcJson),
+        (status = 400, description = "A field is invalid, or names an unknown faction", body = ErrorBody),
+        (status = 404, description = "No NPC has this id", body = ErrorBody),
+        (status = 503, description = "The NPC or world service is unavailable", body = ErrorBody),
+    ),
+)]
+pub async fn update(
+    State(state): State<AppState>,
+    _admin: Admin,
+    _no_query: NoQuery,
+    format: Format,
+    PathId(id): PathId,
+    Body(body): Body<NpcPatchJson>,
+) -> GatewayResult<Reply<NpcJson>> {
+    tracing::Span::current().record("npc.id", id);
+    let request = pb::UpdateNpcRequest {
+        id,
+        name: body.name,
+        faction: body.faction_id.map(|id| pb::FactionChange { id }),
+        traits: body.traits.map(|t| pb::Traits {
+            gullibility: t.gullibility,
+            talkativeness: t.talkativeness,
+            honesty: t.honesty,
+        }),
+    };
+    let npc = state.npc.clone().update_npc(request).await?.into_inner();
+    // Read-your-writes on this replica, before the bus event arrives.
     state.edge.invalidate(Kind::Npc, id).await;
     Ok(Reply::ok(format, NpcJson::from(npc)))
 }

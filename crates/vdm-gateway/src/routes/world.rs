@@ -1,5 +1,6 @@
 //! World routes (`/v1/world/...`): the map's regions, factions and their
-//! relations, the world clock, and world events. Each handler converts JSON
+//! relations, the world clock, and world events (the operators' writes of
+//! regions, factions and relations are in [`super::world_admin`]). Each handler converts JSON
 //! to a gRPC request, calls the world service and converts the answer back.
 
 use axum::extract::State;
@@ -201,17 +202,13 @@ pub async fn factions(State(state): State<AppState>, _caller: Caller, format: Fo
                     .into_inner()
                     .factions
                     .into_iter()
-                    .map(|f| FactionJson { id: f.id, name: f.name })
+                    .map(FactionJson::from)
                     .collect(),
                 relations: relations?
                     .into_inner()
                     .relations
                     .into_iter()
-                    .map(|r| RelationJson {
-                        a: r.faction_a,
-                        b: r.faction_b,
-                        score: r.score,
-                    })
+                    .map(RelationJson::from)
                     .collect(),
             })
         })
@@ -328,6 +325,25 @@ impl From<pb::Region> for RegionJson {
             biome: region.biome,
             cells: region.cells.into_iter().map(|c| [c.q, c.r]).collect(),
             neighbor_ids: region.neighbor_ids,
+        }
+    }
+}
+
+impl From<pb::Faction> for FactionJson {
+    fn from(faction: pb::Faction) -> FactionJson {
+        FactionJson {
+            id: faction.id,
+            name: faction.name,
+        }
+    }
+}
+
+impl From<pb::FactionRelation> for RelationJson {
+    fn from(relation: pb::FactionRelation) -> RelationJson {
+        RelationJson {
+            a: relation.faction_a,
+            b: relation.faction_b,
+            score: relation.score,
         }
     }
 }

@@ -8,6 +8,6 @@ mod text;
 
 pub use disposition::{Disposition, MAX_DELTA, MAX_SCORE, MIN_SCORE, adjusted_score};
 pub use memory::{Memory, MemoryInput, MemoryRank, NewMemory, memories_to_drop};
-pub use npc::{Hex, MAX_COORD, NewNpc, Npc, NpcInput, Traits};
+pub use npc::{Hex, MAX_COORD, NewNpc, Npc, NpcInput, NpcPatch, NpcPatchInput, Traits};
 pub use text::{check_idempotency_key, positive_id};
 pub use vdm_kit::page::{DEFAULT_PAGE, MAX_PAGE, Order, Page};

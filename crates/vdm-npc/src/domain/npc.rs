@@ -158,6 +158,60 @@ impl NewNpc {
     }
 }
 
+/// A change to an NPC as asked: each field `None` keeps its value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NpcPatchInput {
+    /// A new name.
+    pub name: Option<String>,
+    /// A new faction (`Some(None)`: none).
+    pub faction_id: Option<Option<i64>>,
+    /// New traits, whole.
+    pub traits: Option<Traits>,
+}
+
+/// A checked [`NpcPatchInput`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NpcPatch {
+    /// See [`Npc::name`].
+    pub name: Option<String>,
+    /// See [`Npc::faction_id`].
+    pub faction_id: Option<Option<i64>>,
+    /// See [`Npc::traits`].
+    pub traits: Option<Traits>,
+}
+
+impl NpcPatch {
+    /// Checks a change by the rules of [`NewNpc::parse`].
+    pub fn parse(input: NpcPatchInput) -> NpcResult<NpcPatch> {
+        let name = input
+            .name
+            .map(|name| text_field("name", name, TextRule::line(100)))
+            .transpose()?;
+        let faction_id = match input.faction_id {
+            Some(faction) => Some(positive_filter("faction_id", faction)?),
+            None => None,
+        };
+        let traits = match input.traits {
+            Some(traits) => Some(Traits {
+                gullibility: unit_field("traits.gullibility", traits.gullibility)?,
+                talkativeness: unit_field("traits.talkativeness", traits.talkativeness)?,
+                honesty: unit_field("traits.honesty", traits.honesty)?,
+            }),
+            None => None,
+        };
+        Ok(NpcPatch {
+            name,
+            faction_id,
+            traits,
+        })
+    }
+
+    /// Whether it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none() && self.faction_id.is_none() && self.traits.is_none()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +238,33 @@ mod tests {
         let mut plain = input();
         plain.traits = None;
         assert_eq!(NewNpc::parse(plain).unwrap().traits, Traits::default());
+    }
+
+    #[test]
+    fn a_patch_is_checked_as_a_new_npc_is() {
+        let patch = NpcPatch::parse(NpcPatchInput {
+            name: Some(" Ann ".into()),
+            faction_id: Some(None),
+            traits: None,
+        })
+        .unwrap();
+        assert_eq!(patch.name.as_deref(), Some("Ann"));
+        assert_eq!(patch.faction_id, Some(None));
+        assert!(!patch.is_empty());
+        assert!(NpcPatch::parse(NpcPatchInput::default()).unwrap().is_empty());
+        let bad = NpcPatch::parse(NpcPatchInput {
+            traits: Some(Traits {
+                honesty: 1.5,
+                ..Traits::default()
+            }),
+            ..NpcPatchInput::default()
+        });
+        assert!(bad.unwrap_err().to_string().contains("traits.honesty"));
+        let bad = NpcPatch::parse(NpcPatchInput {
+            faction_id: Some(Some(0)),
+            ..NpcPatchInput::default()
+        });
+        assert!(bad.unwrap_err().to_string().contains("faction_id"));
     }
 
     #[test]

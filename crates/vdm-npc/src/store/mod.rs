@@ -15,7 +15,9 @@ use sea_orm::{
 use vdm_kit::idempotency::{Inserted, check_fingerprint, key_refused};
 
 use self::entities::{disposition, idempotency_key, memory, npc};
-use crate::domain::{Disposition, Hex, Memory, MemoryRank, NewMemory, Npc, Order, Page, Traits, memories_to_drop};
+use crate::domain::{
+    Disposition, Hex, Memory, MemoryRank, NewMemory, Npc, NpcPatch, Order, Page, Traits, memories_to_drop,
+};
 use crate::error::{NpcError, NpcResult};
 
 /// Filters of an NPC listing.
@@ -187,6 +189,28 @@ impl NpcStore {
             .filter(npc::Column::Id.eq(id))
             .exec(&self.db)
             .await?;
+        if result.rows_affected == 0 {
+            return Ok(None);
+        }
+        self.get(id).await
+    }
+
+    /// Writes the fields a patch gives; `None` when the NPC does not exist.
+    pub async fn update(&self, id: i64, patch: &NpcPatch, now_ms: i64) -> NpcResult<Option<Npc>> {
+        let mut update = npc::Entity::update_many().col_expr(npc::Column::UpdatedAtMs, Expr::value(now_ms));
+        if let Some(name) = &patch.name {
+            update = update.col_expr(npc::Column::Name, Expr::value(name.clone()));
+        }
+        if let Some(faction_id) = patch.faction_id {
+            update = update.col_expr(npc::Column::FactionId, Expr::value(faction_id));
+        }
+        if let Some(traits) = patch.traits {
+            update = update
+                .col_expr(npc::Column::Gullibility, Expr::value(traits.gullibility))
+                .col_expr(npc::Column::Talkativeness, Expr::value(traits.talkativeness))
+                .col_expr(npc::Column::Honesty, Expr::value(traits.honesty));
+        }
+        let result = update.filter(npc::Column::Id.eq(id)).exec(&self.db).await?;
         if result.rows_affected == 0 {
             return Ok(None);
         }

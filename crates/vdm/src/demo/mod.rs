@@ -7,12 +7,12 @@
 //! every create carries a fixed idempotency key. So seeding again on a
 //! later start creates nothing.
 //!
-//! - [`content`]: the world as data, `content/demo-world.json` compiled in,
-//!   and its types.
+//! The world is data in the format of [`crate::content`]
+//! (`content/demo-world.json`, compiled in).
+//!
 //! - [`seed`]: creates it through the services; [`seed_items`] writes the
 //!   item catalog through the player service.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -30,16 +30,13 @@ use vdm_proto::world::v1 as world_pb;
 use vdm_proto::world::v1::world_service_client::WorldServiceClient;
 
 use crate::VdmError;
-
-pub mod content;
-
-pub use self::content::{DEMO_WORLD_JSON, DemoWorld};
+pub use crate::content::format::{DEMO_WORLD_JSON, World as DemoWorld};
 
 /// The demo world compiled into the binary ([`DEMO_WORLD_JSON`]), parsed
 /// once; an error when the file is bad, which a unit test rules out.
 pub fn world() -> Result<&'static DemoWorld, VdmError> {
     static WORLD: LazyLock<Result<DemoWorld, String>> =
-        LazyLock::new(|| DemoWorld::parse(DEMO_WORLD_JSON).map_err(|e| e.to_string()));
+        LazyLock::new(|| DemoWorld::parse("content/demo-world.json", DEMO_WORLD_JSON).map_err(|e| e.to_string()));
     WORLD.as_ref().map_err(|e| VdmError::Other(e.clone()))
 }
 
@@ -253,19 +250,11 @@ async fn seed_npcs(
     created: &mut Counts,
 ) -> Result<Vec<i64>, VdmError> {
     let mut ids = Vec::with_capacity(demo.npcs.len());
-    // Spread each region's NPCs over its cells: slot k stands on cell
-    // (5k + 3) mod n, distinct for k < n when 5 and n are coprime (n = 19
-    // cells at radius 2).
-    let mut slots = HashMap::<i64, usize>::new();
     for (i, spec) in demo.npcs.iter().enumerate() {
         let name = &spec.name;
-        let cells = demo
-            .region(spec.region)
-            .map(|region| region.cells())
+        let position = demo
+            .npc_position(i)
             .ok_or_else(|| VdmError::Other(format!("demo seed: npc {name:?} names no demo region")))?;
-        let slot = slots.entry(spec.region).or_default();
-        let position = cells[(*slot * 5 + 3) % cells.len()];
-        *slot += 1;
         let request = npc_pb::CreateNpcRequest {
             idempotency_key: format!("demo-npc-{}", i + 1),
             npc: Some(npc_pb::NpcSpec {

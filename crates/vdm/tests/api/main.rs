@@ -8,6 +8,7 @@ mod access;
 mod auth;
 mod bad_input;
 mod bootstrap;
+mod content;
 mod dashboard;
 mod docs;
 mod edge_cache;

@@ -801,6 +801,16 @@ async fn real_answers_match_the_documented_schemas(backend: Backend) {
         )
         .await;
     checked.answer("POST", "/v1/npcs/{id}/move", &moved);
+    let patch = json!({"faction_id": 2, "traits": {"honesty": 0.4}});
+    let patched = app
+        .json_request(Method::PATCH, &format!("/v1/npcs/{}", new_npc["id"]), admin, &patch)
+        .await;
+    assert_eq!(checked.answer("PATCH", "/v1/npcs/{id}", &patched)["faction_id"], 2);
+    let unknown = json!({"faction_id": 999});
+    let refused = app
+        .json_request(Method::PATCH, &format!("/v1/npcs/{}", new_npc["id"]), admin, &unknown)
+        .await;
+    checked.answer("PATCH", "/v1/npcs/{id}", &refused);
     let npcs = app
         .post_json("/v1/npcs:batchGet", player, &json!({"ids": [1, 2, 4]}))
         .await;
@@ -1060,6 +1070,29 @@ async fn real_answers_match_the_documented_schemas(backend: Backend) {
         "POST",
         "/v1/auth/signout",
         &app.post_json("/v1/auth/signout", Some(&leaving), &json!({})).await,
+    );
+
+    // The world writes of an operator (world content imports use them).
+    let region = json!({"name": "Far Isle", "biome": "island", "cells": [[60, 60], [61, 60]]});
+    for _ in 0..2 {
+        let put = app
+            .json_request(Method::PUT, "/v1/world/regions/9", admin, &region)
+            .await;
+        checked.answer("PUT", "/v1/world/regions/{id}", &put);
+    }
+    let faction = json!({"name": "Isle Wardens"});
+    for _ in 0..2 {
+        let put = app
+            .json_request(Method::PUT, "/v1/world/factions/9", admin, &faction)
+            .await;
+        checked.answer("PUT", "/v1/world/factions/{id}", &put);
+    }
+    let relation = json!({"a": 9, "b": 1, "score": 15});
+    checked.answer(
+        "PUT",
+        "/v1/world/relations",
+        &app.json_request(Method::PUT, "/v1/world/relations", admin, &relation)
+            .await,
     );
 
     // Operations.
