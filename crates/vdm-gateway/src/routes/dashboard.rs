@@ -26,6 +26,12 @@ const CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'un
     responses((status = 200, description = "The page", content_type = "text/html; charset=utf-8", body = String)),
 )]
 pub async fn page() -> Response {
+    self_contained_page(PAGE, CSP)
+}
+
+/// An HTML page compiled into the binary, with its content security
+/// policy; never cached without asking again, and no referrer sent from it.
+pub(crate) fn self_contained_page(page: &'static str, csp: &'static str) -> Response {
     (
         [
             (
@@ -33,10 +39,10 @@ pub async fn page() -> Response {
                 HeaderValue::from_static("text/html; charset=utf-8"),
             ),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-            (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)),
+            (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp)),
             (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
         ],
-        PAGE,
+        page,
     )
         .into_response()
 }

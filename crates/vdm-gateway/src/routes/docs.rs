@@ -34,19 +34,7 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'unsafe-inli
     responses((status = 200, description = "The page", content_type = "text/html; charset=utf-8", body = String)),
 )]
 pub async fn page() -> Response {
-    (
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/html; charset=utf-8"),
-            ),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-            (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)),
-            (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
-        ],
-        PAGE,
-    )
-        .into_response()
+    super::dashboard::self_contained_page(PAGE, CSP)
 }
 
 /// Serves Redoc's bundle (an asset of the page, not part of the API: it is

@@ -7,25 +7,14 @@
 //! installs it). Without it the test is skipped with a message, unless
 //! `VDM_TEST_REQUIRE_EXTERNAL=1` (as in CI), where that is a failure.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{ADMIN_TOKEN, Backend, Options, spawn_app_with};
+use crate::helpers::{ADMIN_TOKEN, Backend, Options, chromium, spawn_app_with};
 use vdm_kit::backend_tests;
 
 backend_tests!(the_dashboard_draws_the_stats_in_a_browser);
-
-fn chromium() -> Option<PathBuf> {
-    if let Ok(path) = std::env::var("VDM_CHROMIUM") {
-        return Some(PathBuf::from(path));
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .flat_map(|dir| ["chromium", "chromium-browser"].map(|name| dir.join(name)))
-        .find(|candidate| candidate.is_file())
-}
 
 /// The attribute `name` of the element whose id is `id`, in a dumped DOM.
 fn attribute(dom: &str, id: &str, name: &str) -> String {

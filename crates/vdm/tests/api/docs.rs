@@ -6,23 +6,12 @@
 //! Chromium as in `dashboard.rs`: skipped without it, unless
 //! `VDM_TEST_REQUIRE_EXTERNAL=1`.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::helpers::{Backend, spawn_app_with};
+use crate::helpers::{Backend, chromium, spawn_app_with};
 use vdm_kit::backend_tests;
 
 backend_tests!(the_api_reference_is_drawn_from_the_live_document);
-
-fn chromium() -> Option<PathBuf> {
-    if let Ok(path) = std::env::var("VDM_CHROMIUM") {
-        return Some(PathBuf::from(path));
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .flat_map(|dir| ["chromium", "chromium-browser"].map(|name| dir.join(name)))
-        .find(|candidate| candidate.is_file())
-}
 
 async fn the_api_reference_is_drawn_from_the_live_document(backend: Backend) {
     let Some(app) = spawn_app_with(backend, Default::default()).await else {

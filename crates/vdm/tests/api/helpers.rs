@@ -894,3 +894,15 @@ impl Drop for PrivateRedis {
         let _ = self.0.kill();
     }
 }
+
+/// Chromium for the browser tests: `$VDM_CHROMIUM`, else `chromium` (or
+/// `chromium-browser`) on the PATH.
+pub fn chromium() -> Option<PathBuf> {
+    if let Ok(path) = std::env::var("VDM_CHROMIUM") {
+        return Some(PathBuf::from(path));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|dir| ["chromium", "chromium-browser"].map(|name| dir.join(name)))
+        .find(|candidate| candidate.is_file())
+}
