@@ -369,6 +369,15 @@ pub fn closed_port_url() -> String {
     format!("http://127.0.0.1:{port}")
 }
 
+/// A loopback port free at the moment of asking (for a process a test
+/// starts, which binds it itself).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a loopback port is free")
+}
+
 /// [`Peers`] naming each `(service, url)`.
 pub fn peers<'a>(pairs: impl IntoIterator<Item = (&'static str, &'a str)>) -> Peers {
     let mut peers = Peers::default();

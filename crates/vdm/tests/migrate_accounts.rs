@@ -22,6 +22,7 @@ use vdm_gateway::auth::TokenKeys;
 use vdm_gateway::auth::operators::Operators;
 use vdm_gateway::auth::sessions::Revocations;
 use vdm_kit::config::Secret;
+use vdm_kit::testing::free_port;
 
 const ADMIN: &str = "migrate-admin-token-0123456789";
 const JWT: &str = "migrate-jwt-secret-0123456789abcdef0123456789";
@@ -42,14 +43,6 @@ const LEGACY_ROWS: [&str; 4] = [
     "INSERT INTO sessions VALUES ('family-a', 7, 3, NULL, 2000)",
     "INSERT INTO sessions VALUES ('family-b', 9, 1, 4000, 4000)",
 ];
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 async fn legacy_database(db: &DatabaseConnection) {
     for sql in LEGACY_TABLES.iter().chain(LEGACY_ROWS.iter()) {

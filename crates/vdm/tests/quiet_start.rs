@@ -11,16 +11,9 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use vdm_kit::testing::free_port;
 
 const ADMIN: &str = "quiet-start-admin-token-0123456789";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Stops the process with SIGTERM (and for good if it lingers).
 struct Process(Child);

@@ -23,20 +23,13 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
+use vdm_kit::testing::free_port;
 
 const ADMIN: &str = "reward-faults-admin-token";
 const JWT: &str = "reward-faults-jwt-secret-0123456789abcdef";
 const PLAYERS: usize = 6;
 /// The catalog item every quest gives one of.
 const ITEM: i64 = 41;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn require_external() -> bool {
     std::env::var("VDM_TEST_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1")

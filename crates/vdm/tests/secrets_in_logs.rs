@@ -21,6 +21,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{Tra
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
+use vdm_kit::testing::free_port;
 
 const ADMIN: &str = "adm1n-S3CRET-token-7f3a9c21e4b8";
 const JWT: &str = "jwt-S3CRET-key-7f3a9c21e4b8-0123456789abcdef";
@@ -56,14 +57,6 @@ fn split_postgres_url(url: &str) -> (String, Option<String>, String) {
         None => (userinfo, None),
     };
     (user.to_owned(), password, host.to_owned())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 struct Process(Child);

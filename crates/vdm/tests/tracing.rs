@@ -20,6 +20,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{Tra
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use serde_json::{Value, json};
+use vdm_kit::testing::free_port;
 
 const ADMIN: &str = "trace-admin-token-0123456789";
 
@@ -99,14 +100,6 @@ fn flatten(requests: &[ExportTraceServiceRequest]) -> Vec<Span> {
         }
     }
     spans
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 struct Process(Child);
