@@ -179,7 +179,7 @@ impl QuestService {
         self.check_level(player_id, &quest).await?;
         let _serialized = self.lock(player_id, quest_id).await;
         for _ in 0..MAX_ATTEMPTS {
-            let existing = self.store.player_quest(player_id, quest_id).await?;
+            let existing = self.store.player_quest(player_id, &quest).await?;
             let version = existing.as_ref().map(|v| v.version);
             let accepted = PlayerQuest::accept(existing.map(|v| v.quest), player_id, &quest, now_ms)?;
             if self.store.save_player_quest(&accepted, version, None).await? {
@@ -246,17 +246,23 @@ impl QuestService {
     ) -> QuestResult<PlayerQuest> {
         positive_id("player_id", player_id)?;
         positive_id("quest_id", quest_id)?;
+        // The definition (from the cache) gives the objectives' targets, so
+        // the read below is one query.
+        let quest = match self.get(quest_id).await {
+            Err(QuestError::QuestNotFound(_)) => return Err(QuestError::PlayerQuestNotFound { player_id, quest_id }),
+            other => other?,
+        };
         let _serialized = self.lock(player_id, quest_id).await;
         for _ in 0..MAX_ATTEMPTS {
             let current = self
                 .store
-                .player_quest(player_id, quest_id)
+                .player_quest(player_id, &quest)
                 .await?
                 .ok_or(QuestError::PlayerQuestNotFound { player_id, quest_id })?;
             let mut pq = current.quest;
             let before = pq.status;
             change(&mut pq)?;
-            let owed = self.owed(before, &pq).await?;
+            let owed = owed(before, &pq, &quest);
             if self
                 .store
                 .save_player_quest(&pq, Some(current.version), owed.as_ref())
@@ -274,17 +280,6 @@ impl QuestService {
             }
         }
         Err(QuestError::Contended { player_id, quest_id })
-    }
-
-    /// The reward a change owes: the quest's, when it completed the quest.
-    /// The quest is read at completion, so the reward is the one the quest
-    /// offered when the player finished it.
-    async fn owed(&self, before: QuestStatus, pq: &PlayerQuest) -> QuestResult<Option<RewardGrant>> {
-        if before == QuestStatus::Completed || pq.status != QuestStatus::Completed {
-            return Ok(None);
-        }
-        let quest = self.get(pq.quest_id).await?;
-        Ok(RewardGrant::for_completion(&quest, pq.player_id))
     }
 
     /// Tells the player's sockets (`quest.updated`), after the write committed.
@@ -327,4 +322,14 @@ impl QuestService {
             .list_player_quests(player_id, status, Page::parse(limit, cursor)?)
             .await
     }
+}
+
+/// The reward a change owes: the quest's, when it completed the quest. The
+/// quest was read (from the cache) at this write, so the reward is the one
+/// the quest offered when the player finished it.
+fn owed(before: QuestStatus, pq: &PlayerQuest, quest: &Quest) -> Option<RewardGrant> {
+    if before == QuestStatus::Completed || pq.status != QuestStatus::Completed {
+        return None;
+    }
+    RewardGrant::for_completion(quest, pq.player_id)
 }

@@ -266,22 +266,20 @@ impl QuestStore {
         Ok(by_quest)
     }
 
-    /// Reads a player's quest with its row version.
-    pub async fn player_quest(&self, player_id: i64, quest_id: i64) -> QuestResult<Option<Versioned>> {
-        let Some(row) = player_quest::Entity::find_by_id((player_id, quest_id))
+    /// Reads a player's quest with its row version: one query, since the
+    /// objectives' targets come from the quest's definition (which the
+    /// caller holds, from the cache).
+    pub async fn player_quest(&self, player_id: i64, quest: &Quest) -> QuestResult<Option<Versioned>> {
+        let Some(row) = player_quest::Entity::find_by_id((player_id, quest.id))
             .one(&self.db)
             .await?
         else {
             return Ok(None);
         };
-        let targets = self
-            .objectives_of(std::iter::once(quest_id))
-            .await?
-            .remove(&quest_id)
-            .unwrap_or_default();
         let version = row.version;
+        let targets = quest.objectives.iter().map(|o| (o.id, o.target_count));
         Ok(Some(Versioned {
-            quest: to_player_quest(row, &targets)?,
+            quest: to_player_quest(row, targets)?,
             version,
         }))
     }
@@ -336,7 +334,7 @@ impl QuestStore {
             .into_iter()
             .map(|row| {
                 let objectives = targets.remove(&row.quest_id).unwrap_or_default();
-                to_player_quest(row, &objectives)
+                to_player_quest(row, objectives.iter().map(|o| (o.id, to_u32(o.target_count))))
             })
             .collect::<QuestResult<Vec<_>>>()?;
         Ok((quests, next))
@@ -415,7 +413,11 @@ fn to_quest(row: quest::Model, objectives: Vec<objective::Model>) -> QuestResult
     })
 }
 
-fn to_player_quest(row: player_quest::Model, objectives: &[objective::Model]) -> QuestResult<PlayerQuest> {
+/// A player quest row with its objectives' `(id, target_count)`, in order.
+fn to_player_quest(
+    row: player_quest::Model,
+    objectives: impl Iterator<Item = (i64, u32)>,
+) -> QuestResult<PlayerQuest> {
     let status = QuestStatus::parse(&row.status)
         .ok_or_else(|| QuestError::Corrupt(format!("unknown status {:?}", row.status)))?;
     let progress: HashMap<i64, u32> = decode_json::<Vec<(i64, u32)>>(&row.progress)?.into_iter().collect();
@@ -427,11 +429,10 @@ fn to_player_quest(row: player_quest::Model, objectives: &[objective::Model]) ->
         updated_at_ms: row.updated_at_ms,
         completed_at_ms: row.completed_at_ms,
         objectives: objectives
-            .iter()
-            .map(|o| ObjectiveProgress {
-                objective_id: o.id,
-                progress: progress.get(&o.id).copied().unwrap_or(0),
-                target_count: to_u32(o.target_count),
+            .map(|(objective_id, target_count)| ObjectiveProgress {
+                objective_id,
+                progress: progress.get(&objective_id).copied().unwrap_or(0),
+                target_count,
             })
             .collect(),
     })
