@@ -32,16 +32,18 @@ use crate::negotiate::{BodyWatch, Format, MSGPACK};
 pub async fn observe(request: Request, next: Next) -> Response {
     let start = Instant::now();
     // Dropped with this future, also when the client goes away.
-    let _in_flight = vdm_kit::metrics::InFlight::new(metrics::gauge!("vdm_http_requests_in_flight"));
+    let _in_flight = vdm_kit::metrics::InFlight::new(IN_FLIGHT.with(Clone::clone));
     let method = request.method().clone();
-    let route = route_label(request.extensions().get::<MatchedPath>());
+    // An `Arc` inside: cloning it copies no path.
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
     let span = tracing::info_span!(
         "http_request",
         otel.name = format_args!("{} {}", method, route),
         otel.kind = "server",
         otel.status_code = tracing::field::Empty,
         http.request.method = %method,
-        http.route = &*route,
+        http.route = route,
         http.response.status_code = tracing::field::Empty,
         player.id = tracing::field::Empty,
         quest.id = tracing::field::Empty,
@@ -69,11 +71,9 @@ pub async fn observe(request: Request, next: Next) -> Response {
     if let Some(trace_id) = trace_id.and_then(|t| HeaderValue::from_str(&t).ok()) {
         response.headers_mut().insert("x-trace-id", trace_id);
     }
-    let method_label = method_label(&method);
-    let status_label = status_label(status.as_u16());
-    metrics::counter!("http_server_requests_total", "method" => method_label, "route" => route.clone(), "status" => status_label).increment(1);
-    metrics::histogram!("http_server_request_duration_seconds", "method" => method_label, "route" => route)
-        .record(start.elapsed().as_secs_f64());
+    let (requests, duration) = request_metrics(route, method_label(&method), status_label(status.as_u16()));
+    requests.increment(1);
+    duration.record(start.elapsed().as_secs_f64());
     response
 }
 
@@ -204,16 +204,71 @@ fn re_encode(response: Response, body: &ErrorBody) -> Response {
     Response::from_parts(parts, axum::body::Body::from(bytes)).into_response()
 }
 
-/// The route label of a request: the template of the route the router
-/// matched (`/v1/quests/{id}`), one of a fixed set, or `unmatched` for a
-/// request no route took, so a client's paths never become label values.
-/// [`observe`] runs inside the router (`Router::layer` wraps each route and
-/// the fallback), where the matched path is known.
-fn route_label(matched: Option<&MatchedPath>) -> SharedString {
-    match matched {
-        // One allocation per request; both metrics share it.
-        Some(path) => SharedString::from(Arc::<str>::from(path.as_str())),
-        None => SharedString::const_str("unmatched"),
+/// The route label of a request no route took, so a client's paths never
+/// become label values. [`observe`] runs inside the router (`Router::layer`
+/// wraps each route and the fallback), where the matched route template is
+/// known.
+const UNMATCHED: &str = "unmatched";
+
+/// The handles of one route's request metrics, by method and status.
+#[derive(Default)]
+struct RouteMetrics {
+    requests: Vec<((&'static str, &'static str), metrics::Counter)>,
+    durations: Vec<(&'static str, metrics::Histogram)>,
+}
+
+thread_local! {
+    /// `vdm_http_requests_in_flight`, resolved once per thread.
+    static IN_FLIGHT: metrics::Gauge = metrics::gauge!("vdm_http_requests_in_flight");
+    /// Request metric handles per route template, resolved once per thread:
+    /// a lookup by labels in the recorder (a key built and hashed, a shard
+    /// locked, the route copied into a label) cost more than the rest of a
+    /// cached read's bookkeeping. The sets are small and fixed: route
+    /// templates, methods, status labels.
+    static ROUTE_METRICS: std::cell::RefCell<std::collections::HashMap<Box<str>, RouteMetrics>> =
+        Default::default();
+}
+
+/// `http_server_requests_total` and `http_server_request_duration_seconds`
+/// for a route template (`/v1/quests/{id}`), method and status label.
+fn request_metrics(route: &str, method: &'static str, status: &'static str) -> (metrics::Counter, metrics::Histogram) {
+    ROUTE_METRICS.with_borrow_mut(|routes| match routes.get_mut(route) {
+        Some(handles) => handles.get(route, method, status),
+        None => {
+            let mut handles = RouteMetrics::default();
+            let found = handles.get(route, method, status);
+            routes.insert(route.into(), handles);
+            found
+        }
+    })
+}
+
+impl RouteMetrics {
+    fn get(
+        &mut self,
+        route: &str,
+        method: &'static str,
+        status: &'static str,
+    ) -> (metrics::Counter, metrics::Histogram) {
+        let label = || SharedString::from(Arc::<str>::from(route));
+        let requests = match self.requests.iter().find(|(k, _)| *k == (method, status)) {
+            Some((_, counter)) => counter.clone(),
+            None => {
+                let counter = metrics::counter!("http_server_requests_total", "method" => method, "route" => label(), "status" => status);
+                self.requests.push(((method, status), counter.clone()));
+                counter
+            }
+        };
+        let duration = match self.durations.iter().find(|(m, _)| *m == method) {
+            Some((_, histogram)) => histogram.clone(),
+            None => {
+                let histogram =
+                    metrics::histogram!("http_server_request_duration_seconds", "method" => method, "route" => label());
+                self.durations.push((method, histogram.clone()));
+                histogram
+            }
+        };
+        (requests, duration)
     }
 }
 

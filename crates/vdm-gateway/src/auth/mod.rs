@@ -15,6 +15,7 @@
 
 pub mod accounts;
 pub mod hs256;
+pub mod memo;
 pub mod operators;
 pub mod routes;
 pub mod sessions;
@@ -30,12 +31,17 @@ use serde::{Deserialize, Serialize};
 use vdm_kit::ErrorCode;
 use vdm_kit::config::Secret;
 
+use crate::auth::memo::{TokenMemo, Verified};
 use crate::auth::operators::Operators;
 use crate::auth::sessions::Revocations;
 use crate::error::GatewayError;
 
 /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
 const LEEWAY_SECS: u64 = 5;
+
+/// How many verified session tokens a replica remembers ([`memo`]): about
+/// 350 bytes each, so at most a few MB.
+const MEMO_CAPACITY: usize = 16_384;
 
 /// Signs and checks tokens.
 pub struct TokenKeys {
@@ -46,6 +52,7 @@ pub struct TokenKeys {
     revocations: Arc<Revocations>,
     session_ttl: Duration,
     refresh_ttl: Duration,
+    memo: TokenMemo,
 }
 
 /// What a token says.
@@ -136,6 +143,7 @@ impl TokenKeys {
             revocations,
             session_ttl,
             refresh_ttl,
+            memo: TokenMemo::new(MEMO_CAPACITY),
         }
     }
 
@@ -223,18 +231,43 @@ impl TokenKeys {
 
     /// Checks a session token: signature, times, and revocation.
     pub fn verify_session(&self, token: &str) -> Result<Session, GatewayError> {
-        let (player_id, claims) = self.verify(token, SESSION)?;
-        if self.revocations.is_revoked(player_id, &claims.sid, claims.ims) {
+        let verified = self.session(token)?;
+        Ok(Session {
+            player_id: verified.player_id,
+            sid: verified.sid.clone(),
+            issued_ms: verified.issued_ms,
+        })
+    }
+
+    /// A session token's claims, once its signature and times are checked
+    /// (or were, by an earlier request: [`memo`]) and its session is not
+    /// revoked.
+    fn session(&self, token: &str) -> Result<Arc<Verified>, GatewayError> {
+        let now = unix_now();
+        let verified = match self.memo.get(token, now, LEEWAY_SECS) {
+            Some(verified) => verified,
+            None => {
+                let (player_id, claims) = self.verify(token, SESSION)?;
+                let verified = Arc::new(Verified {
+                    player_id,
+                    sid: claims.sid,
+                    issued_ms: claims.ims,
+                    exp: claims.exp,
+                });
+                self.memo.insert(token, verified.clone(), now);
+                verified
+            }
+        };
+        if self
+            .revocations
+            .is_revoked(verified.player_id, &verified.sid, verified.issued_ms)
+        {
             return Err(GatewayError::api(
                 ErrorCode::Unauthenticated,
                 "session has been revoked",
             ));
         }
-        Ok(Session {
-            player_id,
-            sid: claims.sid,
-            issued_ms: claims.ims,
-        })
+        Ok(verified)
     }
 
     /// Checks a refresh token's signature and times (its generation is
@@ -265,7 +298,7 @@ impl TokenKeys {
         if let Some(name) = self.operators.name_of(token) {
             return Ok(Caller::Operator(name));
         }
-        self.verify_session(token).map(|s| Caller::Player(s.player_id))
+        self.session(token).map(|s| Caller::Player(s.player_id))
     }
 }
 

@@ -43,7 +43,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::http::HeaderMap;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
@@ -193,6 +195,22 @@ struct Inner {
     /// The weight of what `entries` holds, kept by insertions and the
     /// eviction listener (moka's own figure lags its maintenance).
     bytes: Arc<AtomicU64>,
+}
+
+/// The request headers the cache reads (`If-None-Match`), taken out of
+/// the request without copying the rest of its headers.
+pub struct Conditional(pub HeaderMap);
+
+impl<S: Send + Sync> FromRequestParts<S> for Conditional {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Conditional, Self::Rejection> {
+        let mut kept = HeaderMap::new();
+        for value in parts.headers.get_all(header::IF_NONE_MATCH) {
+            kept.append(header::IF_NONE_MATCH, value.clone());
+        }
+        Ok(Conditional(kept))
+    }
 }
 
 /// The cache; cheap to clone. A disabled cache (budget 0) fetches every

@@ -12,7 +12,7 @@ use vdm_proto::npc::v1 as pb;
 
 use super::shared::{IdempotencyKey, ListJson, check_limit, idempotency_key};
 use crate::auth::{Admin, Caller, Player};
-use crate::edge_cache::{Kind, Resource};
+use crate::edge_cache::{Conditional, Kind, Resource};
 use crate::error::{ErrorBody, GatewayError, GatewayResult};
 use crate::negotiate::{Body, Format, NoQuery, PathId, QueryArgs, Reply};
 use crate::state::AppState;
@@ -280,16 +280,20 @@ pub async fn get(
     State(state): State<AppState>,
     _caller: Caller,
     format: Format,
-    headers: HeaderMap,
+    Conditional(headers): Conditional,
     PathId(id): PathId,
 ) -> Response {
     tracing::Span::current().record("npc.id", id);
-    let mut client = state.npc.clone();
+    // The client is cloned only for a miss.
+    let client = &state.npc;
     state
         .edge
-        .serve(Resource::Npc(id), format, &headers, move || async move {
-            let npc = client.get_npc(pb::GetNpcRequest { id }).await?.into_inner();
-            Ok(NpcJson::from(npc))
+        .serve(Resource::Npc(id), format, &headers, move || {
+            let mut client = client.clone();
+            async move {
+                let npc = client.get_npc(pb::GetNpcRequest { id }).await?.into_inner();
+                Ok(NpcJson::from(npc))
+            }
         })
         .await
 }
@@ -345,7 +349,7 @@ pub async fn list(
     State(state): State<AppState>,
     _caller: Caller,
     format: Format,
-    headers: HeaderMap,
+    Conditional(headers): Conditional,
     QueryArgs(q): QueryArgs<ListNpcsQuery>,
 ) -> Response {
     let request = match list_request(q) {
@@ -358,15 +362,19 @@ pub async fn list(
         "{:?}/{:?}/{}/{}",
         request.region_id, request.faction_id, request.limit, request.cursor
     );
-    let mut client = state.npc.clone();
+    // The client is cloned only for a miss.
+    let client = &state.npc;
     state
         .edge
-        .serve(Resource::Npcs(page_key.into()), format, &headers, move || async move {
-            let page = client.list_npcs(request).await?.into_inner();
-            Ok(ListJson::new(
-                page.npcs.into_iter().map(NpcJson::from).collect(),
-                page.next_cursor,
-            ))
+        .serve(Resource::Npcs(page_key.into()), format, &headers, move || {
+            let mut client = client.clone();
+            async move {
+                let page = client.list_npcs(request).await?.into_inner();
+                Ok(ListJson::new(
+                    page.npcs.into_iter().map(NpcJson::from).collect(),
+                    page.next_cursor,
+                ))
+            }
         })
         .await
 }

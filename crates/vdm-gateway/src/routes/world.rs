@@ -12,7 +12,7 @@ use vdm_proto::world::v1 as pb;
 
 use super::shared::{IdempotencyKey, ListJson, check_limit, idempotency_key, parse_time, time_schema};
 use crate::auth::{Admin, Caller};
-use crate::edge_cache::Resource;
+use crate::edge_cache::{Conditional, Resource};
 use crate::error::{ErrorBody, GatewayError, GatewayResult};
 use crate::negotiate::{Body, Format, PathId, QueryArgs, Reply};
 use crate::state::AppState;
@@ -122,20 +122,29 @@ pub struct EventsQuery {
         (status = 503, description = "The world service is unavailable", body = ErrorBody),
     ),
 )]
-pub async fn regions(State(state): State<AppState>, _caller: Caller, format: Format, headers: HeaderMap) -> Response {
-    let mut client = state.world.clone();
+pub async fn regions(
+    State(state): State<AppState>,
+    _caller: Caller,
+    format: Format,
+    Conditional(headers): Conditional,
+) -> Response {
+    // The client is cloned only for a miss.
+    let client = &state.world;
     state
         .edge
-        .serve(Resource::Regions, format, &headers, move || async move {
-            let regions = client
-                .list_regions(pb::ListRegionsRequest {})
-                .await?
-                .into_inner()
-                .regions;
-            Ok(ListJson::new(
-                regions.into_iter().map(RegionJson::from).collect(),
-                String::new(),
-            ))
+        .serve(Resource::Regions, format, &headers, move || {
+            let mut client = client.clone();
+            async move {
+                let regions = client
+                    .list_regions(pb::ListRegionsRequest {})
+                    .await?
+                    .into_inner()
+                    .regions;
+                Ok(ListJson::new(
+                    regions.into_iter().map(RegionJson::from).collect(),
+                    String::new(),
+                ))
+            }
         })
         .await
 }
@@ -160,16 +169,20 @@ pub async fn region(
     State(state): State<AppState>,
     _caller: Caller,
     format: Format,
-    headers: HeaderMap,
+    Conditional(headers): Conditional,
     PathId(id): PathId,
 ) -> Response {
     tracing::Span::current().record("region.id", id);
-    let mut client = state.world.clone();
+    // The client is cloned only for a miss.
+    let client = &state.world;
     state
         .edge
-        .serve(Resource::Region(id), format, &headers, move || async move {
-            let region = client.get_region(pb::GetRegionRequest { id }).await?.into_inner();
-            Ok(RegionJson::from(region))
+        .serve(Resource::Region(id), format, &headers, move || {
+            let mut client = client.clone();
+            async move {
+                let region = client.get_region(pb::GetRegionRequest { id }).await?.into_inner();
+                Ok(RegionJson::from(region))
+            }
         })
         .await
 }
@@ -188,7 +201,12 @@ pub async fn region(
         (status = 503, description = "The world service is unavailable", body = ErrorBody),
     ),
 )]
-pub async fn factions(State(state): State<AppState>, _caller: Caller, format: Format, headers: HeaderMap) -> Response {
+pub async fn factions(
+    State(state): State<AppState>,
+    _caller: Caller,
+    format: Format,
+    Conditional(headers): Conditional,
+) -> Response {
     let (mut for_factions, mut for_relations) = (state.world.clone(), state.world.clone());
     state
         .edge

@@ -15,7 +15,7 @@ use vdm_proto::quest::v1 as pb;
 use self::json::{BatchGetBody, ListQuestsQuery, NewQuestJson, QuestJson, QuestPatchJson, reward_to_pb};
 use super::shared::{IdempotencyKey, ListJson};
 use crate::auth::{Admin, Caller};
-use crate::edge_cache::{Kind, Resource};
+use crate::edge_cache::{Conditional, Kind, Resource};
 use crate::error::{ErrorBody, GatewayError, GatewayResult};
 use crate::negotiate::{Body, Format, PathId, QueryArgs, Reply};
 use crate::state::AppState;
@@ -107,16 +107,20 @@ pub async fn get(
     State(state): State<AppState>,
     _caller: Caller,
     format: Format,
-    headers: HeaderMap,
+    Conditional(headers): Conditional,
     PathId(id): PathId,
 ) -> Response {
     tracing::Span::current().record("quest.id", id);
-    let mut client = state.quest.clone();
+    // The client is cloned only for a miss.
+    let client = &state.quest;
     state
         .edge
-        .serve(Resource::Quest(id), format, &headers, move || async move {
-            let quest = client.get_quest(pb::GetQuestRequest { id }).await?.into_inner();
-            Ok(QuestJson::from(quest))
+        .serve(Resource::Quest(id), format, &headers, move || {
+            let mut client = client.clone();
+            async move {
+                let quest = client.get_quest(pb::GetQuestRequest { id }).await?.into_inner();
+                Ok(QuestJson::from(quest))
+            }
         })
         .await
 }
@@ -234,7 +238,7 @@ pub async fn list(
     State(state): State<AppState>,
     _caller: Caller,
     format: Format,
-    headers: HeaderMap,
+    Conditional(headers): Conditional,
     QueryArgs(q): QueryArgs<ListQuestsQuery>,
 ) -> Response {
     let request = pb::ListQuestsRequest {
@@ -252,20 +256,19 @@ pub async fn list(
         "{:?}/{:?}/{}/{}",
         request.region_id, request.giver_npc_id, request.limit, request.cursor
     );
-    let mut client = state.quest.clone();
+    // The client is cloned only for a miss.
+    let client = &state.quest;
     state
         .edge
-        .serve(
-            Resource::Quests(page_key.into()),
-            format,
-            &headers,
-            move || async move {
+        .serve(Resource::Quests(page_key.into()), format, &headers, move || {
+            let mut client = client.clone();
+            async move {
                 let page = client.list_quests(request).await?.into_inner();
                 Ok(ListJson::new(
                     page.quests.into_iter().map(QuestJson::from).collect(),
                     page.next_cursor,
                 ))
-            },
-        )
+            }
+        })
         .await
 }
