@@ -31,9 +31,12 @@ pub struct Verified {
     pub exp: u64,
 }
 
+/// One shard: token → its claims.
+type Shard = Mutex<HashMap<Box<str>, Arc<Verified>>>;
+
 /// See the module docs.
 pub struct TokenMemo {
-    shards: Box<[Mutex<HashMap<Box<str>, Arc<Verified>>>]>,
+    shards: Box<[Shard]>,
     per_shard: usize,
     hasher: RandomState,
 }
@@ -76,7 +79,7 @@ impl TokenMemo {
         shard.insert(token.into(), verified);
     }
 
-    fn shard(&self, token: &str) -> &Mutex<HashMap<Box<str>, Arc<Verified>>> {
+    fn shard(&self, token: &str) -> &Shard {
         let index = (self.hasher.hash_one(token) % SHARDS as u64) as usize;
         &self.shards[index]
     }
