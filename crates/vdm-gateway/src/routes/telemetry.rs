@@ -96,6 +96,12 @@ pub struct AcceptedJson {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StatsQuery {
+    /// One system's update times (`metric` is then `system_update_ms`).
+    #[param(pattern = "^[a-z0-9_]{1,32}$")]
+    system: Option<String>,
+    /// Only samples of this client build.
+    #[param(pattern = "^[A-Za-z0-9.+_-]{1,32}$")]
+    client_version: Option<String>,
     /// The sample field summarized: `frame_time_ms` (the default),
     /// `gc_alloc_bytes`, `gc_collections`, `gc_pause_ms`, `memory_mb`,
     /// `input_latency_ms`, `event_dispatch_ms`; `system_update_ms` with
@@ -104,12 +110,6 @@ pub struct StatsQuery {
         pattern = "^(frame_time_ms|gc_alloc_bytes|gc_collections|gc_pause_ms|memory_mb|input_latency_ms|event_dispatch_ms|system_update_ms)$"
     )]
     metric: Option<String>,
-    /// One system's update times (`metric` is then `system_update_ms`).
-    #[param(pattern = "^[a-z0-9_]{1,32}$")]
-    system: Option<String>,
-    /// Only samples of this client build.
-    #[param(pattern = "^[A-Za-z0-9.+_-]{1,32}$")]
-    client_version: Option<String>,
 }
 
 /// Percentiles of stored client samples.
