@@ -421,7 +421,16 @@ const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256
 /// Bytes allocated per client frame: zero (the goal of a steady frame),
 /// then powers of four from 1 KiB to 64 MiB.
 const ALLOC_BUCKETS: &[f64] = &[
-    0.0, 1024.0, 4096.0, 16_384.0, 65_536.0, 262_144.0, 1_048_576.0, 4_194_304.0, 16_777_216.0, 67_108_864.0,
+    0.0,
+    1024.0,
+    4096.0,
+    16_384.0,
+    65_536.0,
+    262_144.0,
+    1_048_576.0,
+    4_194_304.0,
+    16_777_216.0,
+    67_108_864.0,
 ];
 
 /// Client-side timings in seconds; buckets around a 60 fps frame budget

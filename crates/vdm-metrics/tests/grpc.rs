@@ -151,14 +151,22 @@ async fn a_batch_is_stored_and_summarized_by_percentile(backend: Backend) {
         metric: metric.to_owned(),
         ..pb::ClientStatsRequest::default()
     };
-    let alloc = client.client_stats(by_metric("gc_alloc_bytes")).await.unwrap().into_inner();
+    let alloc = client
+        .client_stats(by_metric("gc_alloc_bytes"))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(alloc.metric, "gc_alloc_bytes");
     assert_eq!(
         (alloc.count, alloc.p50, alloc.p99),
         (10, Some(4.0 * 1024.0), Some(9.0 * 1024.0))
     );
     // A whole-number column of 32 bits reads back on both databases too.
-    let collections = client.client_stats(by_metric("gc_collections")).await.unwrap().into_inner();
+    let collections = client
+        .client_stats(by_metric("gc_collections"))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!((collections.count, collections.p50), (120, Some(1.0)));
     let unknown = client.client_stats(by_metric("fps")).await;
     expect_status(unknown, Code::InvalidArgument, "metric \"fps\" is not one of");

@@ -169,7 +169,10 @@ async fn a_floor_is_broken_by_a_trickle_and_kept_by_a_burst(backend: Backend) {
     .await;
     assert!(ok["value"].as_f64().unwrap() >= 100.0, "{ok}");
     assert!(ok["since_ms"].as_i64().unwrap() > since, "{ok}");
-    assert!(ok["reason"].as_str().unwrap().contains("at or above the min 100 req/s"), "{ok}");
+    assert!(
+        ok["reason"].as_str().unwrap().contains("at or above the min 100 req/s"),
+        "{ok}"
+    );
     let text = String::from_utf8(app.get("/metrics", &token).await.body.to_vec()).unwrap();
     assert_eq!(gauge(&text, "vdm_budget_violated", "gateway_floor"), "0");
 

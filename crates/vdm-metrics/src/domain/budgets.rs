@@ -50,10 +50,7 @@ impl BudgetMetric {
     fn needs_service(self) -> bool {
         matches!(
             self,
-            BudgetMetric::P50Ms
-                | BudgetMetric::P99Ms
-                | BudgetMetric::ErrorRatePercent
-                | BudgetMetric::ThroughputRps
+            BudgetMetric::P50Ms | BudgetMetric::P99Ms | BudgetMetric::ErrorRatePercent | BudgetMetric::ThroughputRps
         )
     }
 
@@ -303,14 +300,20 @@ fn judge(budget: &Budget, measured: Option<Measured>) -> (Verdict, String) {
     if let Some(max) = budget.max
         && value > max
     {
-        return (Verdict::Violated, format!("{shown}, above the max {}{unit}", format_number(max)));
+        return (
+            Verdict::Violated,
+            format!("{shown}, above the max {}{unit}", format_number(max)),
+        );
     }
     // An idle window leaves the min unjudged, unless the budget says otherwise.
     let min = budget.min.filter(|_| !idle || budget.min_when_idle);
     if let Some(min) = min
         && value < min
     {
-        return (Verdict::Violated, format!("{shown}, below the min {}{unit}", format_number(min)));
+        return (
+            Verdict::Violated,
+            format!("{shown}, below the min {}{unit}", format_number(min)),
+        );
     }
     let unjudged = " with no request in the window: the min is judged only with traffic";
     match (min, budget.max) {
@@ -479,7 +482,11 @@ pub fn alert_rules(budgets: &[Budget]) -> String {
             (None, Some(max)) => format!("max {}{unit}", format_number(max)),
             (None, None) => String::new(),
         };
-        let while_busy = if budget.min_when_idle { "" } else { " while serving requests" };
+        let while_busy = if budget.min_when_idle {
+            ""
+        } else {
+            " while serving requests"
+        };
         let broken = match (budget.min, budget.max) {
             (Some(min), Some(max)) => format!(
                 "above {}{unit}, or below {}{unit}{while_busy},",
@@ -571,8 +578,14 @@ mod tests {
         let bounds = r#""name": "floor", "description": "d", "metric": "throughput_rps", "service": "gateway""#;
         for (bad, message) in [
             (bounds.to_owned(), "budgets[0] (floor) needs a min or a max"),
-            (format!("{bounds}, \"min\": 0"), "budgets[0].min must be a positive number"),
-            (format!("{bounds}, \"min\": 5, \"max\": 5"), "budgets[0].min must be below its max"),
+            (
+                format!("{bounds}, \"min\": 0"),
+                "budgets[0].min must be a positive number",
+            ),
+            (
+                format!("{bounds}, \"min\": 5, \"max\": 5"),
+                "budgets[0].min must be below its max",
+            ),
             (
                 format!("{bounds}, \"max\": 5, \"min_when_idle\": true"),
                 "budgets[0].min_when_idle needs a min",
@@ -586,7 +599,10 @@ mod tests {
             assert!(err.contains(message), "{message} in {err}");
         }
         let both = one(&format!("{{{bounds}, \"min\": 1, \"max\": 500}}")).unwrap();
-        assert_eq!((both[0].min, both[0].max, both[0].min_when_idle), (Some(1.0), Some(500.0), false));
+        assert_eq!(
+            (both[0].min, both[0].max, both[0].min_when_idle),
+            (Some(1.0), Some(500.0), false)
+        );
         let twice = parse_budgets(&format!(r#"{{"budgets": [{{{base}}}, {{{base}}}]}}"#)).unwrap_err();
         assert!(twice.contains("budgets[1].name"), "{twice}");
     }
@@ -661,15 +677,27 @@ mod tests {
         board.evaluate(&[traffic("gateway", Some(0.5)), traffic("quest", Some(50.0))], None, 1);
         for (verdict, reason) in judged(&board) {
             assert_eq!(verdict, Verdict::Violated, "{reason}");
-            assert!(reason.contains("throughput_rps is 0.5 req/s, below the min 2 req/s"), "{reason}");
+            assert!(
+                reason.contains("throughput_rps is 0.5 req/s, below the min 2 req/s"),
+                "{reason}"
+            );
         }
         assert_eq!(board.states()[0].value, Some(0.5), "the budget's own service");
 
         // Within the floor (and the band's ceiling).
         board.evaluate(&[traffic("gateway", Some(20.0))], None, 2);
         let states = judged(&board);
-        assert_eq!(states[0], (Verdict::Ok, "throughput_rps is 20 req/s, at or above the min 2 req/s".into()));
-        assert_eq!(states[2], (Verdict::Ok, "throughput_rps is 20 req/s, within 2 to 100 req/s".into()));
+        assert_eq!(
+            states[0],
+            (
+                Verdict::Ok,
+                "throughput_rps is 20 req/s, at or above the min 2 req/s".into()
+            )
+        );
+        assert_eq!(
+            states[2],
+            (Verdict::Ok, "throughput_rps is 20 req/s, within 2 to 100 req/s".into())
+        );
         assert_eq!(board.states()[0].since_ms, 2);
 
         // Above the band's ceiling.
@@ -688,7 +716,11 @@ mod tests {
         assert_eq!(states[1].0, Verdict::Violated, "{}", states[1].1);
         assert!(states[1].1.contains("below the min 2 req/s"), "{}", states[1].1);
         assert_eq!(states[2].0, Verdict::Ok, "{}", states[2].1);
-        assert!(states[2].1.contains("at or below the max 100 req/s with no request"), "{}", states[2].1);
+        assert!(
+            states[2].1.contains("at or below the max 100 req/s with no request"),
+            "{}",
+            states[2].1
+        );
 
         // No window yet (first scrape) or the target down: no data.
         board.evaluate(&[traffic("gateway", None)], None, 5);
@@ -739,9 +771,15 @@ mod tests {
         let file = alert_rules(&floors());
         assert!(file.contains("(min 2 req/s)\""), "{file}");
         assert!(file.contains("(min 2 req/s, max 100 req/s)\""), "{file}");
-        assert!(file.contains("has been below 2 req/s while serving requests for 5m."), "{file}");
+        assert!(
+            file.contains("has been below 2 req/s while serving requests for 5m."),
+            "{file}"
+        );
         assert!(file.contains("has been below 2 req/s for 5m."), "{file}");
-        assert!(file.contains("          or\n"), "the or of a band keeps the block's indent: {file}");
+        assert!(
+            file.contains("          or\n"),
+            "the or of a band keeps the block's indent: {file}"
+        );
     }
 
     #[test]

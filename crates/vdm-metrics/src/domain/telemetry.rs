@@ -77,13 +77,10 @@ impl StatsMetric {
         let parsed = match metric {
             "" if system.is_some() => StatsMetric::SystemUpdate,
             "" => StatsMetric::FrameTime,
-            name => StatsMetric::ALL
-                .into_iter()
-                .find(|m| m.name() == name)
-                .ok_or_else(|| {
-                    let names: Vec<&str> = StatsMetric::ALL.iter().map(|m| m.name()).collect();
-                    format!("metric {name:?} is not one of {}", names.join(", "))
-                })?,
+            name => StatsMetric::ALL.into_iter().find(|m| m.name() == name).ok_or_else(|| {
+                let names: Vec<&str> = StatsMetric::ALL.iter().map(|m| m.name()).collect();
+                format!("metric {name:?} is not one of {}", names.join(", "))
+            })?,
         };
         match (parsed, system) {
             (StatsMetric::SystemUpdate, None) => Err("metric system_update_ms needs a system".to_owned()),
@@ -318,14 +315,25 @@ mod tests {
     fn stats_metrics_parse_by_field_name() {
         assert_eq!(StatsMetric::parse("", None), Ok(StatsMetric::FrameTime));
         assert_eq!(StatsMetric::parse("", Some("ai")), Ok(StatsMetric::SystemUpdate));
-        assert_eq!(StatsMetric::parse("gc_alloc_bytes", None), Ok(StatsMetric::GcAllocBytes));
+        assert_eq!(
+            StatsMetric::parse("gc_alloc_bytes", None),
+            Ok(StatsMetric::GcAllocBytes)
+        );
         for metric in StatsMetric::ALL {
             let system = (metric == StatsMetric::SystemUpdate).then_some("ai");
             assert_eq!(StatsMetric::parse(metric.name(), system), Ok(metric));
         }
         assert!(StatsMetric::parse("fps", None).unwrap_err().contains("gc_alloc_bytes"));
-        assert!(StatsMetric::parse("gc_alloc_bytes", Some("ai")).unwrap_err().contains("system"));
-        assert!(StatsMetric::parse("system_update_ms", None).unwrap_err().contains("needs a system"));
+        assert!(
+            StatsMetric::parse("gc_alloc_bytes", Some("ai"))
+                .unwrap_err()
+                .contains("system")
+        );
+        assert!(
+            StatsMetric::parse("system_update_ms", None)
+                .unwrap_err()
+                .contains("needs a system")
+        );
     }
 
     #[test]

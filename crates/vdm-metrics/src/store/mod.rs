@@ -11,9 +11,9 @@ use sea_orm::{
 };
 
 use self::entities::{client_sample, client_system_time, stats_sample};
-use crate::domain::{ClientBatch, StatsMetric};
 use crate::domain::scrape::Snapshot;
 use crate::domain::stats::{HistoryQuery, StatsSample};
+use crate::domain::{ClientBatch, StatsMetric};
 use crate::error::{MetricsError, MetricsResult};
 
 /// Rows per insert statement: 12 columns × 2000 stays under SQLite's and

@@ -238,13 +238,19 @@ async fn stats_percentiles_come_from_the_stored_samples(backend: Backend) {
     );
     // Every sample field has its percentiles: the 2.0.0 frame measured no pause.
     let pause = app.get("/v1/stats/client?metric=gc_pause_ms", &token).await.json();
-    assert_eq!((pause["metric"].as_str(), pause["count"].as_u64()), (Some("gc_pause_ms"), Some(0)));
+    assert_eq!(
+        (pause["metric"].as_str(), pause["count"].as_u64()),
+        (Some("gc_pause_ms"), Some(0))
+    );
     let frames = app.get("/v1/stats/client?metric=frame_time_ms", &token).await.json();
     assert_eq!(frames["count"], 151);
 
     for (query, expected) in [
         ("metric=fps", "metric \"fps\" is not one of"),
-        ("metric=gc_alloc_bytes&system=animation", "system is a filter of system_update_ms"),
+        (
+            "metric=gc_alloc_bytes&system=animation",
+            "system is a filter of system_update_ms",
+        ),
         ("metric=system_update_ms", "needs a system"),
     ] {
         let bad = app.get(&format!("/v1/stats/client?{query}"), &token).await;
