@@ -414,10 +414,7 @@ fn to_quest(row: quest::Model, objectives: Vec<objective::Model>) -> QuestResult
 }
 
 /// A player quest row with its objectives' `(id, target_count)`, in order.
-fn to_player_quest(
-    row: player_quest::Model,
-    objectives: impl Iterator<Item = (i64, u32)>,
-) -> QuestResult<PlayerQuest> {
+fn to_player_quest(row: player_quest::Model, objectives: impl Iterator<Item = (i64, u32)>) -> QuestResult<PlayerQuest> {
     let status = QuestStatus::parse(&row.status)
         .ok_or_else(|| QuestError::Corrupt(format!("unknown status {:?}", row.status)))?;
     let progress: HashMap<i64, u32> = decode_json::<Vec<(i64, u32)>>(&row.progress)?.into_iter().collect();
