@@ -918,10 +918,11 @@ def exercise(binary: str, promtool: str) -> dict[str, dict[str, set[str]]]:
                 R.fail(f"GET /v1/rumors/987654321 answered {rumor_read}, expected 404")
             rumor_metrics = scrape(f"http://127.0.0.1:{rumor_admin}/metrics", "vdm rumor admin port")
             # A Unity client's samples reach the metrics service (its client
-            # histograms, in seconds).
+            # histograms, in seconds, and allocations in bytes).
             batch = {"client_version": "1.0.0", "device_class": "desktop",
                      "samples": [{"frame_time_ms": 16.0, "gc_pause_ms": 0.5, "input_latency_ms": 20.0,
-                                  "event_dispatch_ms": 0.2, "systems": {"animation": 1.5}}]}
+                                  "event_dispatch_ms": 0.2, "gc_alloc_bytes": 2048,
+                                  "systems": {"animation": 1.5}}]}
             status, _, body = http("POST", f"{base}/v1/telemetry/client", batch, token)
             if status != 202:
                 R.fail(f"POST /v1/telemetry/client answered {status}: {body[:200]!r}")

@@ -16,7 +16,7 @@ use vdm_gateway::negotiate::{Format, decode_body, decode_query};
 use vdm_gateway::realtime::envelope::decode;
 use vdm_gateway::realtime::session::request_of;
 use vdm_gateway::routes::{bootstrap, npcs, quests, rumors, shared, stats, telemetry, world};
-use vdm_metrics::domain::telemetry::{MAX_SAMPLES, MAX_SYSTEMS};
+use vdm_metrics::domain::telemetry::{MAX_GC_ALLOC_BYTES, MAX_SAMPLES, MAX_SYSTEMS};
 use vdm_metrics::domain::{ClientBatch, ClientBatchInput};
 use vdm_rumor::domain::{MAX_TEXT_CHARS, Traits};
 use vdm_rumor::transform::{Ask, LocalTransformer, llm::parse_answer};
@@ -309,6 +309,10 @@ pub fn telemetry(data: &[u8]) -> u64 {
                 assert!(s.frame_time_ms.is_finite() && s.frame_time_ms >= 0.0);
                 assert!(s.systems.len() <= MAX_SYSTEMS);
                 assert!(s.systems.values().all(|v| v.is_finite() && *v >= 0.0));
+                assert!(
+                    s.gc_alloc_bytes
+                        .is_none_or(|b| (0..=MAX_GC_ALLOC_BYTES as i64).contains(&b))
+                );
             }
         }
     }

@@ -254,10 +254,12 @@ fn telemetry(next: &mut impl FnMut() -> u64) -> String {
     let samples: Vec<String> = (0..10)
         .map(|_| {
             format!(
-                r#"{{"frame_time_ms":{}.{},"gc_collections":{},"memory_mb":{},"systems":{{"animation":1.5,"quest":0.3}}}}"#,
+                r#"{{"frame_time_ms":{}.{},"gc_collections":{},"gc_alloc_bytes":{},"memory_mb":{},"systems":{{"animation":1.5,"quest":0.3}}}}"#,
                 8 + next() % 20,
                 next() % 10,
                 next() % 2,
+                // Most frames allocate nothing; some a few KiB.
+                (next() % 4).saturating_sub(1) * 2048,
                 600 + next() % 400
             )
         })

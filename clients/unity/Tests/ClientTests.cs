@@ -196,13 +196,16 @@ namespace Vdm.Client.Tests
             var batch = new ClientBatch { ClientVersion = version, DeviceClass = "desktop", Samples = new List<ClientSample>() };
             for (var i = 0; i < 20; i++)
             {
-                batch.Samples.Add(new ClientSample { FrameTimeMs = 10 + i, GcPauseMs = 0.5, Systems = new Dictionary<string, double> { { "ai", 1.5 } } });
+                batch.Samples.Add(new ClientSample { FrameTimeMs = 10 + i, GcPauseMs = 0.5, GcAllocBytes = 1024 * i, Systems = new Dictionary<string, double> { { "ai", 1.5 } } });
             }
             var accepted = await client.UploadClientTelemetryAsync(batch);
             Check.Equal(20, accepted.AcceptedValue, "samples accepted");
             var stats = await client.GetClientStatsAsync(clientVersion: version);
             Check.Equal(20L, stats.Count, "client stats count the batch");
             Check.That(stats.P50 >= 10 && stats.P99 <= 29, "percentiles within the samples");
+            var alloc = await client.GetClientStatsAsync(clientVersion: version, metric: "gc_alloc_bytes");
+            Check.Equal(20L, alloc.Count, "allocation stats count the batch");
+            Check.That(alloc.P99 <= 19 * 1024, "allocation percentiles within the samples");
 
             var admin = Live.Admin();
             var backend = await admin.GetStatsAsync();

@@ -29,6 +29,10 @@ pub fn install() -> PrometheusHandle {
                 // A prefix match wins over a suffix match, so the client's
                 // timings get frame-sized buckets rather than server latencies'.
                 .and_then(|b| b.set_buckets_for_metric(Matcher::Prefix("vdm_client_".to_owned()), CLIENT_BUCKETS))
+                // A full name wins over a prefix: allocations are bytes.
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full("vdm_client_gc_alloc_bytes".to_owned()), ALLOC_BUCKETS)
+                })
                 .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_batch_size".to_owned()), BATCH_BUCKETS))
                 .map(|b| b.build_recorder());
             match recorder {
@@ -289,6 +293,11 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
         "Client event dispatch time, in seconds",
     ),
     (
+        "vdm_client_gc_alloc_bytes",
+        Kind::Histogram,
+        "Bytes a client frame allocated on the managed (GC) heap (Unity's GC Allocated In Frame)",
+    ),
+    (
         "vdm_client_system_update_seconds",
         Kind::Histogram,
         "Client per-system update time, in seconds, by system",
@@ -316,7 +325,12 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
     (
         "vdm_budget_limit",
         Kind::Gauge,
-        "The limit of a performance budget, by budget",
+        "The max (ceiling) of a performance budget, by budget; absent for a budget with only a min",
+    ),
+    (
+        "vdm_budget_floor",
+        Kind::Gauge,
+        "The min (floor) of a performance budget, by budget; absent for a budget with only a max",
     ),
     (
         "vdm_budget_violated",
@@ -403,6 +417,21 @@ fn describe() {
 
 /// Batch sizes (items per batch).
 const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+
+/// Bytes allocated per client frame: zero (the goal of a steady frame),
+/// then powers of four from 1 KiB to 64 MiB.
+const ALLOC_BUCKETS: &[f64] = &[
+    0.0,
+    1024.0,
+    4096.0,
+    16_384.0,
+    65_536.0,
+    262_144.0,
+    1_048_576.0,
+    4_194_304.0,
+    16_777_216.0,
+    67_108_864.0,
+];
 
 /// Client-side timings in seconds; buckets around a 60 fps frame budget
 /// (16.7 ms) and a 30 fps one (33.3 ms).

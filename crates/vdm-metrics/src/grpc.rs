@@ -46,6 +46,7 @@ impl From<pb::RecordClientSamplesRequest> for ClientBatchInput {
                     input_latency_ms: s.input_latency_ms,
                     event_dispatch_ms: s.event_dispatch_ms,
                     systems: s.systems.into_iter().collect(),
+                    gc_alloc_bytes: s.gc_alloc_bytes,
                 })
                 .collect(),
         }
@@ -72,7 +73,7 @@ impl pb::metrics_service_server::MetricsService for MetricsGrpc {
         let r = request.into_inner();
         let system = Some(r.system.as_str()).filter(|s| !s.is_empty());
         let version = Some(r.client_version.as_str()).filter(|s| !s.is_empty());
-        let (metric, p) = self.service.client_stats(system, version).await?;
+        let (metric, p) = self.service.client_stats(&r.metric, system, version).await?;
         Ok(Response::new(pb::ClientStatsResponse {
             metric: metric.name().to_owned(),
             count: p.count,
@@ -96,10 +97,13 @@ impl pb::metrics_service_server::MetricsService for MetricsGrpc {
                 service: s.budget.service.unwrap_or_default(),
                 metric: s.budget.metric.name().to_owned(),
                 max: s.budget.max,
+                min: s.budget.min,
+                min_when_idle: s.budget.min_when_idle,
                 state: s.verdict.name().to_owned(),
                 since_ms: s.since_ms,
                 value: s.value,
                 evaluated_at_ms: s.evaluated_at_ms,
+                reason: s.reason,
             })
             .collect();
         Ok(Response::new(pb::GetBudgetsResponse { budgets }))

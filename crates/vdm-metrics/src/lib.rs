@@ -8,9 +8,11 @@
 //!   connects and serves, with the scraper beside it.
 //! - [`grpc`]: protobuf in, [`service`] call, protobuf out.
 //! - [`service`]: the use cases: validate a batch, store it, record its
-//!   histograms (with bounded label values); percentiles of stored samples.
+//!   histograms (with bounded label values); percentiles of any field of
+//!   the stored samples; the budgets' verdicts and gauges.
 //! - [`domain`]: rules without IO: batch validation, label folding,
-//!   nearest-rank percentiles.
+//!   nearest-rank percentiles, budgets (a max, a min or both) and their
+//!   alert rules.
 //! - [`store`]: sea-orm entities, migrations and queries.
 //! - [`scraper`]: the backend stats task: each interval, every target's
 //!   `/metrics` becomes a snapshot, stored, appended to the CSV file, old

@@ -10,7 +10,7 @@ use tracing::instrument;
 use crate::domain::budgets::{Budget, BudgetBoard, BudgetState, Verdict};
 use crate::domain::labels::device_label;
 use crate::domain::stats::{HistoryQuery, StatsSample};
-use crate::domain::{ClientBatch, ClientBatchInput, LabelCap, Percentiles, percentiles};
+use crate::domain::{ClientBatch, ClientBatchInput, LabelCap, Percentiles, StatsMetric, percentiles};
 use crate::error::{MetricsError, MetricsResult};
 use crate::store::MetricsStore;
 
@@ -18,25 +18,6 @@ use crate::store::MetricsStore;
 pub const MAX_VERSION_LABELS: usize = 20;
 /// Distinct system names kept as label values; newer ones are `other`.
 pub const MAX_SYSTEM_LABELS: usize = 64;
-
-/// What [`MetricsService::client_stats`] summarizes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StatsMetric {
-    /// Frame time of every sample.
-    FrameTime,
-    /// One system's update time.
-    SystemUpdate,
-}
-
-impl StatsMetric {
-    /// The metric's name in answers.
-    pub fn name(self) -> &'static str {
-        match self {
-            StatsMetric::FrameTime => "frame_time_ms",
-            StatsMetric::SystemUpdate => "system_update_ms",
-        }
-    }
-}
 
 /// Client telemetry and backend stats, backed by the database and the
 /// process's recorder.
@@ -109,7 +90,9 @@ impl MetricsService {
                         from = before.name(),
                         to = state.verdict.name(),
                         value = ?state.value,
-                        max = state.budget.max,
+                        min = ?state.budget.min,
+                        max = ?state.budget.max,
+                        reason = %state.reason,
                         "budget state changed"
                     );
                 }
@@ -184,11 +167,13 @@ impl MetricsService {
         Ok(batch.samples.len())
     }
 
-    /// Percentiles of the newest stored frame times, or of one system's
-    /// update times; optionally of one client version.
-    #[instrument(skip_all)]
+    /// Percentiles of one field of the newest stored samples (`metric`,
+    /// frame time when empty), or of one system's update times; optionally
+    /// of one client version.
+    #[instrument(skip_all, fields(metric = tracing::field::Empty))]
     pub async fn client_stats(
         &self,
+        metric: &str,
         system: Option<&str>,
         client_version: Option<&str>,
     ) -> MetricsResult<(StatsMetric, Percentiles)> {
@@ -209,12 +194,11 @@ impl MetricsService {
                 "client_version must be at most 32 characters".to_owned(),
             ));
         }
-        let (metric, mut values) = match system {
-            Some(system) => (
-                StatsMetric::SystemUpdate,
-                self.store.system_times(system, client_version).await?,
-            ),
-            None => (StatsMetric::FrameTime, self.store.frame_times(client_version).await?),
+        let metric = StatsMetric::parse(metric, system).map_err(MetricsError::Invalid)?;
+        tracing::Span::current().record("metric", metric.name());
+        let mut values = match system {
+            Some(system) => self.store.system_times(system, client_version).await?,
+            None => self.store.sample_values(metric, client_version).await?,
         };
         values.sort_by(f64::total_cmp);
         Ok((metric, percentiles(&values)))
@@ -252,6 +236,11 @@ impl MetricsService {
         );
         let dispatch = metrics::histogram!(
             "vdm_client_event_dispatch_seconds",
+            "client_version" => version.clone(),
+            "device_class" => device.clone()
+        );
+        let gc_alloc = metrics::histogram!(
+            "vdm_client_gc_alloc_bytes",
             "client_version" => version,
             "device_class" => device
         );
@@ -268,6 +257,10 @@ impl MetricsService {
             if let Some(v) = sample.event_dispatch_ms {
                 dispatch.record(seconds(v));
             }
+            if let Some(bytes) = sample.gc_alloc_bytes {
+                // At most 2^30 (the upload bound): exact as f64.
+                gc_alloc.record(bytes as f64);
+            }
             for (name, ms) in &sample.systems {
                 let label = systems
                     .iter()
@@ -281,14 +274,20 @@ impl MetricsService {
     }
 }
 
-/// `vdm_budget_violated` (1 or 0), `vdm_budget_value` (NaN without data)
-/// and `vdm_budget_limit`, by budget.
+/// `vdm_budget_violated` (1 or 0), `vdm_budget_value` (NaN without data),
+/// `vdm_budget_limit` (the max, for budgets with one) and `vdm_budget_floor`
+/// (the min, for budgets with one), by budget.
 fn record_budget_gauges(states: &[BudgetState]) {
     for state in states {
         let name = state.budget.name.clone();
         let violated = if state.verdict == Verdict::Violated { 1.0 } else { 0.0 };
         metrics::gauge!("vdm_budget_violated", "budget" => name.clone()).set(violated);
         metrics::gauge!("vdm_budget_value", "budget" => name.clone()).set(state.value.unwrap_or(f64::NAN));
-        metrics::gauge!("vdm_budget_limit", "budget" => name).set(state.budget.max);
+        if let Some(max) = state.budget.max {
+            metrics::gauge!("vdm_budget_limit", "budget" => name.clone()).set(max);
+        }
+        if let Some(min) = state.budget.min {
+            metrics::gauge!("vdm_budget_floor", "budget" => name).set(min);
+        }
     }
 }

@@ -66,6 +66,7 @@ fn sample(frame_time_ms: f64, systems: &[(&str, f64)]) -> pb::ClientSample {
         input_latency_ms: None,
         event_dispatch_ms: Some(0.2),
         systems: systems.iter().map(|(name, ms)| ((*name).to_owned(), *ms)).collect(),
+        gc_alloc_bytes: None,
     }
 }
 
@@ -83,6 +84,7 @@ async fn stats(client: &mut MetricsServiceClient<GrpcChannel>, system: &str, ver
         .client_stats(pb::ClientStatsRequest {
             system: system.to_owned(),
             client_version: version.to_owned(),
+            metric: String::new(),
         })
         .await
         .unwrap()
@@ -135,6 +137,39 @@ async fn a_batch_is_stored_and_summarized_by_percentile(backend: Backend) {
     );
     let unknown = stats(&mut client, "physics", "").await;
     assert_eq!((unknown.count, unknown.p50), (0, None));
+
+    // Allocations: 0, 1024, ..., 9 * 1024 bytes in ten samples; the
+    // samples without the field do not count.
+    let allocating = (0..10)
+        .map(|i| pb::ClientSample {
+            gc_alloc_bytes: Some(f64::from(i) * 1024.0),
+            ..sample(16.0, &[])
+        })
+        .collect();
+    client.record_client_samples(batch("1.4.2", allocating)).await.unwrap();
+    let by_metric = |metric: &str| pb::ClientStatsRequest {
+        metric: metric.to_owned(),
+        ..pb::ClientStatsRequest::default()
+    };
+    let alloc = client
+        .client_stats(by_metric("gc_alloc_bytes"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(alloc.metric, "gc_alloc_bytes");
+    assert_eq!(
+        (alloc.count, alloc.p50, alloc.p99),
+        (10, Some(4.0 * 1024.0), Some(9.0 * 1024.0))
+    );
+    // A whole-number column of 32 bits reads back on both databases too.
+    let collections = client
+        .client_stats(by_metric("gc_collections"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((collections.count, collections.p50), (120, Some(1.0)));
+    let unknown = client.client_stats(by_metric("fps")).await;
+    expect_status(unknown, Code::InvalidArgument, "metric \"fps\" is not one of");
     metrics.finish().await;
 }
 
@@ -193,6 +228,7 @@ async fn bad_batches_name_the_first_bad_field(backend: Backend) {
         .client_stats(pb::ClientStatsRequest {
             system: "Bad!".to_owned(),
             client_version: String::new(),
+            metric: String::new(),
         })
         .await;
     expect_status(

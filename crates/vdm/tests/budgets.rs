@@ -1,6 +1,8 @@
 //! Performance budgets end to end: a budget flips to violated under an
 //! injected slow path and back to ok once requests are fast again, with
-//! `GET /v1/budgets` and the `vdm_budget_*` gauges agreeing; and the
+//! `GET /v1/budgets` and the `vdm_budget_*` gauges agreeing; a throughput
+//! floor is broken by a trickle of requests, kept by a burst, and left
+//! unjudged on an idle service unless it asks to be judged then; and the
 //! committed alert rules are the ones generated from the budgets file. Its
 //! own test binary, because the metrics recorder is process-wide: latency
 //! from other tests running in parallel would move the same histograms.
@@ -110,12 +112,94 @@ async fn flips_under_a_slow_path_and_back(backend: Backend) {
     app.finish().await;
 }
 
+async fn a_floor_is_broken_by_a_trickle_and_kept_by_a_burst(backend: Backend) {
+    let budgets = parse_budgets(
+        r#"{"budgets": [
+            {"name": "gateway_floor", "description": "gateway throughput", "service": "gateway", "metric": "throughput_rps", "min": 100},
+            {"name": "rumor_floor", "description": "rumor throughput", "service": "rumor", "metric": "throughput_rps", "min": 1},
+            {"name": "rumor_always", "description": "rumor throughput at every hour", "service": "rumor", "metric": "throughput_rps", "min": 1, "min_when_idle": true}
+        ]}"#,
+    )
+    .unwrap();
+    let Some(app) = spawn_app_with(
+        backend,
+        Options {
+            stats_interval: Some(Duration::from_millis(250)),
+            budgets: Some(budgets),
+            ..Options::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let (_, token) = app.sign_in("floor-watcher").await;
+
+    // A trickle: one read and one look at the budgets every 100 ms or so,
+    // far under 100 requests a second, but not idle.
+    let violated = until_state(&app, "gateway_floor", "violated", async || {
+        assert_eq!(app.get("/v1/quests", &token).await.status, 200);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    })
+    .await;
+    let value = violated["value"].as_f64().unwrap();
+    assert!(value > 0.0 && value < 100.0, "{violated}");
+    assert_eq!(violated["min"], 100.0);
+    assert!(violated.get("max").is_none(), "{violated}");
+    let reason = violated["reason"].as_str().unwrap();
+    assert!(reason.contains("below the min 100 req/s"), "{reason}");
+    let since = violated["since_ms"].as_i64().unwrap();
+    let text = String::from_utf8(app.get("/metrics", &token).await.body.to_vec()).unwrap();
+    assert_eq!(gauge(&text, "vdm_budget_violated", "gateway_floor"), "1");
+    assert_eq!(gauge(&text, "vdm_budget_floor", "gateway_floor"), "100");
+    assert!(
+        !text.contains("vdm_budget_limit{budget=\"gateway_floor\"}"),
+        "a floor has no max"
+    );
+
+    // A burst: 16 reads at a time keep the gateway well above the floor.
+    let ok = until_state(&app, "gateway_floor", "ok", async || {
+        for _ in 0..4 {
+            let reads = (0..16).map(|_| app.get("/v1/quests", &token));
+            for response in futures_util::future::join_all(reads).await {
+                assert_eq!(response.status, 200);
+            }
+        }
+    })
+    .await;
+    assert!(ok["value"].as_f64().unwrap() >= 100.0, "{ok}");
+    assert!(ok["since_ms"].as_i64().unwrap() > since, "{ok}");
+    assert!(
+        ok["reason"].as_str().unwrap().contains("at or above the min 100 req/s"),
+        "{ok}"
+    );
+    let text = String::from_utf8(app.get("/metrics", &token).await.body.to_vec()).unwrap();
+    assert_eq!(gauge(&text, "vdm_budget_violated", "gateway_floor"), "0");
+
+    // Nobody calls the rumor service: its plain floor has nothing to judge,
+    // the one judged at every hour is broken, both at 0 requests a second.
+    let idle = until_state(&app, "rumor_floor", "no_data", async || {}).await;
+    assert_eq!(idle["value"], 0.0, "{idle}");
+    let reason = idle["reason"].as_str().unwrap();
+    assert!(reason.contains("no request in the window"), "{reason}");
+    let always = until_state(&app, "rumor_always", "violated", async || {}).await;
+    assert_eq!(always["value"], 0.0, "{always}");
+    assert_eq!(always["min_when_idle"], true);
+    let text = String::from_utf8(app.get("/metrics", &token).await.body.to_vec()).unwrap();
+    assert_eq!(gauge(&text, "vdm_budget_violated", "rumor_floor"), "0");
+    assert_eq!(gauge(&text, "vdm_budget_violated", "rumor_always"), "1");
+    app.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_budget_flips_to_violated_under_a_slow_path_and_back() {
-    // One back end after the other: in parallel, one's slow requests
-    // would be in the other's histograms.
+async fn budgets_flip_through_the_real_service() {
+    // One scenario and back end after the other: the recorder is
+    // process-wide, so in parallel one's requests would be in the other's
+    // histograms and counters.
     flips_under_a_slow_path_and_back(Backend::Embedded).await;
     flips_under_a_slow_path_and_back(Backend::External).await;
+    a_floor_is_broken_by_a_trickle_and_kept_by_a_burst(Backend::Embedded).await;
+    a_floor_is_broken_by_a_trickle_and_kept_by_a_burst(Backend::External).await;
 }
 
 #[test]

@@ -150,9 +150,19 @@ pub struct BudgetJson {
     #[serde(skip_serializing_if = "Option::is_none")]
     service: Option<String>,
     metric: String,
-    max: f64,
+    /// The ceiling: above it the budget is violated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max: Option<f64>,
+    /// The floor: below it the budget is violated (only while the service
+    /// has requests, unless `min_when_idle`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    min: Option<f64>,
+    /// Whether a window without requests breaks `min`.
+    min_when_idle: bool,
     /// `ok`, `violated` or `no_data`.
     state: String,
+    /// Why, for people (`throughput_rps is 0.4 req/s, below the min 1 req/s`).
+    reason: String,
     /// RFC 3339 UTC: since when the state holds.
     #[schema(format = DateTime)]
     since: String,
@@ -199,7 +209,10 @@ pub async fn budgets(
             service: Some(b.service).filter(|s| !s.is_empty()),
             metric: b.metric,
             max: b.max,
+            min: b.min,
+            min_when_idle: b.min_when_idle,
             state: b.state,
+            reason: b.reason,
             since_ms: b.since_ms,
             value: b.value,
             evaluated_at_ms: b.evaluated_at_ms,

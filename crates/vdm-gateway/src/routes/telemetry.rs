@@ -1,7 +1,7 @@
 //! Unity client telemetry: a player uploads batches of its own performance
-//! samples (`POST /v1/telemetry/client`); anyone signed in reads their
-//! percentiles (`GET /v1/stats/client`). The metrics service checks every
-//! field; its 400 names the first bad one.
+//! samples (`POST /v1/telemetry/client`); anyone signed in reads the
+//! percentiles of any sample field (`GET /v1/stats/client?metric=`). The
+//! metrics service checks every field; its 400 names the first bad one.
 
 use std::collections::BTreeMap;
 
@@ -32,7 +32,7 @@ pub struct ClientBatchJson {
 }
 
 /// One frame's measurements; all but the frame time are optional. Times
-/// are 0 to 10 000 ms.
+/// are 0 to 10 000 ms; allocations are bytes.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientSampleJson {
@@ -54,6 +54,12 @@ pub struct ClientSampleJson {
     /// Event dispatch latency.
     #[schema(minimum = 0, maximum = 10_000)]
     pub event_dispatch_ms: Option<f64>,
+    /// Bytes the frame allocated on the managed (GC) heap, a whole number
+    /// from 0 to 1 GiB: Unity's `GC Allocated In Frame` profiler counter
+    /// (`ProfilerRecorder` of `ProfilerCategory.Memory`). 0 in a steady
+    /// frame is the goal.
+    #[schema(minimum = 0, maximum = 1_073_741_824, multiple_of = 1)]
+    pub gc_alloc_bytes: Option<f64>,
     /// Update time per named system (0 to 10 000 ms): at most 32, names
     /// `[a-z0-9_]{1,32}`.
     #[serde(default)]
@@ -90,26 +96,37 @@ pub struct AcceptedJson {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StatsQuery {
-    /// One system's update times instead of frame times.
+    /// One system's update times (`metric` is then `system_update_ms`).
     #[param(pattern = "^[a-z0-9_]{1,32}$")]
     system: Option<String>,
     /// Only samples of this client build.
     #[param(pattern = "^[A-Za-z0-9.+_-]{1,32}$")]
     client_version: Option<String>,
+    /// The sample field summarized: `frame_time_ms` (the default),
+    /// `gc_alloc_bytes`, `gc_collections`, `gc_pause_ms`, `memory_mb`,
+    /// `input_latency_ms`, `event_dispatch_ms`; `system_update_ms` with
+    /// `system`.
+    #[param(
+        pattern = "^(frame_time_ms|gc_alloc_bytes|gc_collections|gc_pause_ms|memory_mb|input_latency_ms|event_dispatch_ms|system_update_ms)$"
+    )]
+    metric: Option<String>,
 }
 
 /// Percentiles of stored client samples.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ClientStatsJson {
-    /// What was measured (frame time, or a system's update time).
+    /// The field summarized (`frame_time_ms`, `gc_alloc_bytes`, ...,
+    /// `system_update_ms` for a system).
     metric: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     system: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     client_version: Option<String>,
-    /// Samples the percentiles are taken from.
+    /// Samples the percentiles are taken from: the newest that measured
+    /// the field.
     count: u64,
-    /// Nearest-rank percentiles in ms; null without samples.
+    /// Nearest-rank percentiles in the field's unit (ms, bytes, MB or
+    /// collections); null without samples.
     p50: Option<f64>,
     p95: Option<f64>,
     p99: Option<f64>,
@@ -134,6 +151,7 @@ impl ClientBatchJson {
                     input_latency_ms: s.input_latency_ms,
                     event_dispatch_ms: s.event_dispatch_ms,
                     systems: s.systems.into_iter().collect(),
+                    gc_alloc_bytes: s.gc_alloc_bytes,
                 })
                 .collect(),
         }
@@ -173,7 +191,8 @@ pub async fn upload(
     ))
 }
 
-/// p50/p95/p99 of frame time, or of one system's update time.
+/// p50/p95/p99 of one sample field (frame time by default), or of one
+/// system's update time.
 #[utoipa::path(
     get,
     path = "/v1/stats/client",
@@ -183,6 +202,7 @@ pub async fn upload(
     security(("session" = []), ("admin" = [])),
     responses(
         (status = 200, description = "Percentiles of the newest stored samples", body = ClientStatsJson),
+        (status = 400, description = "`metric` is not a sample field, or does not go with `system`", body = ErrorBody),
         (status = 503, description = "The metrics service is unavailable, or not configured on this gateway", body = ErrorBody),
     ),
 )]
@@ -198,6 +218,7 @@ pub async fn stats(
         .client_stats(pb::ClientStatsRequest {
             system: system.clone().unwrap_or_default(),
             client_version: client_version.clone().unwrap_or_default(),
+            metric: query.metric.unwrap_or_default(),
         })
         .await?
         .into_inner();

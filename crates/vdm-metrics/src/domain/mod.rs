@@ -1,7 +1,8 @@
 //! The metrics service's rules, without IO.
 //!
 //! - [`telemetry`]: a client batch as uploaded, and [`ClientBatch::parse`],
-//!   which checks every field and names the first bad one.
+//!   which checks every field and names the first bad one; the
+//!   [`StatsMetric`] a percentile query summarizes.
 //! - [`labels`]: label values folded into a bounded set.
 //! - [`percentile`]: nearest-rank percentiles.
 //! - [`scrape`]: a service's `/metrics` text reduced to a backend stats
@@ -21,4 +22,4 @@ pub mod telemetry;
 
 pub use labels::LabelCap;
 pub use percentile::{Percentiles, percentiles};
-pub use telemetry::{ClientBatch, ClientBatchInput, ClientSample};
+pub use telemetry::{ClientBatch, ClientBatchInput, ClientSample, StatsMetric};

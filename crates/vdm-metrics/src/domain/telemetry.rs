@@ -18,6 +18,81 @@ pub const MAX_MS: f64 = 10_000.0;
 pub const MAX_MEMORY_MB: f64 = 1_048_576.0;
 /// Most GC collections one frame may report.
 pub const MAX_GC_COLLECTIONS: f64 = 1_000.0;
+/// Most bytes one frame may report allocating on the managed heap (1 GiB:
+/// beyond it the figure is a broken counter, not a frame).
+pub const MAX_GC_ALLOC_BYTES: f64 = 1_073_741_824.0;
+
+/// What a percentile query summarizes: one field of the stored samples, or
+/// one system's update time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatsMetric {
+    /// Frame time, in ms (the default).
+    FrameTime,
+    /// Bytes allocated on the managed heap in the frame.
+    GcAllocBytes,
+    /// GC collections in the frame.
+    GcCollections,
+    /// GC pause time, in ms.
+    GcPause,
+    /// Managed memory, in MB.
+    Memory,
+    /// Input-to-action latency, in ms.
+    InputLatency,
+    /// Event dispatch latency, in ms.
+    EventDispatch,
+    /// One named system's update time, in ms.
+    SystemUpdate,
+}
+
+impl StatsMetric {
+    /// Every metric, in the order the API documents them.
+    pub const ALL: [StatsMetric; 8] = [
+        StatsMetric::FrameTime,
+        StatsMetric::GcAllocBytes,
+        StatsMetric::GcCollections,
+        StatsMetric::GcPause,
+        StatsMetric::Memory,
+        StatsMetric::InputLatency,
+        StatsMetric::EventDispatch,
+        StatsMetric::SystemUpdate,
+    ];
+
+    /// The metric's name in requests and answers: the sample field's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            StatsMetric::FrameTime => "frame_time_ms",
+            StatsMetric::GcAllocBytes => "gc_alloc_bytes",
+            StatsMetric::GcCollections => "gc_collections",
+            StatsMetric::GcPause => "gc_pause_ms",
+            StatsMetric::Memory => "memory_mb",
+            StatsMetric::InputLatency => "input_latency_ms",
+            StatsMetric::EventDispatch => "event_dispatch_ms",
+            StatsMetric::SystemUpdate => "system_update_ms",
+        }
+    }
+
+    /// The metric a query asks for: `metric` (empty: frame time, or the
+    /// system's update time when `system` is set); the error says why not.
+    pub fn parse(metric: &str, system: Option<&str>) -> Result<StatsMetric, String> {
+        let parsed = match metric {
+            "" if system.is_some() => StatsMetric::SystemUpdate,
+            "" => StatsMetric::FrameTime,
+            name => StatsMetric::ALL.into_iter().find(|m| m.name() == name).ok_or_else(|| {
+                let names: Vec<&str> = StatsMetric::ALL.iter().map(|m| m.name()).collect();
+                format!("metric {name:?} is not one of {}", names.join(", "))
+            })?,
+        };
+        match (parsed, system) {
+            (StatsMetric::SystemUpdate, None) => Err("metric system_update_ms needs a system".to_owned()),
+            (StatsMetric::SystemUpdate, Some(_)) => Ok(parsed),
+            (_, Some(_)) => Err(format!(
+                "system is a filter of system_update_ms, not of {}",
+                parsed.name()
+            )),
+            (_, None) => Ok(parsed),
+        }
+    }
+}
 
 /// A batch as received, before any check.
 #[derive(Debug, Clone, Default)]
@@ -49,6 +124,8 @@ pub struct ClientSampleInput {
     pub event_dispatch_ms: Option<f64>,
     /// Update time per named system.
     pub systems: Vec<(String, f64)>,
+    /// Bytes allocated on the managed heap during the frame.
+    pub gc_alloc_bytes: Option<f64>,
 }
 
 /// A checked batch: every number finite and in range, every name in its
@@ -82,6 +159,9 @@ pub struct ClientSample {
     pub event_dispatch_ms: Option<f64>,
     /// Update time per named system, by name.
     pub systems: BTreeMap<String, f64>,
+    /// Bytes allocated on the managed heap during the frame (Unity's
+    /// `GC Allocated In Frame`; a whole number).
+    pub gc_alloc_bytes: Option<i64>,
 }
 
 impl ClientBatch {
@@ -134,17 +214,18 @@ fn check_label(field: &str, value: &str, allowed: impl Fn(char) -> bool) -> Resu
 fn parse_sample(i: usize, s: ClientSampleInput) -> Result<ClientSample, String> {
     let field = |name: &str| format!("samples[{i}].{name}");
     let frame_time_ms = check_range(&field("frame_time_ms"), s.frame_time_ms, MAX_MS)?;
-    let gc_collections = match s.gc_collections {
-        None => None,
-        Some(v) => {
-            let v = check_range(&field("gc_collections"), v, MAX_GC_COLLECTIONS)?;
-            if v.fract() != 0.0 {
-                return Err(format!("{} must be a whole number", field("gc_collections")));
-            }
-            // In range 0..=1000 and whole, so the cast is exact.
-            Some(v as i32)
-        }
-    };
+    let gc_collections = s
+        .gc_collections
+        .map(|v| check_whole(&field("gc_collections"), v, MAX_GC_COLLECTIONS))
+        .transpose()?
+        // In range 0..=1000 and whole, so the cast is exact.
+        .map(|v| v as i32);
+    let gc_alloc_bytes = s
+        .gc_alloc_bytes
+        .map(|v| check_whole(&field("gc_alloc_bytes"), v, MAX_GC_ALLOC_BYTES))
+        .transpose()?
+        // In range 0..=2^30 and whole, so the cast is exact.
+        .map(|v| v as i64);
     let optional = |name: &str, v: Option<f64>, max: f64| v.map(|v| check_range(&field(name), v, max)).transpose();
     let gc_pause_ms = optional("gc_pause_ms", s.gc_pause_ms, MAX_MS)?;
     let memory_mb = optional("memory_mb", s.memory_mb, MAX_MEMORY_MB)?;
@@ -181,7 +262,16 @@ fn parse_sample(i: usize, s: ClientSampleInput) -> Result<ClientSample, String> 
         input_latency_ms,
         event_dispatch_ms,
         systems,
+        gc_alloc_bytes,
     })
+}
+
+fn check_whole(field: &str, value: f64, max: f64) -> Result<f64, String> {
+    let value = check_range(field, value, max)?;
+    if value.fract() != 0.0 {
+        return Err(format!("{field} must be a whole number"));
+    }
+    Ok(value)
 }
 
 fn check_range(field: &str, value: f64, max: f64) -> Result<f64, String> {
@@ -206,6 +296,7 @@ mod tests {
             samples: vec![ClientSampleInput {
                 frame_time_ms: 14.2,
                 gc_collections: Some(1.0),
+                gc_alloc_bytes: Some(4096.0),
                 systems: vec![("animation".into(), 2.1)],
                 ..ClientSampleInput::default()
             }],
@@ -216,7 +307,33 @@ mod tests {
     fn accepts_a_good_batch() {
         let batch = ClientBatch::parse(good()).unwrap();
         assert_eq!(batch.samples[0].gc_collections, Some(1));
+        assert_eq!(batch.samples[0].gc_alloc_bytes, Some(4096));
         assert_eq!(batch.samples[0].systems["animation"], 2.1);
+    }
+
+    #[test]
+    fn stats_metrics_parse_by_field_name() {
+        assert_eq!(StatsMetric::parse("", None), Ok(StatsMetric::FrameTime));
+        assert_eq!(StatsMetric::parse("", Some("ai")), Ok(StatsMetric::SystemUpdate));
+        assert_eq!(
+            StatsMetric::parse("gc_alloc_bytes", None),
+            Ok(StatsMetric::GcAllocBytes)
+        );
+        for metric in StatsMetric::ALL {
+            let system = (metric == StatsMetric::SystemUpdate).then_some("ai");
+            assert_eq!(StatsMetric::parse(metric.name(), system), Ok(metric));
+        }
+        assert!(StatsMetric::parse("fps", None).unwrap_err().contains("gc_alloc_bytes"));
+        assert!(
+            StatsMetric::parse("gc_alloc_bytes", Some("ai"))
+                .unwrap_err()
+                .contains("system")
+        );
+        assert!(
+            StatsMetric::parse("system_update_ms", None)
+                .unwrap_err()
+                .contains("needs a system")
+        );
     }
 
     #[test]
@@ -227,6 +344,15 @@ mod tests {
         let mut b = good();
         b.samples[0].gc_collections = Some(1.5);
         assert!(ClientBatch::parse(b).unwrap_err().contains("gc_collections"));
+        for bad in [-1.0, 0.5, MAX_GC_ALLOC_BYTES + 1.0, f64::INFINITY] {
+            let mut b = good();
+            b.samples[0].gc_alloc_bytes = Some(bad);
+            let err = ClientBatch::parse(b).unwrap_err();
+            assert!(err.contains("samples[0].gc_alloc_bytes"), "{bad}: {err}");
+        }
+        let mut b = good();
+        b.samples[0].gc_alloc_bytes = Some(MAX_GC_ALLOC_BYTES);
+        assert!(ClientBatch::parse(b).is_ok(), "the bound itself is accepted");
         let mut b = good();
         b.samples[0].systems = vec![("Anim!".into(), 1.0)];
         assert!(ClientBatch::parse(b).unwrap_err().contains("system name"));

@@ -20,6 +20,7 @@ pub mod client_sample {
         pub memory_mb: Option<f64>,
         pub input_latency_ms: Option<f64>,
         pub event_dispatch_ms: Option<f64>,
+        pub gc_alloc_bytes: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

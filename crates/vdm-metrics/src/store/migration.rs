@@ -13,6 +13,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261127_000001_create_client_tables::Migration),
             Box::new(m20261127_000002_create_stats_samples::Migration),
+            Box::new(m20261204_000003_add_gc_alloc_bytes::Migration),
         ]
     }
 }
@@ -214,6 +215,51 @@ mod m20261127_000002_create_stats_samples {
                 .drop_table(Table::drop().table(StatsSamples::Table).to_owned())
                 .await?;
             Ok(())
+        }
+    }
+}
+
+mod m20261204_000003_add_gc_alloc_bytes {
+    use sea_orm_migration::prelude::*;
+    use sea_orm_migration::schema::*;
+
+    pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261204_000003_add_gc_alloc_bytes"
+        }
+    }
+
+    #[derive(DeriveIden)]
+    enum ClientSamples {
+        Table,
+        GcAllocBytes,
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            // Nullable: rows stored before the field existed did not measure it.
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(ClientSamples::Table)
+                        .add_column(big_integer_null(ClientSamples::GcAllocBytes))
+                        .to_owned(),
+                )
+                .await
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(ClientSamples::Table)
+                        .drop_column(ClientSamples::GcAllocBytes)
+                        .to_owned(),
+                )
+                .await
         }
     }
 }

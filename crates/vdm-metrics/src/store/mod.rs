@@ -11,12 +11,12 @@ use sea_orm::{
 };
 
 use self::entities::{client_sample, client_system_time, stats_sample};
-use crate::domain::ClientBatch;
 use crate::domain::scrape::Snapshot;
 use crate::domain::stats::{HistoryQuery, StatsSample};
+use crate::domain::{ClientBatch, StatsMetric};
 use crate::error::{MetricsError, MetricsResult};
 
-/// Rows per insert statement: 11 columns × 2000 stays under SQLite's and
+/// Rows per insert statement: 12 columns × 2000 stays under SQLite's and
 /// Postgres's bind-parameter limits.
 const ROWS_PER_INSERT: usize = 2000;
 
@@ -59,6 +59,7 @@ impl MetricsStore {
                 memory_mb: Set(s.memory_mb),
                 input_latency_ms: Set(s.input_latency_ms),
                 event_dispatch_ms: Set(s.event_dispatch_ms),
+                gc_alloc_bytes: Set(s.gc_alloc_bytes),
                 ..Default::default()
             })
             .collect();
@@ -93,18 +94,51 @@ impl MetricsStore {
 
     /// The frame times of the newest samples (of one version, if given).
     pub async fn frame_times(&self, client_version: Option<&str>) -> MetricsResult<Vec<f64>> {
+        self.sample_values(StatsMetric::FrameTime, client_version).await
+    }
+
+    /// One field of the newest samples that measured it (of one version,
+    /// if given); [`StatsMetric::SystemUpdate`] is not a sample field and
+    /// has none.
+    pub async fn sample_values(&self, metric: StatsMetric, client_version: Option<&str>) -> MetricsResult<Vec<f64>> {
+        use client_sample::Column;
+        // Each column reads back as its own SQL type: Postgres will not
+        // decode an `integer` as a 64-bit value.
+        enum Kind {
+            Double,
+            Integer,
+            BigInteger,
+        }
+        let (column, kind) = match metric {
+            StatsMetric::FrameTime => (Column::FrameTimeMs, Kind::Double),
+            StatsMetric::GcAllocBytes => (Column::GcAllocBytes, Kind::BigInteger),
+            StatsMetric::GcCollections => (Column::GcCollections, Kind::Integer),
+            StatsMetric::GcPause => (Column::GcPauseMs, Kind::Double),
+            StatsMetric::Memory => (Column::MemoryMb, Kind::Double),
+            StatsMetric::InputLatency => (Column::InputLatencyMs, Kind::Double),
+            StatsMetric::EventDispatch => (Column::EventDispatchMs, Kind::Double),
+            StatsMetric::SystemUpdate => return Ok(Vec::new()),
+        };
         let mut query = client_sample::Entity::find()
             .select_only()
-            .column(client_sample::Column::FrameTimeMs);
+            .column(column)
+            .filter(column.is_not_null());
         if let Some(version) = client_version {
-            query = query.filter(client_sample::Column::ClientVersion.eq(version));
+            query = query.filter(Column::ClientVersion.eq(version));
         }
-        let values = query
-            .order_by_desc(client_sample::Column::Id)
-            .limit(MAX_STATS_ROWS)
-            .into_tuple::<f64>()
-            .all(&self.db)
-            .await?;
+        let query = query.order_by_desc(Column::Id).limit(MAX_STATS_ROWS);
+        let values = match kind {
+            Kind::Double => query.into_tuple::<f64>().all(&self.db).await?,
+            Kind::Integer => {
+                let values = query.into_tuple::<i32>().all(&self.db).await?;
+                values.into_iter().map(f64::from).collect()
+            }
+            Kind::BigInteger => {
+                let values = query.into_tuple::<i64>().all(&self.db).await?;
+                // At most 2^30 (the upload bound): exact as f64.
+                values.into_iter().map(|v| v as f64).collect()
+            }
+        };
         Ok(values)
     }
 

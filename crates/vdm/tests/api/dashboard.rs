@@ -73,7 +73,9 @@ async fn the_dashboard_draws_the_stats_in_a_browser(backend: Backend) {
 
     // Data: client samples and requests through the gateway.
     let (_, token) = app.sign_in("dashboard-player").await;
-    let samples: Vec<_> = (1..=20).map(|i| json!({"frame_time_ms": f64::from(i)})).collect();
+    let samples: Vec<_> = (1..=20)
+        .map(|i| json!({"frame_time_ms": f64::from(i), "gc_alloc_bytes": i * 1000}))
+        .collect();
     let batch = json!({"client_version": "1.0.0", "device_class": "desktop", "samples": samples});
     assert_eq!(
         app.post_json("/v1/telemetry/client", Some(&token), &batch).await.status,
@@ -179,6 +181,15 @@ async fn the_dashboard_draws_the_stats_in_a_browser(backend: Backend) {
     assert_eq!(number(&dom, "chart-frame", "data-points"), 3.0);
     assert_eq!(number(&dom, "chart-frame", "data-p95"), client["p95"].as_f64().unwrap());
     assert!(number(&dom, "chart-frame", "data-ink") > 500.0);
+    // So are the allocation bars.
+    let alloc = app
+        .get("/v1/stats/client?metric=gc_alloc_bytes", ADMIN_TOKEN)
+        .await
+        .json();
+    assert_eq!(alloc["p95"], 19_000.0);
+    assert_eq!(number(&dom, "chart-alloc", "data-points"), 3.0);
+    assert_eq!(number(&dom, "chart-alloc", "data-p95"), 19_000.0);
+    assert!(number(&dom, "chart-alloc", "data-ink") > 500.0);
     // One row per budget.
     let budgets = app.get("/v1/budgets", ADMIN_TOKEN).await.json();
     let budgets = budgets["budgets"].as_array().unwrap();
@@ -187,5 +198,18 @@ async fn the_dashboard_draws_the_stats_in_a_browser(backend: Backend) {
         let name = budget["name"].as_str().unwrap();
         assert!(dom.contains(&format!("data-budget=\"{name}\"")), "{name} row");
     }
+    // The floor's row shows its min and why it stands where it does.
+    let floor = budgets
+        .iter()
+        .find(|b| b["name"] == "gateway_throughput_floor")
+        .expect("the repository's budgets have a throughput floor");
+    assert_eq!(floor["min"], 1.0);
+    let row = dom
+        .split("data-budget=\"gateway_throughput_floor\"")
+        .nth(1)
+        .and_then(|s| s.split("</tr>").next())
+        .unwrap();
+    assert!(row.contains("<td>1.00</td>"), "the min: {row}");
+    assert!(row.contains(" req/s"), "the reason: {row}");
     app.finish().await;
 }

@@ -21,6 +21,7 @@ fn sample(frame_time_ms: f64) -> Value {
         "memory_mb": 812,
         "input_latency_ms": 22.0,
         "event_dispatch_ms": 0.3,
+        "gc_alloc_bytes": 2048,
         "systems": {"animation": 2.1, "quest": 0.4}
     })
 }
@@ -51,7 +52,8 @@ async fn a_good_batch_is_accepted(backend: Backend) {
     // (per back end: both share the process's metrics) names its series.
     let version = format!("seconds-{backend:?}");
     let minimal = json!({"client_version": version, "device_class": "vr",
-        "samples": [{"frame_time_ms": 33.0}]});
+        "samples": [{"frame_time_ms": 33.0}, {"frame_time_ms": 20.0, "gc_alloc_bytes": 0},
+            {"frame_time_ms": 20.0, "gc_alloc_bytes": 3000}]});
     let response = app.post_json("/v1/telemetry/client", Some(&token), &minimal).await;
     assert_eq!(response.status, 202);
 
@@ -64,21 +66,35 @@ async fn a_good_batch_is_accepted(backend: Backend) {
         "{text}"
     );
     assert!(!text.contains("vdm_client_frame_time_ms"), "{text}");
-    let series = |suffix: &str, le: Option<&str>| -> f64 {
+    let series_of = |family: &str, suffix: &str, le: Option<&str>| -> f64 {
         let labels = format!("client_version=\"{version}\",device_class=\"vr\"");
         let line = text
             .lines()
             .find(|line| {
-                line.starts_with(&format!("vdm_client_frame_time_seconds{suffix}{{"))
+                line.starts_with(&format!("{family}{suffix}{{"))
                     && line.contains(&labels)
                     && le.is_none_or(|le| line.contains(&format!("le=\"{le}\"")))
             })
             .unwrap_or_else(|| panic!("no {suffix} {le:?} series for {labels}: {text}"));
         line.rsplit(' ').next().unwrap().parse().unwrap()
     };
-    assert_eq!(series("_bucket", Some("0.025")), 0.0);
-    assert_eq!(series("_bucket", Some("0.0333")), 1.0);
-    assert!((series("_sum", None) - 0.033).abs() < 1e-9);
+    let series = |suffix: &str, le: Option<&str>| series_of("vdm_client_frame_time_seconds", suffix, le);
+    assert_eq!(series("_bucket", Some("0.02")), 2.0);
+    assert_eq!(series("_bucket", Some("0.025")), 2.0);
+    assert_eq!(series("_bucket", Some("0.0333")), 3.0);
+    assert!((series("_sum", None) - 0.073).abs() < 1e-9);
+    // Allocations are bytes, in byte-sized buckets: one frame allocated
+    // nothing, one 3000 bytes (within 4 KiB).
+    let alloc = |suffix: &str, le: Option<&str>| series_of("vdm_client_gc_alloc_bytes", suffix, le);
+    assert_eq!(alloc("_bucket", Some("0")), 1.0);
+    assert_eq!(alloc("_bucket", Some("1024")), 1.0);
+    assert_eq!(alloc("_bucket", Some("4096")), 2.0);
+    assert_eq!(alloc("_count", None), 2.0);
+    assert_eq!(alloc("_sum", None), 3000.0);
+    assert!(
+        text.contains("# HELP vdm_client_gc_alloc_bytes Bytes a client frame allocated"),
+        "{text}"
+    );
     app.finish().await;
 }
 
@@ -99,6 +115,16 @@ async fn bad_batches_get_a_400_naming_the_problem(backend: Backend) {
         (with_sample("frame_time_ms", json!(1e9)), "samples[1].frame_time_ms"),
         (with_sample("gc_collections", json!(1.5)), "samples[1].gc_collections"),
         (with_sample("memory_mb", json!(-3)), "samples[1].memory_mb"),
+        (with_sample("gc_alloc_bytes", json!(-1)), "samples[1].gc_alloc_bytes"),
+        (
+            with_sample("gc_alloc_bytes", json!(1024.5)),
+            "samples[1].gc_alloc_bytes must be a whole number",
+        ),
+        (
+            with_sample("gc_alloc_bytes", json!(2_147_483_648_i64)),
+            "samples[1].gc_alloc_bytes must be a finite number between 0 and 1073741824",
+        ),
+        (with_sample("gc_alloc_bytes", json!("4k")), "invalid JSON body"),
         (
             with_sample("input_latency_ms", json!(1e7)),
             "samples[1].input_latency_ms",
@@ -190,6 +216,47 @@ async fn stats_percentiles_come_from_the_stored_samples(backend: Backend) {
     assert_eq!(unknown["count"], 0);
     assert_eq!(unknown["p50"], Value::Null);
 
+    // Allocations per frame: 0, 512, ..., 49 * 512 bytes on 50 of the
+    // version's frames; frames that did not measure them do not count.
+    let samples = (0..50)
+        .map(|i| json!({"frame_time_ms": 16.0, "gc_alloc_bytes": i * 512}))
+        .collect();
+    let response = app
+        .post_json("/v1/telemetry/client", Some(&token), &batch(samples))
+        .await;
+    assert_eq!(response.status, 202);
+    let alloc = app
+        .get("/v1/stats/client?metric=gc_alloc_bytes&client_version=1.4.2", &token)
+        .await
+        .json();
+    assert_eq!(alloc["metric"], "gc_alloc_bytes");
+    assert_eq!(alloc["count"], 50);
+    // Nearest rank of 50: p50 is the 25th (24 * 512), p95 the 48th, p99 the 50th.
+    assert_eq!(
+        (alloc["p50"].as_f64(), alloc["p95"].as_f64(), alloc["p99"].as_f64()),
+        (Some(24.0 * 512.0), Some(47.0 * 512.0), Some(49.0 * 512.0))
+    );
+    // Every sample field has its percentiles: the 2.0.0 frame measured no pause.
+    let pause = app.get("/v1/stats/client?metric=gc_pause_ms", &token).await.json();
+    assert_eq!(
+        (pause["metric"].as_str(), pause["count"].as_u64()),
+        (Some("gc_pause_ms"), Some(0))
+    );
+    let frames = app.get("/v1/stats/client?metric=frame_time_ms", &token).await.json();
+    assert_eq!(frames["count"], 151);
+
+    for (query, expected) in [
+        ("metric=fps", "metric \"fps\" is not one of"),
+        (
+            "metric=gc_alloc_bytes&system=animation",
+            "system is a filter of system_update_ms",
+        ),
+        ("metric=system_update_ms", "needs a system"),
+    ] {
+        let bad = app.get(&format!("/v1/stats/client?{query}"), &token).await;
+        let message = bad.assert_error(400, "invalid_argument");
+        assert!(message.contains(expected), "{query}: {message}");
+    }
     let bad = app.get("/v1/stats/client?system=Bad%20Name", &token).await;
     bad.assert_error(400, "invalid_argument");
     let bad = app.get("/v1/stats/client?frames=1", &token).await;
