@@ -12,7 +12,9 @@
 #
 # VDM_PROFILE=dev uses debug builds (CI's short run: a check that nothing
 # fails and memory stays flat, not a throughput figure); MAX_RSS_GROWTH_MB
-# fails the run when the RSS grows more than that after warm-up.
+# fails the run when the RSS grows more than that after warm-up;
+# REPORT_EVERY_S prints throughput, latency, errors and RSS for each
+# interval of that many seconds (a soak: REPORT_EVERY_S=60 ... 1800 200 200).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 duration="${1:-120}"
@@ -28,6 +30,8 @@ case "${profile}" in
 esac
 growth=()
 [[ -n "${MAX_RSS_GROWTH_MB:-}" ]] && growth=(--max-rss-growth-mb "${MAX_RSS_GROWTH_MB}")
+every=()
+[[ -n "${REPORT_EVERY_S:-}" ]] && every=(--every "${REPORT_EVERY_S}")
 work="$(mktemp -d)"
 port=18082
 db=vdm_mixed
@@ -58,6 +62,6 @@ until curl -fs "http://127.0.0.1:${port}/ready" >/dev/null 2>&1; do sleep 0.05; 
 echo "idle RSS after start: $(awk '/VmRSS/ {printf "%.1f MB", $2/1024}' /proc/${vdm_pid}/status)"
 
 "${load}" clients "http://127.0.0.1:${port}" --clients "${clients}" --duration "${duration}" \
-  --think-ms "${think}" --pid "${vdm_pid}" "${growth[@]}"
+  --think-ms "${think}" --pid "${vdm_pid}" "${growth[@]}" "${every[@]}"
 echo
 echo "errors in the vdm log: $(grep -c ' ERROR ' "${work}/vdm.log" || true)"

@@ -1,5 +1,5 @@
 //! `vdm-load clients URL --clients N --duration S [--think-ms T] [--pid P] [--region R]
-//! [--max-rss-growth-mb M]`:
+//! [--max-rss-growth-mb M] [--every S]`:
 //! a population of Unity clients. Each signs a device in, opens a socket
 //! (subscribed to its region) and, until the end, every `T` ms (±50 %):
 //! loads the bootstrap (10 %), reads a quest (15 %), its profile (5 %), its
@@ -9,7 +9,9 @@
 //! requests, non-2xx answers, p50/p99/max latency, the pushes the sockets
 //! received, and the RSS of `--pid` every 5 s with its growth after warm-up
 //! (the first fifth of the run), failing when it grew more than
-//! `--max-rss-growth-mb`.
+//! `--max-rss-growth-mb`. With `--every S` it also prints, every S seconds,
+//! that interval's throughput, p50/p99/max latency over every kind,
+//! non-2xx and 5xx answers, and the RSS (for soaks: how they move over time).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -26,6 +28,9 @@ use crate::rumors::Conn;
 type Stats = BTreeMap<&'static str, (u64, u64, Vec<Duration>)>;
 /// The first non-2xx answer of each (kind, status), to say what went wrong.
 type Examples = BTreeMap<(&'static str, u16), String>;
+/// The requests of the current `--every` interval: (latency in µs, status;
+/// 0 for a broken connection).
+type Window = Arc<std::sync::Mutex<Vec<(u64, u16)>>>;
 
 /// Runs the population; `Ok(true)` when no request failed with a 5xx or a
 /// transport error.
@@ -46,14 +51,29 @@ pub async fn run(options: &Options) -> Result<bool, String> {
         .map(|m| m.parse().map_err(|_| "--max-rss-growth-mb: not a number"))
         .transpose()?;
 
+    let every: Option<u64> = options
+        .get("every")
+        .map(|m| m.parse().map_err(|_| "--every: not a number of seconds"))
+        .transpose()?;
+
     let pushes = Arc::new(AtomicU64::new(0));
     let failures = Arc::new(AtomicU64::new(0));
+    let window: Window = Default::default();
     let started = Instant::now();
     let deadline = started + duration;
     let rss = tokio::spawn(sample_rss(pid, deadline));
+    let reporter = every.map(|secs| {
+        tokio::spawn(report_every(
+            Duration::from_secs(secs.max(1)),
+            window.clone(),
+            pid,
+            deadline,
+        ))
+    });
     let mut tasks = Vec::with_capacity(clients);
     for i in 0..clients {
-        let (authority, pushes, failures) = (authority.clone(), pushes.clone(), failures.clone());
+        let (authority, pushes, failures, window) =
+            (authority.clone(), pushes.clone(), failures.clone(), window.clone());
         tasks.push(tokio::spawn(async move {
             client(
                 i,
@@ -64,6 +84,7 @@ pub async fn run(options: &Options) -> Result<bool, String> {
                 1 + (i as i64 % regions),
                 pushes,
                 failures,
+                window,
             )
             .await
         }));
@@ -86,6 +107,9 @@ pub async fn run(options: &Options) -> Result<bool, String> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let rss = rss.await.map_err(|e| e.to_string())?;
+    if let Some(reporter) = reporter {
+        reporter.abort();
+    }
 
     let total: u64 = stats.values().map(|s| s.0).sum();
     println!(
@@ -155,6 +179,7 @@ async fn client(
     region: i64,
     pushes: Arc<AtomicU64>,
     failures: Arc<AtomicU64>,
+    window: Window,
 ) -> Result<(Stats, Examples), String> {
     let mut stats: Stats = BTreeMap::new();
     let mut examples: Examples = BTreeMap::new();
@@ -162,7 +187,7 @@ async fn client(
     let body = format!(r#"{{"device_id":"mixed-client-{i}"}}"#);
     let sent = Instant::now();
     let (status, value) = conn.send("POST", "/v1/auth/device", None, Some(body)).await?;
-    record(&mut stats, "sign-in", status, sent.elapsed(), &failures);
+    record(&mut stats, "sign-in", status, sent.elapsed(), &failures, &window);
     let token = value["session_token"].as_str().ok_or("no session token")?.to_owned();
 
     // The socket: subscribed to the client's region, counting pushes.
@@ -224,6 +249,7 @@ async fn client(
                 // The connection broke: count it, say how (status 0), and
                 // reconnect.
                 failures.fetch_add(1, Ordering::Relaxed);
+                window.lock().unwrap_or_else(|e| e.into_inner()).push((0, 0));
                 examples.entry((kind, 0)).or_insert(err);
                 conn = Conn::open(&authority).await?;
                 continue;
@@ -232,13 +258,24 @@ async fn client(
         if status.is_success() && kind.starts_with("quest a") {
             accepted = !accepted;
         }
-        record(&mut stats, kind, status, sent.elapsed(), &failures);
+        record(&mut stats, kind, status, sent.elapsed(), &failures, &window);
     }
     reader.abort();
     Ok((stats, examples))
 }
 
-fn record(stats: &mut Stats, kind: &'static str, status: http::StatusCode, took: Duration, failures: &AtomicU64) {
+fn record(
+    stats: &mut Stats,
+    kind: &'static str,
+    status: http::StatusCode,
+    took: Duration,
+    failures: &AtomicU64,
+    window: &Window,
+) {
+    window
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((took.as_micros() as u64, status.as_u16()));
     let entry = stats.entry(kind).or_default();
     entry.0 += 1;
     if !status.is_success() {
@@ -283,4 +320,41 @@ async fn sample_rss(pid: Option<u32>, deadline: Instant) -> Vec<(u64, u64)> {
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
     samples
+}
+
+/// `--every`: one line per interval, from the requests it finished.
+async fn report_every(every: Duration, window: Window, pid: Option<u32>, deadline: Instant) {
+    let started = Instant::now();
+    println!(
+        "{:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>8}",
+        "t s", "req/s", "p50 ms", "p99 ms", "max ms", "non-2xx", "5xx", "RSS MB"
+    );
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    while Instant::now() < deadline {
+        ticks.tick().await;
+        let mut taken = std::mem::take(&mut *window.lock().unwrap_or_else(|e| e.into_inner()));
+        taken.sort_unstable();
+        let count = taken.len();
+        let at = |q: f64| {
+            taken
+                .get(((count as f64 * q) as usize).min(count.saturating_sub(1)))
+                .map_or(0.0, |(us, _)| *us as f64 / 1000.0)
+        };
+        let non_2xx = taken.iter().filter(|(_, s)| !(200..300).contains(s)).count();
+        let server = taken.iter().filter(|(_, s)| *s >= 500 || *s == 0).count();
+        let rss = pid
+            .and_then(crate::sockets::rss_kb)
+            .map_or("-".to_owned(), |kb| format!("{:.1}", kb as f64 / 1024.0));
+        println!(
+            "{:>7} {:>8.0} {:>8.2} {:>8.2} {:>8.2} {:>8} {:>6} {:>8}",
+            started.elapsed().as_secs(),
+            count as f64 / every.as_secs_f64(),
+            at(0.5),
+            at(0.99),
+            taken.last().map_or(0.0, |(us, _)| *us as f64 / 1000.0),
+            non_2xx,
+            server,
+            rss
+        );
+    }
 }
