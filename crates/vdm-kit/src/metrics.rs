@@ -380,7 +380,12 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
     (
         "vdm_outbox_pending",
         Kind::Gauge,
-        "Outbox rows (quest rewards owed) waiting for delivery",
+        "Outbox rows (quest rewards and dispositions owed) waiting for delivery",
+    ),
+    (
+        "vdm_npc_disposition_replays_total",
+        Kind::Counter,
+        "Disposition adjustments whose idempotency key was applied before (answered, not applied again)",
     ),
     (
         "vdm_outbox_delivered_total",

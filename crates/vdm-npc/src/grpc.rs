@@ -117,11 +117,12 @@ impl pb::npc_service_server::NpcService for NpcGrpc {
         request: Request<pb::AdjustDispositionRequest>,
     ) -> Result<Response<pb::Disposition>, Status> {
         let r = request.into_inner();
-        let disposition = self
+        let key = Some(r.idempotency_key.as_str()).filter(|k| !k.is_empty());
+        let adjusted = self
             .service
-            .adjust_disposition(r.npc_id, r.player_id, r.delta, vdm_kit::now_ms())
+            .adjust_disposition(r.npc_id, r.player_id, r.delta, key, vdm_kit::now_ms())
             .await?;
-        Ok(Response::new(pb::Disposition::from(disposition)))
+        Ok(Response::new(pb::Disposition::from(adjusted.disposition)))
     }
 
     async fn get_disposition(

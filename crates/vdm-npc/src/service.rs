@@ -13,10 +13,10 @@ use vdm_proto::events::v1::{NpcMoved, ResourceKind};
 
 use crate::domain::{
     Disposition, Hex, Memory, MemoryInput, NewMemory, NewNpc, Npc, NpcInput, NpcPatch, NpcPatchInput, Order, Page,
-    adjusted_score, check_idempotency_key, positive_id,
+    adjusted_score, adjustment_fingerprint, check_idempotency_key, positive_id,
 };
 use crate::error::{NpcError, NpcResult};
-use crate::store::{NpcFilter, NpcRow, NpcStore, Recorded};
+use crate::store::{Adjusted, NpcFilter, NpcRow, NpcStore, Recorded};
 use crate::world::WorldClient;
 
 /// How long a cached NPC lives; every write to it also deletes it.
@@ -222,24 +222,41 @@ impl NpcService {
         Ok(npc)
     }
 
-    /// Adds `delta` to a player's disposition with an NPC.
-    #[instrument(skip_all, fields(npc.id = npc_id, player.id = player_id, delta))]
+    /// Adds `delta` to a player's disposition with an NPC. With an
+    /// idempotency key the delta is added once: a repeat returns the
+    /// disposition as it is now, with `replayed` set.
+    #[instrument(skip_all, fields(npc.id = npc_id, player.id = player_id, delta, replayed))]
     pub async fn adjust_disposition(
         &self,
         npc_id: i64,
         player_id: i64,
         delta: i32,
+        idempotency_key: Option<&str>,
         now_ms: i64,
-    ) -> NpcResult<Disposition> {
+    ) -> NpcResult<Adjusted> {
         positive_id("npc_id", npc_id)?;
         positive_id("player_id", player_id)?;
+        check_idempotency_key(idempotency_key)?;
         adjusted_score(0, delta)?;
-        let disposition = self
+        let fingerprint = adjustment_fingerprint(npc_id, player_id, delta);
+        let adjusted = self
             .store
-            .change_disposition(npc_id, player_id, |current| adjusted_score(current, delta), now_ms)
+            .change_disposition(
+                npc_id,
+                player_id,
+                |current| adjusted_score(current, delta),
+                idempotency_key.map(|key| (key, fingerprint.as_str())),
+                now_ms,
+            )
             .await?;
-        tracing::info!(score = disposition.score, "disposition adjusted");
-        Ok(disposition)
+        tracing::Span::current().record("replayed", adjusted.replayed);
+        if adjusted.replayed {
+            metrics::counter!("vdm_npc_disposition_replays_total").increment(1);
+            tracing::info!(score = adjusted.disposition.score, "disposition adjustment replayed");
+        } else {
+            tracing::info!(score = adjusted.disposition.score, "disposition adjusted");
+        }
+        Ok(adjusted)
     }
 
     /// A player's disposition with an NPC (0 when never adjusted).

@@ -25,6 +25,7 @@ vdm_kit::backend_tests!(
     moving_asks_the_world_and_is_pushed,
     an_update_changes_what_it_gives,
     dispositions_are_clamped_per_player,
+    a_keyed_adjustment_applies_once,
     memories_keep_the_most_important_within_the_cap,
     a_world_that_is_down_makes_writes_unavailable,
 );
@@ -612,6 +613,7 @@ async fn dispositions_are_clamped_per_player(backend: Backend) {
         npc_id,
         player_id,
         delta,
+        idempotency_key: String::new(),
     };
     assert_eq!(
         client
@@ -698,6 +700,96 @@ async fn dispositions_are_clamped_per_player(backend: Backend) {
         })
         .await;
     expect_status(unknown, Code::NotFound, "npc 999999 not found");
+    npc.finish().await;
+}
+
+async fn a_keyed_adjustment_applies_once(backend: Backend) {
+    let Some(Setup {
+        npc,
+        mut client,
+        world: _world,
+        ..
+    }) = start(backend).await
+    else {
+        return;
+    };
+    let tom = create(&mut client, spec("Old Tom", 1)).await;
+    let ela = create(&mut client, spec("Ela", 1)).await;
+    let keyed = |npc_id: i64, player_id: i64, delta: i32, key: &str| pb::AdjustDispositionRequest {
+        npc_id,
+        player_id,
+        delta,
+        idempotency_key: key.to_owned(),
+    };
+    let first = client
+        .adjust_disposition(keyed(tom.id, 5, 10, "quest-1-player-5-disposition"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.score, 10);
+    // An unkeyed change in between: a replay answers the disposition as it
+    // is now, without adding its delta again.
+    client
+        .adjust_disposition(keyed(tom.id, 5, -3, ""))
+        .await
+        .unwrap();
+    let replay = client
+        .adjust_disposition(keyed(tom.id, 5, 10, "quest-1-player-5-disposition"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(replay.score, 7, "the key's delta is not applied twice");
+
+    // Racing replays of one fresh key (as two relays sending one row):
+    // applied once.
+    let racers = (0..6).map(|_| {
+        let mut client = client.clone();
+        let request = keyed(tom.id, 5, 20, "quest-2-player-5-disposition");
+        async move { client.adjust_disposition(request).await.map(|r| r.into_inner().score) }
+    });
+    let scores = futures_util::future::join_all(racers).await;
+    assert!(scores.iter().all(|s| s.as_ref().is_ok_and(|s| *s == 27)), "{scores:?}");
+
+    // The same key for another delta, player or NPC is refused, and
+    // changes nothing.
+    for other in [
+        keyed(tom.id, 5, 11, "quest-1-player-5-disposition"),
+        keyed(tom.id, 6, 10, "quest-1-player-5-disposition"),
+        keyed(ela.id, 5, 10, "quest-1-player-5-disposition"),
+    ] {
+        let refused = client.adjust_disposition(other).await;
+        expect_status(
+            refused,
+            Code::AlreadyExists,
+            "idempotency key \"quest-1-player-5-disposition\" was already used for a different request",
+        );
+    }
+    let bad_key = client.adjust_disposition(keyed(tom.id, 5, 1, "bad key\n")).await;
+    expect_status(bad_key, Code::InvalidArgument, "idempotency key must be");
+    let missing = client
+        .adjust_disposition(keyed(999_999, 5, 1, "quest-3-player-5-disposition"))
+        .await;
+    expect_status(missing, Code::NotFound, "npc 999999 not found");
+    let scores = client
+        .batch_get_dispositions(pb::BatchGetDispositionsRequest {
+            player_id: 5,
+            npc_ids: vec![tom.id, ela.id],
+            region_id: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let scores: Vec<(i64, i32)> = scores.dispositions.iter().map(|d| (d.npc_id, d.score)).collect();
+    assert_eq!(scores, vec![(tom.id, 27), (ela.id, 0)]);
+    let player_6 = client
+        .get_disposition(pb::GetDispositionRequest {
+            npc_id: tom.id,
+            player_id: 6,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(player_6.score, 0);
     npc.finish().await;
 }
 

@@ -1,6 +1,6 @@
 //! A player's disposition with an NPC: a score from hostile to devoted.
 
-use super::text::invalid;
+use super::text::{fingerprint, invalid};
 use crate::error::NpcResult;
 
 /// The lowest score (hostile).
@@ -33,6 +33,12 @@ pub fn adjusted_score(current: i32, delta: i32) -> NpcResult<i32> {
     Ok(current.saturating_add(delta).clamp(MIN_SCORE, MAX_SCORE))
 }
 
+/// The fingerprint of an adjustment, stored with its idempotency key so a
+/// replay can be told from another request reusing the key.
+pub fn adjustment_fingerprint(npc_id: i64, player_id: i64, delta: i32) -> String {
+    fingerprint(&["adjust_disposition"], &[npc_id, player_id, i64::from(delta)])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -43,5 +49,14 @@ mod tests {
         assert_eq!(adjusted_score(-95, -10).unwrap(), -100);
         assert_eq!(adjusted_score(5, -10).unwrap(), -5);
         assert!(adjusted_score(0, 201).is_err());
+    }
+
+    #[test]
+    fn fingerprints_tell_adjustments_apart() {
+        let a = adjustment_fingerprint(1, 2, 10);
+        assert_eq!(a, adjustment_fingerprint(1, 2, 10));
+        assert_ne!(a, adjustment_fingerprint(1, 2, 11));
+        assert_ne!(a, adjustment_fingerprint(2, 2, 10));
+        assert_ne!(a, adjustment_fingerprint(1, 3, 10));
     }
 }

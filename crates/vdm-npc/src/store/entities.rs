@@ -71,6 +71,30 @@ pub mod disposition {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+/// `npc_disposition_keys`: the idempotency keys of the disposition changes
+/// applied, each with the request it was applied for.
+pub mod disposition_key {
+    use sea_orm::entity::prelude::*;
+
+    /// An `npc_disposition_keys` row.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "npc_disposition_keys")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub key: String,
+        /// Of the NPC, player and delta the key was applied for.
+        pub fingerprint: String,
+        pub npc_id: i64,
+        pub player_id: i64,
+        pub created_at_ms: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 /// `npc_memories`: what each NPC remembers (capped per NPC).
 pub mod memory {
     use sea_orm::entity::prelude::*;

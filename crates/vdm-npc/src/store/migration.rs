@@ -9,7 +9,10 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261201_000001_create_npc_tables::Migration)]
+        vec![
+            Box::new(m20261201_000001_create_npc_tables::Migration),
+            Box::new(m20261204_000001_create_npc_disposition_keys::Migration),
+        ]
     }
 }
 
@@ -224,6 +227,58 @@ mod m20261201_000001_create_npc_tables {
             ] {
                 manager.drop_table(Table::drop().table(table).to_owned()).await?;
             }
+            Ok(())
+        }
+    }
+}
+
+mod m20261204_000001_create_npc_disposition_keys {
+    use sea_orm_migration::prelude::*;
+    use sea_orm_migration::schema::*;
+
+    pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261204_000001_create_npc_disposition_keys"
+        }
+    }
+
+    #[derive(DeriveIden)]
+    enum NpcDispositionKeys {
+        Table,
+        Key,
+        Fingerprint,
+        NpcId,
+        PlayerId,
+        CreatedAtMs,
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            // One row per disposition change applied under a key, written in
+            // the change's transaction: a replay finds it and adds nothing.
+            manager
+                .create_table(
+                    Table::create()
+                        .table(NpcDispositionKeys::Table)
+                        .if_not_exists()
+                        .col(string_len(NpcDispositionKeys::Key, 128).primary_key())
+                        .col(string_len(NpcDispositionKeys::Fingerprint, 32))
+                        .col(big_integer(NpcDispositionKeys::NpcId))
+                        .col(big_integer(NpcDispositionKeys::PlayerId))
+                        .col(big_integer(NpcDispositionKeys::CreatedAtMs))
+                        .to_owned(),
+                )
+                .await?;
+            Ok(())
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager
+                .drop_table(Table::drop().table(NpcDispositionKeys::Table).to_owned())
+                .await?;
             Ok(())
         }
     }

@@ -12,9 +12,9 @@ use sea_orm::{
     QuerySelect, TransactionTrait,
 };
 
-use vdm_kit::idempotency::{Inserted, check_fingerprint, key_refused};
+use vdm_kit::idempotency::{Inserted, check_fingerprint, is_unique_violation, key_refused};
 
-use self::entities::{disposition, idempotency_key, memory, npc};
+use self::entities::{disposition, disposition_key, idempotency_key, memory, npc};
 use crate::domain::{
     Disposition, Hex, Memory, MemoryRank, NewMemory, Npc, NpcPatch, Order, Page, Traits, memories_to_drop,
 };
@@ -53,6 +53,15 @@ pub struct Recorded {
     pub replayed: bool,
     /// Memories dropped to stay within the cap (may include this one).
     pub dropped_ids: Vec<i64>,
+}
+
+/// What a disposition change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Adjusted {
+    /// The disposition now.
+    pub disposition: Disposition,
+    /// True when its idempotency key was applied before: nothing changed.
+    pub replayed: bool,
 }
 
 /// The NPC tables behind one database pool.
@@ -240,23 +249,63 @@ impl NpcStore {
 
     /// Sets a player's disposition with an NPC to `change(current)` in one
     /// transaction holding the NPC's lock, so concurrent adjustments add up.
+    ///
+    /// With `key` (an idempotency key and the request's fingerprint), the
+    /// key is stored in the same transaction, so a change and its key
+    /// commit together; a key stored already makes this a replay: the
+    /// current disposition is returned and nothing changes (a different
+    /// fingerprint is [`NpcError::IdempotencyConflict`]).
     pub async fn change_disposition(
         &self,
         npc_id: i64,
         player_id: i64,
-        change: impl FnOnce(i32) -> NpcResult<i32>,
+        change: impl Fn(i32) -> NpcResult<i32>,
+        key: Option<(&str, &str)>,
         now_ms: i64,
-    ) -> NpcResult<Disposition> {
+    ) -> NpcResult<Adjusted> {
+        // A second round only after losing a race for the key (another NPC's
+        // transaction stored it first): that round finds the key.
+        for _ in 0..2 {
+            if let Some(adjusted) = self.try_change_disposition(npc_id, player_id, &change, key, now_ms).await? {
+                return Ok(adjusted);
+            }
+        }
+        Err(NpcError::Contended("disposition key"))
+    }
+
+    /// One round of [`NpcStore::change_disposition`]; `None` when a
+    /// concurrent request stored the same key first.
+    async fn try_change_disposition(
+        &self,
+        npc_id: i64,
+        player_id: i64,
+        change: &impl Fn(i32) -> NpcResult<i32>,
+        key: Option<(&str, &str)>,
+        now_ms: i64,
+    ) -> NpcResult<Option<Adjusted>> {
         let txn = self.db.begin().await?;
         if !Self::lock_npc(&txn, npc_id).await? {
             txn.rollback().await?;
             return Err(NpcError::NpcNotFound(npc_id));
         }
-        let current = disposition::Entity::find_by_id((player_id, npc_id))
-            .one(&txn)
-            .await?
-            .map(|d| d.score)
-            .unwrap_or(0);
+        let stored = disposition::Entity::find_by_id((player_id, npc_id)).one(&txn).await?;
+        if let Some((key, fingerprint)) = key
+            && let Some(applied) = disposition_key::Entity::find_by_id(key.to_owned()).one(&txn).await?
+        {
+            txn.rollback().await?;
+            check_fingerprint(key, &applied.fingerprint, fingerprint)?;
+            let disposition = stored.map(Disposition::from).unwrap_or(Disposition {
+                npc_id,
+                player_id,
+                score: 0,
+                updated_at_ms: 0,
+            });
+            return Ok(Some(Adjusted {
+                disposition,
+                replayed: true,
+            }));
+        }
+        let current = stored.map(|d| d.score).unwrap_or(0);
         let score = match change(current) {
             Ok(score) => score,
             Err(err) => {
@@ -277,13 +326,33 @@ impl NpcStore {
         )
         .exec_without_returning(&txn)
         .await?;
+        if let Some((key, fingerprint)) = key {
+            let stored_key = disposition_key::Entity::insert(disposition_key::ActiveModel {
+                key: Set(key.to_owned()),
+                fingerprint: Set(fingerprint.to_owned()),
+                npc_id: Set(npc_id),
+                player_id: Set(player_id),
+                created_at_ms: Set(now_ms),
+            })
+            .exec_without_returning(&txn)
+            .await;
+            if let Err(err) = stored_key {
+                txn.rollback().await?;
+                // Another NPC's change stored this key first (changes of one
+                // NPC queue on its lock and find the key instead).
+                return if is_unique_violation(&err) { Ok(None) } else { Err(err.into()) };
+            }
+        }
         txn.commit().await?;
-        Ok(Disposition {
-            npc_id,
-            player_id,
-            score,
-            updated_at_ms: now_ms,
-        })
+        Ok(Some(Adjusted {
+            disposition: Disposition {
+                npc_id,
+                player_id,
+                score,
+                updated_at_ms: now_ms,
+            },
+            replayed: false,
+        }))
     }
 
     /// A player's dispositions with NPCs by id (two queries): every known

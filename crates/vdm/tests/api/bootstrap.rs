@@ -76,6 +76,7 @@ async fn bootstrap_carries_every_part_of_a_region(backend: Backend) {
             npc_id: 1,
             player_id: player,
             delta: 25,
+            idempotency_key: String::new(),
         })
         .await
         .unwrap();

@@ -416,6 +416,7 @@ async fn dispositions_belong_to_each_player(backend: Backend) {
         npc_id,
         player_id,
         delta,
+        idempotency_key: String::new(),
     };
     let d = npc.adjust_disposition(adjust(alice, 3, 30)).await.unwrap().into_inner();
     assert_eq!(d.score, 30);
