@@ -729,10 +729,7 @@ async fn a_keyed_adjustment_applies_once(backend: Backend) {
     assert_eq!(first.score, 10);
     // An unkeyed change in between: a replay answers the disposition as it
     // is now, without adding its delta again.
-    client
-        .adjust_disposition(keyed(tom.id, 5, -3, ""))
-        .await
-        .unwrap();
+    client.adjust_disposition(keyed(tom.id, 5, -3, "")).await.unwrap();
     let replay = client
         .adjust_disposition(keyed(tom.id, 5, 10, "quest-1-player-5-disposition"))
         .await

@@ -14,10 +14,12 @@
 //! - [`players`]: the player service, asked for a player's level when a
 //!   quest has a level requirement, and given completed quests' rewards.
 //! - [`npcs`]: the NPC service, asked for a quest giver's faction when a
-//!   reward is first delivered.
-//! - [`relay`]: the background task that delivers the reward outbox (rows
-//!   written with each completion) to the player service, retrying until
-//!   it is acknowledged or refused for good.
+//!   reward is first delivered, and given the giver's change of
+//!   disposition toward the player.
+//! - [`relay`]: the background task that delivers the outbox (rows written
+//!   with each completion: the reward to the player service, the giver's
+//!   disposition to the NPC service), retrying each until it is
+//!   acknowledged or refused for good.
 //! - [`error`]: [`QuestError`] and its mapping to `tonic::Status`.
 
 pub mod config;

@@ -1,13 +1,14 @@
 //! The NPC service, as the quest service needs it: the faction of a
-//! quest's giver, whose standing a completion raises. The one place this
-//! crate speaks `vdm.npc.v1`.
+//! quest's giver, whose standing a completion raises, and the change of the
+//! giver's disposition a completion makes. The one place this crate speaks
+//! `vdm.npc.v1`.
 
 use tonic::Code;
 use vdm_kit::grpc::GrpcChannel;
 use vdm_proto::npc::v1 as pb;
 use vdm_proto::npc::v1::npc_service_client::NpcServiceClient;
 
-use crate::domain::GiverFaction;
+use crate::domain::{DispositionChange, GiverFaction};
 
 /// A client of the NPC service (cheap to clone).
 #[derive(Clone)]
@@ -34,5 +35,24 @@ impl Npcs {
             Err(status) if matches!(status.code(), Code::NotFound | Code::InvalidArgument) => Ok(GiverFaction::None),
             Err(status) => Err(status),
         }
+    }
+
+    /// Applies a completion's change of the giver's disposition, once by
+    /// its key: a repeat (a relay retrying, another replica's relay) changes
+    /// nothing. Returns the disposition's score now.
+    pub async fn adjust_disposition(&self, change: &DispositionChange) -> Result<i32, tonic::Status> {
+        let request = pb::AdjustDispositionRequest {
+            npc_id: change.npc_id,
+            player_id: change.player_id,
+            delta: change.delta,
+            idempotency_key: change.key.clone(),
+        };
+        Ok(self
+            .client
+            .clone()
+            .adjust_disposition(request)
+            .await?
+            .into_inner()
+            .score)
     }
 }

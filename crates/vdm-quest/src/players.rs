@@ -46,7 +46,7 @@ impl Players {
     /// Applies a completed quest's reward, once by its grant id: a second
     /// call with the same grant (a relay retrying, another replica's relay)
     /// gets the first call's result and changes nothing.
-    pub async fn grant_reward(&self, grant: &RewardGrant) -> Result<(), Refusal> {
+    pub async fn grant_reward(&self, grant: &RewardGrant) -> Result<(), tonic::Status> {
         let request = pb::GrantRewardRequest {
             grant_id: grant.grant_id.clone(),
             player_id: grant.player_id,
@@ -61,31 +61,6 @@ impl Players {
                 .map(|(faction_id, delta)| pb::StandingChange { faction_id, delta })
                 .collect(),
         };
-        match self.client.clone().grant_reward(request).await {
-            Ok(_) => Ok(()),
-            Err(status) if is_permanent(status.code()) => Err(Refusal::Permanent(status)),
-            Err(status) => Err(Refusal::Transient(status)),
-        }
+        self.client.clone().grant_reward(request).await.map(|_| ())
     }
-}
-
-/// Why a delivery to the player service did not go through.
-#[derive(Debug)]
-pub enum Refusal {
-    /// The same request can succeed later (the service is down, slow,
-    /// overloaded, or failed inside): try again.
-    Transient(tonic::Status),
-    /// The service refused this request and always will (a bad payload,
-    /// an unknown player or item, a full stack, the grant id used for
-    /// another payload).
-    Permanent(tonic::Status),
-}
-
-/// Whether a status refuses the request itself, so that sending it again
-/// cannot succeed.
-fn is_permanent(code: Code) -> bool {
-    matches!(
-        code,
-        Code::InvalidArgument | Code::NotFound | Code::FailedPrecondition | Code::AlreadyExists | Code::OutOfRange
-    )
 }

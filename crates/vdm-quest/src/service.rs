@@ -11,9 +11,10 @@ use vdm_kit::bus::{Event, EventBody, EventBus};
 use vdm_kit::cache::{Cache, CacheStore};
 use vdm_proto::events::v1::ResourceKind;
 
-use crate::domain::{Page, PlayerQuest, Quest, QuestInput, QuestPatch, QuestStatus, RewardGrant, positive_id};
+use crate::domain::{Owed, Page, PlayerQuest, Quest, QuestInput, QuestPatch, QuestStatus, positive_id};
 use crate::error::{QuestError, QuestResult};
 use crate::players::Players;
+use crate::store::outbox::Delivery;
 use crate::store::{Created, QuestFilter, QuestStore};
 
 /// How long a cached quest lives; every write to it also deletes it.
@@ -186,7 +187,7 @@ impl QuestService {
             let existing = self.store.player_quest(player_id, &quest).await?;
             let version = existing.as_ref().map(|v| v.version);
             let accepted = PlayerQuest::accept(existing.map(|v| v.quest), player_id, &quest, now_ms)?;
-            if self.store.save_player_quest(&accepted, version, None).await? {
+            if self.store.save_player_quest(&accepted, version, &[]).await? {
                 tracing::info!("quest accepted");
                 self.publish_update(&accepted).await;
                 return Ok(accepted);
@@ -267,16 +268,14 @@ impl QuestService {
             let before = pq.status;
             change(&mut pq)?;
             let owed = owed(before, &pq, &quest);
-            if self
-                .store
-                .save_player_quest(&pq, Some(current.version), owed.as_ref())
-                .await?
-            {
+            if self.store.save_player_quest(&pq, Some(current.version), &owed).await? {
                 if pq.status != before {
                     tracing::info!(from = %before, to = %pq.status, "player quest status changed");
                 }
-                if let Some(grant) = &owed {
-                    tracing::info!(grant.id = %grant.grant_id, "quest reward queued");
+                for delivery in &owed {
+                    tracing::info!(kind = delivery.kind(), delivery.id = %delivery.id(), "completion delivery queued");
+                }
+                if !owed.is_empty() {
                     self.rewards_queued.notify_one();
                 }
                 self.publish_update(&pq).await;
@@ -330,12 +329,18 @@ impl QuestService {
     }
 }
 
-/// The reward a change owes: the quest's, when it completed the quest. The
-/// quest was read (from the cache) at this write, so the reward is the one
-/// the quest offered when the player finished it.
-fn owed(before: QuestStatus, pq: &PlayerQuest, quest: &Quest) -> Option<RewardGrant> {
+/// What a change owes other services: the quest's reward and the giver's
+/// disposition, when it completed the quest. The quest was read (from the
+/// cache) at this write, so they are what the quest offered when the player
+/// finished it.
+fn owed(before: QuestStatus, pq: &PlayerQuest, quest: &Quest) -> Vec<Delivery> {
     if before == QuestStatus::Completed || pq.status != QuestStatus::Completed {
-        return None;
+        return Vec::new();
     }
-    RewardGrant::for_completion(quest, pq.player_id)
+    let owed = Owed::for_completion(quest, pq.player_id);
+    owed.reward
+        .map(Delivery::Reward)
+        .into_iter()
+        .chain(owed.disposition.map(Delivery::Disposition))
+        .collect()
 }

@@ -40,8 +40,9 @@ impl Service for Quest {
     /// names it (`VDM_PLAYER_URL`): it reads levels for level requirements,
     /// and the reward relay (a background task) delivers completed quests'
     /// rewards through it. Without it, rewards wait in the outbox. A client
-    /// of the NPC service (`VDM_NPC_URL`), when named, tells the relay the
-    /// faction whose standing a reward raises.
+    /// of the NPC service (`VDM_NPC_URL`), when named, takes the givers'
+    /// changes of disposition and tells the relay the faction whose
+    /// standing a reward raises.
     async fn build(config: &QuestConfig, peers: &Peers) -> QuestResult<Parts> {
         let backends = Backends::connect::<Migrator>(Self::NAME, &config.database, &config.cache).await?;
         let players = peers.optional_channel("player", config.peer_timeout)?.map(Players::new);
@@ -51,13 +52,20 @@ impl Service for Quest {
             service.ready().await
         });
         let parts = Parts::new(Routes::new(QuestGrpc::server(service.clone())), SERVICE_NAME, readiness);
-        let Some(players) = players else {
-            tracing::warn!("no player service configured (VDM_PLAYER_URL): quest rewards wait in the outbox");
-            return Ok(parts);
-        };
-        // The NPC service names the giver's faction, whose standing a reward
-        // raises; without `VDM_NPC_URL` rewards raise no standing.
+        // The NPC service takes the giver's change of disposition and names
+        // the giver's faction, whose standing a reward raises; without
+        // `VDM_NPC_URL` dispositions wait in the outbox and rewards raise no
+        // standing.
         let npcs = peers.optional_channel("npc", config.peer_timeout)?.map(Npcs::new);
+        if players.is_none() {
+            tracing::warn!("no player service configured (VDM_PLAYER_URL): quest rewards wait in the outbox");
+        }
+        if npcs.is_none() {
+            tracing::warn!("no npc service configured (VDM_NPC_URL): givers' dispositions wait in the outbox");
+        }
+        if players.is_none() && npcs.is_none() {
+            return Ok(parts);
+        }
         let relay = Relay::new(store, players, npcs, service.rewards_queued(), config.outbox_poll);
         Ok(parts.with_background(move |stop| Box::pin(relay.run(stop))))
     }

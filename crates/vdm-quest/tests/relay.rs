@@ -1,7 +1,9 @@
-//! The reward relay against a stand-in player service (`Stub`): a
+//! The outbox relay against stand-in player and NPC services (`Stub`): a
 //! completion's reward is delivered with `GrantReward` under its grant id,
 //! retried while the player service fails, given up when it refuses, and
-//! never sent for a quest that gives nothing.
+//! never sent for a quest that gives nothing; the giver's change of
+//! disposition goes to `AdjustDisposition` under its key, retried on its
+//! own while the NPC service fails.
 
 #![allow(clippy::unwrap_used)]
 
@@ -12,13 +14,18 @@ use std::time::Duration;
 use tonic::{Request, Response, Status};
 use vdm_kit::grpc::GrpcChannel;
 use vdm_kit::testing::{Backend, Stub, TestService, peers};
+use vdm_proto::npc::v1 as npc_pb;
+use vdm_proto::npc::v1::npc_service_server::{NpcService, NpcServiceServer};
 use vdm_proto::player::v1 as player_pb;
 use vdm_proto::player::v1::player_service_server::{PlayerService, PlayerServiceServer};
 use vdm_proto::quest::v1 as pb;
 use vdm_proto::quest::v1::quest_service_client::QuestServiceClient;
 use vdm_quest::{Quest, QuestConfig};
 
-vdm_kit::backend_tests!(rewards_are_retried_until_delivered_and_refusals_are_final,);
+vdm_kit::backend_tests!(
+    rewards_are_retried_until_delivered_and_refusals_are_final,
+    dispositions_are_retried_on_their_own_until_delivered,
+);
 
 /// Player 1 fails with Unavailable on its first two grants; player 2 is
 /// unknown (NotFound); every other grant succeeds. Records every grant.
@@ -151,6 +158,107 @@ impl PlayerService for FakePlayers {
     }
 }
 
+/// The NPC service as the relay sees it: NPC 7 is of faction 3, and its
+/// first two disposition changes fail with Unavailable. Records every
+/// change asked for.
+#[derive(Default, Clone)]
+struct FakeNpcs {
+    changes: Arc<Mutex<Vec<npc_pb::AdjustDispositionRequest>>>,
+}
+
+impl FakeNpcs {
+    fn calls(&self, key: &str) -> usize {
+        self.changes
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| c.idempotency_key == key)
+            .count()
+    }
+}
+
+#[tonic::async_trait]
+impl NpcService for FakeNpcs {
+    async fn adjust_disposition(
+        &self,
+        request: Request<npc_pb::AdjustDispositionRequest>,
+    ) -> Result<Response<npc_pb::Disposition>, Status> {
+        let change = request.into_inner();
+        let tries = {
+            let mut changes = self.changes.lock().unwrap();
+            changes.push(change.clone());
+            changes.len()
+        };
+        if tries <= 2 {
+            return Err(Status::unavailable("restarting"));
+        }
+        Ok(Response::new(npc_pb::Disposition {
+            npc_id: change.npc_id,
+            player_id: change.player_id,
+            score: change.delta,
+            updated_at_ms: 1,
+        }))
+    }
+
+    async fn get_npc(&self, request: Request<npc_pb::GetNpcRequest>) -> Result<Response<npc_pb::Npc>, Status> {
+        let id = request.into_inner().id;
+        Ok(Response::new(npc_pb::Npc {
+            id,
+            faction_id: Some(3),
+            ..Default::default()
+        }))
+    }
+
+    async fn create_npc(
+        &self,
+        _: Request<npc_pb::CreateNpcRequest>,
+    ) -> Result<Response<npc_pb::CreateNpcResponse>, Status> {
+        unused()
+    }
+    async fn batch_get_npcs(
+        &self,
+        _: Request<npc_pb::BatchGetNpcsRequest>,
+    ) -> Result<Response<npc_pb::BatchGetNpcsResponse>, Status> {
+        unused()
+    }
+    async fn list_npcs(
+        &self,
+        _: Request<npc_pb::ListNpcsRequest>,
+    ) -> Result<Response<npc_pb::ListNpcsResponse>, Status> {
+        unused()
+    }
+    async fn move_npc(&self, _: Request<npc_pb::MoveNpcRequest>) -> Result<Response<npc_pb::Npc>, Status> {
+        unused()
+    }
+    async fn update_npc(&self, _: Request<npc_pb::UpdateNpcRequest>) -> Result<Response<npc_pb::Npc>, Status> {
+        unused()
+    }
+    async fn get_disposition(
+        &self,
+        _: Request<npc_pb::GetDispositionRequest>,
+    ) -> Result<Response<npc_pb::Disposition>, Status> {
+        unused()
+    }
+    async fn batch_get_dispositions(
+        &self,
+        _: Request<npc_pb::BatchGetDispositionsRequest>,
+    ) -> Result<Response<npc_pb::BatchGetDispositionsResponse>, Status> {
+        unused()
+    }
+    async fn record_memory(
+        &self,
+        _: Request<npc_pb::RecordMemoryRequest>,
+    ) -> Result<Response<npc_pb::RecordMemoryResponse>, Status> {
+        unused()
+    }
+    async fn list_memories(
+        &self,
+        _: Request<npc_pb::ListMemoriesRequest>,
+    ) -> Result<Response<npc_pb::ListMemoriesResponse>, Status> {
+        unused()
+    }
+}
+
 fn spec(reward: pb::Reward) -> pb::QuestSpec {
     pb::QuestSpec {
         title: "Wolves at the Mill".to_owned(),
@@ -268,5 +376,80 @@ async fn rewards_are_retried_until_delivered_and_refusals_are_final(backend: Bac
         m
     });
     assert_eq!(by_player, HashMap::from([(1, 3), (2, 1), (3, 1)]));
+    quest.finish().await;
+}
+
+async fn dispositions_are_retried_on_their_own_until_delivered(backend: Backend) {
+    let players = FakePlayers::default();
+    let npcs = FakeNpcs::default();
+    let player = Stub::serve(PlayerServiceServer::new(players.clone())).await;
+    let npc = Stub::serve(NpcServiceServer::new(npcs.clone())).await;
+    let Some(quest) = TestService::<Quest>::start(
+        backend,
+        |database, cache| QuestConfig {
+            database,
+            cache,
+            peer_timeout: Duration::from_secs(2),
+            outbox_poll: Duration::from_millis(100),
+        },
+        peers([("player", player.url().as_str()), ("npc", npc.url().as_str())]),
+    )
+    .await
+    else {
+        return;
+    };
+    let mut client = QuestServiceClient::new(quest.channel());
+    let quest_of = |reward: pb::Reward| pb::CreateQuestRequest {
+        quest: Some(spec(reward)),
+        idempotency_key: String::new(),
+    };
+    let rewarding = client
+        .create_quest(quest_of(pb::Reward {
+            gold: 5,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .quest
+        .unwrap();
+    let empty = client
+        .create_quest(quest_of(pb::Reward::default()))
+        .await
+        .unwrap()
+        .into_inner()
+        .quest
+        .unwrap();
+
+    // Player 3's reward goes through while the NPC service refuses the
+    // disposition change: one receiver down holds up only its own rows.
+    complete(&mut client, &rewarding, 3).await;
+    let grant = format!("quest-{}-player-3", rewarding.id);
+    let key = format!("quest-{}-player-3-disposition", rewarding.id);
+    eventually("the reward", || players.calls(&grant) == 1).await;
+    eventually("the third disposition try", || npcs.calls(&key) == 3).await;
+    let sent = players.grants.lock().unwrap()[0].clone();
+    assert_eq!(
+        sent.standings,
+        [player_pb::StandingChange {
+            faction_id: 3,
+            delta: 5
+        }]
+    );
+    let change = npcs.changes.lock().unwrap()[0].clone();
+    assert_eq!((change.npc_id, change.player_id, change.delta), (7, 3, 10));
+
+    // A quest that gives nothing still moves its giver's disposition.
+    complete(&mut client, &empty, 3).await;
+    let empty_key = format!("quest-{}-player-3-disposition", empty.id);
+    eventually("the empty quest's disposition", || npcs.calls(&empty_key) == 1).await;
+
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        (npcs.calls(&key), npcs.calls(&empty_key)),
+        (3, 1),
+        "acknowledged rows are not sent again"
+    );
+    assert_eq!(players.grants.lock().unwrap().len(), 1, "no grant for the empty quest");
     quest.finish().await;
 }

@@ -266,7 +266,10 @@ impl NpcStore {
         // A second round only after losing a race for the key (another NPC's
         // transaction stored it first): that round finds the key.
         for _ in 0..2 {
-            if let Some(adjusted) = self.try_change_disposition(npc_id, player_id, &change, key, now_ms).await? {
+            if let Some(adjusted) = self
+                .try_change_disposition(npc_id, player_id, &change, key, now_ms)
+                .await?
+            {
                 return Ok(adjusted);
             }
         }
@@ -340,7 +343,11 @@ impl NpcStore {
                 txn.rollback().await?;
                 // Another NPC's change stored this key first (changes of one
                 // NPC queue on its lock and find the key instead).
-                return if is_unique_violation(&err) { Ok(None) } else { Err(err.into()) };
+                return if is_unique_violation(&err) {
+                    Ok(None)
+                } else {
+                    Err(err.into())
+                };
             }
         }
         txn.commit().await?;

@@ -1,6 +1,7 @@
-//! The reward a completed quest owes its player, as the outbox keeps it
-//! until the player service has applied it, and how long to wait before
-//! trying a delivery again.
+//! What a completed quest owes, as the outbox keeps it until the receiver
+//! applied it: the reward (the player service's) and the change of the
+//! giver's disposition toward the player (the NPC service's); and how long
+//! to wait before trying a delivery again.
 
 use std::time::Duration;
 
@@ -16,6 +17,68 @@ const MAX_RETRY: Duration = Duration::from_secs(5);
 /// How much completing a quest raises the player's standing with the
 /// giver's faction.
 pub const STANDING_PER_QUEST: i32 = 5;
+/// How much completing a quest raises the giver's disposition toward the
+/// player.
+pub const DISPOSITION_PER_QUEST: i32 = 10;
+
+/// Everything one completion owes, each part delivered to its own
+/// receiver under its own id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Owed {
+    /// The reward, for the player service; `None` when the quest gives
+    /// nothing the player service keeps.
+    pub reward: Option<RewardGrant>,
+    /// The giver's change of disposition, for the NPC service; `None` when
+    /// the quest moves none.
+    pub disposition: Option<DispositionChange>,
+}
+
+impl Owed {
+    /// What `player_id` completing `quest` owes.
+    pub fn for_completion(quest: &Quest, player_id: i64) -> Owed {
+        Owed {
+            reward: RewardGrant::for_completion(quest, player_id),
+            disposition: DispositionChange::for_completion(quest, player_id),
+        }
+    }
+
+    /// Whether nothing is owed.
+    pub fn is_empty(&self) -> bool {
+        self.reward.is_none() && self.disposition.is_none()
+    }
+}
+
+/// A change of a quest giver's disposition toward the player who completed
+/// the quest, frozen at completion. The NPC service applies it once under
+/// `key`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DispositionChange {
+    /// The idempotency key: `quest-<quest id>-player-<player id>-disposition`.
+    pub key: String,
+    /// The giver.
+    pub npc_id: i64,
+    /// Who completed the quest.
+    pub player_id: i64,
+    /// What was completed.
+    pub quest_id: i64,
+    /// Added to the disposition (the NPC service clamps the result).
+    pub delta: i32,
+}
+
+impl DispositionChange {
+    /// The change `player_id` completing `quest` makes; `None` when the
+    /// quest moves no disposition.
+    pub fn for_completion(quest: &Quest, player_id: i64) -> Option<DispositionChange> {
+        let delta = DISPOSITION_PER_QUEST;
+        (delta != 0).then(|| DispositionChange {
+            key: disposition_key(quest.id, player_id),
+            npc_id: quest.giver_npc_id,
+            player_id,
+            quest_id: quest.id,
+            delta,
+        })
+    }
+}
 
 /// A reward owed to a player for completing a quest: everything the grant
 /// needs, frozen at completion, so an edit of the quest afterwards changes
@@ -106,6 +169,12 @@ pub fn grant_id(quest_id: i64, player_id: i64) -> String {
     format!("quest-{quest_id}-player-{player_id}")
 }
 
+/// The idempotency key of the disposition change of `player_id` completing
+/// `quest_id`.
+pub fn disposition_key(quest_id: i64, player_id: i64) -> String {
+    format!("quest-{quest_id}-player-{player_id}-disposition")
+}
+
 /// How long to wait before the next delivery of a reward that failed
 /// `attempts` times (1 or more): doubling from 200 ms, at most 5 s.
 pub fn retry_delay(attempts: u32) -> Duration {
@@ -168,6 +237,23 @@ mod tests {
         assert_eq!(grant.standings(), [(3, STANDING_PER_QUEST)]);
         grant.giver_faction = Some(GiverFaction::None);
         assert!(grant.standings().is_empty());
+    }
+
+    #[test]
+    fn a_completion_owes_the_giver_a_disposition_change_whatever_the_reward() {
+        let owed = Owed::for_completion(&quest(Reward::default()), 77);
+        assert_eq!(owed.reward, None);
+        assert_eq!(
+            owed.disposition,
+            Some(DispositionChange {
+                key: "quest-4-player-77-disposition".into(),
+                npc_id: 9,
+                player_id: 77,
+                quest_id: 4,
+                delta: DISPOSITION_PER_QUEST,
+            })
+        );
+        assert!(!owed.is_empty());
     }
 
     #[test]

@@ -17,9 +17,8 @@ use sea_orm::{
 use vdm_kit::idempotency::{Inserted, check_fingerprint, create_or_replay, is_unique_violation, key_refused};
 
 use self::entities::{idempotency_key, objective, player_quest, quest};
-use crate::domain::{
-    NewQuest, Objective, ObjectiveProgress, Page, PlayerQuest, Quest, QuestStatus, Reward, RewardGrant,
-};
+use self::outbox::Delivery;
+use crate::domain::{NewQuest, Objective, ObjectiveProgress, Page, PlayerQuest, Quest, QuestStatus, Reward};
 use crate::error::{QuestError, QuestResult};
 
 /// Filters of a quest listing.
@@ -288,24 +287,26 @@ impl QuestStore {
     /// row must not exist yet). Returns `false` when another writer got there
     /// first, so the caller can re-read and retry.
     ///
-    /// `owed`, the reward of a completion, is queued in the reward outbox
-    /// in the same transaction: the completion and what it owes commit
-    /// together or not at all.
+    /// `owed`, what a completion owes other services, is queued in the
+    /// outbox in the same transaction: the completion and what it owes
+    /// commit together or not at all.
     pub async fn save_player_quest(
         &self,
         pq: &PlayerQuest,
         expected: Option<i64>,
-        owed: Option<&RewardGrant>,
+        owed: &[Delivery],
     ) -> QuestResult<bool> {
-        let Some(grant) = owed else {
+        if owed.is_empty() {
             return write_player_quest(&self.db, pq, expected).await;
-        };
+        }
         let txn = self.db.begin().await?;
         if !write_player_quest(&txn, pq, expected).await? {
             txn.rollback().await?;
             return Ok(false);
         }
-        outbox::enqueue(&txn, grant, pq.updated_at_ms).await?;
+        for delivery in owed {
+            outbox::enqueue(&txn, delivery, pq.updated_at_ms).await?;
+        }
         txn.commit().await?;
         Ok(true)
     }

@@ -1,11 +1,15 @@
-//! The reward outbox: what completions owe the player service, written in
-//! the completion's transaction (`QuestStore::save_player_quest`) and
-//! drained by the relay (`crate::relay`).
+//! The reward outbox: what completions owe other services, written in the
+//! completion's transaction (`QuestStore::save_player_quest`) and drained
+//! by the relay (`crate::relay`). One row per receiver and id: a `reward`
+//! row (the player service's `GrantReward`, under the grant id) and a
+//! `disposition` row (the NPC service's `AdjustDisposition`, under its
+//! idempotency key), so each is retried on its own and a receiver that is
+//! down holds up only its own rows.
 //!
-//! A row is `pending` until the player service acknowledged it
-//! (`delivered`) or refused it for good (`failed`, with the reason). Rows
-//! are not claimed: two relays may send one row at once, which the player
-//! service's grant id makes harmless.
+//! A row is `pending` until its receiver acknowledged it (`delivered`) or
+//! refused it for good (`failed`, with the reason). Rows are not claimed:
+//! two relays may send one row at once, which the receiver's idempotency
+//! (grant id, key) makes harmless.
 
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Expr, OnConflict};
@@ -13,15 +17,72 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFi
 
 use super::QuestStore;
 use super::entities::outbox;
-use crate::domain::RewardGrant;
+use crate::domain::{DispositionChange, RewardGrant};
 use crate::error::{QuestError, QuestResult};
 
 /// The kind of a row that grants a quest's reward (`GrantReward`).
 pub const KIND_REWARD: &str = "reward";
+/// The kind of a row that changes the giver's disposition
+/// (`AdjustDisposition`).
+pub const KIND_DISPOSITION: &str = "disposition";
 
 const PENDING: &str = "pending";
 const DELIVERED: &str = "delivered";
 const FAILED: &str = "failed";
+
+/// What one outbox row delivers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// A reward, to the player service.
+    Reward(RewardGrant),
+    /// A change of disposition, to the NPC service.
+    Disposition(DispositionChange),
+}
+
+impl Delivery {
+    /// The row's kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Delivery::Reward(_) => KIND_REWARD,
+            Delivery::Disposition(_) => KIND_DISPOSITION,
+        }
+    }
+
+    /// The id its receiver applies once.
+    pub fn id(&self) -> &str {
+        match self {
+            Delivery::Reward(grant) => &grant.grant_id,
+            Delivery::Disposition(change) => &change.key,
+        }
+    }
+
+    fn player_and_quest(&self) -> (i64, i64) {
+        match self {
+            Delivery::Reward(grant) => (grant.player_id, grant.quest_id),
+            Delivery::Disposition(change) => (change.player_id, change.quest_id),
+        }
+    }
+
+    fn encode(&self) -> QuestResult<String> {
+        let encoded = match self {
+            Delivery::Reward(grant) => serde_json::to_string(grant),
+            Delivery::Disposition(change) => serde_json::to_string(change),
+        };
+        encoded.map_err(|e| QuestError::Corrupt(format!("{} {:?} does not encode: {e}", self.kind(), self.id())))
+    }
+
+    fn decode(kind: &str, payload: &str) -> Result<Delivery, String> {
+        match kind {
+            KIND_REWARD => serde_json::from_str(payload)
+                .map(Delivery::Reward)
+                .map_err(|e| e.to_string()),
+            KIND_DISPOSITION => serde_json::from_str(payload)
+                .map(Delivery::Disposition)
+                .map_err(|e| e.to_string()),
+            other => Err(format!("unknown kind {other:?}")),
+        }
+    }
+}
 
 /// A pending delivery, as the relay reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +90,7 @@ pub struct Pending {
     /// The row.
     pub id: i64,
     /// What to deliver.
-    pub grant: RewardGrant,
+    pub delivery: Delivery,
     /// Deliveries tried so far.
     pub attempts: u32,
     /// When the completion was written (Unix ms).
@@ -47,16 +108,17 @@ pub struct OutboxState {
     pub last_error: Option<String>,
 }
 
-/// Queues `grant` on `conn` (the completion's transaction). A grant id
-/// queued already is left as it is: it names the same completion.
-pub(super) async fn enqueue(conn: &impl ConnectionTrait, grant: &RewardGrant, now_ms: i64) -> QuestResult<()> {
-    let payload = serde_json::to_string(grant)
-        .map_err(|e| QuestError::Corrupt(format!("reward of grant {:?} does not encode: {e}", grant.grant_id)))?;
+/// Queues `delivery` on `conn` (the completion's transaction). An id
+/// queued already for its kind is left as it is: it names the same
+/// completion.
+pub(super) async fn enqueue(conn: &impl ConnectionTrait, delivery: &Delivery, now_ms: i64) -> QuestResult<()> {
+    let payload = delivery.encode()?;
+    let (player_id, quest_id) = delivery.player_and_quest();
     outbox::Entity::insert(outbox::ActiveModel {
-        grant_id: Set(grant.grant_id.clone()),
-        kind: Set(KIND_REWARD.to_owned()),
-        player_id: Set(grant.player_id),
-        quest_id: Set(grant.quest_id),
+        grant_id: Set(delivery.id().to_owned()),
+        kind: Set(delivery.kind().to_owned()),
+        player_id: Set(player_id),
+        quest_id: Set(quest_id),
         payload: Set(payload),
         status: Set(PENDING.to_owned()),
         attempts: Set(0),
@@ -77,10 +139,12 @@ pub(super) async fn enqueue(conn: &impl ConnectionTrait, grant: &RewardGrant, no
 }
 
 impl QuestStore {
-    /// Up to `limit` pending rows due at `now_ms`, oldest first.
-    pub async fn due_deliveries(&self, now_ms: i64, limit: u64) -> QuestResult<Vec<Pending>> {
+    /// Up to `limit` pending rows of these kinds due at `now_ms`, oldest
+    /// first.
+    pub async fn due_deliveries(&self, kinds: &[&str], now_ms: i64, limit: u64) -> QuestResult<Vec<Pending>> {
         let rows = outbox::Entity::find()
             .filter(outbox::Column::Status.eq(PENDING))
+            .filter(outbox::Column::Kind.is_in(kinds.iter().copied()))
             .filter(outbox::Column::NextAttemptAtMs.lte(now_ms))
             .order_by_asc(outbox::Column::Id)
             .limit(limit)
@@ -88,11 +152,11 @@ impl QuestStore {
             .await?;
         rows.into_iter()
             .map(|row| {
-                let grant: RewardGrant = serde_json::from_str(&row.payload)
+                let delivery = Delivery::decode(&row.kind, &row.payload)
                     .map_err(|e| QuestError::Corrupt(format!("outbox row {}: {e}", row.id)))?;
                 Ok(Pending {
                     id: row.id,
-                    grant,
+                    delivery,
                     attempts: u32::try_from(row.attempts).unwrap_or(0),
                     created_at_ms: row.created_at_ms,
                 })
@@ -115,9 +179,8 @@ impl QuestStore {
 
     /// Rewrites what a pending row delivers: the giver's faction, once
     /// asked, is kept so every later try sends the same payload.
-    pub async fn set_payload(&self, id: i64, grant: &RewardGrant) -> QuestResult<()> {
-        let payload = serde_json::to_string(grant)
-            .map_err(|e| QuestError::Corrupt(format!("reward of grant {:?} does not encode: {e}", grant.grant_id)))?;
+    pub async fn set_payload(&self, id: i64, delivery: &Delivery) -> QuestResult<()> {
+        let payload = delivery.encode()?;
         outbox::Entity::update_many()
             .col_expr(outbox::Column::Payload, Expr::value(payload))
             .filter(outbox::Column::Id.eq(id))
@@ -167,11 +230,12 @@ impl QuestStore {
             .await?)
     }
 
-    /// What became of the delivery of `grant_id`, if one was queued.
-    pub async fn delivery(&self, grant_id: &str) -> QuestResult<Option<OutboxState>> {
+    /// What became of the delivery of `id` (a grant id or a disposition
+    /// key) of this kind, if one was queued.
+    pub async fn delivery(&self, kind: &str, id: &str) -> QuestResult<Option<OutboxState>> {
         let row = outbox::Entity::find()
-            .filter(outbox::Column::GrantId.eq(grant_id))
-            .filter(outbox::Column::Kind.eq(KIND_REWARD))
+            .filter(outbox::Column::GrantId.eq(id))
+            .filter(outbox::Column::Kind.eq(kind))
             .one(&self.db)
             .await?;
         Ok(row.map(|row| OutboxState {
