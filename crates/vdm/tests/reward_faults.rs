@@ -1,10 +1,13 @@
-//! Quest rewards reach the player exactly once, whatever restarts: the
-//! real `vdm` binary as separate processes (player, quest, gateway) on a
-//! Postgres database and a Redis key prefix of this test's own. Players
-//! complete quests through the gateway while the player service and the
-//! quest service are SIGKILLed and started again; at the end every
-//! player's ledger, profile and inventory hold each completed quest's
-//! reward exactly once, none missing.
+//! What a completed quest owes reaches its receiver exactly once, whatever
+//! restarts: the real `vdm` binary as separate processes (world, npc,
+//! player, quest, gateway) on a Postgres database and a Redis key prefix
+//! of this test's own. Players complete quests through the gateway while
+//! the player, quest and NPC services are SIGKILLed and started again; at
+//! the end every player's ledger, profile and inventory hold each
+//! completed quest's reward exactly once, none missing, their standing
+//! with the givers' faction rose by each quest's amount once, and each
+//! quest's giver's disposition toward each player moved by the quest's
+//! amount once.
 //!
 //! Skipped with a note when Postgres or Redis does not answer, unless
 //! `VDM_TEST_REQUIRE_EXTERNAL=1` (as in CI).
@@ -30,6 +33,13 @@ const JWT: &str = "reward-faults-jwt-secret-0123456789abcdef";
 const PLAYERS: usize = 6;
 /// The catalog item every quest gives one of.
 const ITEM: i64 = 41;
+/// The faction of every quest's giver.
+const FACTION: i64 = 3;
+/// What each completion adds to the giver's disposition (the default).
+const DISPOSITION: i64 = 10;
+/// What each completion adds to the standing with the giver's faction (the
+/// default).
+const STANDING: i64 = 5;
 
 fn require_external() -> bool {
     std::env::var("VDM_TEST_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1")
@@ -235,8 +245,7 @@ async fn quest_rewards_survive_killed_services_exactly_once() {
         port("quest"),
         port("http"),
     );
-    // Nothing listens there: the flow needs neither NPCs nor the world.
-    let closed = format!("http://127.0.0.1:{}", free_port());
+    let (world_grpc, world_admin, npc_grpc, npc_admin) = (port("world"), port("world"), port("npc"), port("npc"));
     let addr = |p: u16| format!("127.0.0.1:{p}");
     let url = |p: u16| format!("http://127.0.0.1:{p}");
     let common = [
@@ -264,6 +273,27 @@ async fn quest_rewards_survive_killed_services_exactly_once() {
         env: pairs(&common),
         specs: HashMap::from([
             (
+                "world",
+                (
+                    vec!["world"],
+                    pairs(&[
+                        ("VDM_GRPC_ADDR", addr(world_grpc)),
+                        ("VDM_ADMIN_ADDR", addr(world_admin)),
+                    ]),
+                ),
+            ),
+            (
+                "npc",
+                (
+                    vec!["npc"],
+                    pairs(&[
+                        ("VDM_GRPC_ADDR", addr(npc_grpc)),
+                        ("VDM_ADMIN_ADDR", addr(npc_admin)),
+                        ("VDM_WORLD_URL", url(world_grpc)),
+                    ]),
+                ),
+            ),
+            (
                 "player",
                 (
                     vec!["player"],
@@ -281,6 +311,7 @@ async fn quest_rewards_survive_killed_services_exactly_once() {
                         ("VDM_GRPC_ADDR", addr(quest_grpc)),
                         ("VDM_ADMIN_ADDR", addr(quest_admin)),
                         ("VDM_PLAYER_URL", url(player_grpc)),
+                        ("VDM_NPC_URL", url(npc_grpc)),
                     ]),
                 ),
             ),
@@ -292,8 +323,8 @@ async fn quest_rewards_survive_killed_services_exactly_once() {
                         ("VDM_HTTP_ADDR", addr(http_port)),
                         ("VDM_QUEST_URL", url(quest_grpc)),
                         ("VDM_PLAYER_URL", url(player_grpc)),
-                        ("VDM_NPC_URL", closed.clone()),
-                        ("VDM_WORLD_URL", closed.clone()),
+                        ("VDM_NPC_URL", url(npc_grpc)),
+                        ("VDM_WORLD_URL", url(world_grpc)),
                     ]),
                 ),
             ),
@@ -301,6 +332,10 @@ async fn quest_rewards_survive_killed_services_exactly_once() {
         running: HashMap::new(),
     };
     // One after the other: each migrates its own schema on start.
+    procs.start("world");
+    wait_ready(&format!("{}/ready", url(world_admin))).await;
+    procs.start("npc");
+    wait_ready(&format!("{}/ready", url(npc_admin))).await;
     procs.start("player");
     wait_ready(&format!("{}/ready", url(player_admin))).await;
     procs.start("quest");
@@ -318,13 +353,35 @@ async fn quest_rewards_survive_killed_services_exactly_once() {
         .send("PUT", &format!("/v1/items/{ITEM}"), Some(ADMIN), Some(&item))
         .await;
     assert_eq!(status, 200, "{body}");
-    // Quest k gives 10^k gold, so a total tells which rewards arrived.
+    let region = json!({"name": "Drill yard", "biome": "plains", "cells": [[0, 0], [1, 0]]});
+    let (status, body) = http
+        .send("PUT", "/v1/world/regions/1", Some(ADMIN), Some(&region))
+        .await;
+    assert!(status == 200 || status == 201, "{status} {body}");
+    let (status, body) = http
+        .send(
+            "PUT",
+            &format!("/v1/world/factions/{FACTION}"),
+            Some(ADMIN),
+            Some(&json!({"name": "Drillmasters"})),
+        )
+        .await;
+    assert!(status == 200 || status == 201, "{status} {body}");
+    // Quest k gives 10^k gold, so a total tells which rewards arrived; each
+    // has a giver of its own, so each giver's disposition tells whether its
+    // quest moved it once.
     let mut quests = Vec::new();
+    let mut givers = Vec::new();
     for k in 0..4u32 {
+        let npc = json!({"name": format!("Sergeant {k}"), "region_id": 1, "faction_id": FACTION});
+        let (status, npc) = http.send("POST", "/v1/npcs", Some(ADMIN), Some(&npc)).await;
+        assert_eq!(status, 201, "{npc}");
+        let giver = npc["id"].as_i64().unwrap();
+        givers.push(giver);
         let spec = json!({
             "title": format!("Drill {k}"),
             "description": "Survive the drill.",
-            "giver_npc_id": 1,
+            "giver_npc_id": giver,
             "region_id": 1,
             "level_requirement": 1,
             "reward": {"gold": 10i64.pow(k), "xp": 1 + i64::from(k), "item_ids": [ITEM]},
@@ -372,21 +429,27 @@ async fn quest_rewards_survive_killed_services_exactly_once() {
     wait_ready(&format!("{}/ready", url(player_admin))).await;
     procs.start("quest");
     wait_ready(&format!("{}/ready", url(quest_admin))).await;
-    // 4. Completions while both die mid-way: the quest service right as
-    //    its relay is delivering (a reward may be applied and its row not
-    //    marked: it is sent again), the player service a moment later.
+    // 4. Completions while all three die mid-way: the quest service right
+    //    as its relay is delivering (a reward or a disposition may be
+    //    applied and its row not marked: it is sent again), the NPC and
+    //    player services a moment later.
     let killer = async {
         tokio::time::sleep(Duration::from_millis(150)).await;
         procs.kill("quest");
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        procs.kill("npc");
+        tokio::time::sleep(Duration::from_millis(50)).await;
         procs.kill("player");
         tokio::time::sleep(Duration::from_millis(300)).await;
         procs.start("player");
         procs.start("quest");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        procs.start("npc");
     };
     let ((), _) = tokio::join!(killer, run_all(quests[2]));
     wait_ready(&format!("{}/ready", url(quest_admin))).await;
     wait_ready(&format!("{}/ready", url(player_admin))).await;
+    wait_ready(&format!("{}/ready", url(npc_admin))).await;
     run_all(quests[3]).await;
 
     // Every player completed every quest (a completion cut off above was
@@ -448,6 +511,7 @@ async fn quest_rewards_survive_killed_services_exactly_once() {
                 [
                     ("gold".to_owned(), 10i64.pow(k)),
                     ("item".to_owned(), 1),
+                    ("standing".to_owned(), STANDING),
                     ("xp".to_owned(), 1 + i64::from(k))
                 ],
                 "quest {quest_id}'s reward once for player {}",
@@ -462,6 +526,49 @@ async fn quest_rewards_survive_killed_services_exactly_once() {
         );
         let (_, inventory) = http.send("GET", "/v1/me/inventory", Some(&player.token), None).await;
         assert_eq!(inventory["stacks"][0]["count"], quests.len(), "{inventory}");
+        let (_, factions) = http.send("GET", "/v1/me/factions", Some(&player.token), None).await;
+        assert_eq!(
+            factions["items"],
+            json!([{"faction_id": FACTION, "name": "Drillmasters", "standing": STANDING * quests.len() as i64}]),
+            "standing rose once per quest for player {}",
+            player.id
+        );
+    }
+    // Each quest moved its giver's disposition toward each player by the
+    // quest's amount, once (read through the gateway, as the client does).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for player in &players {
+        for giver in &givers {
+            let path = format!("/v1/me/npcs/{giver}/disposition");
+            loop {
+                let (status, disposition) = http.send("GET", &path, Some(&player.token), None).await;
+                assert_eq!(status, 200, "{disposition}");
+                let score = disposition["score"].as_i64().unwrap();
+                assert!(
+                    score <= DISPOSITION,
+                    "npc {giver} moved more than once for player {}: {disposition}",
+                    player.id
+                );
+                if score == DISPOSITION {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "npc {giver}'s disposition toward player {} never moved: {disposition}",
+                    player.id
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    // Let a late duplicate, if any could still land, land; then read again.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    for player in &players {
+        for giver in &givers {
+            let path = format!("/v1/me/npcs/{giver}/disposition");
+            let (_, disposition) = http.send("GET", &path, Some(&player.token), None).await;
+            assert_eq!(disposition["score"], DISPOSITION, "player {}: {disposition}", player.id);
+        }
     }
     // The relay did meet the player service down, and retried.
     let quest_log = procs.log("quest");
@@ -470,9 +577,10 @@ async fn quest_rewards_survive_killed_services_exactly_once() {
         "no delivery was retried:\n{quest_log}"
     );
     eprintln!(
-        "deliveries retried: {}, grants replayed by the player service: {}",
+        "deliveries retried: {}, grants replayed by the player service: {}, dispositions replayed by the npc service: {}",
         quest_log.matches("will retry").count(),
-        procs.log("player").matches("grant replayed").count()
+        procs.log("player").matches("grant replayed").count(),
+        procs.log("npc").matches("disposition adjustment replayed").count()
     );
     // The outbox is drained.
     let metrics_text = {

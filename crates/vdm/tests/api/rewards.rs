@@ -1,7 +1,8 @@
 //! A completed quest's reward, end to end as the Unity client sees it:
 //! the quest service queues it with the completion, its relay delivers it
 //! to the player service, and the profile, inventory, ledger, socket and
-//! standing with the giver's faction show it, once.
+//! standing with the giver's faction show it, once; the giver's disposition
+//! toward the player rises once too (delivered to the NPC service).
 
 use std::time::Duration;
 
@@ -17,6 +18,14 @@ backend_tests!(
     a_reward_the_player_service_refuses_is_not_retried,
     a_quest_raises_standing_with_its_givers_faction,
 );
+
+/// The calling player's disposition score with NPC `npc_id`, through the
+/// gateway.
+async fn disposition(app: &TestApp, token: &str, npc_id: i64) -> i64 {
+    let response = app.get(&format!("/v1/me/npcs/{npc_id}/disposition"), token).await;
+    assert_eq!(response.status, 200, "{}", String::from_utf8_lossy(&response.body));
+    response.json()["score"].as_i64().unwrap()
+}
 
 /// Polls `GET path` until `done` holds for its body (delivery is
 /// asynchronous), for at most 10 s.
@@ -171,6 +180,8 @@ async fn a_reward_the_player_service_refuses_is_not_retried(backend: Backend) {
 async fn a_quest_raises_standing_with_its_givers_faction(backend: Backend) {
     let Some(app) = spawn_demo(backend).await else { return };
     let (_, token) = app.sign_in("standing-player").await;
+    let (_, other) = app.sign_in("bystander").await;
+    assert_eq!(disposition(&app, &token, 1).await, 0);
     let factions = app.get("/v1/me/factions", &token).await;
     assert_eq!(factions.status, 200, "{}", String::from_utf8_lossy(&factions.body));
     assert_eq!(factions.json(), json!({"items": []}));
@@ -203,5 +214,13 @@ async fn a_quest_raises_standing_with_its_givers_faction(backend: Backend) {
     );
     assert_eq!(standing[0]["source_id"], "quest-1");
     assert_eq!(app.get("/v1/me", &token).await.json()["gold"], 50);
+
+    // Hilda's disposition toward the player rose by the default amount,
+    // once; toward another player, not at all.
+    let moved = eventually(&app, "/v1/me/npcs/1/disposition", &token, |d| d["score"] != 0).await;
+    assert_eq!(moved["score"], 10, "{moved}");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(disposition(&app, &token, 1).await, 10);
+    assert_eq!(disposition(&app, &other, 1).await, 0);
     app.finish().await;
 }
