@@ -182,6 +182,8 @@ impl From<pb::Reward> for Reward {
             gold: reward.gold,
             xp: reward.xp,
             item_ids: reward.item_ids,
+            standing: reward.standing,
+            disposition: reward.disposition,
         }
     }
 }
@@ -199,6 +201,8 @@ impl From<Quest> for pb::Quest {
                 gold: quest.reward.gold,
                 xp: quest.reward.xp,
                 item_ids: quest.reward.item_ids,
+                standing: quest.reward.standing,
+                disposition: quest.reward.disposition,
             }),
             objectives: quest
                 .objectives

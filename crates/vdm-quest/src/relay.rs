@@ -213,6 +213,11 @@ impl Relay {
             self.store.set_payload(row.id, &Delivery::Reward(grant.clone())).await?;
         }
         let started = Instant::now();
+        if grant.is_empty() {
+            // Standing alone, and the giver has no faction: nothing to send.
+            tracing::info!("reward moves nothing; settled without a call");
+            return self.settle(row, Receiver::Players, started, Ok(())).await;
+        }
         let answer = players.grant_reward(&grant).await;
         self.settle(row, Receiver::Players, started, answer).await
     }

@@ -50,6 +50,7 @@ fn spec(title: &str, region_id: i64) -> pb::QuestSpec {
             gold: 50,
             xp: 120,
             item_ids: vec![11, 12],
+            ..Default::default()
         }),
         objectives: vec![
             pb::ObjectiveSpec {
@@ -522,6 +523,7 @@ async fn updates_and_deletes_are_seen_at_once(backend: Backend) {
                 gold: 75,
                 xp: 120,
                 item_ids: vec![],
+                ..Default::default()
             }),
             ..Default::default()
         })

@@ -331,6 +331,7 @@ async fn rewards_are_retried_until_delivered_and_refusals_are_final(backend: Bac
             gold: 50,
             xp: 120,
             item_ids: vec![11, 11],
+            ..Default::default()
         }))
         .await
         .unwrap()
@@ -406,6 +407,8 @@ async fn dispositions_are_retried_on_their_own_until_delivered(backend: Backend)
     let rewarding = client
         .create_quest(quest_of(pb::Reward {
             gold: 5,
+            standing: Some(20),
+            disposition: Some(-15),
             ..Default::default()
         }))
         .await
@@ -433,16 +436,38 @@ async fn dispositions_are_retried_on_their_own_until_delivered(backend: Backend)
         sent.standings,
         [player_pb::StandingChange {
             faction_id: 3,
+            delta: 20
+        }],
+        "the quest's own standing amount"
+    );
+    let change = npcs.changes.lock().unwrap()[0].clone();
+    assert_eq!(
+        (change.npc_id, change.player_id, change.delta),
+        (7, 3, -15),
+        "the quest's own disposition amount"
+    );
+
+    // A quest that gives no gold, xp or items still gives the default
+    // standing and moves its giver's disposition by the default.
+    complete(&mut client, &empty, 3).await;
+    let empty_grant = format!("quest-{}-player-3", empty.id);
+    let empty_key = format!("quest-{}-player-3-disposition", empty.id);
+    eventually("the empty quest's disposition", || npcs.calls(&empty_key) == 1).await;
+    eventually("the empty quest's standing", || players.calls(&empty_grant) == 1).await;
+    let standing_only = players.grants.lock().unwrap()[1].clone();
+    assert_eq!(
+        (standing_only.gold, standing_only.xp, standing_only.item_ids.len()),
+        (0, 0, 0)
+    );
+    assert_eq!(
+        standing_only.standings,
+        [player_pb::StandingChange {
+            faction_id: 3,
             delta: 5
         }]
     );
-    let change = npcs.changes.lock().unwrap()[0].clone();
-    assert_eq!((change.npc_id, change.player_id, change.delta), (7, 3, 10));
-
-    // A quest that gives nothing still moves its giver's disposition.
-    complete(&mut client, &empty, 3).await;
-    let empty_key = format!("quest-{}-player-3-disposition", empty.id);
-    eventually("the empty quest's disposition", || npcs.calls(&empty_key) == 1).await;
+    let change = npcs.changes.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(change.delta, 10);
 
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(
@@ -450,6 +475,6 @@ async fn dispositions_are_retried_on_their_own_until_delivered(backend: Backend)
         (3, 1),
         "acknowledged rows are not sent again"
     );
-    assert_eq!(players.grants.lock().unwrap().len(), 1, "no grant for the empty quest");
+    assert_eq!(players.grants.lock().unwrap().len(), 2);
     quest.finish().await;
 }

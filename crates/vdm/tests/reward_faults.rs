@@ -35,11 +35,16 @@ const PLAYERS: usize = 6;
 const ITEM: i64 = 41;
 /// The faction of every quest's giver.
 const FACTION: i64 = 3;
-/// What each completion adds to the giver's disposition (the default).
-const DISPOSITION: i64 = 10;
-/// What each completion adds to the standing with the giver's faction (the
-/// default).
-const STANDING: i64 = 5;
+/// What completing quest k adds to its giver's disposition: the default
+/// (10) for quest 0, which names none; 10 + k for the others.
+fn disposition(k: usize) -> i64 {
+    10 + k as i64
+}
+/// What completing quest k adds to the standing with the givers' faction:
+/// the default (5) for quest 0, which names none; 5 + k for the others.
+fn standing(k: usize) -> i64 {
+    5 + k as i64
+}
 
 fn require_external() -> bool {
     std::env::var("VDM_TEST_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1")
@@ -378,13 +383,18 @@ async fn quest_rewards_survive_killed_services_exactly_once() {
         assert_eq!(status, 201, "{npc}");
         let giver = npc["id"].as_i64().unwrap();
         givers.push(giver);
+        let mut reward = json!({"gold": 10i64.pow(k), "xp": 1 + i64::from(k), "item_ids": [ITEM]});
+        if k > 0 {
+            reward["standing"] = json!(standing(k as usize));
+            reward["disposition"] = json!(disposition(k as usize));
+        }
         let spec = json!({
             "title": format!("Drill {k}"),
             "description": "Survive the drill.",
             "giver_npc_id": giver,
             "region_id": 1,
             "level_requirement": 1,
-            "reward": {"gold": 10i64.pow(k), "xp": 1 + i64::from(k), "item_ids": [ITEM]},
+            "reward": reward,
             "objectives": [{"description": "Hold on", "target_count": 1}]
         });
         let (status, quest) = http.send("POST", "/v1/quests", Some(ADMIN), Some(&spec)).await;
@@ -505,13 +515,14 @@ async fn quest_rewards_survive_killed_services_exactly_once() {
                 .remove(&format!("quest-{quest_id}-player-{}", player.id))
                 .unwrap_or_else(|| panic!("player {} misses quest {quest_id}'s reward: {ledger}", player.id));
             rows.sort();
+            let amount = standing(k);
             let k = k as u32;
             assert_eq!(
                 rows,
                 [
                     ("gold".to_owned(), 10i64.pow(k)),
                     ("item".to_owned(), 1),
-                    ("standing".to_owned(), STANDING),
+                    ("standing".to_owned(), amount),
                     ("xp".to_owned(), 1 + i64::from(k))
                 ],
                 "quest {quest_id}'s reward once for player {}",
@@ -529,7 +540,7 @@ async fn quest_rewards_survive_killed_services_exactly_once() {
         let (_, factions) = http.send("GET", "/v1/me/factions", Some(&player.token), None).await;
         assert_eq!(
             factions["items"],
-            json!([{"faction_id": FACTION, "name": "Drillmasters", "standing": STANDING * quests.len() as i64}]),
+            json!([{"faction_id": FACTION, "name": "Drillmasters", "standing": (0..quests.len()).map(standing).sum::<i64>()}]),
             "standing rose once per quest for player {}",
             player.id
         );
@@ -538,18 +549,19 @@ async fn quest_rewards_survive_killed_services_exactly_once() {
     // quest's amount, once (read through the gateway, as the client does).
     let deadline = Instant::now() + Duration::from_secs(20);
     for player in &players {
-        for giver in &givers {
+        for (k, giver) in givers.iter().enumerate() {
+            let amount = disposition(k);
             let path = format!("/v1/me/npcs/{giver}/disposition");
             loop {
                 let (status, disposition) = http.send("GET", &path, Some(&player.token), None).await;
                 assert_eq!(status, 200, "{disposition}");
                 let score = disposition["score"].as_i64().unwrap();
                 assert!(
-                    score <= DISPOSITION,
+                    score <= amount,
                     "npc {giver} moved more than once for player {}: {disposition}",
                     player.id
                 );
-                if score == DISPOSITION {
+                if score == amount {
                     break;
                 }
                 assert!(
@@ -564,10 +576,10 @@ async fn quest_rewards_survive_killed_services_exactly_once() {
     // Let a late duplicate, if any could still land, land; then read again.
     tokio::time::sleep(Duration::from_millis(800)).await;
     for player in &players {
-        for giver in &givers {
+        for (k, giver) in givers.iter().enumerate() {
             let path = format!("/v1/me/npcs/{giver}/disposition");
-            let (_, disposition) = http.send("GET", &path, Some(&player.token), None).await;
-            assert_eq!(disposition["score"], DISPOSITION, "player {}: {disposition}", player.id);
+            let (_, answer) = http.send("GET", &path, Some(&player.token), None).await;
+            assert_eq!(answer["score"], disposition(k), "player {}: {answer}", player.id);
         }
     }
     // The relay did meet the player service down, and retried.

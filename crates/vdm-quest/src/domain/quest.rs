@@ -14,6 +14,9 @@ pub const MAX_TARGET_COUNT: u32 = 100_000;
 pub const MAX_LEVEL: u32 = 1_000;
 /// Largest gold or xp reward.
 pub const MAX_REWARD: i64 = 1_000_000_000;
+/// Largest change of standing or disposition one quest may give (either
+/// way): the whole width of the -100..=100 scales.
+pub const MAX_AMOUNT: i32 = 100;
 
 /// A stored quest definition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +52,14 @@ pub struct Reward {
     pub xp: i64,
     /// Item ids.
     pub item_ids: Vec<i64>,
+    /// How much completing it raises the player's standing with the giver's
+    /// faction; `None`: [`super::STANDING_PER_QUEST`].
+    #[serde(default)]
+    pub standing: Option<i32>,
+    /// How much completing it raises the giver's disposition toward the
+    /// player; `None`: [`super::DISPOSITION_PER_QUEST`].
+    #[serde(default)]
+    pub disposition: Option<i32>,
 }
 
 /// One step of a quest.
@@ -134,6 +145,18 @@ impl NewQuest {
         if let Some(bad) = reward.item_ids.iter().find(|id| **id <= 0) {
             return Err(invalid(format!("reward.item_ids must be positive ids, got {bad}")));
         }
+        for (field, amount) in [
+            ("reward.standing", reward.standing),
+            ("reward.disposition", reward.disposition),
+        ] {
+            if let Some(amount) = amount
+                && !(-MAX_AMOUNT..=MAX_AMOUNT).contains(&amount)
+            {
+                return Err(invalid(format!(
+                    "{field} must be between -{MAX_AMOUNT} and {MAX_AMOUNT}, got {amount}"
+                )));
+            }
+        }
         if input.objectives.is_empty() {
             return Err(invalid("objectives must hold at least one objective".to_owned()));
         }
@@ -188,6 +211,17 @@ impl NewQuest {
         hash.int(self.reward.item_ids.len() as i64);
         for id in &self.reward.item_ids {
             hash.int(*id);
+        }
+        // Fed only when given, so a request without them keeps the
+        // fingerprint it had before quests could name them.
+        for (name, amount) in [
+            ("standing", self.reward.standing),
+            ("disposition", self.reward.disposition),
+        ] {
+            if let Some(amount) = amount {
+                hash.str(name);
+                hash.int(i64::from(amount));
+            }
         }
         for objective in &self.objectives {
             hash.str(&objective.description);
@@ -267,6 +301,7 @@ mod tests {
                 gold: 50,
                 xp: 120,
                 item_ids: vec![4],
+                ..Reward::default()
             },
             objectives: vec![("Slay wolves".into(), 5)],
         }
@@ -289,6 +324,8 @@ mod tests {
             (|q| q.level_requirement = 5000, "level_requirement"),
             (|q| q.reward.gold = -1, "reward.gold"),
             (|q| q.reward.item_ids = vec![0], "reward.item_ids"),
+            (|q| q.reward.standing = Some(101), "reward.standing"),
+            (|q| q.reward.disposition = Some(-101), "reward.disposition"),
             (|q| q.objectives.clear(), "objectives"),
             (|q| q.objectives[0].1 = 0, "objectives[0].target_count"),
             (|q| q.objectives[0].0 = "x\u{0}".into(), "objectives[0].description"),
@@ -310,5 +347,16 @@ mod tests {
         let b = NewQuest::parse(other).unwrap();
         assert_eq!(a.fingerprint(), NewQuest::parse(input()).unwrap().fingerprint());
         assert_ne!(a.fingerprint(), b.fingerprint());
+        let mut amounts = input();
+        amounts.reward.standing = Some(5);
+        let c = NewQuest::parse(amounts.clone()).unwrap();
+        assert_ne!(
+            a.fingerprint(),
+            c.fingerprint(),
+            "an amount given is part of the request"
+        );
+        amounts.reward.standing = None;
+        amounts.reward.disposition = Some(5);
+        assert_ne!(c.fingerprint(), NewQuest::parse(amounts).unwrap().fingerprint());
     }
 }

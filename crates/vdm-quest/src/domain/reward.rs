@@ -69,7 +69,7 @@ impl DispositionChange {
     /// The change `player_id` completing `quest` makes; `None` when the
     /// quest moves no disposition.
     pub fn for_completion(quest: &Quest, player_id: i64) -> Option<DispositionChange> {
-        let delta = DISPOSITION_PER_QUEST;
+        let delta = quest.reward.disposition.unwrap_or(DISPOSITION_PER_QUEST);
         (delta != 0).then(|| DispositionChange {
             key: disposition_key(quest.id, player_id),
             npc_id: quest.giver_npc_id,
@@ -134,6 +134,13 @@ impl RewardGrant {
         }
     }
 
+    /// Whether the grant, its giver's faction known, moves nothing: a
+    /// quest that gives only standing, from a giver of no faction. It is
+    /// settled without a call (the player service refuses an empty change).
+    pub fn is_empty(&self) -> bool {
+        self.gold == 0 && self.xp == 0 && self.item_ids.is_empty() && self.standings().is_empty()
+    }
+
     /// Whether the giver's faction still has to be asked before delivery.
     pub fn needs_faction(&self) -> bool {
         self.standing != 0 && self.giver_faction.is_none()
@@ -142,10 +149,12 @@ impl RewardGrant {
 
 impl RewardGrant {
     /// The reward of `quest`, completed by `player_id`; `None` when the
-    /// quest gives nothing (the player service refuses an empty change).
+    /// quest gives nothing, standing included (the player service refuses
+    /// an empty change).
     pub fn for_completion(quest: &Quest, player_id: i64) -> Option<RewardGrant> {
         let reward = &quest.reward;
-        if reward.gold == 0 && reward.xp == 0 && reward.item_ids.is_empty() {
+        let standing = reward.standing.unwrap_or(STANDING_PER_QUEST);
+        if reward.gold == 0 && reward.xp == 0 && reward.item_ids.is_empty() && standing == 0 {
             return None;
         }
         Some(RewardGrant {
@@ -158,7 +167,7 @@ impl RewardGrant {
             item_ids: reward.item_ids.clone(),
             reason: format!("completed quest {}", quest.id),
             source_id: format!("quest-{}", quest.id),
-            standing: STANDING_PER_QUEST,
+            standing,
             giver_faction: None,
         })
     }
@@ -209,6 +218,7 @@ mod tests {
             gold: 50,
             xp: 120,
             item_ids: vec![3, 3],
+            ..Reward::default()
         };
         let grant = RewardGrant::for_completion(&quest(reward), 77).unwrap();
         assert_eq!(grant.grant_id, "quest-4-player-77");
@@ -217,7 +227,14 @@ mod tests {
             (50, 120, &[3, 3][..])
         );
         assert_eq!((grant.giver_npc_id, grant.source_id.as_str()), (9, "quest-4"));
-        assert_eq!(RewardGrant::for_completion(&quest(Reward::default()), 77), None);
+        // Standing alone is a reward; nothing at all is none.
+        let standing_only = RewardGrant::for_completion(&quest(Reward::default()), 77).unwrap();
+        assert_eq!(standing_only.standing, STANDING_PER_QUEST);
+        let nothing = Reward {
+            standing: Some(0),
+            ..Reward::default()
+        };
+        assert_eq!(RewardGrant::for_completion(&quest(nothing), 77), None);
     }
 
     #[test]
@@ -237,11 +254,18 @@ mod tests {
         assert_eq!(grant.standings(), [(3, STANDING_PER_QUEST)]);
         grant.giver_faction = Some(GiverFaction::None);
         assert!(grant.standings().is_empty());
+        assert!(!grant.is_empty(), "it still gives gold");
+        grant.gold = 0;
+        assert!(grant.is_empty());
     }
 
     #[test]
     fn a_completion_owes_the_giver_a_disposition_change_whatever_the_reward() {
-        let owed = Owed::for_completion(&quest(Reward::default()), 77);
+        let nothing = Reward {
+            standing: Some(0),
+            ..Reward::default()
+        };
+        let owed = Owed::for_completion(&quest(nothing), 77);
         assert_eq!(owed.reward, None);
         assert_eq!(
             owed.disposition,
@@ -254,6 +278,30 @@ mod tests {
             })
         );
         assert!(!owed.is_empty());
+    }
+
+    #[test]
+    fn a_quest_names_its_own_amounts() {
+        let reward = Reward {
+            gold: 1,
+            standing: Some(-20),
+            disposition: Some(0),
+            ..Reward::default()
+        };
+        let owed = Owed::for_completion(&quest(reward), 77);
+        assert_eq!(owed.reward.map(|g| g.standing), Some(-20));
+        assert_eq!(
+            owed.disposition, None,
+            "a quest that moves no disposition owes no change"
+        );
+        let owed = Owed::for_completion(
+            &quest(Reward {
+                disposition: Some(-15),
+                ..Reward::default()
+            }),
+            77,
+        );
+        assert_eq!(owed.disposition.map(|d| d.delta), Some(-15));
     }
 
     #[test]

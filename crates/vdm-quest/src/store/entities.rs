@@ -19,6 +19,11 @@ pub mod quest {
         pub reward_xp: i64,
         /// JSON array of item ids.
         pub reward_item_ids: String,
+        /// The standing a completion gives; NULL: the default.
+        pub reward_standing: Option<i32>,
+        /// The giver's change of disposition a completion gives; NULL: the
+        /// default.
+        pub reward_disposition: Option<i32>,
         pub created_at_ms: i64,
         pub updated_at_ms: i64,
     }

@@ -13,6 +13,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261127_000001_create_quest_tables::Migration),
             Box::new(m20261203_000001_create_reward_outbox::Migration),
+            Box::new(m20261204_000001_add_quest_reward_amounts::Migration),
         ]
     }
 }
@@ -308,6 +309,54 @@ mod m20261203_000001_create_reward_outbox {
             manager
                 .drop_table(Table::drop().table(RewardOutbox::Table).to_owned())
                 .await?;
+            Ok(())
+        }
+    }
+}
+
+mod m20261204_000001_add_quest_reward_amounts {
+    use sea_orm_migration::prelude::*;
+
+    pub struct Migration;
+
+    // Named by hand: see the module's comment.
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261204_000001_add_quest_reward_amounts"
+        }
+    }
+
+    #[derive(DeriveIden)]
+    enum Quests {
+        Table,
+        RewardStanding,
+        RewardDisposition,
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            // NULL: the quest gives the default amount. One column per
+            // statement: SQLite alters one thing at a time.
+            for column in [Quests::RewardStanding, Quests::RewardDisposition] {
+                manager
+                    .alter_table(
+                        Table::alter()
+                            .table(Quests::Table)
+                            .add_column_if_not_exists(ColumnDef::new(column).integer().null())
+                            .to_owned(),
+                    )
+                    .await?;
+            }
+            Ok(())
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            for column in [Quests::RewardStanding, Quests::RewardDisposition] {
+                manager
+                    .alter_table(Table::alter().table(Quests::Table).drop_column(column).to_owned())
+                    .await?;
+            }
             Ok(())
         }
     }

@@ -94,6 +94,8 @@ impl QuestStore {
             reward_gold: Set(new.reward.gold),
             reward_xp: Set(new.reward.xp),
             reward_item_ids: Set(encode_json(&new.reward.item_ids)),
+            reward_standing: Set(new.reward.standing),
+            reward_disposition: Set(new.reward.disposition),
             created_at_ms: Set(now_ms),
             updated_at_ms: Set(now_ms),
             ..Default::default()
@@ -150,6 +152,8 @@ impl QuestStore {
                 quest::Column::RewardItemIds,
                 Expr::value(encode_json(&quest.reward.item_ids)),
             )
+            .col_expr(quest::Column::RewardStanding, Expr::value(quest.reward.standing))
+            .col_expr(quest::Column::RewardDisposition, Expr::value(quest.reward.disposition))
             .col_expr(quest::Column::UpdatedAtMs, Expr::value(quest.updated_at_ms))
             .filter(quest::Column::Id.eq(quest.id))
             .exec(&self.db)
@@ -400,6 +404,8 @@ fn to_quest(row: quest::Model, objectives: Vec<objective::Model>) -> QuestResult
             gold: row.reward_gold,
             xp: row.reward_xp,
             item_ids: decode_json(&row.reward_item_ids)?,
+            standing: row.reward_standing,
+            disposition: row.reward_disposition,
         },
         objectives: objectives
             .into_iter()

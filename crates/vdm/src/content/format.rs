@@ -25,6 +25,8 @@ pub const WORLD_SCHEMA_JSON: &str = include_str!("../../../../content/world.sche
 
 /// The largest region radius a file may give (a hexagon of 1 261 cells).
 pub const MAX_RADIUS: u8 = 20;
+/// Largest change of standing or disposition a quest may give, either way.
+pub const MAX_AMOUNT: i32 = 100;
 
 /// The item rarities the player service knows.
 pub const RARITIES: &[&str] = &["common", "uncommon", "rare", "epic", "legendary"];
@@ -313,6 +315,14 @@ pub struct Reward {
     /// Item ids (items of this file).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub item_ids: Vec<i64>,
+    /// How much completing it raises the player's standing with the
+    /// giver's faction, -100..=100 (absent: the quest service's default, 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standing: Option<i32>,
+    /// How much completing it raises the giver's disposition toward the
+    /// player, -100..=100 (absent: the quest service's default, 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disposition: Option<i32>,
 }
 
 /// An objective of a quest.
@@ -598,6 +608,19 @@ impl World {
             if quest.reward.gold < 0 || quest.reward.xp < 0 {
                 out.at(format!("{at}/reward"), "gold and xp must not be negative".to_owned());
             }
+            for (field, amount) in [
+                ("standing", quest.reward.standing),
+                ("disposition", quest.reward.disposition),
+            ] {
+                if let Some(amount) = amount
+                    && !(-MAX_AMOUNT..=MAX_AMOUNT).contains(&amount)
+                {
+                    out.at(
+                        format!("{at}/reward/{field}"),
+                        format!("must be from -{MAX_AMOUNT} to {MAX_AMOUNT}"),
+                    );
+                }
+            }
             for (r, id) in quest.reward.item_ids.iter().enumerate() {
                 if !items.contains(id) {
                     out.at(
@@ -754,7 +777,7 @@ mod tests {
                 "relations": [{{"a": 1, "b": 7, "score": 120}}],
                 "npcs": [{ann}, {ann}, {bob}],
                 "items": [{{"id": 4, "key": "k", "name": "K", "kind": "key", "rarity": "mythic", "max_stack": 1}}],
-                "quests": [{{"title": "Q", "giver": "Cid", "region": 1, "reward": {{"item_ids": [4, 99]}},
+                "quests": [{{"title": "Q", "giver": "Cid", "region": 1, "reward": {{"item_ids": [4, 99], "standing": 101, "disposition": -100}},
                             "objectives": [{{"description": "do", "target_count": 0}}]}}],
                 "rumors": [{{"origin": "Dee", "text": "t", "truth": 0.5}}]
             }}"#,
@@ -774,6 +797,7 @@ mod tests {
                 "w.json: /npcs/2/traits/honesty: must be from 0 to 1",
                 "w.json: /items/0/rarity: \"mythic\" is not one of common, uncommon, rare, epic, legendary",
                 "w.json: /quests/0/giver: npc \"Cid\" is not defined in this file",
+                "w.json: /quests/0/reward/standing: must be from -100 to 100",
                 "w.json: /quests/0/reward/item_ids/1: item 99 is not defined in this file",
                 "w.json: /quests/0/objectives/0/target_count: must be at least 1",
                 "w.json: /rumors/0/origin: npc \"Dee\" is not defined in this file",

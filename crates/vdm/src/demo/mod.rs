@@ -327,6 +327,8 @@ async fn seed_quests(
                     gold: quest.reward.gold,
                     xp: quest.reward.xp,
                     item_ids: quest.reward.item_ids.clone(),
+                    standing: quest.reward.standing,
+                    disposition: quest.reward.disposition,
                 }),
                 objectives: quest
                     .objectives

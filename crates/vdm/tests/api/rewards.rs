@@ -17,6 +17,7 @@ backend_tests!(
     completing_a_quest_rewards_the_player_once,
     a_reward_the_player_service_refuses_is_not_retried,
     a_quest_raises_standing_with_its_givers_faction,
+    a_quest_gives_the_amounts_it_names,
 );
 
 /// The calling player's disposition score with NPC `npc_id`, through the
@@ -222,5 +223,68 @@ async fn a_quest_raises_standing_with_its_givers_faction(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(disposition(&app, &token, 1).await, 10);
     assert_eq!(disposition(&app, &other, 1).await, 0);
+    app.finish().await;
+}
+
+async fn a_quest_gives_the_amounts_it_names(backend: Backend) {
+    let Some(app) = spawn_demo(backend).await else { return };
+    // Hilda the Miller (NPC 1) is of the Free Folk of the Vale (faction 5).
+    let mut spec = wolves();
+    spec["giver_npc_id"] = json!(1);
+    spec["region_id"] = json!(1);
+    spec["title"] = json!("A grudge at the mill");
+    spec["reward"] = json!({"gold": 1, "standing": 12, "disposition": -30});
+
+    // Out of bounds, or not a number: a 400 naming the field, nothing made.
+    for (reward, field) in [
+        (json!({"gold": 1, "standing": 101}), "reward.standing"),
+        (json!({"gold": 1, "disposition": -101}), "reward.disposition"),
+        (json!({"gold": 1, "disposition": "lots"}), "reward.disposition"),
+    ] {
+        let mut bad = spec.clone();
+        bad["reward"] = reward;
+        let refused = app.post_json("/v1/quests", Some(ADMIN_TOKEN), &bad).await;
+        let message = refused.assert_error(400, "invalid_argument");
+        assert!(message.contains(field), "{message}");
+    }
+
+    let quest = app.create_quest(&spec).await;
+    assert_eq!(
+        quest["reward"],
+        json!({"gold": 1, "xp": 0, "item_ids": [], "standing": 12, "disposition": -30})
+    );
+    let plain = app.create_quest(&wolves()).await;
+    assert_eq!(
+        plain["reward"],
+        json!({"gold": 50, "xp": 120, "item_ids": [4]}),
+        "no amounts named: the defaults apply, and none is shown"
+    );
+
+    let (_, token) = app.sign_in("grudging-player").await;
+    complete(&app, &token, &quest).await;
+    let factions = eventually(&app, "/v1/me/factions", &token, |f| {
+        !f["items"].as_array().unwrap().is_empty()
+    })
+    .await;
+    assert_eq!(factions["items"][0]["standing"], 12, "{factions}");
+    let moved = eventually(&app, "/v1/me/npcs/1/disposition", &token, |d| d["score"] != 0).await;
+    assert_eq!(moved["score"], -30, "{moved}");
+
+    // A change of the reward replaces it whole: the amounts go back to the
+    // defaults when left out.
+    let id = quest["id"].as_i64().unwrap();
+    let patched = app
+        .json_request(
+            Method::PATCH,
+            &format!("/v1/quests/{id}"),
+            Some(ADMIN_TOKEN),
+            &json!({"reward": {"gold": 2, "disposition": 40}}),
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{}", String::from_utf8_lossy(&patched.body));
+    assert_eq!(
+        patched.json()["reward"],
+        json!({"gold": 2, "xp": 0, "item_ids": [], "disposition": 40})
+    );
     app.finish().await;
 }

@@ -21,6 +21,16 @@ pub struct RewardJson {
     #[serde(default)]
     #[schema(max_items = 32)]
     pub item_ids: Vec<i64>,
+    /// How much completing the quest raises the player's standing with the
+    /// giver's faction. Absent: 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = -100, maximum = 100)]
+    pub standing: Option<i32>,
+    /// How much completing the quest raises the giver's disposition toward
+    /// the player. Absent: 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = -100, maximum = 100)]
+    pub disposition: Option<i32>,
 }
 
 /// An objective as submitted.
@@ -202,6 +212,8 @@ pub(super) fn reward_to_pb(reward: RewardJson) -> pb::Reward {
         gold: reward.gold,
         xp: reward.xp,
         item_ids: reward.item_ids,
+        standing: reward.standing,
+        disposition: reward.disposition,
     }
 }
 
@@ -219,6 +231,8 @@ impl From<pb::Quest> for QuestJson {
                 gold: reward.gold,
                 xp: reward.xp,
                 item_ids: reward.item_ids,
+                standing: reward.standing,
+                disposition: reward.disposition,
             },
             objectives: quest
                 .objectives
