@@ -373,6 +373,11 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
         "Rumor retellings stored, by how they came about (tick, spread, talk)",
     ),
     (
+        "vdm_rumor_talks_total",
+        Kind::Counter,
+        "Players talking to an NPC, by the NPC's attitude from the player's standing with its faction (hostile, neutral, friendly)",
+    ),
+    (
         "vdm_rumor_tick_duration_seconds",
         Kind::Histogram,
         "Time a rumor spreading tick took",

@@ -7,7 +7,7 @@ use vdm_kit::validate::positive_filter;
 use vdm_proto::rumor::v1 as pb;
 use vdm_proto::rumor::v1::rumor_service_server::RumorServiceServer;
 
-use crate::domain::{Holder, Known, Origin, Rumor, RumorInput, Variant};
+use crate::domain::{Attitude, Holder, Known, Origin, Rumor, RumorInput, Variant};
 use crate::error::RumorError;
 use crate::service::RumorService;
 
@@ -96,17 +96,25 @@ impl pb::rumor_service_server::RumorService for RumorGrpc {
         request: Request<pb::TellPlayerRequest>,
     ) -> Result<Response<pb::TellPlayerResponse>, Status> {
         let r = request.into_inner();
-        let told = self
+        let standings: Vec<(i64, i32)> = r.standings.iter().map(|s| (s.faction_id, s.standing)).collect();
+        let talk = self
             .service
-            .tell_player(r.npc_id, r.player_id, vdm_kit::now_ms())
+            .tell_player(r.npc_id, r.player_id, &standings, vdm_kit::now_ms())
             .await?;
-        Ok(Response::new(match told {
-            Some((variant, first_time)) => pb::TellPlayerResponse {
-                told: true,
-                variant: Some(pb::Variant::from(variant)),
-                first_time,
-            },
-            None => pb::TellPlayerResponse::default(),
+        let attitude = match talk.attitude {
+            Attitude::Hostile => pb::Attitude::Hostile,
+            Attitude::Neutral => pb::Attitude::Neutral,
+            Attitude::Friendly => pb::Attitude::Friendly,
+        };
+        let mut told = talk.told.into_iter();
+        let first = told.next();
+        Ok(Response::new(pb::TellPlayerResponse {
+            told: first.is_some(),
+            first_time: first.as_ref().is_some_and(|(_, first_time)| *first_time),
+            variant: first.map(|(variant, _)| pb::Variant::from(variant)),
+            attitude: attitude as i32,
+            refusal: talk.refusal.unwrap_or_default(),
+            more: told.map(|(variant, _)| pb::Variant::from(variant)).collect(),
         }))
     }
 

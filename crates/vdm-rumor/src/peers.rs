@@ -36,6 +36,8 @@ pub struct NpcInfo {
     pub r: i32,
     /// Its personality.
     pub traits: Traits,
+    /// Its faction, if it has one.
+    pub faction_id: Option<i64>,
 }
 
 impl NpcInfo {
@@ -254,6 +256,7 @@ fn npc_info(npc: npc_pb::Npc) -> NpcInfo {
             talkativeness: traits.talkativeness,
             honesty: traits.honesty,
         },
+        faction_id: npc.faction_id,
     }
 }
 

@@ -15,11 +15,11 @@ use vdm_proto::events::v1::{RumorHeard, RumorSpread};
 
 use crate::config::{MAX_TICK_TELLINGS, TickConfig};
 use crate::domain::{
-    Holder, Known, NewRumor, Origin, Rng, Rumor, RumorInput, Traits, Variant, distortion_step, hash_parts, plan_tick,
-    retold_distortion, truth_at,
+    Attitude, HOSTILE_BELOW, Holder, Known, NewRumor, Origin, Rng, Rumor, RumorInput, Traits, Variant, distortion_step,
+    hash_parts, plan_tick, retold_distortion, truth_at,
 };
 use crate::error::{RumorError, RumorResult};
-use crate::peers::Peers;
+use crate::peers::{NpcInfo, Peers};
 use crate::store::{NewVariant, RumorStore, Told};
 use crate::transform::{Ask, Pipeline};
 
@@ -39,6 +39,18 @@ pub struct TickReport {
     pub knowers: u32,
     /// Retellings stored.
     pub tellings: u32,
+}
+
+/// What an NPC told a player who talked to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Talk {
+    /// How the NPC was disposed to talk.
+    pub attitude: Attitude,
+    /// Why it told nothing, when it was hostile.
+    pub refusal: Option<String>,
+    /// What it told, each with whether the player heard that rumor for the
+    /// first time; empty when it knows nothing (or refused).
+    pub told: Vec<(Variant, bool)>,
 }
 
 /// Rumors, their variants and who knows them.
@@ -199,28 +211,77 @@ impl RumorService {
         Ok(self.told(told, "spread"))
     }
 
-    /// An NPC tells a player something it knows: the newest rumor the player
-    /// has not heard, else the newest it knows. `None` when it knows
-    /// nothing. The retelling to a player does not depend on which player
-    /// asks, so every player hearing the same NPC shares one transform.
-    #[instrument(skip_all, fields(npc.id = npc_id, player.id = player_id))]
-    pub async fn tell_player(&self, npc_id: i64, player_id: i64, now_ms: i64) -> RumorResult<Option<(Variant, bool)>> {
+    /// An NPC tells a player something it knows: the newest rumors the
+    /// player has not heard (one, or up to [`crate::domain::FRIENDLY_SHARES`]
+    /// when the NPC is friendly), else the newest it knows. Nothing when it
+    /// knows nothing, or when it is hostile: the player's standing with its
+    /// faction (`standings`, as the gateway read them from the player
+    /// service) decides ([`Attitude`]). The retelling to a player does not
+    /// depend on which player asks, so every player hearing the same NPC
+    /// shares one transform.
+    #[instrument(skip_all, fields(npc.id = npc_id, player.id = player_id, attitude))]
+    pub async fn tell_player(
+        &self,
+        npc_id: i64,
+        player_id: i64,
+        standings: &[(i64, i32)],
+        now_ms: i64,
+    ) -> RumorResult<Talk> {
         positive_id("npc_id", npc_id)?;
         positive_id("player_id", player_id)?;
         let npc = self.peers.npc(npc_id).await?;
+        let (attitude, standing) = Attitude::of(npc.faction_id, standings);
+        tracing::Span::current().record("attitude", attitude.as_str());
+        metrics::counter!("vdm_rumor_talks_total", "attitude" => attitude.as_str()).increment(1);
+        let mut talk = Talk {
+            attitude,
+            refusal: None,
+            told: Vec::new(),
+        };
+        if attitude == Attitude::Hostile {
+            talk.refusal = Some(format!(
+                "{} will not talk to you: your standing with their faction is {standing}, below {HOSTILE_BELOW}",
+                npc.name
+            ));
+            tracing::info!(standing, "npc refused to talk to a player of low standing");
+            return Ok(talk);
+        }
         let page = Page::parse(TALK_CANDIDATES, "")?;
         let (known, _) = self.store.list_known(Holder::Npc(npc_id), None, page).await?;
         let Some(newest) = known.first() else {
-            return Ok(None);
+            return Ok(talk);
         };
         let player = Holder::Player(player_id);
         let ids: Vec<i64> = known.iter().map(|k| k.variant.rumor_id).collect();
         let heard: HashSet<i64> = self.store.known_rumor_ids(player, &ids).await?.into_iter().collect();
-        let Some(fresh) = known.iter().find(|k| !heard.contains(&k.variant.rumor_id)) else {
+        let fresh: Vec<&Known> = known
+            .iter()
+            .filter(|k| !heard.contains(&k.variant.rumor_id))
+            .take(attitude.shares())
+            .collect();
+        if fresh.is_empty() {
             // Everything it knows, the player has heard: it repeats the newest.
             let again = self.store.known_variant(player, newest.variant.rumor_id).await?;
-            return Ok(again.map(|v| (v, false)));
-        };
+            talk.told.extend(again.map(|v| (v, false)));
+            return Ok(talk);
+        }
+        for known in fresh {
+            talk.told.push(self.tell_one(&npc, known, player_id, now_ms).await?);
+        }
+        Ok(talk)
+    }
+
+    /// Retells one rumor an NPC knows to a player, stores what the player
+    /// heard and tells the player's sockets. Returns the variant and whether
+    /// the player heard it for the first time.
+    async fn tell_one(
+        &self,
+        npc: &NpcInfo,
+        fresh: &Known,
+        player_id: i64,
+        now_ms: i64,
+    ) -> RumorResult<(Variant, bool)> {
+        let player = Holder::Player(player_id);
         let rumor = self.rumor(fresh.variant.rumor_id).await?;
         let names = self.peers.names_in(rumor.region_id).await?;
         let places = self.peers.places().await?;
@@ -229,7 +290,7 @@ impl RumorService {
             .retell(
                 &rumor,
                 &fresh.variant,
-                (npc_id, npc.traits),
+                (npc.id, npc.traits),
                 player,
                 Traits::PLAYER,
                 seed,
@@ -248,14 +309,14 @@ impl RumorService {
                     body: Some(EventBody::RumorHeard(RumorHeard {
                         rumor_id: variant.rumor_id,
                         variant_id: variant.id,
-                        npc_id,
+                        npc_id: npc.id,
                         region_id: rumor.region_id,
                         text: variant.text.clone(),
                     })),
                 })
                 .await;
         }
-        Ok(Some((variant, !already)))
+        Ok((variant, !already))
     }
 
     /// What an NPC or a player knows, newest rumor first.

@@ -612,9 +612,10 @@ async fn an_npc_tells_a_player_what_they_have_not_heard(backend: Backend) {
     let talk = pb::TellPlayerRequest {
         npc_id: ADA,
         player_id: 500,
+        standings: Vec::new(),
     };
 
-    let first = client.tell_player(talk).await.unwrap().into_inner();
+    let first = client.tell_player(talk.clone()).await.unwrap().into_inner();
     assert!(first.told && first.first_time);
     let heard = first.variant.unwrap();
     assert_eq!(heard.rumor_id, bridge.id);
@@ -630,13 +631,13 @@ async fn an_npc_tells_a_player_what_they_have_not_heard(backend: Backend) {
     assert_eq!(pushed.variant_id, heard.id);
     assert_eq!(pushed.text, heard.text);
 
-    let repeat = client.tell_player(talk).await.unwrap().into_inner();
+    let repeat = client.tell_player(talk.clone()).await.unwrap().into_inner();
     assert!(repeat.told && !repeat.first_time);
     assert_eq!(repeat.variant.unwrap().id, heard.id, "the same telling again");
     events.assert_none("rumor.heard", Duration::from_millis(300)).await;
 
     let wolves = create(&mut client, from_npc("Wolves in the orchard", ADA, 0.6, "")).await;
-    let fresh = client.tell_player(talk).await.unwrap().into_inner();
+    let fresh = client.tell_player(talk.clone()).await.unwrap().into_inner();
     assert!(fresh.first_time);
     assert_eq!(fresh.variant.unwrap().rumor_id, wolves.id, "the one not heard yet");
 
@@ -644,15 +645,33 @@ async fn an_npc_tells_a_player_what_they_have_not_heard(backend: Backend) {
         .tell_player(pb::TellPlayerRequest {
             npc_id: CORA,
             player_id: 500,
+            standings: Vec::new(),
         })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(
         silent,
-        pb::TellPlayerResponse::default(),
+        pb::TellPlayerResponse {
+            attitude: pb::Attitude::Neutral as i32,
+            ..Default::default()
+        },
         "an NPC that knows nothing tells nothing"
     );
+    // Ada has no faction: no standing makes her hostile.
+    let factionless = client
+        .tell_player(pb::TellPlayerRequest {
+            standings: vec![pb::FactionStanding {
+                faction_id: 1,
+                standing: -100,
+            }],
+            ..talk.clone()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(factionless.told && factionless.refusal.is_empty());
+    assert_eq!(factionless.attitude(), pb::Attitude::Neutral);
 
     let journal = client
         .list_known_rumors(pb::ListKnownRumorsRequest {
@@ -672,6 +691,7 @@ async fn an_npc_tells_a_player_what_they_have_not_heard(backend: Backend) {
         .tell_player(pb::TellPlayerRequest {
             npc_id: 99,
             player_id: 500,
+            standings: Vec::new(),
         })
         .await;
     expect_status(unknown, Code::NotFound, "npc 99 not found");
@@ -764,6 +784,7 @@ async fn peers_that_are_down_make_creates_unavailable(backend: Backend) {
         .tell_player(pb::TellPlayerRequest {
             npc_id: ADA,
             player_id: 5,
+            standings: Vec::new(),
         })
         .await;
     expect_status(talk, Code::Unavailable, "the npc service is unavailable");

@@ -129,13 +129,34 @@ pub struct KnownQuery {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TalkJson {
     npc_id: i64,
-    /// False when the NPC knows nothing to tell.
+    /// False when the NPC knows nothing to tell, or will not talk.
     told: bool,
     /// What the player heard.
     #[serde(skip_serializing_if = "Option::is_none")]
     rumor: Option<VariantJson>,
     /// True when the player had not heard this rumor before.
     first_time: bool,
+    attitude: AttitudeJson,
+    /// Why the NPC told nothing, when it is hostile.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refusal: Option<String>,
+    /// What a friendly NPC told besides `rumor`: further rumors the player
+    /// had not heard.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    more: Vec<VariantJson>,
+}
+
+/// How an NPC is disposed to talk to the player, from the player's
+/// standing with its faction.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AttitudeJson {
+    /// Standing below -20: it tells nothing, and `refusal` says why.
+    Hostile,
+    /// Standing from -20 to 19, or the NPC has no faction: one rumor.
+    Neutral,
+    /// Standing 20 or more: up to two rumors the player has not heard.
+    Friendly,
 }
 
 /// `POST /v1/rumors:tick` body.
@@ -359,7 +380,10 @@ async fn list_known(
 }
 
 /// The calling player talks to an NPC, which tells a rumor it knows: the
-/// newest the player has not heard, else the newest.
+/// newest the player has not heard, else the newest. The player's standing
+/// with the NPC's faction decides how it talks: hostile (below -20) it
+/// tells nothing and says why, friendly (20 or more) it tells up to two
+/// rumors the player has not heard.
 #[utoipa::path(
     post,
     path = "/v1/npcs/{id}/talk",
@@ -368,7 +392,7 @@ async fn list_known(
     params(PathId),
     security(("session" = [])),
     responses(
-        (status = 200, description = "What the player heard; `told: false` when the NPC knows nothing", body = TalkJson),
+        (status = 200, description = "What the player heard; `told: false` when the NPC knows nothing or is hostile (`refusal` says why)", body = TalkJson),
         (status = 404, description = "No NPC has this id", body = ErrorBody),
         (status = 503, description = "The rumor service (or the NPC or world service it asks) is unavailable, or rumors are not enabled on this gateway", body = ErrorBody),
     ),
@@ -381,10 +405,21 @@ pub async fn talk(
     PathId(npc_id): PathId,
 ) -> GatewayResult<Reply<TalkJson>> {
     tracing::Span::current().record("npc.id", npc_id);
-    let response = rumor_client(&state)?
-        .tell_player(pb::TellPlayerRequest { npc_id, player_id })
+    let mut rumors = rumor_client(&state)?;
+    let standings = player_standings(&state, player_id).await;
+    let response = rumors
+        .tell_player(pb::TellPlayerRequest {
+            npc_id,
+            player_id,
+            standings,
+        })
         .await?
         .into_inner();
+    let attitude = match response.attitude() {
+        pb::Attitude::Hostile => AttitudeJson::Hostile,
+        pb::Attitude::Friendly => AttitudeJson::Friendly,
+        pb::Attitude::Neutral | pb::Attitude::Unspecified => AttitudeJson::Neutral,
+    };
     Ok(Reply::ok(
         format,
         TalkJson {
@@ -392,8 +427,34 @@ pub async fn talk(
             told: response.told,
             rumor: response.variant.map(VariantJson::from),
             first_time: response.first_time,
+            attitude,
+            refusal: Some(response.refusal).filter(|r| !r.is_empty()),
+            more: response.more.into_iter().map(VariantJson::from).collect(),
         },
     ))
+}
+
+/// The player's standings with factions, for the rumor service to choose
+/// how an NPC talks. A player service that cannot answer leaves them out
+/// (every NPC is then neutral): talking does not fail for it.
+async fn player_standings(state: &AppState, player_id: i64) -> Vec<pb::FactionStanding> {
+    let request = vdm_proto::player::v1::ListStandingsRequest { player_id };
+    match state.player.clone().list_standings(request).await {
+        Ok(answer) => answer
+            .into_inner()
+            .standings
+            .into_iter()
+            .map(|s| pb::FactionStanding {
+                faction_id: s.faction_id,
+                standing: s.standing,
+            })
+            .collect(),
+        Err(status) if status.code() == tonic::Code::NotFound => Vec::new(),
+        Err(status) => {
+            tracing::warn!(code = ?status.code(), "standings unavailable; the npc talks as to a neutral player");
+            Vec::new()
+        }
+    }
 }
 
 /// Runs one spreading tick of a region now (admin); the background ticker

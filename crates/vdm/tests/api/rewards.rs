@@ -2,7 +2,8 @@
 //! the quest service queues it with the completion, its relay delivers it
 //! to the player service, and the profile, inventory, ledger, socket and
 //! standing with the giver's faction show it, once; the giver's disposition
-//! toward the player rises once too (delivered to the NPC service).
+//! toward the player rises once too (delivered to the NPC service). The
+//! standing then decides what the giver's faction's NPCs tell the player.
 
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ backend_tests!(
     a_reward_the_player_service_refuses_is_not_retried,
     a_quest_raises_standing_with_its_givers_faction,
     a_quest_gives_the_amounts_it_names,
+    standing_with_an_npcs_faction_decides_what_it_tells,
 );
 
 /// The calling player's disposition score with NPC `npc_id`, through the
@@ -286,5 +288,92 @@ async fn a_quest_gives_the_amounts_it_names(backend: Backend) {
         patched.json()["reward"],
         json!({"gold": 2, "xp": 0, "item_ids": [], "disposition": 40})
     );
+    app.finish().await;
+}
+
+/// Completes a fresh quest of Hilda's (NPC 1, of faction 5) that gives
+/// `standing`, and waits for the standing with faction 5 to be `expect`.
+async fn change_standing(app: &TestApp, token: &str, title: &str, standing: i32, expect: i64) {
+    let mut spec = wolves();
+    spec["giver_npc_id"] = json!(1);
+    spec["region_id"] = json!(1);
+    spec["title"] = json!(title);
+    spec["reward"] = json!({"gold": 1, "standing": standing});
+    let quest = app.create_quest(&spec).await;
+    complete(app, token, &quest).await;
+    eventually(app, "/v1/me/factions", token, |f| {
+        f["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["faction_id"] == 5 && s["standing"] == expect)
+    })
+    .await;
+}
+
+async fn standing_with_an_npcs_faction_decides_what_it_tells(backend: Backend) {
+    let Some(app) = spawn_demo(backend).await else { return };
+    // Hilda the Miller (NPC 1, of the Free Folk of the Vale) knows three
+    // rumors of her own.
+    for k in 0..3 {
+        let rumor = json!({"text": format!("The millstone cracked {k} times this spring."), "origin_npc_id": 1, "region_id": 1, "truth": 0.5});
+        let created = app.post_json("/v1/rumors", Some(ADMIN_TOKEN), &rumor).await;
+        assert_eq!(created.status, 201, "{}", String::from_utf8_lossy(&created.body));
+    }
+    let talk = |token: String| {
+        let app = &app;
+        async move {
+            let answer = app.post_json("/v1/npcs/1/talk", Some(&token), &json!({})).await;
+            assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+            answer.json()
+        }
+    };
+
+    // Neutral (no standing): one rumor at a time.
+    let (_, neutral) = app.sign_in("neutral-talker").await;
+    let heard = talk(neutral.clone()).await;
+    assert_eq!(
+        (heard["told"].clone(), heard["attitude"].clone()),
+        (json!(true), json!("neutral")),
+        "{heard}"
+    );
+    assert!(heard.get("more").is_none() && heard.get("refusal").is_none(), "{heard}");
+
+    // Hostile (standing -30 after a quest against the Free Folk): nothing,
+    // and why.
+    let (_, grudge) = app.sign_in("grudge-talker").await;
+    change_standing(&app, &grudge, "Poison the mill pond", -30, -30).await;
+    let refused = talk(grudge.clone()).await;
+    assert_eq!(refused["told"], false, "{refused}");
+    assert_eq!(refused["attitude"], "hostile");
+    assert!(refused.get("rumor").is_none(), "{refused}");
+    let why = refused["refusal"].as_str().unwrap();
+    assert!(
+        why.contains("Hilda the Miller will not talk to you") && why.contains("-30"),
+        "{why}"
+    );
+    assert!(
+        app.get("/v1/me/rumors", &grudge).await.json()["items"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "a hostile npc tells nothing"
+    );
+
+    // Friendly (standing 30 after making amends): two rumors at once, both
+    // new to the player.
+    change_standing(&app, &grudge, "Mend the mill wheel", 60, 30).await;
+    let friendly = talk(grudge.clone()).await;
+    assert_eq!(
+        (friendly["told"].clone(), friendly["attitude"].clone()),
+        (json!(true), json!("friendly")),
+        "{friendly}"
+    );
+    assert_eq!(friendly["first_time"], true);
+    let more = friendly["more"].as_array().unwrap();
+    assert_eq!(more.len(), 1, "{friendly}");
+    assert_ne!(more[0]["rumor_id"], friendly["rumor"]["rumor_id"]);
+    let mine = app.get("/v1/me/rumors", &grudge).await.json();
+    assert_eq!(mine["items"].as_array().unwrap().len(), 2, "{mine}");
     app.finish().await;
 }

@@ -271,7 +271,10 @@ async fn players_hear_rumors_by_talking_and_in_the_bootstrap(backend: Backend) {
         .post_json("/v1/npcs/2/talk", Some(&ana_token), &json!({}))
         .await
         .json();
-    assert_eq!(silent, json!({"npc_id": 2, "told": false, "first_time": false}));
+    assert_eq!(
+        silent,
+        json!({"npc_id": 2, "told": false, "first_time": false, "attitude": "neutral"})
+    );
 
     let mine = app.get("/v1/me/rumors", &ana_token).await.json();
     assert_eq!(items(&mine).len(), 1);
