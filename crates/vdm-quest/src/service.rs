@@ -19,6 +19,11 @@ use crate::store::{Created, QuestFilter, QuestStore};
 
 /// How long a cached quest lives; every write to it also deletes it.
 pub const QUEST_CACHE_TTL: Duration = Duration::from_secs(30);
+/// The cache key naming the current generation of cached quest lists: a
+/// quest write deletes it, so every list cached before the write is out
+/// of reach at once (on every replica sharing the cache) and expires with
+/// the TTL.
+const LISTS_GENERATION: &str = "lists-generation";
 /// Most ids one batch read may ask for.
 pub const MAX_BATCH: usize = 100;
 /// Attempts at a read-modify-write before giving up to a concurrent writer.
@@ -97,7 +102,8 @@ impl QuestService {
         tracing::Span::current().record("quest.id", quest.id);
         tracing::info!(quest.id = quest.id, replayed, "quest created");
         if !replayed {
-            // Lists of quests that gateways keep now miss one.
+            // Lists of quests (here and in gateways) now miss one.
+            self.cache.delete(LISTS_GENERATION).await;
             self.publish_changed(quest.id).await;
         }
         Ok((quest, replayed))
@@ -122,6 +128,7 @@ impl QuestService {
         let updated = current.patched(patch, now_ms)?;
         let found = self.store.update(&updated).await?;
         self.cache.delete(&id.to_string()).await;
+        self.cache.delete(LISTS_GENERATION).await;
         self.publish_changed(id).await;
         if !found {
             return Err(QuestError::QuestNotFound(id));
@@ -136,6 +143,7 @@ impl QuestService {
         positive_id("id", id)?;
         let found = self.store.delete(id).await?;
         self.cache.delete(&id.to_string()).await;
+        self.cache.delete(LISTS_GENERATION).await;
         self.publish_changed(id).await;
         if !found {
             return Err(QuestError::QuestNotFound(id));
@@ -159,7 +167,10 @@ impl QuestService {
         self.store.get_many(ids).await
     }
 
-    /// Lists quests by region and giver.
+    /// Lists quests by region and giver, through the cache: a region's list
+    /// is the same for every player (every bootstrap asks for it), and
+    /// reading it from the database took two statements from the pool that
+    /// the writes wait on.
     #[instrument(skip_all)]
     pub async fn list(
         &self,
@@ -172,7 +183,22 @@ impl QuestService {
                 positive_id(field, id)?;
             }
         }
-        self.store.list(filter, Page::parse(limit, cursor)?).await
+        let page = Page::parse(limit, cursor)?;
+        let generation = self
+            .cache
+            .get_or_load(LISTS_GENERATION, async {
+                vdm_kit::secure::random_token(8).map_err(|e| QuestError::Corrupt(format!("list generation: {e}")))
+            })
+            .await;
+        let Ok(generation) = generation else {
+            // No generation, no caching: read the database.
+            return self.store.list(filter, page).await;
+        };
+        let key = format!(
+            "list:{generation}:{:?}:{:?}:{limit}:{cursor}",
+            filter.region_id, filter.giver_npc_id
+        );
+        self.cache.get_or_load(&key, self.store.list(filter, page)).await
     }
 
     /// Accepts (or restarts) a quest for a player whose level meets the

@@ -512,8 +512,10 @@ async fn updates_and_deletes_are_seen_at_once(backend: Backend) {
         .await
         .quest
         .unwrap();
-    // Read once, so the quest is cached before it changes.
+    // Read once, so the quest and its region's list are cached before it
+    // changes.
     client.get_quest(pb::GetQuestRequest { id: created.id }).await.unwrap();
+    assert_eq!(region_titles(&mut client, 10).await, ["Wolves at the Mill"]);
 
     let updated = client
         .update_quest(pb::UpdateQuestRequest {
@@ -543,6 +545,20 @@ async fn updates_and_deletes_are_seen_at_once(backend: Backend) {
     assert_eq!(got.title, "Wolves at the Old Mill");
     assert_eq!(got.reward.unwrap().gold, 75);
     assert_eq!(got.objectives, created.objectives);
+    assert_eq!(
+        region_titles(&mut client, 10).await,
+        ["Wolves at the Old Mill"],
+        "the cached list is dropped with the write"
+    );
+    let second = create(&mut client, spec("Bandits on the Road", 10), "")
+        .await
+        .quest
+        .unwrap();
+    assert_eq!(
+        region_titles(&mut client, 10).await,
+        ["Wolves at the Old Mill", "Bandits on the Road"],
+        "a new quest is listed at once"
+    );
 
     let bad = client
         .update_quest(pb::UpdateQuestRequest {
@@ -559,5 +575,26 @@ async fn updates_and_deletes_are_seen_at_once(backend: Backend) {
         .unwrap();
     let gone = client.get_quest(pb::GetQuestRequest { id: created.id }).await;
     expect_status(gone, Code::NotFound, &format!("quest {} not found", created.id));
+    assert_eq!(
+        region_titles(&mut client, 10).await,
+        [second.title.as_str()],
+        "a deleted quest leaves the list at once"
+    );
     quest.finish().await;
+}
+
+/// The titles of a region's quests, in list order.
+async fn region_titles(client: &mut QuestServiceClient<GrpcChannel>, region_id: i64) -> Vec<String> {
+    client
+        .list_quests(pb::ListQuestsRequest {
+            region_id: Some(region_id),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .quests
+        .into_iter()
+        .map(|q| q.title)
+        .collect()
 }
