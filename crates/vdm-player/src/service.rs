@@ -2,8 +2,11 @@
 //! and events, composed. Transport-free: `grpc.rs` converts protobuf
 //! messages to and from these calls.
 
+use std::time::Duration;
+
 use tracing::instrument;
 use vdm_kit::bus::{Event, EventBody, EventBus};
+use vdm_kit::cache::{Cache, CacheStore};
 use vdm_kit::idempotency::Created;
 use vdm_proto::events::v1::PlayerLevelUp;
 
@@ -20,12 +23,23 @@ use crate::store::PlayerStore;
 pub struct PlayerService {
     store: PlayerStore,
     events: EventBus,
+    /// A player's faction standings by player id: read on every NPC talk
+    /// (the gateway asks before the rumor service answers), changed only
+    /// by [`PlayerService::apply`], which drops the entry after its commit.
+    standings: Cache,
 }
 
+/// How long cached standings live (a dropped entry is the usual end).
+const STANDINGS_TTL: Duration = Duration::from_secs(60);
+
 impl PlayerService {
-    /// Builds the service over a store and an event bus.
-    pub fn new(store: PlayerStore, events: EventBus) -> PlayerService {
-        PlayerService { store, events }
+    /// Builds the service over a store, its caches and an event bus.
+    pub fn new(store: PlayerStore, caches: &CacheStore, events: EventBus) -> PlayerService {
+        PlayerService {
+            store,
+            events,
+            standings: caches.cache("player_standings", STANDINGS_TTL),
+        }
     }
 
     /// Answers whether the database is reachable.
@@ -209,10 +223,14 @@ impl PlayerService {
     #[instrument(skip_all, fields(player.id = player_id))]
     pub async fn standings(&self, player_id: i64) -> PlayerResult<Vec<Standing>> {
         positive_id("player_id", player_id)?;
-        self.store
-            .standings(player_id)
-            .await?
-            .ok_or(PlayerError::PlayerNotFound(player_id))
+        self.standings
+            .get_or_load(&player_id.to_string(), async {
+                self.store
+                    .standings(player_id)
+                    .await?
+                    .ok_or(PlayerError::PlayerNotFound(player_id))
+            })
+            .await
     }
 
     /// Applies a change of balances (a grant, a removal, a reward), once
@@ -227,6 +245,9 @@ impl PlayerService {
                 return Ok(outcome);
             }
         };
+        if !change.amounts.standings.is_empty() {
+            self.standings.delete(&change.player_id.to_string()).await;
+        }
         tracing::info!(
             gold = change.amounts.gold,
             xp = change.amounts.xp,

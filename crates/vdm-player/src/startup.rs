@@ -37,7 +37,7 @@ impl Service for Player {
     async fn build(config: &PlayerConfig, _peers: &Peers) -> PlayerResult<Parts> {
         let backends = Backends::connect::<Migrator>(Self::NAME, &config.database, &config.cache).await?;
         let store = PlayerStore::new(backends.db, config.levels.clone());
-        let service = PlayerService::new(store, backends.events);
+        let service = PlayerService::new(store, &backends.caches, backends.events);
         let readiness = vdm_kit::admin::readiness_check("player database", service.clone(), |service| async move {
             service.ready().await
         });

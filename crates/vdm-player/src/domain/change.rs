@@ -381,7 +381,7 @@ pub struct LedgerEntry {
 }
 
 /// A player's standing with one faction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Standing {
     /// The faction.
     pub faction_id: i64,
