@@ -441,6 +441,9 @@ mod tests {
         n: u32,
     }
 
+    /// `{"n":1}` is 7 bytes; an entry weighs its body and an overhead.
+    const ENTRY_BODY_AT_LEAST: u64 = 7;
+
     fn cache() -> EdgeCache {
         EdgeCache::new(&EdgeCacheConfig::default())
     }
@@ -471,6 +474,11 @@ mod tests {
         );
         read(&cache, &calls, 1, &none).await;
         assert_eq!(calls.load(Ordering::SeqCst), 1, "a hit");
+        let kept = cache.inner.as_ref().map(|inner| inner.bytes.load(Ordering::Acquire));
+        assert!(
+            kept.is_some_and(|bytes| bytes > ENTRY_BODY_AT_LEAST),
+            "the kept body is counted: {kept:?}"
+        );
 
         let mut conditional = HeaderMap::new();
         conditional.insert(header::IF_NONE_MATCH, etag.clone());

@@ -332,7 +332,11 @@ async fn hits_misses_and_invalidations_are_counted(backend: Backend) {
     };
     assert!(requests(&filled, "miss") >= requests(&before, "miss") + 1.0, "{filled}");
     assert!(requests(&filled, "hit") >= requests(&before, "hit") + 3.0, "{filled}");
-    assert!(sample(&filled, "vdm_edge_cache_bytes", &[]) > 0.0, "{filled}");
+    // `vdm_edge_cache_bytes` is one gauge per process, set by each cache
+    // to its own total: with other tests' gateways in this process it may
+    // read any of theirs (one just emptied by an invalidation reads 0), so
+    // only its presence is checked here; the per-cache accounting has unit
+    // tests in `edge_cache`.
     for family in [
         "vdm_edge_cache_requests_total",
         "vdm_edge_cache_bytes",
