@@ -1,5 +1,5 @@
 //! A byte cache with one interface and two backends: Redis (through a
-//! deadpool pool) when `REDIS_URL` is set, a bounded in-process TTL cache
+//! [`RedisPool`]) when `REDIS_URL` is set, a bounded in-process TTL cache
 //! otherwise.
 //!
 //! The cache is an optimization, never a source of truth: every Redis failure
@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use deadpool_redis::redis::AsyncCommands;
-use deadpool_redis::{Pool, PoolConfig, Runtime, Timeouts};
 use tracing::Instrument;
 
 use crate::config::CacheConfig;
+use crate::redis_pool::{RedisPool, RedisPoolError};
 
 /// The cache backend could not be set up (a malformed Redis URL, an
 /// unreadable CA file).
@@ -68,7 +68,7 @@ pub struct CacheStore {
 #[derive(Clone)]
 enum StoreBackend {
     Memory,
-    Redis(Pool),
+    Redis(RedisPool),
 }
 
 impl CacheStore {
@@ -79,19 +79,8 @@ impl CacheStore {
             None => (StoreBackend::Memory, None),
             Some(url) => {
                 let connection = redis_connection(url.expose(), config.redis_ca_file.as_deref())?;
-                let manager = deadpool_redis::Manager::new(connection.clone())
+                let pool = RedisPool::new(connection.clone(), 64, config.timeout)
                     .map_err(|e| CacheSetupError(format!("REDIS_URL: {e}")))?;
-                let mut pool = PoolConfig::new(64);
-                pool.timeouts = Timeouts {
-                    wait: Some(config.timeout),
-                    create: Some(config.timeout),
-                    recycle: Some(config.timeout),
-                };
-                let pool = Pool::builder(manager)
-                    .config(pool)
-                    .runtime(Runtime::Tokio1)
-                    .build()
-                    .map_err(|e| CacheSetupError(e.to_string()))?;
                 (StoreBackend::Redis(pool), Some(connection))
             }
         };
@@ -118,7 +107,7 @@ impl CacheStore {
     }
 
     /// Returns the Redis pool when the store uses Redis (for pub/sub users).
-    pub fn redis_pool(&self) -> Option<&Pool> {
+    pub fn redis_pool(&self) -> Option<&RedisPool> {
         match &self.backend {
             StoreBackend::Redis(pool) => Some(pool),
             StoreBackend::Memory => None,
@@ -170,13 +159,13 @@ struct Inner {
 
 enum Backend {
     Memory(moka::future::Cache<String, Bytes>),
-    Redis(Pool),
+    Redis(RedisPool),
 }
 
 #[derive(Debug, thiserror::Error)]
 enum RedisCallError {
     #[error("no redis connection")]
-    Pool(#[from] deadpool_redis::PoolError),
+    Pool(#[from] RedisPoolError),
     #[error("redis command failed")]
     Command(#[from] deadpool_redis::redis::RedisError),
     #[error("redis call timed out")]

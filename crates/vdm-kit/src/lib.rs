@@ -8,6 +8,8 @@
 //! - [`db`]: connect to Postgres (schema per service) or SQLite (file per
 //!   service) and run migrations.
 //! - [`cache`]: one cache interface over Redis or an in-process TTL cache.
+//! - [`redis_pool`]: the Redis connection pool, checking a connection only
+//!   after it sat idle.
 //! - [`bus`]: events from services to gateways (a Redis stream or in-process).
 //! - [`telemetry`]: the tracing subscriber, OTLP export, W3C propagation.
 //! - [`metrics`]: the Prometheus recorder and scrape-time gauges.
@@ -42,6 +44,7 @@ pub mod hash;
 pub mod idempotency;
 pub mod metrics;
 pub mod page;
+pub mod redis_pool;
 pub mod secure;
 pub mod serve;
 pub mod service;

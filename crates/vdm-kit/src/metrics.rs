@@ -192,6 +192,11 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
         "Gateway edge cache entries evicted, by cause (size: over the byte budget, expired: past the TTL)",
     ),
     (
+        "vdm_edge_cache_refreshes_total",
+        Kind::Counter,
+        "Gateway edge cache entries renewed in the background by a hit past their refresh point, by resource",
+    ),
+    (
         "vdm_edge_cache_bytes",
         Kind::Gauge,
         "Bytes of bodies the gateway edge cache holds",

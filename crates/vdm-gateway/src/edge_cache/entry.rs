@@ -1,6 +1,8 @@
 //! A kept body: encoded once, hashed into a strong ETag, answered as a 200
 //! or, when the client already holds it, as a 304.
 
+use std::time::Instant;
+
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -19,12 +21,16 @@ pub(super) struct Entry {
     format: Format,
     body: Bytes,
     etag: HeaderValue,
+    /// From when a hit also renews the entry in the background (before
+    /// the TTL ends it).
+    refresh_at: Instant,
 }
 
 impl Entry {
-    /// Encodes `value`; the ETag is a hash of the body, tagged with the
-    /// format so a JSON and a MessagePack body never share one.
-    pub(super) fn encode<T: Serialize>(format: Format, value: &T) -> GatewayResult<Entry> {
+    /// Encodes `value`, to be renewed from `refresh_at`; the ETag is a
+    /// hash of the body, tagged with the format so a JSON and a
+    /// MessagePack body never share one.
+    pub(super) fn encode<T: Serialize>(format: Format, value: &T, refresh_at: Instant) -> GatewayResult<Entry> {
         let body = format.encode(value)?;
         let tag = match format {
             Format::Json => 'j',
@@ -37,7 +43,13 @@ impl Entry {
             format,
             body: Bytes::from(body),
             etag,
+            refresh_at,
         })
+    }
+
+    /// Whether a hit should renew the entry now.
+    pub(super) fn refresh_due(&self) -> bool {
+        Instant::now() >= self.refresh_at
     }
 
     pub(super) fn weight(&self) -> u32 {

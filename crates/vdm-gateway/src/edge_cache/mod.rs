@@ -19,6 +19,13 @@
 //!   waiting for the bus.
 //! - Every entry lives at most the TTL, so a lost event (a Redis outage, a
 //!   listener that fell behind) cannot keep a stale body alive for longer.
+//! - An entry still being read is renewed before the TTL ends it: a hit
+//!   past the entry's refresh point (between half and four fifths of the
+//!   TTL, spread per fill so entries filled together are not renewed
+//!   together) answers the kept body and starts one fill in the background.
+//!   Without it, every hot entry expired at once and each expiry put a
+//!   service call (and often a database read) in front of a client: the
+//!   tail of an otherwise cached read.
 //! - A fill that was in flight when a change of its kind arrived answers
 //!   its own callers but is not kept (a per-kind epoch, compared under the
 //!   same lock that invalidation takes), and callers arriving after the
@@ -41,7 +48,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -191,6 +198,8 @@ struct Flights {
 
 struct Inner {
     entries: moka::future::Cache<Key, Arc<Entry>>,
+    /// How long an entry lives; its refresh point is a fraction of it.
+    ttl: Duration,
     flights: Mutex<Flights>,
     /// The weight of what `entries` holds, kept by insertions and the
     /// eviction listener (moka's own figure lags its maintenance).
@@ -251,6 +260,7 @@ impl EdgeCache {
         EdgeCache {
             inner: Some(Arc::new(Inner {
                 entries,
+                ttl: config.ttl,
                 flights: Mutex::new(Flights::default()),
                 bytes,
             })),
@@ -268,7 +278,10 @@ impl EdgeCache {
         Fut: Future<Output = GatewayResult<T>> + Send + 'static,
     {
         let Some(inner) = &self.inner else {
-            return match load().await.and_then(|value| Entry::encode(format, &value)) {
+            return match load()
+                .await
+                .and_then(|value| Entry::encode(format, &value, Instant::now()))
+            {
                 Ok(entry) => entry.respond(request),
                 Err(err) => err.into_response(),
             };
@@ -277,6 +290,9 @@ impl EdgeCache {
         let key = Key { resource, format };
         if let Some(entry) = inner.entries.get(&key).await {
             counted(label, "hit");
+            if entry.refresh_due() {
+                inner.refresh(key, load);
+            }
             return entry.respond(request);
         }
         let (flight, leads) = inner.flight(key, load()).await;
@@ -340,6 +356,36 @@ impl Inner {
         if let Some((_, flight)) = flights.by_key.get(&key) {
             return (flight.clone(), false);
         }
+        (self.start(&mut flights, key, load), true)
+    }
+
+    /// Renews `key` in the background unless a fill of it is in flight
+    /// (or the table of fills is busy: a later hit will ask again). The
+    /// callers keep being answered the kept body meanwhile.
+    fn refresh<T, F, Fut>(self: &Arc<Inner>, key: Key, load: F)
+    where
+        T: Serialize + Send + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = GatewayResult<T>> + Send + 'static,
+    {
+        let Ok(mut flights) = self.flights.try_lock() else {
+            return;
+        };
+        if flights.by_key.contains_key(&key) {
+            return;
+        }
+        let label = key.resource.label();
+        drop(self.start(&mut flights, key, load()));
+        metrics::counter!("vdm_edge_cache_refreshes_total", "resource" => label).increment(1);
+    }
+
+    /// Starts fill `key` running `load` on a task of its own and enters it
+    /// in the table of fills (held locked by the caller).
+    fn start<T, Fut>(self: &Arc<Inner>, flights: &mut Flights, key: Key, load: Fut) -> Flight
+    where
+        T: Serialize + Send + 'static,
+        Fut: Future<Output = GatewayResult<T>> + Send + 'static,
+    {
         let id = flights.next_id;
         flights.next_id += 1;
         let epoch = flights.epochs[key.resource.kind() as usize];
@@ -351,10 +397,11 @@ impl Inner {
         let inner = self.clone();
         let landing = key.clone();
         let format = key.format;
+        let refresh_after = refresh_after(self.ttl, id);
         let flight = async move {
             let outcome: Outcome = load
                 .await
-                .and_then(|value| Entry::encode(format, &value))
+                .and_then(|value| Entry::encode(format, &value, Instant::now() + refresh_after))
                 .map(Arc::new)
                 .map_err(Arc::new);
             inner.land(landing, id, epoch, &outcome).await;
@@ -368,7 +415,7 @@ impl Inner {
         // (a client that hung up, the request timeout) still ends, leaves
         // the table of fills and keeps its answer for the next caller.
         tokio::spawn(flight.clone());
-        (flight, true)
+        flight
     }
 
     /// Ends fill `id` of `key`: no longer joinable, and its entry kept
@@ -410,6 +457,15 @@ impl Inner {
             self.entries.invalidate_all();
         }
     }
+}
+
+/// When fill `id`'s entry is due for renewal: between 1/2 and 4/5 of the
+/// TTL, spread by a hash of the fill's id, so entries filled in one burst
+/// (a warm-up, a cleared cache) are renewed over a stretch of time instead
+/// of all at once.
+fn refresh_after(ttl: Duration, id: u64) -> Duration {
+    let spread = (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54) as u32; // 0..1024
+    ttl / 2 + ttl.mul_f64(0.3) * spread / 1024
 }
 
 fn counted(resource: &'static str, result: &'static str) {
@@ -518,6 +574,41 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(40)).await;
         assert_eq!(read(&cache, &calls, 1, &none).await.status(), StatusCode::OK);
         assert_eq!(calls.load(Ordering::SeqCst), 1, "the abandoned fill was kept");
+    }
+
+    #[tokio::test]
+    async fn a_hot_entry_is_renewed_in_the_background_before_its_ttl_ends() {
+        let cache = EdgeCache::new(&EdgeCacheConfig {
+            ttl: Duration::from_millis(1000),
+            ..EdgeCacheConfig::default()
+        });
+        let calls = Arc::new(AtomicUsize::new(0));
+        let none = HeaderMap::new();
+        let first = read(&cache, &calls, 1, &none).await;
+        // Past every refresh point (at most 4/5 of the TTL), before the TTL:
+        // answered the kept body (a caller that waited for the renewal would
+        // get the new one).
+        tokio::time::sleep(Duration::from_millis(850)).await;
+        let kept = read(&cache, &calls, 2, &none).await;
+        assert_eq!(kept.headers()[header::ETAG], first.headers()[header::ETAG]);
+        // The renewal lands and the first fill's TTL ends: reads still hit,
+        // now the renewed body.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let renewed = read(&cache, &calls, 3, &none).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "one renewal, no miss");
+        assert_ne!(renewed.headers()[header::ETAG], first.headers()[header::ETAG]);
+    }
+
+    #[test]
+    fn refresh_points_spread_between_half_and_four_fifths_of_the_ttl() {
+        let ttl = Duration::from_secs(30);
+        let points: Vec<Duration> = (0..1000).map(|id| refresh_after(ttl, id)).collect();
+        assert!(points.iter().all(|p| *p >= ttl / 2 && *p <= ttl.mul_f64(0.8)));
+        let early = points.iter().filter(|p| **p < ttl.mul_f64(0.65)).count();
+        assert!(
+            (300..700).contains(&early),
+            "spread, not clustered: {early} of 1000 early"
+        );
     }
 
     #[tokio::test]

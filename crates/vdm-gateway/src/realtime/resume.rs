@@ -182,7 +182,7 @@ pub enum SessionStore {
     /// Redis: sessions resume on any replica.
     Redis {
         /// The cache's pool.
-        pool: deadpool_redis::Pool,
+        pool: vdm_kit::redis_pool::RedisPool,
         /// Key prefix (`<prefix>:ws:session:<token>`).
         prefix: String,
     },

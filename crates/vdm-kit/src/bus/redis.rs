@@ -39,7 +39,7 @@ const TRIM_BY_AGE: &str = "local t = redis.call('TIME') \
 
 /// The stream of one key prefix, and the local broadcast it is followed into.
 pub(super) struct RedisBus {
-    pool: deadpool_redis::Pool,
+    pool: crate::redis_pool::RedisPool,
     connection: redis::ConnectionInfo,
     stream: String,
     local: broadcast::Sender<Delivery>,
@@ -48,7 +48,11 @@ pub(super) struct RedisBus {
 }
 
 impl RedisBus {
-    pub(super) fn new(pool: &deadpool_redis::Pool, connection: &redis::ConnectionInfo, prefix: &str) -> RedisBus {
+    pub(super) fn new(
+        pool: &crate::redis_pool::RedisPool,
+        connection: &redis::ConnectionInfo,
+        prefix: &str,
+    ) -> RedisBus {
         RedisBus {
             pool: pool.clone(),
             connection: connection.clone(),

@@ -853,7 +853,7 @@ pub fn wolves() -> Value {
 /// port to listen on, TLS files, ...); it never persists anything. Killed
 /// when the returned guard drops.
 pub async fn private_redis_server(args: impl FnOnce(u16) -> Vec<String>) -> Option<(PrivateRedis, u16)> {
-    use std::process::{Command, Stdio};
+    use std::process::Command;
     if Command::new("redis-server").arg("--version").output().is_err() {
         if std::env::var("VDM_TEST_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1") {
             panic!("VDM_TEST_REQUIRE_EXTERNAL=1 but redis-server is not installed");
@@ -866,10 +866,16 @@ pub async fn private_redis_server(args: impl FnOnce(u16) -> Vec<String>) -> Opti
         .local_addr()
         .unwrap()
         .port();
-    let child = Command::new("redis-server")
-        .args(args(port))
+    Some((start_private_redis(port, args(port)).await, port))
+}
+
+/// Starts a redis-server on `port` with `args` (a restart of one that
+/// [`private_redis_server`] started, on the port its clients know).
+pub async fn start_private_redis(port: u16, args: Vec<String>) -> PrivateRedis {
+    let child = std::process::Command::new("redis-server")
+        .args(args)
         .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
+        .stdout(std::process::Stdio::null())
         .spawn()
         .expect("redis-server starts");
     let redis = PrivateRedis(child);
@@ -878,7 +884,7 @@ pub async fn private_redis_server(args: impl FnOnce(u16) -> Vec<String>) -> Opti
         assert!(std::time::Instant::now() < deadline, "redis-server did not come up");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    Some((redis, port))
+    redis
 }
 
 /// A redis-server process started by [`private_redis_server`].
@@ -892,6 +898,8 @@ impl Drop for PrivateRedis {
             .arg(self.0.id().to_string())
             .status();
         let _ = self.0.kill();
+        // Reaped, so its port is free for a restart.
+        let _ = self.0.wait();
     }
 }
 
