@@ -85,7 +85,7 @@ async fn readiness(State(state): State<AdminState>) -> Response {
 async fn metrics_text() -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        crate::metrics::render(),
+        crate::metrics::render_off_workers().await,
     )
         .into_response()
 }

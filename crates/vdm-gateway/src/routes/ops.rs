@@ -146,7 +146,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
 pub async fn metrics() -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        vdm_kit::metrics::render(),
+        vdm_kit::metrics::render_off_workers().await,
     )
         .into_response()
 }
