@@ -158,7 +158,8 @@ pub async fn run(plan: Plan, factory: RequestFactory) -> Result<bool, String> {
                 eprintln!(
                     "  [{:>4.0}s] {:>8} req/s  errors {}",
                     started.elapsed().as_secs_f64(),
-                    done - last,
+                    // The count restarts at 0 when the warm-up ends.
+                    done.checked_sub(last).unwrap_or(done),
                     shared.errors.load(Ordering::Relaxed)
                 );
                 last = done;
