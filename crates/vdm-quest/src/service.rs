@@ -339,7 +339,10 @@ impl QuestService {
         self.write_locks[stripe].lock().await
     }
 
-    /// Lists a player's quests, optionally by status.
+    /// Lists a player's quests, optionally by status: one statement, the
+    /// objectives' targets taken from the cached definitions (the quest
+    /// pool is where writes queue under load, and this list is in every
+    /// bootstrap).
     #[instrument(skip_all, fields(player.id = player_id))]
     pub async fn list_player_quests(
         &self,
@@ -349,9 +352,22 @@ impl QuestService {
         cursor: &str,
     ) -> QuestResult<(Vec<PlayerQuest>, Option<String>)> {
         positive_id("player_id", player_id)?;
-        self.store
+        let (rows, next) = self
+            .store
             .list_player_quests(player_id, status, Page::parse(limit, cursor)?)
-            .await
+            .await?;
+        let mut quests = Vec::with_capacity(rows.len());
+        for row in rows {
+            // The definition (from the cache) gives the objectives' targets.
+            // A quest's player rows go with it; one deleted since the read
+            // above is left out.
+            let quest = match self.get(row.quest_id()).await {
+                Err(QuestError::QuestNotFound(_)) => continue,
+                other => other?,
+            };
+            quests.push(row.with_definition(&quest)?);
+        }
+        Ok((quests, next))
     }
 }
 

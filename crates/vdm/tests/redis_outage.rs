@@ -18,8 +18,8 @@ use http::Method;
 use serde_json::json;
 
 use helpers::{
-    ADMIN_TOKEN, Backend, Options, TestApp, edge_cache_off, private_redis_server, spawn_app_with, start_private_redis,
-    wolves,
+    ADMIN_TOKEN, Backend, Options, PrivateRedis, TestApp, edge_cache_off, private_redis_server, spawn_app_with,
+    start_private_redis, wolves,
 };
 
 fn signal(child: &Child, sig: &str) {
@@ -43,26 +43,72 @@ async fn hits(app: &TestApp) -> u64 {
         .unwrap_or(0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reads_and_writes_survive_a_redis_outage_without_stale_data() {
-    let Some((redis, port)) = private_redis_server(|port| vec!["--port".into(), port.to_string()]).await else {
-        return;
-    };
+fn redis_args(port: u16) -> Vec<String> {
+    vec!["--port".to_owned(), port.to_string()]
+}
 
+/// A private Redis, an app whose quest reads all reach the quest service's
+/// cache on it (no edge cache), one quest, a player's token and the
+/// quest's path, with the quest already read once from Redis.
+struct Setup {
+    redis: PrivateRedis,
+    port: u16,
+    app: TestApp,
+    token: String,
+    path: String,
+}
+
+async fn setup(device: &str) -> Option<Setup> {
+    let (redis, port) = private_redis_server(redis_args).await?;
     let options = Options {
         redis_url: Some(format!("redis://127.0.0.1:{port}")),
-        // Every read reaches the quest service and its Redis cache.
         edge_cache: edge_cache_off(),
         ..Options::default()
     };
     let app = spawn_app_with(Backend::Embedded, options).await.unwrap();
     let id = app.create_quest(&wolves()).await["id"].as_i64().unwrap();
-    let (_, token) = app.sign_in("through-the-storm").await;
+    let (_, token) = app.sign_in(device).await;
     let path = format!("/v1/quests/{id}");
     app.get(&path, &token).await;
     let before = hits(&app).await;
     assert_eq!(app.get(&path, &token).await.json()["title"], "Wolves at the Mill");
-    assert_eq!(hits(&app).await, before + 1, "served from Redis before the outage");
+    assert_eq!(hits(&app).await, before + 1, "served from Redis to begin with");
+    Some(Setup {
+        redis,
+        port,
+        app,
+        token,
+        path,
+    })
+}
+
+/// Reads every 50 ms, each answering `title`, until one is a cache hit
+/// (at most 10 s).
+async fn until_the_cache_is_used_again(app: &TestApp, path: &str, token: &str, title: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let before = hits(app).await;
+        assert_eq!(app.get(path, token).await.json()["title"], title, "reads never fail");
+        if hits(app).await > before {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the cache is used again once Redis is back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_and_writes_survive_a_redis_outage_without_stale_data() {
+    let Some(Setup {
+        redis,
+        app,
+        token,
+        path,
+        ..
+    }) = setup("through-the-storm").await
+    else {
+        return;
+    };
 
     // Redis freezes: every call now waits out its 250 ms budget.
     signal(&redis.0, "-STOP");
@@ -92,16 +138,7 @@ async fn reads_and_writes_survive_a_redis_outage_without_stale_data() {
         "Wargs at the Mill",
         "never the stale entry"
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let before = hits(&app).await;
-        assert_eq!(app.get(&path, &token).await.json()["title"], "Wargs at the Mill");
-        if hits(&app).await > before {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the cache is used again once Redis is back");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until_the_cache_is_used_again(&app, &path, &token, "Wargs at the Mill").await;
     app.finish().await;
     drop(redis);
 }
@@ -113,36 +150,19 @@ async fn reads_and_writes_survive_a_redis_outage_without_stale_data() {
 /// restart: the cache serves hits again soon after Redis is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_a_redis_restart_broke_leave_the_pool_under_steady_traffic() {
-    let args = |port: u16| vec!["--port".to_owned(), port.to_string()];
-    let Some((redis, port)) = private_redis_server(args).await else {
+    let Some(Setup {
+        redis,
+        port,
+        app,
+        token,
+        path,
+    }) = setup("across-the-restart").await
+    else {
         return;
     };
-    let options = Options {
-        redis_url: Some(format!("redis://127.0.0.1:{port}")),
-        edge_cache: edge_cache_off(),
-        ..Options::default()
-    };
-    let app = spawn_app_with(Backend::Embedded, options).await.unwrap();
-    let id = app.create_quest(&wolves()).await["id"].as_i64().unwrap();
-    let (_, token) = app.sign_in("across-the-restart").await;
-    let path = format!("/v1/quests/{id}");
-    app.get(&path, &token).await;
-    let before = hits(&app).await;
-    app.get(&path, &token).await;
-    assert_eq!(hits(&app).await, before + 1, "served from Redis before the restart");
-
     drop(redis);
-    let redis = start_private_redis(port, args(port)).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let before = hits(&app).await;
-        assert_eq!(app.get(&path, &token).await.status, 200, "reads never fail");
-        if hits(&app).await > before {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the cache is used again after the restart");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let redis = start_private_redis(port, redis_args(port)).await;
+    until_the_cache_is_used_again(&app, &path, &token, "Wolves at the Mill").await;
     app.finish().await;
     drop(redis);
 }

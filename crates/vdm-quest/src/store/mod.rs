@@ -41,6 +41,23 @@ pub struct Versioned {
     pub version: i64,
 }
 
+/// A player quest as stored, waiting for its quest's objectives (the
+/// targets come from the definition, which the caller reads from the
+/// cache): one statement for a page of a player's quests instead of two.
+pub struct StoredPlayerQuest(player_quest::Model);
+
+impl StoredPlayerQuest {
+    /// The quest it is progress on.
+    pub fn quest_id(&self) -> i64 {
+        self.0.quest_id
+    }
+
+    /// The player quest, with `quest`'s objectives and their targets.
+    pub fn with_definition(self, quest: &Quest) -> QuestResult<PlayerQuest> {
+        to_player_quest(self.0, quest.objectives.iter().map(|o| (o.id, o.target_count)))
+    }
+}
+
 /// The quest tables behind one database pool.
 #[derive(Clone)]
 pub struct QuestStore {
@@ -315,13 +332,14 @@ impl QuestStore {
         Ok(true)
     }
 
-    /// Reads one page of a player's quests in quest id order.
+    /// Reads one page of a player's quests in quest id order, without
+    /// their objectives' targets ([`StoredPlayerQuest::with_definition`]).
     pub async fn list_player_quests(
         &self,
         player_id: i64,
         status: Option<QuestStatus>,
         page: Page,
-    ) -> QuestResult<(Vec<PlayerQuest>, Option<String>)> {
+    ) -> QuestResult<(Vec<StoredPlayerQuest>, Option<String>)> {
         let mut query = player_quest::Entity::find()
             .filter(player_quest::Column::PlayerId.eq(player_id))
             .filter(player_quest::Column::QuestId.gt(page.after_id()));
@@ -334,15 +352,7 @@ impl QuestStore {
             .all(&self.db)
             .await?;
         let (rows, next) = page.finish(rows, |r| r.quest_id);
-        let mut targets = self.objectives_of(rows.iter().map(|r| r.quest_id)).await?;
-        let quests = rows
-            .into_iter()
-            .map(|row| {
-                let objectives = targets.remove(&row.quest_id).unwrap_or_default();
-                to_player_quest(row, objectives.iter().map(|o| (o.id, to_u32(o.target_count))))
-            })
-            .collect::<QuestResult<Vec<_>>>()?;
-        Ok((quests, next))
+        Ok((rows.into_iter().map(StoredPlayerQuest).collect(), next))
     }
 }
 
