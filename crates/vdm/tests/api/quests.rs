@@ -84,6 +84,14 @@ async fn whole_flow_completes_a_quest(backend: Backend) {
     let mine = app.get("/v1/me/quests", &token).await.json();
     assert_eq!(mine["items"].as_array().unwrap().len(), 1);
     assert_eq!(mine["items"][0]["status"], "completed");
+    assert_eq!(
+        mine["items"][0]["objectives"],
+        json!([
+            {"objective_id": wolves_obj, "progress": 5, "target_count": 5},
+            {"objective_id": report_obj, "progress": 1, "target_count": 1}
+        ]),
+        "a listed quest carries its objectives' targets"
+    );
     let active = app.get("/v1/me/quests?status=active", &token).await.json();
     assert!(active["items"].as_array().unwrap().is_empty());
     app.finish().await;
