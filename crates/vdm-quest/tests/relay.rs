@@ -274,6 +274,20 @@ fn spec(reward: pb::Reward) -> pb::QuestSpec {
     }
 }
 
+/// Creates a quest (the test spec) with `reward`.
+async fn create(client: &mut QuestServiceClient<GrpcChannel>, reward: pb::Reward) -> pb::Quest {
+    client
+        .create_quest(pb::CreateQuestRequest {
+            quest: Some(spec(reward)),
+            idempotency_key: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .quest
+        .unwrap()
+}
+
 async fn complete(client: &mut QuestServiceClient<GrpcChannel>, quest: &pb::Quest, player_id: i64) {
     client
         .accept_quest(pb::AcceptQuestRequest {
@@ -322,29 +336,17 @@ async fn rewards_are_retried_until_delivered_and_refusals_are_final(backend: Bac
         return;
     };
     let mut client = QuestServiceClient::new(quest.channel());
-    let create = |reward: pb::Reward| pb::CreateQuestRequest {
-        quest: Some(spec(reward)),
-        idempotency_key: String::new(),
-    };
-    let rewarding = client
-        .create_quest(create(pb::Reward {
+    let rewarding = create(
+        &mut client,
+        pb::Reward {
             gold: 50,
             xp: 120,
             item_ids: vec![11, 11],
             ..Default::default()
-        }))
-        .await
-        .unwrap()
-        .into_inner()
-        .quest
-        .unwrap();
-    let empty = client
-        .create_quest(create(pb::Reward::default()))
-        .await
-        .unwrap()
-        .into_inner()
-        .quest
-        .unwrap();
+        },
+    )
+    .await;
+    let empty = create(&mut client, pb::Reward::default()).await;
 
     // Player 1: refused twice as unavailable, delivered on the third try.
     complete(&mut client, &rewarding, 1).await;
@@ -400,29 +402,17 @@ async fn dispositions_are_retried_on_their_own_until_delivered(backend: Backend)
         return;
     };
     let mut client = QuestServiceClient::new(quest.channel());
-    let quest_of = |reward: pb::Reward| pb::CreateQuestRequest {
-        quest: Some(spec(reward)),
-        idempotency_key: String::new(),
-    };
-    let rewarding = client
-        .create_quest(quest_of(pb::Reward {
+    let rewarding = create(
+        &mut client,
+        pb::Reward {
             gold: 5,
             standing: Some(20),
             disposition: Some(-15),
             ..Default::default()
-        }))
-        .await
-        .unwrap()
-        .into_inner()
-        .quest
-        .unwrap();
-    let empty = client
-        .create_quest(quest_of(pb::Reward::default()))
-        .await
-        .unwrap()
-        .into_inner()
-        .quest
-        .unwrap();
+        },
+    )
+    .await;
+    let empty = create(&mut client, pb::Reward::default()).await;
 
     // Player 3's reward goes through while the NPC service refuses the
     // disposition change: one receiver down holds up only its own rows.
