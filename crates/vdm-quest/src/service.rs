@@ -356,12 +356,13 @@ impl QuestService {
             .store
             .list_player_quests(player_id, status, Page::parse(limit, cursor)?)
             .await?;
+        // The definitions (from the cache, all at once: a page may hold a
+        // hundred) give the objectives' targets. A quest's player rows go
+        // with it; one deleted since the read above is left out.
+        let definitions = futures_util::future::join_all(rows.iter().map(|row| self.get(row.quest_id()))).await;
         let mut quests = Vec::with_capacity(rows.len());
-        for row in rows {
-            // The definition (from the cache) gives the objectives' targets.
-            // A quest's player rows go with it; one deleted since the read
-            // above is left out.
-            let quest = match self.get(row.quest_id()).await {
+        for (row, definition) in rows.into_iter().zip(definitions) {
+            let quest = match definition {
                 Err(QuestError::QuestNotFound(_)) => continue,
                 other => other?,
             };

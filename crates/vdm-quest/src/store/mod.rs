@@ -297,9 +297,8 @@ impl QuestStore {
             return Ok(None);
         };
         let version = row.version;
-        let targets = quest.objectives.iter().map(|o| (o.id, o.target_count));
         Ok(Some(Versioned {
-            quest: to_player_quest(row, targets)?,
+            quest: StoredPlayerQuest(row).with_definition(quest)?,
             version,
         }))
     }
