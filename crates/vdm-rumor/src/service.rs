@@ -246,27 +246,37 @@ impl RumorService {
             tracing::info!(standing, "npc refused to talk to a player of low standing");
             return Ok(talk);
         }
-        let page = Page::parse(TALK_CANDIDATES, "")?;
-        let (known, _) = self.store.list_known(Holder::Npc(npc_id), None, page).await?;
-        let Some(newest) = known.first() else {
+        let candidates = self
+            .store
+            .talk_candidates(npc_id, player_id, u64::from(TALK_CANDIDATES))
+            .await?;
+        let Some(newest) = candidates.first() else {
             return Ok(talk);
         };
-        let player = Holder::Player(player_id);
-        let ids: Vec<i64> = known.iter().map(|k| k.variant.rumor_id).collect();
-        let heard: HashSet<i64> = self.store.known_rumor_ids(player, &ids).await?.into_iter().collect();
-        let fresh: Vec<&Known> = known
+        let fresh: Vec<_> = candidates
             .iter()
-            .filter(|k| !heard.contains(&k.variant.rumor_id))
+            .filter(|c| c.player_variant_id.is_none())
             .take(attitude.shares())
             .collect();
         if fresh.is_empty() {
             // Everything it knows, the player has heard: it repeats the newest.
-            let again = self.store.known_variant(player, newest.variant.rumor_id).await?;
-            talk.told.extend(again.map(|v| (v, false)));
+            if let Some(id) = newest.player_variant_id {
+                talk.told
+                    .extend(self.store.variants(&[id]).await?.remove(&id).map(|v| (v, false)));
+            }
             return Ok(talk);
         }
+        let ids: Vec<i64> = fresh.iter().map(|c| c.variant_id).collect();
+        let mut variants = self.store.variants(&ids).await?;
+        let fresh = fresh.into_iter().filter_map(|c| {
+            variants.remove(&c.variant_id).map(|variant| Known {
+                variant,
+                region_id: c.region_id,
+                since_ms: c.since_ms,
+            })
+        });
         for known in fresh {
-            talk.told.push(self.tell_one(&npc, known, player_id, now_ms).await?);
+            talk.told.push(self.tell_one(&npc, &known, player_id, now_ms).await?);
         }
         Ok(talk)
     }

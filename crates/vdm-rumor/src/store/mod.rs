@@ -6,10 +6,10 @@ pub mod migration;
 
 use std::collections::HashMap;
 
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, JoinType, OnConflict, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait, TryInsertResult,
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait, TryInsertResult,
 };
 
 use vdm_kit::idempotency::{Inserted, check_fingerprint, is_unique_violation};
@@ -17,6 +17,22 @@ use vdm_kit::idempotency::{Inserted, check_fingerprint, is_unique_violation};
 use self::entities::{knowledge, lease, rumor, variant};
 use crate::domain::{Holder, Known, NewRumor, Origin, Rumor, Variant};
 use crate::error::{RumorError, RumorResult};
+
+/// A rumor an NPC knows, as a talk weighs it: which variant the NPC would
+/// retell, and which the player knows already.
+#[derive(Debug, Clone, PartialEq, Eq, FromQueryResult)]
+pub struct TalkCandidate {
+    /// The rumor.
+    pub rumor_id: i64,
+    /// The NPC's variant.
+    pub variant_id: i64,
+    /// The rumor's region.
+    pub region_id: i64,
+    /// When the NPC heard it (Unix ms).
+    pub since_ms: i64,
+    /// The player's variant, when the player has heard the rumor.
+    pub player_variant_id: Option<i64>,
+}
 
 /// A new variant ready to store: who told whom, and the listener's text.
 #[derive(Debug, Clone)]
@@ -327,20 +343,43 @@ impl RumorStore {
         Ok((known, next))
     }
 
-    /// The rumors (of `rumor_ids`) a holder knows, in one query.
-    pub async fn known_rumor_ids(&self, holder: Holder, rumor_ids: &[i64]) -> RumorResult<Vec<i64>> {
-        if rumor_ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        Ok(knowledge::Entity::find()
-            .select_only()
-            .column(knowledge::Column::RumorId)
-            .filter(knowledge::Column::HolderKind.eq(holder.kind()))
-            .filter(knowledge::Column::HolderId.eq(holder.id()))
-            .filter(knowledge::Column::RumorId.is_in(rumor_ids.iter().copied()))
-            .into_tuple::<i64>()
-            .all(&self.db)
-            .await?)
+    /// What an NPC could tell a player: the newest rumors the NPC knows (at
+    /// most `limit`), each with the variant the player knows of it, if any.
+    /// One query, and no variant text: a talk reads only the one or two
+    /// variants it tells.
+    pub async fn talk_candidates(&self, npc_id: i64, player_id: i64, limit: u64) -> RumorResult<Vec<TalkCandidate>> {
+        let (npc, player) = (Alias::new("npc"), Alias::new("player"));
+        let query = Query::select()
+            .column((npc.clone(), knowledge::Column::RumorId))
+            .column((npc.clone(), knowledge::Column::VariantId))
+            .column((npc.clone(), knowledge::Column::RegionId))
+            .column((npc.clone(), knowledge::Column::SinceMs))
+            .expr_as(
+                Expr::col((player.clone(), knowledge::Column::VariantId)),
+                Alias::new("player_variant_id"),
+            )
+            .from_as(knowledge::Entity, npc.clone())
+            .join_as(
+                JoinType::LeftJoin,
+                knowledge::Entity,
+                player.clone(),
+                Condition::all()
+                    .add(
+                        Expr::col((player.clone(), knowledge::Column::HolderKind)).eq(Holder::Player(player_id).kind()),
+                    )
+                    .add(Expr::col((player.clone(), knowledge::Column::HolderId)).eq(player_id))
+                    .add(
+                        Expr::col((player.clone(), knowledge::Column::RumorId))
+                            .equals((npc.clone(), knowledge::Column::RumorId)),
+                    ),
+            )
+            .and_where(Expr::col((npc.clone(), knowledge::Column::HolderKind)).eq(Holder::Npc(npc_id).kind()))
+            .and_where(Expr::col((npc.clone(), knowledge::Column::HolderId)).eq(npc_id))
+            .order_by((npc, knowledge::Column::RumorId), sea_orm::Order::Desc)
+            .limit(limit)
+            .to_owned();
+        let statement = self.db.get_database_backend().build(&query);
+        Ok(TalkCandidate::find_by_statement(statement).all(&self.db).await?)
     }
 
     /// What a set of NPCs know, as (npc, rumor, variant), newest rumors
