@@ -383,6 +383,11 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
         "Players talking to an NPC, by the NPC's attitude from the player's standing with its faction (hostile, neutral, friendly)",
     ),
     (
+        "vdm_rumor_npc_reads_total",
+        Kind::Counter,
+        "NPC reads of the rumor service (talks, new rumors), by source (memo: kept since an earlier read; npc_service: asked over gRPC)",
+    ),
+    (
         "vdm_rumor_tick_duration_seconds",
         Kind::Histogram,
         "Time a rumor spreading tick took",

@@ -7,9 +7,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio::sync::broadcast::error::RecvError;
 use tonic::Code;
 use vdm_kit::ErrorCode;
+use vdm_kit::bus::{Delivery, Event, EventBody, EventBus};
 use vdm_kit::grpc::GrpcChannel;
+use vdm_kit::shutdown::CancellationToken;
+use vdm_proto::events::v1::ResourceKind;
 use vdm_proto::npc::v1 as npc_pb;
 use vdm_proto::npc::v1::npc_service_client::NpcServiceClient;
 use vdm_proto::world::v1 as world_pb;
@@ -20,6 +24,11 @@ use crate::error::{RumorError, RumorResult};
 
 /// How long the names of people and places are reused before asking again.
 const NAMES_TTL: Duration = Duration::from_secs(60);
+/// How long an NPC read is reused when no change event drops it sooner
+/// (the bus is down, or this replica missed the event).
+const NPC_TTL: Duration = Duration::from_secs(10);
+/// NPCs kept at most; past it the memo starts over.
+const NPC_MEMO_MAX: usize = 10_000;
 
 /// An NPC as the rumor service sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +63,17 @@ impl NpcInfo {
 
 type Memo<K> = Mutex<HashMap<K, (Instant, Arc<Vec<String>>)>>;
 
+/// The NPCs this replica read lately. Every talk reads its NPC (faction,
+/// name, traits), and asking the NPC service each time was a gRPC call and
+/// a cache round trip per talk; NPC change events drop what they name.
+#[derive(Default)]
+struct NpcMemo {
+    /// Bumped by every drop: a read that started before a drop may hold
+    /// what the drop was about, and is not kept.
+    generation: u64,
+    npcs: HashMap<i64, (Instant, NpcInfo)>,
+}
+
 /// Clients of the NPC and world services (cheap to clone).
 #[derive(Clone)]
 pub struct Peers {
@@ -61,6 +81,7 @@ pub struct Peers {
     world: WorldServiceClient<GrpcChannel>,
     names: Arc<Memo<i64>>,
     places: Arc<Memo<()>>,
+    npcs: Arc<Mutex<NpcMemo>>,
 }
 
 impl Peers {
@@ -71,13 +92,75 @@ impl Peers {
             world: WorldServiceClient::new(world),
             names: Arc::new(Mutex::new(HashMap::new())),
             places: Arc::new(Mutex::new(HashMap::new())),
+            npcs: Arc::default(),
         }
     }
 
-    /// One NPC.
+    /// One NPC: as read lately, unless a change event dropped it or
+    /// [`NPC_TTL`] passed.
     pub async fn npc(&self, id: i64) -> RumorResult<NpcInfo> {
-        let npc = self
-            .npc
+        let generation = {
+            let memo = lock(&self.npcs);
+            if let Some((read_at, npc)) = memo.npcs.get(&id)
+                && read_at.elapsed() < NPC_TTL
+            {
+                metrics::counter!("vdm_rumor_npc_reads_total", "source" => "memo").increment(1);
+                return Ok(npc.clone());
+            }
+            memo.generation
+        };
+        metrics::counter!("vdm_rumor_npc_reads_total", "source" => "npc_service").increment(1);
+        let npc = npc_info(self.fetch_npc(id).await?);
+        let mut memo = lock(&self.npcs);
+        if memo.generation == generation {
+            if memo.npcs.len() >= NPC_MEMO_MAX {
+                memo.npcs.clear();
+            }
+            memo.npcs.insert(id, (Instant::now(), npc.clone()));
+        }
+        Ok(npc)
+    }
+
+    /// Follows the event bus until `stop`, dropping each NPC a change
+    /// event names (every NPC when an event may have been missed).
+    pub async fn follow_npc_changes(&self, bus: &EventBus, stop: CancellationToken) {
+        let mut deliveries = bus.subscribe().deliveries;
+        loop {
+            let delivery = tokio::select! {
+                () = stop.cancelled() => return,
+                received = deliveries.recv() => received,
+            };
+            match delivery {
+                Ok(Delivery::Event(_, event)) => match npc_change(&event) {
+                    Some(NpcChange::One(id)) => self.forget_npcs(Some(id)),
+                    Some(NpcChange::Any) => self.forget_npcs(None),
+                    None => {}
+                },
+                Ok(Delivery::Position(_)) => {}
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::warn!(
+                        missed,
+                        "rumor service fell behind the event bus; forgetting every npc read"
+                    );
+                    self.forget_npcs(None);
+                }
+                Err(RecvError::Closed) => return,
+            }
+        }
+    }
+
+    /// Drops one NPC's read, or every NPC's.
+    fn forget_npcs(&self, id: Option<i64>) {
+        let mut memo = lock(&self.npcs);
+        memo.generation += 1;
+        match id {
+            Some(id) => drop(memo.npcs.remove(&id)),
+            None => memo.npcs.clear(),
+        }
+    }
+
+    async fn fetch_npc(&self, id: i64) -> RumorResult<npc_pb::Npc> {
+        self.npc
             .clone()
             .get_npc(npc_pb::GetNpcRequest { id })
             .await
@@ -85,9 +168,8 @@ impl Peers {
                 Code::NotFound => RumorError::NpcNotFound(id),
                 Code::InvalidArgument => RumorError::Invalid(status.message().to_owned()),
                 _ => unexpected("npc", status),
-            })?
-            .into_inner();
-        Ok(npc_info(npc))
+            })
+            .map(tonic::Response::into_inner)
     }
 
     /// Two NPCs in one call (teller and listener), or `NpcNotFound` naming
@@ -224,8 +306,33 @@ impl Peers {
     }
 }
 
+/// What an event says about the NPCs this service keeps.
+#[derive(Debug, PartialEq, Eq)]
+enum NpcChange {
+    /// This NPC changed (or moved).
+    One(i64),
+    /// Some NPC changed, or a kind this build cannot place.
+    Any,
+}
+
+fn npc_change(event: &Event) -> Option<NpcChange> {
+    match event.body.as_ref()? {
+        EventBody::ResourceChanged(changed) => match changed.kind() {
+            ResourceKind::Npc if changed.id > 0 => Some(NpcChange::One(changed.id)),
+            ResourceKind::Npc | ResourceKind::Unspecified => Some(NpcChange::Any),
+            ResourceKind::Quest | ResourceKind::Region | ResourceKind::Faction => None,
+        },
+        EventBody::NpcMoved(moved) => Some(NpcChange::One(moved.npc_id)),
+        _ => None,
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn fresh<K: std::hash::Hash + Eq>(memo: &Memo<K>, key: &K) -> Option<Arc<Vec<String>>> {
-    let memo = memo.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let memo = lock(memo);
     memo.get(key)
         .filter(|(at, _)| at.elapsed() < NAMES_TTL)
         .map(|(_, names)| names.clone())
@@ -233,7 +340,7 @@ fn fresh<K: std::hash::Hash + Eq>(memo: &Memo<K>, key: &K) -> Option<Arc<Vec<Str
 
 fn remember<K: std::hash::Hash + Eq>(memo: &Memo<K>, key: K, names: Vec<String>) -> Arc<Vec<String>> {
     let names = Arc::new(names);
-    let mut memo = memo.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut memo = lock(memo);
     // Bounded: regions are few, but never let the memo grow without end.
     if memo.len() > 10_000 {
         memo.clear();
@@ -266,5 +373,33 @@ fn unexpected(peer: &'static str, status: tonic::Status) -> RumorError {
         RumorError::PeerUnavailable(peer, status)
     } else {
         RumorError::Peer(peer, status)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use vdm_proto::events::v1::NpcMoved;
+
+    use super::*;
+
+    #[test]
+    fn npc_changes_are_read_from_the_bus_events() {
+        let changed = Event::resource_changed(ResourceKind::Npc, 4);
+        assert_eq!(npc_change(&changed), Some(NpcChange::One(4)));
+        let any = Event::resource_changed(ResourceKind::Npc, 0);
+        assert_eq!(npc_change(&any), Some(NpcChange::Any));
+        let unknown = Event::resource_changed(ResourceKind::Unspecified, 4);
+        assert_eq!(npc_change(&unknown), Some(NpcChange::Any));
+        let region = Event::resource_changed(ResourceKind::Region, 4);
+        assert_eq!(npc_change(&region), None);
+        let moved = Event {
+            body: Some(EventBody::NpcMoved(NpcMoved {
+                npc_id: 7,
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        assert_eq!(npc_change(&moved), Some(NpcChange::One(7)));
+        assert_eq!(npc_change(&Event::default()), None);
     }
 }

@@ -39,7 +39,8 @@ impl Service for Rumor {
 
     /// Connects the database (running migrations if configured), the cache,
     /// the event bus, the transformer pipeline and the NPC and world clients
-    /// (which connect lazily); runs the ticker when one is configured.
+    /// (which connect lazily); follows NPC changes on the bus (to drop the
+    /// NPCs it keeps) and runs the ticker when one is configured.
     async fn build(config: &RumorConfig, peers: &Peers) -> RumorResult<Parts> {
         let clients = PeerClients::new(
             peers.channel("npc", config.peer_timeout)?,
@@ -63,7 +64,7 @@ impl Service for Rumor {
             store.clone(),
             clients.clone(),
             pipeline,
-            backends.events,
+            backends.events.clone(),
             config.tick.clone(),
         );
         let readiness = vdm_kit::admin::readiness_check("rumor database", service.clone(), |service| async move {
@@ -73,6 +74,10 @@ impl Service for Rumor {
             .with_options(ServeOptions {
                 artificial_delay: config.artificial_delay,
             });
+        let (npcs, bus) = (clients.clone(), backends.events);
+        parts = parts.with_background(move |stop: CancellationToken| {
+            Box::pin(async move { npcs.follow_npc_changes(&bus, stop).await })
+        });
         if let Some(interval) = config.tick.interval {
             parts = parts.with_background(move |stop: CancellationToken| {
                 Box::pin(async move {

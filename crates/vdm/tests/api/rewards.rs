@@ -375,5 +375,26 @@ async fn standing_with_an_npcs_faction_decides_what_it_tells(backend: Backend) {
     assert_ne!(more[0]["rumor_id"], friendly["rumor"]["rumor_id"]);
     let mine = app.get("/v1/me/rumors", &grudge).await.json();
     assert_eq!(mine["items"].as_array().unwrap().len(), 2, "{mine}");
+
+    // Hilda leaves the Free Folk: her next talks are neutral at once (well
+    // within the 10 s the rumor service may keep an NPC it has read).
+    let left = app
+        .json_request(
+            Method::PATCH,
+            "/v1/npcs/1",
+            Some(ADMIN_TOKEN),
+            &json!({"faction_id": null}),
+        )
+        .await;
+    assert_eq!(left.status, 200, "{}", String::from_utf8_lossy(&left.body));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let heard = talk(grudge.clone()).await;
+        if heard["attitude"] == "neutral" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still {heard}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     app.finish().await;
 }
