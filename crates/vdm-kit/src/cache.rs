@@ -224,6 +224,28 @@ impl Cache {
         Ok(value)
     }
 
+    /// Reads a list (or any answer built from many rows) through the cache,
+    /// under the current generation named by `generation_key`. A write that
+    /// changes what lists hold deletes `generation_key` after its commit, so
+    /// every list cached before it is out of reach at once, on every replica
+    /// sharing the cache, and expires with the TTL. A list read while a
+    /// write commits is stored under the generation the write drops. When
+    /// no generation can be read or made, `load` runs uncached.
+    pub async fn get_or_load_listed<T, E, F>(&self, generation_key: &str, key: &str, load: F) -> Result<T, E>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned,
+        F: Future<Output = Result<T, E>>,
+    {
+        let generation = self
+            .get_or_load(generation_key, async { crate::secure::random_token(8) })
+            .await;
+        let Ok(generation) = generation else {
+            return load.await;
+        };
+        self.get_or_load(&format!("{generation_key}:{generation}:{key}"), load)
+            .await
+    }
+
     /// The value under `key`, decoded; `None` on a miss, a failure or an
     /// entry that does not decode.
     pub async fn get_decoded<T: serde::de::DeserializeOwned>(&self, key: &str) -> Option<T> {

@@ -21,6 +21,10 @@ use crate::world::WorldClient;
 
 /// How long a cached NPC lives; every write to it also deletes it.
 pub const NPC_CACHE_TTL: Duration = Duration::from_secs(30);
+/// The cache key naming the current generation of cached NPC lists: every
+/// NPC write (create, move, update) deletes it after its commit
+/// ([`Cache::get_or_load_listed`]).
+const LISTS_GENERATION: &str = "lists-generation";
 /// Most ids one batch read may ask for.
 pub const MAX_BATCH: usize = 100;
 
@@ -93,6 +97,7 @@ impl NpcService {
         tracing::Span::current().record("npc.id", npc.id);
         tracing::info!(npc.id = npc.id, replayed, "npc created");
         if !replayed {
+            self.cache.delete(LISTS_GENERATION).await;
             // Lists of NPCs that gateways keep now miss one. (A move needs
             // no event of its own: gateways read `npc.moved` as a change.)
             self.events
@@ -159,7 +164,12 @@ impl NpcService {
                 positive_id(field, id)?;
             }
         }
-        self.store.list(filter, Page::parse(limit, cursor)?).await
+        let page = Page::parse(limit, cursor)?;
+        // A region's list is in every bootstrap, the same for every player.
+        let key = format!("{:?}:{:?}:{limit}:{cursor}", filter.region_id, filter.faction_id);
+        self.cache
+            .get_or_load_listed(LISTS_GENERATION, &key, self.store.list(filter, page))
+            .await
     }
 
     /// Moves an NPC to a hex on the map (asked of the world service) and
@@ -175,6 +185,7 @@ impl NpcService {
         let region_id = self.world.region_at(to).await?;
         let moved = self.store.move_to(id, region_id, to, now_ms).await;
         self.cache.delete(&id.to_string()).await;
+        self.cache.delete(LISTS_GENERATION).await;
         let npc = moved?.ok_or(NpcError::NpcNotFound(id))?;
         tracing::info!(region.id = region_id, "npc moved");
         // Subscribers of the region it left and of the one it entered.
@@ -214,6 +225,7 @@ impl NpcService {
         }
         let updated = self.store.update(id, &patch, now_ms).await;
         self.cache.delete(&id.to_string()).await;
+        self.cache.delete(LISTS_GENERATION).await;
         let npc = updated?.ok_or(NpcError::NpcNotFound(id))?;
         tracing::info!("npc updated");
         self.events

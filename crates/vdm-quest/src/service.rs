@@ -184,21 +184,10 @@ impl QuestService {
             }
         }
         let page = Page::parse(limit, cursor)?;
-        let generation = self
-            .cache
-            .get_or_load(LISTS_GENERATION, async {
-                vdm_kit::secure::random_token(8).map_err(|e| QuestError::Corrupt(format!("list generation: {e}")))
-            })
-            .await;
-        let Ok(generation) = generation else {
-            // No generation, no caching: read the database.
-            return self.store.list(filter, page).await;
-        };
-        let key = format!(
-            "list:{generation}:{:?}:{:?}:{limit}:{cursor}",
-            filter.region_id, filter.giver_npc_id
-        );
-        self.cache.get_or_load(&key, self.store.list(filter, page)).await
+        let key = format!("{:?}:{:?}:{limit}:{cursor}", filter.region_id, filter.giver_npc_id);
+        self.cache
+            .get_or_load_listed(LISTS_GENERATION, &key, self.store.list(filter, page))
+            .await
     }
 
     /// Accepts (or restarts) a quest for a player whose level meets the

@@ -79,7 +79,21 @@ pub mod knowledge {
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
+    pub enum Relation {
+        /// The variant known (read with the row: one statement per page).
+        #[sea_orm(
+            belongs_to = "super::variant::Entity",
+            from = "Column::VariantId",
+            to = "super::variant::Column::Id"
+        )]
+        Variant,
+    }
+
+    impl Related<super::variant::Entity> for Entity {
+        fn to() -> RelationDef {
+            Relation::Variant.def()
+        }
+    }
 
     impl ActiveModelBehavior for ActiveModel {}
 }
