@@ -8,17 +8,23 @@
 //! (`domain`), and the player row, the stacks, the ledger rows and, under
 //! a grant id, the grant row (with the outcome, for replays) written.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use sea_orm::ActiveValue::Set;
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
-use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult, IdenStatic, Iterable, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
+};
 use vdm_kit::idempotency::{Created, Inserted, check_fingerprint, create_or_replay, is_unique_violation, key_refused};
 
 use super::entities::{grant, item, ledger, player, stack, standing};
 use super::{PlayerStore, abort};
 use crate::domain::{Balances, Change, Item, LedgerEntry, LedgerKind, NewItem, Order, Outcome, Page, Rarity, Standing};
 use crate::error::{PlayerError, PlayerResult};
+
+/// The prefix of the item columns in the inventory's joined rows.
+const ITEM_PREFIX: &str = "item_";
 
 impl PlayerStore {
     /// Creates or replaces a catalog item (its creation time is kept).
@@ -82,30 +88,45 @@ impl PlayerStore {
     /// Reads a player's stacks with their items, in item id order (`None`:
     /// no such player). Two queries, whatever the number of stacks.
     pub async fn inventory(&self, player_id: i64) -> PlayerResult<Option<Vec<(Item, i64)>>> {
-        if player::Entity::find_by_id(player_id).one(&self.db).await?.is_none() {
+        // One statement: the player's row left-joined to its stacks and
+        // their items. No row: no such player; one row of nulls: it holds
+        // nothing.
+        let mut query = Query::select();
+        query.column((player::Entity, player::Column::Id)).expr_as(
+            Expr::col((stack::Entity, stack::Column::Quantity)),
+            Alias::new("quantity"),
+        );
+        for column in item::Column::iter() {
+            query.expr_as(
+                Expr::col((item::Entity, column)),
+                Alias::new(format!("{ITEM_PREFIX}{}", column.as_str())),
+            );
+        }
+        query
+            .from(player::Entity)
+            .left_join(
+                stack::Entity,
+                Expr::col((stack::Entity, stack::Column::PlayerId)).equals((player::Entity, player::Column::Id)),
+            )
+            .left_join(
+                item::Entity,
+                Expr::col((item::Entity, item::Column::Id)).equals((stack::Entity, stack::Column::ItemId)),
+            )
+            .and_where(Expr::col((player::Entity, player::Column::Id)).eq(player_id))
+            .order_by((stack::Entity, stack::Column::ItemId), sea_orm::Order::Asc);
+        let rows = self.db.query_all(&query).await?;
+        if rows.is_empty() {
             return Ok(None);
         }
-        let stacks = stack::Entity::find()
-            .filter(stack::Column::PlayerId.eq(player_id))
-            .order_by_asc(stack::Column::ItemId)
-            .all(&self.db)
-            .await?;
-        let mut items: HashMap<i64, item::Model> = item::Entity::find()
-            .filter(item::Column::Id.is_in(stacks.iter().map(|s| s.item_id)))
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|row| (row.id, row))
-            .collect();
-        let held = stacks
-            .into_iter()
-            .map(|s| {
-                let row = items
-                    .remove(&s.item_id)
-                    .ok_or_else(|| PlayerError::Corrupt(format!("stack of missing item {}", s.item_id)))?;
-                Ok((to_item(row)?, s.quantity))
-            })
-            .collect::<PlayerResult<Vec<_>>>()?;
+        let mut held = Vec::with_capacity(rows.len());
+        for row in rows {
+            let Some(quantity) = row.try_get::<Option<i64>>("", "quantity")? else {
+                continue;
+            };
+            let item = item::Model::from_query_result_optional(&row, ITEM_PREFIX)?
+                .ok_or_else(|| PlayerError::Corrupt(format!("a stack of player {player_id} names a missing item")))?;
+            held.push((to_item(item)?, quantity));
+        }
         Ok(Some(held))
     }
 
