@@ -27,10 +27,19 @@ pub struct PlayerService {
     /// (the gateway asks before the rumor service answers), changed only
     /// by [`PlayerService::apply`], which drops the entry after its commit.
     standings: Cache,
+    /// Profiles by player id: read by every bootstrap and `GET /v1/me`,
+    /// changed by [`PlayerService::apply`] and display names, which drop
+    /// the entry after their commit.
+    profiles: Cache,
 }
 
 /// How long cached standings live (a dropped entry is the usual end).
 const STANDINGS_TTL: Duration = Duration::from_secs(60);
+/// How long a cached profile lives. A dropped entry is the usual end; the
+/// TTL bounds what a read racing a change can leave behind (a profile
+/// read before the change's commit and stored after its drop), and what
+/// `vdm migrate accounts`, another process, changes.
+const PROFILE_TTL: Duration = Duration::from_secs(10);
 
 impl PlayerService {
     /// Builds the service over a store, its caches and an event bus.
@@ -39,6 +48,7 @@ impl PlayerService {
             store,
             events,
             standings: caches.cache("player_standings", STANDINGS_TTL),
+            profiles: caches.cache("player_profile", PROFILE_TTL),
         }
     }
 
@@ -140,10 +150,14 @@ impl PlayerService {
     #[instrument(skip_all, fields(player.id = player_id))]
     pub async fn profile(&self, player_id: i64) -> PlayerResult<Profile> {
         positive_id("player_id", player_id)?;
-        self.store
-            .get_profile(player_id)
-            .await?
-            .ok_or(PlayerError::PlayerNotFound(player_id))
+        self.profiles
+            .get_or_load(&player_id.to_string(), async {
+                self.store
+                    .get_profile(player_id)
+                    .await?
+                    .ok_or(PlayerError::PlayerNotFound(player_id))
+            })
+            .await
     }
 
     /// Changes a player's profile (its display name, when given).
@@ -159,7 +173,9 @@ impl PlayerService {
             return self.profile(player_id).await;
         };
         let name = DisplayName::parse(raw)?;
-        let profile = self.store.set_display_name(player_id, &name, now_ms).await?;
+        let set = self.store.set_display_name(player_id, &name, now_ms).await;
+        self.profiles.delete(&player_id.to_string()).await;
+        let profile = set?;
         tracing::info!("display name set");
         self.publish_updated(&profile).await;
         Ok(profile)
@@ -245,6 +261,7 @@ impl PlayerService {
                 return Ok(outcome);
             }
         };
+        self.profiles.delete(&change.player_id.to_string()).await;
         if !change.amounts.standings.is_empty() {
             self.standings.delete(&change.player_id.to_string()).await;
         }
