@@ -4,7 +4,8 @@
 //! before the outage never serves stale data after a write made during it;
 //! once Redis is back (SIGCONT), reads are served from the cache again, with
 //! no restart. A private redis-server on its own port, so the shared one is
-//! never disturbed. Its own test binary: the cache counters are process-wide.
+//! never disturbed. Its own test binary, whose tests run one at a time
+//! (`SERIAL`): the cache counters they read are process-wide.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -21,6 +22,10 @@ use helpers::{
     ADMIN_TOKEN, Backend, Options, PrivateRedis, TestApp, edge_cache_off, private_redis_server, spawn_app_with,
     start_private_redis, wolves,
 };
+
+/// Held for the whole of each test: another test's cache reads would move
+/// the counters this one compares.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn signal(child: &Child, sig: &str) {
     assert!(
@@ -99,6 +104,7 @@ async fn until_the_cache_is_used_again(app: &TestApp, path: &str, token: &str, t
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_and_writes_survive_a_redis_outage_without_stale_data() {
+    let _serial = SERIAL.lock().await;
     let Some(Setup {
         redis,
         app,
@@ -150,6 +156,7 @@ async fn reads_and_writes_survive_a_redis_outage_without_stale_data() {
 /// restart: the cache serves hits again soon after Redis is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_a_redis_restart_broke_leave_the_pool_under_steady_traffic() {
+    let _serial = SERIAL.lock().await;
     let Some(Setup {
         redis,
         port,
