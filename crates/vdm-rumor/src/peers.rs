@@ -7,10 +7,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::broadcast::error::RecvError;
 use tonic::Code;
 use vdm_kit::ErrorCode;
-use vdm_kit::bus::{Delivery, Event, EventBody, EventBus};
+use vdm_kit::bus::{Event, EventBody, Heard, Subscription};
 use vdm_kit::grpc::GrpcChannel;
 use vdm_kit::shutdown::CancellationToken;
 use vdm_proto::events::v1::ResourceKind;
@@ -121,32 +120,28 @@ impl Peers {
         Ok(npc)
     }
 
-    /// Follows the event bus until `stop`, dropping each NPC a change
-    /// event names (every NPC when an event may have been missed).
-    pub async fn follow_npc_changes(&self, bus: &EventBus, stop: CancellationToken) {
-        let mut deliveries = bus.subscribe().deliveries;
-        loop {
-            let delivery = tokio::select! {
-                () = stop.cancelled() => return,
-                received = deliveries.recv() => received,
-            };
-            match delivery {
-                Ok(Delivery::Event(_, event)) => match npc_change(&event) {
-                    Some(NpcChange::One(id)) => self.forget_npcs(Some(id)),
-                    Some(NpcChange::Any) => self.forget_npcs(None),
-                    None => {}
-                },
-                Ok(Delivery::Position(_)) => {}
-                Err(RecvError::Lagged(missed)) => {
-                    tracing::warn!(
-                        missed,
-                        "rumor service fell behind the event bus; forgetting every npc read"
-                    );
-                    self.forget_npcs(None);
+    /// Follows `subscription` until `stop`, dropping each NPC a change
+    /// event names (every NPC when deliveries were missed).
+    pub async fn follow_npc_changes(&self, subscription: Subscription, stop: CancellationToken) {
+        subscription
+            .follow(stop, |heard| {
+                match heard {
+                    Heard::Event(event) => match npc_change(&event) {
+                        Some(NpcChange::One(id)) => self.forget_npcs(Some(id)),
+                        Some(NpcChange::Any) => self.forget_npcs(None),
+                        None => {}
+                    },
+                    Heard::Missed(missed) => {
+                        tracing::warn!(
+                            missed,
+                            "rumor service fell behind the event bus; forgetting every npc read"
+                        );
+                        self.forget_npcs(None);
+                    }
                 }
-                Err(RecvError::Closed) => return,
-            }
-        }
+                std::future::ready(())
+            })
+            .await;
     }
 
     /// Drops one NPC's read, or every NPC's.

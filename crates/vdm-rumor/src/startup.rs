@@ -74,9 +74,10 @@ impl Service for Rumor {
             .with_options(ServeOptions {
                 artificial_delay: config.artificial_delay,
             });
-        let (npcs, bus) = (clients.clone(), backends.events);
+        // Subscribed now, before any NPC is read and kept.
+        let (npcs, changes) = (clients.clone(), backends.events.subscribe());
         parts = parts.with_background(move |stop: CancellationToken| {
-            Box::pin(async move { npcs.follow_npc_changes(&bus, stop).await })
+            Box::pin(async move { npcs.follow_npc_changes(changes, stop).await })
         });
         if let Some(interval) = config.tick.interval {
             parts = parts.with_background(move |stop: CancellationToken| {

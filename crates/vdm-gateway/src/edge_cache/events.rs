@@ -1,7 +1,7 @@
 //! The bus listener: every replica follows the event bus and drops what a
 //! change names, so a write through any replica is dropped on all of them.
 
-use vdm_kit::bus::{Delivery, Event, EventBody, EventBus};
+use vdm_kit::bus::{Event, EventBody, EventBus, Heard};
 use vdm_kit::shutdown::CancellationToken;
 
 use super::{EdgeCache, Kind};
@@ -15,29 +15,24 @@ impl EdgeCache {
             return;
         }
         let cache = self.clone();
-        let mut deliveries = bus.subscribe().deliveries;
-        tokio::spawn(async move {
-            loop {
-                let delivery = tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    received = deliveries.recv() => received,
-                };
-                match delivery {
-                    Ok(Delivery::Event(_, event)) => match change_of(&event) {
+        let subscription = bus.subscribe();
+        tokio::spawn(subscription.follow(shutdown, move |heard| {
+            let cache = cache.clone();
+            async move {
+                match heard {
+                    Heard::Event(event) => match change_of(&event) {
                         Some(Change::Of(kind, id)) => cache.invalidate(kind, id).await,
                         Some(Change::Unknown) => cache.clear().await,
                         None => {}
                     },
-                    Ok(Delivery::Position(_)) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                    Heard::Missed(missed) => {
                         // Changes may be among the missed events.
                         tracing::error!(missed, "edge cache fell behind the event bus; dropping every entry");
                         cache.clear().await;
                     }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 }
             }
-        });
+        }));
     }
 }
 

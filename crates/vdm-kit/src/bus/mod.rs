@@ -32,6 +32,7 @@ use tokio::sync::broadcast;
 use tracing::Instrument;
 
 use crate::cache::CacheStore;
+use crate::shutdown::CancellationToken;
 
 /// Deliveries buffered per subscriber before a slow one starts losing them.
 const CAPACITY: usize = 65_536;
@@ -78,6 +79,42 @@ pub struct Subscription {
     pub position: Option<Offset>,
     /// Deliveries, in offset order.
     pub deliveries: broadcast::Receiver<Delivery>,
+}
+
+/// What [`Subscription::follow`] hands its caller.
+#[derive(Debug)]
+pub enum Heard {
+    /// An event.
+    Event(Arc<Event>),
+    /// The subscriber fell this many deliveries behind: whatever they
+    /// said is unknown.
+    Missed(u64),
+}
+
+impl Subscription {
+    /// Calls `on` with every event from the subscription's start, and with
+    /// the count of deliveries missed whenever the subscriber falls behind,
+    /// until `stop` or the bus closes. Subscribe where the listener must
+    /// start hearing, then move the subscription into the task that
+    /// follows it.
+    pub async fn follow<F, Fut>(mut self, stop: CancellationToken, mut on: F)
+    where
+        F: FnMut(Heard) -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        loop {
+            let delivery = tokio::select! {
+                () = stop.cancelled() => return,
+                received = self.deliveries.recv() => received,
+            };
+            match delivery {
+                Ok(Delivery::Event(_, event)) => on(Heard::Event(event)).await,
+                Ok(Delivery::Position(_)) => {}
+                Err(broadcast::error::RecvError::Lagged(missed)) => on(Heard::Missed(missed)).await,
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
 }
 
 /// Why the replay buffer could not be read.
