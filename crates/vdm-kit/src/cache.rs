@@ -7,7 +7,9 @@
 //! reads down without failing them. A delete that fails is remembered and
 //! retried, and until it succeeds this process reads that key from the
 //! database, so an entry written before an outage cannot serve stale data
-//! after a write made during it.
+//! after a write made during it. A delete (always after a write's commit)
+//! is repeated a second later, so a read that raced the write cannot leave
+//! the old value in place for the whole TTL.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,6 +21,10 @@ use tracing::Instrument;
 
 use crate::config::CacheConfig;
 use crate::redis_pool::{RedisPool, RedisPoolError};
+
+/// How long after a write's first removal of a key a racing read may still
+/// store what it loaded before the commit: the second removal comes then.
+pub const REREAD_WINDOW: Duration = Duration::from_secs(1);
 
 /// The cache backend could not be set up (a malformed Redis URL, an
 /// unreadable CA file).
@@ -294,9 +300,22 @@ impl Cache {
         }
     }
 
-    /// Removes `key`. When Redis cannot be reached, the key is remembered and
-    /// read through to the database until a later delete succeeds.
+    /// Removes `key` after a write committed, and once more
+    /// [`REREAD_WINDOW`] later: a read that loaded the old value before the
+    /// commit and stores it after the first removal would otherwise serve it
+    /// for the whole TTL. When Redis cannot be reached, the key is
+    /// remembered and read through to the database until a later delete
+    /// succeeds.
     pub async fn delete(&self, key: &str) {
+        self.delete_now(key).await;
+        let (cache, key) = (self.clone(), key.to_owned());
+        tokio::spawn(async move {
+            tokio::time::sleep(REREAD_WINDOW).await;
+            cache.delete_now(&key).await;
+        });
+    }
+
+    async fn delete_now(&self, key: &str) {
         let inner = &*self.inner;
         match &inner.backend {
             Backend::Memory(cache) => cache.invalidate(key).await,
@@ -379,4 +398,42 @@ fn cache_span(op: &'static str, cache: &'static str, system: &'static str) -> tr
 
 fn record(cache: &'static str, result: &'static str) {
     metrics::counter!("vdm_cache_requests_total", "cache" => cache, "result" => result).increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn memory_store() -> CacheStore {
+        CacheStore::new(&CacheConfig {
+            redis_url: None,
+            redis_ca_file: None,
+            key_prefix: "test".to_owned(),
+            memory_capacity: 100,
+            timeout: Duration::from_secs(1),
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_value_stored_by_a_read_racing_a_write_is_dropped_within_the_window() {
+        let cache = memory_store().cache("profiles", Duration::from_secs(60));
+        cache.set("7", Bytes::from_static(b"old")).await;
+        // The write commits and drops the key; a read that loaded the old
+        // row before the commit stores it just after.
+        cache.delete("7").await;
+        cache.set("7", Bytes::from_static(b"old")).await;
+        assert_eq!(cache.get("7").await.as_deref(), Some(&b"old"[..]));
+        tokio::time::sleep(REREAD_WINDOW + Duration::from_millis(10)).await;
+        assert_eq!(
+            cache.get("7").await,
+            None,
+            "the second removal drops what the racing read stored"
+        );
+        // A value stored after the window stays.
+        cache.set("7", Bytes::from_static(b"new")).await;
+        assert_eq!(cache.get("7").await.as_deref(), Some(&b"new"[..]));
+    }
 }
