@@ -12,6 +12,7 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -215,11 +216,60 @@ pub fn channel(address: &str, timeout: Duration) -> Result<GrpcChannel, GrpcErro
     Ok(tower::Layer::layer(&RpcClientLayer, Transport::Http(channel)))
 }
 
-/// A channel to a service in this process: calls go straight to its
-/// [`LocalService`], each with `timeout` as its deadline. Nothing can be
+/// Where a service of this process is called once it is built. A caller
+/// built before the service holds the empty slot, and its calls go
+/// in-process from the moment the slot is filled: so the order in which one
+/// process builds its services does not decide which calls cross a socket.
+#[derive(Clone, Default)]
+pub struct LocalSlot(Arc<SlotInner>);
+
+#[derive(Default)]
+struct SlotInner {
+    service: OnceLock<LocalService>,
+    filled: tokio::sync::Notify,
+}
+
+impl LocalSlot {
+    /// A slot that already holds `service`.
+    pub fn filled(service: LocalService) -> LocalSlot {
+        let slot = LocalSlot::default();
+        slot.fill(service);
+        slot
+    }
+
+    /// Puts `service` in the slot and wakes the calls waiting for it;
+    /// `false` when it already held one (which stays).
+    pub fn fill(&self, service: LocalService) -> bool {
+        let first = self.0.service.set(service).is_ok();
+        self.0.filled.notify_waiters();
+        first
+    }
+
+    /// Whether the service is there yet.
+    pub fn is_filled(&self) -> bool {
+        self.0.service.get().is_some()
+    }
+
+    /// The service, once the slot is filled.
+    async fn service(&self) -> LocalService {
+        loop {
+            // Registered before the check, so a fill in between still wakes it.
+            let filled = self.0.filled.notified();
+            if let Some(service) = self.0.service.get() {
+                return service.clone();
+            }
+            filled.await;
+        }
+    }
+}
+
+/// A channel to a service in this process: calls go straight to the
+/// [`LocalService`] in `slot`, each with `timeout` as its deadline. A call
+/// made before the slot is filled waits for it within that deadline, as a
+/// call to a bound server that is not serving yet would. Nothing can be
 /// unreachable, so there is no breaker.
-pub fn local_channel(service: LocalService, timeout: Duration) -> GrpcChannel {
-    tower::Layer::layer(&RpcClientLayer, Transport::Local { service, timeout })
+pub fn local_channel(slot: LocalSlot, timeout: Duration) -> GrpcChannel {
+    tower::Layer::layer(&RpcClientLayer, Transport::Local { slot, timeout })
 }
 
 /// How a [`GrpcChannel`] reaches its service.
@@ -232,8 +282,8 @@ pub enum Transport {
     Http(HttpChannel),
     /// In this process.
     Local {
-        /// The service's server stack.
-        service: LocalService,
+        /// The service's server stack, once it is built.
+        slot: LocalSlot,
         /// Every call's deadline.
         timeout: Duration,
     },
@@ -256,8 +306,9 @@ impl tower::Service<http::Request<tonic::body::Body>> for Transport {
                 let call = channel.call(request);
                 Box::pin(async move { Ok(call.await?.map(|body| ResponseBody::Http { body })) })
             }
-            Transport::Local { service, timeout } => {
-                let call = tower::ServiceExt::oneshot(service.clone(), request);
+            Transport::Local { slot, timeout } => {
+                let slot = slot.clone();
+                let call = async move { tower::ServiceExt::oneshot(slot.service().await, request).await };
                 let timeout = *timeout;
                 Box::pin(async move {
                     match tokio::time::timeout(timeout, call).await {
@@ -462,6 +513,32 @@ mod tests {
         let ended = connection_end(addr, Duration::from_secs(1)).await;
         assert!(ended.is_none(), "a connection younger than 5 minutes stays: {ended:?}");
         stop.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_local_call_made_before_its_service_is_built_waits_for_it_within_the_deadline() {
+        use tonic_health::pb::HealthCheckRequest;
+        use tonic_health::pb::health_client::HealthClient;
+        let check = || HealthCheckRequest {
+            service: "test.v1.Test".to_owned(),
+        };
+
+        // Never filled: the call ends at its deadline, not before, not never.
+        let empty = LocalSlot::default();
+        let mut client = HealthClient::new(local_channel(empty, Duration::from_millis(100)));
+        let status = client.check(check()).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status:?}");
+
+        // Filled while the call waits: the call is answered in-process.
+        let slot = LocalSlot::default();
+        let mut client = HealthClient::new(local_channel(slot.clone(), Duration::from_secs(5)));
+        let call = tokio::spawn(async move { client.check(check()).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!call.is_finished(), "the call waits for the service");
+        let (routes, _health) = complete_routes("test.v1.Test", Routes::default()).await.unwrap();
+        assert!(slot.fill(local_service(routes, ServeOptions::default())));
+        let answer = call.await.unwrap().unwrap().into_inner();
+        assert_eq!(answer.status, ServingStatus::Serving as i32);
     }
 
     #[test]

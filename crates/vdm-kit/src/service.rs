@@ -26,7 +26,7 @@ use crate::bus::EventBus;
 use crate::cache::{CacheSetupError, CacheStore};
 use crate::config::{CacheConfig, ConfigError, DatabaseConfig, Env};
 use crate::db::DbSetupError;
-use crate::grpc::{ConnectionAge, GrpcChannel, GrpcError, LocalService, ServeOptions};
+use crate::grpc::{ConnectionAge, GrpcChannel, GrpcError, LocalService, LocalSlot, ServeOptions};
 use crate::shutdown::CancellationToken;
 
 /// A service's error type: each error knows its failure class, and turns
@@ -100,15 +100,23 @@ pub enum StartError {
 #[derive(Clone, Default)]
 pub struct Peers {
     urls: BTreeMap<&'static str, String>,
-    /// Services that run in this process: called without a socket.
-    local: BTreeMap<&'static str, LocalService>,
+    /// Services that run in this process: called without a socket (once
+    /// each one's slot is filled).
+    local: BTreeMap<&'static str, LocalSlot>,
 }
 
 impl std::fmt::Debug for Peers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Peers")
             .field("urls", &self.urls)
-            .field("local", &self.local.keys().collect::<Vec<_>>())
+            .field(
+                "local",
+                &self
+                    .local
+                    .iter()
+                    .map(|(name, slot)| (name, slot.is_filled()))
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -154,9 +162,23 @@ impl Peers {
         self.urls.get(name).map(String::as_str)
     }
 
-    /// Calls to `name` go to `service`, in this process, not over a socket.
+    /// Calls to `name` go to `service`, in this process, not over a socket;
+    /// that includes the calls of channels made since
+    /// [`Peers::reserve_local`] named it.
     pub fn insert_local(&mut self, name: &'static str, service: LocalService) {
-        self.local.insert(name, service);
+        let slot = self.local.entry(name).or_default();
+        if !slot.fill(service.clone()) {
+            // A second service under one name replaces the first for
+            // channels made from now on.
+            self.local.insert(name, LocalSlot::filled(service));
+        }
+    }
+
+    /// `name` will run in this process: channels made from now on call it
+    /// in-process once [`Peers::insert_local`] gives its service, and fail
+    /// with `Unavailable` until then.
+    pub fn reserve_local(&mut self, name: &'static str) {
+        self.local.entry(name).or_default();
     }
 
     /// Whether `name` is known, in this process or by address.
@@ -168,8 +190,8 @@ impl Peers {
     /// with `timeout` as its deadline: in this process when it runs here,
     /// else to its address.
     pub fn channel(&self, name: &'static str, timeout: std::time::Duration) -> Result<GrpcChannel, StartError> {
-        if let Some(service) = self.local.get(name) {
-            return Ok(crate::grpc::local_channel(service.clone(), timeout));
+        if let Some(slot) = self.local.get(name) {
+            return Ok(crate::grpc::local_channel(slot.clone(), timeout));
         }
         Ok(crate::grpc::channel(self.url(name)?, timeout)?)
     }

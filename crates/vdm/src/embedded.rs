@@ -143,15 +143,15 @@ pub async fn start(
 ) -> Result<Running, VdmError> {
     let mut peers = peers.clone();
     let addrs = &services.grpc_addrs;
-    let world = bind::<World>(services.world.as_ref(), addrs, &mut peers).await?;
-    let npc = bind::<Npc>(services.npc.as_ref(), addrs, &mut peers).await?;
-    let quest = bind::<Quest>(services.quest.as_ref(), addrs, &mut peers).await?;
-    let rumor = bind::<Rumor>(services.rumor.as_ref(), addrs, &mut peers).await?;
-    let player = bind::<Player>(services.player.as_ref(), addrs, &mut peers).await?;
-    let metrics = bind::<Metrics>(services.metrics.as_ref(), addrs, &mut peers).await?;
+    let local = services.in_process;
+    let world = bind::<World>(services.world.as_ref(), addrs, local, &mut peers).await?;
+    let npc = bind::<Npc>(services.npc.as_ref(), addrs, local, &mut peers).await?;
+    let quest = bind::<Quest>(services.quest.as_ref(), addrs, local, &mut peers).await?;
+    let rumor = bind::<Rumor>(services.rumor.as_ref(), addrs, local, &mut peers).await?;
+    let player = bind::<Player>(services.player.as_ref(), addrs, local, &mut peers).await?;
+    let metrics = bind::<Metrics>(services.metrics.as_ref(), addrs, local, &mut peers).await?;
 
     let mut tasks = JoinSet::new();
-    let local = services.in_process;
     let age = services.connection_age;
     let world_addr = spawn::<World>(world, &mut peers, local, age, &mut tasks, &shutdown).await?;
     let npc_addr = spawn::<Npc>(npc, &mut peers, local, age, &mut tasks, &shutdown).await?;
@@ -199,9 +199,10 @@ pub async fn start(
         }
         (config, listener)
     });
-    // Built after the gateway (it scrapes the gateway's address), so the
-    // gateway reaches it over loopback: telemetry uploads only.
-    let metrics_addr = spawn::<Metrics>(metrics, &mut peers, false, age, &mut tasks, &shutdown).await?;
+    // Built after the gateway (it scrapes the gateway's address); the
+    // gateway's channel to it was made on the reserved slot, so telemetry
+    // uploads go in-process too.
+    let metrics_addr = spawn::<Metrics>(metrics, &mut peers, local, age, &mut tasks, &shutdown).await?;
     let stop = shutdown.clone();
     tasks.spawn(async move {
         let result = gateway_app.run().await.map_err(VdmError::from);
@@ -223,10 +224,12 @@ pub async fn start(
 }
 
 /// Binds `S`'s listener when it runs here, and names its address in
-/// `peers`.
+/// `peers`; with `local`, reserves its in-process slot, so services built
+/// before it call it without a socket too.
 async fn bind<S: Service>(
     config: Option<&S::Config>,
     addrs: &GrpcAddrs,
+    local: bool,
     peers: &mut Peers,
 ) -> Result<Option<(S::Config, Listener)>, VdmError> {
     let Some(config) = config else { return Ok(None) };
@@ -234,11 +237,14 @@ async fn bind<S: Service>(
         .await
         .map_err(|err| VdmError::service(S::NAME, err))?;
     peers.insert(S::NAME, listener.url());
+    if local {
+        peers.reserve_local(S::NAME);
+    }
     Ok(Some((config.clone(), listener)))
 }
 
 /// Builds `S` on its listener and runs it until `shutdown`; with `local`,
-/// later callers in this process reach it in-process.
+/// callers in this process (built before or after it) reach it in-process.
 async fn spawn<S: Service>(
     bound: Option<(S::Config, Listener)>,
     peers: &mut Peers,
