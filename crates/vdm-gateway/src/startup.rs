@@ -106,12 +106,13 @@ impl App {
             .accept_compressed(CompressionEncoding::Gzip)
             .accept_compressed(CompressionEncoding::Zstd);
         let metrics_channel = peers.optional_channel("metrics", config.request_timeout)?;
-        // Batches of 500 samples are worth compressing on the way in.
-        let metrics = metrics_channel.clone().map(|channel| {
-            MetricsServiceClient::new(channel)
-                .send_compressed(CompressionEncoding::Gzip)
-                .accept_compressed(CompressionEncoding::Gzip)
-        });
+        // Telemetry batches go uncompressed, as every other call: even a
+        // full batch is tens of KB on a data-centre network, and gzip cost
+        // both sides a fresh deflate state per call (in `vdm all`, with no
+        // network at all).
+        let metrics = metrics_channel
+            .clone()
+            .map(|channel| MetricsServiceClient::new(channel).accept_compressed(CompressionEncoding::Gzip));
         let mut health = vec![
             ("vdm.quest.v1.QuestService", HealthClient::new(quest_channel)),
             ("vdm.npc.v1.NpcService", HealthClient::new(npc_channel)),
