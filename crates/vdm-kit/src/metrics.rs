@@ -383,6 +383,11 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
         "Players talking to an NPC, by the NPC's attitude from the player's standing with its faction (hostile, neutral, friendly)",
     ),
     (
+        "vdm_quest_write_bases_total",
+        Kind::Counter,
+        "Player quest write attempts of the quest service, by where they started (remembered: the row this replica last wrote; database: read first)",
+    ),
+    (
         "vdm_rumor_npc_reads_total",
         Kind::Counter,
         "NPC reads of the rumor service (talks, new rumors), by source (memo: kept since an earlier read; npc_service: asked over gRPC)",

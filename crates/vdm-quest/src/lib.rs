@@ -16,6 +16,10 @@
 //! - [`npcs`]: the NPC service, asked for a quest giver's faction when a
 //!   reward is first delivered, and given the giver's change of
 //!   disposition toward the player.
+//! - [`recent`]: the player quests this replica wrote, with their row
+//!   versions: the next write to one starts from there instead of a read
+//!   (the write is conditional on the version, so a stale entry costs a
+//!   retry, never a lost update).
 //! - [`relay`]: the background task that delivers the outbox (rows written
 //!   with each completion: the reward to the player service, the giver's
 //!   disposition to the NPC service), retrying each until it is
@@ -28,6 +32,7 @@ pub mod error;
 pub mod grpc;
 pub mod npcs;
 pub mod players;
+pub mod recent;
 pub mod relay;
 pub mod service;
 pub mod startup;

@@ -14,8 +14,9 @@ use vdm_proto::events::v1::ResourceKind;
 use crate::domain::{Owed, Page, PlayerQuest, Quest, QuestInput, QuestPatch, QuestStatus, positive_id};
 use crate::error::{QuestError, QuestResult};
 use crate::players::Players;
+use crate::recent::{Base, RecentWrites};
 use crate::store::outbox::Delivery;
-use crate::store::{Created, QuestFilter, QuestStore};
+use crate::store::{Created, QuestFilter, QuestStore, Versioned};
 
 /// How long a cached quest lives; every write to it also deletes it.
 pub const QUEST_CACHE_TTL: Duration = Duration::from_secs(30);
@@ -49,6 +50,9 @@ pub struct QuestService {
     /// failing their version check and retrying; the version check still
     /// guards against writers in other replicas.
     write_locks: Arc<[Mutex<()>]>,
+    /// The player quests this replica wrote: the next write to one starts
+    /// from it instead of a read.
+    recent: Arc<RecentWrites>,
     /// Wakes this process's reward relay when a completion queued a reward.
     rewards_queued: Arc<Notify>,
 }
@@ -63,6 +67,7 @@ impl QuestService {
             players,
             cache: caches.cache("quest", QUEST_CACHE_TTL),
             write_locks: (0..WRITE_STRIPES).map(|_| Mutex::new(())).collect(),
+            recent: Arc::new(RecentWrites::default()),
             rewards_queued: Arc::new(Notify::new()),
         }
     }
@@ -142,6 +147,7 @@ impl QuestService {
     pub async fn delete(&self, id: i64) -> QuestResult<()> {
         positive_id("id", id)?;
         let found = self.store.delete(id).await?;
+        self.recent.forget_quest(id);
         self.cache.delete(&id.to_string()).await;
         self.cache.delete(LISTS_GENERATION).await;
         self.publish_changed(id).await;
@@ -198,11 +204,19 @@ impl QuestService {
         let quest = self.get(quest_id).await?;
         self.check_level(player_id, &quest).await?;
         let _serialized = self.lock(player_id, quest_id).await;
+        let mut remembered = true;
         for _ in 0..MAX_ATTEMPTS {
-            let existing = self.store.player_quest(player_id, &quest).await?;
+            let (existing, base) = self.base(player_id, &quest, remembered).await?;
+            remembered = false;
             let version = existing.as_ref().map(|v| v.version);
-            let accepted = PlayerQuest::accept(existing.map(|v| v.quest), player_id, &quest, now_ms)?;
-            if self.store.save_player_quest(&accepted, version, &[]).await? {
+            let accepted = match PlayerQuest::accept(existing.map(|v| v.quest), player_id, &quest, now_ms) {
+                Ok(accepted) => accepted,
+                // The remembered row may be behind another writer: the
+                // database decides a refusal.
+                Err(_) if base == Base::Remembered => continue,
+                Err(err) => return Err(err),
+            };
+            if self.save(&quest, &accepted, version, &[]).await? {
                 tracing::info!("quest accepted");
                 self.publish_update(&accepted).await;
                 return Ok(accepted);
@@ -273,17 +287,21 @@ impl QuestService {
             other => other?,
         };
         let _serialized = self.lock(player_id, quest_id).await;
+        let mut remembered = true;
         for _ in 0..MAX_ATTEMPTS {
-            let current = self
-                .store
-                .player_quest(player_id, &quest)
-                .await?
-                .ok_or(QuestError::PlayerQuestNotFound { player_id, quest_id })?;
+            let (current, base) = self.base(player_id, &quest, remembered).await?;
+            remembered = false;
+            let current = current.ok_or(QuestError::PlayerQuestNotFound { player_id, quest_id })?;
             let mut pq = current.quest;
             let before = pq.status;
-            change(&mut pq)?;
+            match change(&mut pq) {
+                Ok(()) => {}
+                // As in `accept`: only the database's row may refuse.
+                Err(_) if base == Base::Remembered => continue,
+                Err(err) => return Err(err),
+            }
             let owed = owed(before, &pq, &quest);
-            if self.store.save_player_quest(&pq, Some(current.version), &owed).await? {
+            if self.save(&quest, &pq, Some(current.version), &owed).await? {
                 if pq.status != before {
                     tracing::info!(from = %before, to = %pq.status, "player quest status changed");
                 }
@@ -298,6 +316,41 @@ impl QuestService {
             }
         }
         Err(QuestError::Contended { player_id, quest_id })
+    }
+
+    /// The row a write to `player_id`'s `quest` starts from, with its
+    /// version: the one this replica last wrote when `remembered` allows
+    /// it and there is one, else the database's.
+    async fn base(&self, player_id: i64, quest: &Quest, remembered: bool) -> QuestResult<(Option<Versioned>, Base)> {
+        let hit = if remembered {
+            self.recent.get(player_id, quest)
+        } else {
+            None
+        };
+        let (row, base) = match hit {
+            Some(row) => (Some(row), Base::Remembered),
+            None => (self.store.player_quest(player_id, quest).await?, Base::Read),
+        };
+        metrics::counter!("vdm_quest_write_bases_total", "base" => base.label()).increment(1);
+        Ok((row, base))
+    }
+
+    /// Writes `pq` (and what it owes) if its row is still at `expected`
+    /// (`None`: there is no row yet), and remembers what it wrote; a row
+    /// found changed, or a write that failed, is forgotten.
+    async fn save(
+        &self,
+        quest: &Quest,
+        pq: &PlayerQuest,
+        expected: Option<i64>,
+        owed: &[Delivery],
+    ) -> QuestResult<bool> {
+        let saved = self.store.save_player_quest(pq, expected, owed).await;
+        match saved {
+            Ok(true) => self.recent.put(quest, pq, expected.map_or(1, |version| version + 1)),
+            _ => self.recent.forget(pq.player_id, pq.quest_id),
+        }
+        saved
     }
 
     /// Tells the player's sockets (`quest.updated`), after the write committed.

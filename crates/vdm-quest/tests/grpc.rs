@@ -6,7 +6,7 @@
 use tonic::Code;
 use vdm_kit::bus::EventBody;
 use vdm_kit::grpc::GrpcChannel;
-use vdm_kit::service::Peers;
+use vdm_kit::service::{GrpcApp, Listener, Peers};
 use vdm_kit::testing::{Backend, TestService, expect_status};
 use vdm_proto::quest::v1 as pb;
 use vdm_proto::quest::v1::quest_service_client::QuestServiceClient;
@@ -20,6 +20,7 @@ vdm_kit::backend_tests!(
     a_level_requirement_needs_the_player_service,
     progress_runs_the_state_machine_and_is_pushed,
     updates_and_deletes_are_seen_at_once,
+    two_replicas_writing_one_player_quest_lose_nothing,
 );
 
 async fn start(backend: Backend) -> Option<(TestService<Quest>, QuestServiceClient<GrpcChannel>)> {
@@ -597,4 +598,85 @@ async fn region_titles(client: &mut QuestServiceClient<GrpcChannel>, region_id: 
         .into_iter()
         .map(|q| q.title)
         .collect()
+}
+
+/// Each replica starts a write from the row it last wrote (no read); a row
+/// another replica changed since must neither be written over nor decide a
+/// refusal.
+async fn two_replicas_writing_one_player_quest_lose_nothing(backend: Backend) {
+    let Some((quest, mut a)) = start(backend).await else {
+        return;
+    };
+    // A second replica of the service on the same database and cache.
+    let listener = Listener::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let url = listener.url();
+    let replica = GrpcApp::build::<Quest>(listener, quest.config(), &Peers::default())
+        .await
+        .unwrap();
+    let stop = vdm_kit::shutdown::CancellationToken::new();
+    let running = tokio::spawn(replica.run_until(stop.clone().cancelled_owned()));
+    let mut b = QuestServiceClient::new(vdm_kit::grpc::channel(&url, std::time::Duration::from_secs(5)).unwrap());
+
+    let created = create(&mut a, spec("Two Doors", 3), "").await.quest.unwrap();
+    let wolves = created.objectives[0].id;
+    let ids = |player_id: i64| (player_id, created.id);
+    let accept = |(player_id, quest_id): (i64, i64)| pb::AcceptQuestRequest { player_id, quest_id };
+    let abandon = |(player_id, quest_id): (i64, i64)| pb::AbandonQuestRequest { player_id, quest_id };
+    let advance = |(player_id, quest_id): (i64, i64)| pb::AdvanceObjectiveRequest {
+        player_id,
+        quest_id,
+        objective_id: wolves,
+        amount: 1,
+    };
+
+    // A remembers "active"; B abandons; A's accept must not be refused as
+    // "it is active" on what it remembers.
+    assert_eq!(
+        a.accept_quest(accept(ids(9))).await.unwrap().into_inner().status(),
+        pb::QuestStatus::Active
+    );
+    assert_eq!(
+        b.abandon_quest(abandon(ids(9))).await.unwrap().into_inner().status(),
+        pb::QuestStatus::Abandoned
+    );
+    assert_eq!(
+        a.accept_quest(accept(ids(9))).await.unwrap().into_inner().status(),
+        pb::QuestStatus::Active
+    );
+    // B remembers "abandoned" (two writes behind A): its abandon must see
+    // the active quest, and its next accept must find it abandoned.
+    assert_eq!(
+        b.abandon_quest(abandon(ids(9))).await.unwrap().into_inner().status(),
+        pb::QuestStatus::Abandoned
+    );
+    let twice = a.abandon_quest(abandon(ids(9))).await;
+    expect_status(twice, Code::FailedPrecondition, "it is abandoned");
+    assert_eq!(
+        b.accept_quest(accept(ids(9))).await.unwrap().into_inner().status(),
+        pb::QuestStatus::Active
+    );
+
+    // Progress through both replicas in turn adds up: no write starts from
+    // a row the other one has changed since.
+    let mut last = None;
+    for mut client in [a.clone(), b.clone(), a.clone()] {
+        last = Some(client.advance_objective(advance(ids(9))).await.unwrap().into_inner());
+    }
+    assert_eq!(last.unwrap().objectives[0].progress, 3);
+    let listed = b
+        .list_player_quests(pb::ListPlayerQuestsRequest {
+            player_id: 9,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.quests.len(), 1);
+    assert_eq!(listed.quests[0].objectives[0].progress, 3);
+
+    stop.cancel();
+    running.await.unwrap().unwrap();
+    quest.finish().await;
 }
