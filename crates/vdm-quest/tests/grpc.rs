@@ -493,15 +493,7 @@ async fn progress_runs_the_state_machine_and_is_pushed(backend: Backend) {
         .unwrap()
         .into_inner();
     assert_eq!(everything.quests.len(), 2);
-    let nobody = client
-        .list_player_quests(pb::ListPlayerQuestsRequest {
-            player_id: 6,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(nobody.quests.is_empty());
+    assert!(player_quests(&mut client, 6).await.is_empty());
     quest.finish().await;
 }
 
@@ -585,6 +577,19 @@ async fn updates_and_deletes_are_seen_at_once(backend: Backend) {
 }
 
 /// The titles of a region's quests, in list order.
+/// Every quest of `player_id`, any status (the first page).
+async fn player_quests(client: &mut QuestServiceClient<GrpcChannel>, player_id: i64) -> Vec<pb::PlayerQuest> {
+    client
+        .list_player_quests(pb::ListPlayerQuestsRequest {
+            player_id,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .quests
+}
+
 async fn region_titles(client: &mut QuestServiceClient<GrpcChannel>, region_id: i64) -> Vec<String> {
     client
         .list_quests(pb::ListQuestsRequest {
@@ -665,16 +670,9 @@ async fn two_replicas_writing_one_player_quest_lose_nothing(backend: Backend) {
         last = Some(client.advance_objective(advance(ids(9))).await.unwrap().into_inner());
     }
     assert_eq!(last.unwrap().objectives[0].progress, 3);
-    let listed = b
-        .list_player_quests(pb::ListPlayerQuestsRequest {
-            player_id: 9,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(listed.quests.len(), 1);
-    assert_eq!(listed.quests[0].objectives[0].progress, 3);
+    let listed = player_quests(&mut b, 9).await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].objectives[0].progress, 3);
 
     stop.cancel();
     running.await.unwrap().unwrap();
