@@ -577,6 +577,18 @@ async fn updates_and_deletes_are_seen_at_once(backend: Backend) {
 }
 
 /// The titles of a region's quests, in list order.
+/// Accepts a player quest that must be accepted; its status.
+async fn accept(client: &mut QuestServiceClient<GrpcChannel>, (player_id, quest_id): (i64, i64)) -> pb::QuestStatus {
+    let request = pb::AcceptQuestRequest { player_id, quest_id };
+    client.accept_quest(request).await.unwrap().into_inner().status()
+}
+
+/// Abandons a player quest that must be abandoned; its status.
+async fn abandon(client: &mut QuestServiceClient<GrpcChannel>, (player_id, quest_id): (i64, i64)) -> pb::QuestStatus {
+    let request = pb::AbandonQuestRequest { player_id, quest_id };
+    client.abandon_quest(request).await.unwrap().into_inner().status()
+}
+
 /// Every quest of `player_id`, any status (the first page).
 async fn player_quests(client: &mut QuestServiceClient<GrpcChannel>, player_id: i64) -> Vec<pb::PlayerQuest> {
     client
@@ -627,8 +639,6 @@ async fn two_replicas_writing_one_player_quest_lose_nothing(backend: Backend) {
     let created = create(&mut a, spec("Two Doors", 3), "").await.quest.unwrap();
     let wolves = created.objectives[0].id;
     let ids = |player_id: i64| (player_id, created.id);
-    let accept = |(player_id, quest_id): (i64, i64)| pb::AcceptQuestRequest { player_id, quest_id };
-    let abandon = |(player_id, quest_id): (i64, i64)| pb::AbandonQuestRequest { player_id, quest_id };
     let advance = |(player_id, quest_id): (i64, i64)| pb::AdvanceObjectiveRequest {
         player_id,
         quest_id,
@@ -638,30 +648,16 @@ async fn two_replicas_writing_one_player_quest_lose_nothing(backend: Backend) {
 
     // A remembers "active"; B abandons; A's accept must not be refused as
     // "it is active" on what it remembers.
-    assert_eq!(
-        a.accept_quest(accept(ids(9))).await.unwrap().into_inner().status(),
-        pb::QuestStatus::Active
-    );
-    assert_eq!(
-        b.abandon_quest(abandon(ids(9))).await.unwrap().into_inner().status(),
-        pb::QuestStatus::Abandoned
-    );
-    assert_eq!(
-        a.accept_quest(accept(ids(9))).await.unwrap().into_inner().status(),
-        pb::QuestStatus::Active
-    );
+    assert_eq!(accept(&mut a, ids(9)).await, pb::QuestStatus::Active);
+    assert_eq!(abandon(&mut b, ids(9)).await, pb::QuestStatus::Abandoned);
+    assert_eq!(accept(&mut a, ids(9)).await, pb::QuestStatus::Active);
     // B remembers "abandoned" (two writes behind A): its abandon must see
     // the active quest, and its next accept must find it abandoned.
-    assert_eq!(
-        b.abandon_quest(abandon(ids(9))).await.unwrap().into_inner().status(),
-        pb::QuestStatus::Abandoned
-    );
-    let twice = a.abandon_quest(abandon(ids(9))).await;
+    assert_eq!(abandon(&mut b, ids(9)).await, pb::QuestStatus::Abandoned);
+    let (player_id, quest_id) = ids(9);
+    let twice = a.abandon_quest(pb::AbandonQuestRequest { player_id, quest_id }).await;
     expect_status(twice, Code::FailedPrecondition, "it is abandoned");
-    assert_eq!(
-        b.accept_quest(accept(ids(9))).await.unwrap().into_inner().status(),
-        pb::QuestStatus::Active
-    );
+    assert_eq!(accept(&mut b, ids(9)).await, pb::QuestStatus::Active);
 
     // Progress through both replicas in turn adds up: no write starts from
     // a row the other one has changed since.
