@@ -383,6 +383,11 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
         "Players talking to an NPC, by the NPC's attitude from the player's standing with its faction (hostile, neutral, friendly)",
     ),
     (
+        "vdm_quest_definition_reads_total",
+        Kind::Counter,
+        "Quest definitions the quest service's own writes and lists read, by source (replica: reused for up to 2 s; cache: read through the shared cache)",
+    ),
+    (
         "vdm_quest_write_bases_total",
         Kind::Counter,
         "Player quest write attempts of the quest service, by where they started (remembered: the row this replica last wrote; database: read first)",

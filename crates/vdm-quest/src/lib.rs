@@ -16,6 +16,9 @@
 //! - [`npcs`]: the NPC service, asked for a quest giver's faction when a
 //!   reward is first delivered, and given the giver's change of
 //!   disposition toward the player.
+//! - [`definitions`]: quest definitions as this replica's own writes and
+//!   lists read them, reused for up to 2 s in front of the cache (dropped
+//!   at once by this replica's own changes).
 //! - [`recent`]: the player quests this replica wrote, with their row
 //!   versions: the next write to one starts from there instead of a read
 //!   (the write is conditional on the version, so a stale entry costs a
@@ -27,6 +30,7 @@
 //! - [`error`]: [`QuestError`] and its mapping to `tonic::Status`.
 
 pub mod config;
+pub mod definitions;
 pub mod domain;
 pub mod error;
 pub mod grpc;

@@ -11,6 +11,7 @@ use vdm_kit::bus::{Event, EventBody, EventBus};
 use vdm_kit::cache::{Cache, CacheStore};
 use vdm_proto::events::v1::ResourceKind;
 
+use crate::definitions::Definitions;
 use crate::domain::{Owed, Page, PlayerQuest, Quest, QuestInput, QuestPatch, QuestStatus, positive_id};
 use crate::error::{QuestError, QuestResult};
 use crate::players::Players;
@@ -53,6 +54,8 @@ pub struct QuestService {
     /// The player quests this replica wrote: the next write to one starts
     /// from it instead of a read.
     recent: Arc<RecentWrites>,
+    /// Definitions as this replica's own writes and lists read them.
+    definitions: Arc<Definitions>,
     /// Wakes this process's reward relay when a completion queued a reward.
     rewards_queued: Arc<Notify>,
 }
@@ -68,6 +71,7 @@ impl QuestService {
             cache: caches.cache("quest", QUEST_CACHE_TTL),
             write_locks: (0..WRITE_STRIPES).map(|_| Mutex::new(())).collect(),
             recent: Arc::new(RecentWrites::default()),
+            definitions: Arc::new(Definitions::default()),
             rewards_queued: Arc::new(Notify::new()),
         }
     }
@@ -125,6 +129,24 @@ impl QuestService {
             .await
     }
 
+    /// A quest's definition for this replica's own work (accepts, changes
+    /// of progress, a player's quest list): one read within
+    /// [`crate::definitions::REUSE`] is reused, else it comes through the
+    /// cache. Never an answer naming the quest: those use [`Self::get`].
+    async fn definition(&self, id: i64) -> QuestResult<Arc<Quest>> {
+        let generation = match self.definitions.get(id) {
+            Ok(quest) => {
+                metrics::counter!("vdm_quest_definition_reads_total", "source" => "replica").increment(1);
+                return Ok(quest);
+            }
+            Err(generation) => generation,
+        };
+        metrics::counter!("vdm_quest_definition_reads_total", "source" => "cache").increment(1);
+        let quest = Arc::new(self.get(id).await?);
+        self.definitions.keep(quest.clone(), generation);
+        Ok(quest)
+    }
+
     /// Changes a quest and drops its cache entry.
     #[instrument(skip_all, fields(quest.id = id))]
     pub async fn update(&self, id: i64, patch: QuestPatch, now_ms: i64) -> QuestResult<Quest> {
@@ -132,6 +154,7 @@ impl QuestService {
         let current = self.store.get(id).await?.ok_or(QuestError::QuestNotFound(id))?;
         let updated = current.patched(patch, now_ms)?;
         let found = self.store.update(&updated).await?;
+        self.definitions.drop_quest(id);
         self.cache.delete(&id.to_string()).await;
         self.cache.delete(LISTS_GENERATION).await;
         self.publish_changed(id).await;
@@ -147,6 +170,7 @@ impl QuestService {
     pub async fn delete(&self, id: i64) -> QuestResult<()> {
         positive_id("id", id)?;
         let found = self.store.delete(id).await?;
+        self.definitions.drop_quest(id);
         self.recent.forget_quest(id);
         self.cache.delete(&id.to_string()).await;
         self.cache.delete(LISTS_GENERATION).await;
@@ -201,7 +225,7 @@ impl QuestService {
     #[instrument(skip_all, fields(player.id = player_id, quest.id = quest_id))]
     pub async fn accept(&self, player_id: i64, quest_id: i64, now_ms: i64) -> QuestResult<PlayerQuest> {
         positive_id("player_id", player_id)?;
-        let quest = self.get(quest_id).await?;
+        let quest = self.definition(quest_id).await?;
         self.check_level(player_id, &quest).await?;
         let _serialized = self.lock(player_id, quest_id).await;
         let mut remembered = true;
@@ -280,9 +304,9 @@ impl QuestService {
     ) -> QuestResult<PlayerQuest> {
         positive_id("player_id", player_id)?;
         positive_id("quest_id", quest_id)?;
-        // The definition (from the cache) gives the objectives' targets, so
-        // the read below is one query.
-        let quest = match self.get(quest_id).await {
+        // The definition gives the objectives' targets, so the read below
+        // (when there is one) is one query.
+        let quest = match self.definition(quest_id).await {
             Err(QuestError::QuestNotFound(_)) => return Err(QuestError::PlayerQuestNotFound { player_id, quest_id }),
             other => other?,
         };
@@ -398,10 +422,10 @@ impl QuestService {
             .store
             .list_player_quests(player_id, status, Page::parse(limit, cursor)?)
             .await?;
-        // The definitions (from the cache, all at once: a page may hold a
-        // hundred) give the objectives' targets. A quest's player rows go
-        // with it; one deleted since the read above is left out.
-        let definitions = futures_util::future::join_all(rows.iter().map(|row| self.get(row.quest_id()))).await;
+        // The definitions (all at once: a page may hold a hundred) give the
+        // objectives' targets. A quest's player rows go with it; one
+        // deleted since the read above is left out.
+        let definitions = futures_util::future::join_all(rows.iter().map(|row| self.definition(row.quest_id()))).await;
         let mut quests = Vec::with_capacity(rows.len());
         for (row, definition) in rows.into_iter().zip(definitions) {
             let quest = match definition {

@@ -553,6 +553,26 @@ async fn updates_and_deletes_are_seen_at_once(backend: Backend) {
         "a new quest is listed at once"
     );
 
+    // This replica's own work reads the definition anew after its change:
+    // an accept read it just before the requirement was raised, and the
+    // next one is refused (no player service here reads levels).
+    let player = (21, created.id);
+    assert_eq!(accept(&mut client, player).await, pb::QuestStatus::Active);
+    assert_eq!(abandon(&mut client, player).await, pb::QuestStatus::Abandoned);
+    client
+        .update_quest(pb::UpdateQuestRequest {
+            id: created.id,
+            level_requirement: Some(4),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let (player_id, quest_id) = player;
+    let raised = client
+        .accept_quest(pb::AcceptQuestRequest { player_id, quest_id })
+        .await;
+    expect_status(raised, Code::Unavailable, "needs level 4");
+
     let bad = client
         .update_quest(pb::UpdateQuestRequest {
             id: created.id,
@@ -567,6 +587,13 @@ async fn updates_and_deletes_are_seen_at_once(backend: Backend) {
         .await
         .unwrap();
     let gone = client.get_quest(pb::GetQuestRequest { id: created.id }).await;
+    expect_status(gone, Code::NotFound, &format!("quest {} not found", created.id));
+    let gone = client
+        .accept_quest(pb::AcceptQuestRequest {
+            player_id: 22,
+            quest_id: created.id,
+        })
+        .await;
     expect_status(gone, Code::NotFound, &format!("quest {} not found", created.id));
     assert_eq!(
         region_titles(&mut client, 10).await,

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    QuerySelect, SqlErr, TransactionTrait,
 };
 
 use vdm_kit::idempotency::{Inserted, check_fingerprint, create_or_replay, is_unique_violation, key_refused};
@@ -380,6 +380,10 @@ async fn write_player_quest(conn: &impl ConnectionTrait, pq: &PlayerQuest, expec
             match inserted {
                 Ok(_) => Ok(true),
                 Err(err) if is_unique_violation(&err) => Ok(false),
+                // The quest was deleted after its definition was read.
+                Err(err) if matches!(err.sql_err(), Some(SqlErr::ForeignKeyConstraintViolation(_))) => {
+                    Err(QuestError::QuestNotFound(pq.quest_id))
+                }
                 Err(err) => Err(err.into()),
             }
         }
