@@ -13,6 +13,8 @@
 //! - [`bus`]: events from services to gateways (a Redis stream or in-process).
 //! - [`telemetry`]: the tracing subscriber, OTLP export, W3C propagation.
 //! - [`metrics`]: the Prometheus recorder and scrape-time gauges.
+//! - [`memo`]: a replica's short memory of reads from elsewhere, dropped by
+//!   the changes it learns of, never keeping a read that raced a drop.
 //! - [`page`]: opaque keyset-pagination cursors and page limits.
 //! - [`grpc`]: serve a service with health, reflection and observability;
 //!   connect to one.
@@ -42,6 +44,7 @@ pub mod error;
 pub mod grpc;
 pub mod hash;
 pub mod idempotency;
+pub mod memo;
 pub mod metrics;
 pub mod page;
 pub mod redis_pool;

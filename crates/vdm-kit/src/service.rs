@@ -175,8 +175,8 @@ impl Peers {
     }
 
     /// `name` will run in this process: channels made from now on call it
-    /// in-process once [`Peers::insert_local`] gives its service, and fail
-    /// with `Unavailable` until then.
+    /// in-process once [`Peers::insert_local`] gives its service; a call
+    /// made before that waits for it, within its deadline.
     pub fn reserve_local(&mut self, name: &'static str) {
         self.local.entry(name).or_default();
     }

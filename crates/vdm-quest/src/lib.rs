@@ -7,7 +7,9 @@
 //!   connects and serves.
 //! - [`grpc`]: protobuf in, [`service`] call, protobuf out.
 //! - [`service`]: the use cases: validation, storage and the read-through
-//!   cache (quests by id, TTL 30 s, dropped on every write) composed.
+//!   cache (quests by id, TTL 30 s, dropped on every write) composed; the
+//!   definitions its own writes and lists need are reused for up to 2 s
+//!   in front of the cache (`vdm_kit::memo`).
 //! - [`domain`]: rules without IO: new-quest validation, the player quest
 //!   state machine, pagination cursors.
 //! - [`store`]: sea-orm entities, migrations and queries.
@@ -16,9 +18,6 @@
 //! - [`npcs`]: the NPC service, asked for a quest giver's faction when a
 //!   reward is first delivered, and given the giver's change of
 //!   disposition toward the player.
-//! - [`definitions`]: quest definitions as this replica's own writes and
-//!   lists read them, reused for up to 2 s in front of the cache (dropped
-//!   at once by this replica's own changes).
 //! - [`recent`]: the player quests this replica wrote, with their row
 //!   versions: the next write to one starts from there instead of a read
 //!   (the write is conditional on the version, so a stale entry costs a
@@ -30,7 +29,6 @@
 //! - [`error`]: [`QuestError`] and its mapping to `tonic::Status`.
 
 pub mod config;
-pub mod definitions;
 pub mod domain;
 pub mod error;
 pub mod grpc;

@@ -62,17 +62,6 @@ impl NpcInfo {
 
 type Memo<K> = Mutex<HashMap<K, (Instant, Arc<Vec<String>>)>>;
 
-/// The NPCs this replica read lately. Every talk reads its NPC (faction,
-/// name, traits), and asking the NPC service each time was a gRPC call and
-/// a cache round trip per talk; NPC change events drop what they name.
-#[derive(Default)]
-struct NpcMemo {
-    /// Bumped by every drop: a read that started before a drop may hold
-    /// what the drop was about, and is not kept.
-    generation: u64,
-    npcs: HashMap<i64, (Instant, NpcInfo)>,
-}
-
 /// Clients of the NPC and world services (cheap to clone).
 #[derive(Clone)]
 pub struct Peers {
@@ -80,7 +69,11 @@ pub struct Peers {
     world: WorldServiceClient<GrpcChannel>,
     names: Arc<Memo<i64>>,
     places: Arc<Memo<()>>,
-    npcs: Arc<Mutex<NpcMemo>>,
+    /// The NPCs this replica read lately. Every talk reads its NPC
+    /// (faction, name, traits), and asking the NPC service each time was a
+    /// gRPC call and a cache round trip per talk; NPC change events drop
+    /// what they name.
+    npcs: Arc<vdm_kit::memo::Memo<i64, NpcInfo>>,
 }
 
 impl Peers {
@@ -91,32 +84,23 @@ impl Peers {
             world: WorldServiceClient::new(world),
             names: Arc::new(Mutex::new(HashMap::new())),
             places: Arc::new(Mutex::new(HashMap::new())),
-            npcs: Arc::default(),
+            npcs: Arc::new(vdm_kit::memo::Memo::new(NPC_TTL, NPC_MEMO_MAX)),
         }
     }
 
     /// One NPC: as read lately, unless a change event dropped it or
     /// [`NPC_TTL`] passed.
     pub async fn npc(&self, id: i64) -> RumorResult<NpcInfo> {
-        let generation = {
-            let memo = lock(&self.npcs);
-            if let Some((read_at, npc)) = memo.npcs.get(&id)
-                && read_at.elapsed() < NPC_TTL
-            {
+        let ticket = match self.npcs.get(&id) {
+            Ok(npc) => {
                 metrics::counter!("vdm_rumor_npc_reads_total", "source" => "memo").increment(1);
-                return Ok(npc.clone());
+                return Ok(npc);
             }
-            memo.generation
+            Err(ticket) => ticket,
         };
         metrics::counter!("vdm_rumor_npc_reads_total", "source" => "npc_service").increment(1);
         let npc = npc_info(self.fetch_npc(id).await?);
-        let mut memo = lock(&self.npcs);
-        if memo.generation == generation {
-            if memo.npcs.len() >= NPC_MEMO_MAX {
-                memo.npcs.clear();
-            }
-            memo.npcs.insert(id, (Instant::now(), npc.clone()));
-        }
+        self.npcs.keep(id, npc.clone(), ticket);
         Ok(npc)
     }
 
@@ -146,11 +130,9 @@ impl Peers {
 
     /// Drops one NPC's read, or every NPC's.
     fn forget_npcs(&self, id: Option<i64>) {
-        let mut memo = lock(&self.npcs);
-        memo.generation += 1;
         match id {
-            Some(id) => drop(memo.npcs.remove(&id)),
-            None => memo.npcs.clear(),
+            Some(id) => self.npcs.forget(&id),
+            None => self.npcs.forget_all(),
         }
     }
 
