@@ -21,6 +21,8 @@
 //! - [`realtime`]: the `/v1/ws` socket: requests through the REST router,
 //!   pushes from the event bus, heartbeats, resume.
 //! - [`rate_limit`]: token buckets per caller and route class (429).
+//! - [`standings`]: a player's faction standings, reused for NPC talks
+//!   until `player.updated` says they changed.
 //! - [`middleware`]: per-request span and metrics; uniform error bodies.
 //! - [`error`]: [`GatewayError`] and its HTTP mapping through
 //!   `vdm_kit::ErrorCode`.
@@ -36,6 +38,7 @@ pub mod pushes;
 pub mod rate_limit;
 pub mod realtime;
 pub mod routes;
+pub mod standings;
 pub mod startup;
 pub mod state;
 

@@ -50,6 +50,7 @@ use crate::realtime::{self, Realtime};
 use crate::routes::{
     bootstrap, dashboard, docs, npcs, ops, players, quests, rumors, stats, telemetry, world, world_admin,
 };
+use crate::standings::Standings;
 use crate::state::{AppState, Shared};
 use crate::{auth, middleware, openapi, pushes};
 
@@ -139,6 +140,8 @@ impl App {
         accounts.spawn_revocation_loader(revocations.clone(), shutdown.clone());
         let edge = EdgeCache::new(&config.edge_cache);
         edge.spawn_listener(&bus, shutdown.clone());
+        let standings = Standings::default();
+        standings.spawn_listener(&bus, shutdown.clone());
         let tokens = Arc::new(TokenKeys::new(
             &config.jwt_secret,
             operators,
@@ -156,6 +159,7 @@ impl App {
             world,
             rumor,
             player,
+            standings,
             metrics,
             bootstrap_budget: config.bootstrap_budget,
             health,

@@ -25,6 +25,7 @@ use vdm_proto::world::v1::world_service_client::WorldServiceClient;
 use crate::auth::TokenKeys;
 use crate::auth::accounts::Accounts;
 use crate::edge_cache::EdgeCache;
+use crate::standings::Standings;
 use crate::openapi::Document;
 
 /// The state behind every REST route: a shared [`Shared`], cheap to clone.
@@ -67,6 +68,8 @@ pub struct Shared {
     pub rumor: Option<RumorServiceClient<GrpcChannel>>,
     /// The player service (profiles, inventories, the item catalog).
     pub player: PlayerServiceClient<GrpcChannel>,
+    /// Players' faction standings, as NPC talks use them.
+    pub standings: Standings,
     /// The metrics service, when configured.
     pub metrics: Option<MetricsServiceClient<GrpcChannel>>,
     /// The budget of each service call of the game bootstrap.

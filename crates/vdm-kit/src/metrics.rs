@@ -383,6 +383,11 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
         "Players talking to an NPC, by the NPC's attitude from the player's standing with its faction (hostile, neutral, friendly)",
     ),
     (
+        "vdm_gateway_standings_reads_total",
+        Kind::Counter,
+        "Faction standings an NPC talk used, by source (replica: reused by this gateway until player.updated or 5 s; service: asked of the player service)",
+    ),
+    (
         "vdm_quest_definition_reads_total",
         Kind::Counter,
         "Quest definitions the quest service's own writes and lists read, by source (replica: reused for up to 2 s; cache: read through the shared cache)",

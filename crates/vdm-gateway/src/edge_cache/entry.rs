@@ -1,6 +1,10 @@
-//! A kept body: encoded once, hashed into a strong ETag, answered as a 200
-//! or, when the client already holds it, as a 304.
+//! A kept answer: either a body encoded once, hashed into a strong ETag
+//! and answered as a 200 or, when the client already holds it, as a 304;
+//! or a service's answer kept as it came, for a composed answer (the
+//! bootstrap) to take its public parts from.
 
+use std::any::Any;
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -15,22 +19,35 @@ use crate::negotiate::Format;
 /// bookkeeping (an estimate, so that many tiny bodies still count).
 const ENTRY_OVERHEAD: usize = 160;
 
-/// A ready-to-send body.
+/// A kept answer.
 #[derive(Debug)]
 pub(super) struct Entry {
-    format: Format,
-    body: Bytes,
-    etag: HeaderValue,
+    held: Held,
     /// From when a hit also renews the entry in the background (before
-    /// the TTL ends it).
+    /// the TTL ends it); set when the fill lands.
     refresh_at: Instant,
 }
 
+enum Held {
+    /// A ready-to-send body.
+    Body { format: Format, body: Bytes, etag: HeaderValue },
+    /// A service's answer, and what it weighs (its encoded size).
+    Value { value: Arc<dyn Any + Send + Sync>, size: usize },
+}
+
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Held::Body { format, etag, .. } => f.debug_struct("Body").field("format", format).field("etag", etag).finish(),
+            Held::Value { size, .. } => f.debug_struct("Value").field("size", size).finish(),
+        }
+    }
+}
+
 impl Entry {
-    /// Encodes `value`, to be renewed from `refresh_at`; the ETag is a
-    /// hash of the body, tagged with the format so a JSON and a
-    /// MessagePack body never share one.
-    pub(super) fn encode<T: Serialize>(format: Format, value: &T, refresh_at: Instant) -> GatewayResult<Entry> {
+    /// Encodes `value`; the ETag is a hash of the body, tagged with the
+    /// format so a JSON and a MessagePack body never share one.
+    pub(super) fn encode<T: Serialize>(format: Format, value: &T) -> GatewayResult<Entry> {
         let body = format.encode(value)?;
         let tag = match format {
             Format::Json => 'j',
@@ -40,11 +57,27 @@ impl Entry {
         let etag = HeaderValue::from_str(&format!("\"{tag}{hash}\""))
             .map_err(|e| GatewayError::Internal(format!("etag: {e}")))?;
         Ok(Entry {
-            format,
-            body: Bytes::from(body),
-            etag,
-            refresh_at,
+            held: Held::Body {
+                format,
+                body: Bytes::from(body),
+                etag,
+            },
+            refresh_at: Instant::now(),
         })
+    }
+
+    /// Keeps a service's answer as it came (`size`: its encoded size).
+    pub(super) fn value<M: Any + Send + Sync>(value: Arc<M>, size: usize) -> Entry {
+        Entry {
+            held: Held::Value { value, size },
+            refresh_at: Instant::now(),
+        }
+    }
+
+    /// Renews the entry from `at` on.
+    pub(super) fn refresh_from(mut self, at: Instant) -> Entry {
+        self.refresh_at = at;
+        self
     }
 
     /// Whether a hit should renew the entry now.
@@ -53,28 +86,44 @@ impl Entry {
     }
 
     pub(super) fn weight(&self) -> u32 {
-        u32::try_from(self.body.len() + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
+        let size = match &self.held {
+            Held::Body { body, .. } => body.len(),
+            Held::Value { size, .. } => *size,
+        };
+        u32::try_from(size + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
+    }
+
+    /// The kept service answer, when this entry holds one of type `M`.
+    pub(super) fn held_value<M: Any + Send + Sync>(&self) -> Option<Arc<M>> {
+        match &self.held {
+            Held::Value { value, .. } => value.clone().downcast::<M>().ok(),
+            Held::Body { .. } => None,
+        }
     }
 
     /// The 200 with the body, or a 304 when the client already holds it.
     pub(super) fn respond(&self, request: &HeaderMap) -> Response {
+        let Held::Body { format, body, etag } = &self.held else {
+            // Keys of kept values are never answered as bodies.
+            return GatewayError::Internal("edge cache entry holds no body".to_owned()).into_response();
+        };
         // The body depends on `Accept`: shared HTTP caches must key on it.
         let vary = HeaderValue::from_static("accept");
-        if none_match(request, &self.etag) {
+        if none_match(request, etag) {
             return (
                 StatusCode::NOT_MODIFIED,
-                [(header::ETAG, self.etag.clone()), (header::VARY, vary)],
+                [(header::ETAG, etag.clone()), (header::VARY, vary)],
             )
                 .into_response();
         }
         (
             StatusCode::OK,
             [
-                (header::CONTENT_TYPE, self.format.content_type()),
-                (header::ETAG, self.etag.clone()),
+                (header::CONTENT_TYPE, format.content_type()),
+                (header::ETAG, etag.clone()),
                 (header::VARY, vary),
             ],
-            self.body.clone(),
+            body.clone(),
         )
             .into_response()
     }

@@ -1,7 +1,8 @@
 //! The edge read cache: the public read models a client asks for again and
 //! again (a quest definition, an NPC, a region, the regions, the factions,
 //! and pages of quests and NPCs) kept as ready-to-send bodies, one per
-//! format (JSON, MessagePack), each with a strong `ETag`.
+//! format (JSON, MessagePack), each with a strong `ETag`; and, for the
+//! bootstrap's public parts, the services' answers themselves.
 //!
 //! Why it exists: a cached read that goes to the owning service costs a
 //! gRPC hop, a service-side cache lookup and two encodings per request;
@@ -36,13 +37,16 @@
 //! budget (moka's weigher counts each body), and a budget of 0 turns the
 //! cache off (answers still carry ETags and honour `If-None-Match`).
 //!
-//! Per-player answers (a player's quests, dispositions, the bootstrap) never
-//! come through here: a key names a public resource and a format, never a
-//! caller, so only routes whose answer is the same for every caller use it.
+//! Per-player answers (a player's quests, dispositions) never come through
+//! here: a key names a public resource and a form, never a caller, so only
+//! answers that are the same for every caller use it. The bootstrap, which
+//! is per player, takes only its public parts from here, as the services'
+//! answers ([`EdgeCache::value`]) rather than bodies.
 //!
 //! Layout: this file holds the keys, the table of entries and fills, and
 //! invalidation; `entry.rs` a kept body and its answers (200 with ETag, or
-//! 304); `events.rs` the bus listener and which events are changes.
+//! 304), or a kept service answer; `events.rs` the bus listener and which
+//! events are changes.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -61,6 +65,8 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 use tracing::Instrument;
 use vdm_proto::events::v1::ResourceKind;
+use vdm_proto::npc::v1::ListNpcsRequest;
+use vdm_proto::quest::v1::ListQuestsRequest;
 
 use self::entry::Entry;
 use crate::error::{GatewayError, GatewayResult};
@@ -150,6 +156,29 @@ pub enum Resource {
 }
 
 impl Resource {
+    /// A page of NPCs, keyed on what the NPC service is asked, so
+    /// spellings of one query share an entry.
+    pub fn npc_page(request: &ListNpcsRequest) -> Resource {
+        Resource::Npcs(
+            format!(
+                "{:?}/{:?}/{}/{}",
+                request.region_id, request.faction_id, request.limit, request.cursor
+            )
+            .into(),
+        )
+    }
+
+    /// A page of quests, keyed on what the quest service is asked.
+    pub fn quest_page(request: &ListQuestsRequest) -> Resource {
+        Resource::Quests(
+            format!(
+                "{:?}/{:?}/{}/{}",
+                request.region_id, request.giver_npc_id, request.limit, request.cursor
+            )
+            .into(),
+        )
+    }
+
     /// The kind whose changes drop it.
     fn kind(&self) -> Kind {
         match self {
@@ -181,7 +210,20 @@ impl Resource {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
     resource: Resource,
-    format: Format,
+    form: Form,
+}
+
+/// What an entry keeps of a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Form {
+    /// The body a route answers, in this format.
+    Body(Format),
+    /// The service's answer as it came ([`EdgeCache::value`]).
+    Value,
+}
+
+impl Form {
+    const ALL: [Form; 3] = [Form::Body(Format::Json), Form::Body(Format::Msgpack), Form::Value];
 }
 
 /// What a fill ends with, shared by every caller that joined it.
@@ -277,29 +319,55 @@ impl EdgeCache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = GatewayResult<T>> + Send + 'static,
     {
+        let encoded = move || {
+            let loading = load();
+            async move { loading.await.and_then(|value| Entry::encode(format, &value)) }
+        };
         let Some(inner) = &self.inner else {
-            return match load()
-                .await
-                .and_then(|value| Entry::encode(format, &value, Instant::now()))
-            {
+            return match encoded().await {
                 Ok(entry) => entry.respond(request),
                 Err(err) => err.into_response(),
             };
         };
-        let label = resource.label();
-        let key = Key { resource, format };
-        if let Some(entry) = inner.entries.get(&key).await {
-            counted(label, "hit");
-            if entry.refresh_due() {
-                inner.refresh(key, load);
-            }
-            return entry.respond(request);
-        }
-        let (flight, leads) = inner.flight(key, load()).await;
-        counted(label, if leads { "miss" } else { "joined" });
-        match flight.await {
+        let key = Key {
+            resource,
+            form: Form::Body(format),
+        };
+        match inner.kept_or_filled(key, encoded).await {
             Ok(entry) => entry.respond(request),
             Err(err) => duplicate(&err).into_response(),
+        }
+    }
+
+    /// A service's answer about a public `resource`, as a composed answer
+    /// (the bootstrap) takes it: the kept one, else `load`'s, kept when no
+    /// change of its kind arrived meanwhile. Kept, filled, renewed and
+    /// dropped as the bodies [`EdgeCache::serve`] keeps, and weighed by its
+    /// encoded size. Errors are returned, never kept.
+    pub async fn value<M, F, Fut>(&self, resource: Resource, load: F) -> GatewayResult<Arc<M>>
+    where
+        M: prost::Message + Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = GatewayResult<M>> + Send + 'static,
+    {
+        let held = move || {
+            let loading = load();
+            async move {
+                let value = loading.await?;
+                let size = value.encoded_len();
+                Ok(Entry::value(Arc::new(value), size))
+            }
+        };
+        let Some(inner) = &self.inner else {
+            return held().await?.held_value().ok_or_else(mismatch);
+        };
+        let key = Key {
+            resource,
+            form: Form::Value,
+        };
+        match inner.kept_or_filled(key, held).await {
+            Ok(entry) => entry.held_value().ok_or_else(mismatch),
+            Err(err) => Err(duplicate(&err)),
         }
     }
 
@@ -317,12 +385,12 @@ impl EdgeCache {
                 } else {
                     Resource::Npc(id)
                 };
-                for format in [Format::Json, Format::Msgpack] {
+                for form in Form::ALL {
                     inner
                         .entries
                         .invalidate(&Key {
                             resource: one.clone(),
-                            format,
+                            form,
                         })
                         .await;
                 }
@@ -345,28 +413,47 @@ impl EdgeCache {
 }
 
 impl Inner {
-    /// The fill of `key`: the one in flight, or a new one running `load`
-    /// (then `true`: this caller leads it).
-    async fn flight<T, Fut>(self: &Arc<Inner>, key: Key, load: Fut) -> (Flight, bool)
+    /// The kept entry of `key` (renewed in the background when due), else
+    /// the outcome of its fill: the one in flight, or a new one of `fill`.
+    async fn kept_or_filled<F, Fut>(self: &Arc<Inner>, key: Key, fill: F) -> Outcome
     where
-        T: Serialize + Send + 'static,
-        Fut: Future<Output = GatewayResult<T>> + Send + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = GatewayResult<Entry>> + Send + 'static,
+    {
+        let label = key.resource.label();
+        if let Some(entry) = self.entries.get(&key).await {
+            counted(label, "hit");
+            if entry.refresh_due() {
+                self.refresh(key, fill);
+            }
+            return Ok(entry);
+        }
+        let (flight, leads) = self.flight(key, fill).await;
+        counted(label, if leads { "miss" } else { "joined" });
+        flight.await
+    }
+
+    /// The fill of `key`: the one in flight, or a new one running `fill`
+    /// (then `true`: this caller leads it).
+    async fn flight<F, Fut>(self: &Arc<Inner>, key: Key, fill: F) -> (Flight, bool)
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = GatewayResult<Entry>> + Send + 'static,
     {
         let mut flights = self.flights.lock().await;
         if let Some((_, flight)) = flights.by_key.get(&key) {
             return (flight.clone(), false);
         }
-        (self.start(&mut flights, key, load), true)
+        (self.start(&mut flights, key, fill()), true)
     }
 
     /// Renews `key` in the background unless a fill of it is in flight
     /// (or the table of fills is busy: a later hit will ask again). The
     /// callers keep being answered the kept body meanwhile.
-    fn refresh<T, F, Fut>(self: &Arc<Inner>, key: Key, load: F)
+    fn refresh<F, Fut>(self: &Arc<Inner>, key: Key, fill: F)
     where
-        T: Serialize + Send + 'static,
         F: FnOnce() -> Fut,
-        Fut: Future<Output = GatewayResult<T>> + Send + 'static,
+        Fut: Future<Output = GatewayResult<Entry>> + Send + 'static,
     {
         let Ok(mut flights) = self.flights.try_lock() else {
             return;
@@ -375,16 +462,15 @@ impl Inner {
             return;
         }
         let label = key.resource.label();
-        drop(self.start(&mut flights, key, load()));
+        drop(self.start(&mut flights, key, fill()));
         metrics::counter!("vdm_edge_cache_refreshes_total", "resource" => label).increment(1);
     }
 
-    /// Starts fill `key` running `load` on a task of its own and enters it
+    /// Starts fill `key` running `fill` on a task of its own and enters it
     /// in the table of fills (held locked by the caller).
-    fn start<T, Fut>(self: &Arc<Inner>, flights: &mut Flights, key: Key, load: Fut) -> Flight
+    fn start<Fut>(self: &Arc<Inner>, flights: &mut Flights, key: Key, fill: Fut) -> Flight
     where
-        T: Serialize + Send + 'static,
-        Fut: Future<Output = GatewayResult<T>> + Send + 'static,
+        Fut: Future<Output = GatewayResult<Entry>> + Send + 'static,
     {
         let id = flights.next_id;
         flights.next_id += 1;
@@ -396,13 +482,11 @@ impl Inner {
         );
         let inner = self.clone();
         let landing = key.clone();
-        let format = key.format;
         let refresh_after = refresh_after(self.ttl, id);
         let flight = async move {
-            let outcome: Outcome = load
+            let outcome: Outcome = fill
                 .await
-                .and_then(|value| Entry::encode(format, &value, Instant::now() + refresh_after))
-                .map(Arc::new)
+                .map(|entry| Arc::new(entry.refresh_from(Instant::now() + refresh_after)))
                 .map_err(Arc::new);
             inner.land(landing, id, epoch, &outcome).await;
             outcome
@@ -471,6 +555,12 @@ fn refresh_after(ttl: Duration, id: u64) -> Duration {
 fn counted(resource: &'static str, result: &'static str) {
     metrics::counter!("vdm_edge_cache_requests_total", "resource" => resource, "result" => result).increment(1);
     tracing::Span::current().record("edge_cache", result);
+}
+
+/// A kept value of another type than asked for: two callers named one
+/// resource for different service answers.
+fn mismatch() -> GatewayError {
+    GatewayError::Internal("edge cache value of another type".to_owned())
 }
 
 /// The error of a shared fill, for each caller that joined it.
@@ -609,6 +699,42 @@ mod tests {
             (300..700).contains(&early),
             "spread, not clustered: {early} of 1000 early"
         );
+    }
+
+    #[tokio::test]
+    async fn kept_service_answers_are_shared_apart_from_bodies_and_dropped_by_changes() {
+        use vdm_proto::world::v1::GetRegionRequest;
+
+        let cache = cache();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let page = Resource::Npcs("region 1".into());
+        let value = |id: i64| {
+            let calls = calls.clone();
+            cache.value(page.clone(), move || async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                Ok(GetRegionRequest { id })
+            })
+        };
+        let answers = futures_util::future::join_all((0..4).map(|_| value(1))).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "one fill for four misses");
+        assert!(answers.iter().all(|a| a.as_ref().unwrap().id == 1));
+        assert_eq!(value(2).await.unwrap().id, 1, "a hit");
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+        // The page's body is an entry of its own.
+        let calls_before = calls.load(Ordering::SeqCst);
+        let body = cache
+            .serve(page.clone(), Format::Json, &HeaderMap::new(), || async { Ok(Body { n: 9 }) })
+            .await;
+        assert_eq!(body.status(), StatusCode::OK);
+        assert_eq!(calls.load(Ordering::SeqCst), calls_before);
+        assert_eq!(value(3).await.unwrap().id, 1, "still the kept answer");
+
+        // A change of one NPC drops every page of NPCs, answers included.
+        cache.invalidate(Kind::Npc, 42).await;
+        assert_eq!(value(4).await.unwrap().id, 4);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

@@ -3,7 +3,12 @@
 //!
 //! The gateway asks the services for every part at once (one `tokio::join!`,
 //! so the answer takes about as long as the slowest call, not the sum), and
-//! gives each call the same budget (`VDM_BOOTSTRAP_BUDGET_MS`). A part whose
+//! gives each call the same budget (`VDM_BOOTSTRAP_BUDGET_MS`). The public
+//! parts (the region, its NPCs, the quests offered there) are the same for
+//! every player: they come from the edge cache ([`crate::edge_cache::EdgeCache::value`]),
+//! which keeps the services' answers and drops them on the same change
+//! events as the routes' bodies, so a bootstrap asks the services only for
+//! the player's own parts and the world clock. A part whose
 //! service is down, fails, or is slower than the budget is left out and named
 //! in `missing`; the rest still comes back (200). Only when every part is
 //! missing is the answer a 503. A request the services refuse (an unknown
@@ -21,6 +26,7 @@
 //! answer.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -39,6 +45,7 @@ use super::quests::json::{PlayerQuestJson, QuestJson};
 use super::shared::non_empty;
 use super::world::{RegionJson, WorldTimeJson};
 use crate::auth::Player;
+use crate::edge_cache::Resource;
 use crate::error::{ErrorBody, GatewayError, GatewayResult};
 use crate::negotiate::{Format, QueryArgs, Reply};
 use crate::state::AppState;
@@ -211,23 +218,43 @@ pub async fn bootstrap(
     };
     tracing::Span::current().record("region.id", region_id);
     let budget = state.bootstrap_budget;
-    let (mut world_a, mut world_b) = (state.world.clone(), state.world.clone());
-    let (mut npc_a, mut npc_b) = (state.npc.clone(), state.npc.clone());
-    let (mut quest_a, mut quest_b) = (state.quest.clone(), state.quest.clone());
+    let (world_a, mut world_b) = (state.world.clone(), state.world.clone());
+    let (npc_a, mut npc_b) = (state.npc.clone(), state.npc.clone());
+    let (quest_a, mut quest_b) = (state.quest.clone(), state.quest.clone());
     let rumor = state.rumor.clone();
     let mut player = state.player.clone();
+    let npc_page = npc_pb::ListNpcsRequest {
+        region_id: Some(region_id),
+        faction_id: None,
+        limit: PART_LIMIT,
+        cursor: String::new(),
+    };
+    let quest_page = quest_pb::ListQuestsRequest {
+        region_id: Some(region_id),
+        giver_npc_id: None,
+        limit: PART_LIMIT,
+        cursor: String::new(),
+    };
 
-    // Every call starts now; none waits for another.
+    // Every part starts now; none waits for another. The public parts (the
+    // region, its NPCs, the quests offered there) come from the edge
+    // cache, kept and dropped as the routes' bodies are.
+    let edge = &state.edge;
     let (region, time, npcs, dispositions, quests, active, heard, profile) = tokio::join!(
-        within(budget, world_a.get_region(world_pb::GetRegionRequest { id: region_id })),
-        within(budget, world_b.get_world_time(world_pb::GetWorldTimeRequest {})),
-        within(
+        within_kept(
             budget,
-            npc_a.list_npcs(npc_pb::ListNpcsRequest {
-                region_id: Some(region_id),
-                faction_id: None,
-                limit: PART_LIMIT,
-                cursor: String::new(),
+            edge.value(Resource::Region(region_id), move || async move {
+                let request = world_pb::GetRegionRequest { id: region_id };
+                let mut client = world_a;
+                Ok(client.get_region(request).await?.into_inner())
+            })
+        ),
+        within(budget, world_b.get_world_time(world_pb::GetWorldTimeRequest {})),
+        within_kept(
+            budget,
+            edge.value(Resource::npc_page(&npc_page), move || async move {
+                let mut client = npc_a;
+                Ok(client.list_npcs(npc_page).await?.into_inner())
             })
         ),
         within(
@@ -238,13 +265,11 @@ pub async fn bootstrap(
                 region_id: Some(region_id),
             })
         ),
-        within(
+        within_kept(
             budget,
-            quest_a.list_quests(quest_pb::ListQuestsRequest {
-                region_id: Some(region_id),
-                giver_npc_id: None,
-                limit: PART_LIMIT,
-                cursor: String::new(),
+            edge.value(Resource::quest_page(&quest_page), move || async move {
+                let mut client = quest_a;
+                Ok(client.list_quests(quest_page).await?.into_inner())
             })
         ),
         within(
@@ -307,27 +332,27 @@ pub async fn bootstrap(
     let (npcs, npcs_next_cursor) = match npcs {
         Some(page) => (
             page.npcs
-                .into_iter()
+                .iter()
                 .map(|npc| {
                     let position = npc.position.unwrap_or_default();
                     BootstrapNpcJson {
                         disposition: scores.get(&npc.id).copied().filter(|s| *s != 0),
                         id: npc.id,
-                        name: npc.name,
+                        name: npc.name.clone(),
                         q: position.q,
                         r: position.r,
                         faction_id: npc.faction_id,
                     }
                 })
                 .collect(),
-            non_empty(page.next_cursor),
+            non_empty(page.next_cursor.clone()),
         ),
         None => (Vec::new(), None),
     };
     let (quests, quests_next_cursor) = match quests {
         Some(page) => (
-            page.quests.into_iter().map(QuestJson::from).collect(),
-            non_empty(page.next_cursor),
+            page.quests.iter().cloned().map(QuestJson::from).collect(),
+            non_empty(page.next_cursor.clone()),
         ),
         None => (Vec::new(), None),
     };
@@ -357,7 +382,7 @@ pub async fn bootstrap(
         format,
         BootstrapJson {
             profile: profile.map(ProfileJson::from),
-            region: region.map(RegionJson::from),
+            region: region.map(|region| RegionJson::from(Arc::unwrap_or_clone(region))),
             time: time.map(WorldTimeJson::from),
             npcs,
             npcs_next_cursor,
@@ -379,6 +404,22 @@ async fn within<T>(
 ) -> Result<T, tonic::Status> {
     match tokio::time::timeout(budget, call).await {
         Ok(answer) => answer.map(tonic::Response::into_inner),
+        Err(_) => Err(tonic::Status::deadline_exceeded(format!(
+            "no answer within the bootstrap budget of {budget:?}"
+        ))),
+    }
+}
+
+/// Awaits one part kept by the edge cache for at most `budget`; its error
+/// as the service's status, for [`part`] to sort.
+async fn within_kept<M>(
+    budget: Duration,
+    kept: impl Future<Output = GatewayResult<Arc<M>>>,
+) -> Result<Arc<M>, tonic::Status> {
+    match tokio::time::timeout(budget, kept).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(GatewayError::Grpc(status))) => Err(status),
+        Ok(Err(err)) => Err(tonic::Status::new(err.code().grpc_code(), err.to_string())),
         Err(_) => Err(tonic::Status::deadline_exceeded(format!(
             "no answer within the bootstrap budget of {budget:?}"
         ))),

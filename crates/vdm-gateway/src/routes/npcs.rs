@@ -356,17 +356,11 @@ pub async fn list(
         Ok(request) => request,
         Err(err) => return err.into_response(),
     };
-    // The page is keyed on what the service is asked, so spellings of one
-    // query share an entry.
-    let page_key = format!(
-        "{:?}/{:?}/{}/{}",
-        request.region_id, request.faction_id, request.limit, request.cursor
-    );
     // The client is cloned only for a miss.
     let client = &state.npc;
     state
         .edge
-        .serve(Resource::Npcs(page_key.into()), format, &headers, move || {
+        .serve(Resource::npc_page(&request), format, &headers, move || {
             let mut client = client.clone();
             async move {
                 let page = client.list_npcs(request).await?.into_inner();

@@ -406,12 +406,12 @@ pub async fn talk(
 ) -> GatewayResult<Reply<TalkJson>> {
     tracing::Span::current().record("npc.id", npc_id);
     let mut rumors = rumor_client(&state)?;
-    let standings = player_standings(&state, player_id).await;
+    let standings = state.standings.of(&state.player, player_id).await;
     let response = rumors
         .tell_player(pb::TellPlayerRequest {
             npc_id,
             player_id,
-            standings,
+            standings: standings.to_vec(),
         })
         .await?
         .into_inner();
@@ -432,29 +432,6 @@ pub async fn talk(
             more: response.more.into_iter().map(VariantJson::from).collect(),
         },
     ))
-}
-
-/// The player's standings with factions, for the rumor service to choose
-/// how an NPC talks. A player service that cannot answer leaves them out
-/// (every NPC is then neutral): talking does not fail for it.
-async fn player_standings(state: &AppState, player_id: i64) -> Vec<pb::FactionStanding> {
-    let request = vdm_proto::player::v1::ListStandingsRequest { player_id };
-    match state.player.clone().list_standings(request).await {
-        Ok(answer) => answer
-            .into_inner()
-            .standings
-            .into_iter()
-            .map(|s| pb::FactionStanding {
-                faction_id: s.faction_id,
-                standing: s.standing,
-            })
-            .collect(),
-        Err(status) if status.code() == tonic::Code::NotFound => Vec::new(),
-        Err(status) => {
-            tracing::warn!(code = ?status.code(), "standings unavailable; the npc talks as to a neutral player");
-            Vec::new()
-        }
-    }
 }
 
 /// Runs one spreading tick of a region now (admin); the background ticker

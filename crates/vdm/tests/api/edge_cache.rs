@@ -77,6 +77,9 @@ async fn a_write_through_one_gateway_is_read_through_the_other(backend: Backend)
     assert_eq!(b.get(&path, &token).await.json(), first.json(), "served again");
     let in_region = |page: &Value| page["items"].as_array().map_or(0, Vec::len);
     let page_before = in_region(&b.get("/v1/quests?region_id=2&limit=100", &token).await.json());
+    // The bootstrap's public parts are kept too (as the services' answers).
+    let offered = |bootstrap: &Value| bootstrap["quests"].as_array().map_or(0, Vec::len);
+    let offered_before = offered(&b.get("/v1/bootstrap?region_id=2", &token).await.json());
     let updated = a
         .json_request(
             Method::PATCH,
@@ -97,6 +100,10 @@ async fn a_write_through_one_gateway_is_read_through_the_other(backend: Backend)
         in_region(&r.json()) == page_before + 1
     })
     .await;
+    read_until(&b, "/v1/bootstrap?region_id=2", &token, |r| {
+        offered(&r.json()) == offered_before + 1
+    })
+    .await;
 
     // A deleted quest is gone from B.
     let deleted = a
@@ -114,12 +121,18 @@ async fn a_write_through_one_gateway_is_read_through_the_other(backend: Backend)
     let before = b.get("/v1/npcs/1", &token).await.json();
     assert_eq!(before["region_id"], 1);
     assert!(npc_ids(&b.get("/v1/npcs?region_id=1", &token).await.json()).contains(&1));
+    let bootstrap_npcs = |r: &TestResponse| npc_ids(&json!({"items": r.json()["npcs"]}));
+    assert!(bootstrap_npcs(&b.get("/v1/bootstrap?region_id=1", &token).await).contains(&1));
+    assert!(bootstrap_npcs(&a.get("/v1/bootstrap?region_id=1", &token).await).contains(&1));
     let moved = a
         .post_json("/v1/npcs/1/move", Some(ADMIN_TOKEN), &json!({"q": 6, "r": -4}))
         .await;
     assert_eq!(moved.status, 200, "{}", String::from_utf8_lossy(&moved.body));
+    // A's own next bootstrap sees its write at once.
+    assert!(!bootstrap_npcs(&a.get("/v1/bootstrap?region_id=1", &token).await).contains(&1));
     read_until(&b, "/v1/npcs/1", &token, |r| r.json()["region_id"] == 2).await;
     read_until(&b, "/v1/npcs?region_id=1", &token, |r| !npc_ids(&r.json()).contains(&1)).await;
+    read_until(&b, "/v1/bootstrap?region_id=1", &token, |r| !bootstrap_npcs(r).contains(&1)).await;
 
     // Factions change in the world service (no gateway route writes them):
     // B drops its cached list when the service publishes the change.

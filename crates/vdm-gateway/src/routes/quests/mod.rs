@@ -250,17 +250,11 @@ pub async fn list(
     if q.limit == Some(0) {
         return GatewayError::invalid("limit must be between 1 and 100").into_response();
     }
-    // The page is keyed on what the service is asked, so spellings of one
-    // query share an entry.
-    let page_key = format!(
-        "{:?}/{:?}/{}/{}",
-        request.region_id, request.giver_npc_id, request.limit, request.cursor
-    );
     // The client is cloned only for a miss.
     let client = &state.quest;
     state
         .edge
-        .serve(Resource::Quests(page_key.into()), format, &headers, move || {
+        .serve(Resource::quest_page(&request), format, &headers, move || {
             let mut client = client.clone();
             async move {
                 let page = client.list_quests(request).await?.into_inner();
