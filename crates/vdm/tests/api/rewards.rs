@@ -373,7 +373,8 @@ async fn standing_with_an_npcs_faction_decides_what_it_tells(backend: Backend) {
             break heard;
         }
         assert!(tokio::time::Instant::now() < deadline, "still {heard}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Well under the write rate limit (20/s).
+        tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(
         (friendly["told"].clone(), friendly["attitude"].clone()),
