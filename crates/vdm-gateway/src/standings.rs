@@ -94,7 +94,10 @@ impl Standings {
                     }
                 }
                 Heard::Missed(missed) => {
-                    tracing::warn!(missed, "standings listener fell behind the event bus; forgetting every player's");
+                    tracing::warn!(
+                        missed,
+                        "standings listener fell behind the event bus; forgetting every player's"
+                    );
                     memo.forget_all();
                 }
             }

@@ -25,8 +25,8 @@ use vdm_proto::world::v1::world_service_client::WorldServiceClient;
 use crate::auth::TokenKeys;
 use crate::auth::accounts::Accounts;
 use crate::edge_cache::EdgeCache;
-use crate::standings::Standings;
 use crate::openapi::Document;
+use crate::standings::Standings;
 
 /// The state behind every REST route: a shared [`Shared`], cheap to clone.
 #[derive(Clone)]

@@ -30,15 +30,26 @@ pub(super) struct Entry {
 
 enum Held {
     /// A ready-to-send body.
-    Body { format: Format, body: Bytes, etag: HeaderValue },
+    Body {
+        format: Format,
+        body: Bytes,
+        etag: HeaderValue,
+    },
     /// A service's answer, and what it weighs (its encoded size).
-    Value { value: Arc<dyn Any + Send + Sync>, size: usize },
+    Value {
+        value: Arc<dyn Any + Send + Sync>,
+        size: usize,
+    },
 }
 
 impl std::fmt::Debug for Held {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Held::Body { format, etag, .. } => f.debug_struct("Body").field("format", format).field("etag", etag).finish(),
+            Held::Body { format, etag, .. } => f
+                .debug_struct("Body")
+                .field("format", format)
+                .field("etag", etag)
+                .finish(),
             Held::Value { size, .. } => f.debug_struct("Value").field("size", size).finish(),
         }
     }

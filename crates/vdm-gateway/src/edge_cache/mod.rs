@@ -725,7 +725,9 @@ mod tests {
         // The page's body is an entry of its own.
         let calls_before = calls.load(Ordering::SeqCst);
         let body = cache
-            .serve(page.clone(), Format::Json, &HeaderMap::new(), || async { Ok(Body { n: 9 }) })
+            .serve(page.clone(), Format::Json, &HeaderMap::new(), || async {
+                Ok(Body { n: 9 })
+            })
             .await;
         assert_eq!(body.status(), StatusCode::OK);
         assert_eq!(calls.load(Ordering::SeqCst), calls_before);

@@ -132,7 +132,10 @@ async fn a_write_through_one_gateway_is_read_through_the_other(backend: Backend)
     assert!(!bootstrap_npcs(&a.get("/v1/bootstrap?region_id=1", &token).await).contains(&1));
     read_until(&b, "/v1/npcs/1", &token, |r| r.json()["region_id"] == 2).await;
     read_until(&b, "/v1/npcs?region_id=1", &token, |r| !npc_ids(&r.json()).contains(&1)).await;
-    read_until(&b, "/v1/bootstrap?region_id=1", &token, |r| !bootstrap_npcs(r).contains(&1)).await;
+    read_until(&b, "/v1/bootstrap?region_id=1", &token, |r| {
+        !bootstrap_npcs(r).contains(&1)
+    })
+    .await;
 
     // Factions change in the world service (no gateway route writes them):
     // B drops its cached list when the service publishes the change.
