@@ -372,7 +372,7 @@ impl EdgeCache {
     }
 
     /// Drops what the cache holds of a changed resource: for a quest or an
-    /// NPC with an id, that one in either format and every page of its
+    /// NPC with an id, that one in every form and every page of its
     /// kind; otherwise every entry of the kind. Fills of the kind in flight
     /// are not kept.
     pub async fn invalidate(&self, kind: Kind, id: i64) {
