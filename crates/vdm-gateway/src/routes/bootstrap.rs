@@ -218,9 +218,9 @@ pub async fn bootstrap(
     };
     tracing::Span::current().record("region.id", region_id);
     let budget = state.bootstrap_budget;
-    let (world_a, mut world_b) = (state.world.clone(), state.world.clone());
-    let (npc_a, mut npc_b) = (state.npc.clone(), state.npc.clone());
-    let (quest_a, mut quest_b) = (state.quest.clone(), state.quest.clone());
+    let mut world = state.world.clone();
+    let mut npc = state.npc.clone();
+    let mut quest = state.quest.clone();
     let rumor = state.rumor.clone();
     let mut player = state.player.clone();
     let npc_page = npc_pb::ListNpcsRequest {
@@ -238,28 +238,31 @@ pub async fn bootstrap(
 
     // Every part starts now; none waits for another. The public parts (the
     // region, its NPCs, the quests offered there) come from the edge
-    // cache, kept and dropped as the routes' bodies are.
+    // cache, kept and dropped as the routes' bodies are; their clients are
+    // cloned only for a miss.
     let edge = &state.edge;
     let (region, time, npcs, dispositions, quests, active, heard, profile) = tokio::join!(
         within_kept(
             budget,
-            edge.value(Resource::Region(region_id), move || async move {
-                let request = world_pb::GetRegionRequest { id: region_id };
-                let mut client = world_a;
-                Ok(client.get_region(request).await?.into_inner())
+            edge.value(Resource::Region(region_id), || {
+                let mut client = state.world.clone();
+                async move {
+                    let request = world_pb::GetRegionRequest { id: region_id };
+                    Ok(client.get_region(request).await?.into_inner())
+                }
             })
         ),
-        within(budget, world_b.get_world_time(world_pb::GetWorldTimeRequest {})),
+        within(budget, world.get_world_time(world_pb::GetWorldTimeRequest {})),
         within_kept(
             budget,
-            edge.value(Resource::npc_page(&npc_page), move || async move {
-                let mut client = npc_a;
-                Ok(client.list_npcs(npc_page).await?.into_inner())
+            edge.value(Resource::npc_page(&npc_page), || {
+                let mut client = state.npc.clone();
+                async move { Ok(client.list_npcs(npc_page).await?.into_inner()) }
             })
         ),
         within(
             budget,
-            npc_b.batch_get_dispositions(npc_pb::BatchGetDispositionsRequest {
+            npc.batch_get_dispositions(npc_pb::BatchGetDispositionsRequest {
                 player_id,
                 npc_ids: Vec::new(),
                 region_id: Some(region_id),
@@ -267,14 +270,14 @@ pub async fn bootstrap(
         ),
         within_kept(
             budget,
-            edge.value(Resource::quest_page(&quest_page), move || async move {
-                let mut client = quest_a;
-                Ok(client.list_quests(quest_page).await?.into_inner())
+            edge.value(Resource::quest_page(&quest_page), || {
+                let mut client = state.quest.clone();
+                async move { Ok(client.list_quests(quest_page).await?.into_inner()) }
             })
         ),
         within(
             budget,
-            quest_b.list_player_quests(quest_pb::ListPlayerQuestsRequest {
+            quest.list_player_quests(quest_pb::ListPlayerQuestsRequest {
                 player_id,
                 status: quest_pb::QuestStatus::Active as i32,
                 limit: PART_LIMIT,
