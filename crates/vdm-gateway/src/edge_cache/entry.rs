@@ -20,7 +20,6 @@ use crate::negotiate::Format;
 const ENTRY_OVERHEAD: usize = 160;
 
 /// A kept answer.
-#[derive(Debug)]
 pub(super) struct Entry {
     held: Held,
     /// From when a hit also renews the entry in the background (before
@@ -40,19 +39,6 @@ enum Held {
         value: Arc<dyn Any + Send + Sync>,
         size: usize,
     },
-}
-
-impl std::fmt::Debug for Held {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Held::Body { format, etag, .. } => f
-                .debug_struct("Body")
-                .field("format", format)
-                .field("etag", etag)
-                .finish(),
-            Held::Value { size, .. } => f.debug_struct("Value").field("size", size).finish(),
-        }
-    }
 }
 
 impl Entry {

@@ -405,12 +405,7 @@ async fn within<T>(
     budget: Duration,
     call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 ) -> Result<T, tonic::Status> {
-    match tokio::time::timeout(budget, call).await {
-        Ok(answer) => answer.map(tonic::Response::into_inner),
-        Err(_) => Err(tonic::Status::deadline_exceeded(format!(
-            "no answer within the bootstrap budget of {budget:?}"
-        ))),
-    }
+    budgeted(budget, async { call.await.map(tonic::Response::into_inner) }).await
 }
 
 /// Awaits one part kept by the edge cache for at most `budget`; its error
@@ -419,14 +414,25 @@ async fn within_kept<M>(
     budget: Duration,
     kept: impl Future<Output = GatewayResult<Arc<M>>>,
 ) -> Result<Arc<M>, tonic::Status> {
-    match tokio::time::timeout(budget, kept).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(GatewayError::Grpc(status))) => Err(status),
-        Ok(Err(err)) => Err(tonic::Status::new(err.code().grpc_code(), err.to_string())),
-        Err(_) => Err(tonic::Status::deadline_exceeded(format!(
+    budgeted(budget, async {
+        kept.await.map_err(|err| match err {
+            GatewayError::Grpc(status) => status,
+            other => tonic::Status::new(other.code().grpc_code(), other.to_string()),
+        })
+    })
+    .await
+}
+
+/// Awaits `part` for at most `budget`: past it, the part is late.
+async fn budgeted<T>(
+    budget: Duration,
+    part: impl Future<Output = Result<T, tonic::Status>>,
+) -> Result<T, tonic::Status> {
+    tokio::time::timeout(budget, part).await.unwrap_or_else(|_| {
+        Err(tonic::Status::deadline_exceeded(format!(
             "no answer within the bootstrap budget of {budget:?}"
-        ))),
-    }
+        )))
+    })
 }
 
 /// Sorts a part's outcome: its value, `None` (and its name in `missing`)
