@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use tonic::Code;
 use vdm_proto::world::v1 as pb;
 
-use crate::helpers::{ADMIN_TOKEN, Backend, Options, spawn_app_with, spawn_demo};
+use crate::helpers::{ADMIN_TOKEN, Backend, Options, TestApp, spawn_app_with, spawn_demo};
 use vdm_kit::backend_tests;
 
 backend_tests!(
@@ -218,10 +218,11 @@ async fn region_and_faction_writes_show_at_once(backend: Backend) {
         .unwrap()
         .into_inner();
     assert!(!saved.created);
-    let region = app.get("/v1/world/regions/1", &token).await.json();
+    // The write went to the world service, not through the gateway.
+    let region = settled(&app, "/v1/world/regions/1", &token, |r| r["name"] == "Millbrook Flats").await;
+    let listed = settled(&app, "/v1/world/regions", &token, |l| items(l)[0]["biome"] == "marsh").await;
     assert_eq!(region["name"], "Millbrook Flats");
     assert_eq!(region["cells"].as_array().unwrap().len(), 20);
-    let listed = app.get("/v1/world/regions", &token).await.json();
     assert_eq!(items(&listed)[0]["biome"], "marsh");
     let moved = app
         .post_json("/v1/npcs/1/move", Some(ADMIN_TOKEN), &json!({"q": 0, "r": -3}))
@@ -276,7 +277,10 @@ async fn region_and_faction_writes_show_at_once(backend: Backend) {
         })
         .await
         .unwrap();
-    let two = app.get("/v1/world/regions/2", &token).await.json();
+    let two = settled(&app, "/v1/world/regions/2", &token, |two| {
+        two["neighbor_ids"] == json!([1, 4, 5])
+    })
+    .await;
     assert_eq!(two["neighbor_ids"], json!([1, 4, 5]), "{two}");
 
     // Faction writes show in the next read.
@@ -300,7 +304,8 @@ async fn region_and_faction_writes_show_at_once(backend: Backend) {
         .unwrap()
         .into_inner();
     assert_eq!((adjusted.faction_a, adjusted.faction_b, adjusted.score), (1, 2, -45));
-    assert_eq!(relation(&app.get("/v1/world/factions", &token).await.json(), 1, 2), -45);
+    let factions = settled(&app, "/v1/world/factions", &token, |f| relation(f, 1, 2) == -45).await;
+    assert_eq!(relation(&factions, 1, 2), -45);
     let clamped = world
         .adjust_faction_relation(pb::AdjustFactionRelationRequest {
             faction_a: 1,
@@ -379,4 +384,19 @@ async fn the_world_clock_survives_a_restart(backend: Backend) {
     );
     assert!(after - later < 60 * 60 * 1000, "and did not jump: {later} then {after}");
     app.finish().await;
+}
+
+/// Reads `path` through the gateway until `done` holds, for at most 2 s: a
+/// write made at the world service reaches the gateway's edge cache on the
+/// bus (Redis on the Postgres back end), within milliseconds. Returns the
+/// last answer for the caller to assert on.
+async fn settled(app: &TestApp, path: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        let read = app.get(path, token).await.json();
+        if done(&read) || std::time::Instant::now() > deadline {
+            return read;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }
