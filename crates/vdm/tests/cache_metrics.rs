@@ -1,7 +1,8 @@
 //! The quest and NPC caches seen through `/metrics`: a read-through miss,
-//! then hits, then a miss again after a write invalidated the entry. Its own
-//! test binary, because the metrics recorder is process-wide and other tests
-//! running in parallel would move the same counters (its two tests watch
+//! then hits, then a miss again after a write invalidated the entry; and the
+//! rumor service's variant cache, which a repeated talk reads. Its own test
+//! binary, because the metrics recorder is process-wide and other tests
+//! running in parallel would move the same counters (its tests watch
 //! different caches).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -12,7 +13,7 @@ mod helpers;
 use http::Method;
 use serde_json::json;
 
-use helpers::{ADMIN_TOKEN, Backend, Options, TestApp, edge_cache_off, spawn_app_with, wolves};
+use helpers::{ADMIN_TOKEN, Backend, Options, TestApp, edge_cache_off, spawn_app_with, spawn_demo, wolves};
 use vdm_proto::world::v1 as world_pb;
 
 async fn counter(app: &TestApp, result: &str) -> u64 {
@@ -129,4 +130,38 @@ async fn npc_hit_then_invalidate(backend: Backend) {
 async fn npc_cache_hits_and_invalidation_show_in_metrics() {
     npc_hit_then_invalidate(Backend::Embedded).await;
     npc_hit_then_invalidate(Backend::External).await;
+}
+
+async fn variant_read_once_then_kept(backend: Backend) {
+    let Some(app) = spawn_demo(backend).await else { return };
+    let (_, token) = app.sign_in("variant-cache-watcher").await;
+    let hits = || cache_counter(&app, "rumor_variant", "hit");
+    let misses = || cache_counter(&app, "rumor_variant", "miss");
+    let talk = || async {
+        let response = app.post_json("/v1/npcs/4/talk", Some(&token), &json!({})).await;
+        assert_eq!(response.status, 200, "{}", String::from_utf8_lossy(&response.body));
+        response.json()
+    };
+
+    // Tobin Reed (NPC 4) knows the demo rumor 1. The first talk tells it
+    // (the player's own variant is new), the second repeats the player's
+    // variant, read from the database once, the third from the cache.
+    let first = talk().await;
+    assert_eq!(first["first_time"], true, "{backend:?}: {first}");
+    let m0 = misses().await;
+    let second = talk().await;
+    assert_eq!(second["first_time"], false, "{backend:?}: {second}");
+    assert_eq!(misses().await, m0 + 1, "{backend:?}: the player's variant is read once");
+    let h0 = hits().await;
+    let third = talk().await;
+    assert_eq!(hits().await, h0 + 1, "{backend:?}: then kept");
+    assert_eq!(misses().await, m0 + 1, "{backend:?}: not read again");
+    assert_eq!(third, second, "{backend:?}: the kept variant is the one read");
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_talk_reads_the_variant_from_the_cache() {
+    variant_read_once_then_kept(Backend::Embedded).await;
+    variant_read_once_then_kept(Backend::External).await;
 }

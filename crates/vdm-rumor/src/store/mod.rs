@@ -66,16 +66,34 @@ pub enum Told {
     AlreadyKnown(Variant),
 }
 
+/// Bytes of variant text (and a fixed cost per entry) the variant cache
+/// holds at most.
+const VARIANT_CACHE_BYTES: u64 = 8 * 1024 * 1024;
+/// What an entry costs apart from its strings.
+const VARIANT_ENTRY_BYTES: u32 = 128;
+
 /// The rumor tables behind one database pool.
 #[derive(Clone)]
 pub struct RumorStore {
     db: DatabaseConnection,
+    /// Variants by id. A variant is written once and never changed or
+    /// deleted, so an entry can never be stale: no event, TTL or drop is
+    /// needed, and every replica may keep its own. It spares a talk the
+    /// read of the text it tells (most talks retell a variant already told).
+    variants: moka::future::Cache<i64, Variant>,
 }
 
 impl RumorStore {
     /// Wraps a connected, migrated pool.
     pub fn new(db: DatabaseConnection) -> RumorStore {
-        RumorStore { db }
+        let variants = moka::future::Cache::builder()
+            .max_capacity(VARIANT_CACHE_BYTES)
+            .weigher(|_, v: &Variant| {
+                let text = v.text.len() + v.transformer.len();
+                VARIANT_ENTRY_BYTES.saturating_add(u32::try_from(text).unwrap_or(u32::MAX))
+            })
+            .build();
+        RumorStore { db, variants }
     }
 
     /// Answers whether the database answers a trivial query.
@@ -210,16 +228,31 @@ impl RumorStore {
 
     /// Reads variants by id in one query.
     pub async fn variants(&self, ids: &[i64]) -> RumorResult<HashMap<i64, Variant>> {
-        if ids.is_empty() {
-            return Ok(HashMap::new());
+        let mut found = HashMap::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        for &id in ids {
+            match self.variants.get(&id).await {
+                Some(variant) => {
+                    found.insert(id, variant);
+                }
+                None => missing.push(id),
+            }
         }
-        variant::Entity::find()
-            .filter(variant::Column::Id.is_in(ids.iter().copied()))
+        record_variant_reads("hit", ids.len() - missing.len());
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        record_variant_reads("miss", missing.len());
+        let rows = variant::Entity::find()
+            .filter(variant::Column::Id.is_in(missing))
             .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|row| Variant::try_from(row).map(|v| (v.id, v)))
-            .collect()
+            .await?;
+        for row in rows {
+            let variant = Variant::try_from(row)?;
+            self.variants.insert(variant.id, variant.clone()).await;
+            found.insert(variant.id, variant);
+        }
+        Ok(found)
     }
 
     /// The variant of a rumor someone knows, if they know it.
@@ -500,5 +533,14 @@ impl TryFrom<variant::Model> for Variant {
             transformer: row.transformer,
             created_at_ms: row.created_at_ms,
         })
+    }
+}
+
+/// Counts variant reads by where they were found: `hit` (this replica's
+/// variant cache) or `miss` (read from the database).
+fn record_variant_reads(result: &'static str, count: usize) {
+    if count > 0 {
+        metrics::counter!("vdm_cache_requests_total", "cache" => "rumor_variant", "result" => result)
+            .increment(count as u64);
     }
 }
