@@ -308,6 +308,11 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
         "Client per-system update time, in seconds, by system",
     ),
     (
+        "vdm_metrics_client_inserts_total",
+        Kind::Counter,
+        "Inserts that stored client telemetry uploads; uploads that arrive together share one (compare with the RecordClientSamples calls)",
+    ),
+    (
         "vdm_metrics_scrape_duration_seconds",
         Kind::Histogram,
         "Time the stats scraper took to read a target, by target",

@@ -5,6 +5,7 @@
 //! upload costs one round trip and one commit.
 
 pub mod entities;
+mod group;
 pub mod migration;
 
 use sea_orm::sea_query::{Alias, CommonTableExpression, WithClause};
@@ -14,6 +15,7 @@ use sea_orm::{
 };
 
 use self::entities::{client_sample, client_system_time, stats_sample};
+use self::group::GroupWriter;
 use crate::domain::scrape::Snapshot;
 use crate::domain::stats::{HistoryQuery, StatsSample};
 use crate::domain::{ClientBatch, StatsMetric};
@@ -33,12 +35,17 @@ pub const MAX_HISTORY_ROWS: u64 = 10_000;
 #[derive(Clone)]
 pub struct MetricsStore {
     db: DatabaseConnection,
+    /// Stores client uploads, several in one insert when they arrive
+    /// together.
+    uploads: GroupWriter,
 }
 
 impl MetricsStore {
-    /// Wraps a connected, migrated pool.
+    /// Wraps a connected, migrated pool, and starts the upload writers on
+    /// the current runtime.
     pub fn new(db: DatabaseConnection) -> MetricsStore {
-        MetricsStore { db }
+        let uploads = GroupWriter::start(db.clone());
+        MetricsStore { db, uploads }
     }
 
     /// Answers whether the database answers a trivial query.
@@ -80,51 +87,7 @@ impl MetricsStore {
             })
             .collect();
 
-        let fits = samples.len() <= ROWS_PER_INSERT && systems.len() <= ROWS_PER_INSERT;
-        if fits && systems.is_empty() {
-            client_sample::Entity::insert_many(samples)
-                .exec_without_returning(&self.db)
-                .await?;
-            return Ok(());
-        }
-        if fits && self.db.get_database_backend() == DatabaseBackend::Postgres {
-            // Both inserts in one statement: atomic without BEGIN and
-            // COMMIT, one round trip. A full chunk of each (11 and 5
-            // columns) stays under Postgres's 65,535 bind parameters.
-            let first = CommonTableExpression::new()
-                .query(client_sample::Entity::insert_many(samples).into_query())
-                .table_name(Alias::new("stored_samples"))
-                .to_owned();
-            let both = WithClause::new()
-                .cte(first)
-                .to_owned()
-                .query(client_system_time::Entity::insert_many(systems).into_query());
-            self.db.execute(&both).await?;
-            return Ok(());
-        }
-        self.insert_in_transaction(samples, systems).await
-    }
-
-    /// Stores a batch's rows in one transaction, in chunks of
-    /// [`ROWS_PER_INSERT`].
-    async fn insert_in_transaction(
-        &self,
-        samples: Vec<client_sample::ActiveModel>,
-        systems: Vec<client_system_time::ActiveModel>,
-    ) -> MetricsResult<()> {
-        let txn = self.db.begin().await?;
-        for chunk in samples.chunks(ROWS_PER_INSERT) {
-            client_sample::Entity::insert_many(chunk.to_vec())
-                .exec_without_returning(&txn)
-                .await?;
-        }
-        for chunk in systems.chunks(ROWS_PER_INSERT) {
-            client_system_time::Entity::insert_many(chunk.to_vec())
-                .exec_without_returning(&txn)
-                .await?;
-        }
-        txn.commit().await?;
-        Ok(())
+        self.uploads.store(samples, systems).await
     }
 
     /// The frame times of the newest samples (of one version, if given).
@@ -285,4 +248,59 @@ impl From<stats_sample::Model> for StatsSample {
             error: row.error,
         }
     }
+}
+
+/// Stores upload rows: one statement when they fit in one insert per
+/// table (on SQLite without system times), else one transaction of
+/// chunked inserts.
+async fn insert_rows(
+    db: &DatabaseConnection,
+    samples: Vec<client_sample::ActiveModel>,
+    systems: Vec<client_system_time::ActiveModel>,
+) -> MetricsResult<()> {
+    let fits = samples.len() <= ROWS_PER_INSERT && systems.len() <= ROWS_PER_INSERT;
+    if fits && systems.is_empty() {
+        client_sample::Entity::insert_many(samples)
+            .exec_without_returning(db)
+            .await?;
+        return Ok(());
+    }
+    if fits && db.get_database_backend() == DatabaseBackend::Postgres {
+        // Both inserts in one statement: atomic without BEGIN and
+        // COMMIT, one round trip. A full chunk of each (11 and 5
+        // columns) stays under Postgres's 65,535 bind parameters.
+        let first = CommonTableExpression::new()
+            .query(client_sample::Entity::insert_many(samples).into_query())
+            .table_name(Alias::new("stored_samples"))
+            .to_owned();
+        let both = WithClause::new()
+            .cte(first)
+            .to_owned()
+            .query(client_system_time::Entity::insert_many(systems).into_query());
+        db.execute(&both).await?;
+        return Ok(());
+    }
+    insert_in_transaction(db, samples, systems).await
+}
+
+/// Stores a batch's rows in one transaction, in chunks of
+/// [`ROWS_PER_INSERT`].
+async fn insert_in_transaction(
+    db: &DatabaseConnection,
+    samples: Vec<client_sample::ActiveModel>,
+    systems: Vec<client_system_time::ActiveModel>,
+) -> MetricsResult<()> {
+    let txn = db.begin().await?;
+    for chunk in samples.chunks(ROWS_PER_INSERT) {
+        client_sample::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(&txn)
+            .await?;
+    }
+    for chunk in systems.chunks(ROWS_PER_INSERT) {
+        client_system_time::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(&txn)
+            .await?;
+    }
+    txn.commit().await?;
+    Ok(())
 }

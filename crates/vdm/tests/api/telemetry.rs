@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN_TOKEN, Backend, spawn_app};
+use crate::helpers::{ADMIN_TOKEN, Backend, Options, generous_rate_limits, spawn_app, spawn_app_with};
 use vdm_kit::backend_tests;
 
 backend_tests!(
@@ -11,6 +11,7 @@ backend_tests!(
     bad_batches_get_a_400_naming_the_problem,
     stats_percentiles_come_from_the_stored_samples,
     only_players_upload,
+    uploads_arriving_together_are_all_stored,
 );
 
 fn sample(frame_time_ms: f64) -> Value {
@@ -280,5 +281,48 @@ async fn only_players_upload(backend: Backend) {
         .send(http::Method::GET, "/v1/stats/client", &[], bytes::Bytes::new())
         .await;
     response.assert_error(401, "unauthenticated");
+    app.finish().await;
+}
+
+/// Uploads sent at once may share one insert: each is acknowledged, and
+/// every sample of every one is stored, with its system times.
+async fn uploads_arriving_together_are_all_stored(backend: Backend) {
+    let options = Options {
+        rate_limits: Some(generous_rate_limits()),
+        ..Options::default()
+    };
+    let Some(app) = spawn_app_with(backend, options).await else {
+        return;
+    };
+    const PLAYERS: usize = 12;
+    let mut tokens = Vec::new();
+    for i in 0..PLAYERS {
+        tokens.push(app.sign_in(&format!("telemetry-together-{i}")).await.1);
+    }
+    let uploads = tokens.iter().enumerate().map(|(i, token)| {
+        let samples: Vec<Value> = (1..=3)
+            .map(|k| json!({"frame_time_ms": (i * 3 + k) as f64, "systems": {"physics": 1.5}}))
+            .collect();
+        let body = json!({"client_version": "9.9.9", "device_class": "mobile", "samples": samples});
+        let app = &app;
+        async move { app.post_json("/v1/telemetry/client", Some(token), &body).await }
+    });
+    for response in futures_util::future::join_all(uploads).await {
+        assert_eq!(response.status, 202, "{}", String::from_utf8_lossy(&response.body));
+        assert_eq!(response.json()["accepted"], 3);
+    }
+    let token = &tokens[0];
+    let frames = app.get("/v1/stats/client?client_version=9.9.9", token).await.json();
+    assert_eq!(frames["count"], PLAYERS * 3, "{backend:?}: {frames}");
+    assert_eq!(
+        frames["p99"].as_f64(),
+        Some((PLAYERS * 3) as f64),
+        "{backend:?}: {frames}"
+    );
+    let physics = app
+        .get("/v1/stats/client?system=physics&client_version=9.9.9", token)
+        .await
+        .json();
+    assert_eq!(physics["count"], PLAYERS * 3, "{backend:?}: {physics}");
     app.finish().await;
 }
