@@ -308,6 +308,11 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
         "Client per-system update time, in seconds, by system",
     ),
     (
+        "vdm_rumor_knowledge_reads_total",
+        Kind::Counter,
+        "Reads of who knows what for a talk, by holder (npc, player) and source (memo: kept by this replica; database)",
+    ),
+    (
         "vdm_metrics_client_inserts_total",
         Kind::Counter,
         "Inserts that stored client telemetry uploads; uploads that arrive together share one (compare with the RecordClientSamples calls)",

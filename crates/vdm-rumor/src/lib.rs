@@ -12,6 +12,9 @@
 //!   deterministic transformer, the OpenAI-compatible client with its
 //!   fallback, and the pipeline in front of either (cache, single-flight,
 //!   batching).
+//! - [`knowledge`]: who knows what, kept per NPC and per player in front
+//!   of a talk's candidates, dropped by this replica's tellings and the
+//!   bus's.
 //! - [`peers`]: the NPC and world services' clients, the one place this
 //!   crate speaks `vdm.npc.v1` and `vdm.world.v1`.
 //! - [`domain`]: rules without IO: validation, distortion and truth, who
@@ -23,6 +26,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod grpc;
+pub mod knowledge;
 pub mod peers;
 pub mod service;
 pub mod startup;

@@ -4,6 +4,7 @@
 //! calls.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Instant;
 
 use tracing::instrument;
@@ -19,6 +20,7 @@ use crate::domain::{
     hash_parts, plan_tick, retold_distortion, truth_at,
 };
 use crate::error::{RumorError, RumorResult};
+use crate::knowledge::Knowledge;
 use crate::peers::{NpcInfo, Peers};
 use crate::store::{NewVariant, RumorStore, Told};
 use crate::transform::{Ask, Pipeline};
@@ -57,6 +59,7 @@ pub struct Talk {
 #[derive(Clone)]
 pub struct RumorService {
     store: RumorStore,
+    knowledge: Arc<Knowledge>,
     peers: Peers,
     pipeline: Pipeline,
     events: EventBus,
@@ -73,6 +76,7 @@ impl RumorService {
         tick: TickConfig,
     ) -> RumorService {
         RumorService {
+            knowledge: Arc::new(Knowledge::new(store.clone())),
             store,
             peers,
             pipeline,
@@ -85,6 +89,12 @@ impl RumorService {
     /// services are not part of readiness: reads work without them).
     pub async fn ready(&self) -> RumorResult<()> {
         self.store.ping().await
+    }
+
+    /// Who knows what, as this replica keeps it (its background task
+    /// follows other replicas' tellings on the bus).
+    pub fn knowledge(&self) -> Arc<Knowledge> {
+        Arc::clone(&self.knowledge)
     }
 
     /// Creates a rumor after checking its region and origin with the world
@@ -110,6 +120,8 @@ impl RumorService {
         )
         .await?;
         let replayed = !created.is_new();
+        // Its first knowers know one rumor more.
+        self.knowledge.npc_learnt(None);
         let rumor = created.into_inner();
         tracing::Span::current().record("rumor.id", rumor.id);
         tracing::info!(
@@ -208,6 +220,7 @@ impl RumorService {
             )
             .await;
         let told = self.store.tell(&new, now_ms).await?;
+        self.knowledge.npc_learnt(Some(to));
         Ok(self.told(told, "spread"))
     }
 
@@ -247,7 +260,7 @@ impl RumorService {
             return Ok(talk);
         }
         let candidates = self
-            .store
+            .knowledge
             .talk_candidates(npc_id, player_id, u64::from(TALK_CANDIDATES))
             .await?;
         let Some(newest) = candidates.first() else {
@@ -309,6 +322,7 @@ impl RumorService {
             )
             .await;
         let told = self.store.tell(&new, now_ms).await?;
+        self.knowledge.player_learnt(player_id);
         let (variant, already) = self.told(told, "player");
         if !already {
             // The player's other sockets (and the game's journal) hear it too.
@@ -431,6 +445,9 @@ impl RumorService {
         }
         let tellings: Vec<NewVariant> = futures_util::future::join_all(pending).await;
         let learnt = self.store.tell_many(&tellings, now_ms).await?;
+        if learnt > 0 {
+            self.knowledge.npc_learnt(None);
+        }
         report.tellings = learnt as u32;
         metrics::counter!("vdm_rumor_tellings_total", "via" => "tick").increment(learnt);
         metrics::histogram!("vdm_rumor_tick_duration_seconds").record(started.elapsed().as_secs_f64());

@@ -79,6 +79,11 @@ impl Service for Rumor {
         parts = parts.with_background(move |stop: CancellationToken| {
             Box::pin(async move { npcs.follow_npc_changes(changes, stop).await })
         });
+        // Subscribed now, before anyone's rumors are read and kept.
+        let (knowledge, tellings) = (service.knowledge(), backends.events.subscribe());
+        parts = parts.with_background(move |stop: CancellationToken| {
+            Box::pin(async move { knowledge.follow_tellings(tellings, stop).await })
+        });
         if let Some(interval) = config.tick.interval {
             parts = parts.with_background(move |stop: CancellationToken| {
                 Box::pin(async move {

@@ -416,6 +416,55 @@ impl RumorStore {
         Ok(TalkCandidate::find_by_statement(statement).all(&self.db).await?)
     }
 
+    /// An NPC's newest rumors (at most `limit`), as talk candidates
+    /// without the player's variants: the NPC's half of
+    /// [`RumorStore::talk_candidates`].
+    pub async fn npc_knowledge(&self, npc_id: i64, limit: u64) -> RumorResult<Vec<TalkCandidate>> {
+        let rows = knowledge::Entity::find()
+            .select_only()
+            .column(knowledge::Column::RumorId)
+            .column(knowledge::Column::VariantId)
+            .column(knowledge::Column::RegionId)
+            .column(knowledge::Column::SinceMs)
+            .filter(knowledge::Column::HolderKind.eq(Holder::Npc(npc_id).kind()))
+            .filter(knowledge::Column::HolderId.eq(npc_id))
+            .order_by_desc(knowledge::Column::RumorId)
+            .limit(limit)
+            .into_tuple::<(i64, i64, i64, i64)>()
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(rumor_id, variant_id, region_id, since_ms)| TalkCandidate {
+                rumor_id,
+                variant_id,
+                region_id,
+                since_ms,
+                player_variant_id: None,
+            })
+            .collect())
+    }
+
+    /// Every rumor a player heard, as rumor id → the player's variant;
+    /// `None` when they heard more than `max`: the player's half of
+    /// [`RumorStore::talk_candidates`].
+    pub async fn player_knowledge(&self, player_id: i64, max: u64) -> RumorResult<Option<HashMap<i64, i64>>> {
+        let rows = knowledge::Entity::find()
+            .select_only()
+            .column(knowledge::Column::RumorId)
+            .column(knowledge::Column::VariantId)
+            .filter(knowledge::Column::HolderKind.eq(Holder::Player(player_id).kind()))
+            .filter(knowledge::Column::HolderId.eq(player_id))
+            .limit(max.saturating_add(1))
+            .into_tuple::<(i64, i64)>()
+            .all(&self.db)
+            .await?;
+        if rows.len() as u64 > max {
+            return Ok(None);
+        }
+        Ok(Some(rows.into_iter().collect()))
+    }
+
     /// What a set of NPCs know, as (npc, rumor, variant), newest rumors
     /// first, at most `max_rows`: one query.
     pub async fn knowledge_of_npcs(&self, npc_ids: &[i64], max_rows: u64) -> RumorResult<Vec<(i64, i64, i64)>> {

@@ -11,6 +11,7 @@ backend_tests!(
     create_read_spread_and_list_what_npcs_know,
     bad_rumor_input_is_a_400_naming_the_field,
     players_hear_rumors_by_talking_and_in_the_bootstrap,
+    what_npcs_and_players_learn_shows_in_their_next_talk,
     ticks_spread_rumors_to_neighbours_within_their_cap,
     rumors_born_of_world_events_start_with_witnesses,
     without_the_rumor_service_rumors_are_503_and_missing_from_the_bootstrap,
@@ -290,6 +291,79 @@ async fn players_hear_rumors_by_talking_and_in_the_bootstrap(backend: Backend) {
     assert!(boot.get("missing").is_none(), "{boot}");
     let elsewhere = app.get("/v1/bootstrap?region_id=2", &ana_token).await.json();
     assert!(elsewhere.get("rumors").is_none(), "{elsewhere}");
+    app.finish().await;
+}
+
+/// A talk's view of who knows what is kept between talks: a new rumor, a
+/// spread and the player's own hearing each show in the very next talk.
+async fn what_npcs_and_players_learn_shows_in_their_next_talk(backend: Backend) {
+    let Some(app) = spawn_demo(backend).await else { return };
+    let (_, token) = app.sign_in("ana").await;
+    let talk = |npc: i64| {
+        let token = token.clone();
+        let app = &app;
+        async move {
+            let response = app
+                .post_json(&format!("/v1/npcs/{npc}/talk"), Some(&token), &json!({}))
+                .await;
+            assert_eq!(response.status, 200, "{}", String::from_utf8_lossy(&response.body));
+            response.json()
+        }
+    };
+    let first = talk(4).await;
+    assert_eq!(
+        (first["rumor"]["rumor_id"].as_i64(), first["first_time"].as_bool()),
+        (Some(1), Some(true))
+    );
+    let again = talk(4).await;
+    assert_eq!(
+        (again["rumor"]["rumor_id"].as_i64(), again["first_time"].as_bool()),
+        (Some(1), Some(false))
+    );
+
+    // Tobin starts a new rumor: his next talk tells it, then repeats it.
+    let created = app
+        .post_json(
+            "/v1/rumors",
+            Some(ADMIN_TOKEN),
+            &json!({"text": "The miller hides silver under the wheel", "origin_npc_id": 4, "region_id": 1, "truth": 0.5}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", String::from_utf8_lossy(&created.body));
+    let id = created.json()["id"].as_i64().unwrap();
+    let news = talk(4).await;
+    assert_eq!(
+        (news["rumor"]["rumor_id"].as_i64(), news["first_time"].as_bool()),
+        (Some(id), Some(true)),
+        "{news}"
+    );
+    let repeat = talk(4).await;
+    assert_eq!(
+        (repeat["rumor"]["rumor_id"].as_i64(), repeat["first_time"].as_bool()),
+        (Some(id), Some(false)),
+        "{repeat}"
+    );
+    assert_eq!(repeat["rumor"]["id"], news["rumor"]["id"]);
+    let silent = talk(2).await;
+    assert_eq!(silent["told"], false, "{silent}");
+
+    // Brother Aldo, who knew nothing, learns it from Tobin: he now has
+    // something to say (what Ana heard of it already).
+    let spread = app
+        .post_json(
+            &format!("/v1/rumors/{id}/spread"),
+            Some(ADMIN_TOKEN),
+            &json!({"from_npc_id": 4, "to_npc_id": 2}),
+        )
+        .await;
+    assert_eq!(spread.status, 201, "{}", String::from_utf8_lossy(&spread.body));
+    let told = talk(2).await;
+    assert_eq!(told["told"], true, "{told}");
+    assert_eq!(
+        (told["rumor"]["rumor_id"].as_i64(), told["first_time"].as_bool()),
+        (Some(id), Some(false)),
+        "{told}"
+    );
     app.finish().await;
 }
 

@@ -1,0 +1,154 @@
+//! This replica's memory of who knows what, in front of a talk's candidates
+//! (a quarter of a game's requests): per NPC, the newest rumors it knows;
+//! per player, the variant of each rumor they heard. A talk joins the two
+//! in memory instead of asking the database each time.
+//!
+//! How each stays true:
+//! - A player learns rumors only by talking (`RumorService::tell_player`):
+//!   the replica that stored the telling drops the player's entry at once,
+//!   and every other replica drops it when the bus carries the
+//!   `rumor.heard` that telling publishes.
+//! - An NPC learns rumors from ticks, which publish `rumor.spread` for
+//!   their region (every replica drops every NPC's entry), and from a new
+//!   rumor or a single spread, which drop at once on the replica that
+//!   wrote and within [`NPC_TTL`] elsewhere.
+//! - A replica that fell behind the bus drops everything.
+//!
+//! [`vdm_kit::memo::Memo`] keeps no read that raced a drop.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use vdm_kit::bus::{EventBody, Heard, Subscription};
+use vdm_kit::memo::Memo;
+use vdm_kit::shutdown::CancellationToken;
+
+use crate::error::RumorResult;
+use crate::store::{RumorStore, TalkCandidate};
+
+/// How long an NPC's rumors are reused at most: the bound on how late
+/// another replica's new rumor or single spread reaches this one's talks.
+pub const NPC_TTL: Duration = Duration::from_secs(2);
+/// How long a player's rumors are reused at most (every change is dropped
+/// by an event; this only bounds a lost one).
+pub const PLAYER_TTL: Duration = Duration::from_secs(30);
+/// NPCs kept at most.
+const NPCS_KEPT: usize = 10_000;
+/// Players kept at most.
+const PLAYERS_KEPT: usize = 100_000;
+/// Rumors a player may know and still be kept (past it, a talk asks the
+/// database, which joins only the NPC's rumors).
+const PLAYER_RUMORS_KEPT: u64 = 2_000;
+
+/// The rumors a player heard: rumor id → the player's variant.
+type PlayerRumors = Arc<HashMap<i64, i64>>;
+
+/// Who knows what, as this replica last read it.
+pub struct Knowledge {
+    store: RumorStore,
+    /// An NPC's newest rumors, without the player's variants.
+    npcs: Memo<i64, Arc<[TalkCandidate]>>,
+    players: Memo<i64, PlayerRumors>,
+}
+
+impl Knowledge {
+    /// An empty memory in front of `store`.
+    pub fn new(store: RumorStore) -> Knowledge {
+        Knowledge {
+            store,
+            npcs: Memo::new(NPC_TTL, NPCS_KEPT),
+            players: Memo::new(PLAYER_TTL, PLAYERS_KEPT),
+        }
+    }
+
+    /// What an NPC could tell a player: its newest rumors (at most
+    /// `limit`), each with the player's variant of it, if any.
+    pub async fn talk_candidates(&self, npc_id: i64, player_id: i64, limit: u64) -> RumorResult<Vec<TalkCandidate>> {
+        let npc = match self.npcs.get(&npc_id) {
+            Ok(npc) => {
+                record("npc", "memo");
+                npc
+            }
+            Err(ticket) => {
+                record("npc", "database");
+                let npc: Arc<[TalkCandidate]> = self.store.npc_knowledge(npc_id, limit).await?.into();
+                self.npcs.keep(npc_id, Arc::clone(&npc), ticket);
+                npc
+            }
+        };
+        if npc.is_empty() {
+            return Ok(Vec::new());
+        }
+        let heard = match self.players.get(&player_id) {
+            Ok(heard) => {
+                record("player", "memo");
+                heard
+            }
+            Err(ticket) => {
+                record("player", "database");
+                let Some(heard) = self.store.player_knowledge(player_id, PLAYER_RUMORS_KEPT).await? else {
+                    // Too much to keep: the database joins it.
+                    return self.store.talk_candidates(npc_id, player_id, limit).await;
+                };
+                let heard: PlayerRumors = Arc::new(heard);
+                self.players.keep(player_id, Arc::clone(&heard), ticket);
+                heard
+            }
+        };
+        Ok(npc
+            .iter()
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .map(|c| TalkCandidate {
+                player_variant_id: heard.get(&c.rumor_id).copied(),
+                ..c.clone()
+            })
+            .collect())
+    }
+
+    /// A player heard something (stored by this replica).
+    pub fn player_learnt(&self, player_id: i64) {
+        self.players.forget(&player_id);
+    }
+
+    /// An NPC heard something (stored by this replica); `None`: any NPC.
+    pub fn npc_learnt(&self, npc_id: Option<i64>) {
+        match npc_id {
+            Some(id) => self.npcs.forget(&id),
+            None => self.npcs.forget_all(),
+        }
+    }
+
+    /// Follows `subscription` until `stop`, dropping what other replicas'
+    /// tellings changed.
+    pub async fn follow_tellings(&self, subscription: Subscription, stop: CancellationToken) {
+        subscription
+            .follow(stop, |heard| {
+                match heard {
+                    Heard::Event(event) => match event.body.as_ref() {
+                        Some(EventBody::RumorHeard(_)) => {
+                            if let Some(player_id) = event.player_id {
+                                self.player_learnt(player_id);
+                            }
+                        }
+                        Some(EventBody::RumorSpread(_)) => self.npc_learnt(None),
+                        _ => {}
+                    },
+                    Heard::Missed(missed) => {
+                        tracing::warn!(
+                            missed,
+                            "rumor service fell behind the event bus; forgetting who knows what"
+                        );
+                        self.npcs.forget_all();
+                        self.players.forget_all();
+                    }
+                }
+                std::future::ready(())
+            })
+            .await;
+    }
+}
+
+fn record(holder: &'static str, source: &'static str) {
+    metrics::counter!("vdm_rumor_knowledge_reads_total", "holder" => holder, "source" => source).increment(1);
+}
