@@ -3,6 +3,9 @@
 //! for a fixed time, a change this replica learns of (its own write, a
 //! change event) drops it at once, and a read that raced such a drop is not
 //! kept, so what the drop was about cannot come back for the whole TTL.
+//! A drop of one key spoils only the reads of that key in flight, so a
+//! memo whose keys change often (a busy player's quests) still keeps the
+//! others' reads.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -10,9 +13,19 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 /// What a read that missed must present to [`Memo::keep`]: the memo's
-/// drops up to the start of that read.
+/// drops up to the start of that read, and when it started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ticket(u64);
+pub struct Ticket {
+    drops: u64,
+    at: Instant,
+}
+
+/// Keys dropped one by one that are remembered before the memo looks for
+/// ones older than its TTL to forget.
+const DROPS_REMEMBERED: usize = 1024;
+/// Keys dropped within one TTL that are tracked one by one at most; past
+/// it the reads in flight are spoiled as by a drop of everything.
+const DROPS_TRACKED: usize = 65_536;
 
 /// Values by key, each reused for up to a TTL; at most a bound of them
 /// (past it the memo starts over: an entry only saves a read).
@@ -23,13 +36,20 @@ pub struct Memo<K, V> {
 }
 
 struct Inner<K, V> {
-    /// Bumped by every drop: a read that started before a drop may hold
-    /// what the drop was about.
-    generation: u64,
+    /// Counts drops; a read notes the count at its start.
+    drops: u64,
+    /// The count at the last drop of everything.
+    all_dropped_at: u64,
+    /// Keys dropped one by one, with the count at their drop and when. A
+    /// read older than the TTL is never kept, so a drop older than the TTL
+    /// can no longer spoil a read and is forgotten.
+    dropped: HashMap<K, (u64, Instant)>,
+    /// How many dropped keys trigger the next look for old ones.
+    prune_at: usize,
     entries: HashMap<K, (Instant, V)>,
 }
 
-impl<K: Hash + Eq, V: Clone> Memo<K, V> {
+impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
     /// An empty memo whose entries live `ttl`, holding at most
     /// `max_entries`.
     pub fn new(ttl: Duration, max_entries: usize) -> Memo<K, V> {
@@ -37,7 +57,10 @@ impl<K: Hash + Eq, V: Clone> Memo<K, V> {
             ttl,
             max_entries,
             inner: Mutex::new(Inner {
-                generation: 0,
+                drops: 0,
+                all_dropped_at: 0,
+                dropped: HashMap::new(),
+                prune_at: DROPS_REMEMBERED,
                 entries: HashMap::new(),
             }),
         }
@@ -49,15 +72,24 @@ impl<K: Hash + Eq, V: Clone> Memo<K, V> {
         let inner = self.lock();
         match inner.entries.get(key) {
             Some((read_at, value)) if read_at.elapsed() < self.ttl => Ok(value.clone()),
-            _ => Err(Ticket(inner.generation)),
+            _ => Err(Ticket {
+                drops: inner.drops,
+                at: Instant::now(),
+            }),
         }
     }
 
-    /// Keeps `value` for `key`, read under `ticket`, unless a drop came
-    /// since.
+    /// Keeps `value` for `key`, read under `ticket`, unless `key` (or
+    /// everything) was dropped since, or the read took longer than the TTL.
     pub fn keep(&self, key: K, value: V, ticket: Ticket) {
+        if ticket.at.elapsed() >= self.ttl {
+            return;
+        }
         let mut inner = self.lock();
-        if inner.generation != ticket.0 {
+        if inner.all_dropped_at > ticket.drops {
+            return;
+        }
+        if inner.dropped.get(&key).is_some_and(|(at, _)| *at > ticket.drops) {
             return;
         }
         if inner.entries.len() >= self.max_entries {
@@ -66,17 +98,33 @@ impl<K: Hash + Eq, V: Clone> Memo<K, V> {
         inner.entries.insert(key, (Instant::now(), value));
     }
 
-    /// Drops `key`; reads in flight keep nothing.
+    /// Drops `key`; its reads in flight keep nothing.
     pub fn forget(&self, key: &K) {
         let mut inner = self.lock();
-        inner.generation += 1;
+        inner.drops += 1;
+        let drops = inner.drops;
         inner.entries.remove(key);
+        inner.dropped.insert(key.clone(), (drops, Instant::now()));
+        if inner.dropped.len() >= inner.prune_at {
+            let ttl = self.ttl;
+            inner.dropped.retain(|_, (_, at)| at.elapsed() < ttl);
+            if inner.dropped.len() >= DROPS_TRACKED {
+                // Too many recent drops to track one by one: as a drop of
+                // everything, for the reads in flight.
+                inner.all_dropped_at = drops;
+                inner.dropped.clear();
+            }
+            inner.prune_at = (inner.dropped.len() * 2).max(DROPS_REMEMBERED);
+        }
     }
 
     /// Drops every entry; reads in flight keep nothing.
     pub fn forget_all(&self) {
         let mut inner = self.lock();
-        inner.generation += 1;
+        inner.drops += 1;
+        inner.all_dropped_at = inner.drops;
+        inner.dropped.clear();
+        inner.prune_at = DROPS_REMEMBERED;
         inner.entries.clear();
     }
 
@@ -109,5 +157,44 @@ mod tests {
         memo.keep(1, "new", ticket);
         std::thread::sleep(Duration::from_millis(60));
         assert!(memo.get(&1).is_err(), "expired after the TTL");
+    }
+
+    #[test]
+    fn a_drop_spoils_only_the_reads_of_its_key() {
+        let memo: Memo<i64, &str> = Memo::new(Duration::from_secs(10), 10);
+        let one = memo.get(&1).unwrap_err();
+        let two = memo.get(&2).unwrap_err();
+        memo.forget(&2);
+        memo.keep(1, "one", one);
+        memo.keep(2, "two", two);
+        assert_eq!(memo.get(&1), Ok("one"), "another key's drop spoils nothing");
+        assert!(memo.get(&2).is_err(), "its own drop spoils the read");
+
+        // Many drops of other keys: the read is still kept.
+        let three = memo.get(&3).unwrap_err();
+        for key in 100..3_000 {
+            memo.forget(&key);
+        }
+        memo.keep(3, "three", three);
+        assert_eq!(memo.get(&3), Ok("three"));
+
+        // A read that started before its key's drop, however many drops of
+        // others came after, is not kept.
+        let four = memo.get(&4).unwrap_err();
+        memo.forget(&4);
+        for key in 5_000..8_000 {
+            memo.forget(&key);
+        }
+        memo.keep(4, "stale", four);
+        assert!(memo.get(&4).is_err());
+    }
+
+    #[test]
+    fn a_read_longer_than_the_ttl_is_not_kept() {
+        let memo: Memo<i64, &str> = Memo::new(Duration::from_millis(20), 10);
+        let ticket = memo.get(&1).unwrap_err();
+        std::thread::sleep(Duration::from_millis(30));
+        memo.keep(1, "late", ticket);
+        assert!(memo.get(&1).is_err());
     }
 }

@@ -398,6 +398,11 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
         "Faction standings an NPC talk used, by source (replica: reused by this gateway until player.updated or 5 s; service: asked of the player service)",
     ),
     (
+        "vdm_quest_player_quest_reads_total",
+        Kind::Counter,
+        "Reads of a player's quests for a list (the bootstrap's active quests), by source (replica: kept by this replica; database)",
+    ),
+    (
         "vdm_quest_definition_reads_total",
         Kind::Counter,
         "Quest definitions the quest service's own writes and lists read, by source (replica: reused for up to 2 s; cache: read through the shared cache)",

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use tokio::sync::{Mutex, Notify};
 use tracing::instrument;
-use vdm_kit::bus::{Event, EventBody, EventBus};
+use vdm_kit::bus::{Event, EventBody, EventBus, Heard, Subscription};
 use vdm_kit::cache::{Cache, CacheStore};
 use vdm_kit::memo::Memo;
+use vdm_kit::shutdown::CancellationToken;
 use vdm_proto::events::v1::ResourceKind;
 
 use crate::domain::{Owed, Page, PlayerQuest, Quest, QuestInput, QuestPatch, QuestStatus, positive_id};
@@ -17,7 +18,7 @@ use crate::error::{QuestError, QuestResult};
 use crate::players::Players;
 use crate::recent::{Base, RecentWrites};
 use crate::store::outbox::Delivery;
-use crate::store::{Created, QuestFilter, QuestStore, Versioned};
+use crate::store::{Created, QuestFilter, QuestStore, StoredPlayerQuest, Versioned};
 
 /// How long a cached quest lives; every write to it also deletes it.
 pub const QUEST_CACHE_TTL: Duration = Duration::from_secs(30);
@@ -35,6 +36,14 @@ const LISTS_GENERATION: &str = "lists-generation";
 pub const DEFINITION_REUSE: Duration = Duration::from_secs(2);
 /// Definitions a replica keeps at most.
 const DEFINITIONS_KEPT: usize = 10_000;
+/// How long a player's quests, as this replica read them, are reused at
+/// most. Every change drops them (this replica's write at once, another's
+/// when its `quest.updated` arrives); this bounds a lost event.
+pub const PLAYER_QUESTS_REUSE: Duration = Duration::from_secs(10);
+/// Players whose quests are kept at most.
+const PLAYERS_KEPT: usize = 100_000;
+/// Quests a player may have and still be kept (past it, each page is read).
+const PLAYER_QUESTS_KEPT: u64 = 200;
 /// Most ids one batch read may ask for.
 pub const MAX_BATCH: usize = 100;
 /// Attempts at a read-modify-write before giving up to a concurrent writer.
@@ -66,6 +75,10 @@ pub struct QuestService {
     /// Definitions as this replica's own writes and lists read them
     /// ([`DEFINITION_REUSE`]).
     definitions: Arc<Memo<i64, Arc<Quest>>>,
+    /// Each player's quests as this replica last read them, for lists (the
+    /// bootstrap's active quests): dropped by every write to them
+    /// ([`PLAYER_QUESTS_REUSE`]).
+    player_quests: Arc<Memo<i64, Arc<[StoredPlayerQuest]>>>,
     /// Wakes this process's reward relay when a completion queued a reward.
     rewards_queued: Arc<Notify>,
 }
@@ -82,6 +95,7 @@ impl QuestService {
             write_locks: (0..WRITE_STRIPES).map(|_| Mutex::new(())).collect(),
             recent: Arc::new(RecentWrites::default()),
             definitions: Arc::new(Memo::new(DEFINITION_REUSE, DEFINITIONS_KEPT)),
+            player_quests: Arc::new(Memo::new(PLAYER_QUESTS_REUSE, PLAYERS_KEPT)),
             rewards_queued: Arc::new(Notify::new()),
         }
     }
@@ -381,6 +395,8 @@ impl QuestService {
         owed: &[Delivery],
     ) -> QuestResult<bool> {
         let saved = self.store.save_player_quest(pq, expected, owed).await;
+        // Whatever the outcome (a failed commit may still have landed).
+        self.player_quests.forget(&pq.player_id);
         match saved {
             Ok(true) => self.recent.put(quest, pq, expected.map_or(1, |version| version + 1)),
             _ => self.recent.forget(pq.player_id, pq.quest_id),
@@ -429,10 +445,19 @@ impl QuestService {
         cursor: &str,
     ) -> QuestResult<(Vec<PlayerQuest>, Option<String>)> {
         positive_id("player_id", player_id)?;
-        let (rows, next) = self
-            .store
-            .list_player_quests(player_id, status, Page::parse(limit, cursor)?)
-            .await?;
+        let page = Page::parse(limit, cursor)?;
+        let (rows, next) = match self.kept_player_quests(player_id).await? {
+            Some(all) => {
+                let rows = all
+                    .iter()
+                    .filter(|row| row.quest_id() > page.after_id() && status.is_none_or(|s| row.is(s)))
+                    .take(page.limit as usize + 1)
+                    .cloned()
+                    .collect();
+                page.finish(rows, StoredPlayerQuest::quest_id)
+            }
+            None => self.store.list_player_quests(player_id, status, page).await?,
+        };
         // The definitions (all at once: a page may hold a hundred) give the
         // objectives' targets. A quest's player rows go with it; one
         // deleted since the read above is left out.
@@ -446,6 +471,50 @@ impl QuestService {
             quests.push(row.with_definition(&quest)?);
         }
         Ok((quests, next))
+    }
+
+    /// A player's quests, kept by this replica or read whole; `None` for a
+    /// player with too many to keep.
+    async fn kept_player_quests(&self, player_id: i64) -> QuestResult<Option<Arc<[StoredPlayerQuest]>>> {
+        let ticket = match self.player_quests.get(&player_id) {
+            Ok(rows) => {
+                metrics::counter!("vdm_quest_player_quest_reads_total", "source" => "replica").increment(1);
+                return Ok(Some(rows));
+            }
+            Err(ticket) => ticket,
+        };
+        metrics::counter!("vdm_quest_player_quest_reads_total", "source" => "database").increment(1);
+        let Some(rows) = self.store.all_player_quests(player_id, PLAYER_QUESTS_KEPT).await? else {
+            return Ok(None);
+        };
+        let rows: Arc<[StoredPlayerQuest]> = rows.into();
+        self.player_quests.keep(player_id, Arc::clone(&rows), ticket);
+        Ok(Some(rows))
+    }
+
+    /// Follows `subscription` until `stop`, dropping the quests of each
+    /// player another replica's write changed (`quest.updated`), and every
+    /// player's when deliveries were missed.
+    pub async fn follow_player_quest_changes(&self, subscription: Subscription, stop: CancellationToken) {
+        subscription
+            .follow(stop, |heard| {
+                match heard {
+                    Heard::Event(event) => {
+                        if let (Some(EventBody::QuestUpdated(_)), Some(player_id)) = (&event.body, event.player_id) {
+                            self.player_quests.forget(&player_id);
+                        }
+                    }
+                    Heard::Missed(missed) => {
+                        tracing::warn!(
+                            missed,
+                            "quest service fell behind the event bus; forgetting every player's quests"
+                        );
+                        self.player_quests.forget_all();
+                    }
+                }
+                std::future::ready(())
+            })
+            .await;
     }
 }
 

@@ -47,11 +47,17 @@ impl Service for Quest {
         let backends = Backends::connect::<Migrator>(Self::NAME, &config.database, &config.cache).await?;
         let players = peers.optional_channel("player", config.peer_timeout)?.map(Players::new);
         let store = QuestStore::new(backends.db);
+        // Subscribed before any player's quests are read and kept.
+        let changes = backends.events.subscribe();
         let service = QuestService::new(store.clone(), &backends.caches, backends.events, players.clone());
         let readiness = vdm_kit::admin::readiness_check("quest database", service.clone(), |service| async move {
             service.ready().await
         });
-        let parts = Parts::new(Routes::new(QuestGrpc::server(service.clone())), SERVICE_NAME, readiness);
+        let follower = service.clone();
+        let parts = Parts::new(Routes::new(QuestGrpc::server(service.clone())), SERVICE_NAME, readiness)
+            .with_background(move |stop| {
+                Box::pin(async move { follower.follow_player_quest_changes(changes, stop).await })
+            });
         // The NPC service takes the giver's change of disposition and names
         // the giver's faction, whose standing a reward raises; without
         // `VDM_NPC_URL` dispositions wait in the outbox and rewards raise no

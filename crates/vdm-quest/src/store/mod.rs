@@ -44,12 +44,18 @@ pub struct Versioned {
 /// A player quest as stored, waiting for its quest's objectives (the
 /// targets come from the definition, which the caller reads from the
 /// cache): one statement for a page of a player's quests instead of two.
+#[derive(Debug, Clone)]
 pub struct StoredPlayerQuest(player_quest::Model);
 
 impl StoredPlayerQuest {
     /// The quest it is progress on.
     pub fn quest_id(&self) -> i64 {
         self.0.quest_id
+    }
+
+    /// Whether it is in `status`.
+    pub fn is(&self, status: QuestStatus) -> bool {
+        self.0.status == status.as_str()
     }
 
     /// The player quest, with `quest`'s objectives and their targets.
@@ -329,6 +335,21 @@ impl QuestStore {
         }
         txn.commit().await?;
         Ok(true)
+    }
+
+    /// Every quest of a player in quest id order, without their
+    /// objectives' targets; `None` when the player has more than `max`.
+    pub async fn all_player_quests(&self, player_id: i64, max: u64) -> QuestResult<Option<Vec<StoredPlayerQuest>>> {
+        let rows = player_quest::Entity::find()
+            .filter(player_quest::Column::PlayerId.eq(player_id))
+            .order_by_asc(player_quest::Column::QuestId)
+            .limit(max.saturating_add(1))
+            .all(&self.db)
+            .await?;
+        if rows.len() as u64 > max {
+            return Ok(None);
+        }
+        Ok(Some(rows.into_iter().map(StoredPlayerQuest).collect()))
     }
 
     /// Reads one page of a player's quests in quest id order, without
