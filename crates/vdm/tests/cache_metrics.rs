@@ -2,8 +2,8 @@
 //! then hits, then a miss again after a write invalidated the entry; and the
 //! rumor service's variant cache, which a repeated talk reads. Its own test
 //! binary, because the metrics recorder is process-wide and other tests
-//! running in parallel would move the same counters (its tests watch
-//! different caches).
+//! running in parallel would move the same counters; its own tests take
+//! turns ([`SERIAL`]: a talk reads NPCs through the NPC cache too).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -15,6 +15,9 @@ use serde_json::json;
 
 use helpers::{ADMIN_TOKEN, Backend, Options, TestApp, edge_cache_off, spawn_app_with, spawn_demo, wolves};
 use vdm_proto::world::v1 as world_pb;
+
+/// Held by each test for its whole run: they read counters others move.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn counter(app: &TestApp, result: &str) -> u64 {
     cache_counter(app, "quest", result).await
@@ -73,6 +76,7 @@ async fn hit_then_invalidate(backend: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cache_hits_and_invalidation_show_in_metrics() {
+    let _turn = SERIAL.lock().await;
     hit_then_invalidate(Backend::Embedded).await;
     hit_then_invalidate(Backend::External).await;
 }
@@ -128,6 +132,7 @@ async fn npc_hit_then_invalidate(backend: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn npc_cache_hits_and_invalidation_show_in_metrics() {
+    let _turn = SERIAL.lock().await;
     npc_hit_then_invalidate(Backend::Embedded).await;
     npc_hit_then_invalidate(Backend::External).await;
 }
@@ -162,6 +167,7 @@ async fn variant_read_once_then_kept(backend: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repeated_talk_reads_the_variant_from_the_cache() {
+    let _turn = SERIAL.lock().await;
     variant_read_once_then_kept(Backend::Embedded).await;
     variant_read_once_then_kept(Backend::External).await;
 }
