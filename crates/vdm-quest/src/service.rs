@@ -77,8 +77,9 @@ pub struct QuestService {
     definitions: Arc<Memo<i64, Arc<Quest>>>,
     /// Each player's quests as this replica last read them, for lists (the
     /// bootstrap's active quests): dropped by every write to them
-    /// ([`PLAYER_QUESTS_REUSE`]).
-    player_quests: Arc<Memo<i64, Arc<[StoredPlayerQuest]>>>,
+    /// ([`PLAYER_QUESTS_REUSE`]). `None` marks a player with too many to
+    /// keep, whose lists are read page by page without asking again.
+    player_quests: Arc<Memo<i64, Option<Arc<[StoredPlayerQuest]>>>>,
     /// Wakes this process's reward relay when a completion queued a reward.
     rewards_queued: Arc<Notify>,
 }
@@ -474,22 +475,24 @@ impl QuestService {
     }
 
     /// A player's quests, kept by this replica or read whole; `None` for a
-    /// player with too many to keep.
+    /// player with too many to keep (remembered as such, so their lists
+    /// are not read whole again before a drop).
     async fn kept_player_quests(&self, player_id: i64) -> QuestResult<Option<Arc<[StoredPlayerQuest]>>> {
         let ticket = match self.player_quests.get(&player_id) {
             Ok(rows) => {
                 metrics::counter!("vdm_quest_player_quest_reads_total", "source" => "replica").increment(1);
-                return Ok(Some(rows));
+                return Ok(rows);
             }
             Err(ticket) => ticket,
         };
         metrics::counter!("vdm_quest_player_quest_reads_total", "source" => "database").increment(1);
-        let Some(rows) = self.store.all_player_quests(player_id, PLAYER_QUESTS_KEPT).await? else {
-            return Ok(None);
-        };
-        let rows: Arc<[StoredPlayerQuest]> = rows.into();
-        self.player_quests.keep(player_id, Arc::clone(&rows), ticket);
-        Ok(Some(rows))
+        let rows: Option<Arc<[StoredPlayerQuest]>> = self
+            .store
+            .all_player_quests(player_id, PLAYER_QUESTS_KEPT)
+            .await?
+            .map(Into::into);
+        self.player_quests.keep(player_id, rows.clone(), ticket);
+        Ok(rows)
     }
 
     /// Follows `subscription` until `stop`, dropping the quests of each

@@ -49,7 +49,9 @@ pub struct Knowledge {
     store: RumorStore,
     /// An NPC's newest rumors, without the player's variants.
     npcs: Memo<i64, Arc<[TalkCandidate]>>,
-    players: Memo<i64, PlayerRumors>,
+    /// `None` marks a player who heard too much to keep: their talks ask
+    /// the database's join without reading their rumors first.
+    players: Memo<i64, Option<PlayerRumors>>,
 }
 
 impl Knowledge {
@@ -87,14 +89,18 @@ impl Knowledge {
             }
             Err(ticket) => {
                 record("player", "database");
-                let Some(heard) = self.store.player_knowledge(player_id, PLAYER_RUMORS_KEPT).await? else {
-                    // Too much to keep: the database joins it.
-                    return self.store.talk_candidates(npc_id, player_id, limit).await;
-                };
-                let heard: PlayerRumors = Arc::new(heard);
-                self.players.keep(player_id, Arc::clone(&heard), ticket);
+                let heard = self
+                    .store
+                    .player_knowledge(player_id, PLAYER_RUMORS_KEPT)
+                    .await?
+                    .map(Arc::new);
+                self.players.keep(player_id, heard.clone(), ticket);
                 heard
             }
+        };
+        let Some(heard) = heard else {
+            // Too much to keep: the database joins it.
+            return self.store.talk_candidates(npc_id, player_id, limit).await;
         };
         Ok(npc
             .iter()
