@@ -5,7 +5,8 @@
 //! kept, so what the drop was about cannot come back for the whole TTL.
 //! A drop of one key spoils only the reads of that key in flight, so a
 //! memo whose keys change often (a busy player's quests) still keeps the
-//! others' reads.
+//! others' reads. A change this replica makes itself can be applied to the
+//! kept value instead ([`Memo::amend`]), so its next read is still kept.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -101,9 +102,46 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
     /// Drops `key`; its reads in flight keep nothing.
     pub fn forget(&self, key: &K) {
         let mut inner = self.lock();
+        inner.entries.remove(key);
+        self.note_drop(&mut inner, key);
+    }
+
+    /// A ticket for a change this replica is about to make ([`Memo::amend`]).
+    pub fn ticket(&self) -> Ticket {
+        Ticket {
+            drops: self.lock().drops,
+            at: Instant::now(),
+        }
+    }
+
+    /// Applies this replica's own change, begun under `ticket`, to the
+    /// value kept for `key` instead of dropping it: `change` gets the kept
+    /// value (its age stays as is, so the TTL still bounds what another
+    /// replica changed). When `key` was dropped since the ticket (another
+    /// writer's change may have come in between) the entry is dropped
+    /// instead. Either way the key's reads in flight keep nothing: they may
+    /// have read before the change.
+    pub fn amend(&self, key: &K, ticket: Ticket, change: impl FnOnce(&mut V)) {
+        let mut inner = self.lock();
+        let dropped_since =
+            inner.all_dropped_at > ticket.drops || inner.dropped.get(key).is_some_and(|(at, _)| *at > ticket.drops);
+        let fresh = inner
+            .entries
+            .get(key)
+            .is_some_and(|(read_at, _)| read_at.elapsed() < self.ttl);
+        match inner.entries.get_mut(key) {
+            Some((_, value)) if fresh && !dropped_since => change(value),
+            _ => {
+                inner.entries.remove(key);
+            }
+        }
+        self.note_drop(&mut inner, key);
+    }
+
+    /// Counts a drop of `key`, for the reads in flight to check against.
+    fn note_drop(&self, inner: &mut Inner<K, V>, key: &K) {
         inner.drops += 1;
         let drops = inner.drops;
-        inner.entries.remove(key);
         inner.dropped.insert(key.clone(), (drops, Instant::now()));
         if inner.dropped.len() >= inner.prune_at {
             let ttl = self.ttl;
@@ -196,5 +234,33 @@ mod tests {
         std::thread::sleep(Duration::from_millis(30));
         memo.keep(1, "late", ticket);
         assert!(memo.get(&1).is_err());
+    }
+
+    #[test]
+    fn an_amend_changes_the_kept_value_unless_another_drop_came_first() {
+        let memo: Memo<i64, Vec<&str>> = Memo::new(Duration::from_secs(10), 10);
+        let read = memo.get(&1).unwrap_err();
+        memo.keep(1, vec!["a"], read);
+
+        // This replica's own change, with nothing in between: applied.
+        let write = memo.ticket();
+        memo.amend(&1, write, |v| v.push("b"));
+        assert_eq!(memo.get(&1), Ok(vec!["a", "b"]));
+
+        // Another writer's change (a drop) landed after the ticket: the
+        // amend drops the entry rather than apply onto what may be stale.
+        let write = memo.ticket();
+        memo.forget(&1);
+        let read = memo.get(&1).unwrap_err();
+        memo.keep(1, vec!["c"], read);
+        memo.amend(&1, write, |v| v.push("d"));
+        assert!(memo.get(&1).is_err());
+
+        // A read in flight across an amend is not kept: it may predate it.
+        let read = memo.get(&2).unwrap_err();
+        memo.amend(&2, memo.ticket(), |v| v.push("e"));
+        assert!(memo.get(&2).is_err(), "nothing kept, nothing to amend");
+        memo.keep(2, vec!["before"], read);
+        assert!(memo.get(&2).is_err());
     }
 }

@@ -84,6 +84,16 @@ impl RecentWrites {
         );
     }
 
+    /// Whether `written` (from a `quest.updated` event) is the row this
+    /// replica last wrote, as it wrote it: the event is its own write
+    /// coming back.
+    pub fn wrote(&self, written: &vdm_proto::quest::v1::PlayerQuest) -> bool {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .get(&(written.player_id, written.quest_id))
+            .is_some_and(|entry| vdm_proto::quest::v1::PlayerQuest::from(entry.written.quest.clone()) == *written)
+    }
+
     /// Forgets the row of `player_id` and `quest_id` (a write found it
     /// changed).
     pub fn forget(&self, player_id: i64, quest_id: i64) {

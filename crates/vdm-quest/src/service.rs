@@ -37,8 +37,8 @@ pub const DEFINITION_REUSE: Duration = Duration::from_secs(2);
 /// Definitions a replica keeps at most.
 const DEFINITIONS_KEPT: usize = 10_000;
 /// How long a player's quests, as this replica read them, are reused at
-/// most. Every change drops them (this replica's write at once, another's
-/// when its `quest.updated` arrives); this bounds a lost event.
+/// most. This replica's own writes are applied to them; another replica's
+/// drop them when its `quest.updated` arrives. This bounds a lost event.
 pub const PLAYER_QUESTS_REUSE: Duration = Duration::from_secs(10);
 /// Players whose quests are kept at most.
 const PLAYERS_KEPT: usize = 100_000;
@@ -76,8 +76,8 @@ pub struct QuestService {
     /// ([`DEFINITION_REUSE`]).
     definitions: Arc<Memo<i64, Arc<Quest>>>,
     /// Each player's quests as this replica last read them, for lists (the
-    /// bootstrap's active quests): dropped by every write to them
-    /// ([`PLAYER_QUESTS_REUSE`]). `None` marks a player with too many to
+    /// bootstrap's active quests): this replica's own writes are applied to
+    /// them, another replica's drop them ([`PLAYER_QUESTS_REUSE`]). `None` marks a player with too many to
     /// keep, whose lists are read page by page without asking again.
     player_quests: Arc<Memo<i64, Option<Arc<[StoredPlayerQuest]>>>>,
     /// Wakes this process's reward relay when a completion queued a reward.
@@ -386,8 +386,9 @@ impl QuestService {
     }
 
     /// Writes `pq` (and what it owes) if its row is still at `expected`
-    /// (`None`: there is no row yet), and remembers what it wrote; a row
-    /// found changed, or a write that failed, is forgotten.
+    /// (`None`: there is no row yet), and remembers what it wrote, in the
+    /// player's kept quests too; a row found changed, or a write that
+    /// failed, is forgotten.
     async fn save(
         &self,
         quest: &Quest,
@@ -395,12 +396,21 @@ impl QuestService {
         expected: Option<i64>,
         owed: &[Delivery],
     ) -> QuestResult<bool> {
+        let ticket = self.player_quests.ticket();
         let saved = self.store.save_player_quest(pq, expected, owed).await;
-        // Whatever the outcome (a failed commit may still have landed).
-        self.player_quests.forget(&pq.player_id);
         match saved {
-            Ok(true) => self.recent.put(quest, pq, expected.map_or(1, |version| version + 1)),
-            _ => self.recent.forget(pq.player_id, pq.quest_id),
+            Ok(true) => {
+                let version = expected.map_or(1, |version| version + 1);
+                self.recent.put(quest, pq, version);
+                let row = StoredPlayerQuest::written(pq, version);
+                self.player_quests
+                    .amend(&pq.player_id, ticket, |kept| *kept = with_row(kept.take(), row));
+            }
+            // A failed commit may still have landed.
+            _ => {
+                self.player_quests.forget(&pq.player_id);
+                self.recent.forget(pq.player_id, pq.quest_id);
+            }
         }
         saved
     }
@@ -496,14 +506,18 @@ impl QuestService {
     }
 
     /// Follows `subscription` until `stop`, dropping the quests of each
-    /// player another replica's write changed (`quest.updated`), and every
-    /// player's when deliveries were missed.
+    /// player another replica's write changed (`quest.updated` of a row
+    /// other than the one this replica last wrote), and every player's when
+    /// deliveries were missed.
     pub async fn follow_player_quest_changes(&self, subscription: Subscription, stop: CancellationToken) {
         subscription
             .follow(stop, |heard| {
                 match heard {
                     Heard::Event(event) => {
-                        if let (Some(EventBody::QuestUpdated(_)), Some(player_id)) = (&event.body, event.player_id) {
+                        if let (Some(EventBody::QuestUpdated(written)), Some(player_id)) = (&event.body, event.player_id)
+                            // This replica's own write, already in what it keeps.
+                            && !self.recent.wrote(written)
+                        {
                             self.player_quests.forget(&player_id);
                         }
                     }
@@ -519,6 +533,17 @@ impl QuestService {
             })
             .await;
     }
+}
+
+/// A player's kept quests with `row` written in (in quest id order), or
+/// `None` when that makes more than can be kept.
+fn with_row(kept: Option<Arc<[StoredPlayerQuest]>>, row: StoredPlayerQuest) -> Option<Arc<[StoredPlayerQuest]>> {
+    let mut rows = kept?.to_vec();
+    match rows.binary_search_by_key(&row.quest_id(), StoredPlayerQuest::quest_id) {
+        Ok(at) => rows[at] = row,
+        Err(at) => rows.insert(at, row),
+    }
+    (rows.len() as u64 <= PLAYER_QUESTS_KEPT).then(|| rows.into())
 }
 
 /// What a change owes other services: the quest's reward and the giver's

@@ -1,6 +1,7 @@
 //! The quest and NPC caches seen through `/metrics`: a read-through miss,
 //! then hits, then a miss again after a write invalidated the entry; and the
-//! rumor service's variant cache, which a repeated talk reads. Its own test
+//! rumor service's variant cache, which a repeated talk reads; and a
+//! player's quests, kept by the quest service across the player's own writes. Its own test
 //! binary, because the metrics recorder is process-wide and other tests
 //! running in parallel would move the same counters; its own tests take
 //! turns ([`SERIAL`]: a talk reads NPCs through the NPC cache too).
@@ -13,7 +14,7 @@ mod helpers;
 use http::Method;
 use serde_json::json;
 
-use helpers::{ADMIN_TOKEN, Backend, Options, TestApp, edge_cache_off, spawn_app_with, spawn_demo, wolves};
+use helpers::{ADMIN_TOKEN, Backend, Options, TestApp, edge_cache_off, spawn_app, spawn_app_with, spawn_demo, wolves};
 use vdm_proto::world::v1 as world_pb;
 
 /// Held by each test for its whole run: they read counters others move.
@@ -170,4 +171,71 @@ async fn a_repeated_talk_reads_the_variant_from_the_cache() {
     let _turn = SERIAL.lock().await;
     variant_read_once_then_kept(Backend::Embedded).await;
     variant_read_once_then_kept(Backend::External).await;
+}
+
+async fn player_quest_reads(app: &TestApp, source: &str) -> u64 {
+    let text = app.send(Method::GET, "/metrics", &[], Vec::new()).await.body;
+    let text = String::from_utf8_lossy(&text);
+    let prefix = format!("vdm_quest_player_quest_reads_total{{source=\"{source}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0)
+}
+
+async fn own_writes_keep_the_list(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let id = app.create_quest(&wolves()).await["id"].as_i64().unwrap();
+    let (_, token) = app.sign_in("quest-list-watcher").await;
+    let list = || async { app.get("/v1/me/quests", &token).await.json()["items"].clone() };
+    let read = || player_quest_reads(&app, "database");
+    let kept = || player_quest_reads(&app, "replica");
+
+    let (r0, k0) = (read().await, kept().await);
+    assert_eq!(list().await, json!([]), "{backend:?}: no quests yet");
+    assert_eq!(
+        read().await,
+        r0 + 1,
+        "{backend:?}: the first list reads the player's quests"
+    );
+
+    // Each write is applied to what the replica keeps; its own
+    // `quest.updated`, back over the bus within milliseconds, does not drop
+    // it (the wait lets that event arrive before the next list).
+    let accepted = app
+        .post_json(&format!("/v1/quests/{id}/accept"), Some(&token), &json!({}))
+        .await;
+    assert_eq!(accepted.status, 200, "{}", String::from_utf8_lossy(&accepted.body));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(list().await[0]["status"], "active", "{backend:?}");
+    let abandoned = app
+        .post_json(&format!("/v1/me/quests/{id}/abandon"), Some(&token), &json!({}))
+        .await;
+    assert_eq!(abandoned.status, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let after = list().await;
+    assert_eq!(after[0]["status"], "abandoned", "{backend:?}");
+    assert_eq!(
+        after,
+        app.get("/v1/me/quests", &token).await.json()["items"],
+        "{backend:?}"
+    );
+    assert_eq!(
+        read().await,
+        r0 + 1,
+        "{backend:?}: not read again after the player's own writes"
+    );
+    assert_eq!(
+        kept().await,
+        k0 + 3,
+        "{backend:?}: the lists after the writes were kept"
+    );
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_players_own_writes_keep_their_quest_list() {
+    let _turn = SERIAL.lock().await;
+    own_writes_keep_the_list(Backend::Embedded).await;
+    own_writes_keep_the_list(Backend::External).await;
 }

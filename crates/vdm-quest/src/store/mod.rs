@@ -58,6 +58,20 @@ impl StoredPlayerQuest {
         self.0.status == status.as_str()
     }
 
+    /// The row `pq` was written as, at `version`.
+    pub fn written(pq: &PlayerQuest, version: i64) -> StoredPlayerQuest {
+        StoredPlayerQuest(player_quest::Model {
+            player_id: pq.player_id,
+            quest_id: pq.quest_id,
+            status: pq.status.as_str().to_owned(),
+            accepted_at_ms: pq.accepted_at_ms,
+            updated_at_ms: pq.updated_at_ms,
+            completed_at_ms: pq.completed_at_ms,
+            progress: progress_json(pq),
+            version,
+        })
+    }
+
     /// The player quest, with `quest`'s objectives and their targets.
     pub fn with_definition(self, quest: &Quest) -> QuestResult<PlayerQuest> {
         to_player_quest(self.0, quest.objectives.iter().map(|o| (o.id, o.target_count)))
@@ -378,12 +392,7 @@ impl QuestStore {
 
 /// The player quest write of [`QuestStore::save_player_quest`], on `conn`.
 async fn write_player_quest(conn: &impl ConnectionTrait, pq: &PlayerQuest, expected: Option<i64>) -> QuestResult<bool> {
-    let progress = encode_json(
-        &pq.objectives
-            .iter()
-            .map(|o| (o.objective_id, o.progress))
-            .collect::<Vec<_>>(),
-    );
+    let progress = progress_json(pq);
     match expected {
         None => {
             let inserted = player_quest::Entity::insert(player_quest::ActiveModel {
@@ -474,6 +483,16 @@ fn to_player_quest(row: player_quest::Model, objectives: impl Iterator<Item = (i
             })
             .collect(),
     })
+}
+
+/// A player quest's progress as stored: `[objective_id, progress]` pairs.
+fn progress_json(pq: &PlayerQuest) -> String {
+    encode_json(
+        &pq.objectives
+            .iter()
+            .map(|o| (o.objective_id, o.progress))
+            .collect::<Vec<_>>(),
+    )
 }
 
 fn encode_json<T: serde::Serialize>(value: &T) -> String {

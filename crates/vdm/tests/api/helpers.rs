@@ -32,13 +32,15 @@ use vdm_gateway::rate_limit::RateLimits;
 use vdm_gateway::realtime::RealtimeConfig;
 use vdm_kit::config::{CacheConfig, DatabaseConfig, Secret};
 use vdm_kit::grpc::GrpcChannel;
-use vdm_kit::service::{PEER_NAMES, Peers};
+use vdm_kit::service::{GrpcApp, Listener, PEER_NAMES, Peers};
 use vdm_kit::shutdown::CancellationToken;
 use vdm_kit::testing::TestService;
 use vdm_metrics::{MetricsConfig, ScrapeConfig};
 use vdm_npc::NpcConfig;
 use vdm_player::PlayerConfig;
 use vdm_proto::npc::v1::npc_service_client::NpcServiceClient;
+use vdm_proto::player::v1::player_service_client::PlayerServiceClient;
+use vdm_proto::quest::v1::quest_service_client::QuestServiceClient;
 use vdm_proto::world::v1::world_service_client::WorldServiceClient;
 use vdm_quest::QuestConfig;
 use vdm_rumor::RumorConfig;
@@ -631,6 +633,45 @@ impl TestApp {
             down_port: None,
             player_service: None,
         }
+    }
+
+    /// Starts another quest service replica on the same database, cache
+    /// and event bus as this app's (stopped by this app's `finish`), and
+    /// returns a gRPC client dialing it over loopback.
+    pub async fn spawn_second_quest_replica(&self) -> QuestServiceClient<tonic::transport::Channel> {
+        let (services, _) = self.setup.clone().expect("a full app");
+        let url = self
+            .spawn_second_replica::<vdm_quest::Quest>(&services.quest.expect("a quest service"))
+            .await;
+        QuestServiceClient::connect(url)
+            .await
+            .expect("second quest replica answers")
+    }
+
+    /// As [`TestApp::spawn_second_quest_replica`], for the player service.
+    pub async fn spawn_second_player_replica(&self) -> PlayerServiceClient<tonic::transport::Channel> {
+        let (services, _) = self.setup.clone().expect("a full app");
+        let url = self
+            .spawn_second_replica::<vdm_player::Player>(&services.player.expect("a player service"))
+            .await;
+        PlayerServiceClient::connect(url)
+            .await
+            .expect("second player replica answers")
+    }
+
+    /// Builds and runs another replica of `S` beside this app's (its peers
+    /// are this app's); returns the URL it serves gRPC on.
+    async fn spawn_second_replica<S: vdm_kit::service::Service>(&self, config: &S::Config) -> String {
+        let peers = &self.running.as_ref().expect("a running app").peers;
+        let listener = Listener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .expect("second replica binds");
+        let url = listener.url();
+        let Ok(app) = GrpcApp::build::<S>(listener, config, peers).await else {
+            panic!("second {} replica builds", S::NAME);
+        };
+        tokio::spawn(app.run_until(self.shutdown.clone().cancelled_owned()));
+        url
     }
 
     /// The router of a gateway built like this app's (same configuration,

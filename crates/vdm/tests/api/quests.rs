@@ -5,6 +5,7 @@ use serde_json::json;
 
 use crate::helpers::{ADMIN_TOKEN, Backend, Options, generous_rate_limits, spawn_app, spawn_app_with, wolves};
 use vdm_kit::backend_tests;
+use vdm_proto::quest::v1 as quest_pb;
 
 backend_tests!(
     create_then_read_returns_the_contract_shape,
@@ -16,6 +17,7 @@ backend_tests!(
     update_is_visible_to_the_next_read,
     delete_removes_quest_and_progress,
     concurrent_progress_loses_nothing,
+    another_replicas_writes_show_in_the_next_list,
 );
 
 async fn create_then_read_returns_the_contract_shape(backend: Backend) {
@@ -395,4 +397,67 @@ async fn concurrent_progress_loses_nothing(backend: Backend) {
     );
     assert_eq!(ok, 20);
     std::sync::Arc::into_inner(app).unwrap().finish().await;
+}
+
+/// Two quest replicas share a database and an event bus; the gateway's
+/// calls reach the first, which keeps each player's quests for lists. A
+/// write through the second shows in the first's next list well within
+/// the time a kept list may live (10 s): its `quest.updated` dropped it.
+/// The first's own writes show at once.
+async fn another_replicas_writes_show_in_the_next_list(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let id = app.create_quest(&wolves()).await["id"].as_i64().unwrap();
+    let (player_id, token) = app.sign_in("two-replicas").await;
+    let mut second = app.spawn_second_quest_replica().await;
+    let status = |list: &serde_json::Value| list["items"][0]["status"].as_str().map(str::to_owned);
+
+    // Kept by the first replica: the player has no quests yet.
+    assert_eq!(
+        app.get("/v1/me/quests", &token).await.json()["items"],
+        json!([]),
+        "no quests yet"
+    );
+    let accept = || quest_pb::AcceptQuestRequest {
+        player_id,
+        quest_id: id,
+    };
+    second.accept_quest(accept()).await.unwrap();
+    assert_eq!(
+        list_shows(&app, &token, "active").await,
+        Some("active".to_owned()),
+        "{backend:?}: the other replica's accept"
+    );
+
+    // The first replica's own write: its next list has it, with nothing to wait for.
+    let abandoned = app
+        .post_json(&format!("/v1/me/quests/{id}/abandon"), Some(&token), &json!({}))
+        .await;
+    assert_eq!(abandoned.status, 200);
+    assert_eq!(
+        status(&app.get("/v1/me/quests", &token).await.json()).as_deref(),
+        Some("abandoned")
+    );
+
+    // And the other replica's next write still reaches it.
+    second.accept_quest(accept()).await.unwrap();
+    assert_eq!(
+        list_shows(&app, &token, "active").await,
+        Some("active".to_owned()),
+        "{backend:?}: the other replica's second accept"
+    );
+    app.finish().await;
+}
+
+/// The status of the player's first quest once it is `wanted`, polling
+/// for up to 3 s; the last status seen otherwise.
+async fn list_shows(app: &crate::helpers::TestApp, token: &str, wanted: &str) -> Option<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        let list = app.get("/v1/me/quests", token).await.json();
+        let status = list["items"][0]["status"].as_str().map(str::to_owned);
+        if status.as_deref() == Some(wanted) || std::time::Instant::now() > deadline {
+            return status;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
