@@ -1,5 +1,5 @@
 //! `vdm-load clients URL --clients N --duration S [--think-ms T] [--pid P] [--region R]
-//! [--max-rss-growth-mb M] [--every S]`:
+//! [--max-rss-growth-mb M] [--every S] [--only KIND,...]`:
 //! a population of Unity clients. Each signs a device in, opens a socket
 //! (subscribed to its region) and, until the end, every `T` ms (±50 %):
 //! loads the bootstrap (10 %), reads a quest (15 %), its profile (5 %), its
@@ -12,6 +12,9 @@
 //! `--max-rss-growth-mb`. With `--every S` it also prints, every S seconds,
 //! that interval's throughput, p50/p99/max latency over every kind,
 //! non-2xx and 5xx answers, and the RSS (for soaks: how they move over time).
+//! `--only` keeps the kinds named (a kind's name with dashes for spaces, or
+//! a prefix of it: `quest-a` is accept and abandon): with `--pid`, the
+//! server's CPU per request of one kind (printed at the end).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -51,6 +54,12 @@ pub async fn run(options: &Options) -> Result<bool, String> {
         .map(|m| m.parse().map_err(|_| "--max-rss-growth-mb: not a number"))
         .transpose()?;
 
+    let only: Arc<[String]> = options
+        .get("only")
+        .map(|kinds| kinds.split(',').map(str::to_owned).collect())
+        .unwrap_or_default();
+    let cpu_before = pid.and_then(crate::sockets::cpu_seconds);
+
     let every: Option<u64> = options
         .get("every")
         .map(|m| m.parse().map_err(|_| "--every: not a number of seconds"))
@@ -72,8 +81,13 @@ pub async fn run(options: &Options) -> Result<bool, String> {
     });
     let mut tasks = Vec::with_capacity(clients);
     for i in 0..clients {
-        let (authority, pushes, failures, window) =
-            (authority.clone(), pushes.clone(), failures.clone(), window.clone());
+        let (authority, pushes, failures, window, only) = (
+            authority.clone(),
+            pushes.clone(),
+            failures.clone(),
+            window.clone(),
+            only.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             client(
                 i,
@@ -85,6 +99,7 @@ pub async fn run(options: &Options) -> Result<bool, String> {
                 pushes,
                 failures,
                 window,
+                &only,
             )
             .await
         }));
@@ -164,6 +179,13 @@ pub async fn run(options: &Options) -> Result<bool, String> {
             }
         }
     }
+    if let (Some(before), Some(after)) = (cpu_before, pid.and_then(crate::sockets::cpu_seconds)) {
+        let used = after - before;
+        println!(
+            "server CPU: {used:.2} s, {:.0} us per request (sign-ins and sockets included)",
+            used * 1e6 / total.max(1) as f64
+        );
+    }
     let failed = failures.load(Ordering::Relaxed);
     println!("5xx or transport failures: {failed}");
     Ok(failed == 0 && !grew_too_much)
@@ -180,6 +202,7 @@ async fn client(
     pushes: Arc<AtomicU64>,
     failures: Arc<AtomicU64>,
     window: Window,
+    only: &[String],
 ) -> Result<(Stats, Examples), String> {
     let mut stats: Stats = BTreeMap::new();
     let mut examples: Examples = BTreeMap::new();
@@ -216,25 +239,11 @@ async fn client(
     while Instant::now() < deadline {
         let jitter = think.as_millis() as u64 / 2 + next() % (think.as_millis() as u64 + 1);
         tokio::time::sleep(Duration::from_millis(jitter)).await;
-        let roll = next() % 100;
-        let npc = 1 + next() % 32;
-        let (kind, method, path, body): (&'static str, &str, String, Option<String>) = match roll {
-            0..10 => ("bootstrap", "GET", format!("/v1/bootstrap?region_id={region}"), None),
-            10..25 => ("quest read", "GET", format!("/v1/quests/{}", 1 + next() % 8), None),
-            25..30 => ("profile", "GET", "/v1/me".to_owned(), None),
-            30..35 => ("inventory", "GET", "/v1/me/inventory".to_owned(), None),
-            35..50 => ("npc read", "GET", format!("/v1/npcs/{npc}"), None),
-            50..65 if accepted => ("quest abandon", "POST", format!("/v1/me/quests/{quest}/abandon"), None),
-            50..65 => ("quest accept", "POST", format!("/v1/quests/{quest}/accept"), None),
-            // The route takes no body: one sent would go unread and end
-            // the connection (`Connection: close`).
-            65..90 => ("npc talk", "POST", format!("/v1/npcs/{npc}/talk"), None),
-            _ => (
-                "telemetry",
-                "POST",
-                "/v1/telemetry/client".to_owned(),
-                Some(telemetry(&mut next)),
-            ),
+        let (kind, method, path, body) = loop {
+            let request = pick(&mut next, region, quest, accepted);
+            if only.is_empty() || only.iter().any(|o| request.0.replace(' ', "-").starts_with(o.as_str())) {
+                break request;
+            }
         };
         let sent = Instant::now();
         let status = match conn.send(method, &path, Some(&token), body).await {
@@ -262,6 +271,35 @@ async fn client(
     }
     reader.abort();
     Ok((stats, examples))
+}
+
+/// One request of the mix: its kind, method, path and body.
+fn pick(
+    next: &mut impl FnMut() -> u64,
+    region: i64,
+    quest: u64,
+    accepted: bool,
+) -> (&'static str, &'static str, String, Option<String>) {
+    let roll = next() % 100;
+    let npc = 1 + next() % 32;
+    match roll {
+        0..10 => ("bootstrap", "GET", format!("/v1/bootstrap?region_id={region}"), None),
+        10..25 => ("quest read", "GET", format!("/v1/quests/{}", 1 + next() % 8), None),
+        25..30 => ("profile", "GET", "/v1/me".to_owned(), None),
+        30..35 => ("inventory", "GET", "/v1/me/inventory".to_owned(), None),
+        35..50 => ("npc read", "GET", format!("/v1/npcs/{npc}"), None),
+        50..65 if accepted => ("quest abandon", "POST", format!("/v1/me/quests/{quest}/abandon"), None),
+        50..65 => ("quest accept", "POST", format!("/v1/quests/{quest}/accept"), None),
+        // The route takes no body: one sent would go unread and end
+        // the connection (`Connection: close`).
+        65..90 => ("npc talk", "POST", format!("/v1/npcs/{npc}/talk"), None),
+        _ => (
+            "telemetry",
+            "POST",
+            "/v1/telemetry/client".to_owned(),
+            Some(telemetry(next)),
+        ),
+    }
 }
 
 fn record(

@@ -279,6 +279,18 @@ pub(crate) fn rss_kb(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
+/// CPU time (user + system) a process used so far, in seconds (`/proc`
+/// counts it in USER_HZ ticks, 100 per second on Linux).
+pub(crate) fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces): state is the
+    // first, utime and stime the 12th and 13th.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some((user + system) as f64 / 100.0)
+}
+
 async fn sign_in(addr: SocketAddr, authority: &str, from: usize, count: usize) -> Result<Vec<String>, String> {
     let next = Arc::new(AtomicU64::new(0));
     let tokens = Arc::new(Mutex::new(vec![String::new(); count]));
