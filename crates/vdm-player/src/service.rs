@@ -2,12 +2,15 @@
 //! and events, composed. Transport-free: `grpc.rs` converts protobuf
 //! messages to and from these calls.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::instrument;
-use vdm_kit::bus::{Event, EventBody, EventBus};
+use vdm_kit::bus::{Event, EventBody, EventBus, Heard, Subscription};
 use vdm_kit::cache::{Cache, CacheStore};
 use vdm_kit::idempotency::Created;
+use vdm_kit::memo::Memo;
+use vdm_kit::shutdown::CancellationToken;
 use vdm_proto::events::v1::PlayerLevelUp;
 
 use crate::domain::{
@@ -31,6 +34,12 @@ pub struct PlayerService {
     /// changed by [`PlayerService::apply`] and display names, which drop
     /// the entry after their commit.
     profiles: Cache,
+    /// Profiles as this replica last read them, in front of `profiles`
+    /// ([`PROFILE_REUSE`]): a read from the shared cache is a round trip
+    /// to Redis, and the bootstrap and `GET /v1/me` ask for the same
+    /// player's profile every few seconds. This replica's changes drop an
+    /// entry after their commit, the bus's `player.updated` another's.
+    profiles_here: Arc<Memo<i64, Profile>>,
 }
 
 /// How long cached standings live (a dropped entry is the usual end).
@@ -40,6 +49,12 @@ const STANDINGS_TTL: Duration = Duration::from_secs(60);
 /// read before the change's commit and stored after its drop), and what
 /// `vdm migrate accounts`, another process, changes.
 const PROFILE_TTL: Duration = Duration::from_secs(10);
+/// How long this replica reuses a profile it read. Every change publishes
+/// `player.updated`, which drops it on every replica; this bounds a lost
+/// event and what `vdm migrate accounts` changes.
+pub const PROFILE_REUSE: Duration = Duration::from_secs(10);
+/// Profiles a replica keeps at most.
+const PROFILES_KEPT: usize = 100_000;
 
 impl PlayerService {
     /// Builds the service over a store, its caches and an event bus.
@@ -49,6 +64,7 @@ impl PlayerService {
             events,
             standings: caches.cache("player_standings", STANDINGS_TTL),
             profiles: caches.cache("player_profile", PROFILE_TTL),
+            profiles_here: Arc::new(Memo::new(PROFILE_REUSE, PROFILES_KEPT)),
         }
     }
 
@@ -150,14 +166,60 @@ impl PlayerService {
     #[instrument(skip_all, fields(player.id = player_id))]
     pub async fn profile(&self, player_id: i64) -> PlayerResult<Profile> {
         positive_id("player_id", player_id)?;
-        self.profiles
+        let ticket = match self.profiles_here.get(&player_id) {
+            Ok(profile) => {
+                metrics::counter!("vdm_player_profile_reads_total", "source" => "replica").increment(1);
+                return Ok(profile);
+            }
+            Err(ticket) => ticket,
+        };
+        metrics::counter!("vdm_player_profile_reads_total", "source" => "cache").increment(1);
+        let profile = self
+            .profiles
             .get_or_load(&player_id.to_string(), async {
                 self.store
                     .get_profile(player_id)
                     .await?
                     .ok_or(PlayerError::PlayerNotFound(player_id))
             })
-            .await
+            .await?;
+        self.profiles_here.keep(player_id, profile.clone(), ticket);
+        Ok(profile)
+    }
+
+    /// Drops what this replica and the shared cache keep of a player's
+    /// profile, after a change to it committed: the shared entry first, so
+    /// a read after the memo's drop cannot bring the old profile back from
+    /// the cache.
+    async fn profile_changed(&self, player_id: i64) {
+        self.profiles.delete(&player_id.to_string()).await;
+        self.profiles_here.forget(&player_id);
+    }
+
+    /// Follows `subscription` until `stop`, dropping the profile of each
+    /// player whose `player.updated` it hears (another replica's change, or
+    /// this one's coming back), and every profile when deliveries were
+    /// missed.
+    pub async fn follow_profile_changes(&self, subscription: Subscription, stop: CancellationToken) {
+        subscription
+            .follow(stop, |heard| {
+                match heard {
+                    Heard::Event(event) => {
+                        if let (Some(EventBody::PlayerUpdated(_)), Some(player_id)) = (&event.body, event.player_id) {
+                            self.profiles_here.forget(&player_id);
+                        }
+                    }
+                    Heard::Missed(missed) => {
+                        tracing::warn!(
+                            missed,
+                            "player service fell behind the event bus; forgetting every profile"
+                        );
+                        self.profiles_here.forget_all();
+                    }
+                }
+                std::future::ready(())
+            })
+            .await;
     }
 
     /// Changes a player's profile (its display name, when given).
@@ -174,7 +236,8 @@ impl PlayerService {
         };
         let name = DisplayName::parse(raw)?;
         let set = self.store.set_display_name(player_id, &name, now_ms).await;
-        self.profiles.delete(&player_id.to_string()).await;
+        // Whatever the outcome (a failed commit may still have landed).
+        self.profile_changed(player_id).await;
         let profile = set?;
         tracing::info!("display name set");
         self.publish_updated(&profile).await;
@@ -254,14 +317,19 @@ impl PlayerService {
     /// when it applied now.
     #[instrument(skip_all, fields(player.id = change.player_id, grant.id = change.grant_id.as_deref()))]
     pub async fn apply(&self, change: Change, now_ms: i64) -> PlayerResult<Outcome> {
-        let outcome = match self.store.apply(&change, now_ms).await? {
-            Created::New(outcome) => outcome,
-            Created::Replayed(outcome) => {
+        let outcome = match self.store.apply(&change, now_ms).await {
+            Ok(Created::New(outcome)) => outcome,
+            Ok(Created::Replayed(outcome)) => {
                 tracing::info!("grant replayed");
                 return Ok(outcome);
             }
+            Err(err) => {
+                // A failed commit may still have landed.
+                self.profile_changed(change.player_id).await;
+                return Err(err);
+            }
         };
-        self.profiles.delete(&change.player_id.to_string()).await;
+        self.profile_changed(change.player_id).await;
         if !change.amounts.standings.is_empty() {
             self.standings.delete(&change.player_id.to_string()).await;
         }

@@ -37,14 +37,17 @@ impl Service for Player {
     async fn build(config: &PlayerConfig, _peers: &Peers) -> PlayerResult<Parts> {
         let backends = Backends::connect::<Migrator>(Self::NAME, &config.database, &config.cache).await?;
         let store = PlayerStore::new(backends.db, config.levels.clone());
+        // Subscribed before any profile is read and kept.
+        let changes = backends.events.subscribe();
         let service = PlayerService::new(store, &backends.caches, backends.events);
         let readiness = vdm_kit::admin::readiness_check("player database", service.clone(), |service| async move {
             service.ready().await
         });
-        Ok(Parts::new(
-            Routes::new(PlayerGrpc::server(service)),
-            SERVICE_NAME,
-            readiness,
-        ))
+        let follower = service.clone();
+        Ok(
+            Parts::new(Routes::new(PlayerGrpc::server(service)), SERVICE_NAME, readiness).with_background(
+                move |stop| Box::pin(async move { follower.follow_profile_changes(changes, stop).await }),
+            ),
+        )
     }
 }

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use crate::helpers::{ADMIN_TOKEN, Backend, TestApp, spawn_app, wolves};
 use crate::realtime::{collect, connect, next, send};
 use vdm_kit::backend_tests;
+use vdm_proto::player::v1 as player_pb;
 
 backend_tests!(
     me_reads_and_renames,
@@ -354,5 +355,46 @@ async fn a_grant_pushes_the_profile_and_the_level_up(backend: Backend) {
     grant(&app, player_id, &json!({"gold": 1, "reason": "mine"}), None).await;
     let mine = next(&mut socket).await;
     assert_eq!(mine["payload"]["player_id"], player_id, "{mine}");
+    app.finish().await;
+}
+
+/// Two player service replicas share a database, a cache and an event bus;
+/// the gateway's calls reach the first, which keeps the profiles it read
+/// for up to 10 s. A grant through the second shows in the first's next
+/// `GET /v1/me` well within that: its `player.updated` dropped the kept
+/// profile. Postgres and Redis only: replicas share profiles through Redis
+/// (the embedded back end's cache is each process's own, and one process
+/// runs one replica of each service).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_replicas_grant_shows_in_the_next_profile() {
+    let backend = Backend::External;
+    let Some(app) = spawn_app(backend).await else { return };
+    let (player_id, token) = app.sign_in("two-player-replicas").await;
+    let mut second = app.spawn_second_player_replica().await;
+    let gold = || async { app.get("/v1/me", &token).await.json()["gold"].as_i64() };
+
+    assert_eq!(gold().await, Some(0), "{backend:?}: read and kept by the first replica");
+    assert_eq!(gold().await, Some(0));
+    for (round, expected) in [(1, 25), (2, 50)] {
+        second
+            .grant(player_pb::GrantRequest {
+                player_id,
+                amounts: Some(player_pb::Amounts {
+                    gold: 25,
+                    ..Default::default()
+                }),
+                reason: format!("second replica, round {round}"),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        let mut seen = gold().await;
+        while seen != Some(expected) && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            seen = gold().await;
+        }
+        assert_eq!(seen, Some(expected), "{backend:?}: the other replica's grant {round}");
+    }
     app.finish().await;
 }
