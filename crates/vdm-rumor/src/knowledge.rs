@@ -1,13 +1,17 @@
 //! This replica's memory of who knows what, in front of a talk's candidates
-//! (a quarter of a game's requests): per NPC, the newest rumors it knows;
-//! per player, the variant of each rumor they heard. A talk joins the two
-//! in memory instead of asking the database each time.
+//! (a quarter of a game's requests) and a bootstrap's rumors: per NPC, the
+//! newest rumors it knows; per player, the variant of each rumor they
+//! heard, its region and since when. A talk joins the two in memory instead
+//! of asking the database each time, and a player's known rumors are listed
+//! from it.
 //!
 //! How each stays true:
 //! - A player learns rumors only by talking (`RumorService::tell_player`):
-//!   the replica that stored the telling drops the player's entry at once,
+//!   the replica that stored the telling adds it to the player's entry
+//!   (or drops the entry, when another change may have come in between),
 //!   and every other replica drops it when the bus carries the
-//!   `rumor.heard` that telling publishes.
+//!   `rumor.heard` that telling publishes (the one that stored it already
+//!   holds what the event says, and keeps its entry).
 //! - An NPC learns rumors from ticks, which publish `rumor.spread` for
 //!   their region (every replica drops every NPC's entry), and from a new
 //!   rumor or a single spread, which drop at once on the replica that
@@ -21,11 +25,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use vdm_kit::bus::{EventBody, Heard, Subscription};
-use vdm_kit::memo::Memo;
+use vdm_kit::memo::{Memo, Ticket};
 use vdm_kit::shutdown::CancellationToken;
 
 use crate::error::RumorResult;
-use crate::store::{RumorStore, TalkCandidate};
+use crate::store::{HeardRumor, RumorStore, TalkCandidate};
 
 /// How long an NPC's rumors are reused at most: the bound on how late
 /// another replica's new rumor or single spread reaches this one's talks.
@@ -41,8 +45,8 @@ const PLAYERS_KEPT: usize = 100_000;
 /// database, which joins only the NPC's rumors).
 const PLAYER_RUMORS_KEPT: u64 = 2_000;
 
-/// The rumors a player heard: rumor id → the player's variant.
-type PlayerRumors = Arc<HashMap<i64, i64>>;
+/// The rumors a player heard, by rumor id.
+pub type PlayerRumors = Arc<HashMap<i64, HeardRumor>>;
 
 /// Who knows what, as this replica last read it.
 pub struct Knowledge {
@@ -82,10 +86,28 @@ impl Knowledge {
         if npc.is_empty() {
             return Ok(Vec::new());
         }
-        let heard = match self.players.get(&player_id) {
+        let heard = self.player_rumors(player_id).await?;
+        let Some(heard) = heard else {
+            // Too much to keep: the database joins it.
+            return self.store.talk_candidates(npc_id, player_id, limit).await;
+        };
+        Ok(npc
+            .iter()
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .map(|c| TalkCandidate {
+                player_variant_id: heard.get(&c.rumor_id).map(|h| h.variant_id),
+                ..c.clone()
+            })
+            .collect())
+    }
+
+    /// The rumors a player heard, kept or read whole; `None` for a player
+    /// who heard too much to keep (remembered as such).
+    pub async fn player_rumors(&self, player_id: i64) -> RumorResult<Option<PlayerRumors>> {
+        match self.players.get(&player_id) {
             Ok(heard) => {
                 record("player", "memo");
-                heard
+                Ok(heard)
             }
             Err(ticket) => {
                 record("player", "database");
@@ -95,26 +117,45 @@ impl Knowledge {
                     .await?
                     .map(Arc::new);
                 self.players.keep(player_id, heard.clone(), ticket);
-                heard
+                Ok(heard)
             }
-        };
-        let Some(heard) = heard else {
-            // Too much to keep: the database joins it.
-            return self.store.talk_candidates(npc_id, player_id, limit).await;
-        };
-        Ok(npc
-            .iter()
-            .take(usize::try_from(limit).unwrap_or(usize::MAX))
-            .map(|c| TalkCandidate {
-                player_variant_id: heard.get(&c.rumor_id).copied(),
-                ..c.clone()
-            })
-            .collect())
+        }
     }
 
-    /// A player heard something (stored by this replica).
+    /// A ticket for a telling this replica is about to store
+    /// ([`Knowledge::player_heard`]).
+    pub fn telling(&self) -> Ticket {
+        self.players.ticket()
+    }
+
+    /// A telling begun under `ticket` stored that the player heard
+    /// `rumor_id`: added to the player's entry, unless another change came
+    /// in between (then the entry is dropped).
+    pub fn player_heard(&self, player_id: i64, ticket: Ticket, rumor_id: i64, heard: HeardRumor) {
+        self.players.amend(&player_id, ticket, |kept| {
+            if let Some(rumors) = kept {
+                Arc::make_mut(rumors).insert(rumor_id, heard);
+                if rumors.len() as u64 > PLAYER_RUMORS_KEPT {
+                    *kept = None;
+                }
+            }
+        });
+    }
+
+    /// A player may have heard something this replica does not know of
+    /// (a telling whose outcome is unknown).
     pub fn player_learnt(&self, player_id: i64) {
         self.players.forget(&player_id);
+    }
+
+    /// Whether the player's entry already holds `variant_id` of `rumor_id`
+    /// (a `rumor.heard` that changes nothing here, such as this replica's
+    /// own telling coming back).
+    fn holds(&self, player_id: i64, rumor_id: i64, variant_id: i64) -> bool {
+        matches!(
+            self.players.get(&player_id),
+            Ok(Some(rumors)) if rumors.get(&rumor_id).is_some_and(|h| h.variant_id == variant_id)
+        )
     }
 
     /// An NPC heard something (stored by this replica); `None`: any NPC.
@@ -132,8 +173,10 @@ impl Knowledge {
             .follow(stop, |heard| {
                 match heard {
                     Heard::Event(event) => match event.body.as_ref() {
-                        Some(EventBody::RumorHeard(_)) => {
-                            if let Some(player_id) = event.player_id {
+                        Some(EventBody::RumorHeard(heard)) => {
+                            if let Some(player_id) = event.player_id
+                                && !self.holds(player_id, heard.rumor_id, heard.variant_id)
+                            {
                                 self.player_learnt(player_id);
                             }
                         }

@@ -20,9 +20,9 @@ use crate::domain::{
     hash_parts, plan_tick, retold_distortion, truth_at,
 };
 use crate::error::{RumorError, RumorResult};
-use crate::knowledge::Knowledge;
+use crate::knowledge::{Knowledge, PlayerRumors};
 use crate::peers::{NpcInfo, Peers};
-use crate::store::{NewVariant, RumorStore, Told};
+use crate::store::{HeardRumor, NewVariant, RumorStore, Told};
 use crate::transform::{Ask, Pipeline};
 
 /// Knowledge rows one tick reads at most (newest rumors first).
@@ -321,9 +321,24 @@ impl RumorService {
                 &places,
             )
             .await;
-        let told = self.store.tell(&new, now_ms).await?;
-        self.knowledge.player_learnt(player_id);
-        let (variant, already) = self.told(told, "player");
+        let telling = self.knowledge.telling();
+        let told = self.store.tell(&new, now_ms).await;
+        match &told {
+            Ok(Told::New(variant)) => self.knowledge.player_heard(
+                player_id,
+                telling,
+                variant.rumor_id,
+                HeardRumor {
+                    variant_id: variant.id,
+                    region_id: new.region_id,
+                    since_ms: now_ms,
+                },
+            ),
+            // Already known (by another replica's telling, whose event
+            // drops the entry too), or an outcome unknown.
+            _ => self.knowledge.player_learnt(player_id),
+        }
+        let (variant, already) = self.told(told?, "player");
         if !already {
             // The player's other sockets (and the game's journal) hear it too.
             self.events
@@ -362,7 +377,50 @@ impl RumorService {
         }
         // Newest first.
         let page = Page::parse_ordered(limit, cursor, Order::Descending)?;
+        if let Holder::Player(player_id) = holder
+            && let Some(heard) = self.knowledge.player_rumors(player_id).await?
+        {
+            return self.known_from(&heard, region_id, page).await;
+        }
         self.store.list_known(holder, region_id, page).await
+    }
+
+    /// A page of a player's known rumors from what this replica keeps of
+    /// them, with the variants through the variant cache: the bootstrap
+    /// asks for them every time, and the database's join was one of its
+    /// statements.
+    async fn known_from(
+        &self,
+        heard: &PlayerRumors,
+        region_id: Option<i64>,
+        page: Page,
+    ) -> RumorResult<(Vec<Known>, Option<String>)> {
+        let mut rows: Vec<(i64, HeardRumor)> = heard
+            .iter()
+            .filter(|(rumor_id, h)| {
+                region_id.is_none_or(|region| h.region_id == region)
+                    && page.from_id.is_none_or(|before| **rumor_id < before)
+            })
+            .map(|(rumor_id, h)| (*rumor_id, *h))
+            .collect();
+        rows.sort_unstable_by_key(|(rumor_id, _)| std::cmp::Reverse(*rumor_id));
+        rows.truncate(page.limit as usize + 1);
+        let (rows, next) = page.finish(rows, |(rumor_id, _)| *rumor_id);
+        let ids: Vec<i64> = rows.iter().map(|(_, h)| h.variant_id).collect();
+        let mut variants = self.store.variants(&ids).await?;
+        // Variants are never deleted: one missing is left out, as the
+        // database's join does.
+        let known = rows
+            .into_iter()
+            .filter_map(|(_, h)| {
+                variants.remove(&h.variant_id).map(|variant| Known {
+                    variant,
+                    region_id: h.region_id,
+                    since_ms: h.since_ms,
+                })
+            })
+            .collect();
+        Ok((known, next))
     }
 
     /// One step of spreading in a region (see `domain::plan_tick`): reads

@@ -1,7 +1,7 @@
 //! The quest and NPC caches seen through `/metrics`: a read-through miss,
 //! then hits, then a miss again after a write invalidated the entry; and the
 //! rumor service's variant cache, which a repeated talk reads; and a
-//! player's quests, kept by the quest service across the player's own writes. Its own test
+//! player's quests and heard rumors, kept across the player's own writes. Its own test
 //! binary, because the metrics recorder is process-wide and other tests
 //! running in parallel would move the same counters; its own tests take
 //! turns ([`SERIAL`]: a talk reads NPCs through the NPC cache too).
@@ -238,4 +238,55 @@ async fn a_players_own_writes_keep_their_quest_list() {
     let _turn = SERIAL.lock().await;
     own_writes_keep_the_list(Backend::Embedded).await;
     own_writes_keep_the_list(Backend::External).await;
+}
+
+async fn knowledge_reads(app: &TestApp, source: &str) -> u64 {
+    let text = app.send(Method::GET, "/metrics", &[], Vec::new()).await.body;
+    let text = String::from_utf8_lossy(&text);
+    let prefix = format!("vdm_rumor_knowledge_reads_total{{holder=\"player\",source=\"{source}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0)
+}
+
+async fn tellings_keep_what_the_player_heard(backend: Backend) {
+    let Some(app) = spawn_demo(backend).await else { return };
+    let (_, token) = app.sign_in("heard-rumors-watcher").await;
+    let read = || knowledge_reads(&app, "database");
+    let kept = || knowledge_reads(&app, "memo");
+
+    let r0 = read().await;
+    assert_eq!(
+        app.get("/v1/me/rumors", &token).await.json()["items"],
+        json!([]),
+        "{backend:?}"
+    );
+    assert_eq!(
+        read().await,
+        r0 + 1,
+        "{backend:?}: the first list reads what the player heard"
+    );
+    // Tobin Reed (NPC 4) tells the demo rumor 1: added to what the replica
+    // keeps; the telling's own `rumor.heard`, back over the bus within
+    // milliseconds (the wait lets it arrive), does not drop it.
+    let talk = app.post_json("/v1/npcs/4/talk", Some(&token), &json!({})).await;
+    assert_eq!(talk.status, 200, "{}", String::from_utf8_lossy(&talk.body));
+    let talk = talk.json();
+    assert_eq!(talk["first_time"], true, "{backend:?}: {talk}");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let k0 = kept().await;
+    let mine = app.get("/v1/me/rumors", &token).await.json();
+    assert_eq!(mine["items"][0]["id"], talk["rumor"]["id"], "{backend:?}: {mine}");
+    assert_eq!(mine["items"][0]["text"], talk["rumor"]["text"], "{backend:?}: {mine}");
+    assert_eq!(kept().await, k0 + 1, "{backend:?}: listed from what the replica keeps");
+    assert_eq!(read().await, r0 + 1, "{backend:?}: not read again after the telling");
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_players_tellings_keep_their_known_rumors() {
+    let _turn = SERIAL.lock().await;
+    tellings_keep_what_the_player_heard(Backend::Embedded).await;
+    tellings_keep_what_the_player_heard(Backend::External).await;
 }

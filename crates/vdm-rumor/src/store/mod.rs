@@ -66,6 +66,17 @@ pub enum Told {
     AlreadyKnown(Variant),
 }
 
+/// What a player heard of one rumor (their `knowledge` row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeardRumor {
+    /// The player's variant.
+    pub variant_id: i64,
+    /// The rumor's region.
+    pub region_id: i64,
+    /// When they heard it (Unix ms).
+    pub since_ms: i64,
+}
+
 /// Bytes of variant text (and a fixed cost per entry) the variant cache
 /// holds at most.
 const VARIANT_CACHE_BYTES: u64 = 8 * 1024 * 1024;
@@ -445,24 +456,39 @@ impl RumorStore {
             .collect())
     }
 
-    /// Every rumor a player heard, as rumor id → the player's variant;
-    /// `None` when they heard more than `max`: the player's half of
-    /// [`RumorStore::talk_candidates`].
-    pub async fn player_knowledge(&self, player_id: i64, max: u64) -> RumorResult<Option<HashMap<i64, i64>>> {
+    /// Every rumor a player heard, by rumor id; `None` when they heard more
+    /// than `max`: the player's half of [`RumorStore::talk_candidates`],
+    /// and their known rumors.
+    pub async fn player_knowledge(&self, player_id: i64, max: u64) -> RumorResult<Option<HashMap<i64, HeardRumor>>> {
         let rows = knowledge::Entity::find()
             .select_only()
             .column(knowledge::Column::RumorId)
             .column(knowledge::Column::VariantId)
+            .column(knowledge::Column::RegionId)
+            .column(knowledge::Column::SinceMs)
             .filter(knowledge::Column::HolderKind.eq(Holder::Player(player_id).kind()))
             .filter(knowledge::Column::HolderId.eq(player_id))
             .limit(max.saturating_add(1))
-            .into_tuple::<(i64, i64)>()
+            .into_tuple::<(i64, i64, i64, i64)>()
             .all(&self.db)
             .await?;
         if rows.len() as u64 > max {
             return Ok(None);
         }
-        Ok(Some(rows.into_iter().collect()))
+        Ok(Some(
+            rows.into_iter()
+                .map(|(rumor_id, variant_id, region_id, since_ms)| {
+                    (
+                        rumor_id,
+                        HeardRumor {
+                            variant_id,
+                            region_id,
+                            since_ms,
+                        },
+                    )
+                })
+                .collect(),
+        ))
     }
 
     /// What a set of NPCs know, as (npc, rumor, variant), newest rumors

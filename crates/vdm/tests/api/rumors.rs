@@ -344,6 +344,24 @@ async fn what_npcs_and_players_learn_shows_in_their_next_talk(backend: Backend) 
         "{repeat}"
     );
     assert_eq!(repeat["rumor"]["id"], news["rumor"]["id"]);
+
+    // What Ana heard, newest first, page by page (listed from what the
+    // rumor service keeps of her, which each telling added to).
+    let page = app.get("/v1/me/rumors?limit=1", &token).await.json();
+    assert_eq!(page["items"][0]["id"], news["rumor"]["id"], "{page}");
+    assert_eq!(page["items"][0]["text"], news["rumor"]["text"], "{page}");
+    let cursor = page["next_cursor"].as_str().unwrap().to_owned();
+    let rest = app
+        .get(&format!("/v1/me/rumors?limit=1&cursor={cursor}"), &token)
+        .await
+        .json();
+    assert_eq!(rest["items"][0]["id"], first["rumor"]["id"], "{rest}");
+    assert!(rest.get("next_cursor").is_none(), "{rest}");
+    let elsewhere = app.get("/v1/me/rumors?region_id=2", &token).await.json();
+    assert_eq!(elsewhere["items"], json!([]), "{elsewhere}");
+    let here = app.get("/v1/me/rumors?region_id=1", &token).await.json();
+    assert_eq!(here["items"].as_array().map(Vec::len), Some(2), "{here}");
+
     let silent = talk(2).await;
     assert_eq!(silent["told"], false, "{silent}");
 
