@@ -219,6 +219,14 @@ impl MetricsService {
             }
             (version, names)
         };
+        // One handle per system of the batch, not one lookup per sample.
+        let systems: Vec<(String, metrics::Histogram)> = systems
+            .into_iter()
+            .map(|(name, label)| {
+                let histogram = metrics::histogram!("vdm_client_system_update_seconds", "system" => label);
+                (name, histogram)
+            })
+            .collect();
         let frame = metrics::histogram!(
             "vdm_client_frame_time_seconds",
             "client_version" => version.clone(),
@@ -262,12 +270,10 @@ impl MetricsService {
                 gc_alloc.record(bytes as f64);
             }
             for (name, ms) in &sample.systems {
-                let label = systems
-                    .iter()
-                    .find(|(n, _)| n == name)
-                    .map_or("other", |(_, label)| label.as_str());
-                metrics::histogram!("vdm_client_system_update_seconds", "system" => label.to_owned())
-                    .record(seconds(*ms));
+                // Every name of the batch has its handle (collected above).
+                if let Some((_, histogram)) = systems.iter().find(|(n, _)| n == name) {
+                    histogram.record(seconds(*ms));
+                }
             }
         }
         metrics::counter!("vdm_client_samples_total").increment(batch.samples.len() as u64);

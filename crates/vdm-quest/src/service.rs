@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Mutex, Notify};
-use tracing::instrument;
+use tracing::{Instrument, instrument};
 use vdm_kit::bus::{Event, EventBody, EventBus, Heard, Subscription};
 use vdm_kit::cache::{Cache, CacheStore};
 use vdm_kit::memo::Memo;
@@ -496,13 +496,28 @@ impl QuestService {
             Err(ticket) => ticket,
         };
         metrics::counter!("vdm_quest_player_quest_reads_total", "source" => "database").increment(1);
-        let rows: Option<Arc<[StoredPlayerQuest]>> = self
-            .store
-            .all_player_quests(player_id, PLAYER_QUESTS_KEPT)
-            .await?
-            .map(Into::into);
-        self.player_quests.keep(player_id, rows.clone(), ticket);
-        Ok(rows)
+        // The read finishes and is kept even when the caller gives up on
+        // it: a bootstrap stops waiting at its budget, and under load the
+        // quest pool's queue can be longer than that. Dropped with the
+        // caller, each such read was wasted, and the next bootstrap queued
+        // for the same rows again.
+        let (store, kept) = (self.store.clone(), Arc::clone(&self.player_quests));
+        let read = tokio::spawn(
+            async move {
+                let rows: Option<Arc<[StoredPlayerQuest]>> = store
+                    .all_player_quests(player_id, PLAYER_QUESTS_KEPT)
+                    .await?
+                    .map(Into::into);
+                kept.keep(player_id, rows.clone(), ticket);
+                Ok(rows)
+            }
+            .in_current_span(),
+        );
+        read.await.map_err(|err| {
+            QuestError::Db(sea_orm::DbErr::Custom(format!(
+                "reading the player's quests stopped: {err}"
+            )))
+        })?
     }
 
     /// Follows `subscription` until `stop`, dropping the quests of each
