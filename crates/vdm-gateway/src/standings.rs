@@ -20,7 +20,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use vdm_kit::bus::{EventBody, EventBus, Heard};
+use vdm_kit::bus::{EventBody, EventBus};
 use vdm_kit::grpc::GrpcChannel;
 use vdm_kit::memo::Memo;
 use vdm_kit::shutdown::CancellationToken;
@@ -85,23 +85,13 @@ impl Standings {
     /// Follows the event bus until `shutdown`, dropping a player's entry
     /// when `player.updated` says their balances changed.
     pub fn spawn_listener(&self, bus: &EventBus, shutdown: CancellationToken) {
-        let memo = self.memo.clone();
-        tokio::spawn(bus.subscribe().follow(shutdown, move |heard| {
-            match heard {
-                Heard::Event(event) => {
-                    if let Some(EventBody::PlayerUpdated(profile)) = &event.body {
-                        memo.forget(&profile.player_id);
-                    }
-                }
-                Heard::Missed(missed) => {
-                    tracing::warn!(
-                        missed,
-                        "standings listener fell behind the event bus; forgetting every player's"
-                    );
-                    memo.forget_all();
-                }
-            }
-            std::future::ready(())
-        }));
+        let (memo, subscription) = (self.memo.clone(), bus.subscribe());
+        tokio::spawn(async move {
+            memo.follow(subscription, shutdown, "standings", |event| match &event.body {
+                Some(EventBody::PlayerUpdated(profile)) => Some(profile.player_id),
+                _ => None,
+            })
+            .await;
+        });
     }
 }

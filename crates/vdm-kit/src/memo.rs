@@ -13,6 +13,9 @@ use std::hash::Hash;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::bus::{Event, Heard, Subscription};
+use crate::shutdown::CancellationToken;
+
 /// What a read that missed must present to [`Memo::keep`]: the memo's
 /// drops up to the start of that read, and when it started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,6 +167,39 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
         inner.dropped.clear();
         inner.prune_at = DROPS_REMEMBERED;
         inner.entries.clear();
+    }
+
+    /// Follows `subscription` until `stop`, dropping the key `key_of` names
+    /// for each event (`None`: the event changes nothing kept here), and
+    /// every entry when deliveries were missed (logged, naming `what` is
+    /// kept).
+    pub async fn follow(
+        &self,
+        subscription: Subscription,
+        stop: CancellationToken,
+        what: &'static str,
+        key_of: impl Fn(&Event) -> Option<K>,
+    ) {
+        subscription
+            .follow(stop, |heard| {
+                match heard {
+                    Heard::Event(event) => {
+                        if let Some(key) = key_of(&event) {
+                            self.forget(&key);
+                        }
+                    }
+                    Heard::Missed(missed) => {
+                        tracing::warn!(
+                            missed,
+                            kept = what,
+                            "fell behind the event bus; forgetting everything kept"
+                        );
+                        self.forget_all();
+                    }
+                }
+                std::future::ready(())
+            })
+            .await;
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner<K, V>> {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::instrument;
-use vdm_kit::bus::{Event, EventBody, EventBus, Heard, Subscription};
+use vdm_kit::bus::{Event, EventBody, EventBus, Subscription};
 use vdm_kit::cache::{Cache, CacheStore};
 use vdm_kit::idempotency::Created;
 use vdm_kit::memo::Memo;
@@ -201,23 +201,12 @@ impl PlayerService {
     /// this one's coming back), and every profile when deliveries were
     /// missed.
     pub async fn follow_profile_changes(&self, subscription: Subscription, stop: CancellationToken) {
-        subscription
-            .follow(stop, |heard| {
-                match heard {
-                    Heard::Event(event) => {
-                        if let (Some(EventBody::PlayerUpdated(_)), Some(player_id)) = (&event.body, event.player_id) {
-                            self.profiles_here.forget(&player_id);
-                        }
-                    }
-                    Heard::Missed(missed) => {
-                        tracing::warn!(
-                            missed,
-                            "player service fell behind the event bus; forgetting every profile"
-                        );
-                        self.profiles_here.forget_all();
-                    }
+        self.profiles_here
+            .follow(subscription, stop, "profiles", |event| {
+                match (&event.body, event.player_id) {
+                    (Some(EventBody::PlayerUpdated(_)), Some(player_id)) => Some(player_id),
+                    _ => None,
                 }
-                std::future::ready(())
             })
             .await;
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::{Mutex, Notify};
 use tracing::{Instrument, instrument};
-use vdm_kit::bus::{Event, EventBody, EventBus, Heard, Subscription};
+use vdm_kit::bus::{Event, EventBody, EventBus, Subscription};
 use vdm_kit::cache::{Cache, CacheStore};
 use vdm_kit::memo::Memo;
 use vdm_kit::shutdown::CancellationToken;
@@ -525,26 +525,15 @@ impl QuestService {
     /// other than the one this replica last wrote), and every player's when
     /// deliveries were missed.
     pub async fn follow_player_quest_changes(&self, subscription: Subscription, stop: CancellationToken) {
-        subscription
-            .follow(stop, |heard| {
-                match heard {
-                    Heard::Event(event) => {
-                        if let (Some(EventBody::QuestUpdated(written)), Some(player_id)) = (&event.body, event.player_id)
-                            // This replica's own write, already in what it keeps.
-                            && !self.recent.wrote(written)
-                        {
-                            self.player_quests.forget(&player_id);
-                        }
+        self.player_quests
+            .follow(subscription, stop, "players' quests", |event| {
+                match (&event.body, event.player_id) {
+                    // Not this replica's own write, already in what it keeps.
+                    (Some(EventBody::QuestUpdated(written)), Some(player_id)) if !self.recent.wrote(written) => {
+                        Some(player_id)
                     }
-                    Heard::Missed(missed) => {
-                        tracing::warn!(
-                            missed,
-                            "quest service fell behind the event bus; forgetting every player's quests"
-                        );
-                        self.player_quests.forget_all();
-                    }
+                    _ => None,
                 }
-                std::future::ready(())
             })
             .await;
     }

@@ -25,9 +25,19 @@ async fn counter(app: &TestApp, result: &str) -> u64 {
 }
 
 async fn cache_counter(app: &TestApp, cache: &str, result: &str) -> u64 {
+    metric(
+        app,
+        &format!("vdm_cache_requests_total{{cache=\"{cache}\",result=\"{result}\"}}"),
+    )
+    .await
+}
+
+/// The value of the counter named (with its labels) on `/metrics`; 0 when
+/// it was never incremented.
+async fn metric(app: &TestApp, series: &str) -> u64 {
     let text = app.send(Method::GET, "/metrics", &[], Vec::new()).await.body;
     let text = String::from_utf8_lossy(&text);
-    let prefix = format!("vdm_cache_requests_total{{cache=\"{cache}\",result=\"{result}\"}} ");
+    let prefix = format!("{series} ");
     text.lines()
         .find_map(|line| line.strip_prefix(&prefix))
         .map(|v| v.trim().parse().unwrap())
@@ -174,13 +184,11 @@ async fn a_repeated_talk_reads_the_variant_from_the_cache() {
 }
 
 async fn player_quest_reads(app: &TestApp, source: &str) -> u64 {
-    let text = app.send(Method::GET, "/metrics", &[], Vec::new()).await.body;
-    let text = String::from_utf8_lossy(&text);
-    let prefix = format!("vdm_quest_player_quest_reads_total{{source=\"{source}\"}} ");
-    text.lines()
-        .find_map(|line| line.strip_prefix(&prefix))
-        .map(|v| v.trim().parse().unwrap())
-        .unwrap_or(0)
+    metric(
+        app,
+        &format!("vdm_quest_player_quest_reads_total{{source=\"{source}\"}}"),
+    )
+    .await
 }
 
 async fn own_writes_keep_the_list(backend: Backend) {
@@ -241,13 +249,11 @@ async fn a_players_own_writes_keep_their_quest_list() {
 }
 
 async fn knowledge_reads(app: &TestApp, source: &str) -> u64 {
-    let text = app.send(Method::GET, "/metrics", &[], Vec::new()).await.body;
-    let text = String::from_utf8_lossy(&text);
-    let prefix = format!("vdm_rumor_knowledge_reads_total{{holder=\"player\",source=\"{source}\"}} ");
-    text.lines()
-        .find_map(|line| line.strip_prefix(&prefix))
-        .map(|v| v.trim().parse().unwrap())
-        .unwrap_or(0)
+    metric(
+        app,
+        &format!("vdm_rumor_knowledge_reads_total{{holder=\"player\",source=\"{source}\"}}"),
+    )
+    .await
 }
 
 async fn tellings_keep_what_the_player_heard(backend: Backend) {
