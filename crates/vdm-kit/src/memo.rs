@@ -24,6 +24,25 @@ pub struct Ticket {
     at: Instant,
 }
 
+/// Where a value [`Memo::get_or_load`] returned came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Kept by the memo.
+    Kept,
+    /// Loaded just now.
+    Loaded,
+}
+
+impl Source {
+    /// `kept` or `loaded`, as a metric label names them.
+    pub fn label(self, kept: &'static str, loaded: &'static str) -> &'static str {
+        match self {
+            Source::Kept => kept,
+            Source::Loaded => loaded,
+        }
+    }
+}
+
 /// Keys dropped one by one that are remembered before the memo looks for
 /// ones older than its TTL to forget.
 const DROPS_REMEMBERED: usize = 1024;
@@ -81,6 +100,18 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
                 at: Instant::now(),
             }),
         }
+    }
+
+    /// The value kept for `key`, else `load`'s, which is kept unless `key`
+    /// was dropped while it loaded; with where it came from.
+    pub async fn get_or_load<E>(&self, key: K, load: impl Future<Output = Result<V, E>>) -> Result<(V, Source), E> {
+        let ticket = match self.get(&key) {
+            Ok(value) => return Ok((value, Source::Kept)),
+            Err(ticket) => ticket,
+        };
+        let value = load.await?;
+        self.keep(key, value.clone(), ticket);
+        Ok((value, Source::Loaded))
     }
 
     /// Keeps `value` for `key`, read under `ticket`, unless `key` (or

@@ -166,24 +166,15 @@ impl PlayerService {
     #[instrument(skip_all, fields(player.id = player_id))]
     pub async fn profile(&self, player_id: i64) -> PlayerResult<Profile> {
         positive_id("player_id", player_id)?;
-        let ticket = match self.profiles_here.get(&player_id) {
-            Ok(profile) => {
-                metrics::counter!("vdm_player_profile_reads_total", "source" => "replica").increment(1);
-                return Ok(profile);
-            }
-            Err(ticket) => ticket,
-        };
-        metrics::counter!("vdm_player_profile_reads_total", "source" => "cache").increment(1);
-        let profile = self
-            .profiles
-            .get_or_load(&player_id.to_string(), async {
-                self.store
-                    .get_profile(player_id)
-                    .await?
-                    .ok_or(PlayerError::PlayerNotFound(player_id))
-            })
-            .await?;
-        self.profiles_here.keep(player_id, profile.clone(), ticket);
+        let key = player_id.to_string();
+        let load = self.profiles.get_or_load(&key, async {
+            self.store
+                .get_profile(player_id)
+                .await?
+                .ok_or(PlayerError::PlayerNotFound(player_id))
+        });
+        let (profile, source) = self.profiles_here.get_or_load(player_id, load).await?;
+        metrics::counter!("vdm_player_profile_reads_total", "source" => source.label("replica", "cache")).increment(1);
         Ok(profile)
     }
 

@@ -25,10 +25,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use vdm_kit::bus::{EventBody, Heard, Subscription};
-use vdm_kit::memo::{Memo, Ticket};
+use vdm_kit::memo::{Memo, Source, Ticket};
 use vdm_kit::shutdown::CancellationToken;
 
-use crate::error::RumorResult;
+use crate::error::{RumorError, RumorResult};
 use crate::store::{HeardRumor, RumorStore, TalkCandidate};
 
 /// How long an NPC's rumors are reused at most: the bound on how late
@@ -71,18 +71,9 @@ impl Knowledge {
     /// What an NPC could tell a player: its newest rumors (at most
     /// `limit`), each with the player's variant of it, if any.
     pub async fn talk_candidates(&self, npc_id: i64, player_id: i64, limit: u64) -> RumorResult<Vec<TalkCandidate>> {
-        let npc = match self.npcs.get(&npc_id) {
-            Ok(npc) => {
-                record("npc", "memo");
-                npc
-            }
-            Err(ticket) => {
-                record("npc", "database");
-                let npc: Arc<[TalkCandidate]> = self.store.npc_knowledge(npc_id, limit).await?.into();
-                self.npcs.keep(npc_id, Arc::clone(&npc), ticket);
-                npc
-            }
-        };
+        let load = async { Ok::<_, RumorError>(Arc::from(self.store.npc_knowledge(npc_id, limit).await?)) };
+        let (npc, source): (Arc<[TalkCandidate]>, _) = self.npcs.get_or_load(npc_id, load).await?;
+        record("npc", source);
         if npc.is_empty() {
             return Ok(Vec::new());
         }
@@ -104,22 +95,13 @@ impl Knowledge {
     /// The rumors a player heard, kept or read whole; `None` for a player
     /// who heard too much to keep (remembered as such).
     pub async fn player_rumors(&self, player_id: i64) -> RumorResult<Option<PlayerRumors>> {
-        match self.players.get(&player_id) {
-            Ok(heard) => {
-                record("player", "memo");
-                Ok(heard)
-            }
-            Err(ticket) => {
-                record("player", "database");
-                let heard = self
-                    .store
-                    .player_knowledge(player_id, PLAYER_RUMORS_KEPT)
-                    .await?
-                    .map(Arc::new);
-                self.players.keep(player_id, heard.clone(), ticket);
-                Ok(heard)
-            }
-        }
+        let load = async {
+            let heard = self.store.player_knowledge(player_id, PLAYER_RUMORS_KEPT).await?;
+            Ok::<_, RumorError>(heard.map(Arc::new))
+        };
+        let (heard, source) = self.players.get_or_load(player_id, load).await?;
+        record("player", source);
+        Ok(heard)
     }
 
     /// A ticket for a telling this replica is about to store
@@ -198,6 +180,7 @@ impl Knowledge {
     }
 }
 
-fn record(holder: &'static str, source: &'static str) {
+fn record(holder: &'static str, source: Source) {
+    let source = source.label("memo", "database");
     metrics::counter!("vdm_rumor_knowledge_reads_total", "holder" => holder, "source" => source).increment(1);
 }

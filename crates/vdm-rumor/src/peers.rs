@@ -91,16 +91,9 @@ impl Peers {
     /// One NPC: as read lately, unless a change event dropped it or
     /// [`NPC_TTL`] passed.
     pub async fn npc(&self, id: i64) -> RumorResult<NpcInfo> {
-        let ticket = match self.npcs.get(&id) {
-            Ok(npc) => {
-                metrics::counter!("vdm_rumor_npc_reads_total", "source" => "memo").increment(1);
-                return Ok(npc);
-            }
-            Err(ticket) => ticket,
-        };
-        metrics::counter!("vdm_rumor_npc_reads_total", "source" => "npc_service").increment(1);
-        let npc = npc_info(self.fetch_npc(id).await?);
-        self.npcs.keep(id, npc.clone(), ticket);
+        let load = async { Ok::<_, RumorError>(npc_info(self.fetch_npc(id).await?)) };
+        let (npc, source) = self.npcs.get_or_load(id, load).await?;
+        metrics::counter!("vdm_rumor_npc_reads_total", "source" => source.label("memo", "npc_service")).increment(1);
         Ok(npc)
     }
 
