@@ -1,19 +1,16 @@
 //! The Redis transport: the stream `<prefix>:events`. A publish is one
-//! `XADD` (the event protobuf-encoded); one task per stream and process
-//! follows it with a blocking `XREAD` into a local broadcast, reconnecting
-//! by itself and continuing after the last event it delivered; `XRANGE`
-//! reads the stream back for resumes. Every bus of the same server and
-//! stream in a process is one ([`shared`]): `vdm all` builds a bus per
-//! service, and each event is then read, decoded and broadcast once.
+//! `XADD` (the event protobuf-encoded); one task per bus follows the stream
+//! with a blocking `XREAD` into a local broadcast, reconnecting by itself
+//! and continuing after the last event it delivered; `XRANGE` reads the
+//! stream back for resumes.
 //!
 //! Replies are decoded here, entry by entry: an entry that is not an event
 //! (another layout, a bad write) keeps its offset so readers move past it,
 //! where decoding the whole reply at once would fail the batch, and the
 //! follower would read the same entries again forever.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use deadpool_redis::redis::{self, Value};
@@ -50,31 +47,12 @@ pub(super) struct RedisBus {
     following: Arc<AtomicBool>,
 }
 
-/// The bus of `connection`'s server and `prefix`'s stream in this process:
-/// the one already in use, or a new one.
-pub(super) fn shared(
-    pool: &crate::redis_pool::RedisPool,
-    connection: &redis::ConnectionInfo,
-    prefix: &str,
-) -> Arc<RedisBus> {
-    static BUSES: OnceLock<Mutex<HashMap<String, Weak<RedisBus>>>> = OnceLock::new();
-    let mut buses = BUSES
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    // The server's address and settings, and the stream.
-    let key = format!("{connection:?} {prefix}");
-    if let Some(bus) = buses.get(&key).and_then(Weak::upgrade) {
-        return bus;
-    }
-    buses.retain(|_, bus| bus.strong_count() > 0);
-    let bus = Arc::new(RedisBus::new(pool, connection, prefix));
-    buses.insert(key, Arc::downgrade(&bus));
-    bus
-}
-
 impl RedisBus {
-    fn new(pool: &crate::redis_pool::RedisPool, connection: &redis::ConnectionInfo, prefix: &str) -> RedisBus {
+    pub(super) fn new(
+        pool: &crate::redis_pool::RedisPool,
+        connection: &redis::ConnectionInfo,
+        prefix: &str,
+    ) -> RedisBus {
         RedisBus {
             pool: pool.clone(),
             connection: connection.clone(),
