@@ -431,14 +431,7 @@ impl RumorStore {
     /// without the player's variants: the NPC's half of
     /// [`RumorStore::talk_candidates`].
     pub async fn npc_knowledge(&self, npc_id: i64, limit: u64) -> RumorResult<Vec<TalkCandidate>> {
-        let rows = knowledge::Entity::find()
-            .select_only()
-            .column(knowledge::Column::RumorId)
-            .column(knowledge::Column::VariantId)
-            .column(knowledge::Column::RegionId)
-            .column(knowledge::Column::SinceMs)
-            .filter(knowledge::Column::HolderKind.eq(Holder::Npc(npc_id).kind()))
-            .filter(knowledge::Column::HolderId.eq(npc_id))
+        let rows = known_by(Holder::Npc(npc_id))
             .order_by_desc(knowledge::Column::RumorId)
             .limit(limit)
             .into_tuple::<(i64, i64, i64, i64)>()
@@ -460,14 +453,7 @@ impl RumorStore {
     /// than `max`: the player's half of [`RumorStore::talk_candidates`],
     /// and their known rumors.
     pub async fn player_knowledge(&self, player_id: i64, max: u64) -> RumorResult<Option<HashMap<i64, HeardRumor>>> {
-        let rows = knowledge::Entity::find()
-            .select_only()
-            .column(knowledge::Column::RumorId)
-            .column(knowledge::Column::VariantId)
-            .column(knowledge::Column::RegionId)
-            .column(knowledge::Column::SinceMs)
-            .filter(knowledge::Column::HolderKind.eq(Holder::Player(player_id).kind()))
-            .filter(knowledge::Column::HolderId.eq(player_id))
+        let rows = known_by(Holder::Player(player_id))
             .limit(max.saturating_add(1))
             .into_tuple::<(i64, i64, i64, i64)>()
             .all(&self.db)
@@ -549,6 +535,18 @@ fn variant_row(new: &NewVariant, now_ms: i64) -> variant::ActiveModel {
         created_at_ms: Set(now_ms),
         ..Default::default()
     }
+}
+
+/// What `holder` knows, as (rumor, variant, region, since) rows.
+fn known_by(holder: Holder) -> sea_orm::Select<knowledge::Entity> {
+    knowledge::Entity::find()
+        .select_only()
+        .column(knowledge::Column::RumorId)
+        .column(knowledge::Column::VariantId)
+        .column(knowledge::Column::RegionId)
+        .column(knowledge::Column::SinceMs)
+        .filter(knowledge::Column::HolderKind.eq(holder.kind()))
+        .filter(knowledge::Column::HolderId.eq(holder.id()))
 }
 
 fn knowledge_row(new: &NewVariant, variant_id: i64, now_ms: i64) -> knowledge::ActiveModel {
