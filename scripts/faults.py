@@ -51,10 +51,29 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 SLOW_BOUND_S = 5.0  # no request may take longer, whatever the fault
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port to listen on, below the kernel's ephemeral range: a port
+    picked inside it (by binding port 0) can be taken by another process's
+    outgoing connection before the service binds it (a quest service once
+    failed to start here with "Address already in use")."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    while True:
+        port = random.randrange(10000, max(low, 10001))
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
 
 
 def log(msg: str) -> None:
