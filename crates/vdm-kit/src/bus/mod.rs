@@ -2,9 +2,9 @@
 //!
 //! One interface, two transports:
 //! - with `REDIS_URL`, a Redis stream (`<prefix>:events`): a publish is one
-//!   `XADD`; every gateway replica follows the stream with a blocking
-//!   `XREAD`, so each receives every event, in the one order Redis gave
-//!   them. The stream doubles as the replay buffer: a gateway resuming a
+//!   `XADD`; every process follows the stream with one blocking `XREAD`
+//!   (shared by the buses of all its services), so each receives every
+//!   event, in the one order Redis gave them. The stream doubles as the replay buffer: a gateway resuming a
 //!   socket that another replica held reads what it missed with `XRANGE`,
 //!   and a gateway whose connection to Redis dropped continues from the
 //!   last event it saw instead of losing what was published meanwhile.
@@ -148,9 +148,7 @@ impl EventBus {
     /// `<prefix>:events`, or the in-process bus of `prefix`.
     pub fn new(store: &CacheStore, prefix: &str) -> EventBus {
         let transport = match (store.redis_pool(), store.redis_connection()) {
-            (Some(pool), Some(connection)) => {
-                Transport::Redis(Arc::new(redis::RedisBus::new(pool, connection, prefix)))
-            }
+            (Some(pool), Some(connection)) => Transport::Redis(redis::shared(pool, connection, prefix)),
             _ => Transport::Process(process::bus(prefix)),
         };
         EventBus { transport }
@@ -178,8 +176,9 @@ impl EventBus {
     }
 
     /// Receives every event published from now on. With Redis, the first
-    /// call starts one background task that follows the stream and
-    /// reconnects by itself, continuing after the last event it delivered.
+    /// call in the process starts one background task that follows the
+    /// stream and reconnects by itself, continuing after the last event it
+    /// delivered; later calls join it where it is.
     pub fn subscribe(&self) -> Subscription {
         match &self.transport {
             Transport::Redis(bus) => bus.subscribe(),

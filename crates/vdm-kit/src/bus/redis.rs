@@ -1,16 +1,24 @@
 //! The Redis transport: the stream `<prefix>:events`. A publish is one
-//! `XADD` (the event protobuf-encoded); one task per bus follows the stream
-//! with a blocking `XREAD` into a local broadcast, reconnecting by itself
-//! and continuing after the last event it delivered; `XRANGE` reads the
-//! stream back for resumes.
+//! `XADD` (the event protobuf-encoded); one task per stream and process
+//! follows it with a blocking `XREAD` into a local broadcast, reconnecting
+//! by itself and continuing after the last event it delivered; `XRANGE`
+//! reads the stream back for resumes. Every bus of the same server and
+//! stream in a process is one ([`shared`]): `vdm all` builds a bus per
+//! service, and each event is then read, decoded and broadcast once.
+//!
+//! A subscriber that joins while the stream is already followed learns at
+//! once where it joined: the follower records the offset of each delivery
+//! and sends it under one lock ([`Follower`]), and a subscription is taken
+//! under the same lock, so it starts exactly after the recorded offset, with
+//! no gap and no repeat.
 //!
 //! Replies are decoded here, entry by entry: an entry that is not an event
 //! (another layout, a bad write) keeps its offset so readers move past it,
 //! where decoding the whole reply at once would fail the batch, and the
 //! follower would read the same entries again forever.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
 use deadpool_redis::redis::{self, Value};
@@ -42,23 +50,79 @@ pub(super) struct RedisBus {
     pool: crate::redis_pool::RedisPool,
     connection: redis::ConnectionInfo,
     stream: String,
+    follower: Arc<Follower>,
+}
+
+/// The local broadcast and the state of the task that follows the stream
+/// into it. Deliveries are sent, and subscriptions taken, under `state`'s
+/// lock.
+struct Follower {
     local: broadcast::Sender<Delivery>,
-    /// Whether the following task runs (one per bus).
-    following: Arc<AtomicBool>,
+    state: Mutex<Following>,
+}
+
+#[derive(Default)]
+struct Following {
+    /// Whether the following task runs (one per stream and process).
+    running: bool,
+    /// The offset of the last delivery, once the task has joined the stream.
+    position: Option<Offset>,
+}
+
+/// The bus of `connection`'s server and `prefix`'s stream in this process:
+/// the one already in use, or a new one.
+pub(super) fn shared(
+    pool: &crate::redis_pool::RedisPool,
+    connection: &redis::ConnectionInfo,
+    prefix: &str,
+) -> Arc<RedisBus> {
+    static BUSES: OnceLock<Mutex<HashMap<String, Weak<RedisBus>>>> = OnceLock::new();
+    let mut buses = BUSES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    // The server's address and settings, and the stream.
+    let key = format!("{connection:?} {prefix}");
+    if let Some(bus) = buses.get(&key).and_then(Weak::upgrade) {
+        return bus;
+    }
+    buses.retain(|_, bus| bus.strong_count() > 0);
+    let bus = Arc::new(RedisBus::new(pool, connection, prefix));
+    buses.insert(key, Arc::downgrade(&bus));
+    bus
+}
+
+impl Follower {
+    fn lock(&self) -> MutexGuard<'_, Following> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records `at` as delivered and sends `delivery` (when there is one);
+    /// false, with the task marked stopped, when nobody listens any more.
+    fn deliver(&self, at: Offset, delivery: Option<Delivery>) -> bool {
+        let mut state = self.lock();
+        state.position = Some(at);
+        let listened = match delivery {
+            Some(delivery) => self.local.send(delivery).is_ok(),
+            None => self.local.receiver_count() > 0,
+        };
+        if !listened {
+            *state = Following::default();
+        }
+        listened
+    }
 }
 
 impl RedisBus {
-    pub(super) fn new(
-        pool: &crate::redis_pool::RedisPool,
-        connection: &redis::ConnectionInfo,
-        prefix: &str,
-    ) -> RedisBus {
+    fn new(pool: &crate::redis_pool::RedisPool, connection: &redis::ConnectionInfo, prefix: &str) -> RedisBus {
         RedisBus {
             pool: pool.clone(),
             connection: connection.clone(),
             stream: format!("{prefix}:events"),
-            local: broadcast::channel(CAPACITY).0,
-            following: Arc::new(AtomicBool::new(false)),
+            follower: Arc::new(Follower {
+                local: broadcast::channel(CAPACITY).0,
+                state: Mutex::new(Following::default()),
+            }),
         }
     }
 
@@ -87,13 +151,18 @@ impl RedisBus {
         }
     }
 
-    /// Everything published from now on; the position comes as the first
-    /// delivery ([`Delivery::Position`]).
+    /// Everything delivered from now on. The position is known at once
+    /// when the stream is already followed; otherwise it comes as the first
+    /// delivery ([`Delivery::Position`]) once the new follower has joined.
     pub(super) fn subscribe(&self) -> Subscription {
-        let deliveries = self.local.subscribe();
-        self.ensure_following();
+        let mut state = self.follower.lock();
+        let deliveries = self.follower.local.subscribe();
+        if !state.running {
+            state.running = true;
+            self.spawn_follower();
+        }
         Subscription {
-            position: None,
+            position: state.position,
             deliveries,
         }
     }
@@ -144,22 +213,14 @@ impl RedisBus {
         Ok(())
     }
 
-    fn ensure_following(&self) {
-        if self.following.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let (connection, stream, following) = (self.connection.clone(), self.stream.clone(), self.following.clone());
-        let local = self.local.clone();
+    fn spawn_follower(&self) {
+        let (connection, stream, follower) = (self.connection.clone(), self.stream.clone(), self.follower.clone());
         tokio::spawn(async move {
-            let mut last: Option<Offset> = None;
             let mut backoff = Duration::from_millis(100);
             loop {
-                match follow(&connection, &stream, &local, &mut last).await {
-                    Ok(()) => {
-                        // Every receiver is gone; the next subscribe restarts it.
-                        following.store(false, Ordering::Release);
-                        return;
-                    }
+                match follow(&connection, &stream, &follower).await {
+                    // Every receiver is gone; the next subscribe restarts it.
+                    Ok(()) => return,
                     Err(err) => {
                         tracing::warn!(error = %err, "event stream lost; reconnecting");
                         metrics::counter!("vdm_event_subscription_errors_total").increment(1);
@@ -172,22 +233,18 @@ impl RedisBus {
     }
 }
 
-/// Follows the stream into the local broadcast from `last` (or from the
-/// stream's current end, the first time) until every receiver is gone
-/// (`Ok`) or the connection fails (`Err`).
-async fn follow(
-    connection: &redis::ConnectionInfo,
-    stream: &str,
-    local: &broadcast::Sender<Delivery>,
-    last: &mut Option<Offset>,
-) -> Result<(), String> {
+/// Follows the stream into the local broadcast from the last delivery (or
+/// from the stream's current end, the first time) until every receiver is
+/// gone (`Ok`) or the connection fails (`Err`).
+async fn follow(connection: &redis::ConnectionInfo, stream: &str, follower: &Follower) -> Result<(), String> {
     let client = redis::Client::open(connection.clone()).map_err(|e| e.to_string())?;
     let config = redis::AsyncConnectionConfig::new().set_response_timeout(Some(READ_BLOCK + Duration::from_secs(5)));
     let mut conn = client
         .get_multiplexed_async_connection_with_config(&config)
         .await
         .map_err(|e| e.to_string())?;
-    let start = match *last {
+    let known = follower.lock().position;
+    let start = match known {
         Some(offset) => offset,
         None => {
             let reply: Value = redis::cmd("XREVRANGE")
@@ -204,14 +261,13 @@ async fn follow(
                 .map_or(Offset::default(), |(offset, _)| *offset)
         }
     };
-    *last = Some(start);
     tracing::info!(stream, from = %start, "following events");
-    if local.send(Delivery::Position(start)).is_err() {
+    if !follower.deliver(start, Some(Delivery::Position(start))) {
         return Ok(());
     }
     let block_ms = u64::try_from(READ_BLOCK.as_millis()).unwrap_or(5_000);
+    let mut from = start;
     loop {
-        let from = last.unwrap_or_default();
         let reply: Value = redis::cmd("XREAD")
             .arg("COUNT")
             .arg(READ_COUNT)
@@ -223,15 +279,17 @@ async fn follow(
             .query_async(&mut conn)
             .await
             .map_err(|e| e.to_string())?;
-        for (offset, event) in xread_entries(&reply) {
-            *last = Some(offset);
-            let Some(event) = event else { continue };
-            if local.send(Delivery::Event(offset, event)).is_err() {
+        let entries = xread_entries(&reply);
+        if entries.is_empty() && !follower.deliver(from, None) {
+            return Ok(());
+        }
+        for (offset, event) in entries {
+            from = offset;
+            // An entry that is not an event is passed over, not delivered.
+            let delivery = event.map(|event| Delivery::Event(offset, event));
+            if !follower.deliver(offset, delivery) {
                 return Ok(());
             }
-        }
-        if local.receiver_count() == 0 {
-            return Ok(());
         }
     }
 }
@@ -345,5 +403,113 @@ mod tests {
         let xread = Value::Array(vec![Value::Array(vec![bulk_str("vdm:events"), entries])]);
         assert_eq!(xread_entries(&xread).len(), 3);
         assert!(xread_entries(&Value::Nil).is_empty());
+    }
+
+    /// A bus on the test Redis (`VDM_TEST_REDIS_URL`) under a fresh
+    /// prefix, twice (the same shared follower), with the store and the
+    /// stream's key; `None` when Redis does not answer, unless
+    /// `VDM_TEST_REQUIRE_EXTERNAL=1`.
+    async fn two_buses_on_test_redis() -> Option<(crate::bus::EventBus, crate::bus::EventBus, crate::cache::CacheStore, String)> {
+        let url = std::env::var("VDM_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let prefix = format!("tbus{}", crate::secure::random_token(5).expect("the system random source works"));
+        let config = crate::config::CacheConfig {
+            redis_url: Some(crate::config::Secret::new(url.clone())),
+            key_prefix: prefix.clone(),
+            ..crate::config::CacheConfig::in_process()
+        };
+        let store = crate::cache::CacheStore::new(&config).expect("the test Redis URL parses");
+        let pool = store.redis_pool().expect("a Redis store has a pool");
+        if let Err(err) = pool.get().await {
+            assert!(
+                !std::env::var("VDM_TEST_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1"),
+                "VDM_TEST_REQUIRE_EXTERNAL=1 but redis at {url} does not answer: {err}"
+            );
+            eprintln!("SKIPPED redis: {err}");
+            return None;
+        }
+        let (first, second) = (
+            crate::bus::EventBus::new(&store, &prefix),
+            crate::bus::EventBus::new(&store, &prefix),
+        );
+        Some((first, second, store, format!("{prefix}:events")))
+    }
+
+    fn spread(region_id: i64) -> Event {
+        Event {
+            player_id: None,
+            region_ids: vec![region_id],
+            body: Some(EventBody::RumorSpread(vdm_proto::events::v1::RumorSpread {
+                region_id,
+                tellings: 1,
+            })),
+        }
+    }
+
+    async fn next_event(subscription: &mut Subscription) -> (Offset, Arc<Event>) {
+        loop {
+            let delivery = tokio::time::timeout(Duration::from_secs(5), subscription.deliveries.recv())
+                .await
+                .expect("a delivery within 5 s")
+                .expect("the bus is open and kept up");
+            if let Delivery::Event(offset, event) = delivery {
+                return (offset, event);
+            }
+        }
+    }
+
+    /// A subscriber joining a stream this process already follows learns
+    /// its position at once and then receives exactly the stream's entries
+    /// after it: none missed, none twice, even while events keep coming.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_late_subscriber_joins_the_shared_follower_with_no_gap_or_repeat() {
+        let Some((first, second, store, stream)) = two_buses_on_test_redis().await else {
+            return;
+        };
+        let mut early = first.subscribe();
+        assert_eq!(early.position, None, "the first subscriber waits for the follower to join");
+        let joined = tokio::time::timeout(Duration::from_secs(5), early.deliveries.recv())
+            .await
+            .expect("the follower joins within 5 s");
+        assert!(matches!(joined, Ok(Delivery::Position(_))), "{joined:?}");
+        first.publish(spread(1)).await;
+        let (seen, _) = next_event(&mut early).await;
+
+        let late = second.subscribe();
+        assert_eq!(late.position, Some(seen), "a late subscriber starts where the follower is");
+
+        // Join again and again while a publisher runs: each subscription
+        // must then receive exactly what the stream holds after its position.
+        let publisher = {
+            let first = first.clone();
+            tokio::spawn(async move {
+                for region in 2..202 {
+                    first.publish(spread(region)).await;
+                }
+            })
+        };
+        let mut joins = Vec::new();
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(3)).await;
+            joins.push(second.subscribe());
+        }
+        publisher.await.expect("the publisher finished");
+        first.publish(spread(0)).await;
+        for mut join in joins {
+            let position = join.position.expect("the stream is followed, so the position is known");
+            let stored: Vec<Offset> = first
+                .history_after(position, 1_000)
+                .await
+                .expect("the stream reads back")
+                .into_iter()
+                .map(|(offset, _)| offset)
+                .collect();
+            let mut received = Vec::new();
+            while received.len() < stored.len() {
+                received.push(next_event(&mut join).await.0);
+            }
+            assert_eq!(received, stored, "joined at {position}");
+        }
+        let mut conn = store.redis_pool().expect("a Redis store").get().await.expect("Redis answers");
+        let _: Result<i64, _> = redis::cmd("DEL").arg(stream).query_async(&mut conn).await;
     }
 }
