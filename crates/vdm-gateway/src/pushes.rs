@@ -120,9 +120,12 @@ pub fn render(event: &Event) -> Option<(&'static str, Value)> {
         }),
         EventBody::PlayerUpdated(profile) => to_value(ProfileJson::from(profile.clone())),
         EventBody::PlayerLevelUp(up) => to_value(LevelUpJson::from(*up)),
-        // Between processes only: session revocations, and the changes the
-        // edge cache follows. Not part of the client contract.
-        EventBody::SessionRevoked(_) | EventBody::ResourceChanged(_) => return None,
+        // Between processes only: session revocations, the changes the
+        // edge cache follows, and what NPC replicas tell each other. Not
+        // part of the client contract.
+        EventBody::SessionRevoked(_) | EventBody::ResourceChanged(_) | EventBody::DispositionChanged(_) => {
+            return None;
+        }
     }?;
     Some((event.kind(), payload))
 }
@@ -131,7 +134,7 @@ pub fn render(event: &Event) -> Option<(&'static str, Value)> {
 pub fn is_pushed(event: &Event) -> bool {
     !matches!(
         event.body,
-        None | Some(EventBody::SessionRevoked(_) | EventBody::ResourceChanged(_))
+        None | Some(EventBody::SessionRevoked(_) | EventBody::ResourceChanged(_) | EventBody::DispositionChanged(_))
     )
 }
 

@@ -43,6 +43,23 @@ impl Source {
     }
 }
 
+/// What an event that [`Memo::follow`] hears drops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dropping<K> {
+    /// Nothing: the event changes nothing kept here.
+    Nothing,
+    /// One key's entry.
+    Key(K),
+    /// Every entry (a change that may touch any of them).
+    Everything,
+}
+
+impl<K> From<Option<K>> for Dropping<K> {
+    fn from(key: Option<K>) -> Dropping<K> {
+        key.map_or(Dropping::Nothing, Dropping::Key)
+    }
+}
+
 /// Keys dropped one by one that are remembered before the memo looks for
 /// ones older than its TTL to forget.
 const DROPS_REMEMBERED: usize = 1024;
@@ -200,25 +217,25 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
         inner.entries.clear();
     }
 
-    /// Follows `subscription` until `stop`, dropping the key `key_of` names
-    /// for each event (`None`: the event changes nothing kept here), and
-    /// every entry when deliveries were missed (logged, naming `what` is
-    /// kept).
-    pub async fn follow(
+    /// Follows `subscription` until `stop`, dropping what `drops` names
+    /// for each event (a key as `Some(key)` or [`Dropping::Key`], `None`
+    /// for nothing, or [`Dropping::Everything`]), and every entry when
+    /// deliveries were missed (logged, naming `what` is kept).
+    pub async fn follow<D: Into<Dropping<K>>>(
         &self,
         subscription: Subscription,
         stop: CancellationToken,
         what: &'static str,
-        key_of: impl Fn(&Event) -> Option<K>,
+        drops: impl Fn(&Event) -> D,
     ) {
         subscription
             .follow(stop, |heard| {
                 match heard {
-                    Heard::Event(event) => {
-                        if let Some(key) = key_of(&event) {
-                            self.forget(&key);
-                        }
-                    }
+                    Heard::Event(event) => match drops(&event).into() {
+                        Dropping::Nothing => {}
+                        Dropping::Key(key) => self.forget(&key),
+                        Dropping::Everything => self.forget_all(),
+                    },
                     Heard::Missed(missed) => {
                         tracing::warn!(
                             missed,

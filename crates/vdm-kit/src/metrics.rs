@@ -408,6 +408,11 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
         "Reads of a player's profile (bootstrap, GET /v1/me), by source (replica: kept by this replica; cache: the shared cache or the database)",
     ),
     (
+        "vdm_npc_disposition_reads_total",
+        Kind::Counter,
+        "Reads of a player's dispositions in a region (every bootstrap), by source (replica: kept by this replica; database)",
+    ),
+    (
         "vdm_quest_definition_reads_total",
         Kind::Counter,
         "Quest definitions the quest service's own writes and lists read, by source (replica: reused for up to 2 s; cache: read through the shared cache)",

@@ -3,20 +3,23 @@
 //! Transport-free: `grpc.rs` converts protobuf messages to and from these
 //! calls.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::instrument;
-use vdm_kit::bus::{Event, EventBody, EventBus};
+use vdm_kit::bus::{Event, EventBody, EventBus, Subscription};
 use vdm_kit::cache::{Cache, CacheStore};
 use vdm_kit::idempotency::create_or_replay;
-use vdm_proto::events::v1::{NpcMoved, ResourceKind};
+use vdm_kit::memo::{Dropping, Memo};
+use vdm_kit::shutdown::CancellationToken;
+use vdm_proto::events::v1::{DispositionChanged, NpcMoved, ResourceKind};
 
 use crate::domain::{
     Disposition, Hex, Memory, MemoryInput, NewMemory, NewNpc, Npc, NpcInput, NpcPatch, NpcPatchInput, Order, Page,
     adjusted_score, adjustment_fingerprint, check_idempotency_key, positive_id,
 };
 use crate::error::{NpcError, NpcResult};
-use crate::store::{Adjusted, NpcFilter, NpcRow, NpcStore, Recorded};
+use crate::store::{Adjusted, NpcFilter, NpcRow, NpcStore, PlacedDisposition, Recorded};
 use crate::world::WorldClient;
 
 /// How long a cached NPC lives; every write to it also deletes it.
@@ -27,6 +30,19 @@ pub const NPC_CACHE_TTL: Duration = Duration::from_secs(30);
 const LISTS_GENERATION: &str = "lists-generation";
 /// Most ids one batch read may ask for.
 pub const MAX_BATCH: usize = 100;
+/// How long this replica reuses the dispositions of a player it read.
+/// Every change publishes `disposition.changed` and every move
+/// `npc.moved`, which drop them on every replica; this bounds a lost event.
+pub const DISPOSITIONS_REUSE: Duration = Duration::from_secs(10);
+/// Players whose dispositions a replica keeps at most.
+const DISPOSITIONS_KEPT: usize = 100_000;
+/// Dispositions of one player kept at most; a player with more is asked
+/// of the database region by region.
+const DISPOSITIONS_PER_PLAYER: u64 = 256;
+
+/// A player's dispositions as a replica keeps them: `None` when there are
+/// too many to keep.
+type KeptDispositions = Option<Arc<[PlacedDisposition]>>;
 
 /// Where a batch of dispositions comes from.
 #[derive(Debug, Clone)]
@@ -46,6 +62,13 @@ pub struct NpcService {
     world: WorldClient,
     memory_cap: usize,
     events: EventBus,
+    /// Every disposition of a player, with each NPC's region, as this
+    /// replica last read it ([`DISPOSITIONS_REUSE`]): every bootstrap asks
+    /// for the player's dispositions in its region, and they change only
+    /// when a quest is completed. This replica's changes drop a player's
+    /// entry after their commit, the bus's `disposition.changed` another
+    /// replica's, and an NPC's move (here or on the bus) drops them all.
+    dispositions_here: Arc<Memo<i64, KeptDispositions>>,
 }
 
 impl NpcService {
@@ -64,7 +87,21 @@ impl NpcService {
             cache: caches.cache("npc", NPC_CACHE_TTL),
             world,
             memory_cap: memory_cap as usize,
+            dispositions_here: Arc::new(Memo::new(DISPOSITIONS_REUSE, DISPOSITIONS_KEPT)),
         }
+    }
+
+    /// Drops the dispositions this replica keeps as the bus says they
+    /// changed elsewhere, until `stop`. Subscribe before the first read.
+    pub async fn follow_disposition_changes(&self, subscription: Subscription, stop: CancellationToken) {
+        self.dispositions_here
+            .follow(subscription, stop, "dispositions", |event| match &event.body {
+                Some(EventBody::DispositionChanged(changed)) => Dropping::Key(changed.player_id),
+                // Any player's dispositions in a region may include that NPC.
+                Some(EventBody::NpcMoved(_)) => Dropping::Everything,
+                _ => Dropping::Nothing,
+            })
+            .await;
     }
 
     /// Answers whether the database is reachable. The world service is not
@@ -184,6 +221,8 @@ impl NpcService {
         let before = self.get(id).await?;
         let region_id = self.world.region_at(to).await?;
         let moved = self.store.move_to(id, region_id, to, now_ms).await;
+        // Whatever the outcome (a failed commit may still have landed).
+        self.dispositions_here.forget_all();
         self.cache.delete(&id.to_string()).await;
         self.cache.delete(LISTS_GENERATION).await;
         let npc = moved?.ok_or(NpcError::NpcNotFound(id))?;
@@ -251,7 +290,7 @@ impl NpcService {
         check_idempotency_key(idempotency_key)?;
         adjusted_score(0, delta)?;
         let fingerprint = adjustment_fingerprint(npc_id, player_id, delta);
-        let adjusted = self
+        let changed = self
             .store
             .change_disposition(
                 npc_id,
@@ -260,14 +299,28 @@ impl NpcService {
                 idempotency_key.map(|key| (key, fingerprint.as_str())),
                 now_ms,
             )
-            .await?;
+            .await;
+        // Whatever the outcome (a failed commit may still have landed).
+        self.dispositions_here.forget(&player_id);
+        let adjusted = changed?;
         tracing::Span::current().record("replayed", adjusted.replayed);
         if adjusted.replayed {
             metrics::counter!("vdm_npc_disposition_replays_total").increment(1);
             tracing::info!(score = adjusted.disposition.score, "disposition adjustment replayed");
-        } else {
-            tracing::info!(score = adjusted.disposition.score, "disposition adjusted");
+            return Ok(adjusted);
         }
+        tracing::info!(score = adjusted.disposition.score, "disposition adjusted");
+        self.events
+            .publish(Event {
+                player_id: None,
+                region_ids: Vec::new(),
+                body: Some(EventBody::DispositionChanged(DispositionChanged {
+                    npc_id,
+                    player_id,
+                    score: adjusted.disposition.score,
+                })),
+            })
+            .await;
         Ok(adjusted)
     }
 
@@ -295,7 +348,24 @@ impl NpcService {
             }
             DispositionScope::Region(region_id) => {
                 positive_id("region_id", region_id)?;
-                self.store.dispositions_in_region(player_id, region_id).await
+                let store = self.store.clone();
+                let (kept, source) = self
+                    .dispositions_here
+                    .get_or_load(player_id, async move {
+                        let placed = store.placed_dispositions(player_id, DISPOSITIONS_PER_PLAYER).await?;
+                        Ok::<_, NpcError>(placed.map(Arc::from))
+                    })
+                    .await?;
+                metrics::counter!("vdm_npc_disposition_reads_total", "source" => source.label("replica", "database"))
+                    .increment(1);
+                match kept {
+                    Some(placed) => Ok(placed
+                        .iter()
+                        .filter(|placed| placed.region_id == region_id)
+                        .map(|placed| placed.disposition)
+                        .collect()),
+                    None => self.store.dispositions_in_region(player_id, region_id).await,
+                }
             }
         }
     }

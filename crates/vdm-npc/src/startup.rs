@@ -41,6 +41,8 @@ impl Service for Npc {
         let world = WorldClient::new(peers.channel("world", config.world_timeout)?);
         let backends = Backends::connect::<Migrator>(Self::NAME, &config.database, &config.cache).await?;
         tracing::info!(memory_cap = config.memory_cap, "npc service built");
+        // Subscribed before any disposition is read and kept.
+        let changes = backends.events.subscribe();
         let service = NpcService::new(
             NpcStore::new(backends.db),
             &backends.caches,
@@ -51,7 +53,10 @@ impl Service for Npc {
         let readiness = vdm_kit::admin::readiness_check("npc database", service.clone(), |service| async move {
             service.ready().await
         });
-        let parts = Parts::new(Routes::new(NpcGrpc::server(service)), SERVICE_NAME, readiness);
+        let follower = service.clone();
+        let parts = Parts::new(Routes::new(NpcGrpc::server(service)), SERVICE_NAME, readiness).with_background(
+            move |stop| Box::pin(async move { follower.follow_disposition_changes(changes, stop).await }),
+        );
         Ok(parts.with_options(ServeOptions {
             artificial_delay: config.artificial_delay,
         }))

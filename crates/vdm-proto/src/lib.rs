@@ -71,7 +71,8 @@ pub mod events {
         impl Event {
             /// The push name clients see (`quest.updated`, ...), or
             /// `session.revoked` (between gateways), `resource.changed`
-            /// (services to gateways), or `empty` for an event
+            /// (services to gateways), `disposition.changed` (between NPC
+            /// replicas), or `empty` for an event
             /// without a body (from a newer publisher).
             pub fn kind(&self) -> &'static str {
                 match &self.body {
@@ -84,6 +85,7 @@ pub mod events {
                     Some(event::Body::PlayerUpdated(_)) => "player.updated",
                     Some(event::Body::PlayerLevelUp(_)) => "player.level_up",
                     Some(event::Body::ResourceChanged(_)) => "resource.changed",
+                    Some(event::Body::DispositionChanged(_)) => "disposition.changed",
                     None => "empty",
                 }
             }

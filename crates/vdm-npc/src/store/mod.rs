@@ -8,8 +8,8 @@ use std::collections::HashMap;
 
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, JoinType, QueryFilter,
+    QueryOrder, QuerySelect, RelationDef, TransactionTrait,
 };
 
 use vdm_kit::idempotency::{Inserted, check_fingerprint, is_unique_violation, key_refused};
@@ -19,6 +19,15 @@ use crate::domain::{
     Disposition, Hex, Memory, MemoryRank, NewMemory, Npc, NpcPatch, Order, Page, Traits, memories_to_drop,
 };
 use crate::error::{NpcError, NpcResult};
+
+/// A player's disposition with an NPC, and the region that NPC is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlacedDisposition {
+    /// The disposition.
+    pub disposition: Disposition,
+    /// The region its NPC was in when it was read.
+    pub region_id: i64,
+}
 
 /// Filters of an NPC listing.
 #[derive(Debug, Clone, Copy, Default)]
@@ -397,6 +406,45 @@ impl NpcStore {
                 })
             })
             .collect())
+    }
+
+    /// Every disposition a player has (the adjusted ones), each with the
+    /// region its NPC is in now, in NPC id order (one query); `None` when
+    /// there are more than `max`.
+    pub async fn placed_dispositions(&self, player_id: i64, max: u64) -> NpcResult<Option<Vec<PlacedDisposition>>> {
+        let of_npc: RelationDef = disposition::Entity::belongs_to(npc::Entity)
+            .from(disposition::Column::NpcId)
+            .to(npc::Column::Id)
+            .into();
+        let rows: Vec<(i64, i32, i64, i64)> = disposition::Entity::find()
+            .select_only()
+            .column(disposition::Column::NpcId)
+            .column(disposition::Column::Score)
+            .column(disposition::Column::UpdatedAtMs)
+            .column(npc::Column::RegionId)
+            .join(JoinType::InnerJoin, of_npc)
+            .filter(disposition::Column::PlayerId.eq(player_id))
+            .order_by_asc(disposition::Column::NpcId)
+            .limit(max.saturating_add(1))
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        if rows.len() as u64 > max {
+            return Ok(None);
+        }
+        Ok(Some(
+            rows.into_iter()
+                .map(|(npc_id, score, updated_at_ms, region_id)| PlacedDisposition {
+                    disposition: Disposition {
+                        npc_id,
+                        player_id,
+                        score,
+                        updated_at_ms,
+                    },
+                    region_id,
+                })
+                .collect(),
+        ))
     }
 
     /// A player's adjusted dispositions with the NPCs now in a region (one

@@ -19,6 +19,7 @@ backend_tests!(
     the_service_calls_overlap,
     a_call_over_the_budget_is_left_out,
     reseeding_the_demo_creates_nothing,
+    dispositions_follow_each_change_and_move,
 );
 
 /// Fails on any `null` in the payload: absent values are left out.
@@ -44,6 +45,120 @@ fn npc_ids(body: &Value) -> Vec<i64> {
         .as_array()
         .map(|npcs| npcs.iter().map(|n| n["id"].as_i64().unwrap()).collect())
         .unwrap_or_default()
+}
+
+/// The NPCs of a region's bootstrap that carry a disposition, with it.
+async fn dispositions_shown(app: &TestApp, token: &str, region_id: i64) -> Vec<(i64, i64)> {
+    let response = app.get(&format!("/v1/bootstrap?region_id={region_id}"), token).await;
+    assert_eq!(response.status, 200, "{}", String::from_utf8_lossy(&response.body));
+    let body = response.json();
+    assert!(body.get("missing").is_none(), "nothing is missing: {body}");
+    body["npcs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| Some((n["id"].as_i64()?, n.get("disposition")?.as_i64()?)))
+        .collect()
+}
+
+/// Reads the region's dispositions until they are `expected`, for 3 s at
+/// most (well under the 10 s an NPC replica keeps a player's); the last
+/// read.
+async fn dispositions_become(app: &TestApp, token: &str, region_id: i64, expected: &[(i64, i64)]) -> Vec<(i64, i64)> {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let shown = dispositions_shown(app, token, region_id).await;
+        if shown == expected || Instant::now() > deadline {
+            return shown;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn adjust(player_id: i64, npc_id: i64, delta: i32) -> npc_pb::AdjustDispositionRequest {
+    npc_pb::AdjustDispositionRequest {
+        npc_id,
+        player_id,
+        delta,
+        idempotency_key: String::new(),
+    }
+}
+
+/// The NPC service keeps a player's dispositions (with each NPC's region)
+/// between bootstraps: a change drops them at once, and so does a move,
+/// which takes an NPC, and what the player feels about it, to another
+/// region's bootstrap.
+async fn dispositions_follow_each_change_and_move(backend: Backend) {
+    let Some(app) = spawn_app_with(
+        backend,
+        Options {
+            seed_demo: true,
+            ..Options::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let (player, token) = app.sign_in("disposed").await;
+    assert_eq!(dispositions_shown(&app, &token, 1).await, vec![], "{backend:?}: read and kept");
+    app.npc().adjust_disposition(adjust(player, 1, 25)).await.unwrap();
+    assert_eq!(
+        dispositions_shown(&app, &token, 1).await,
+        vec![(1, 25)],
+        "{backend:?}: the change shows in the next bootstrap"
+    );
+    app.npc().adjust_disposition(adjust(player, 2, -5)).await.unwrap();
+    assert_eq!(dispositions_shown(&app, &token, 1).await, vec![(1, 25), (2, -5)]);
+    assert_eq!(dispositions_shown(&app, &token, 2).await, vec![], "{backend:?}: none in region 2");
+
+    let moved = app
+        .post_json("/v1/npcs/1/move", Some(ADMIN_TOKEN), &json!({"q": 6, "r": -4}))
+        .await;
+    assert_eq!(moved.status, 200, "{}", String::from_utf8_lossy(&moved.body));
+    // The region's NPC list comes from the gateway's edge cache, which the
+    // bus's `npc.moved` drops; the dispositions were dropped by the move.
+    assert_eq!(
+        dispositions_become(&app, &token, 2, &[(1, 25)]).await,
+        vec![(1, 25)],
+        "{backend:?}: the NPC took the disposition to region 2"
+    );
+    assert_eq!(dispositions_become(&app, &token, 1, &[(2, -5)]).await, vec![(2, -5)]);
+    app.finish().await;
+}
+
+/// Two NPC service replicas share a database and an event bus; the
+/// gateway's calls reach the first, which keeps a player's dispositions
+/// for up to 10 s. A change through the second shows in the first's next
+/// bootstrap well within that: its `disposition.changed` dropped them.
+/// Postgres and Redis only (one process runs one replica of each service
+/// on the embedded back end).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_npc_replicas_change_shows_in_the_next_bootstrap() {
+    let backend = Backend::External;
+    let Some(app) = spawn_app_with(
+        backend,
+        Options {
+            seed_demo: true,
+            ..Options::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let (player, token) = app.sign_in("two-npc-replicas").await;
+    let mut second = app.spawn_second_npc_replica().await;
+    assert_eq!(dispositions_shown(&app, &token, 1).await, vec![], "read and kept by the first replica");
+    for (round, expected) in [(1, 10), (2, 20)] {
+        second.adjust_disposition(adjust(player, 1, 10)).await.unwrap();
+        assert_eq!(
+            dispositions_become(&app, &token, 1, &[(1, expected)]).await,
+            vec![(1, expected)],
+            "the other replica's change {round}"
+        );
+    }
+    app.finish().await;
 }
 
 async fn bootstrap_carries_every_part_of_a_region(backend: Backend) {

@@ -659,6 +659,15 @@ impl TestApp {
             .expect("second player replica answers")
     }
 
+    /// As [`TestApp::spawn_second_quest_replica`], for the NPC service.
+    pub async fn spawn_second_npc_replica(&self) -> NpcServiceClient<tonic::transport::Channel> {
+        let (services, _) = self.setup.clone().expect("a full app");
+        let url = self
+            .spawn_second_replica::<vdm_npc::Npc>(&services.npc.expect("an npc service"))
+            .await;
+        NpcServiceClient::connect(url).await.expect("second npc replica answers")
+    }
+
     /// Builds and runs another replica of `S` beside this app's (its peers
     /// are this app's); returns the URL it serves gRPC on.
     async fn spawn_second_replica<S: vdm_kit::service::Service>(&self, config: &S::Config) -> String {
