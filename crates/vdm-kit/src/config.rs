@@ -161,6 +161,9 @@ pub struct DatabaseConfig {
     pub schema: String,
     /// The most connections the pool opens.
     pub max_connections: u32,
+    /// The connections the pool opens at start and keeps open however
+    /// idle (at most `max_connections`).
+    pub min_connections: u32,
     /// How long a query waits for a free connection before failing.
     pub acquire_timeout: Duration,
     /// Whether start-up runs pending migrations.
@@ -169,8 +172,15 @@ pub struct DatabaseConfig {
 
 impl DatabaseConfig {
     /// Reads `DATABASE_URL`, `VDM_DB_SCHEMA`, `VDM_DB_MAX_CONNECTIONS`,
-    /// `VDM_DB_ACQUIRE_TIMEOUT_MS` and `VDM_MIGRATE_ON_START`. Without
-    /// `DATABASE_URL`, the service uses the SQLite file `<data_dir>/<service>.db`.
+    /// `VDM_DB_MIN_CONNECTIONS`, `VDM_DB_ACQUIRE_TIMEOUT_MS` and
+    /// `VDM_MIGRATE_ON_START`. Without `DATABASE_URL`, the service uses the
+    /// SQLite file `<data_dir>/<service>.db`.
+    ///
+    /// A Postgres pool opens all of its connections at start by default: a
+    /// connection opened under load costs the database a new backend
+    /// (process, authentication, cold catalog caches) while the first
+    /// requests wait, and the first seconds of traffic after a start or a
+    /// scale-up are the ones that open them all. A SQLite pool opens one.
     pub fn from_env(env: &Env, service: &str, data_dir: &Path) -> Result<DatabaseConfig, ConfigError> {
         let url = match env.secret("DATABASE_URL") {
             Some(url) => {
@@ -201,10 +211,23 @@ impl DatabaseConfig {
         if max_connections == 0 {
             return Err(ConfigError::new("VDM_DB_MAX_CONNECTIONS", "must be at least 1"));
         }
+        let default_min = if url.expose().starts_with("sqlite:") {
+            1
+        } else {
+            max_connections
+        };
+        let min_connections = env.parse_or("VDM_DB_MIN_CONNECTIONS", default_min)?;
+        if min_connections > max_connections {
+            return Err(ConfigError::new(
+                "VDM_DB_MIN_CONNECTIONS",
+                "must not be above VDM_DB_MAX_CONNECTIONS",
+            ));
+        }
         Ok(DatabaseConfig {
             url,
             schema,
             max_connections,
+            min_connections,
             acquire_timeout: env.millis_or("VDM_DB_ACQUIRE_TIMEOUT_MS", Duration::from_secs(5))?,
             migrate_on_start: env.bool_or("VDM_MIGRATE_ON_START", true)?,
         })
@@ -217,6 +240,7 @@ impl DatabaseConfig {
             url: Secret::new(format!("sqlite://{}?mode=rwc", path.display())),
             schema: service.to_owned(),
             max_connections: SQLITE_MAX_CONNECTIONS,
+            min_connections: 1,
             acquire_timeout: Duration::from_secs(5),
             migrate_on_start: true,
         }
@@ -308,6 +332,21 @@ mod tests {
         let err = DatabaseConfig::from_env(&env, "quest", Path::new("data")).unwrap_err();
         assert_eq!(err.var, "VDM_DB_MAX_CONNECTIONS");
         assert!(err.to_string().contains("many"));
+    }
+
+    #[test]
+    fn a_postgres_pool_opens_all_its_connections_unless_told_otherwise() {
+        let url = ("DATABASE_URL", "postgres://vdm@db:5432/vdm");
+        let config = DatabaseConfig::from_env(&Env::from_pairs([url]), "quest", Path::new("data")).unwrap();
+        assert_eq!((config.min_connections, config.max_connections), (10, 10));
+        let env = Env::from_pairs([url, ("VDM_DB_MAX_CONNECTIONS", "6"), ("VDM_DB_MIN_CONNECTIONS", "2")]);
+        let config = DatabaseConfig::from_env(&env, "quest", Path::new("data")).unwrap();
+        assert_eq!((config.min_connections, config.max_connections), (2, 6));
+        let env = Env::from_pairs([url, ("VDM_DB_MAX_CONNECTIONS", "6"), ("VDM_DB_MIN_CONNECTIONS", "7")]);
+        let err = DatabaseConfig::from_env(&env, "quest", Path::new("data")).unwrap_err();
+        assert_eq!(err.var, "VDM_DB_MIN_CONNECTIONS");
+        let sqlite = DatabaseConfig::from_env(&Env::default(), "quest", Path::new("data")).unwrap();
+        assert_eq!(sqlite.min_connections, 1);
     }
 
     #[test]

@@ -70,7 +70,7 @@ pub async fn connect<M: MigratorTrait>(
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .max_connections(config.max_connections)
-        .min_connections(1)
+        .min_connections(config.min_connections.clamp(1, config.max_connections))
         .acquire_timeout(config.acquire_timeout)
         .connect_timeout(Duration::from_secs(5))
         .idle_timeout(Duration::from_secs(300))

@@ -435,6 +435,7 @@ impl TestData {
                         // Tests run two at a time on a Postgres other suites
                         // share: a small pool is plenty.
                         max_connections: 4,
+                        min_connections: 1,
                         acquire_timeout: Duration::from_secs(5),
                         migrate_on_start: true,
                     },

@@ -54,9 +54,10 @@ impl Service for Npc {
             service.ready().await
         });
         let follower = service.clone();
-        let parts = Parts::new(Routes::new(NpcGrpc::server(service)), SERVICE_NAME, readiness).with_background(
-            move |stop| Box::pin(async move { follower.follow_disposition_changes(changes, stop).await }),
-        );
+        let parts =
+            Parts::new(Routes::new(NpcGrpc::server(service)), SERVICE_NAME, readiness).with_background(move |stop| {
+                Box::pin(async move { follower.follow_disposition_changes(changes, stop).await })
+            });
         Ok(parts.with_options(ServeOptions {
             artificial_delay: config.artificial_delay,
         }))

@@ -409,9 +409,17 @@ mod tests {
     /// prefix, twice (the same shared follower), with the store and the
     /// stream's key; `None` when Redis does not answer, unless
     /// `VDM_TEST_REQUIRE_EXTERNAL=1`.
-    async fn two_buses_on_test_redis() -> Option<(crate::bus::EventBus, crate::bus::EventBus, crate::cache::CacheStore, String)> {
+    async fn two_buses_on_test_redis() -> Option<(
+        crate::bus::EventBus,
+        crate::bus::EventBus,
+        crate::cache::CacheStore,
+        String,
+    )> {
         let url = std::env::var("VDM_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-        let prefix = format!("tbus{}", crate::secure::random_token(5).expect("the system random source works"));
+        let prefix = format!(
+            "tbus{}",
+            crate::secure::random_token(5).expect("the system random source works")
+        );
         let config = crate::config::CacheConfig {
             redis_url: Some(crate::config::Secret::new(url.clone())),
             key_prefix: prefix.clone(),
@@ -466,7 +474,10 @@ mod tests {
             return;
         };
         let mut early = first.subscribe();
-        assert_eq!(early.position, None, "the first subscriber waits for the follower to join");
+        assert_eq!(
+            early.position, None,
+            "the first subscriber waits for the follower to join"
+        );
         let joined = tokio::time::timeout(Duration::from_secs(5), early.deliveries.recv())
             .await
             .expect("the follower joins within 5 s");
@@ -475,7 +486,11 @@ mod tests {
         let (seen, _) = next_event(&mut early).await;
 
         let late = second.subscribe();
-        assert_eq!(late.position, Some(seen), "a late subscriber starts where the follower is");
+        assert_eq!(
+            late.position,
+            Some(seen),
+            "a late subscriber starts where the follower is"
+        );
 
         // Join again and again while a publisher runs: each subscription
         // must then receive exactly what the stream holds after its position.
@@ -509,7 +524,12 @@ mod tests {
             }
             assert_eq!(received, stored, "joined at {position}");
         }
-        let mut conn = store.redis_pool().expect("a Redis store").get().await.expect("Redis answers");
+        let mut conn = store
+            .redis_pool()
+            .expect("a Redis store")
+            .get()
+            .await
+            .expect("Redis answers");
         let _: Result<i64, _> = redis::cmd("DEL").arg(stream).query_async(&mut conn).await;
     }
 }

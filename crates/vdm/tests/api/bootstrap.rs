@@ -101,7 +101,11 @@ async fn dispositions_follow_each_change_and_move(backend: Backend) {
         return;
     };
     let (player, token) = app.sign_in("disposed").await;
-    assert_eq!(dispositions_shown(&app, &token, 1).await, vec![], "{backend:?}: read and kept");
+    assert_eq!(
+        dispositions_shown(&app, &token, 1).await,
+        vec![],
+        "{backend:?}: read and kept"
+    );
     app.npc().adjust_disposition(adjust(player, 1, 25)).await.unwrap();
     assert_eq!(
         dispositions_shown(&app, &token, 1).await,
@@ -110,7 +114,11 @@ async fn dispositions_follow_each_change_and_move(backend: Backend) {
     );
     app.npc().adjust_disposition(adjust(player, 2, -5)).await.unwrap();
     assert_eq!(dispositions_shown(&app, &token, 1).await, vec![(1, 25), (2, -5)]);
-    assert_eq!(dispositions_shown(&app, &token, 2).await, vec![], "{backend:?}: none in region 2");
+    assert_eq!(
+        dispositions_shown(&app, &token, 2).await,
+        vec![],
+        "{backend:?}: none in region 2"
+    );
 
     let moved = app
         .post_json("/v1/npcs/1/move", Some(ADMIN_TOKEN), &json!({"q": 6, "r": -4}))
@@ -149,7 +157,11 @@ async fn another_npc_replicas_change_shows_in_the_next_bootstrap() {
     };
     let (player, token) = app.sign_in("two-npc-replicas").await;
     let mut second = app.spawn_second_npc_replica().await;
-    assert_eq!(dispositions_shown(&app, &token, 1).await, vec![], "read and kept by the first replica");
+    assert_eq!(
+        dispositions_shown(&app, &token, 1).await,
+        vec![],
+        "read and kept by the first replica"
+    );
     for (round, expected) in [(1, 10), (2, 20)] {
         second.adjust_disposition(adjust(player, 1, 10)).await.unwrap();
         assert_eq!(

@@ -346,6 +346,8 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
                     } else {
                         5
                     },
+                    // Opened as the tests need them.
+                    min_connections: 1,
                     acquire_timeout: Duration::from_secs(5),
                     migrate_on_start: true,
                 }),
@@ -665,7 +667,9 @@ impl TestApp {
         let url = self
             .spawn_second_replica::<vdm_npc::Npc>(&services.npc.expect("an npc service"))
             .await;
-        NpcServiceClient::connect(url).await.expect("second npc replica answers")
+        NpcServiceClient::connect(url)
+            .await
+            .expect("second npc replica answers")
     }
 
     /// Builds and runs another replica of `S` beside this app's (its peers
