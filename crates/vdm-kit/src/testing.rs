@@ -370,12 +370,33 @@ pub fn closed_port_url() -> String {
 }
 
 /// A loopback port free at the moment of asking (for a process a test
-/// starts, which binds it itself).
+/// starts, which binds it itself), below the kernel's ephemeral range and
+/// never handed out twice by this process: a port picked inside that range
+/// (by binding port 0) can be taken by an outgoing connection (a pool
+/// opening its connections) before the process binds it, which then fails
+/// with "Address already in use".
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a loopback port is free")
+    use std::hash::{BuildHasher, Hasher};
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let ephemeral_from = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768)
+        .max(10_001);
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    for _ in 0..10_000 {
+        // A random draw: each `RandomState` is keyed afresh.
+        let draw = std::collections::hash_map::RandomState::new().build_hasher().finish();
+        let port = 10_000 + (draw % u64::from(ephemeral_from - 10_000)) as u16;
+        if handed_out.contains(&port) {
+            continue;
+        }
+        if std::net::TcpListener::bind(std::net::SocketAddr::from(([127, 0, 0, 1], port))).is_ok() {
+            handed_out.push(port);
+            return port;
+        }
+    }
+    panic!("no free loopback port below {ephemeral_from}")
 }
 
 /// [`Peers`] naming each `(service, url)`.
