@@ -408,6 +408,11 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
         "Reads of a player's profile (bootstrap, GET /v1/me), by source (replica: kept by this replica; cache: the shared cache or the database)",
     ),
     (
+        "vdm_player_inventory_reads_total",
+        Kind::Counter,
+        "Reads of a player's inventory (GET /v1/me/inventory), by source (replica: kept by this replica; database)",
+    ),
+    (
         "vdm_npc_disposition_reads_total",
         Kind::Counter,
         "Reads of a player's dispositions in a region (every bootstrap), by source (replica: kept by this replica; database)",

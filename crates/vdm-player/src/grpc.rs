@@ -163,10 +163,10 @@ impl pb::player_service_server::PlayerService for PlayerGrpc {
         Ok(Response::new(pb::Inventory {
             player_id,
             stacks: stacks
-                .into_iter()
+                .iter()
                 .map(|(item, quantity)| pb::Stack {
-                    item: Some(pb::Item::from(item)),
-                    quantity,
+                    item: Some(pb::Item::from(item.clone())),
+                    quantity: *quantity,
                 })
                 .collect(),
         }))

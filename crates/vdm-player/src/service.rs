@@ -9,9 +9,9 @@ use tracing::instrument;
 use vdm_kit::bus::{Event, EventBody, EventBus, Subscription};
 use vdm_kit::cache::{Cache, CacheStore};
 use vdm_kit::idempotency::Created;
-use vdm_kit::memo::Memo;
+use vdm_kit::memo::{Dropping, Memo};
 use vdm_kit::shutdown::CancellationToken;
-use vdm_proto::events::v1::PlayerLevelUp;
+use vdm_proto::events::v1::{PlayerLevelUp, ResourceKind};
 
 use crate::domain::{
     Change, DisplayName, Item, ItemInput, LedgerEntry, NewItem, Order, Outcome, Page, Profile, Revocation, Rotation,
@@ -40,7 +40,17 @@ pub struct PlayerService {
     /// player's profile every few seconds. This replica's changes drop an
     /// entry after their commit, the bus's `player.updated` another's.
     profiles_here: Arc<Memo<i64, Profile>>,
+    /// Inventories as this replica last read them ([`PROFILE_REUSE`]):
+    /// `GET /v1/me/inventory` is a join of three tables. Dropped with the
+    /// profile (every change of a player's balances goes through
+    /// [`PlayerService::apply`], which publishes `player.updated`), and all
+    /// of them by a change to the item catalog, here or (`resource.changed`
+    /// of kind item) on another replica.
+    inventories_here: Arc<Memo<i64, Inventory>>,
 }
+
+/// A player's stacks with their items, in item id order.
+pub type Inventory = Arc<[(Item, i64)]>;
 
 /// How long cached standings live (a dropped entry is the usual end).
 const STANDINGS_TTL: Duration = Duration::from_secs(60);
@@ -55,6 +65,9 @@ const PROFILE_TTL: Duration = Duration::from_secs(10);
 pub const PROFILE_REUSE: Duration = Duration::from_secs(10);
 /// Profiles a replica keeps at most.
 const PROFILES_KEPT: usize = 100_000;
+/// Inventories a replica keeps at most (larger than profiles: a few stacks
+/// each, with their items).
+const INVENTORIES_KEPT: usize = 20_000;
 
 impl PlayerService {
     /// Builds the service over a store, its caches and an event bus.
@@ -65,6 +78,7 @@ impl PlayerService {
             standings: caches.cache("player_standings", STANDINGS_TTL),
             profiles: caches.cache("player_profile", PROFILE_TTL),
             profiles_here: Arc::new(Memo::new(PROFILE_REUSE, PROFILES_KEPT)),
+            inventories_here: Arc::new(Memo::new(PROFILE_REUSE, INVENTORIES_KEPT)),
         }
     }
 
@@ -185,21 +199,30 @@ impl PlayerService {
     async fn profile_changed(&self, player_id: i64) {
         self.profiles.delete(&player_id.to_string()).await;
         self.profiles_here.forget(&player_id);
+        self.inventories_here.forget(&player_id);
     }
 
-    /// Follows `subscription` until `stop`, dropping the profile of each
-    /// player whose `player.updated` it hears (another replica's change, or
-    /// this one's coming back), and every profile when deliveries were
-    /// missed.
-    pub async fn follow_profile_changes(&self, subscription: Subscription, stop: CancellationToken) {
-        self.profiles_here
-            .follow(subscription, stop, "profiles", |event| {
-                match (&event.body, event.player_id) {
-                    (Some(EventBody::PlayerUpdated(_)), Some(player_id)) => Some(player_id),
-                    _ => None,
+    /// Follows the bus until `stop`, dropping the profile and inventory of
+    /// each player whose `player.updated` it hears (another replica's
+    /// change, or this one's coming back), every inventory on a change to
+    /// the item catalog, and everything kept when deliveries were missed.
+    /// Takes two subscriptions, one per memo; subscribe before the first
+    /// read.
+    pub async fn follow_changes(&self, profiles: Subscription, inventories: Subscription, stop: CancellationToken) {
+        let updated = |event: &Event| match (&event.body, event.player_id) {
+            (Some(EventBody::PlayerUpdated(_)), Some(player_id)) => Some(player_id),
+            _ => None,
+        };
+        let profiles = self.profiles_here.follow(profiles, stop.clone(), "profiles", updated);
+        let inventories = self
+            .inventories_here
+            .follow(inventories, stop, "inventories", |event| match &event.body {
+                Some(EventBody::ResourceChanged(changed)) if changed.kind() == ResourceKind::Item => {
+                    Dropping::Everything
                 }
-            })
-            .await;
+                _ => updated(event).into(),
+            });
+        tokio::join!(profiles, inventories);
     }
 
     /// Changes a player's profile (its display name, when given).
@@ -228,8 +251,15 @@ impl PlayerService {
     #[instrument(skip_all, fields(item.id = input.id))]
     pub async fn put_item(&self, input: ItemInput, now_ms: i64) -> PlayerResult<Item> {
         let new = NewItem::parse(input)?;
-        let item = self.store.put_item(&new, now_ms).await?;
+        let put = self.store.put_item(&new, now_ms).await;
+        // Whatever the outcome (a failed commit may still have landed):
+        // inventories show the items' names, kinds and limits.
+        self.inventories_here.forget_all();
+        let item = put?;
         tracing::info!(item.key = %item.key, "item written");
+        self.events
+            .publish(Event::resource_changed(ResourceKind::Item, item.id))
+            .await;
         Ok(item)
     }
 
@@ -248,12 +278,16 @@ impl PlayerService {
 
     /// Reads a player's stacks.
     #[instrument(skip_all, fields(player.id = player_id))]
-    pub async fn inventory(&self, player_id: i64) -> PlayerResult<Vec<(Item, i64)>> {
+    pub async fn inventory(&self, player_id: i64) -> PlayerResult<Inventory> {
         positive_id("player_id", player_id)?;
-        self.store
-            .inventory(player_id)
-            .await?
-            .ok_or(PlayerError::PlayerNotFound(player_id))
+        let load = async {
+            let held = self.store.inventory(player_id).await?;
+            held.map(Inventory::from).ok_or(PlayerError::PlayerNotFound(player_id))
+        };
+        let (held, source) = self.inventories_here.get_or_load(player_id, load).await?;
+        metrics::counter!("vdm_player_inventory_reads_total", "source" => source.label("replica", "database"))
+            .increment(1);
+        Ok(held)
     }
 
     /// Lists a player's ledger, oldest first, or newest first.

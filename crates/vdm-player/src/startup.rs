@@ -37,8 +37,8 @@ impl Service for Player {
     async fn build(config: &PlayerConfig, _peers: &Peers) -> PlayerResult<Parts> {
         let backends = Backends::connect::<Migrator>(Self::NAME, &config.database, &config.cache).await?;
         let store = PlayerStore::new(backends.db, config.levels.clone());
-        // Subscribed before any profile is read and kept.
-        let changes = backends.events.subscribe();
+        // Subscribed before any profile or inventory is read and kept.
+        let (profile_changes, inventory_changes) = (backends.events.subscribe(), backends.events.subscribe());
         let service = PlayerService::new(store, &backends.caches, backends.events);
         let readiness = vdm_kit::admin::readiness_check("player database", service.clone(), |service| async move {
             service.ready().await
@@ -46,7 +46,9 @@ impl Service for Player {
         let follower = service.clone();
         Ok(
             Parts::new(Routes::new(PlayerGrpc::server(service)), SERVICE_NAME, readiness).with_background(
-                move |stop| Box::pin(async move { follower.follow_profile_changes(changes, stop).await }),
+                move |stop| {
+                    Box::pin(async move { follower.follow_changes(profile_changes, inventory_changes, stop).await })
+                },
             ),
         )
     }

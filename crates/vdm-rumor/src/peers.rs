@@ -290,7 +290,7 @@ fn npc_change(event: &Event) -> Option<NpcChange> {
         EventBody::ResourceChanged(changed) => match changed.kind() {
             ResourceKind::Npc if changed.id > 0 => Some(NpcChange::One(changed.id)),
             ResourceKind::Npc | ResourceKind::Unspecified => Some(NpcChange::Any),
-            ResourceKind::Quest | ResourceKind::Region | ResourceKind::Faction => None,
+            ResourceKind::Quest | ResourceKind::Region | ResourceKind::Faction | ResourceKind::Item => None,
         },
         EventBody::NpcMoved(moved) => Some(NpcChange::One(moved.npc_id)),
         _ => None,

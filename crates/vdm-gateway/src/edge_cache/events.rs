@@ -3,6 +3,7 @@
 
 use vdm_kit::bus::{Event, EventBody, EventBus, Heard};
 use vdm_kit::shutdown::CancellationToken;
+use vdm_proto::events::v1::ResourceKind;
 
 use super::{EdgeCache, Kind};
 
@@ -48,10 +49,14 @@ enum Change {
 
 fn change_of(event: &Event) -> Option<Change> {
     match event.body.as_ref()? {
-        EventBody::ResourceChanged(changed) => Some(match Kind::from_proto(changed.kind()) {
-            Some(kind) => Change::Of(kind, changed.id),
-            None => Change::Unknown,
-        }),
+        EventBody::ResourceChanged(changed) => match changed.kind() {
+            // Items are not kept at the edge.
+            ResourceKind::Item => None,
+            kind => Some(match Kind::from_proto(kind) {
+                Some(kind) => Change::Of(kind, changed.id),
+                None => Change::Unknown,
+            }),
+        },
         // A move changes the NPC's public body (region and hex).
         EventBody::NpcMoved(moved) => Some(Change::Of(Kind::Npc, moved.npc_id)),
         _ => None,

@@ -131,7 +131,7 @@ impl Kind {
             ResourceKind::Npc => Some(Kind::Npc),
             ResourceKind::Region => Some(Kind::Region),
             ResourceKind::Faction => Some(Kind::Faction),
-            ResourceKind::Unspecified => None,
+            ResourceKind::Unspecified | ResourceKind::Item => None,
         }
     }
 }

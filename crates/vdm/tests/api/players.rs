@@ -153,6 +153,10 @@ async fn grants_fill_the_inventory_and_the_ledger(backend: Backend) {
         ])
     );
     assert_eq!(app.get("/v1/me", &token).await.json()["gold"], 25);
+    // A change to the catalog shows in the next read of an inventory.
+    put_item(&app, 4, "grey_pelt", 5).await;
+    let renamed = app.get("/v1/me/inventory", &token).await.json();
+    assert_eq!(renamed["stacks"][0]["name"], "Item grey_pelt", "{backend:?}");
 
     // Past a stack's limit, unknown items and players, nothing to grant.
     let full = json!({"items": [{"item_id": 4, "quantity": 4}], "reason": "too many"});
@@ -362,7 +366,8 @@ async fn a_grant_pushes_the_profile_and_the_level_up(backend: Backend) {
 /// the gateway's calls reach the first, which keeps the profiles it read
 /// for up to 10 s. A grant through the second shows in the first's next
 /// `GET /v1/me` well within that: its `player.updated` dropped the kept
-/// profile. Postgres and Redis only: replicas share profiles through Redis
+/// profile. The same for inventories, which a change to the item catalog
+/// through the second also drops. Postgres and Redis only: replicas share profiles through Redis
 /// (the embedded back end's cache is each process's own, and one process
 /// runs one replica of each service).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -396,5 +401,56 @@ async fn another_replicas_grant_shows_in_the_next_profile() {
         }
         assert_eq!(seen, Some(expected), "{backend:?}: the other replica's grant {round}");
     }
+
+    // Inventories likewise; a change to the item catalog drops them all.
+    put_item(&app, 7, "moon_herb", 10).await;
+    let stacks = || async { app.get("/v1/me/inventory", &token).await.json()["stacks"].clone() };
+    let stacks_become = |expected: Value| async move {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        let mut seen = stacks().await;
+        while seen != expected && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            seen = stacks().await;
+        }
+        seen
+    };
+    assert_eq!(stacks().await, json!([]), "read and kept by the first replica");
+    second
+        .grant(player_pb::GrantRequest {
+            player_id,
+            amounts: Some(player_pb::Amounts {
+                items: vec![player_pb::ItemAmount {
+                    item_id: 7,
+                    quantity: 2,
+                }],
+                ..Default::default()
+            }),
+            reason: "second replica, items".to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let herbs = json!([{"item_id": 7, "name": "Item moon_herb", "kind": "potion", "rarity": "rare", "count": 2, "max_stack": 10}]);
+    assert_eq!(stacks_become(herbs.clone()).await, herbs, "the other replica's items");
+    second
+        .put_item(player_pb::PutItemRequest {
+            item: Some(player_pb::Item {
+                id: 7,
+                key: "moon_herb".to_owned(),
+                name: "Moonlit herb".to_owned(),
+                kind: "potion".to_owned(),
+                rarity: "rare".to_owned(),
+                max_stack: 10,
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    let renamed = json!([{"item_id": 7, "name": "Moonlit herb", "kind": "potion", "rarity": "rare", "count": 2, "max_stack": 10}]);
+    assert_eq!(
+        stacks_become(renamed.clone()).await,
+        renamed,
+        "the other replica's catalog change"
+    );
     app.finish().await;
 }
