@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;
 use vdm_kit::config::{CacheConfig, DatabaseConfig};
@@ -16,6 +17,10 @@ use vdm_kit::testing::{Backend, TestService, closed_port_url, expect_status};
 use vdm_metrics::config::{DEFAULT_INTERVAL, DEFAULT_RETENTION};
 use vdm_metrics::domain::budgets::{Budget, parse_budgets};
 use vdm_metrics::domain::targets::Target;
+use vdm_metrics::domain::telemetry::ClientSampleInput;
+use vdm_metrics::domain::{ClientBatch, ClientBatchInput};
+use vdm_metrics::store::MetricsStore;
+use vdm_metrics::store::migration::Migrator;
 use vdm_metrics::{Metrics, MetricsConfig, ScrapeConfig};
 use vdm_proto::metrics::v1 as pb;
 use vdm_proto::metrics::v1::metrics_service_client::MetricsServiceClient;
@@ -25,6 +30,80 @@ vdm_kit::backend_tests!(
     bad_batches_name_the_first_bad_field,
     the_scraper_keeps_each_targets_snapshot_and_judges_budgets,
 );
+
+/// Uploads of many sizes, stored one after another through one Postgres
+/// connection, leave one insert statement prepared on it, not one per size:
+/// the driver keeps every statement text it prepared, on every pooled
+/// connection, and a multi-row insert per group size grew that without end.
+#[tokio::test]
+async fn uploads_of_every_size_share_one_prepared_statement() {
+    let mut database = None;
+    let capture = |db: DatabaseConfig, cache: CacheConfig| {
+        database = Some(db.clone());
+        config(Vec::new(), Vec::new())(db, cache)
+    };
+    // The service migrates the fresh schema; the store below uses it.
+    let Some(metrics) = TestService::<Metrics>::start(Backend::External, capture, Peers::default()).await else {
+        return;
+    };
+    let database = DatabaseConfig {
+        max_connections: 1,
+        min_connections: 1,
+        migrate_on_start: false,
+        ..database.unwrap()
+    };
+    let db = vdm_kit::db::connect::<Migrator>(&database, "metrics_prepared_test")
+        .await
+        .unwrap();
+    let store = MetricsStore::new(db.clone());
+    for size in 1..=24 {
+        let input = ClientBatchInput {
+            player_id: 7,
+            client_version: "1.0.0".to_owned(),
+            device_class: "desktop".to_owned(),
+            samples: (0..size)
+                .map(|i| ClientSampleInput {
+                    frame_time_ms: 10.0 + f64::from(i),
+                    gc_alloc_bytes: Some(2048.0),
+                    systems: vec![("physics".to_owned(), 0.5)],
+                    ..ClientSampleInput::default()
+                })
+                .collect(),
+        };
+        store
+            .insert_batch(&ClientBatch::parse(input).unwrap(), 1_000)
+            .await
+            .unwrap();
+    }
+    let count = |sql: &'static str| {
+        let db = db.clone();
+        async move {
+            let row = db
+                .query_one_raw(Statement::from_string(DatabaseBackend::Postgres, sql))
+                .await
+                .unwrap()
+                .unwrap();
+            row.try_get_by_index::<i64>(0).unwrap()
+        }
+    };
+    assert_eq!(
+        count("SELECT count(*) FROM client_samples").await,
+        (1..=24).sum::<i64>()
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM client_system_times").await,
+        (1..=24).sum::<i64>()
+    );
+    // (This query is prepared too: it leaves itself out.)
+    let prepared = count(
+        "SELECT count(*) FROM pg_prepared_statements \
+         WHERE statement ILIKE '%INSERT INTO%client_samples%' AND statement NOT ILIKE '%pg_prepared_statements%'",
+    )
+    .await;
+    assert_eq!(prepared, 1, "one prepared insert for uploads of 24 sizes");
+    drop(store);
+    metrics.finish().await;
+}
 
 /// Two budgets: the memory of the `mill` target, and client frame times.
 const BUDGETS: &str = r#"{"budgets": [

@@ -1,7 +1,7 @@
 //! Uploads that arrive together are stored together. Every upload's rows
 //! go to a few writer tasks; a writer takes the first waiting upload and
 //! every other already waiting (up to [`GROUP_ROWS`] rows), stores them all
-//! with the statement a single upload would use, and answers each upload
+//! with the statements a single upload would use, and answers each upload
 //! after the commit. Under load that is one insert and one commit for
 //! several uploads instead of one each; when uploads are sparse it is the
 //! same single insert as before, with no added wait (nothing waits for
@@ -18,14 +18,12 @@ use sea_orm::DatabaseConnection;
 use sea_orm::DbErr;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::entities::{client_sample, client_system_time};
-use super::insert_rows;
+use super::{SampleRow, SystemRow, insert_rows};
 use crate::error::{MetricsError, MetricsResult};
 
 /// Rows (of either table) a grouped insert gathers at most before it
-/// stops taking more uploads: half of a statement's limit, so a group of
-/// uploads within their own size limits stays one statement.
-const GROUP_ROWS: usize = super::ROWS_PER_INSERT / 2;
+/// stops taking more uploads.
+const GROUP_ROWS: usize = 1000;
 /// Inserts in flight at once: one gathering while another commits.
 const WRITERS: usize = 2;
 /// Uploads waiting for a writer before senders wait too (backpressure).
@@ -33,8 +31,8 @@ const QUEUE: usize = 1024;
 
 /// One upload's rows and where its result goes.
 struct Upload {
-    samples: Vec<client_sample::ActiveModel>,
-    systems: Vec<client_system_time::ActiveModel>,
+    samples: Vec<SampleRow>,
+    systems: Vec<SystemRow>,
     done: oneshot::Sender<MetricsResult<()>>,
 }
 
@@ -58,11 +56,7 @@ impl GroupWriter {
 
     /// Stores one upload's rows, possibly in one insert with others;
     /// returns once they are committed (or failed).
-    pub(super) async fn store(
-        &self,
-        samples: Vec<client_sample::ActiveModel>,
-        systems: Vec<client_system_time::ActiveModel>,
-    ) -> MetricsResult<()> {
+    pub(super) async fn store(&self, samples: Vec<SampleRow>, systems: Vec<SystemRow>) -> MetricsResult<()> {
         let (done, result) = oneshot::channel();
         let upload = Upload { samples, systems, done };
         if self.uploads.send(upload).await.is_err() {
@@ -96,13 +90,13 @@ async fn store_group(db: &DatabaseConnection, mut group: Vec<Upload>) {
     metrics::counter!("vdm_metrics_client_inserts_total").increment(1);
     if group.len() == 1 {
         let upload = group.remove(0);
-        let result = insert_rows(db, upload.samples, upload.systems).await;
+        let result = insert_rows(db, &upload.samples, &upload.systems).await;
         let _ = upload.done.send(result);
         return;
     }
-    let samples = group.iter().flat_map(|u| u.samples.iter().cloned()).collect();
-    let systems = group.iter().flat_map(|u| u.systems.iter().cloned()).collect();
-    match insert_rows(db, samples, systems).await {
+    let samples: Vec<SampleRow> = group.iter().flat_map(|u| u.samples.iter().cloned()).collect();
+    let systems: Vec<SystemRow> = group.iter().flat_map(|u| u.systems.iter().cloned()).collect();
+    match insert_rows(db, &samples, &systems).await {
         Ok(()) => {
             for upload in group {
                 // The caller may have gone away: its rows are stored anyway.
@@ -117,7 +111,7 @@ async fn store_group(db: &DatabaseConnection, mut group: Vec<Upload>) {
             );
             for upload in group {
                 metrics::counter!("vdm_metrics_client_inserts_total").increment(1);
-                let result = insert_rows(db, upload.samples, upload.systems).await;
+                let result = insert_rows(db, &upload.samples, &upload.systems).await;
                 let _ = upload.done.send(result);
             }
         }

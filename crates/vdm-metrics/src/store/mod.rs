@@ -1,18 +1,19 @@
-//! Reading and writing the metrics tables. A batch is stored with one
-//! multi-row insert per table (chunked below the databases' bind-parameter
-//! limits), in one transaction; on Postgres a batch that fits in one
-//! insert per table is one statement (the first insert in a `WITH`), so an
-//! upload costs one round trip and one commit.
+//! Reading and writing the metrics tables. Uploads are stored in groups
+//! (`group`), each group's rows with statements whose text is fixed: the
+//! rows travel as JSON arrays. On Postgres that is one statement for both
+//! tables (the first insert in a `WITH`), one round trip and one commit.
 
 pub mod entities;
 mod group;
 pub mod migration;
 
-use sea_orm::sea_query::{Alias, CommonTableExpression, WithClause};
+use std::sync::Arc;
+
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
 };
+use serde::Serialize;
 
 use self::entities::{client_sample, client_system_time, stats_sample};
 use self::group::GroupWriter;
@@ -20,10 +21,6 @@ use crate::domain::scrape::Snapshot;
 use crate::domain::stats::{HistoryQuery, StatsSample};
 use crate::domain::{ClientBatch, StatsMetric};
 use crate::error::{MetricsError, MetricsResult};
-
-/// Rows per insert statement: 12 columns × 2000 stays under SQLite's and
-/// Postgres's bind-parameter limits.
-const ROWS_PER_INSERT: usize = 2000;
 
 /// Most recent rows a percentile query reads.
 pub const MAX_STATS_ROWS: u64 = 100_000;
@@ -55,38 +52,37 @@ impl MetricsStore {
 
     /// Stores a checked batch: its samples, then its per-system times.
     pub async fn insert_batch(&self, batch: &ClientBatch, now_ms: i64) -> MetricsResult<()> {
-        let samples: Vec<client_sample::ActiveModel> = batch
+        let version: Arc<str> = Arc::from(batch.client_version.as_str());
+        let device: Arc<str> = Arc::from(batch.device_class.as_str());
+        let samples = batch
             .samples
             .iter()
-            .map(|s| client_sample::ActiveModel {
-                player_id: Set(batch.player_id),
-                client_version: Set(batch.client_version.clone()),
-                device_class: Set(batch.device_class.clone()),
-                recorded_at_ms: Set(now_ms),
-                frame_time_ms: Set(s.frame_time_ms),
-                gc_collections: Set(s.gc_collections),
-                gc_pause_ms: Set(s.gc_pause_ms),
-                memory_mb: Set(s.memory_mb),
-                input_latency_ms: Set(s.input_latency_ms),
-                event_dispatch_ms: Set(s.event_dispatch_ms),
-                gc_alloc_bytes: Set(s.gc_alloc_bytes),
-                ..Default::default()
+            .map(|s| SampleRow {
+                player_id: batch.player_id,
+                client_version: Arc::clone(&version),
+                device_class: Arc::clone(&device),
+                recorded_at_ms: now_ms,
+                frame_time_ms: s.frame_time_ms,
+                gc_collections: s.gc_collections,
+                gc_pause_ms: s.gc_pause_ms,
+                memory_mb: s.memory_mb,
+                input_latency_ms: s.input_latency_ms,
+                event_dispatch_ms: s.event_dispatch_ms,
+                gc_alloc_bytes: s.gc_alloc_bytes,
             })
             .collect();
-        let systems: Vec<client_system_time::ActiveModel> = batch
+        let systems = batch
             .samples
             .iter()
             .flat_map(|s| s.systems.iter())
-            .map(|(name, ms)| client_system_time::ActiveModel {
-                client_version: Set(batch.client_version.clone()),
-                device_class: Set(batch.device_class.clone()),
-                system: Set(name.clone()),
-                recorded_at_ms: Set(now_ms),
-                update_ms: Set(*ms),
-                ..Default::default()
+            .map(|(name, ms)| SystemRow {
+                client_version: Arc::clone(&version),
+                device_class: Arc::clone(&device),
+                system: name.clone(),
+                recorded_at_ms: now_ms,
+                update_ms: *ms,
             })
             .collect();
-
         self.uploads.store(samples, systems).await
     }
 
@@ -250,57 +246,99 @@ impl From<stats_sample::Model> for StatsSample {
     }
 }
 
-/// Stores upload rows: one statement when they fit in one insert per
-/// table (on SQLite without system times), else one transaction of
-/// chunked inserts.
-async fn insert_rows(
-    db: &DatabaseConnection,
-    samples: Vec<client_sample::ActiveModel>,
-    systems: Vec<client_system_time::ActiveModel>,
-) -> MetricsResult<()> {
-    let fits = samples.len() <= ROWS_PER_INSERT && systems.len() <= ROWS_PER_INSERT;
-    if fits && systems.is_empty() {
-        client_sample::Entity::insert_many(samples)
-            .exec_without_returning(db)
-            .await?;
-        return Ok(());
-    }
-    if fits && db.get_database_backend() == DatabaseBackend::Postgres {
-        // Both inserts in one statement: atomic without BEGIN and
-        // COMMIT, one round trip. A full chunk of each (11 and 5
-        // columns) stays under Postgres's 65,535 bind parameters.
-        let first = CommonTableExpression::new()
-            .query(client_sample::Entity::insert_many(samples).into_query())
-            .table_name(Alias::new("stored_samples"))
-            .to_owned();
-        let both = WithClause::new()
-            .cte(first)
-            .to_owned()
-            .query(client_system_time::Entity::insert_many(systems).into_query());
-        db.execute(&both).await?;
-        return Ok(());
-    }
-    insert_in_transaction(db, samples, systems).await
+/// A client sample as stored.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct SampleRow {
+    player_id: i64,
+    client_version: Arc<str>,
+    device_class: Arc<str>,
+    recorded_at_ms: i64,
+    frame_time_ms: f64,
+    gc_collections: Option<i32>,
+    gc_pause_ms: Option<f64>,
+    memory_mb: Option<f64>,
+    input_latency_ms: Option<f64>,
+    event_dispatch_ms: Option<f64>,
+    gc_alloc_bytes: Option<i64>,
 }
 
-/// Stores a batch's rows in one transaction, in chunks of
-/// [`ROWS_PER_INSERT`].
-async fn insert_in_transaction(
-    db: &DatabaseConnection,
-    samples: Vec<client_sample::ActiveModel>,
-    systems: Vec<client_system_time::ActiveModel>,
-) -> MetricsResult<()> {
+/// One system's update time of a sample, as stored.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct SystemRow {
+    client_version: Arc<str>,
+    device_class: Arc<str>,
+    system: String,
+    recorded_at_ms: i64,
+    update_ms: f64,
+}
+
+/// Both tables' rows in one statement: the rows travel as two JSON
+/// arrays, one parameter each, so the statement's text is the same for
+/// any number of rows. The driver prepares and keeps each distinct text
+/// on every pooled connection (and so does the server), and a multi-row
+/// `VALUES` list of each group size was one more kept statement of up to
+/// thousands of parameters: memory that grew with every new size.
+const INSERT_ROWS_POSTGRES: &str = "WITH stored_samples AS (\
+    INSERT INTO client_samples (player_id, client_version, device_class, recorded_at_ms, frame_time_ms, \
+        gc_collections, gc_pause_ms, memory_mb, input_latency_ms, event_dispatch_ms, gc_alloc_bytes) \
+    SELECT player_id, client_version, device_class, recorded_at_ms, frame_time_ms, \
+        gc_collections, gc_pause_ms, memory_mb, input_latency_ms, event_dispatch_ms, gc_alloc_bytes \
+    FROM json_to_recordset($1::json) AS r(player_id bigint, client_version text, device_class text, \
+        recorded_at_ms bigint, frame_time_ms double precision, gc_collections integer, \
+        gc_pause_ms double precision, memory_mb double precision, input_latency_ms double precision, \
+        event_dispatch_ms double precision, gc_alloc_bytes bigint)) \
+    INSERT INTO client_system_times (client_version, device_class, \"system\", recorded_at_ms, update_ms) \
+    SELECT client_version, device_class, \"system\", recorded_at_ms, update_ms \
+    FROM json_to_recordset($2::json) AS s(client_version text, device_class text, \"system\" text, \
+        recorded_at_ms bigint, update_ms double precision)";
+
+/// SQLite's forms of the same, one per table (in one transaction).
+const INSERT_SAMPLES_SQLITE: &str = "INSERT INTO client_samples (player_id, client_version, device_class, \
+    recorded_at_ms, frame_time_ms, gc_collections, gc_pause_ms, memory_mb, input_latency_ms, event_dispatch_ms, \
+    gc_alloc_bytes) \
+    SELECT json_extract(value, '$.player_id'), json_extract(value, '$.client_version'), \
+        json_extract(value, '$.device_class'), json_extract(value, '$.recorded_at_ms'), \
+        json_extract(value, '$.frame_time_ms'), json_extract(value, '$.gc_collections'), \
+        json_extract(value, '$.gc_pause_ms'), json_extract(value, '$.memory_mb'), \
+        json_extract(value, '$.input_latency_ms'), json_extract(value, '$.event_dispatch_ms'), \
+        json_extract(value, '$.gc_alloc_bytes') \
+    FROM json_each(?)";
+const INSERT_SYSTEMS_SQLITE: &str = "INSERT INTO client_system_times (client_version, device_class, \"system\", \
+    recorded_at_ms, update_ms) \
+    SELECT json_extract(value, '$.client_version'), json_extract(value, '$.device_class'), \
+        json_extract(value, '$.system'), json_extract(value, '$.recorded_at_ms'), json_extract(value, '$.update_ms') \
+    FROM json_each(?)";
+
+/// Stores upload rows atomically with statements whose text does not
+/// depend on how many rows there are ([`INSERT_ROWS_POSTGRES`]): on
+/// Postgres one statement, one round trip; on SQLite a transaction of two.
+async fn insert_rows(db: &DatabaseConnection, samples: &[SampleRow], systems: &[SystemRow]) -> MetricsResult<()> {
+    let samples = rows_json(samples)?;
+    let systems = rows_json(systems)?;
+    let backend = db.get_database_backend();
+    if backend == DatabaseBackend::Postgres {
+        let both = Statement::from_sql_and_values(backend, INSERT_ROWS_POSTGRES, [samples.into(), systems.into()]);
+        db.execute_raw(both).await?;
+        return Ok(());
+    }
     let txn = db.begin().await?;
-    for chunk in samples.chunks(ROWS_PER_INSERT) {
-        client_sample::Entity::insert_many(chunk.to_vec())
-            .exec_without_returning(&txn)
-            .await?;
-    }
-    for chunk in systems.chunks(ROWS_PER_INSERT) {
-        client_system_time::Entity::insert_many(chunk.to_vec())
-            .exec_without_returning(&txn)
-            .await?;
-    }
+    txn.execute_raw(Statement::from_sql_and_values(
+        backend,
+        INSERT_SAMPLES_SQLITE,
+        [samples.into()],
+    ))
+    .await?;
+    txn.execute_raw(Statement::from_sql_and_values(
+        backend,
+        INSERT_SYSTEMS_SQLITE,
+        [systems.into()],
+    ))
+    .await?;
     txn.commit().await?;
     Ok(())
+}
+
+fn rows_json<T: Serialize>(rows: &[T]) -> MetricsResult<String> {
+    // Plain numbers (checked finite) and strings: this cannot fail.
+    serde_json::to_string(rows).map_err(|err| MetricsError::Db(DbErr::Custom(format!("encoding upload rows: {err}"))))
 }
