@@ -23,6 +23,52 @@ vdm_kit::backend_tests!(
     two_replicas_writing_one_player_quest_lose_nothing,
 );
 
+/// Accepting and abandoning, again and again, update the player's row in
+/// place on Postgres (heap-only tuples: no new index entries, old versions
+/// pruned as the page is read), so its lookups stay one row long however
+/// often it changes, autovacuum or not.
+#[tokio::test]
+async fn accept_and_abandon_update_the_row_in_place() {
+    let Some((quest, mut client)) = start(Backend::External).await else {
+        return;
+    };
+    let created = create(&mut client, spec("The mill", 10), "in-place").await;
+    let key = (41, created.quest.unwrap().id);
+    for _ in 0..10 {
+        assert_eq!(accept(&mut client, key).await, pb::QuestStatus::Active);
+        assert_eq!(abandon(&mut client, key).await, pb::QuestStatus::Abandoned);
+    }
+    let database = &quest.config().database;
+    let db = sea_orm::Database::connect(database.url.expose()).await.unwrap();
+    let counts = sea_orm::Statement::from_sql_and_values(
+        sea_orm::DbBackend::Postgres,
+        "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = 'player_quests'",
+        [database.schema.clone().into()],
+    );
+    // The server's statistics arrive when each pooled backend reports
+    // them: within about ten seconds of its last transaction.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let (updated, in_place) = loop {
+        let row = sea_orm::ConnectionTrait::query_one_raw(&db, counts.clone())
+            .await
+            .unwrap()
+            .unwrap();
+        let updated: i64 = row.try_get_by_index(0).unwrap();
+        let in_place: i64 = row.try_get_by_index(1).unwrap();
+        if updated >= 19 || std::time::Instant::now() > deadline {
+            break (updated, in_place);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
+    assert!(
+        updated >= 19,
+        "19 updates after the first accept's insert, {updated} counted"
+    );
+    assert_eq!(in_place, updated, "every status change is a heap-only update");
+    db.close().await.unwrap();
+    quest.finish().await;
+}
+
 async fn start(backend: Backend) -> Option<(TestService<Quest>, QuestServiceClient<GrpcChannel>)> {
     let quest = TestService::<Quest>::start(
         backend,
