@@ -5,13 +5,15 @@
 //!   continuing the client's W3C trace; request metrics by route and status,
 //!   and `vdm_http_requests_in_flight`;
 //!   the trace id in an `x-trace-id` response header.
-//! - [`error_body`]: makes every error response carry the `{"error": ...}`
-//!   body, also those produced outside handlers (unknown route, 405, 413,
-//!   504), and re-encodes it as MessagePack when the client asked for that.
-//! - [`body_guard`]: a declared body over the limit is a 413 before any of
-//!   it is read; a declared body gets a read deadline (408 past it); an
-//!   answer given without reading the declared body says `Connection:
-//!   close`.
+//! - [`edge_rules`], in this order:
+//!   - the error body: every error response carries the `{"error": ...}`
+//!     body, also those produced outside handlers (unknown route, 405, 413,
+//!     504), re-encoded as MessagePack when the client asked for that;
+//!   - the body guard: a declared body over the limit is a 413 before any
+//!     of it is read; a declared body gets a read deadline (408 past it);
+//!     an answer given without reading the declared body says
+//!     `Connection: close`;
+//!   - the quotas per caller ([`crate::rate_limit::limit`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -77,10 +79,31 @@ pub async fn observe(request: Request, next: Next) -> Response {
     response
 }
 
-/// See the module docs.
-pub async fn error_body(request: Request, next: Next) -> Response {
+/// What [`edge_rules`] holds requests to.
+#[derive(Clone)]
+pub struct EdgeRules {
+    /// Body size and read deadline.
+    pub body: BodyRules,
+    /// Quotas per caller.
+    pub limits: crate::rate_limit::LimitState,
+}
+
+/// See the module docs: [`body_guard`] and the quotas
+/// ([`crate::rate_limit::limit`]) inside the uniform error body, as one
+/// layer (each `from_fn` layer clones the stack under it and boxes a
+/// future per request).
+pub async fn edge_rules(State(rules): State<EdgeRules>, request: Request, next: Next) -> Response {
     let format = Format::from_accept(request.headers());
-    let response = next.run(request).await;
+    let limits = rules.limits;
+    let response = body_guard(rules.body, request, move |request| {
+        crate::rate_limit::limit(limits, request, next)
+    })
+    .await;
+    error_body(response, format)
+}
+
+/// Gives an error response the uniform body in the client's format.
+fn error_body(response: Response, format: Format) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
@@ -140,7 +163,11 @@ pub struct BodyRules {
 /// See the module docs. A client that declares a body it then does not
 /// send (or sends a byte at a time) would otherwise hold the handler until
 /// the request timeout, and get the gateway's 504 for its own failure.
-pub async fn body_guard(State(rules): State<BodyRules>, mut request: Request, next: Next) -> Response {
+async fn body_guard<F, Fut>(rules: BodyRules, mut request: Request, next: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
     if let Some(declared) = declared_length(request.headers())
         && declared > rules.limit as u64
     {
@@ -158,11 +185,11 @@ pub async fn body_guard(State(rules): State<BodyRules>, mut request: Request, ne
         return response;
     }
     if request.body().is_end_stream() {
-        return next.run(request).await;
+        return next(request).await;
     }
     let watch = BodyWatch::starting_now(rules.read_timeout);
     request.extensions_mut().insert(watch.clone());
-    let mut response = next.run(request).await;
+    let mut response = next(request).await;
     // An unread (or partly read) body is still on the connection: hyper
     // will not read another request after it, so the client is told the
     // connection ends here (429 and 401 before the body, 408, a 413 from

@@ -34,7 +34,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -313,7 +313,7 @@ pub struct LimitState {
 }
 
 /// The middleware; a no-op when limiting is off.
-pub async fn limit(State(state): State<LimitState>, mut request: Request, next: Next) -> Response {
+pub async fn limit(state: LimitState, mut request: Request, next: Next) -> Response {
     let Some(limiter) = state.limiter else {
         return next.run(request).await;
     };

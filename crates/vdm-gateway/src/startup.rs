@@ -377,27 +377,27 @@ fn layers(router: Router, config: &GatewayConfig, limits: LimitState, ids: Reque
             .layer(PropagateRequestIdLayer::x_request_id())
             // Browser (WebGL) clients: the configured origins only.
             .option_layer(cors(&config.cors_origins))
-            // Every error becomes `{"error": ...}` (JSON or MessagePack),
-            // including the bodiless ones of the layers below and the router.
-            .layer(axum::middleware::from_fn(middleware::error_body))
-            // A declared body over the limit: 413 before reading it; a
-            // declared body must arrive within the body read timeout (408,
-            // a client's failure, before the 504 below); an answer that
-            // leaves the body unread says `Connection: close`. Inside
-            // `error_body`, so its answers get the uniform body too.
+            // One layer, outside in: every error becomes `{"error": ...}`
+            // (JSON or MessagePack), including the bodiless ones of the
+            // layers below and the router; a declared body over the limit
+            // is a 413 before reading it, a declared body must arrive
+            // within the body read timeout (408, a client's failure,
+            // before the 504 below), and an answer that leaves the body
+            // unread says `Connection: close`; quotas per verified caller
+            // (or client address) and route class: 429 + Retry-After.
             .layer(axum::middleware::from_fn_with_state(
-                middleware::BodyRules {
-                    limit: config.body_limit,
-                    read_timeout: config.body_read_timeout,
+                middleware::EdgeRules {
+                    body: middleware::BodyRules {
+                        limit: config.body_limit,
+                        read_timeout: config.body_read_timeout,
+                    },
+                    limits,
                 },
-                middleware::body_guard,
+                middleware::edge_rules,
             ))
             // A handler that panics answers a JSON 500 (and a socket
             // request its reply) instead of dropping the connection.
             .layer(CatchPanicLayer::custom(panicked))
-            // Quotas per verified caller (or client address) and route
-            // class: 429 + Retry-After.
-            .layer(axum::middleware::from_fn_with_state(limits, rate_limit::limit))
             // gzip, Brotli or zstd by Accept-Encoding, for bodies worth it.
             .layer(
                 CompressionLayer::new()
