@@ -88,7 +88,7 @@ pub struct EdgeRules {
     pub limits: crate::rate_limit::LimitState,
 }
 
-/// See the module docs: [`body_guard`] and the quotas
+/// See the module docs: the body guard and the quotas
 /// ([`crate::rate_limit::limit`]) inside the uniform error body, as one
 /// layer (each `from_fn` layer clones the stack under it and boxes a
 /// future per request).
