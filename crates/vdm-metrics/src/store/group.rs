@@ -94,8 +94,9 @@ async fn store_group(db: &DatabaseConnection, mut group: Vec<Upload>) {
         let _ = upload.done.send(result);
         return;
     }
-    let samples: Vec<SampleRow> = group.iter().flat_map(|u| u.samples.iter().cloned()).collect();
-    let systems: Vec<SystemRow> = group.iter().flat_map(|u| u.systems.iter().cloned()).collect();
+    // Borrowed: the rows are only encoded, never kept.
+    let samples: Vec<&SampleRow> = group.iter().flat_map(|u| &u.samples).collect();
+    let systems: Vec<&SystemRow> = group.iter().flat_map(|u| &u.systems).collect();
     match insert_rows(db, &samples, &systems).await {
         Ok(()) => {
             for upload in group {

@@ -247,7 +247,7 @@ impl From<stats_sample::Model> for StatsSample {
 }
 
 /// A client sample as stored.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Serialize)]
 pub(crate) struct SampleRow {
     player_id: i64,
     client_version: Arc<str>,
@@ -263,7 +263,7 @@ pub(crate) struct SampleRow {
 }
 
 /// One system's update time of a sample, as stored.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Serialize)]
 pub(crate) struct SystemRow {
     client_version: Arc<str>,
     device_class: Arc<str>,
@@ -312,7 +312,11 @@ const INSERT_SYSTEMS_SQLITE: &str = "INSERT INTO client_system_times (client_ver
 /// Stores upload rows atomically with statements whose text does not
 /// depend on how many rows there are ([`INSERT_ROWS_POSTGRES`]): on
 /// Postgres one statement, one round trip; on SQLite a transaction of two.
-async fn insert_rows(db: &DatabaseConnection, samples: &[SampleRow], systems: &[SystemRow]) -> MetricsResult<()> {
+async fn insert_rows<S, Y>(db: &DatabaseConnection, samples: &[S], systems: &[Y]) -> MetricsResult<()>
+where
+    S: std::borrow::Borrow<SampleRow> + Serialize,
+    Y: std::borrow::Borrow<SystemRow> + Serialize,
+{
     let samples = rows_json(samples)?;
     let systems = rows_json(systems)?;
     let backend = db.get_database_backend();
