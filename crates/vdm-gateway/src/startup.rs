@@ -20,13 +20,13 @@ use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{DefaultPredicate, Predicate, SizeAbove};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use vdm_kit::bus::EventBus;
 use vdm_kit::cache::CacheStore;
 use vdm_kit::service::Peers;
 use vdm_kit::shutdown::CancellationToken;
+use vdm_kit::tower::deadline::DeadlineLayer;
 use vdm_proto::metrics::v1::metrics_service_client::MetricsServiceClient;
 use vdm_proto::npc::v1::npc_service_client::NpcServiceClient;
 use vdm_proto::player::v1::player_service_client::PlayerServiceClient;
@@ -403,11 +403,9 @@ fn layers(router: Router, config: &GatewayConfig, limits: LimitState, ids: Reque
                 CompressionLayer::new()
                     .compress_when(DefaultPredicate::new().and(SizeAbove::new(COMPRESS_ABOVE_BYTES))),
             )
-            // A request that takes longer than this gets a 504.
-            .layer(TimeoutLayer::with_status_code(
-                StatusCode::GATEWAY_TIMEOUT,
-                config.request_timeout,
-            ))
+            // A request that takes longer than this gets a 504 (no timer
+            // for an answer ready at once: a cache hit).
+            .layer(DeadlineLayer::new(config.request_timeout, StatusCode::GATEWAY_TIMEOUT))
             // Bodies are buffered up to this size; beyond it, 413.
             .layer(DefaultBodyLimit::max(config.body_limit)),
     )

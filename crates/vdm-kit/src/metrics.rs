@@ -547,6 +547,48 @@ impl Drop for InFlight {
     }
 }
 
+/// The counter `name` with these label pairs, all `'static`, resolved in
+/// the recorder once per thread and then kept: a lookup by labels builds
+/// and hashes a key and locks a registry shard, which costs more than the
+/// rest of a cached read's bookkeeping. For counters bumped on every
+/// request whose label values come from a small fixed set.
+pub fn static_counter<const N: usize>(
+    name: &'static str,
+    labels: [(&'static str, &'static str); N],
+) -> metrics::Counter {
+    /// Kept by the addresses of the name and the label values: all are
+    /// `'static`, so equal addresses mean equal keys (an equal key at
+    /// other addresses only resolves again, to the same counter).
+    type Kept = (usize, [usize; MAX_LABELS], metrics::Counter);
+    const MAX_LABELS: usize = 4;
+    thread_local! {
+        static COUNTERS: std::cell::RefCell<Vec<Kept>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let register = || {
+        let pairs: Vec<metrics::Label> = labels
+            .iter()
+            .map(|&(k, v)| metrics::Label::from_static_parts(k, v))
+            .collect();
+        metrics::counter!(name, pairs)
+    };
+    if N > MAX_LABELS {
+        return register();
+    }
+    let mut values = [0; MAX_LABELS];
+    for (slot, (_, value)) in values.iter_mut().zip(labels.iter()) {
+        *slot = value.as_ptr() as usize;
+    }
+    let name_at = name.as_ptr() as usize;
+    COUNTERS.with_borrow_mut(|kept| {
+        if let Some((_, _, counter)) = kept.iter().find(|(n, v, _)| *n == name_at && *v == values) {
+            return counter.clone();
+        }
+        let counter = register();
+        kept.push((name_at, values, counter.clone()));
+        counter
+    })
+}
+
 /// Adds a database pool to the gauges read at scrape time.
 pub(crate) fn register_db_pool(name: &'static str, db: Arc<DatabaseConnection>) {
     let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());

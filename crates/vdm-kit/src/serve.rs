@@ -23,7 +23,9 @@ use tower::ServiceExt;
 
 use crate::shutdown::CancellationToken;
 
-/// The most request headers a client may send.
+/// The most request headers a client may send: hyper's own limit, which it
+/// applies unless told another. Told explicitly (even the same number), it
+/// fills a header array of that size for every request it parses.
 pub const MAX_HEADERS: usize = 100;
 
 /// The largest request head (request line and headers) in bytes.
@@ -45,7 +47,6 @@ pub async fn serve(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(header_read_timeout)
-        .max_headers(MAX_HEADERS)
         .max_header_size(MAX_HEAD_BYTES);
     // Every connection task holds a receiver; the server has stopped when
     // the last one is dropped.

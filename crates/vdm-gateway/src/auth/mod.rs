@@ -246,18 +246,26 @@ impl TokenKeys {
         let now = unix_now();
         let verified = match self.memo.get(token, now, LEEWAY_SECS) {
             Some(verified) => verified,
-            None => {
-                let (player_id, claims) = self.verify(token, SESSION)?;
-                let verified = Arc::new(Verified {
-                    player_id,
-                    sid: claims.sid,
-                    issued_ms: claims.ims,
-                    exp: claims.exp,
-                });
-                self.memo.insert(token, verified.clone(), now);
-                verified
-            }
+            None => self.verified_session(token, now)?,
         };
+        self.unrevoked(verified)
+    }
+
+    /// Verifies a session token the memo does not hold, and remembers it.
+    fn verified_session(&self, token: &str, now: u64) -> Result<Arc<Verified>, GatewayError> {
+        let (player_id, claims) = self.verify(token, SESSION)?;
+        let verified = Arc::new(Verified {
+            player_id,
+            sid: claims.sid,
+            issued_ms: claims.ims,
+            exp: claims.exp,
+        });
+        self.memo.insert(token, verified.clone(), now);
+        Ok(verified)
+    }
+
+    /// The session, unless this replica has heard it revoked.
+    fn unrevoked(&self, verified: Arc<Verified>) -> Result<Arc<Verified>, GatewayError> {
         if self
             .revocations
             .is_revoked(verified.player_id, &verified.sid, verified.issued_ms)
@@ -293,12 +301,22 @@ impl TokenKeys {
         self.operators.name_of(token).is_some()
     }
 
-    /// Resolves a bearer token to a caller.
+    /// Resolves a bearer token to a caller. A session token this replica
+    /// verified before is known by the memo alone: the operator
+    /// credentials (a lock every worker reads, and a constant-time compare
+    /// with each) are consulted only for the other tokens.
     pub fn caller(&self, token: &str) -> Result<Caller, GatewayError> {
-        if let Some(name) = self.operators.name_of(token) {
-            return Ok(Caller::Operator(name));
-        }
-        self.session(token).map(|s| Caller::Player(s.player_id))
+        let now = unix_now();
+        let verified = match self.memo.get(token, now, LEEWAY_SECS) {
+            Some(verified) => verified,
+            None => {
+                if let Some(name) = self.operators.name_of(token) {
+                    return Ok(Caller::Operator(name));
+                }
+                self.verified_session(token, now)?
+            }
+        };
+        self.unrevoked(verified).map(|s| Caller::Player(s.player_id))
     }
 }
 

@@ -553,7 +553,11 @@ fn refresh_after(ttl: Duration, id: u64) -> Duration {
 }
 
 fn counted(resource: &'static str, result: &'static str) {
-    metrics::counter!("vdm_edge_cache_requests_total", "resource" => resource, "result" => result).increment(1);
+    vdm_kit::metrics::static_counter(
+        "vdm_edge_cache_requests_total",
+        [("resource", resource), ("result", result)],
+    )
+    .increment(1);
     tracing::Span::current().record("edge_cache", result);
 }
 

@@ -5,7 +5,10 @@
 //! - [`rpc_client`]: trace-context injection and metrics around every gRPC
 //!   call the gateway (or a service) makes.
 //! - [`delay`]: an artificial, configured delay before every call (tests).
+//! - [`deadline`]: a timeout per request that starts no timer for answers
+//!   ready at once.
 
+pub mod deadline;
 pub mod delay;
 pub mod rpc_client;
 pub mod rpc_server;
