@@ -23,7 +23,8 @@
 //! - [`rate_limit`]: token buckets per caller and route class (429).
 //! - [`standings`]: a player's faction standings, reused for NPC talks
 //!   until `player.updated` says they changed.
-//! - [`middleware`]: per-request span and metrics; uniform error bodies.
+//! - [`middleware`]: per-request span, metrics and request id; uniform error
+//!   bodies, the body guard and the quotas.
 //! - [`error`]: [`GatewayError`] and its HTTP mapping through
 //!   `vdm_kit::ErrorCode`.
 

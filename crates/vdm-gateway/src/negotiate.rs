@@ -242,7 +242,7 @@ where
     }
 }
 
-/// What the body guard (`middleware::body_guard`) tells the [`Body`]
+/// What the body guard (`middleware::rules`) tells the [`Body`]
 /// extractor about a request that declares a body: by when the body must
 /// have arrived, and a flag the extractor sets once it has read all of it
 /// (so the guard knows whether the connection can carry another request).

@@ -36,7 +36,6 @@ use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderValue, Method, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -312,14 +311,17 @@ pub struct LimitState {
     pub tokens: Arc<TokenKeys>,
 }
 
-/// The middleware; a no-op when limiting is off.
-pub async fn limit(state: LimitState, mut request: Request, next: Next) -> Response {
-    let Some(limiter) = state.limiter else {
-        return next.run(request).await;
+/// The quotas' verdict on a request, before it runs: `Ok` with the
+/// request's in-flight slot (held until it is answered; `None` when
+/// limiting is off, for exempt routes and for operators), or the refusal
+/// to answer instead. Applied by [`crate::middleware::rules::EdgeRules`].
+pub fn admit(state: &LimitState, request: &mut Request) -> Result<Option<Slot>, Refused> {
+    let Some(limiter) = &state.limiter else {
+        return Ok(None);
     };
     let path = request.uri().path();
     if is_exempt(path) {
-        return next.run(request).await;
+        return Ok(None);
     }
     let class = if path.starts_with("/v1/auth/") {
         Class::Auth
@@ -333,44 +335,57 @@ pub async fn limit(state: LimitState, mut request: Request, next: Next) -> Respo
     };
     let caller = match class {
         Class::Auth => None,
-        _ => crate::auth::verified_caller(&state.tokens, &mut request),
+        _ => crate::auth::verified_caller(&state.tokens, request),
     };
     let key = match caller {
         Some(Caller::Player(id)) => Key::Player(id),
         Some(Caller::Operator(name)) => Key::Operator(name),
-        None => Key::Addr(client_ip(&request, &limiter.limits.trusted_proxies)),
+        None => Key::Addr(client_ip(request, &limiter.limits.trusted_proxies)),
     };
     if let Err(retry_after) = limiter.take(class, &key) {
         let class_name = class.name();
-        return too_many(
-            class_name,
-            format!("too many {class_name} requests; retry in {retry_after} s"),
+        return Err(Refused {
+            class: class_name,
+            message: format!("too many {class_name} requests; retry in {retry_after} s"),
             retry_after,
-        );
+        });
     }
-    let _slot = match key {
-        Key::Operator(_) => None,
+    match key {
+        Key::Operator(_) => Ok(None),
         _ => match limiter.enter(&key) {
-            Some(slot) => Some(slot),
+            Some(slot) => Ok(Some(slot)),
             None => {
                 let message = format!(
                     "too many requests in flight (at most {} at once); retry when one is answered",
                     limiter.limits.in_flight
                 );
-                return too_many("in_flight", message, 1);
+                Err(Refused {
+                    class: "in_flight",
+                    message,
+                    retry_after: 1,
+                })
             }
         },
-    };
-    next.run(request).await
+    }
 }
 
-fn too_many(class: &'static str, message: String, retry_after: u64) -> Response {
-    metrics::counter!("vdm_rate_limited_total", "class" => class).increment(1);
-    let mut response = GatewayError::api(ErrorCode::ResourceExhausted, message).into_response();
-    if let Ok(value) = HeaderValue::from_str(&retry_after.to_string()) {
-        response.headers_mut().insert(header::RETRY_AFTER, value);
+/// A request the quotas refuse: a 429 with `Retry-After`.
+#[derive(Debug)]
+pub struct Refused {
+    class: &'static str,
+    message: String,
+    retry_after: u64,
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        metrics::counter!("vdm_rate_limited_total", "class" => self.class).increment(1);
+        let mut response = GatewayError::api(ErrorCode::ResourceExhausted, self.message).into_response();
+        if let Ok(value) = HeaderValue::from_str(&self.retry_after.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
     }
-    response
 }
 
 /// The client's address: the peer's, or behind trusted proxies the

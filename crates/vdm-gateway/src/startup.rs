@@ -19,7 +19,6 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{DefaultPredicate, Predicate, SizeAbove};
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use vdm_kit::bus::EventBus;
@@ -41,7 +40,7 @@ use crate::auth::sessions::Revocations;
 use crate::config::GatewayConfig;
 use crate::edge_cache::EdgeCache;
 use crate::error::{GatewayError, GatewayResult};
-use crate::middleware::RequestIds;
+use crate::middleware::{BodyRules, EdgeRulesLayer, ObserveLayer, RequestIds};
 use crate::openapi::Document;
 use crate::rate_limit::{self, LimitState, Limiter};
 use crate::realtime::hub::Hub;
@@ -52,7 +51,7 @@ use crate::routes::{
 };
 use crate::standings::Standings;
 use crate::state::{AppState, Shared};
-use crate::{auth, middleware, openapi, pushes};
+use crate::{auth, openapi, pushes};
 
 /// Responses smaller than this are not worth compressing.
 const COMPRESS_ABOVE_BYTES: u64 = 1024;
@@ -369,12 +368,10 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
 fn layers(router: Router, config: &GatewayConfig, limits: LimitState, ids: RequestIds) -> Router {
     router.layer(
         ServiceBuilder::new()
-            // Span, trace id header and request metrics; outermost so the
-            // status it records is the one the client gets.
-            .layer(axum::middleware::from_fn(middleware::observe))
-            // x-request-id: the client's, or a new one; echoed on the response.
-            .layer(SetRequestIdLayer::x_request_id(ids))
-            .layer(PropagateRequestIdLayer::x_request_id())
+            // Span, trace id header, request metrics and x-request-id (the
+            // client's, or a new one; echoed on the response); outermost so
+            // the status it records is the one the client gets.
+            .layer(ObserveLayer::new(ids))
             // Browser (WebGL) clients: the configured origins only.
             .option_layer(cors(&config.cors_origins))
             // One layer, outside in: every error becomes `{"error": ...}`
@@ -385,15 +382,12 @@ fn layers(router: Router, config: &GatewayConfig, limits: LimitState, ids: Reque
             // before the 504 below), and an answer that leaves the body
             // unread says `Connection: close`; quotas per verified caller
             // (or client address) and route class: 429 + Retry-After.
-            .layer(axum::middleware::from_fn_with_state(
-                middleware::EdgeRules {
-                    body: middleware::BodyRules {
-                        limit: config.body_limit,
-                        read_timeout: config.body_read_timeout,
-                    },
-                    limits,
+            .layer(EdgeRulesLayer::new(
+                BodyRules {
+                    limit: config.body_limit,
+                    read_timeout: config.body_read_timeout,
                 },
-                middleware::edge_rules,
+                limits,
             ))
             // A handler that panics answers a JSON 500 (and a socket
             // request its reply) instead of dropping the connection.
