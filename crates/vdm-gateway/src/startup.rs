@@ -16,7 +16,6 @@ use tonic::codec::CompressionEncoding;
 use tonic_health::pb::health_client::HealthClient;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{DefaultPredicate, Predicate, SizeAbove};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa_axum::router::OpenApiRouter;
@@ -40,7 +39,7 @@ use crate::auth::sessions::Revocations;
 use crate::config::GatewayConfig;
 use crate::edge_cache::EdgeCache;
 use crate::error::{GatewayError, GatewayResult};
-use crate::middleware::{BodyRules, EdgeRulesLayer, ObserveLayer, RequestIds};
+use crate::middleware::{BodyRules, CompressLayer, EdgeRulesLayer, ObserveLayer, RequestIds};
 use crate::openapi::Document;
 use crate::rate_limit::{self, LimitState, Limiter};
 use crate::realtime::hub::Hub;
@@ -392,11 +391,11 @@ fn layers(router: Router, config: &GatewayConfig, limits: LimitState, ids: Reque
             // A handler that panics answers a JSON 500 (and a socket
             // request its reply) instead of dropping the connection.
             .layer(CatchPanicLayer::custom(panicked))
-            // gzip, Brotli or zstd by Accept-Encoding, for bodies worth it.
-            .layer(
-                CompressionLayer::new()
-                    .compress_when(DefaultPredicate::new().and(SizeAbove::new(COMPRESS_ABOVE_BYTES))),
-            )
+            // gzip, Brotli or zstd by Accept-Encoding, for bodies worth it
+            // (tower-http compresses; other answers pass unwrapped).
+            .layer(CompressLayer::new(
+                DefaultPredicate::new().and(SizeAbove::new(COMPRESS_ABOVE_BYTES)),
+            ))
             // A request that takes longer than this gets a 504 (no timer
             // for an answer ready at once: a cache hit).
             .layer(DeadlineLayer::new(config.request_timeout, StatusCode::GATEWAY_TIMEOUT))

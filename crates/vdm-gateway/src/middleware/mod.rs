@@ -4,14 +4,18 @@
 //! - [`observe`]: the span, request metrics, trace id and request id of
 //!   every request (outermost);
 //! - [`rules`]: the uniform error body, the body guard and the quotas per
-//!   caller.
+//!   caller;
+//! - [`compress`]: tower-http's compression, for the answers it would
+//!   change only.
 //!
-//! Both are hand-written tower services: a cached read is answered in a
+//! All three are hand-written tower services: a cached read is answered in a
 //! few microseconds, and an axum `from_fn` per layer (a clone of the stack
 //! under it and a boxed future per request) was a visible part of that.
 
+pub mod compress;
 pub mod observe;
 pub mod rules;
 
+pub use compress::CompressLayer;
 pub use observe::{ObserveLayer, RequestIds};
 pub use rules::{BodyRules, EdgeRulesLayer};
