@@ -86,16 +86,17 @@ where
 fn accepted_encodings(request: &Request) -> Option<HeaderValue> {
     let mut values = request.headers().get_all(header::ACCEPT_ENCODING).iter();
     let first = values.next()?;
-    let rest: Vec<&[u8]> = values.map(HeaderValue::as_bytes).collect();
-    if rest.is_empty() {
-        return Some(first.clone());
+    let mut list: Option<Vec<u8>> = None;
+    for value in values {
+        let list = list.get_or_insert_with(|| first.as_bytes().to_vec());
+        list.extend_from_slice(b", ");
+        list.extend_from_slice(value.as_bytes());
     }
-    let joined = std::iter::once(first.as_bytes())
-        .chain(rest)
-        .collect::<Vec<_>>()
-        .join(&b", "[..]);
-    // Joined from valid header values with ", ": valid again.
-    HeaderValue::from_bytes(&joined).ok()
+    match list {
+        None => Some(first.clone()),
+        // Valid header values joined with ", ": valid again.
+        Some(list) => HeaderValue::from_bytes(&list).ok(),
+    }
 }
 
 /// Whether tower-http could change an answer the predicate passes over:
