@@ -8,10 +8,11 @@
 #          Redis: the hop between pods, on loopback;
 # rounds alternated (floor, all, split, twice), each closed loop over the
 # same 2,000 seeded quests; then `vdm all` at half of its best rate (p99,
-# the median of three paced rounds) and a conditional GET whose ETag
-# matches (304). Prints req/s, p50, p99 and server CPU per request (utime
-# + stime of the server processes from /proc, over the round) for each,
-# and the ratios to the floor's best round.
+# the median of three paced rounds), a conditional GET whose ETag matches
+# (304) and `GET /health` (the gateway's stack alone). Prints req/s, p50,
+# p99 and server CPU per request (utime + stime of the server processes
+# from /proc, over the round) for each, and the ratios to the floor's best
+# round.
 #
 #   load-tests/hot-path.sh [duration_s=8] [connections=64]
 #
@@ -141,6 +142,10 @@ etag=$(curl -fs -D - -o /dev/null "http://127.0.0.1:${all_port}/v1/quests/${firs
   | tr -d '\r' | awk 'tolower($1) == "etag:" {print $2}')
 measure "vdm all, 304 (If-None-Match)" conditional.txt "${all_pid}" "http://127.0.0.1:${all_port}" \
   "/v1/quests/${first}" --token "${all_token}" --if-none-match "${etag}"
+# The gateway's stack alone: `GET /health` passes every layer to a handler
+# that does nothing, so what a cached read costs beyond it is the route's
+# own work (token, quota, cache lookup, the answer).
+measure "vdm all, GET /health" health.txt "${all_pid}" "http://127.0.0.1:${all_port}" "/health"
 
 echo
 python3 - "${work}" <<'PY'
@@ -153,7 +158,7 @@ def best(name):  # the round with the most req/s: (req/s, cpu us/req)
     return float(r[-4]), float(r[-1])
 floor_rps, floor_cpu = best("floor.txt")
 for label, name in [("vdm all", "all.txt"), ("split (gateway + services, Postgres + Redis)", "split.txt"),
-                    ("vdm all, 304", "conditional.txt")]:
+                    ("vdm all, 304", "conditional.txt"), ("vdm all, GET /health (the stack alone)", "health.txt")]:
     rps, cpu = best(name)
     print(f"{label}: {rps / floor_rps:.2f}x the floor's req/s, {cpu / floor_cpu:.1f}x its CPU per request")
 p99s = sorted(float(r[-2]) for r in rows("half.txt"))
