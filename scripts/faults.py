@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Fault drills against the real processes, under load, with nothing lost.
 
-Starts a private Postgres (initdb in a temp dir, port 55432) and a private
-Redis (port 56379), seeds the demo world once with `vdm all`, then runs every
+Starts a private Postgres (initdb in a temp dir) and a private Redis, each
+on a free port below the kernel's ephemeral range, seeds the demo world once with `vdm all`, then runs every
 service as its own process (`vdm world`, `vdm npc`, `vdm quest`, `vdm rumor`,
 `vdm player`, `vdm gateway`) and drives a mixed read/write load through the gateway while
 it, in turn:
@@ -45,8 +45,6 @@ from pathlib import Path
 
 ADMIN = "fault-admin-token-0123456789"
 JWT = "fault-jwt-secret-0123456789abcdef0123456789"
-PG_PORT = 55432
-REDIS_PORT = 56379
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 SLOW_BOUND_S = 5.0  # no request may take longer, whatever the fault
 
@@ -74,6 +72,13 @@ def free_port() -> int:
                 continue
         _HANDED_OUT.add(port)
         return port
+
+
+# Picked like every other port (an outgoing connection can hold a port of
+# the ephemeral range when Postgres or Redis binds it), once: both restart
+# on the same port during the drill.
+PG_PORT = free_port()
+REDIS_PORT = free_port()
 
 
 def log(msg: str) -> None:
