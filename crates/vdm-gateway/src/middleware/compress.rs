@@ -76,7 +76,7 @@ where
         CompressFuture::Answering {
             inner: self.inner.call(request),
             accept,
-            predicate: Some(self.predicate.clone()),
+            predicate: self.predicate.clone(),
         }
     }
 }
@@ -142,7 +142,7 @@ pin_project! {
             #[pin]
             inner: F,
             accept: Option<HeaderValue>,
-            predicate: Option<P>,
+            predicate: P,
         },
         /// tower-http compressing (or refusing) the answer.
         Compressing {
@@ -170,10 +170,7 @@ where
                     let Poll::Ready(Ok(response)) = inner.poll(cx) else {
                         return Poll::Pending;
                     };
-                    let Some(predicate) = predicate.take() else {
-                        return Poll::Ready(Ok(response));
-                    };
-                    if !may_refuse_identity(accept.as_ref()) && !worth_compressing(&predicate, &response) {
+                    if !may_refuse_identity(accept.as_ref()) && !worth_compressing(predicate, &response) {
                         return Poll::Ready(Ok(response));
                     }
                     let mut request = Request::new(());
@@ -181,7 +178,7 @@ where
                         request.headers_mut().insert(header::ACCEPT_ENCODING, accept);
                     }
                     let compression = Compression::new(Handover(Some(response)))
-                        .compress_when(predicate)
+                        .compress_when(predicate.clone())
                         .call(request);
                     self.set(CompressFuture::Compressing { compression });
                 }
