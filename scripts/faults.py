@@ -2,10 +2,10 @@
 """Fault drills against the real processes, under load, with nothing lost.
 
 Starts a private Postgres (initdb in a temp dir) and a private Redis, each
-on a free port below the kernel's ephemeral range, seeds the demo world once with `vdm all`, then runs every
-service as its own process (`vdm world`, `vdm npc`, `vdm quest`, `vdm rumor`,
-`vdm player`, `vdm gateway`) and drives a mixed read/write load through the gateway while
-it, in turn:
+on a free port below the kernel's ephemeral range, seeds the demo world
+once with `vdm all`, then runs every service as its own process (`vdm
+world`, `vdm npc`, `vdm quest`, `vdm rumor`, `vdm player`, `vdm gateway`)
+and drives a mixed read/write load through the gateway while it, in turn:
 
   1. freezes Redis (SIGSTOP) for a while, then kills it and starts it again;
   2. kills the quest service (SIGKILL) and starts it again;
