@@ -39,7 +39,7 @@ use crate::auth::sessions::Revocations;
 use crate::config::GatewayConfig;
 use crate::edge_cache::EdgeCache;
 use crate::error::{GatewayError, GatewayResult};
-use crate::middleware::{BodyRules, CompressLayer, EdgeRulesLayer, ObserveLayer, RequestIds};
+use crate::middleware::{BodyRules, CompressLayer, EdgeRulesLayer, Front, FrontParts, ObserveLayer, RequestIds};
 use crate::openapi::Document;
 use crate::rate_limit::{self, LimitState, Limiter};
 use crate::realtime::hub::Hub;
@@ -58,7 +58,8 @@ const COMPRESS_ABOVE_BYTES: u64 = 1024;
 /// A gateway that is connected and bound, ready to run.
 pub struct App {
     listener: TcpListener,
-    router: Router,
+    /// The router, behind the front that answers edge cache hits.
+    service: Front<Router>,
     shutdown: CancellationToken,
     shutdown_delay: std::time::Duration,
     header_read_timeout: std::time::Duration,
@@ -165,11 +166,11 @@ impl App {
             document: Document::new(&document()),
         });
         vdm_kit::metrics::install();
-        let router = router(state, hub, config);
+        let service = router(state, hub, config);
         let listener = TcpListener::bind(config.http_addr).await?;
         Ok(App {
             listener,
-            router,
+            service,
             shutdown,
             shutdown_delay: config.shutdown_delay,
             header_read_timeout: config.header_read_timeout,
@@ -180,7 +181,7 @@ impl App {
     /// [`socket_routes()`] behind the middleware stack (tests read its route
     /// table).
     pub fn router(&self) -> &Router {
-        &self.router
+        self.service.inner()
     }
 
     /// The address the HTTP server is bound to.
@@ -204,7 +205,7 @@ impl App {
             drain(shutdown, delay).await;
             stop.cancel();
         });
-        vdm_kit::serve::serve(self.listener, self.router, self.header_read_timeout, stop_accepting).await?;
+        vdm_kit::serve::serve(self.listener, self.service, self.header_read_timeout, stop_accepting).await?;
         tracing::info!("gateway stopped");
         Ok(())
     }
@@ -306,8 +307,10 @@ pub fn document() -> Value {
 /// stack, then the socket route of [`socket_routes()`] around that finished
 /// REST router, and both behind the same stack. Socket requests thus pass
 /// the same layers (limits, metrics, error bodies) as HTTP requests, and
-/// the REST router never refers to the socket route that holds it.
-fn router(state: AppState, hub: Arc<Hub>, config: &GatewayConfig) -> Router {
+/// the REST router never refers to the socket route that holds it. In
+/// front of it all, the [`Front`] that answers edge cache hits with what
+/// the stack would have done to them.
+fn router(state: AppState, hub: Arc<Hub>, config: &GatewayConfig) -> Front<Router> {
     let limits = LimitState {
         limiter: config.rate_limits.clone().map(|limits| Arc::new(Limiter::new(limits))),
         tokens: state.tokens.clone(),
@@ -332,7 +335,15 @@ fn router(state: AppState, hub: Arc<Hub>, config: &GatewayConfig) -> Router {
         api: layers(api.clone(), config, limits.clone(), ids.clone()),
     });
     let (socket, _declared) = socket_routes().split_for_parts();
-    layers(api.merge(socket.with_state(realtime)), config, limits, ids)
+    let front = FrontParts {
+        edge: state.edge.clone(),
+        tokens: state.tokens.clone(),
+        limits: limits.clone(),
+        ids: ids.clone(),
+        compress_from: COMPRESS_ABOVE_BYTES as usize,
+        cors: cors(&config.cors_origins),
+    };
+    Front::new(layers(api.merge(socket.with_state(realtime)), config, limits, ids), front)
 }
 
 fn cors(origins: &[String]) -> Option<CorsLayer> {

@@ -202,6 +202,11 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
         "Bytes of bodies the gateway edge cache holds",
     ),
     (
+        "vdm_edge_front_answers_total",
+        Kind::Counter,
+        "Gateway edge cache hits answered before the router (the front), by status (200, 304, 429)",
+    ),
+    (
         "vdm_events_published_total",
         Kind::Counter,
         "Events published on the event bus, by event",

@@ -10,16 +10,18 @@
 //! upgrades work as with `axum::serve`, and the client address is inserted
 //! as `ConnectInfo<SocketAddr>`.
 
+use std::convert::Infallible;
 use std::io;
 use std::time::Duration;
 
-use axum::Router;
+use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
+use axum::response::Response;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tower::ServiceExt;
+use tower::{Service, ServiceExt};
 
 use crate::shutdown::CancellationToken;
 
@@ -34,15 +36,20 @@ pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// The header read timeout of listeners that have no setting of their own.
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves `router` on `listener` until `shutdown` is cancelled, then lets
+/// Serves `service` (an axum router, or a service in front of one) on
+/// `listener` until `shutdown` is cancelled, then lets
 /// requests in flight finish and returns once every connection is closed
 /// (upgraded WebSockets are on their own by then).
-pub async fn serve(
+pub async fn serve<S>(
     listener: TcpListener,
-    router: Router,
+    service: S,
     header_read_timeout: Duration,
     shutdown: CancellationToken,
-) -> io::Result<()> {
+) -> io::Result<()>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -64,7 +71,8 @@ pub async fn serve(
         };
         // Small request/response pairs: send without waiting for more.
         let _ = tcp.set_nodelay(true);
-        let service = router.clone().map_request(move |mut request: Request<Incoming>| {
+        let service = service.clone().map_request(move |request: Request<Incoming>| {
+            let mut request = request.map(Body::new);
             request.extensions_mut().insert(ConnectInfo(remote));
             request
         });
@@ -116,6 +124,7 @@ mod tests {
     use std::net::SocketAddr;
     use std::time::Instant;
 
+    use axum::Router;
     use axum::routing::get;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;

@@ -301,6 +301,16 @@ impl TokenKeys {
         self.operators.name_of(token).is_some()
     }
 
+    /// The player of a session token this replica has verified before (its
+    /// memo) and that is not revoked since; `None` for any other token,
+    /// which only [`TokenKeys::caller`] can settle. Never verifies a
+    /// signature: for a path that hands what it cannot settle cheaply to
+    /// one that can.
+    pub fn remembered(&self, token: &str) -> Option<i64> {
+        let verified = self.memo.get(token, unix_now(), LEEWAY_SECS)?;
+        self.unrevoked(verified).ok().map(|session| session.player_id)
+    }
+
     /// Resolves a bearer token to a caller. A session token this replica
     /// verified before is known by the memo alone: the operator
     /// credentials (a lock every worker reads, and a constant-time compare

@@ -90,6 +90,14 @@ impl Entry {
         u32::try_from(size + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
     }
 
+    /// The size of the kept body; `None` for a kept service answer.
+    pub(super) fn body_len(&self) -> Option<usize> {
+        match &self.held {
+            Held::Body { body, .. } => Some(body.len()),
+            Held::Value { .. } => None,
+        }
+    }
+
     /// The kept service answer, when this entry holds one of type `M`.
     pub(super) fn held_value<M: Any + Send + Sync>(&self) -> Option<Arc<M>> {
         match &self.held {

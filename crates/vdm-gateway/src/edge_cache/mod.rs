@@ -248,6 +248,26 @@ struct Inner {
     bytes: Arc<AtomicU64>,
 }
 
+/// A kept body [`EdgeCache::fresh`] found.
+pub struct Hit {
+    entry: Arc<Entry>,
+    label: &'static str,
+}
+
+impl Hit {
+    /// The body's size in bytes.
+    pub fn body_len(&self) -> usize {
+        self.entry.body_len().unwrap_or(0)
+    }
+
+    /// The 200 with the body, or a 304 when `request` names its ETag;
+    /// counted as a hit, in the current span too.
+    pub fn answer(self, request: &HeaderMap) -> Response {
+        counted(self.label, "hit");
+        self.entry.respond(request)
+    }
+}
+
 /// The request headers the cache reads (`If-None-Match`), taken out of
 /// the request without copying the rest of its headers.
 pub struct Conditional(pub HeaderMap);
@@ -337,6 +357,26 @@ impl EdgeCache {
             Ok(entry) => entry.respond(request),
             Err(err) => duplicate(&err).into_response(),
         }
+    }
+
+    /// The kept body of `resource` in `format`, when there is one and it is
+    /// not yet due for renewal: what the gateway's front answers without
+    /// the router. Starts no fill and counts nothing: [`Hit::answer`]
+    /// counts the hit once it is answered.
+    pub fn fresh(&self, resource: Resource, format: Format) -> Option<Hit> {
+        let inner = self.inner.as_ref()?;
+        let label = resource.label();
+        let key = Key {
+            resource,
+            form: Form::Body(format),
+        };
+        // A read never waits in moka; should it ever, the router's path
+        // answers instead.
+        let entry = inner.entries.get(&key).now_or_never().flatten()?;
+        if entry.refresh_due() || entry.body_len().is_none() {
+            return None;
+        }
+        Some(Hit { entry, label })
     }
 
     /// A service's answer about a public `resource`, as a composed answer

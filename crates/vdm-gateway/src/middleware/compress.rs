@@ -114,9 +114,9 @@ fn worth_compressing<P: Predicate>(predicate: &P, response: &Response) -> bool {
         && predicate.should_compress(response)
 }
 
-/// The service tower-http's `Compression` wraps when an answer is handed
-/// to it: it gives that answer, once.
-struct Handover(Option<Response>);
+/// The service a tower-http layer wraps when an answer is handed to it
+/// (`Compression` here, `Cors` in the front): it gives that answer, once.
+pub(super) struct Handover(pub(super) Option<Response>);
 
 impl Service<Request<()>> for Handover {
     type Response = Response;

@@ -69,56 +69,118 @@ where
     }
 
     fn call(&mut self, mut request: Request) -> Self::Future {
-        let start = Instant::now();
-        // Dropped with the future, also when the client goes away.
-        let in_flight = InFlight::new(IN_FLIGHT.with(Clone::clone));
-        let method = request.method().clone();
         // An `Arc` inside: cloning it copies no path.
-        let matched = request.extensions().get::<MatchedPath>().cloned();
-        let route = matched.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
-        let span = tracing::info_span!(
-            "http_request",
-            otel.name = format_args!("{} {}", method, route),
-            otel.kind = "server",
-            otel.status_code = tracing::field::Empty,
-            http.request.method = %method,
-            http.route = route,
-            http.response.status_code = tracing::field::Empty,
-            player.id = tracing::field::Empty,
-            quest.id = tracing::field::Empty,
-            trace_id = tracing::field::Empty,
-            npc.id = tracing::field::Empty,
-            rumor.id = tracing::field::Empty,
-            region.id = tracing::field::Empty,
-            // hit, miss or joined, on routes the edge cache serves.
-            edge_cache = tracing::field::Empty,
-        );
-        vdm_kit::telemetry::set_parent_from_headers(&span, request.headers());
-        let trace_id = span.in_scope(vdm_kit::telemetry::current_trace_id);
-        if let Some(trace_id) = &trace_id {
-            // Every log line of the request then carries the id to find it in Jaeger.
-            span.record("trace_id", trace_id.as_str());
-        }
-        let request_id = match request.headers().get(&X_REQUEST_ID) {
-            Some(id) => Some(id.clone()),
-            None => {
-                let id = self.ids.next();
-                if let Some(id) = &id {
-                    request.headers_mut().insert(X_REQUEST_ID.clone(), id.clone());
-                }
-                id
-            }
+        let route = match request.extensions().get::<MatchedPath>() {
+            Some(matched) => RouteLabel::Matched(matched.clone()),
+            None => RouteLabel::Fixed(UNMATCHED),
         };
+        let (span, watch) = begin(&self.ids, &mut request, route);
         let inner = span.in_scope(|| self.inner.call(request)).instrument(span);
-        ObserveFuture {
-            inner,
-            start,
-            method: method_label(&method),
-            matched,
-            trace_id,
-            request_id,
-            _in_flight: in_flight,
+        ObserveFuture { inner, watch }
+    }
+}
+
+/// The route label of a request: the template the router matched (as
+/// [`Observe`] finds it), or one known in advance (the front's).
+pub enum RouteLabel {
+    /// The router's matched template.
+    Matched(MatchedPath),
+    /// A template named by the caller.
+    Fixed(&'static str),
+}
+
+impl RouteLabel {
+    fn as_str(&self) -> &str {
+        match self {
+            RouteLabel::Matched(matched) => matched.as_str(),
+            RouteLabel::Fixed(route) => route,
         }
+    }
+}
+
+/// Starts observing `request` on `route`: its span (continuing the
+/// client's trace), and the [`Watch`] that records its answer. Gives the
+/// request its request id when it came without one.
+pub fn begin(ids: &RequestIds, request: &mut Request, route: RouteLabel) -> (tracing::Span, Watch) {
+    let start = Instant::now();
+    // Dropped with the watch, also when the client goes away.
+    let in_flight = InFlight::new(IN_FLIGHT.with(Clone::clone));
+    let method = request.method();
+    let label = route.as_str();
+    let span = tracing::info_span!(
+        "http_request",
+        otel.name = format_args!("{} {}", method, label),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = %method,
+        http.route = label,
+        http.response.status_code = tracing::field::Empty,
+        player.id = tracing::field::Empty,
+        quest.id = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+        npc.id = tracing::field::Empty,
+        rumor.id = tracing::field::Empty,
+        region.id = tracing::field::Empty,
+        // hit, miss or joined, on routes the edge cache serves.
+        edge_cache = tracing::field::Empty,
+    );
+    let method = method_label(method);
+    vdm_kit::telemetry::set_parent_from_headers(&span, request.headers());
+    let trace_id = span.in_scope(vdm_kit::telemetry::current_trace_id);
+    if let Some(trace_id) = &trace_id {
+        // Every log line of the request then carries the id to find it in Jaeger.
+        span.record("trace_id", trace_id.as_str());
+    }
+    let request_id = match request.headers().get(&X_REQUEST_ID) {
+        Some(id) => Some(id.clone()),
+        None => {
+            let id = ids.next();
+            if let Some(id) = &id {
+                request.headers_mut().insert(X_REQUEST_ID.clone(), id.clone());
+            }
+            id
+        }
+    };
+    let watch = Watch {
+        start,
+        method,
+        route,
+        trace_id,
+        request_id,
+        _in_flight: in_flight,
+    };
+    (span, watch)
+}
+
+/// What is recorded of a request when its answer is ready
+/// ([`Watch::finish`]).
+pub struct Watch {
+    start: Instant,
+    method: &'static str,
+    route: RouteLabel,
+    trace_id: Option<String>,
+    request_id: Option<HeaderValue>,
+    _in_flight: InFlight,
+}
+
+impl Watch {
+    /// Records `response` in `span` and the request metrics, and gives it
+    /// the trace id and request id headers.
+    pub fn finish<B>(&mut self, span: &tracing::Span, response: &mut Response<B>) {
+        let status = response.status();
+        span.record("http.response.status_code", status.as_u16());
+        if status.is_server_error() {
+            span.record("otel.status_code", "ERROR");
+        }
+        if let Some(trace_id) = self.trace_id.take().and_then(|t| HeaderValue::from_str(&t).ok()) {
+            response.headers_mut().insert("x-trace-id", trace_id);
+        }
+        if let Some(request_id) = self.request_id.take() {
+            response.headers_mut().entry(&X_REQUEST_ID).or_insert(request_id);
+        }
+        let (requests, duration) = request_metrics(self.route.as_str(), self.method, status_label(status.as_u16()));
+        requests.increment(1);
+        duration.record(self.start.elapsed().as_secs_f64());
     }
 }
 
@@ -127,12 +189,7 @@ pin_project! {
     pub struct ObserveFuture<F> {
         #[pin]
         inner: Instrumented<F>,
-        start: Instant,
-        method: &'static str,
-        matched: Option<MatchedPath>,
-        trace_id: Option<String>,
-        request_id: Option<HeaderValue>,
-        _in_flight: InFlight,
+        watch: Watch,
     }
 }
 
@@ -148,22 +205,7 @@ where
             Ok(response) => response,
             Err(err) => return Poll::Ready(Err(err)),
         };
-        let span = this.inner.as_ref().get_ref().span();
-        let status = response.status();
-        span.record("http.response.status_code", status.as_u16());
-        if status.is_server_error() {
-            span.record("otel.status_code", "ERROR");
-        }
-        if let Some(trace_id) = this.trace_id.take().and_then(|t| HeaderValue::from_str(&t).ok()) {
-            response.headers_mut().insert("x-trace-id", trace_id);
-        }
-        if let Some(request_id) = this.request_id.take() {
-            response.headers_mut().entry(&X_REQUEST_ID).or_insert(request_id);
-        }
-        let route = this.matched.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
-        let (requests, duration) = request_metrics(route, this.method, status_label(status.as_u16()));
-        requests.increment(1);
-        duration.record(this.start.elapsed().as_secs_f64());
+        this.watch.finish(this.inner.as_ref().get_ref().span(), &mut response);
         Poll::Ready(Ok(response))
     }
 }

@@ -34,7 +34,7 @@ use vdm_kit::ErrorCode;
 
 use crate::error::{ErrorBody, GatewayError};
 use crate::negotiate::{BodyWatch, Format, MSGPACK};
-use crate::rate_limit::{LimitState, Slot};
+use crate::rate_limit::{LimitState, Refused, Slot};
 
 /// Wraps a service in [`EdgeRules`].
 #[derive(Clone)]
@@ -176,6 +176,12 @@ where
         }
         Poll::Ready(Ok(error_body(response, *this.format)))
     }
+}
+
+/// The answer to a request the quotas refused, as [`EdgeRules`] gives it:
+/// a 429 with `Retry-After` and the error body in `format`.
+pub(crate) fn refusal(refused: Refused, format: Format) -> Response {
+    error_body(refused.into_response(), format)
 }
 
 /// Gives an error response the uniform body in the client's format.

@@ -20,6 +20,8 @@ backend_tests!(
     json_and_msgpack_bodies_are_kept_apart,
     per_player_answers_are_never_shared,
     hits_misses_and_invalidations_are_counted,
+    the_front_answers_hits_as_the_router_does,
+    the_front_keeps_quotas_and_revocations,
 );
 
 /// A TTL no test outlives: what a test sees change, the bus changed.
@@ -373,6 +375,161 @@ async fn hits_misses_and_invalidations_are_counted(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(app.get(&path, &token).await.json()["title"], "Counted");
+    app.finish().await;
+}
+
+/// The headers of an answer that a front answer and a router answer must
+/// share, with their values (the ids and the date differ per request).
+fn comparable(response: &TestResponse) -> Vec<(String, String)> {
+    let mut headers: Vec<(String, String)> = response
+        .headers
+        .iter()
+        .filter(|(name, _)| !matches!(name.as_str(), "date" | "x-request-id" | "x-trace-id"))
+        .map(|(name, value)| (name.to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+        .collect();
+    headers.sort();
+    headers
+}
+
+/// A second read of a kept quest, NPC or region is the front's (counted
+/// in `vdm_edge_front_answers_total`) and is the router's answer to the
+/// byte: status, body and headers, in JSON and MessagePack, with CORS (the
+/// harness configures an origin), a 304, the request id and the request
+/// metrics of the route.
+async fn the_front_answers_hits_as_the_router_does(backend: Backend) {
+    let Some(app) = spawn(backend, true).await else { return };
+    let (_, token) = app.sign_in("front").await;
+    let bearer = format!("Bearer {token}");
+    let id = app.create_quest(&wolves()).await["id"].as_i64().unwrap();
+    let quest = format!("/v1/quests/{id}");
+    let before = metrics(&app).await;
+    let read = |path: String, extra: Vec<(&'static str, String)>| {
+        let bearer = bearer.clone();
+        let app = &app;
+        async move {
+            let mut headers: Vec<(&str, &str)> = vec![("authorization", &bearer)];
+            headers.extend(extra.iter().map(|(name, value)| (*name, value.as_str())));
+            app.send(Method::GET, &path, &headers, Vec::new()).await
+        }
+    };
+    let msgpack = || vec![("accept", "application/msgpack".to_owned())];
+    let origin = || vec![("origin", "https://play.example".to_owned())];
+    for (path, extra) in [
+        (quest.clone(), Vec::new()),
+        (quest.clone(), msgpack()),
+        (quest.clone(), origin()),
+        ("/v1/npcs/1".to_owned(), Vec::new()),
+        ("/v1/world/regions/1".to_owned(), msgpack()),
+    ] {
+        // The first read fills the cache through the router (and leaves
+        // the token verified); the second is the front's.
+        let routed = read(path.clone(), extra.clone()).await;
+        let fronted = read(path.clone(), extra.clone()).await;
+        assert_eq!(routed.status, 200, "{path}: {}", String::from_utf8_lossy(&routed.body));
+        assert_eq!(fronted.status, routed.status, "{path}");
+        assert_eq!(fronted.body, routed.body, "{path}");
+        assert_eq!(comparable(&fronted), comparable(&routed), "{path} {extra:?}");
+        assert!(fronted.header("x-request-id").is_some(), "{path}");
+    }
+    let with_origin = read(quest.clone(), origin()).await;
+    assert_eq!(
+        with_origin.header("access-control-allow-origin"),
+        Some("https://play.example")
+    );
+    let etag = read(quest.clone(), Vec::new()).await.header("etag").unwrap().to_owned();
+    let not_modified = read(quest.clone(), vec![("if-none-match", etag.clone())]).await;
+    assert_eq!(not_modified.status, 304);
+    assert!(not_modified.body.is_empty());
+    assert_eq!(not_modified.header("etag"), Some(etag.as_str()));
+    let named = read(quest.clone(), vec![("x-request-id", "front-chosen-1".to_owned())]).await;
+    assert_eq!(named.header("x-request-id"), Some("front-chosen-1"));
+
+    let after = metrics(&app).await;
+    let front = |text: &str, status: &str| {
+        sample(
+            text,
+            "vdm_edge_front_answers_total",
+            &[&format!("status=\"{status}\"")],
+        )
+    };
+    // Five second reads, the origin read, the ETag read, the named read.
+    assert!(front(&after, "200") >= front(&before, "200") + 8.0, "{after}");
+    assert!(front(&after, "304") >= front(&before, "304") + 1.0, "{after}");
+    let routed = |text: &str| {
+        sample(
+            text,
+            "http_server_requests_total",
+            &["route=\"/v1/quests/{id}\"", "method=\"GET\"", "status=\"200\""],
+        )
+    };
+    // Every read of the quest, by the router or the front, is one request.
+    assert!(routed(&after) >= routed(&before) + 9.0, "{after}");
+    assert!(after.contains("# HELP vdm_edge_front_answers_total "));
+    app.finish().await;
+}
+
+/// The front answers quota refusals as the stack does (429, Retry-After,
+/// the error body in the client's format) and hands a revoked session's
+/// requests to the router, which refuses them.
+async fn the_front_keeps_quotas_and_revocations(backend: Backend) {
+    let mut limits = crate::helpers::generous_rate_limits();
+    limits.read = vdm_gateway::rate_limit::Rate {
+        per_second: 0.01,
+        burst: 4.0,
+    };
+    let Some(app) = spawn_app_with(
+        backend,
+        Options {
+            rate_limits: Some(limits),
+            edge_cache: Some(EdgeCacheConfig {
+                ttl: LONG_TTL,
+                ..EdgeCacheConfig::default()
+            }),
+            ..Options::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let id = app.create_quest(&wolves()).await["id"].as_i64().unwrap();
+    let path = format!("/v1/quests/{id}");
+    let (_, token) = app.sign_in("front-quota").await;
+    let before = metrics(&app).await;
+    // Four reads in the burst: the first through the router, then hits.
+    for _ in 0..4 {
+        assert_eq!(app.get(&path, &token).await.status, 200);
+    }
+    let refused = app.get(&path, &token).await;
+    refused.assert_error(429, "resource_exhausted");
+    assert!(refused.header("retry-after").is_some());
+    let bearer = format!("Bearer {token}");
+    let packed = app
+        .send(
+            Method::GET,
+            &path,
+            &[("authorization", &bearer), ("accept", "application/msgpack")],
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(packed.status, 429);
+    assert_eq!(packed.header("content-type"), Some("application/msgpack"));
+    let after = metrics(&app).await;
+    let front = |text: &str, status: &str| {
+        sample(
+            text,
+            "vdm_edge_front_answers_total",
+            &[&format!("status=\"{status}\"")],
+        )
+    };
+    assert!(front(&after, "429") >= front(&before, "429") + 2.0, "{after}");
+
+    // A session signed out is refused, though the front knew its token.
+    let (_, other) = app.sign_in("front-revoked").await;
+    assert_eq!(app.get(&path, &other).await.status, 200);
+    let out = app.post_json("/v1/auth/signout", Some(&other), &json!({})).await;
+    assert_eq!(out.status, 204, "{}", String::from_utf8_lossy(&out.body));
+    app.get(&path, &other).await.assert_error(401, "unauthenticated");
     app.finish().await;
 }
 

@@ -1,0 +1,266 @@
+//! [`Front`]: the gateway's answer to a read the edge cache holds, given
+//! before the router and the per-route stack see the request.
+//!
+//! Why it exists: a cache hit of one public resource (`GET
+//! /v1/quests/{id}`, `/v1/npcs/{id}`, `/v1/world/regions/{id}`) through
+//! the router pays the route match, the future of every layer, four
+//! extractors, a boxed handler future and the cache's generic read path:
+//! about a quarter of the request's CPU, for an answer that is one lookup
+//! of a ready body. `Front` answers such a hit itself when it can answer
+//! it exactly as the stack would, and hands every other request to the
+//! router untouched. It answers only when all of these hold:
+//! - a GET of one of those paths with a plain positive id (ASCII digits),
+//!   no query, no body, and no weights in `Accept-Encoding` (the only way
+//!   to compression's 406);
+//! - the session token is one this replica has verified before (the memo
+//!   of [`TokenKeys`]) and not revoked since: a token that needs verifying
+//!   goes to the router, so no token is ever verified twice;
+//! - the cache holds a body of the resource in the asked format, not due
+//!   for renewal (the router's path renews it), and below the size the
+//!   stack compresses.
+//!
+//! What it keeps of the stack: the request span, the request id and the
+//! trace id, and the request metrics ([`observe::begin`], as [`Observe`]
+//! does them), the cache's hit count, the quotas ([`rate_limit::admit`]:
+//! a refusal is answered here, a 429 with the error body in the client's
+//! format, as [`EdgeRules`] answers it), and CORS (the answer passes the
+//! stack's own CORS layer, when one is configured). A request it declines
+//! costs it a path match and, for a cacheable path, one lookup.
+//!
+//! [`Observe`]: super::observe::Observe
+//! [`EdgeRules`]: super::rules::EdgeRules
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::HttpBody;
+use axum::extract::Request;
+use axum::http::{Method, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::FutureExt;
+use futures_util::future::{Either, Ready, ready};
+use tower::{Layer, Service};
+use tower_http::cors::CorsLayer;
+
+use super::compress::Handover;
+use super::observe::{self, RequestIds, RouteLabel};
+use crate::auth::{Caller, TokenKeys, bearer_in};
+use crate::edge_cache::{EdgeCache, Hit, Resource};
+use crate::error::GatewayError;
+use crate::negotiate::Format;
+use crate::rate_limit::{self, LimitState};
+
+/// The routes [`Front`] may answer: path prefix, route template (the
+/// route label, as the router names it), the span field of the id, and
+/// the cached resource of an id.
+const ROUTES: [(&str, &str, &str, fn(i64) -> Resource); 3] = [
+    ("/v1/quests/", "/v1/quests/{id}", "quest.id", Resource::Quest),
+    ("/v1/npcs/", "/v1/npcs/{id}", "npc.id", Resource::Npc),
+    ("/v1/world/regions/", "/v1/world/regions/{id}", "region.id", Resource::Region),
+];
+
+/// What [`Front`] needs to answer a hit as the stack would.
+pub struct FrontParts {
+    /// The cache the routes read.
+    pub edge: EdgeCache,
+    /// The keys (and memo) that verify session tokens.
+    pub tokens: Arc<TokenKeys>,
+    /// The quotas, as the stack's [`EdgeRules`](super::rules::EdgeRules) holds them.
+    pub limits: LimitState,
+    /// The request ids the stack's [`Observe`](super::observe::Observe) hands out.
+    pub ids: RequestIds,
+    /// Bodies of this many bytes or more go to the router (the stack may
+    /// compress them).
+    pub compress_from: usize,
+    /// The stack's CORS layer, when CORS is configured.
+    pub cors: Option<CorsLayer>,
+}
+
+/// See the module docs. Wraps the finished router.
+#[derive(Clone)]
+pub struct Front<S> {
+    inner: S,
+    parts: Arc<FrontParts>,
+}
+
+impl<S> Front<S> {
+    /// `inner` behind a front that answers hits with `parts`.
+    pub fn new(inner: S, parts: FrontParts) -> Front<S> {
+        Front {
+            inner,
+            parts: Arc::new(parts),
+        }
+    }
+
+    /// The service behind the front.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S> Service<Request> for Front<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<Ready<Result<Response, Infallible>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if let Some(hit) = self.parts.hit(&request) {
+            return Either::Left(ready(Ok(self.parts.answer(hit, request))));
+        }
+        Either::Right(self.inner.call(request))
+    }
+}
+
+/// A hit [`Front`] will answer: what it found before committing to it.
+struct FrontHit {
+    route: &'static str,
+    id_field: &'static str,
+    id: i64,
+    player_id: i64,
+    format: Format,
+    kept: Hit,
+}
+
+impl FrontParts {
+    /// The hit `request` asks for, when the front can answer it (see the
+    /// module docs); `None` hands it to the router.
+    fn hit(&self, request: &Request) -> Option<FrontHit> {
+        if request.method() != Method::GET || request.uri().query().is_some() || !request.body().is_end_stream() {
+            return None;
+        }
+        let (route, id_field, id, resource) = cached_route(request.uri().path())?;
+        let headers = request.headers();
+        let weighted = headers
+            .get_all(header::ACCEPT_ENCODING)
+            .iter()
+            .any(|value| value.as_bytes().contains(&b';'));
+        if weighted {
+            return None;
+        }
+        let format = Format::from_accept(headers);
+        let kept = self.edge.fresh(resource, format)?;
+        if kept.body_len() >= self.compress_from {
+            return None;
+        }
+        let player_id = self.tokens.remembered(bearer_in(headers).ok()?)?;
+        Some(FrontHit {
+            route,
+            id_field,
+            id,
+            player_id,
+            format,
+            kept,
+        })
+    }
+
+    /// Answers `hit`: the quota first, then the kept body (or a 304), in
+    /// the request's span, with its request metrics.
+    fn answer(&self, hit: FrontHit, mut request: Request) -> Response {
+        let (span, mut watch) = observe::begin(&self.ids, &mut request, RouteLabel::Fixed(hit.route));
+        let mut response = span.in_scope(|| {
+            span.record("player.id", hit.player_id);
+            span.record(hit.id_field, hit.id);
+            // The quota keys on the caller found above, not verified again.
+            request.extensions_mut().insert(Caller::Player(hit.player_id));
+            let answer = match rate_limit::admit(&self.limits, &mut request) {
+                // The in-flight slot is held until the answer is made.
+                Ok(_slot) => hit.kept.answer(request.headers()),
+                Err(refused) => super::rules::refusal(refused, hit.format),
+            };
+            match &self.cors {
+                Some(cors) => with_cors(cors, request, answer),
+                None => answer,
+            }
+        });
+        watch.finish(&span, &mut response);
+        vdm_kit::metrics::static_counter("vdm_edge_front_answers_total", [("status", status_label(&response))])
+            .increment(1);
+        response
+    }
+}
+
+/// The route, id span field, id and cached resource of `path`, when it is
+/// one of [`ROUTES`] with a plain positive id: digits only, so that it
+/// reads as the router's `PathId` would read it (anything else, the
+/// router's to answer).
+fn cached_route(path: &str) -> Option<(&'static str, &'static str, i64, Resource)> {
+    ROUTES.iter().find_map(|&(prefix, route, id_field, resource)| {
+        let digits = path.strip_prefix(prefix)?;
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let id = digits.parse::<i64>().ok().filter(|id| *id > 0)?;
+        Some((route, id_field, id, resource(id)))
+    })
+}
+
+/// `answer` as the stack's CORS layer gives it back for `request`.
+fn with_cors(cors: &CorsLayer, request: Request, answer: Response) -> Response {
+    let (parts, _body) = request.into_parts();
+    let mut cors = cors.layer(Handover(Some(answer)));
+    match cors.call(Request::from_parts(parts, ())).now_or_never() {
+        Some(Ok(response)) => response,
+        Some(Err(never)) => match never {},
+        // The layer answers at once what it is handed at once.
+        None => GatewayError::Internal("cors answer not ready".to_owned()).into_response(),
+    }
+}
+
+fn status_label(response: &Response) -> &'static str {
+    match response.status().as_u16() {
+        200 => "200",
+        304 => "304",
+        429 => "429",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn only_plain_positive_ids_of_the_cached_routes_are_taken() {
+        let (route, field, id, resource) = cached_route("/v1/quests/42").unwrap();
+        assert_eq!((route, field, id), ("/v1/quests/{id}", "quest.id", 42));
+        assert_eq!(resource, Resource::Quest(42));
+        assert_eq!(cached_route("/v1/npcs/7").unwrap().3, Resource::Npc(7));
+        assert_eq!(cached_route("/v1/world/regions/007").unwrap().3, Resource::Region(7));
+        for path in [
+            "/v1/quests/0",
+            "/v1/quests/-1",
+            "/v1/quests/+1",
+            "/v1/quests/1/",
+            "/v1/quests/%31",
+            "/v1/quests/",
+            "/v1/quests/99999999999999999999",
+            "/v1/quests/1/accept",
+            "/v1/quests",
+            "/v1/world/regions",
+            "/v1/me/quests/1",
+        ] {
+            assert!(cached_route(path).is_none(), "{path}");
+        }
+    }
+
+    #[test]
+    fn every_route_template_is_a_route_of_the_gateway() {
+        let document = crate::startup::document();
+        for (_, route, _, _) in ROUTES {
+            assert!(
+                document.pointer(&format!("/paths/{}/get", route.replace('/', "~1"))).is_some(),
+                "{route} is not a GET route"
+            );
+        }
+    }
+}
