@@ -343,7 +343,10 @@ fn router(state: AppState, hub: Arc<Hub>, config: &GatewayConfig) -> Front<Route
         compress_from: COMPRESS_ABOVE_BYTES as usize,
         cors: cors(&config.cors_origins),
     };
-    Front::new(layers(api.merge(socket.with_state(realtime)), config, limits, ids), front)
+    Front::new(
+        layers(api.merge(socket.with_state(realtime)), config, limits, ids),
+        front,
+    )
 }
 
 fn cors(origins: &[String]) -> Option<CorsLayer> {
@@ -465,6 +468,15 @@ mod tests {
         let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(body["error"]["code"], "internal", "{body}");
         assert_eq!(body["error"]["message"], "internal error", "{body}");
+    }
+
+    #[test]
+    fn every_route_the_front_answers_is_a_get_route_of_the_gateway() {
+        let document = document();
+        for (_, route, _, _) in crate::middleware::front::ROUTES {
+            let pointer = format!("/paths/{}/get", route.replace('/', "~1"));
+            assert!(document.pointer(&pointer).is_some(), "{route} is not a GET route");
+        }
     }
 
     #[test]

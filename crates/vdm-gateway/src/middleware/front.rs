@@ -54,10 +54,15 @@ use crate::rate_limit::{self, LimitState};
 /// The routes [`Front`] may answer: path prefix, route template (the
 /// route label, as the router names it), the span field of the id, and
 /// the cached resource of an id.
-const ROUTES: [(&str, &str, &str, fn(i64) -> Resource); 3] = [
+pub(crate) const ROUTES: [(&str, &str, &str, fn(i64) -> Resource); 3] = [
     ("/v1/quests/", "/v1/quests/{id}", "quest.id", Resource::Quest),
     ("/v1/npcs/", "/v1/npcs/{id}", "npc.id", Resource::Npc),
-    ("/v1/world/regions/", "/v1/world/regions/{id}", "region.id", Resource::Region),
+    (
+        "/v1/world/regions/",
+        "/v1/world/regions/{id}",
+        "region.id",
+        Resource::Region,
+    ),
 ];
 
 /// What [`Front`] needs to answer a hit as the stack would.
@@ -250,17 +255,6 @@ mod tests {
             "/v1/me/quests/1",
         ] {
             assert!(cached_route(path).is_none(), "{path}");
-        }
-    }
-
-    #[test]
-    fn every_route_template_is_a_route_of_the_gateway() {
-        let document = crate::startup::document();
-        for (_, route, _, _) in ROUTES {
-            assert!(
-                document.pointer(&format!("/paths/{}/get", route.replace('/', "~1"))).is_some(),
-                "{route} is not a GET route"
-            );
         }
     }
 }

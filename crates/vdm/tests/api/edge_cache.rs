@@ -445,13 +445,8 @@ async fn the_front_answers_hits_as_the_router_does(backend: Backend) {
     assert_eq!(named.header("x-request-id"), Some("front-chosen-1"));
 
     let after = metrics(&app).await;
-    let front = |text: &str, status: &str| {
-        sample(
-            text,
-            "vdm_edge_front_answers_total",
-            &[&format!("status=\"{status}\"")],
-        )
-    };
+    let front =
+        |text: &str, status: &str| sample(text, "vdm_edge_front_answers_total", &[&format!("status=\"{status}\"")]);
     // Five second reads, the origin read, the ETag read, the named read.
     assert!(front(&after, "200") >= front(&before, "200") + 8.0, "{after}");
     assert!(front(&after, "304") >= front(&before, "304") + 1.0, "{after}");
@@ -515,13 +510,8 @@ async fn the_front_keeps_quotas_and_revocations(backend: Backend) {
     let body: Value = rmp_serde::from_slice(&refused.body).expect("a MessagePack error body");
     assert_eq!(body["error"]["code"], "resource_exhausted", "{body}");
     let after = metrics(&app).await;
-    let front = |text: &str, status: &str| {
-        sample(
-            text,
-            "vdm_edge_front_answers_total",
-            &[&format!("status=\"{status}\"")],
-        )
-    };
+    let front =
+        |text: &str, status: &str| sample(text, "vdm_edge_front_answers_total", &[&format!("status=\"{status}\"")]);
     assert!(front(&after, "429") >= front(&before, "429") + 2.0, "{after}");
 
     // A session signed out is refused, though the front knew its token.
