@@ -1,15 +1,19 @@
 //! The request engine: N keep-alive HTTP/1.1 connections, each sending one
 //! request at a time (closed loop) or on a schedule (`--rate`), recording
 //! every latency in microseconds.
+//!
+//! Each connection is one task that writes a request's bytes and reads the
+//! answer off its own socket ([`Connection`]), as wrk does: the generator
+//! shares the machine's two cores with the server it measures, and hyper's
+//! client (a connection task and a request task per connection, a wake-up
+//! between them each way) cost it about as much CPU per request as the
+//! server spent answering, which the server's latency then paid for.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::{Method, Request};
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// What to run.
@@ -64,9 +68,10 @@ impl RequestFactory {
         }
     }
 
-    fn build(&self, authority: &str, n: u64) -> Request<Full<Bytes>> {
-        let builder = Request::builder().header(http::header::HOST, authority);
-        let request = match self {
+    /// Writes the n-th request, head and body, into `out` (emptied first).
+    fn encode(&self, authority: &str, n: u64, out: &mut Vec<u8>) {
+        out.clear();
+        match self {
             RequestFactory::Get {
                 template,
                 ids,
@@ -77,25 +82,95 @@ impl RequestFactory {
                 // A multiplicative scramble spreads consecutive n over the range.
                 let id = ids.0 + (n.wrapping_mul(2_654_435_761) % span);
                 let path = template.replace("{id}", &id.to_string());
-                let mut b = builder.method(Method::GET).uri(path);
+                out.extend_from_slice(format!("GET {path} HTTP/1.1\r\nhost: {authority}\r\n").as_bytes());
                 if let Some(auth) = auth {
-                    b = b.header(http::header::AUTHORIZATION, auth.as_ref());
+                    out.extend_from_slice(format!("authorization: {auth}\r\n").as_bytes());
                 }
                 if let Some(tag) = if_none_match {
-                    b = b.header(http::header::IF_NONE_MATCH, tag.as_ref());
+                    out.extend_from_slice(format!("if-none-match: {tag}\r\n").as_bytes());
                 }
-                b.body(Full::new(Bytes::new()))
+                out.extend_from_slice(b"\r\n");
             }
             RequestFactory::DeviceAuth { devices } => {
                 let body = format!(r#"{{"device_id":"load-device-{}"}}"#, n % devices);
-                builder
-                    .method(Method::POST)
-                    .uri("/v1/auth/device")
-                    .header(http::header::CONTENT_TYPE, "application/json")
-                    .body(Full::new(Bytes::from(body)))
+                out.extend_from_slice(
+                    format!(
+                        "POST /v1/auth/device HTTP/1.1\r\nhost: {authority}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                );
             }
+        }
+    }
+}
+
+/// One keep-alive HTTP/1.1 connection: a request written whole, its
+/// answer read whole (a `Content-Length` body, or none).
+struct Connection {
+    stream: TcpStream,
+    /// Bytes read and not yet consumed.
+    buf: Vec<u8>,
+}
+
+impl Connection {
+    async fn open(authority: &str) -> Result<Connection, String> {
+        let stream = TcpStream::connect(authority)
+            .await
+            .map_err(|e| format!("connect {authority}: {e}"))?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        Ok(Connection {
+            stream,
+            buf: Vec::with_capacity(16 * 1024),
+        })
+    }
+
+    /// Sends `request` and reads its answer; the answer's status.
+    async fn exchange(&mut self, request: &[u8]) -> Result<u16, String> {
+        self.stream.write_all(request).await.map_err(|e| e.to_string())?;
+        loop {
+            if let Some((status, length)) = self.parsed()? {
+                if self.buf.len() >= length {
+                    self.buf.drain(..length);
+                    return Ok(status);
+                }
+            }
+            if self.buf.capacity() - self.buf.len() < 4096 {
+                self.buf.reserve(16 * 1024);
+            }
+            let read = self.stream.read_buf(&mut self.buf).await.map_err(|e| e.to_string())?;
+            if read == 0 {
+                return Err("the server closed the connection".to_owned());
+            }
+        }
+    }
+
+    /// The status of the answer at the front of the buffer and its whole
+    /// length (head and body), once its head is there.
+    fn parsed(&self) -> Result<Option<(u16, usize)>, String> {
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut response = httparse::Response::new(&mut headers);
+        let head = match response.parse(&self.buf).map_err(|e| format!("bad answer: {e}"))? {
+            httparse::Status::Complete(head) => head,
+            httparse::Status::Partial => return Ok(None),
         };
-        request.unwrap_or_else(|_| Request::new(Full::new(Bytes::new())))
+        let status = response.code.unwrap_or(0);
+        let mut body = 0;
+        for header in response.headers.iter() {
+            if header.name.eq_ignore_ascii_case("content-length") {
+                body = std::str::from_utf8(header.value)
+                    .ok()
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .ok_or("bad content-length")?;
+            } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
+                return Err("a chunked answer: the engine reads Content-Length bodies only".to_owned());
+            }
+        }
+        // No body on a 1xx, 204 or 304, whatever the headers say.
+        if matches!(status, 100..=199 | 204 | 304) {
+            body = 0;
+        }
+        Ok(Some((status, head + body)))
     }
 }
 
@@ -123,19 +198,12 @@ pub async fn run(plan: Plan, factory: RequestFactory) -> Result<bool, String> {
     let per_connection_interval = plan.rate.map(|r| Duration::from_secs_f64(plan.connections as f64 / r));
     let mut tasks = Vec::with_capacity(plan.connections);
     for c in 0..plan.connections {
-        let stream = TcpStream::connect(&plan.authority)
-            .await
-            .map_err(|e| format!("connect {}: {e}", plan.authority))?;
-        stream.set_nodelay(true).map_err(|e| e.to_string())?;
-        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| e.to_string())?;
-        tokio::spawn(connection);
+        let connection = Connection::open(&plan.authority).await?;
         let (shared, factory, authority) = (shared.clone(), factory.clone(), plan.authority.clone());
         // Stagger paced connections so their sends interleave.
         let offset = per_connection_interval.map(|i| i.mul_f64(c as f64 / plan.connections as f64));
         tasks.push(tokio::spawn(connection_loop(
-            sender,
+            connection,
             shared,
             factory,
             authority,
@@ -209,16 +277,17 @@ pub async fn run(plan: Plan, factory: RequestFactory) -> Result<bool, String> {
 }
 
 async fn connection_loop(
-    mut sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    mut connection: Connection,
     shared: Arc<Shared>,
     factory: RequestFactory,
     authority: String,
-    connection: u64,
+    index: u64,
     interval: Option<Duration>,
     offset: Option<Duration>,
 ) -> Vec<u32> {
     let mut latencies = Vec::with_capacity(1 << 16);
-    let mut n = connection.wrapping_mul(1_000_003);
+    let mut request = Vec::with_capacity(1024);
+    let mut n = index.wrapping_mul(1_000_003);
     let mut next_send = Instant::now() + offset.unwrap_or_default();
     while !shared.stop.load(Ordering::Relaxed) {
         let scheduled = match interval {
@@ -238,26 +307,16 @@ async fn connection_loop(
             }
             None => Instant::now(),
         };
-        if sender.ready().await.is_err() {
-            shared.errors.fetch_add(1, Ordering::Relaxed);
-            break;
-        }
-        let request = factory.build(&authority, n);
+        factory.encode(&authority, n, &mut request);
         n += 1;
         shared.sent.fetch_add(1, Ordering::Relaxed);
-        let (ok, server_fault) = match sender.send_request(request).await {
-            Ok(response) => {
-                let status = response.status();
-                let body = response.into_body().collect().await;
-                (
-                    // A 304 answers a conditional read (`--if-none-match`).
-                    (status.is_success() || status == http::StatusCode::NOT_MODIFIED) && body.is_ok(),
-                    status.is_server_error() || body.is_err(),
-                )
-            }
+        let answer = connection.exchange(&request).await;
+        let micros = u32::try_from(scheduled.elapsed().as_micros()).unwrap_or(u32::MAX);
+        // A 304 answers a conditional read (`--if-none-match`).
+        let (ok, server_fault) = match answer {
+            Ok(status) => ((200..300).contains(&status) || status == 304, status >= 500),
             Err(_) => (false, true),
         };
-        let micros = u32::try_from(scheduled.elapsed().as_micros()).unwrap_or(u32::MAX);
         if shared.recording.load(Ordering::Relaxed) && !shared.stop.load(Ordering::Relaxed) {
             shared.done.fetch_add(1, Ordering::Relaxed);
             if ok {
@@ -270,6 +329,12 @@ async fn connection_loop(
             }
         } else {
             shared.done.fetch_add(1, Ordering::Relaxed);
+        }
+        if answer.is_err() {
+            // The connection is in an unknown state: this one stops, as a
+            // failed hyper connection did.
+            shared.errors.fetch_add(1, Ordering::Relaxed);
+            break;
         }
     }
     latencies
