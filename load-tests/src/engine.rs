@@ -129,11 +129,11 @@ impl Connection {
     async fn exchange(&mut self, request: &[u8]) -> Result<u16, String> {
         self.stream.write_all(request).await.map_err(|e| e.to_string())?;
         loop {
-            if let Some((status, length)) = self.parsed()? {
-                if self.buf.len() >= length {
-                    self.buf.drain(..length);
-                    return Ok(status);
-                }
+            if let Some((status, length)) = self.parsed()?
+                && self.buf.len() >= length
+            {
+                self.buf.drain(..length);
+                return Ok(status);
             }
             if self.buf.capacity() - self.buf.len() < 4096 {
                 self.buf.reserve(16 * 1024);

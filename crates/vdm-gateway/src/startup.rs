@@ -473,9 +473,13 @@ mod tests {
     #[test]
     fn every_route_the_front_answers_is_a_get_route_of_the_gateway() {
         let document = document();
-        for (_, route, _, _) in crate::middleware::front::ROUTES {
-            let pointer = format!("/paths/{}/get", route.replace('/', "~1"));
-            assert!(document.pointer(&pointer).is_some(), "{route} is not a GET route");
+        for route in &crate::middleware::front::ROUTES {
+            let pointer = format!("/paths/{}/get", route.template.replace('/', "~1"));
+            assert!(
+                document.pointer(&pointer).is_some(),
+                "{} is not a GET route",
+                route.template
+            );
         }
     }
 

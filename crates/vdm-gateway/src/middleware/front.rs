@@ -51,18 +51,38 @@ use crate::error::GatewayError;
 use crate::negotiate::Format;
 use crate::rate_limit::{self, LimitState};
 
-/// The routes [`Front`] may answer: path prefix, route template (the
-/// route label, as the router names it), the span field of the id, and
-/// the cached resource of an id.
-pub(crate) const ROUTES: [(&str, &str, &str, fn(i64) -> Resource); 3] = [
-    ("/v1/quests/", "/v1/quests/{id}", "quest.id", Resource::Quest),
-    ("/v1/npcs/", "/v1/npcs/{id}", "npc.id", Resource::Npc),
-    (
-        "/v1/world/regions/",
-        "/v1/world/regions/{id}",
-        "region.id",
-        Resource::Region,
-    ),
+/// A route [`Front`] may answer.
+pub(crate) struct CachedRoute {
+    /// The path up to the id.
+    prefix: &'static str,
+    /// The route template: the route label the router gives it.
+    pub(crate) template: &'static str,
+    /// The request span's field for the id.
+    id_field: &'static str,
+    /// The cached resource of an id.
+    resource: fn(i64) -> Resource,
+}
+
+/// The routes [`Front`] may answer.
+pub(crate) static ROUTES: [CachedRoute; 3] = [
+    CachedRoute {
+        prefix: "/v1/quests/",
+        template: "/v1/quests/{id}",
+        id_field: "quest.id",
+        resource: Resource::Quest,
+    },
+    CachedRoute {
+        prefix: "/v1/npcs/",
+        template: "/v1/npcs/{id}",
+        id_field: "npc.id",
+        resource: Resource::Npc,
+    },
+    CachedRoute {
+        prefix: "/v1/world/regions/",
+        template: "/v1/world/regions/{id}",
+        id_field: "region.id",
+        resource: Resource::Region,
+    },
 ];
 
 /// What [`Front`] needs to answer a hit as the stack would.
@@ -126,8 +146,7 @@ where
 
 /// A hit [`Front`] will answer: what it found before committing to it.
 struct FrontHit {
-    route: &'static str,
-    id_field: &'static str,
+    route: &'static CachedRoute,
     id: i64,
     player_id: i64,
     format: Format,
@@ -141,7 +160,7 @@ impl FrontParts {
         if request.method() != Method::GET || request.uri().query().is_some() || !request.body().is_end_stream() {
             return None;
         }
-        let (route, id_field, id, resource) = cached_route(request.uri().path())?;
+        let (route, id) = cached_route(request.uri().path())?;
         let headers = request.headers();
         let weighted = headers
             .get_all(header::ACCEPT_ENCODING)
@@ -151,14 +170,13 @@ impl FrontParts {
             return None;
         }
         let format = Format::from_accept(headers);
-        let kept = self.edge.fresh(resource, format)?;
+        let kept = self.edge.fresh((route.resource)(id), format)?;
         if kept.body_len() >= self.compress_from {
             return None;
         }
         let player_id = self.tokens.remembered(bearer_in(headers).ok()?)?;
         Some(FrontHit {
             route,
-            id_field,
             id,
             player_id,
             format,
@@ -169,10 +187,10 @@ impl FrontParts {
     /// Answers `hit`: the quota first, then the kept body (or a 304), in
     /// the request's span, with its request metrics.
     fn answer(&self, hit: FrontHit, mut request: Request) -> Response {
-        let (span, mut watch) = observe::begin(&self.ids, &mut request, RouteLabel::Fixed(hit.route));
+        let (span, mut watch) = observe::begin(&self.ids, &mut request, RouteLabel::Fixed(hit.route.template));
         let mut response = span.in_scope(|| {
             span.record("player.id", hit.player_id);
-            span.record(hit.id_field, hit.id);
+            span.record(hit.route.id_field, hit.id);
             // The quota keys on the caller found above, not verified again.
             request.extensions_mut().insert(Caller::Player(hit.player_id));
             let answer = match rate_limit::admit(&self.limits, &mut request) {
@@ -192,18 +210,17 @@ impl FrontParts {
     }
 }
 
-/// The route, id span field, id and cached resource of `path`, when it is
-/// one of [`ROUTES`] with a plain positive id: digits only, so that it
-/// reads as the router's `PathId` would read it (anything else, the
-/// router's to answer).
-fn cached_route(path: &str) -> Option<(&'static str, &'static str, i64, Resource)> {
-    ROUTES.iter().find_map(|&(prefix, route, id_field, resource)| {
-        let digits = path.strip_prefix(prefix)?;
+/// The route of [`ROUTES`] that `path` names, and its id, when the id is
+/// a plain positive one: digits only, so that it reads as the router's
+/// `PathId` would read it (anything else, the router's to answer).
+fn cached_route(path: &str) -> Option<(&'static CachedRoute, i64)> {
+    ROUTES.iter().find_map(|route| {
+        let digits = path.strip_prefix(route.prefix)?;
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
         let id = digits.parse::<i64>().ok().filter(|id| *id > 0)?;
-        Some((route, id_field, id, resource(id)))
+        Some((route, id))
     })
 }
 
@@ -236,11 +253,10 @@ mod tests {
 
     #[test]
     fn only_plain_positive_ids_of_the_cached_routes_are_taken() {
-        let (route, field, id, resource) = cached_route("/v1/quests/42").unwrap();
-        assert_eq!((route, field, id), ("/v1/quests/{id}", "quest.id", 42));
-        assert_eq!(resource, Resource::Quest(42));
-        assert_eq!(cached_route("/v1/npcs/7").unwrap().3, Resource::Npc(7));
-        assert_eq!(cached_route("/v1/world/regions/007").unwrap().3, Resource::Region(7));
+        let taken = |path: &str| cached_route(path).map(|(route, id)| ((route.resource)(id), route.id_field));
+        assert_eq!(taken("/v1/quests/42"), Some((Resource::Quest(42), "quest.id")));
+        assert_eq!(taken("/v1/npcs/7"), Some((Resource::Npc(7), "npc.id")));
+        assert_eq!(taken("/v1/world/regions/007"), Some((Resource::Region(7), "region.id")));
         for path in [
             "/v1/quests/0",
             "/v1/quests/-1",
