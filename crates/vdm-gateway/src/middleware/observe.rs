@@ -3,6 +3,9 @@
 //! request metrics by route and status, and `vdm_http_requests_in_flight`;
 //! the trace id in an `x-trace-id` response header; the request id (the
 //! client's `x-request-id`, or a new one) on the request and its response.
+//! The bookkeeping itself is [`begin`] and [`Watch::finish`], which the
+//! front (`middleware::front`) uses for the requests it answers before the
+//! router, so that they are observed exactly as the routed ones.
 //!
 //! A hand-written service rather than an axum `from_fn`: that clones the
 //! whole stack under it and boxes a future for every request, which a
