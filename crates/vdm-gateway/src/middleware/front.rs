@@ -5,7 +5,8 @@
 //! /v1/quests/{id}`, `/v1/npcs/{id}`, `/v1/world/regions/{id}`) through
 //! the router pays the route match, the future of every layer, four
 //! extractors, a boxed handler future and the cache's generic read path:
-//! about a quarter of the request's CPU, for an answer that is one lookup
+//! a fifth of the request's CPU or more (16 µs against 12-14 answered
+//! here, docs/PERFORMANCE.md), for an answer that is one lookup
 //! of a ready body. `Front` answers such a hit itself when it can answer
 //! it exactly as the stack would, and hands every other request to the
 //! router untouched. It answers only when all of these hold:
