@@ -170,12 +170,14 @@ impl FrontParts {
         if weighted {
             return None;
         }
+        // The token first: a request without one, or with one to verify,
+        // never touches the cache here (the router refuses or verifies it).
+        let player_id = self.tokens.remembered(bearer_in(headers).ok()?)?;
         let format = Format::from_accept(headers);
         let kept = self.edge.fresh((route.resource)(id), format)?;
         if kept.body_len() >= self.compress_from {
             return None;
         }
-        let player_id = self.tokens.remembered(bearer_in(headers).ok()?)?;
         Some(FrontHit {
             route,
             id,
@@ -190,13 +192,17 @@ impl FrontParts {
     fn answer(&self, hit: FrontHit, mut request: Request) -> Response {
         let (span, mut watch) = observe::begin(&self.ids, &mut request, RouteLabel::Fixed(hit.route.template));
         let mut response = span.in_scope(|| {
-            span.record("player.id", hit.player_id);
-            span.record(hit.route.id_field, hit.id);
             // The quota keys on the caller found above, not verified again.
             request.extensions_mut().insert(Caller::Player(hit.player_id));
             let answer = match rate_limit::admit(&self.limits, &mut request) {
                 // The in-flight slot is held until the answer is made.
-                Ok(_slot) => hit.kept.answer(request.headers()),
+                Ok(_slot) => {
+                    // What the route's extractors record; a refusal comes
+                    // before them, as in the stack.
+                    span.record("player.id", hit.player_id);
+                    span.record(hit.route.id_field, hit.id);
+                    hit.kept.answer(request.headers())
+                }
                 Err(refused) => super::rules::refusal(refused, hit.format),
             };
             match &self.cors {
